@@ -1,0 +1,67 @@
+"""Validation at the public boundary of the layers: one-line errors naming what was wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError, ShapeError
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(name: str, dtype: object) -> np.dtype:
+    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if key not in DTYPES:
+        raise InputError(f"{name}: dtype must be 'float32' or 'float64', got {dtype!r}")
+    return np.dtype(DTYPES[key])
+
+
+def as_float_array(name: str, what: str, value: object, dtype: np.dtype) -> np.ndarray:
+    """Convert to a float array of ``dtype``; say what was given when that is impossible."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise InputError(f"{name}: {what} must be an array, got {type(value).__name__}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise InputError(f"{name}: {what} must be numeric, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite(name: str, what: str, arr: np.ndarray) -> None:
+    if not np.isfinite(arr).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise InputError(
+            f"{name}: {what} contains NaN or infinity (first at index {bad}); expected finite values"
+        )
+
+
+def positive_int(name: str, arg: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InputError(f"{name}: {arg} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_shape(name: str, what: str, arr: np.ndarray, expected: tuple, labels: tuple) -> None:
+    """``expected`` holds ints or None (any size); ``labels`` names each axis for the message."""
+    ok = arr.ndim == len(expected) and all(
+        e is None or e == s for e, s in zip(expected, arr.shape, strict=False)
+    )
+    if not ok:
+        want = ", ".join(lab if e is None else str(e) for e, lab in zip(expected, labels, strict=True))
+        raise ShapeError(f"{name}: expected {what} of shape ({want}), got {tuple(arr.shape)}")
+
+
+def check_lengths(name: str, lengths: object, batch: int, steps: int) -> np.ndarray:
+    arr = np.asarray(lengths)
+    if arr.ndim != 1 or arr.shape[0] != batch:
+        raise ShapeError(f"{name}: expected lengths of shape ({batch},), got {tuple(arr.shape)}")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind != "f" or not np.all(arr == np.round(arr)):
+            raise InputError(f"{name}: lengths must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 1 or arr.max() > steps):
+        raise InputError(
+            f"{name}: lengths must lie in [1, {steps}] (the number of steps), "
+            f"got values from {arr.min()} to {arr.max()}"
+        )
+    return arr

@@ -1,0 +1,126 @@
+"""`Module`: the parameter, gradient and config bookkeeping shared by every layer and model.
+
+A module owns ``params`` and ``grads``: two dicts with the same keys (the ``state_dict()`` keys,
+PyTorch's names) holding arrays of the same shapes. Gradients accumulate in place, so a parent
+module or an optimizer may keep references to them. Child modules are listed in ``children`` and
+their keys are prefixed with the child's name and a dot, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import CheckpointError
+
+# Every Module subclass, by class name, so a checkpoint can name the class to rebuild.
+MODULE_REGISTRY: dict[str, type[Module]] = {}
+
+
+class Module:
+    """Base class: parameters, gradients, children, config, state dicts."""
+
+    config_class: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODULE_REGISTRY[cls.__name__] = cls
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.children: dict[str, Module] = {}
+        self.training = False
+
+    # -- parameters -------------------------------------------------------------------------
+    def _add_param(self, name: str, value: np.ndarray) -> None:
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Live references to every parameter, children's keys prefixed ``child.``."""
+        out = dict(self.params)
+        for prefix, child in self.children.items():
+            for key, value in child.named_parameters().items():
+                out[f"{prefix}.{key}"] = value
+        return out
+
+    def named_grads(self) -> dict[str, np.ndarray]:
+        """Live references to every gradient, with the same keys as `named_parameters`."""
+        out = dict(self.grads)
+        for prefix, child in self.children.items():
+            for key, value in child.named_grads().items():
+                out[f"{prefix}.{key}"] = value
+        return out
+
+    def zero_grad(self) -> None:
+        """Set every accumulated gradient to zero, in place."""
+        for g in self.named_grads().values():
+            g.fill(0)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.named_parameters().values()))
+
+    def train(self, mode: bool = True) -> Module:
+        """Switch training behaviour (dropout) on or off, here and in every child."""
+        self.training = mode
+        for child in self.children.values():
+            child.train(mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # -- state dicts ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter, keyed as in PyTorch."""
+        return {k: v.copy() for k, v in self.named_parameters().items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy weights in, after checking that keys and shapes match exactly.
+
+        Raises `CheckpointError` naming the first missing key, extra key or wrong shape.
+        """
+        own = self.named_parameters()
+        name = type(self).__name__
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise CheckpointError(
+                f"{name}: missing key {missing[0]!r} (expected shape {tuple(own[missing[0]].shape)})"
+            )
+        extra = [k for k in state if k not in own]
+        if extra:
+            shape = tuple(np.shape(state[extra[0]]))
+            raise CheckpointError(f"{name}: unexpected key {extra[0]!r} with shape {shape}")
+        for key, dst in own.items():
+            src = np.asarray(state[key])
+            if src.shape != dst.shape:
+                raise CheckpointError(
+                    f"{name}: key {key!r} expected shape {tuple(dst.shape)}, got {tuple(src.shape)}"
+                )
+            if not np.all(np.isfinite(src)):
+                raise CheckpointError(f"{name}: key {key!r} contains NaN or infinity")
+        for key, dst in own.items():
+            dst[...] = np.asarray(state[key], dtype=dst.dtype)
+
+    # -- config -----------------------------------------------------------------------------
+    @property
+    def config(self) -> Any:
+        """The frozen dataclass that rebuilds this module (saved in checkpoints)."""
+        raise NotImplementedError(f"{type(self).__name__} has no config")
+
+    @classmethod
+    def from_config(cls, config: Any) -> Module:
+        kwargs = dataclasses.asdict(config)
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        try:
+            fields = dataclasses.asdict(self.config)
+        except NotImplementedError:
+            return f"{type(self).__name__}()"
+        inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+        return f"{type(self).__name__}({inner})"

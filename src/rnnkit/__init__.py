@@ -1,6 +1,8 @@
 """rnnkit: recurrent neural networks with hand-written BPTT, fast on a CPU, built for streaming."""
 
 from .errors import CheckpointError, InputError, RnnkitError, ShapeError
+from .io.checkpoint import Checkpoint, load, load_checkpoint, save
+from .io.torch import from_torch, to_torch
 from .layers import (
     GRU,
     LSTM,
@@ -10,25 +12,69 @@ from .layers import (
     Linear,
     LSTMCell,
     Module,
+    ModuleList,
     Recurrent,
     RNNCell,
+)
+from .losses import cross_entropy, log_softmax, mse, softmax
+from .optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    ConstantLR,
+    CosineLR,
+    Optimizer,
+    RMSprop,
+    StepLR,
+    WarmupLR,
+    apply_schedule,
+    clip_grad_norm,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # layers
     "GRU",
     "LSTM",
     "RNN",
-    "CheckpointError",
     "Embedding",
     "GRUCell",
-    "InputError",
     "LSTMCell",
     "Linear",
     "Module",
+    "ModuleList",
     "RNNCell",
     "Recurrent",
+    # losses
+    "cross_entropy",
+    "log_softmax",
+    "mse",
+    "softmax",
+    # optimizers and schedules
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "ConstantLR",
+    "CosineLR",
+    "Optimizer",
+    "RMSprop",
+    "StepLR",
+    "WarmupLR",
+    "apply_schedule",
+    "clip_grad_norm",
+    # checkpoints and PyTorch
+    "Checkpoint",
+    "from_torch",
+    "load",
+    "load_checkpoint",
+    "save",
+    "to_torch",
+    # errors
+    "CheckpointError",
+    "InputError",
     "RnnkitError",
     "ShapeError",
     "__version__",

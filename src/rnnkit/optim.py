@@ -1,20 +1,19 @@
 """Optimizers, global-norm gradient clipping and learning-rate schedules.
 
-Every optimizer reproduces the update of the matching ``torch.optim`` class (its single-tensor
-path, same defaults). ``params`` is a Module-like object (anything with ``named_parameters()``
-and ``named_grads()`` returning dicts with the same keys) or a tuple ``(params, grads)`` of two
-such dicts. ``step()`` reads the current gradients and updates the parameter arrays in place, so
-every reference to them stays valid. ``lr`` is a plain attribute that a schedule may change
-between steps (see `apply_schedule`).
+Every optimizer reproduces the matching ``torch.optim`` class (its single-tensor update, same
+defaults). ``params`` is a Module-like object (``named_parameters()`` and ``named_grads()``
+returning dicts with the same keys) or a tuple ``(params, grads)`` of two such dicts. ``step()``
+reads the current gradients and updates the parameter arrays in place, so every reference to
+them stays valid. ``lr`` is a plain attribute that a schedule may change between steps.
 
 Symbols in the docstrings: ``theta`` parameter, ``g`` gradient, ``t`` step count from 1,
-``lr`` learning rate, ``lambda`` weight decay.
+``lr`` learning rate, ``lambda`` weight decay, ``mu`` momentum.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,27 +47,23 @@ class HasParameters(Protocol):
 Params = HasParameters | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def _lerp_(x: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``x <- x + weight * (end - x)`` in place, rounded as ``torch.lerp`` does."""
-    if weight < 0.5:
-        x += weight * (end - x)
-    else:
-        x[...] = end - (end - x) * (1 - weight)
+def _check(owner: str, arg: str, value: Any, ok: bool, expected: str) -> None:
+    """One-line error naming the component, the argument, what was expected and what came."""
+    if not ok:
+        raise InputError(f"{owner}: expected {arg} {expected}, got {value!r}")
 
 
 class Optimizer:
-    """Base class: parameter bookkeeping, hyperparameter checks, state dicts.
+    """Base class: parameter bookkeeping and state dicts.
 
-    Subclasses list their per-parameter buffer names in ``_buffer_names()`` and implement
-    ``_update(key, theta, g)``, which is called once per parameter with ``self.t`` already
-    counting the current step.
+    A subclass names its per-parameter buffers in ``_buffer_names()`` (stored as
+    ``"<buffer>.<key>"`` in ``self.buffers``) and implements ``_update(key, theta, g)``, called
+    once per parameter with ``self.t`` already counting the current step.
     """
 
     def __init__(self, params: Params, lr: float) -> None:
         name = type(self).__name__
-        if isinstance(params, tuple):
-            if len(params) != 2:
-                raise InputError(f"{name}: expected params as (params, grads), got {len(params)}")
+        if isinstance(params, tuple) and len(params) == 2:
             self._source: Any = None
             self._params, self._grads = params
         elif hasattr(params, "named_parameters") and hasattr(params, "named_grads"):
@@ -78,37 +73,24 @@ class Optimizer:
                 f"{name}: expected a module with named_parameters()/named_grads() or a "
                 f"(params, grads) tuple, got {type(params).__name__}"
             )
-        self._check_nonneg("lr", lr)
+        _check(name, "lr", lr, lr >= 0, ">= 0")
         self.lr = float(lr)
-        self.t = 0  # number of steps taken
+        self.t = 0  # steps taken so far
         p, g = self.parameters(), self.gradients()
-        if set(p) != set(g):
-            diff = sorted(set(p) ^ set(g))
-            raise ShapeError(f"{name}: parameters and gradients differ in key {diff[0]!r}")
+        unpaired = sorted(set(p) ^ set(g))
+        if unpaired:
+            raise ShapeError(f"{name}: key {unpaired[0]!r} is in only one of params and grads")
         for key, theta in p.items():
             if g[key].shape != theta.shape:
                 raise ShapeError(
-                    f"{name}: expected gradient {key!r} of shape {theta.shape}, "
-                    f"got {g[key].shape}"
+                    f"{name}: expected gradient {key!r} of shape {theta.shape}, got {g[key].shape}"
                 )
-        self.buffers: dict[str, np.ndarray] = {
-            f"{b}.{key}": np.zeros_like(theta) for b in self._buffer_names() for key, theta in p.items()
+        self.buffers = {
+            f"{b}.{key}": np.zeros_like(theta)
+            for b in self._buffer_names()
+            for key, theta in p.items()
         }
 
-    # -- hyperparameter checks (one-line errors naming the optimizer and argument) ----------
-    def _check_nonneg(self, arg: str, value: float) -> None:
-        if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
-            raise InputError(f"{type(self).__name__}: expected {arg} >= 0, got {value!r}")
-
-    def _check_positive(self, arg: str, value: float) -> None:
-        if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
-            raise InputError(f"{type(self).__name__}: expected {arg} > 0, got {value!r}")
-
-    def _check_unit(self, arg: str, value: float) -> None:
-        if not (isinstance(value, int | float) and 0 <= value < 1):
-            raise InputError(f"{type(self).__name__}: expected {arg} in [0, 1), got {value!r}")
-
-    # -- parameters -------------------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
         """Live parameter arrays, by key."""
         return self._params if self._source is None else self._source.named_parameters()
@@ -130,44 +112,41 @@ class Optimizer:
         for key, theta in self.parameters().items():
             self._update(key, theta, grads[key])
 
-    # -- state dicts ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """``{"optimizer", "step", "lr", "buffers"}``: scalars plus copies of the buffers."""
-        return {
-            "optimizer": type(self).__name__,
-            "step": self.t,
-            "lr": self.lr,
-            "buffers": {k: v.copy() for k, v in self.buffers.items()},
-        }
+        """``{"optimizer": name, "step": int, "lr": float, "buffers": {key: array copy}}``."""
+        buffers = {k: v.copy() for k, v in self.buffers.items()}
+        return {"optimizer": type(self).__name__, "step": self.t, "lr": self.lr, "buffers": buffers}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a `state_dict()` exactly; raises `CheckpointError` on any mismatch."""
         name = type(self).__name__
         if state.get("optimizer") != name:
-            raise CheckpointError(f"{name}: expected a {name} state, got {state.get('optimizer')!r}")
+            raise CheckpointError(
+                f"{name}: expected a {name} state, got {state.get('optimizer')!r}"
+            )
         buffers = state["buffers"]
-        for key in set(self.buffers) ^ set(buffers):
-            which = "missing" if key in self.buffers else "unexpected"
-            raise CheckpointError(f"{name}: {which} buffer {key!r}")
+        unpaired = sorted(set(self.buffers) ^ set(buffers))
+        if unpaired:
+            which = "missing" if unpaired[0] in self.buffers else "unexpected"
+            raise CheckpointError(f"{name}: {which} buffer {unpaired[0]!r}")
         for key, dst in self.buffers.items():
-            src = np.asarray(buffers[key])
-            if src.shape != dst.shape:
+            if np.shape(buffers[key]) != dst.shape:
+                shape = np.shape(buffers[key])
                 raise CheckpointError(
-                    f"{name}: buffer {key!r} expected shape {dst.shape}, got {src.shape}"
+                    f"{name}: buffer {key!r} expected shape {dst.shape}, got {shape}"
                 )
         for key, dst in self.buffers.items():
             dst[...] = buffers[key]
-        self.t = int(state["step"])
-        self.lr = float(state["lr"])
+        self.t, self.lr = int(state["step"]), float(state["lr"])
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum (``torch.optim.SGD``)::
 
-        g <- g + lambda * theta
-        b <- g  (t = 1),   b <- mu * b + (1 - dampening) * g  (t > 1)
-        g <- g + mu * b  (nesterov)   or   g <- b  (otherwise; only if mu != 0)
-        theta <- theta - lr * g
+    g <- g + lambda * theta
+    b <- g  (t = 1),   b <- mu * b + (1 - dampening) * g  (t > 1)     (momentum_buffer)
+    g <- g + mu * b  (nesterov),   g <- b  (otherwise; only when mu != 0)
+    theta <- theta - lr * g
     """
 
     def __init__(
@@ -179,12 +158,13 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
+        name = type(self).__name__
+        _check(name, "momentum", momentum, momentum >= 0, ">= 0")
+        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise InputError(f"{name}: nesterov requires momentum > 0 and dampening = 0")
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
-        self._check_nonneg("momentum", momentum)
-        self._check_nonneg("weight_decay", weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise InputError("SGD: nesterov requires momentum > 0 and dampening = 0")
         super().__init__(params, lr)
 
     def _buffer_names(self) -> list[str]:
@@ -196,7 +176,7 @@ class SGD(Optimizer):
         if self.momentum != 0:
             b = self.buffers[f"momentum_buffer.{key}"]
             if self.t == 1:
-                b[...] = g  # the first step starts the buffer at g, undamped
+                b[...] = g  # the buffer starts at the first gradient, undamped
             else:
                 b *= self.momentum
                 b += (1 - self.dampening) * g
@@ -207,13 +187,13 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with L2 weight decay added to the gradient (``torch.optim.Adam``)::
 
-        g <- g + lambda * theta
-        m <- beta1 * m + (1 - beta1) * g             (exp_avg)
-        v <- beta2 * v + (1 - beta2) * g^2           (exp_avg_sq)
-        theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    g <- g + lambda * theta
+    m <- beta1 * m + (1 - beta1) * g                 (exp_avg)
+    v <- beta2 * v + (1 - beta2) * g^2               (exp_avg_sq)
+    theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
     """
 
-    _decoupled = False
+    _decoupled = False  # AdamW: decay theta directly instead of adding lambda * theta to g
 
     def __init__(
         self,
@@ -223,12 +203,13 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        self.beta1, self.beta2 = (float(b) for b in betas)
+        name = type(self).__name__
+        _check(name, "betas[0]", betas[0], 0 <= betas[0] < 1, "in [0, 1)")
+        _check(name, "betas[1]", betas[1], 0 <= betas[1] < 1, "in [0, 1)")
+        _check(name, "eps", eps, eps > 0, "> 0")
+        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay = float(eps), float(weight_decay)
-        self._check_unit("betas[0]", betas[0])
-        self._check_unit("betas[1]", betas[1])
-        self._check_positive("eps", eps)
-        self._check_nonneg("weight_decay", weight_decay)
         super().__init__(params, lr)
 
     def _buffer_names(self) -> list[str]:
@@ -237,15 +218,14 @@ class Adam(Optimizer):
     def _update(self, key: str, theta: np.ndarray, g: np.ndarray) -> None:
         if self.weight_decay != 0:
             if self._decoupled:
-                theta *= 1 - self.lr * self.weight_decay  # AdamW: shrink theta directly
+                theta *= 1 - self.lr * self.weight_decay
             else:
-                g = g + self.weight_decay * theta  # Adam: L2 term in the gradient
-        m = self.buffers[f"exp_avg.{key}"]
-        v = self.buffers[f"exp_avg_sq.{key}"]
-        _lerp_(m, g, 1 - self.beta1)
+                g = g + self.weight_decay * theta
+        m, v = self.buffers[f"exp_avg.{key}"], self.buffers[f"exp_avg_sq.{key}"]
+        m += (1 - self.beta1) * (g - m)  # = beta1 * m + (1 - beta1) * g, as torch.lerp_
         v *= self.beta2
         v += (1 - self.beta2) * g * g
-        step_size = self.lr / (1 - self.beta1**self.t)
+        step_size = self.lr / (1 - self.beta1**self.t)  # bias correction of m folded into lr
         denom = np.sqrt(v) / (1 - self.beta2**self.t) ** 0.5 + self.eps
         theta += -step_size * (m / denom)
 
@@ -253,8 +233,7 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (``torch.optim.AdamW``)::
 
-        theta <- theta * (1 - lr * lambda)
-        then the Adam update above, without the L2 term in g
+    theta <- theta * (1 - lr * lambda), then the Adam update without lambda in g
     """
 
     _decoupled = True
@@ -273,12 +252,12 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """RMSprop (``torch.optim.RMSprop``)::
 
-        g <- g + lambda * theta
-        s <- alpha * s + (1 - alpha) * g^2                     (square_avg)
-        a <- alpha * a + (1 - alpha) * g   (centered only)     (grad_avg)
-        d <- sqrt(s - a^2) + eps  (centered)   or   sqrt(s) + eps
-        b <- mu * b + g / d;  theta <- theta - lr * b   (mu > 0; momentum_buffer)
-        theta <- theta - lr * g / d                     (mu = 0)
+    g <- g + lambda * theta
+    s <- alpha * s + (1 - alpha) * g^2                   (square_avg)
+    a <- alpha * a + (1 - alpha) * g    (centered)       (grad_avg)
+    d <- sqrt(s - a^2) + eps  (centered),   sqrt(s) + eps  (otherwise)
+    b <- mu * b + g / d,  theta <- theta - lr * b  (mu > 0)    (momentum_buffer)
+    theta <- theta - lr * g / d                     (mu = 0)
     """
 
     def __init__(
@@ -291,20 +270,19 @@ class RMSprop(Optimizer):
         centered: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
+        name = type(self).__name__
+        _check(name, "alpha", alpha, 0 <= alpha < 1, "in [0, 1)")
+        _check(name, "eps", eps, eps > 0, "> 0")
+        _check(name, "momentum", momentum, momentum >= 0, ">= 0")
+        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
         self.centered, self.weight_decay = bool(centered), float(weight_decay)
-        self._check_unit("alpha", alpha)
-        self._check_positive("eps", eps)
-        self._check_nonneg("momentum", momentum)
-        self._check_nonneg("weight_decay", weight_decay)
         super().__init__(params, lr)
 
     def _buffer_names(self) -> list[str]:
         names = ["square_avg"]
-        if self.centered:
-            names.append("grad_avg")
-        if self.momentum > 0:
-            names.append("momentum_buffer")
+        names += ["grad_avg"] if self.centered else []
+        names += ["momentum_buffer"] if self.momentum > 0 else []
         return names
 
     def _update(self, key: str, theta: np.ndarray, g: np.ndarray) -> None:
@@ -315,8 +293,8 @@ class RMSprop(Optimizer):
         s += (1 - self.alpha) * g * g
         if self.centered:
             a = self.buffers[f"grad_avg.{key}"]
-            _lerp_(a, g, 1 - self.alpha)
-            d = np.sqrt(s + -1 * a * a)  # variance estimate instead of the raw second moment
+            a += (1 - self.alpha) * (g - a)
+            d = np.sqrt(s - a * a)  # running variance instead of the raw second moment
         else:
             d = np.sqrt(s)
         d += self.eps
@@ -332,10 +310,9 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """Adagrad (``torch.optim.Adagrad``)::
 
-        g <- g + lambda * theta
-        lr_t <- lr / (1 + (t - 1) * lr_decay)
-        s <- s + g^2                 (sum, starts at initial_accumulator_value)
-        theta <- theta - lr_t * g / (sqrt(s) + eps)
+    g <- g + lambda * theta
+    s <- s + g^2          (sum, starting at initial_accumulator_value)
+    theta <- theta - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
     """
 
     def __init__(
@@ -347,15 +324,19 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
     ) -> None:
-        self.lr_decay, self.weight_decay = float(lr_decay), float(weight_decay)
-        self.eps = float(eps)
-        self._check_nonneg("lr_decay", lr_decay)
-        self._check_nonneg("weight_decay", weight_decay)
-        self._check_nonneg("initial_accumulator_value", initial_accumulator_value)
-        self._check_positive("eps", eps)
+        name, init = type(self).__name__, initial_accumulator_value
+        _check(name, "lr_decay", lr_decay, lr_decay >= 0, ">= 0")
+        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        _check(name, "initial_accumulator_value", init, init >= 0, ">= 0")
+        _check(name, "eps", eps, eps > 0, "> 0")
+        self.lr_decay, self.weight_decay, self.eps = (
+            float(lr_decay),
+            float(weight_decay),
+            float(eps),
+        )
         super().__init__(params, lr)
         for key in self.parameters():
-            self.buffers[f"sum.{key}"].fill(initial_accumulator_value)
+            self.buffers[f"sum.{key}"].fill(init)
 
     def _buffer_names(self) -> list[str]:
         return ["sum"]
@@ -367,3 +348,91 @@ class Adagrad(Optimizer):
         s = self.buffers[f"sum.{key}"]
         s += g * g
         theta += -clr * (g / (np.sqrt(s) + self.eps))
+
+
+def clip_grad_norm(grads: HasParameters | Mapping[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients in place so that their global L2 norm is at most ``max_norm``.
+
+    ``norm = sqrt(sum of g^2 over every gradient element)``, in float64. When
+    ``c = max_norm / (norm + 1e-6) < 1`` every gradient is multiplied by ``c``, as
+    ``torch.nn.utils.clip_grad_norm_`` does. Returns the norm before clipping. A non-finite
+    norm is returned as is and nothing is scaled (the training loop treats it as divergence).
+    """
+    _check("clip_grad_norm", "max_norm", max_norm, max_norm > 0, "> 0")
+    arrays = grads.named_grads() if hasattr(grads, "named_grads") else grads
+    norm = math.sqrt(math.fsum(np.sum(np.square(g, dtype=np.float64)) for g in arrays.values()))
+    coef = float(max_norm) / (norm + 1e-6)
+    if math.isfinite(norm) and coef < 1.0:
+        for g in arrays.values():
+            g *= coef
+    return norm
+
+
+# -- learning-rate schedules: lr for a 0-based step ------------------------------------------
+
+
+class ConstantLR:
+    """``lr(step) = lr``."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = float(lr)
+
+    def __call__(self, step: int) -> float:
+        return self.lr
+
+
+class StepLR:
+    """``lr(step) = lr * gamma ** (step // step_size)``."""
+
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
+        _check("StepLR", "step_size", step_size, step_size >= 1, ">= 1")
+        self.lr, self.step_size, self.gamma = float(lr), int(step_size), float(gamma)
+
+    def __call__(self, step: int) -> float:
+        return self.lr * self.gamma ** (step // self.step_size)
+
+
+class CosineLR:
+    """Linear warm-up from 0, then cosine decay from ``lr`` to ``min_lr``, then ``min_lr``::
+
+    lr(step) = lr * step / warmup_steps                              step < warmup_steps
+    lr(step) = min_lr + (lr - min_lr) * (1 + cos(pi * q)) / 2        step < total_steps
+               q = (step - warmup_steps) / (total_steps - warmup_steps)
+    lr(step) = min_lr                                                step >= total_steps
+    """
+
+    def __init__(
+        self, lr: float, total_steps: int, min_lr: float = 0.0, warmup_steps: int = 0
+    ) -> None:
+        ok = 0 <= warmup_steps < total_steps
+        _check("CosineLR", "warmup_steps", warmup_steps, ok, f"in [0, total_steps={total_steps})")
+        _check("CosineLR", "min_lr", min_lr, 0 <= min_lr <= lr, f"in [0, lr={lr}]")
+        self.lr, self.min_lr = float(lr), float(min_lr)
+        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * step / self.warmup_steps
+        if step >= self.total_steps:
+            return self.min_lr
+        q = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * q)) / 2
+
+
+class WarmupLR:
+    """Linear warm-up from 0, then constant: ``lr(step) = lr * min(1, step / warmup_steps)``."""
+
+    def __init__(self, lr: float, warmup_steps: int) -> None:
+        _check("WarmupLR", "warmup_steps", warmup_steps, warmup_steps >= 0, ">= 0")
+        self.lr, self.warmup_steps = float(lr), int(warmup_steps)
+
+    def __call__(self, step: int) -> float:
+        if step >= self.warmup_steps:
+            return self.lr
+        return self.lr * step / self.warmup_steps
+
+
+def apply_schedule(optimizer: Optimizer, schedule: Callable[[int], float], step: int) -> float:
+    """Set ``optimizer.lr = schedule(step)`` and return that lr."""
+    optimizer.lr = float(schedule(step))
+    return optimizer.lr

@@ -2,11 +2,12 @@
 
 from .cell import GRUCell, LSTMCell, RNNCell
 from .dense import Embedding, Linear
-from .module import Module
+from .module import Module, ModuleList
 from .recurrent import Recurrent, RecurrentConfig
 from .torch_like import GRU, LSTM, RNN
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "RNNCell",
+    "GRU", "LSTM", "RNN", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
+    "RNNCell",
     "Recurrent", "RecurrentConfig",
 ]

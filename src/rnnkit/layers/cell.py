@@ -29,6 +29,8 @@ class CellConfig:
 class _Cell(Module):
     """One step of one cell type; the subclasses fix the type."""
 
+    config_class = CellConfig
+
     def __init__(self, mode, input_size, hidden_size, bias=True, seed=None, dtype="float32"):
         super().__init__()
         name = type(self).__name__

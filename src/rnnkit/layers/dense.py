@@ -26,6 +26,8 @@ class LinearConfig:
 class Linear(Module):
     """``y = x W^T + b`` over the last axis of ``x``; W is ``(out_features, in_features)``."""
 
+    config_class = LinearConfig
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  seed: int | None = None, dtype: str = "float32") -> None:
         super().__init__()
@@ -87,6 +89,8 @@ class EmbeddingConfig:
 
 class Embedding(Module):
     """A lookup table ``weight[ids]``; weight is ``(num_embeddings, embedding_dim)``, ~ N(0, 1)."""
+
+    config_class = EmbeddingConfig
 
     def __init__(self, num_embeddings: int, embedding_dim: int, seed: int | None = None,
                  dtype: str = "float32") -> None:

@@ -124,3 +124,20 @@ class Module:
             return f"{type(self).__name__}()"
         inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
         return f"{type(self).__name__}({inner})"
+
+
+class ModuleList(Module):
+    """Several modules seen as one: keys ``0.weight_ih_l0``, ``1.weight``, ... (as PyTorch).
+
+    For an optimizer or `clip_grad_norm` over all of them: ``Adam(ModuleList([rnn, head]))``.
+    """
+
+    def __init__(self, modules: list[Module]) -> None:
+        super().__init__()
+        self.children = {str(i): m for i, m in enumerate(modules)}
+
+    def __getitem__(self, index: int) -> Module:
+        return self.children[str(index)]
+
+    def __len__(self) -> int:
+        return len(self.children)

@@ -16,6 +16,7 @@ of dL/dh_t. It is how vanishing and exploding gradients are seen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,8 @@ def gather_time(a: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 class Recurrent(Module):
     """A stack of ``num_layers`` recurrent layers of one cell type, one or two directions each."""
+
+    config_class = RecurrentConfig
 
     def __init__(
         self,
@@ -128,6 +131,10 @@ class Recurrent(Module):
             table.get(f"bias_ih_{sfx}"),
             table.get(f"bias_hh_{sfx}"),
         )
+
+    @classmethod
+    def from_config(cls, config: Any) -> Recurrent:
+        return cls(**vars(config))
 
     @property
     def config(self) -> RecurrentConfig:

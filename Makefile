@@ -1,0 +1,41 @@
+# rnnkit: `make run` (main job) and `make test` on a fresh machine; nothing else is needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Same BLAS/OpenMP threads everywhere (the machine has 2 cores).
+export OMP_NUM_THREADS ?= 2
+export OPENBLAS_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+
+.PHONY: run test lint typecheck parity clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+## run: the main job on built-in data (an LSTM learning the adding problem)
+run: $(VENV)/.installed
+	$(VENV)/bin/rnnkit demo
+
+## test: lint, then the test suite
+test: $(VENV)/.installed-test lint
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+typecheck: $(VENV)/.installed-test
+	$(VENV)/bin/mypy
+
+## parity: worst relative error against torch.nn over 400 random configurations
+parity: $(VENV)/.installed-test
+	$(PY) scripts/parity_sweep.py --configs 400
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,130 @@
+"""The checkpoint: one ``.safetensors`` file, weights plus JSON metadata, written atomically.
+
+Metadata keys (all strings, as safetensors requires):
+
+- ``format``: ``"rnnkit"``; ``format_version``: ``"1"``; ``rnnkit_version``;
+- ``class``: the module's class name; ``config``: its config dataclass as JSON;
+- ``extra``: JSON chosen by the caller (vocabulary, training state, ...).
+
+Tensors: the model's ``named_parameters()`` under their own keys, and the caller's extra arrays
+(optimizer buffers, ...) under ``extra/<name>``. Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError
+from ..layers.module import MODULE_REGISTRY, Module
+
+FORMAT_VERSION = "1"
+EXTRA_PREFIX = "extra/"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds: the rebuilt model, the caller's metadata and extra arrays."""
+
+    model: Module
+    metadata: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def save(
+    model: Module,
+    path: str | os.PathLike,
+    metadata: dict[str, Any] | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write ``model`` (and optional JSON ``metadata`` and ``arrays``) to ``path`` atomically.
+
+    The file is written to a temporary name in the same folder and renamed into place, so an
+    existing checkpoint is never left half-written. Non-finite weights are refused.
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    name = type(model).__name__
+    tensors: dict[str, np.ndarray] = {}
+    for key, value in model.named_parameters().items():
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"save: {name} parameter {key!r} contains NaN or infinity; "
+                                  f"refusing to write {path}")
+        tensors[key] = np.ascontiguousarray(value)
+    for key, value in (arrays or {}).items():
+        tensors[EXTRA_PREFIX + key] = np.ascontiguousarray(value)
+    from .. import __version__
+
+    meta = {
+        "format": "rnnkit",
+        "format_version": FORMAT_VERSION,
+        "rnnkit_version": __version__,
+        "class": name,
+        "config": json.dumps(dataclasses.asdict(model.config)),
+        "extra": json.dumps(metadata or {}),
+    }
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CheckpointError(f"save: folder {str(folder)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint written by `save`: the model, its metadata and extra arrays."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"load: no such checkpoint file {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = fh.metadata() or {}
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"load: {str(path)!r} is not a readable safetensors file ({exc})"
+        ) from exc
+    if meta.get("format") != "rnnkit":
+        raise CheckpointError(
+            f"load: {str(path)!r} has no rnnkit metadata; expected a file written by rnnkit.save"
+        )
+    cls_name = meta.get("class", "")
+    cls = MODULE_REGISTRY.get(cls_name)
+    if cls is None or cls.config_class is None:
+        raise CheckpointError(f"load: {str(path)!r} holds an unknown model class {cls_name!r}")
+    try:
+        config = cls.config_class(**json.loads(meta["config"]))
+        extra = json.loads(meta.get("extra", "{}"))
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"load: {str(path)!r} has a malformed config ({exc})") from exc
+    model = cls.from_config(config)
+    weights = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
+    arrays = {k[len(EXTRA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    try:
+        model.load_state_dict(weights)
+    except CheckpointError as exc:
+        raise CheckpointError(f"load: {str(path)!r}: {exc}") from exc
+    return Checkpoint(model, extra, arrays)
+
+
+def load(path: str | os.PathLike) -> Module:
+    """The model saved at ``path`` by `save`, rebuilt from its config, weights loaded."""
+    return load_checkpoint(path).model

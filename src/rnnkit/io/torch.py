@@ -1,0 +1,107 @@
+"""Conversion to and from PyTorch modules; the weights are copied, their names never change.
+
+torch is imported here only, when a conversion is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..layers import GRU, LSTM, RNN, Embedding, GRUCell, Linear, LSTMCell, Module, RNNCell
+from ..layers.cell import _Cell
+from ..layers.recurrent import Recurrent
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is in the test extra
+        raise ImportError("rnnkit: PyTorch conversion needs torch (pip install torch)") from exc
+    return torch
+
+
+def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
+    return torch.float64 if dtype == np.float64 else torch.float32
+
+
+def to_torch(layer: Module) -> Any:
+    """The equivalent ``torch.nn`` module, with the same weights, in the same dtype."""
+    torch = _torch()
+    nn = torch.nn
+    dt = _torch_dtype(torch, layer.dtype)
+    if isinstance(layer, Recurrent):
+        kwargs = dict(
+            num_layers=layer.num_layers, bias=layer.bias, batch_first=layer.batch_first,
+            dropout=layer.dropout, bidirectional=layer.bidirectional,
+        )
+        if isinstance(layer, RNN):
+            module = nn.RNN(layer.input_size, layer.hidden_size,
+                            nonlinearity=layer.nonlinearity, **kwargs)
+        elif isinstance(layer, LSTM):
+            module = nn.LSTM(layer.input_size, layer.hidden_size, **kwargs)
+        elif isinstance(layer, GRU):
+            module = nn.GRU(layer.input_size, layer.hidden_size, **kwargs)
+        else:
+            raise InputError(f"to_torch: no PyTorch equivalent of {type(layer).__name__}")
+    elif isinstance(layer, _Cell):
+        if isinstance(layer, RNNCell):
+            module = nn.RNNCell(layer.input_size, layer.hidden_size, layer.bias,
+                                nonlinearity=layer.nonlinearity)
+        elif isinstance(layer, LSTMCell):
+            module = nn.LSTMCell(layer.input_size, layer.hidden_size, layer.bias)
+        else:
+            module = nn.GRUCell(layer.input_size, layer.hidden_size, layer.bias)
+    elif isinstance(layer, Linear):
+        module = nn.Linear(layer.in_features, layer.out_features, "bias" in layer.params)
+    elif isinstance(layer, Embedding):
+        module = nn.Embedding(layer.num_embeddings, layer.embedding_dim)
+    elif hasattr(layer, "to_torch"):
+        return layer.to_torch()  # task models convert themselves from their parts
+    else:
+        raise InputError(f"to_torch: no PyTorch equivalent of {type(layer).__name__}")
+    module = module.to(dt)
+    state = {k: torch.from_numpy(v.copy()) for k, v in layer.named_parameters().items()}
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def from_torch(module: Any, seed: int | None = None) -> Module:
+    """The rnnkit layer equivalent to a ``torch.nn`` module, with the same weights and dtype."""
+    torch = _torch()
+    nn = torch.nn
+    params = list(module.parameters())
+    dtype = "float64" if params and params[0].dtype == torch.float64 else "float32"
+    layer: Module
+    if isinstance(module, (nn.RNN, nn.LSTM, nn.GRU)):
+        if getattr(module, "proj_size", 0):
+            raise InputError("from_torch: LSTM with proj_size > 0 is not supported")
+        common = dict(
+            num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+            dropout=module.dropout, bidirectional=module.bidirectional, seed=seed, dtype=dtype,
+        )
+        if isinstance(module, nn.LSTM):
+            layer = LSTM(module.input_size, module.hidden_size, **common)
+        elif isinstance(module, nn.GRU):
+            layer = GRU(module.input_size, module.hidden_size, **common)
+        else:
+            layer = RNN(module.input_size, module.hidden_size,
+                        nonlinearity=module.nonlinearity, **common)
+    elif isinstance(module, nn.RNNCell):
+        layer = RNNCell(module.input_size, module.hidden_size, module.bias,
+                        module.nonlinearity, seed, dtype)
+    elif isinstance(module, nn.LSTMCell):
+        layer = LSTMCell(module.input_size, module.hidden_size, module.bias, seed, dtype)
+    elif isinstance(module, nn.GRUCell):
+        layer = GRUCell(module.input_size, module.hidden_size, module.bias, seed, dtype)
+    elif isinstance(module, nn.Linear):
+        layer = Linear(module.in_features, module.out_features, module.bias is not None,
+                       seed, dtype)
+    elif isinstance(module, nn.Embedding):
+        layer = Embedding(module.num_embeddings, module.embedding_dim, seed, dtype)
+    else:
+        raise InputError(f"from_torch: no rnnkit equivalent of {type(module).__name__}")
+    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    return layer

@@ -1,0 +1,65 @@
+"""`SequenceRegressor`: a recurrent stack read at its last step by a linear head.
+
+    h_{1..T} = Recurrent(x_{1..T});    y = W h_T + b
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..layers import GRU, LSTM, RNN, Linear, Module
+
+RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+
+@dataclass(frozen=True)
+class RegressorConfig:
+    cell: str  # lstm, gru, rnn
+    input_size: int
+    hidden_size: int
+    output_size: int
+    num_layers: int = 1
+    dtype: str = "float32"
+
+
+class SequenceRegressor(Module):
+    """Many-to-one regression: a sequence ``(T, B, F)`` in, one vector ``(B, output_size)`` out."""
+
+    config_class = RegressorConfig
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int,
+                 num_layers: int = 1, seed: int | None = None, dtype: str = "float32") -> None:
+        super().__init__()
+        if cell not in RECURRENT:
+            raise InputError(f"SequenceRegressor: unknown cell {cell!r}; expected one of "
+                             f"{sorted(RECURRENT)}")
+        seeds = np.random.SeedSequence(seed).generate_state(2)
+        self.cell = cell
+        self.rnn = RECURRENT[cell](input_size, hidden_size, num_layers, seed=int(seeds[0]),
+                                   dtype=dtype)
+        self.head = Linear(hidden_size, output_size, seed=int(seeds[1]), dtype=dtype)
+        self.children = {"rnn": self.rnn, "head": self.head}
+
+    @property
+    def config(self) -> RegressorConfig:
+        return RegressorConfig(self.cell, self.rnn.input_size, self.rnn.hidden_size,
+                               self.head.out_features, self.rnn.num_layers, self.rnn.dtype.name)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y, _ = self.rnn(x)
+        return self.head(y[-1])
+
+    def forward_train(self, x: np.ndarray):
+        y, _, rnn_backward = self.rnn.forward_train(x)  # (T, B, H)
+        pred, head_backward = self.head.forward_train(y[-1])
+
+        def backward(dpred: np.ndarray) -> np.ndarray:
+            dy = np.zeros_like(y)
+            dy[-1] = head_backward(dpred)  # only the last step feeds the head
+            dx, _ = rnn_backward(dy)
+            return dx
+
+        return pred, backward

@@ -22,13 +22,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/rnnkit demo
 
-## test: lint, then the test suite
+## test: lint (ruff, mypy), then the test suite
 test: $(VENV)/.installed-test lint
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/mypy
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy

@@ -48,8 +48,10 @@ def main() -> int:
                     worst, where = errs[key], f"{key} in {mode}Cell seed {s}"
         ok = worst <= TOL[dtype]
         failed += not ok
-        print(f"{dtype}: {count} configurations, worst relative error {worst:.3e} "
-              f"(tolerance {TOL[dtype]:g}) {'ok' if ok else 'FAILED'}")
+        print(
+            f"{dtype}: {count} configurations, worst relative error {worst:.3e} "
+            f"(tolerance {TOL[dtype]:g}) {'ok' if ok else 'FAILED'}"
+        )
         print(f"  worst at {where}")
     return 1 if failed else 0
 

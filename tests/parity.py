@@ -50,8 +50,14 @@ def random_config(rng: np.random.Generator, dtype: str) -> Config:
 
 
 def make_layer(cfg: Config, seed: int) -> rnnkit.Recurrent:
-    kw = dict(num_layers=cfg.num_layers, bias=cfg.bias, batch_first=cfg.batch_first,
-              bidirectional=cfg.bidirectional, seed=seed, dtype=cfg.dtype)
+    kw = dict(
+        num_layers=cfg.num_layers,
+        bias=cfg.bias,
+        batch_first=cfg.batch_first,
+        bidirectional=cfg.bidirectional,
+        seed=seed,
+        dtype=cfg.dtype,
+    )
     if cfg.mode.startswith("RNN"):
         nl = "relu" if cfg.mode == "RNN_RELU" else "tanh"
         return rnnkit.RNN(cfg.input_size, cfg.hidden_size, nonlinearity=nl, **kw)
@@ -99,14 +105,18 @@ def run_config(cfg: Config, seed: int) -> dict[str, float]:
     xt = torch.tensor(x, requires_grad=True)
     st = None
     if state is not None:
-        parts_t = [torch.tensor(p, requires_grad=True) for p in (state if n_state == 2 else (state,))]
+        parts_t = [
+            torch.tensor(p, requires_grad=True) for p in (state if n_state == 2 else (state,))
+        ]
         st = tuple(parts_t) if n_state == 2 else parts_t[0]
     if lengths is not None:
         packed = torch.nn.utils.rnn.pack_padded_sequence(
-            xt, torch.tensor(lengths), batch_first=cfg.batch_first, enforce_sorted=False)
+            xt, torch.tensor(lengths), batch_first=cfg.batch_first, enforce_sorted=False
+        )
         out, hn_t = module(packed, st)
-        yt, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=cfg.batch_first,
-                                                       total_length=T)
+        yt, _ = torch.nn.utils.rnn.pad_packed_sequence(
+            out, batch_first=cfg.batch_first, total_length=T
+        )
     else:
         yt, hn_t = module(xt, st)
     hn_parts_t = hn_t if n_state == 2 else (hn_t,)

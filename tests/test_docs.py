@@ -28,8 +28,11 @@ def test_public_names_are_documented_in_the_readme():
     undocumented = [
         name
         for name in rnnkit.__all__
-        if not name.startswith("_") and not name.endswith("Error") and f"`{name}" not in text
-        and f"{name}(" not in text and f"`{name}`" not in text
+        if not name.startswith("_")
+        and not name.endswith("Error")
+        and f"`{name}" not in text
+        and f"{name}(" not in text
+        and f"`{name}`" not in text
     ]
     assert undocumented == []
 

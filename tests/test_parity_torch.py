@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from parity import MODES, Config, random_config, run_cell, run_config
 
 TOL = {"float64": 1e-9, "float32": 1e-4}

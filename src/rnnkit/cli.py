@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import NoReturn
 
 from .errors import RnnkitError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit status 2
+    def error(self, message: str) -> NoReturn:  # one line, exit status 2
         self.exit(2, f"rnnkit: error: {message}\n")
 
 
@@ -30,18 +31,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="train RNN, GRU and LSTM on the adding problem: which one remembers?"
     )
-    demo.add_argument("--cell", choices=["all", "lstm", "gru", "rnn"], default="all",
-                      help="recurrent cell, or all three in turn (default: all)")
-    demo.add_argument("--length", type=_positive_int, default=60,
-                      help="sequence length T; the model must remember across it (default: 60)")
+    demo.add_argument(
+        "--cell",
+        choices=["all", "lstm", "gru", "rnn"],
+        default="all",
+        help="recurrent cell, or all three in turn (default: all)",
+    )
+    demo.add_argument(
+        "--length",
+        type=_positive_int,
+        default=60,
+        help="sequence length T; the model must remember across it (default: 60)",
+    )
     demo.add_argument("--hidden", type=_positive_int, default=32, help="hidden size (default: 32)")
-    demo.add_argument("--steps", type=_positive_int, default=1200,
-                      help="training steps of 64 sequences each (default: 800)")
+    demo.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=1200,
+        help="training steps of 64 sequences each (default: 800)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument("--plot", default="runs/adding.png",
-                      help="where to write the loss curves as PNG (default: runs/adding.png)")
-    demo.add_argument("--json", action="store_true",
-                      help="print the final metrics as one JSON object on the last line")
+    demo.add_argument(
+        "--plot",
+        default="runs/adding.png",
+        help="where to write the loss curves as PNG (default: runs/adding.png)",
+    )
+    demo.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final metrics as one JSON object on the last line",
+    )
     return parser
 
 
@@ -49,12 +68,17 @@ def _demo(args: argparse.Namespace) -> dict:
     from .tasks.adding import AddingConfig, plot_curves, train_adding
 
     cells = ["rnn", "gru", "lstm"] if args.cell == "all" else [args.cell]
-    print(f"adding problem: remember two marked values across T={args.length} steps and add "
-          f"them; guessing the mean scores MSE 0.167", file=sys.stderr)
-    results, curves = {}, {}
+    print(
+        f"adding problem: remember two marked values across T={args.length} steps and add "
+        f"them; guessing the mean scores MSE 0.167",
+        file=sys.stderr,
+    )
+    results: dict[str, dict] = {}
+    curves: dict[str, list[float]] = {}
     for cell in cells:
-        cfg = AddingConfig(cell=cell, length=args.length, hidden=args.hidden, steps=args.steps,
-                           seed=args.seed)
+        cfg = AddingConfig(
+            cell=cell, length=args.length, hidden=args.hidden, steps=args.steps, seed=args.seed
+        )
         curves[cell] = []
         with _progress() as progress:
             task = progress.add_task(f"{cell.upper():5s}", total=cfg.steps, msg="")
@@ -81,12 +105,22 @@ def _demo(args: argparse.Namespace) -> dict:
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[msg]}"), TimeRemainingColumn(),
-                    console=_stderr_console())
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[msg]}"),
+        TimeRemainingColumn(),
+        console=_stderr_console(),
+    )
 
 
 def _stderr_console():

@@ -33,7 +33,7 @@ class SequenceCache:
     """What the backward needs from the forward: opaque to everyone else."""
 
     x: np.ndarray  # (T, B, F)
-    h_prev: np.ndarray  # (T, B, H): the hidden state entering each step
+    h_prev: np.ndarray | None  # (T, B, H): the hidden state entering each step
     steps: list[tuple]
     mask: np.ndarray | None
 
@@ -115,12 +115,11 @@ def sequence_backward(
             dcarry = dprev
         else:
             # past a sequence's end the carry was copied through: so is its gradient
-            dcarry = tuple(
-                p + (1.0 - m) * d for p, d in zip(dprev, dcarry, strict=True)
-            )
+            dcarry = tuple(p + (1.0 - m) * d for p, d in zip(dprev, dcarry, strict=True))
     dxi2 = dxi.reshape(T * B, -1)
     dhh2 = dhh.reshape(T * B, -1)
     grads.W_ih += dxi2.T @ x.reshape(T * B, F)
+    assert cache.h_prev is not None, "sequence_backward needs a forward run with keep_cache"
     grads.W_hh += dhh2.T @ cache.h_prev.reshape(T * B, H)
     if grads.b_ih is not None:
         grads.b_ih += dxi2.sum(axis=0)

@@ -56,8 +56,9 @@ def save(
     tensors: dict[str, np.ndarray] = {}
     for key, value in model.named_parameters().items():
         if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"save: {name} parameter {key!r} contains NaN or infinity; "
-                                  f"refusing to write {path}")
+            raise CheckpointError(
+                f"save: {name} parameter {key!r} contains NaN or infinity; refusing to write {path}"
+            )
         tensors[key] = np.ascontiguousarray(value)
     for key, value in (arrays or {}).items():
         tensors[EXTRA_PREFIX + key] = np.ascontiguousarray(value)
@@ -117,7 +118,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"load: {str(path)!r} has a malformed config ({exc})") from exc
     model = cls.from_config(config)
     weights = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
-    arrays = {k[len(EXTRA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    arrays = {k[len(EXTRA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
     try:
         model.load_state_dict(weights)
     except CheckpointError as exc:

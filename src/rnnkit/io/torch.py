@@ -31,15 +31,19 @@ def to_torch(layer: Module) -> Any:
     """The equivalent ``torch.nn`` module, with the same weights, in the same dtype."""
     torch = _torch()
     nn = torch.nn
-    dt = _torch_dtype(torch, layer.dtype)
+    dt = _torch_dtype(torch, getattr(layer, "dtype", np.dtype(np.float32)))
     if isinstance(layer, Recurrent):
         kwargs = dict(
-            num_layers=layer.num_layers, bias=layer.bias, batch_first=layer.batch_first,
-            dropout=layer.dropout, bidirectional=layer.bidirectional,
+            num_layers=layer.num_layers,
+            bias=layer.bias,
+            batch_first=layer.batch_first,
+            dropout=layer.dropout,
+            bidirectional=layer.bidirectional,
         )
         if isinstance(layer, RNN):
-            module = nn.RNN(layer.input_size, layer.hidden_size,
-                            nonlinearity=layer.nonlinearity, **kwargs)
+            module = nn.RNN(
+                layer.input_size, layer.hidden_size, nonlinearity=layer.nonlinearity, **kwargs
+            )
         elif isinstance(layer, LSTM):
             module = nn.LSTM(layer.input_size, layer.hidden_size, **kwargs)
         elif isinstance(layer, GRU):
@@ -48,8 +52,9 @@ def to_torch(layer: Module) -> Any:
             raise InputError(f"to_torch: no PyTorch equivalent of {type(layer).__name__}")
     elif isinstance(layer, _Cell):
         if isinstance(layer, RNNCell):
-            module = nn.RNNCell(layer.input_size, layer.hidden_size, layer.bias,
-                                nonlinearity=layer.nonlinearity)
+            module = nn.RNNCell(
+                layer.input_size, layer.hidden_size, layer.bias, nonlinearity=layer.nonlinearity
+            )
         elif isinstance(layer, LSTMCell):
             module = nn.LSTMCell(layer.input_size, layer.hidden_size, layer.bias)
         else:
@@ -79,26 +84,34 @@ def from_torch(module: Any, seed: int | None = None) -> Module:
         if getattr(module, "proj_size", 0):
             raise InputError("from_torch: LSTM with proj_size > 0 is not supported")
         common = dict(
-            num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
-            dropout=module.dropout, bidirectional=module.bidirectional, seed=seed, dtype=dtype,
+            num_layers=module.num_layers,
+            bias=module.bias,
+            batch_first=module.batch_first,
+            dropout=module.dropout,
+            bidirectional=module.bidirectional,
+            seed=seed,
+            dtype=dtype,
         )
         if isinstance(module, nn.LSTM):
             layer = LSTM(module.input_size, module.hidden_size, **common)
         elif isinstance(module, nn.GRU):
             layer = GRU(module.input_size, module.hidden_size, **common)
         else:
-            layer = RNN(module.input_size, module.hidden_size,
-                        nonlinearity=module.nonlinearity, **common)
+            layer = RNN(
+                module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **common
+            )
     elif isinstance(module, nn.RNNCell):
-        layer = RNNCell(module.input_size, module.hidden_size, module.bias,
-                        module.nonlinearity, seed, dtype)
+        layer = RNNCell(
+            module.input_size, module.hidden_size, module.bias, module.nonlinearity, seed, dtype
+        )
     elif isinstance(module, nn.LSTMCell):
         layer = LSTMCell(module.input_size, module.hidden_size, module.bias, seed, dtype)
     elif isinstance(module, nn.GRUCell):
         layer = GRUCell(module.input_size, module.hidden_size, module.bias, seed, dtype)
     elif isinstance(module, nn.Linear):
-        layer = Linear(module.in_features, module.out_features, module.bias is not None,
-                       seed, dtype)
+        layer = Linear(
+            module.in_features, module.out_features, module.bias is not None, seed, dtype
+        )
     elif isinstance(module, nn.Embedding):
         layer = Embedding(module.num_embeddings, module.embedding_dim, seed, dtype)
     else:

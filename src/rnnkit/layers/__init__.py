@@ -7,7 +7,16 @@ from .recurrent import Recurrent, RecurrentConfig
 from .torch_like import GRU, LSTM, RNN
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Embedding",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "Module",
+    "ModuleList",
     "RNNCell",
-    "Recurrent", "RecurrentConfig",
+    "Recurrent",
+    "RecurrentConfig",
 ]

@@ -41,7 +41,10 @@ class _Cell(Module):
         self.dtype = resolve_dtype(name, dtype)
         rng = np.random.default_rng(seed)
         G, H, bound = self.cell.gates, self.hidden_size, 1.0 / np.sqrt(self.hidden_size)
-        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "weight_ih": (G * H, self.input_size),
+            "weight_hh": (G * H, H),
+        }
         if self.bias:
             shapes.update({"bias_ih": (G * H,), "bias_hh": (G * H,)})
         for key, shape in shapes.items():
@@ -49,16 +52,18 @@ class _Cell(Module):
 
     @property
     def config(self) -> CellConfig:
-        return CellConfig(self.cell.name, self.input_size, self.hidden_size, self.bias,
-                          self.dtype.name)
+        return CellConfig(
+            self.cell.name, self.input_size, self.hidden_size, self.bias, self.dtype.name
+        )
 
     def initial_state(self, batch: int):
         carry = self.cell.initial_carry(batch, self.hidden_size, self.dtype)
         return carry if self.cell.carry_size == 2 else carry[0]
 
     def _weights(self, table) -> Weights:
-        return Weights(table["weight_ih"], table["weight_hh"], table.get("bias_ih"),
-                       table.get("bias_hh"))
+        return Weights(
+            table["weight_ih"], table["weight_hh"], table.get("bias_ih"), table.get("bias_hh")
+        )
 
     def _prepare(self, x, state):
         name = type(self).__name__
@@ -73,8 +78,12 @@ class _Cell(Module):
             carry = self.cell.initial_carry(B, self.hidden_size, self.dtype)
         else:
             parts = state if self.cell.carry_size == 2 else (state,)
-            if self.cell.carry_size == 2 and (not isinstance(state, (tuple, list)) or len(state) != 2):
-                raise InputError(f"{name}: expected state as a tuple (h, c), got {type(state).__name__}")
+            if self.cell.carry_size == 2 and (
+                not isinstance(state, (tuple, list)) or len(state) != 2
+            ):
+                raise InputError(
+                    f"{name}: expected state as a tuple (h, c), got {type(state).__name__}"
+                )
             carry = []
             for label, part in zip(("h", "c"), parts, strict=False):
                 arr = as_float_array(name, label, part, self.dtype)
@@ -123,13 +132,22 @@ class _Cell(Module):
 
 
 class RNNCell(_Cell):
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", seed=None,
-                 dtype="float32"):
+    def __init__(
+        self, input_size, hidden_size, bias=True, nonlinearity="tanh", seed=None, dtype="float32"
+    ):
         if nonlinearity not in ("tanh", "relu"):
-            raise InputError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise InputError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         self.nonlinearity = nonlinearity
-        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
-                         hidden_size, bias, seed, dtype)
+        super().__init__(
+            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
+            input_size,
+            hidden_size,
+            bias,
+            seed,
+            dtype,
+        )
 
     @classmethod
     def from_config(cls, config: CellConfig) -> RNNCell:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import InputError, ShapeError
@@ -9,7 +11,7 @@ from ..errors import InputError, ShapeError
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def resolve_dtype(name: str, dtype: object) -> np.dtype:
+def resolve_dtype(name: str, dtype: Any) -> np.dtype:
     key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
     if key not in DTYPES:
         raise InputError(f"{name}: dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -31,7 +33,8 @@ def check_finite(name: str, what: str, arr: np.ndarray) -> None:
     if not np.isfinite(arr).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise InputError(
-            f"{name}: {what} contains NaN or infinity (first at index {bad}); expected finite values"
+            f"{name}: {what} contains NaN or infinity (first at index {bad}); "
+            "expected finite values"
         )
 
 
@@ -47,7 +50,9 @@ def check_shape(name: str, what: str, arr: np.ndarray, expected: tuple, labels: 
         e is None or e == s for e, s in zip(expected, arr.shape, strict=False)
     )
     if not ok:
-        want = ", ".join(lab if e is None else str(e) for e, lab in zip(expected, labels, strict=True))
+        want = ", ".join(
+            lab if e is None else str(e) for e, lab in zip(expected, labels, strict=True)
+        )
         raise ShapeError(f"{name}: expected {what} of shape ({want}), got {tuple(arr.shape)}")
 
 

@@ -28,8 +28,14 @@ class Linear(Module):
 
     config_class = LinearConfig
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 seed: int | None = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.in_features = positive_int("Linear", "in_features", in_features)
         self.out_features = positive_int("Linear", "out_features", out_features)
@@ -39,12 +45,15 @@ class Linear(Module):
         shape = (self.out_features, self.in_features)
         self._add_param("weight", rng.uniform(-bound, bound, shape).astype(self.dtype))
         if bias:
-            self._add_param("bias", rng.uniform(-bound, bound, self.out_features).astype(self.dtype))
+            self._add_param(
+                "bias", rng.uniform(-bound, bound, self.out_features).astype(self.dtype)
+            )
 
     @property
     def config(self) -> LinearConfig:
-        return LinearConfig(self.in_features, self.out_features, "bias" in self.params,
-                            self.dtype.name)
+        return LinearConfig(
+            self.in_features, self.out_features, "bias" in self.params, self.dtype.name
+        )
 
     def _prepare(self, x) -> np.ndarray:
         x = as_float_array("Linear", "input", x, self.dtype)
@@ -92,8 +101,13 @@ class Embedding(Module):
 
     config_class = EmbeddingConfig
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, seed: int | None = None,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)

@@ -88,9 +88,8 @@ class Module:
         name = type(self).__name__
         missing = [k for k in own if k not in state]
         if missing:
-            raise CheckpointError(
-                f"{name}: missing key {missing[0]!r} (expected shape {tuple(own[missing[0]].shape)})"
-            )
+            shape = tuple(own[missing[0]].shape)
+            raise CheckpointError(f"{name}: missing key {missing[0]!r} (expected shape {shape})")
         extra = [k for k in state if k not in own]
         if extra:
             shape = tuple(np.shape(state[extra[0]]))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..cells import CELLS, CellSpec
-from ..cells.sequence import Weights, sequence_backward, sequence_forward
+from ..cells.sequence import SequenceCache, Weights, sequence_backward, sequence_forward
 from ..errors import InputError
 from .checks import (
     as_float_array,
@@ -32,6 +32,7 @@ from .checks import (
     resolve_dtype,
 )
 from .module import Module
+
 
 @dataclass(frozen=True)
 class RecurrentConfig:
@@ -117,7 +118,7 @@ class Recurrent(Module):
         for k, sfx in enumerate(self._suffixes()):
             layer = k // self.num_directions
             F = self.input_size if layer == 0 else H * self.num_directions
-            shapes = {"weight_ih": (G * H, F), "weight_hh": (G * H, H)}
+            shapes: dict[str, tuple[int, ...]] = {"weight_ih": (G * H, F), "weight_hh": (G * H, H)}
             if self.bias:
                 shapes.update({"bias_ih": (G * H,), "bias_hh": (G * H,)})
             for key, shape in shapes.items():
@@ -161,22 +162,40 @@ class Recurrent(Module):
         h = np.zeros(shape, dtype=self.dtype)
         return (h, h.copy()) if self.is_lstm else h
 
-    def _state_parts(self, state: object, batch: int) -> list[np.ndarray]:
+    def _state_parts(self, state: Any, batch: int) -> list[np.ndarray]:
         """Validate a user's state; return it as a list of (L*D, B, H) arrays (h, and c)."""
         name = type(self).__name__
         parts = state if self.is_lstm else (state,)
         if self.is_lstm and (not isinstance(state, (tuple, list)) or len(state) != 2):
-            raise InputError(f"{name}: expected state as a tuple (h_0, c_0), got {type(state).__name__}")
+            raise InputError(
+                f"{name}: expected state as a tuple (h_0, c_0), got {type(state).__name__}"
+            )
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         out = []
-        for label, part in zip(("h_0", "c_0"), parts, strict=False):
+        for label, part in zip(("h_0", "c_0"), parts, strict=False):  # c_0 only for LSTM
             arr = as_float_array(name, label, part, self.dtype)
             check_shape(name, label, arr, shape, ("L*D", "B", "H"))
             out.append(arr)
         return out
 
+    def _parts_or_zeros(self, state: Any, batch: int, unbatched: bool) -> list[np.ndarray]:
+        """A state (or its gradient) as validated (L*D, B, H) parts; zeros when None."""
+        if state is None:
+            return [
+                np.zeros(
+                    (self.num_layers * self.num_directions, batch, self.hidden_size), self.dtype
+                )
+                for _ in range(self.cell.carry_size)
+            ]
+        if unbatched:  # (L*D, H) -> (L*D, 1, H)
+            if self.is_lstm and isinstance(state, (tuple, list)):
+                state = tuple(np.asarray(s)[:, None, :] for s in state)
+            elif not self.is_lstm:
+                state = np.asarray(state)[:, None, :]
+        return self._state_parts(state, batch)
+
     # -- the forward ------------------------------------------------------------------------
-    def _prepare(self, x: object, state: object, lengths: object, check_nan: bool):
+    def _prepare(self, x: Any, state: Any, lengths: Any):
         """Validate inputs; return time-major x (T, B, F), carries, lengths, unbatched flag."""
         name = type(self).__name__
         x = as_float_array(name, "input", x, self.dtype)
@@ -190,16 +209,8 @@ class Recurrent(Module):
         T, B, _ = x.shape
         if T == 0 or B == 0:
             raise InputError(f"{name}: input has no steps or no sequences, shape {tuple(x.shape)}")
-        if check_nan:
-            check_finite(name, "input", x)
-        if state is None:
-            parts = [np.zeros((self.num_layers * self.num_directions, B, self.hidden_size), self.dtype)
-                     for _ in range(self.cell.carry_size)]
-        else:
-            if unbatched:
-                state = tuple(np.asarray(s)[:, None, :] for s in state) if self.is_lstm \
-                    else np.asarray(state)[:, None, :]
-            parts = self._state_parts(state, B)
+        check_finite(name, "input", x)
+        parts = self._parts_or_zeros(state, B, unbatched)
         carries = [tuple(p[k] for p in parts) for k in range(parts[0].shape[0])]
         lens = None if lengths is None else check_lengths(name, lengths, B, T)
         if lens is not None and np.all(lens == T):
@@ -211,10 +222,11 @@ class Recurrent(Module):
         T, B, _ = x.shape
         mask = None if lens is None else (np.arange(T)[:, None] < lens[None, :])[:, :, None]
         rev = reverse_index(lens, T, B)
-        finals, tape = [], []
+        finals: list = []
+        tape: list[tuple[list[SequenceCache | None], np.ndarray | None]] = []  # per layer
         inp = x
         for layer in range(self.num_layers):
-            outs = []
+            outs, caches = [], []
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
                 w = self._weights(self._suffixes()[k], self.params)
@@ -222,14 +234,14 @@ class Recurrent(Module):
                 y, carry, cache = sequence_forward(self.cell, xin, carries[k], w, mask, train)
                 outs.append(y if d == 0 else gather_time(y, rev))
                 finals.append(carry)
-                tape.append(cache)
+                caches.append(cache)
             out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, B, D*H)
             drop = None
             if train and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
                 drop = (self._dropout_rng.random(out.shape) < keep).astype(self.dtype) / keep
                 out = out * drop
-            tape.append(drop)
+            tape.append((caches, drop))
             inp = out
         return inp, finals, (tape, rev)
 
@@ -245,7 +257,7 @@ class Recurrent(Module):
 
     def __call__(self, x, state=None, lengths=None):
         """Inference: ``y, state = layer(x, state=None, lengths=None)``; no dropout."""
-        x, carries, lens, unbatched = self._prepare(x, state, lengths, check_nan=True)
+        x, carries, lens, unbatched = self._prepare(x, state, lengths)
         y, finals, _ = self._run(x, carries, lens, train=False)
         return self._output(y, finals, unbatched)
 
@@ -255,7 +267,7 @@ class Recurrent(Module):
         Dropout between layers is applied here (and only here). Parameter gradients accumulate
         in ``self.grads``; ``self.grad_norms`` is filled by the backward.
         """
-        x, carries, lens, unbatched = self._prepare(x, state, lengths, check_nan=True)
+        x, carries, lens, unbatched = self._prepare(x, state, lengths)
         y, finals, (tape, rev) = self._run(x, carries, lens, train=True)
         shape_y = y.shape
         out = self._output(y, finals, unbatched)
@@ -275,26 +287,19 @@ class Recurrent(Module):
             dy = dy.transpose(1, 0, 2)
         T, B, _ = shape_y
         check_shape(name, "dy", dy, shape_y, ("T", "B", "D*H"))
-        if dstate is None:
-            parts = [np.zeros((self.num_layers * self.num_directions, B, self.hidden_size), self.dtype)
-                     for _ in range(self.cell.carry_size)]
-        else:
-            if unbatched:
-                dstate = tuple(np.asarray(s)[:, None, :] for s in dstate) if self.is_lstm \
-                    else np.asarray(dstate)[:, None, :]
-            parts = self._state_parts(dstate, B)
+        parts = self._parts_or_zeros(dstate, B, unbatched)
         H, D = self.hidden_size, self.num_directions
         norms = np.zeros((self.num_layers * D, T))
         dcarry0: list = [None] * (self.num_layers * D)
         sfx = self._suffixes()
         for layer in range(self.num_layers - 1, -1, -1):
-            drop = tape[layer * (D + 1) + D]
+            caches, drop = tape[layer]
             if drop is not None:
                 dy = dy * drop  # backprop through the dropout mask
             dx = None
             for d in range(D):
                 k = layer * D + d
-                cache = tape[layer * (D + 1) + d]
+                cache = caches[d]
                 dyd = dy[:, :, d * H : (d + 1) * H]
                 if d == 1:
                     dyd = gather_time(dyd, rev)

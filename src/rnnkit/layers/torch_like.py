@@ -1,10 +1,10 @@
 """`RNN`, `LSTM`, `GRU`: PyTorch's constructor arguments and state dicts over `Recurrent`.
 
-    >>> import numpy as np, rnnkit
-    >>> lstm = rnnkit.LSTM(8, 16, num_layers=2, seed=0)
-    >>> y, (h_n, c_n) = lstm(np.zeros((5, 3, 8), dtype=np.float32))
-    >>> y.shape, h_n.shape
-    ((5, 3, 16), (2, 3, 16))
+>>> import numpy as np, rnnkit
+>>> lstm = rnnkit.LSTM(8, 16, num_layers=2, seed=0)
+>>> y, (h_n, c_n) = lstm(np.zeros((5, 3, 8), dtype=np.float32))
+>>> y.shape, h_n.shape
+((5, 3, 16), (2, 3, 16))
 """
 
 from __future__ import annotations
@@ -34,16 +34,29 @@ class RNN(Recurrent):
         self.nonlinearity = nonlinearity
         super().__init__(
             "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            seed, dtype,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            seed,
+            dtype,
         )
 
     @classmethod
     def from_config(cls, config: RecurrentConfig) -> RNN:
         return cls(
-            config.input_size, config.hidden_size, config.num_layers,
-            "relu" if config.mode == "RNN_RELU" else "tanh", config.bias, config.batch_first,
-            config.dropout, config.bidirectional, dtype=config.dtype,
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            "relu" if config.mode == "RNN_RELU" else "tanh",
+            config.bias,
+            config.batch_first,
+            config.dropout,
+            config.bidirectional,
+            dtype=config.dtype,
         )
 
 
@@ -63,15 +76,29 @@ class LSTM(Recurrent):
         dtype: str = "float32",
     ) -> None:
         super().__init__(
-            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, seed, dtype,
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            seed,
+            dtype,
         )
 
     @classmethod
     def from_config(cls, config: RecurrentConfig) -> LSTM:
         return cls(
-            config.input_size, config.hidden_size, config.num_layers, config.bias,
-            config.batch_first, config.dropout, config.bidirectional, dtype=config.dtype,
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bias,
+            config.batch_first,
+            config.dropout,
+            config.bidirectional,
+            dtype=config.dtype,
         )
 
 
@@ -91,13 +118,27 @@ class GRU(Recurrent):
         dtype: str = "float32",
     ) -> None:
         super().__init__(
-            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, seed, dtype,
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            seed,
+            dtype,
         )
 
     @classmethod
     def from_config(cls, config: RecurrentConfig) -> GRU:
         return cls(
-            config.input_size, config.hidden_size, config.num_layers, config.bias,
-            config.batch_first, config.dropout, config.bidirectional, dtype=config.dtype,
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bias,
+            config.batch_first,
+            config.dropout,
+            config.bidirectional,
+            dtype=config.dtype,
         )

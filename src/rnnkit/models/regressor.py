@@ -1,6 +1,6 @@
 """`SequenceRegressor`: a recurrent stack read at its last step by a linear head.
 
-    h_{1..T} = Recurrent(x_{1..T});    y = W h_T + b
+h_{1..T} = Recurrent(x_{1..T});    y = W h_T + b
 """
 
 from __future__ import annotations
@@ -30,23 +30,39 @@ class SequenceRegressor(Module):
 
     config_class = RegressorConfig
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int,
-                 num_layers: int = 1, seed: int | None = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        num_layers: int = 1,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         if cell not in RECURRENT:
-            raise InputError(f"SequenceRegressor: unknown cell {cell!r}; expected one of "
-                             f"{sorted(RECURRENT)}")
+            raise InputError(
+                f"SequenceRegressor: unknown cell {cell!r}; expected one of {sorted(RECURRENT)}"
+            )
         seeds = np.random.SeedSequence(seed).generate_state(2)
         self.cell = cell
-        self.rnn = RECURRENT[cell](input_size, hidden_size, num_layers, seed=int(seeds[0]),
-                                   dtype=dtype)
+        self.rnn = RECURRENT[cell](
+            input_size, hidden_size, num_layers, seed=int(seeds[0]), dtype=dtype
+        )
         self.head = Linear(hidden_size, output_size, seed=int(seeds[1]), dtype=dtype)
         self.children = {"rnn": self.rnn, "head": self.head}
 
     @property
     def config(self) -> RegressorConfig:
-        return RegressorConfig(self.cell, self.rnn.input_size, self.rnn.hidden_size,
-                               self.head.out_features, self.rnn.num_layers, self.rnn.dtype.name)
+        return RegressorConfig(
+            self.cell,
+            self.rnn.input_size,
+            self.rnn.hidden_size,
+            self.head.out_features,
+            self.rnn.num_layers,
+            self.rnn.dtype.name,
+        )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y, _ = self.rnn(x)

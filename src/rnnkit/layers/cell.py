@@ -70,9 +70,12 @@ class _Cell(Module):
         x = as_float_array(name, "input", x, self.dtype)
         unbatched = x.ndim == 1
         if unbatched:
+            check_shape(name, "input", x, (self.input_size,), ("F",))
+        else:
+            check_shape(name, "input", x, (None, self.input_size), ("B", "F"))
+        check_finite(name, "input", x)  # indices in the user's layout
+        if unbatched:
             x = x[None, :]
-        check_shape(name, "input", x, (None, self.input_size), ("B", "F"))
-        check_finite(name, "input", x)
         B = x.shape[0]
         if state is None:
             carry = self.cell.initial_carry(B, self.hidden_size, self.dtype)
@@ -88,9 +91,11 @@ class _Cell(Module):
             for label, part in zip(("h", "c"), parts, strict=False):
                 arr = as_float_array(name, label, part, self.dtype)
                 if unbatched:
-                    arr = arr[None, :] if arr.ndim == 1 else arr
-                check_shape(name, label, arr, (B, self.hidden_size), ("B", "H"))
-                carry.append(arr)
+                    check_shape(name, label, arr, (self.hidden_size,), ("H",))
+                else:
+                    check_shape(name, label, arr, (B, self.hidden_size), ("B", "H"))
+                check_finite(name, label, arr)
+                carry.append(arr[None, :] if unbatched else arr)
             carry = tuple(carry)
         return x, carry, unbatched
 

@@ -26,7 +26,7 @@ def as_float_array(name: str, what: str, value: object, dtype: np.dtype) -> np.n
         raise InputError(f"{name}: {what} must be an array, got {type(value).__name__}") from exc
     if arr.dtype.kind not in "fiub":
         raise InputError(f"{name}: {what} must be numeric, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # keeps 0-d input 0-d
 
 
 def check_finite(name: str, what: str, arr: np.ndarray) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ShapeError
 from .checks import as_float_array, check_finite, check_shape, positive_int, resolve_dtype
 from .module import Module
 
@@ -58,7 +58,7 @@ class Linear(Module):
     def _prepare(self, x) -> np.ndarray:
         x = as_float_array("Linear", "input", x, self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise InputError(
+            raise ShapeError(
                 f"Linear: expected input of shape (..., {self.in_features}), got {tuple(x.shape)}"
             )
         return x

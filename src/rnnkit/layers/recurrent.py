@@ -162,37 +162,35 @@ class Recurrent(Module):
         h = np.zeros(shape, dtype=self.dtype)
         return (h, h.copy()) if self.is_lstm else h
 
-    def _state_parts(self, state: Any, batch: int) -> list[np.ndarray]:
-        """Validate a user's state; return it as a list of (L*D, B, H) arrays (h, and c)."""
+    def _state_parts(self, state: Any, batch: int, unbatched: bool, what: str) -> list[np.ndarray]:
+        """Validate a state (or its gradient) as the user gave it; return (L*D, B, H) parts.
+
+        ``None`` gives zeros. Unbatched calls take ``(L*D, H)`` parts; LSTMs take a pair.
+        """
         name = type(self).__name__
-        parts = state if self.is_lstm else (state,)
+        LD = self.num_layers * self.num_directions
+        if state is None:
+            shape = (LD, batch, self.hidden_size)
+            return [np.zeros(shape, self.dtype) for _ in range(self.cell.carry_size)]
         if self.is_lstm and (not isinstance(state, (tuple, list)) or len(state) != 2):
-            raise InputError(
-                f"{name}: expected state as a tuple (h_0, c_0), got {type(state).__name__}"
-            )
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+            pair = "(h_0, c_0)" if what == "state" else "(dh_n, dc_n)"
+            given = type(state).__name__
+            if isinstance(state, (tuple, list)):
+                given += f" of length {len(state)}"
+            raise InputError(f"{name}: expected {what} as a tuple {pair}, got {given}")
+        parts = state if self.is_lstm else (state,)
+        labels = ("h_0", "c_0") if what == "state" else ("dh_n", "dc_n")
         out = []
-        for label, part in zip(("h_0", "c_0"), parts, strict=False):  # c_0 only for LSTM
+        for label, part in zip(labels, parts, strict=False):  # c only for LSTM
             arr = as_float_array(name, label, part, self.dtype)
-            check_shape(name, label, arr, shape, ("L*D", "B", "H"))
+            if unbatched:
+                check_shape(name, label, arr, (LD, self.hidden_size), ("L*D", "H"))
+                arr = arr[:, None, :]
+            else:
+                check_shape(name, label, arr, (LD, batch, self.hidden_size), ("L*D", "B", "H"))
+            check_finite(name, label, arr)
             out.append(arr)
         return out
-
-    def _parts_or_zeros(self, state: Any, batch: int, unbatched: bool) -> list[np.ndarray]:
-        """A state (or its gradient) as validated (L*D, B, H) parts; zeros when None."""
-        if state is None:
-            return [
-                np.zeros(
-                    (self.num_layers * self.num_directions, batch, self.hidden_size), self.dtype
-                )
-                for _ in range(self.cell.carry_size)
-            ]
-        if unbatched:  # (L*D, H) -> (L*D, 1, H)
-            if self.is_lstm and isinstance(state, (tuple, list)):
-                state = tuple(np.asarray(s)[:, None, :] for s in state)
-            elif not self.is_lstm:
-                state = np.asarray(state)[:, None, :]
-        return self._state_parts(state, batch)
 
     # -- the forward ------------------------------------------------------------------------
     def _prepare(self, x: Any, state: Any, lengths: Any):
@@ -201,16 +199,19 @@ class Recurrent(Module):
         x = as_float_array(name, "input", x, self.dtype)
         unbatched = x.ndim == 2
         if unbatched:
+            check_shape(name, "input", x, (None, self.input_size), ("T", "F"))
+        else:
+            labels = ("B", "T", "F") if self.batch_first else ("T", "B", "F")
+            check_shape(name, "input", x, (None, None, self.input_size), labels)
+        check_finite(name, "input", x)  # indices in the user's layout
+        if unbatched:
             x = x[:, None, :]
-        labels = ("B", "T", str(self.input_size)) if self.batch_first else ("T", "B", "F")
-        check_shape(name, "input", x, (None, None, self.input_size), labels)
-        if self.batch_first and not unbatched:
+        elif self.batch_first:
             x = np.ascontiguousarray(x.transpose(1, 0, 2))
         T, B, _ = x.shape
         if T == 0 or B == 0:
             raise InputError(f"{name}: input has no steps or no sequences, shape {tuple(x.shape)}")
-        check_finite(name, "input", x)
-        parts = self._parts_or_zeros(state, B, unbatched)
+        parts = self._state_parts(state, B, unbatched, "state")
         carries = [tuple(p[k] for p in parts) for k in range(parts[0].shape[0])]
         lens = None if lengths is None else check_lengths(name, lengths, B, T)
         if lens is not None and np.all(lens == T):
@@ -221,6 +222,7 @@ class Recurrent(Module):
         """The stack's forward in time-major layout; returns y, final carries, backward data."""
         T, B, _ = x.shape
         mask = None if lens is None else (np.arange(T)[:, None] < lens[None, :])[:, :, None]
+        mask = None if mask is None else mask.astype(self.dtype)  # (T, B, 1), 1 while running
         rev = reverse_index(lens, T, B)
         finals: list = []
         tape: list[tuple[list[SequenceCache | None], np.ndarray | None]] = []  # per layer
@@ -269,8 +271,8 @@ class Recurrent(Module):
         """
         x, carries, lens, unbatched = self._prepare(x, state, lengths)
         y, finals, (tape, rev) = self._run(x, carries, lens, train=True)
-        shape_y = y.shape
         out = self._output(y, finals, unbatched)
+        shape_y = out[0].shape  # as the user sees y
 
         def backward(dy, dstate=None):
             return self._backward(dy, dstate, tape, rev, shape_y, unbatched)
@@ -281,13 +283,13 @@ class Recurrent(Module):
     def _backward(self, dy, dstate, tape, rev, shape_y, unbatched):
         name = type(self).__name__
         dy = as_float_array(name, "dy", dy, self.dtype)
+        check_shape(name, "dy", dy, shape_y, ("?",) * len(shape_y))  # the shape of y
         if unbatched:
             dy = dy[:, None, :]
         elif self.batch_first:
             dy = dy.transpose(1, 0, 2)
-        T, B, _ = shape_y
-        check_shape(name, "dy", dy, shape_y, ("T", "B", "D*H"))
-        parts = self._parts_or_zeros(dstate, B, unbatched)
+        T, B, _ = dy.shape
+        parts = self._state_parts(dstate, B, unbatched, "dstate")
         H, D = self.hidden_size, self.num_directions
         norms = np.zeros((self.num_layers * D, T))
         dcarry0: list = [None] * (self.num_layers * D)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.errors import InputError, ShapeError
 from rnnkit.losses import cross_entropy, log_softmax, mse, softmax
 
-torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 

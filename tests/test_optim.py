@@ -6,23 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.errors import CheckpointError, InputError, ShapeError
-from rnnkit.optim import (
-    SGD,
-    Adagrad,
-    Adam,
-    AdamW,
-    ConstantLR,
-    CosineLR,
-    RMSprop,
-    StepLR,
-    WarmupLR,
-    apply_schedule,
-    clip_grad_norm,
-)
-
-torch = pytest.importorskip("torch")
+from rnnkit.optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
+from rnnkit.schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
 
 SHAPES = {"w": (3, 4), "b": (4,), "layer.v": (2, 2, 3)}
 

@@ -17,20 +17,8 @@ from .layers import (
     RNNCell,
 )
 from .losses import cross_entropy, log_softmax, mse, softmax
-from .optim import (
-    SGD,
-    Adagrad,
-    Adam,
-    AdamW,
-    ConstantLR,
-    CosineLR,
-    Optimizer,
-    RMSprop,
-    StepLR,
-    WarmupLR,
-    apply_schedule,
-    clip_grad_norm,
-)
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
 
 __version__ = "0.1.0"
 

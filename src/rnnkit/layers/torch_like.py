@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..errors import InputError
 from .recurrent import Recurrent, RecurrentConfig
 
@@ -60,85 +62,57 @@ class RNN(Recurrent):
         )
 
 
-class LSTM(Recurrent):
+class _GatedRecurrent(Recurrent):
+    """A stack of one gated cell type, fixed by the subclass's ``MODE``."""
+
+    MODE: ClassVar[str]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(
+            self.MODE,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            seed,
+            dtype,
+        )
+
+    @classmethod
+    def from_config(cls, config: RecurrentConfig) -> _GatedRecurrent:
+        return cls(
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bias,
+            config.batch_first,
+            config.dropout,
+            config.bidirectional,
+            dtype=config.dtype,
+        )
+
+
+class LSTM(_GatedRecurrent):
     """Long short-term memory; state is ``(h, c)``; gate order i, f, g, o as in PyTorch."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        seed: int | None = None,
-        dtype: str = "float32",
-    ) -> None:
-        super().__init__(
-            "LSTM",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            seed,
-            dtype,
-        )
-
-    @classmethod
-    def from_config(cls, config: RecurrentConfig) -> LSTM:
-        return cls(
-            config.input_size,
-            config.hidden_size,
-            config.num_layers,
-            config.bias,
-            config.batch_first,
-            config.dropout,
-            config.bidirectional,
-            dtype=config.dtype,
-        )
+    MODE = "LSTM"
 
 
-class GRU(Recurrent):
+class GRU(_GatedRecurrent):
     """Gated recurrent unit, PyTorch's variant: gate order r, z, n; reset after ``W_hn h``."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        seed: int | None = None,
-        dtype: str = "float32",
-    ) -> None:
-        super().__init__(
-            "GRU",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            seed,
-            dtype,
-        )
-
-    @classmethod
-    def from_config(cls, config: RecurrentConfig) -> GRU:
-        return cls(
-            config.input_size,
-            config.hidden_size,
-            config.num_layers,
-            config.bias,
-            config.batch_first,
-            config.dropout,
-            config.bidirectional,
-            dtype=config.dtype,
-        )
+    MODE = "GRU"

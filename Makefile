@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 
-.PHONY: run test lint typecheck parity clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-## run: the main job on built-in data (an LSTM learning the adding problem)
+## run: the main job: a character LSTM trained for 3 minutes on the built-in corpus (the
+## Python standard library's source), then a generated sample
 run: $(VENV)/.installed
+	$(VENV)/bin/rnnkit train lm --minutes 3
+
+## demo: RNN, GRU and LSTM on the adding problem (about 20 s): which one remembers?
+demo: $(VENV)/.installed
 	$(VENV)/bin/rnnkit demo
 
 ## test: lint (ruff, mypy), then the test suite
@@ -27,8 +32,8 @@ test: $(VENV)/.installed-test lint
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests scripts benchmarks
 	$(VENV)/bin/mypy
 
 typecheck: $(VENV)/.installed-test
@@ -37,6 +42,13 @@ typecheck: $(VENV)/.installed-test
 ## parity: worst relative error against torch.nn over 400 random configurations
 parity: $(VENV)/.installed-test
 	$(PY) scripts/parity_sweep.py --configs 400
+
+## eval-lm: 15 minutes of rnnkit and 15 of PyTorch on Tiny Shakespeare, then throughput
+eval-lm: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_lm.py --minutes 15
+
+eval-lm-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_lm.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

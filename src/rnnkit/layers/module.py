@@ -34,26 +34,40 @@ class Module:
         self.grads: dict[str, np.ndarray] = {}
         self.children: dict[str, Module] = {}
         self.training = False
+        self.rng: np.random.Generator | None = None  # for dropout, where a module has any
 
     # -- parameters -------------------------------------------------------------------------
     def _add_param(self, name: str, value: np.ndarray) -> None:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
+    def _named(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(key, parameter, gradient) for this module and its children, shared arrays once."""
+        out = [(k, v, self.grads[k]) for k, v in self.params.items()]
+        for prefix, child in self.children.items():
+            out += [(f"{prefix}.{k}", v, g) for k, v, g in child._named()]
+        seen: set[int] = set()
+        unique = []
+        for key, value, grad in out:  # a tied weight is listed under its first key only
+            if id(value) not in seen:
+                seen.add(id(value))
+                unique.append((key, value, grad))
+        return unique
+
     def named_parameters(self) -> dict[str, np.ndarray]:
         """Live references to every parameter, children's keys prefixed ``child.``."""
-        out = dict(self.params)
-        for prefix, child in self.children.items():
-            for key, value in child.named_parameters().items():
-                out[f"{prefix}.{key}"] = value
-        return out
+        return {k: v for k, v, _ in self._named()}
 
     def named_grads(self) -> dict[str, np.ndarray]:
         """Live references to every gradient, with the same keys as `named_parameters`."""
-        out = dict(self.grads)
+        return {k: g for k, _, g in self._named()}
+
+    def generators(self) -> dict[str, np.random.Generator]:
+        """Every random generator used in training (dropout), keyed by module path."""
+        out = {"": self.rng} if self.rng is not None else {}
         for prefix, child in self.children.items():
-            for key, value in child.named_grads().items():
-                out[f"{prefix}.{key}"] = value
+            for key, rng in child.generators().items():
+                out[f"{prefix}.{key}".rstrip(".")] = rng
         return out
 
     def zero_grad(self) -> None:

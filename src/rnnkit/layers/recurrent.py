@@ -101,7 +101,7 @@ class Recurrent(Module):
         self.dtype = resolve_dtype(name, dtype)
         self.num_directions = 2 if self.bidirectional else 1
         seeds = np.random.SeedSequence(seed).spawn(2)
-        self._dropout_rng = np.random.default_rng(seeds[1])
+        self.rng = np.random.default_rng(seeds[1])
         self._init_params(np.random.default_rng(seeds[0]))
         self.grad_norms: np.ndarray | None = None
 
@@ -241,7 +241,8 @@ class Recurrent(Module):
             drop = None
             if train and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
-                drop = (self._dropout_rng.random(out.shape) < keep).astype(self.dtype) / keep
+                assert self.rng is not None
+                drop = (self.rng.random(out.shape) < keep).astype(self.dtype) / keep
                 out = out * drop
             tape.append((caches, drop))
             inp = out
@@ -262,6 +263,13 @@ class Recurrent(Module):
         x, carries, lens, unbatched = self._prepare(x, state, lengths)
         y, finals, _ = self._run(x, carries, lens, train=False)
         return self._output(y, finals, unbatched)
+
+    def stream_forward(self, x: np.ndarray, state: Any = None):
+        """Time-major ``(T, B, F)`` in and out whatever ``batch_first`` says (for `Stream`)."""
+        if not self.batch_first:
+            return self(x, state)
+        y, state = self(np.swapaxes(x, 0, 1), state)
+        return np.swapaxes(y, 0, 1), state
 
     def forward_train(self, x, state=None, lengths=None):
         """Training forward: ``y, state, backward``; then ``dx, dstate = backward(dy, dstate)``.

@@ -68,6 +68,18 @@ class SequenceRegressor(Module):
         y, _ = self.rnn(x)
         return self.head(y[-1])
 
+    @property
+    def input_size(self) -> int:
+        return self.rnn.input_size
+
+    def initial_state(self, batch: int):
+        return self.rnn.initial_state(batch)
+
+    def stream_forward(self, x: np.ndarray, state=None):
+        """The head's output at every step ``(T, B, out)`` from a carried state."""
+        h, state = self.rnn.stream_forward(x, state)
+        return self.head(h), state
+
     def forward_train(self, x: np.ndarray):
         y, _, rnn_backward = self.rnn.forward_train(x)  # (T, B, H)
         pred, head_backward = self.head.forward_train(y[-1])

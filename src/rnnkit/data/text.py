@@ -1,0 +1,184 @@
+"""Text for language models: reading, the built-in corpus, vocabularies and batch streams."""
+
+from __future__ import annotations
+
+import re
+import sysconfig
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+CHAR_UNK = "\ufffd"  # the replacement character stands for characters never seen in training
+WORD_UNK = "<unk>"
+_WORD_RE = re.compile(r"\w+|[^\w\s]|\n")
+_NO_SPACE_BEFORE = set(".,;:!?)]}'\"\n")
+_NO_SPACE_AFTER = set("([{\n")
+
+
+# -- reading ---------------------------------------------------------------------------------
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file, or every ``.txt`` file in a folder (sorted by name), concatenated."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise InputError(f"text: folder {str(path)!r} holds no .txt files")
+        return "\n".join(read_text(p) for p in files)
+    if not path.is_file():
+        raise InputError(f"text: no such file or folder {str(path)!r}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"text: {str(path)!r} is not valid UTF-8 (line {line}, byte {exc.start}); "
+            "expected a UTF-8 text file"
+        ) from None
+    if not text.strip():
+        raise InputError(f"text: {str(path)!r} is empty; expected some text to learn from")
+    return text
+
+
+def default_corpus(max_chars: int = 2_000_000) -> tuple[str, str]:
+    """The built-in corpus: the Python standard library's own source code.
+
+    Every machine with Python has it, so nothing is downloaded. Files are taken in sorted path
+    order (tests and vendored packages left out), each headed by a ``# file:`` comment, up to
+    ``max_chars`` characters. Returns the text and a one-line description.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtledemo", "__pycache__"}
+    parts, total = [], 0
+    for path in sorted(root.rglob("*.py")):
+        if skip.intersection(path.relative_to(root).parts):
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        piece = f"# file: {path.relative_to(root)}\n{source}\n"
+        parts.append(piece)
+        total += len(piece)
+        if total >= max_chars:
+            break
+    if not parts:
+        raise InputError(
+            f"text: no Python sources found under {str(root)!r} for the default corpus"
+        )
+    text = "".join(parts)[:max_chars]
+    return (
+        text,
+        f"Python {sysconfig.get_python_version()} standard library source "
+        f"({len(text):,} characters)",
+    )
+
+
+def split_validation(text: str, fraction: float = 0.1) -> tuple[str, str]:
+    """The last ``fraction`` of the text is the validation split."""
+    cut = int(len(text) * (1.0 - fraction))
+    return text[:cut], text[cut:]
+
+
+# -- vocabularies ----------------------------------------------------------------------------
+def word_tokens(text: str) -> list[str]:
+    """Words, single punctuation marks and newlines; other whitespace separates."""
+    return _WORD_RE.findall(text)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Tokens by id; id 0 is the unknown token. ``level`` is ``"char"`` or ``"word"``."""
+
+    tokens: tuple[str, ...]
+    level: str = "char"
+
+    @classmethod
+    def build(cls, text: str, level: str = "char", max_size: int | None = None) -> Vocabulary:
+        """From training text: every character, or the ``max_size`` most frequent words."""
+        if level not in ("char", "word"):
+            raise InputError(f"Vocabulary: level must be 'char' or 'word', got {level!r}")
+        pieces: Iterable[str] = text if level == "char" else word_tokens(text)
+        counts = Counter(pieces)
+        unk = CHAR_UNK if level == "char" else WORD_UNK
+        counts.pop(unk, None)
+        ranked = sorted(counts, key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            ranked = ranked[: max_size - 1]
+        ordered = sorted(ranked) if level == "char" else ranked
+        return cls((unk, *ordered), level)
+
+    @property
+    def unk(self) -> str:
+        return self.tokens[0]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens)}
+
+    def split(self, text: str) -> list[str]:
+        return list(text) if self.level == "char" else word_tokens(text)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids (int64); symbols outside the vocabulary become id 0, the unknown token."""
+        index = self.index
+        return np.fromiter((index.get(t, 0) for t in self.split(text)), dtype=np.int64)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text from ids; at word level, spaces go between words but not before punctuation."""
+        pieces = [self.tokens[int(i)] for i in ids]
+        if self.level == "char":
+            return "".join(pieces)
+        out: list[str] = []
+        for p in pieces:
+            if out and p[0] not in _NO_SPACE_BEFORE and out[-1][-1] not in _NO_SPACE_AFTER:
+                out.append(" ")
+            out.append(p)
+        return "".join(out)
+
+    def decode_next(self, previous: int | None, token: int) -> str:
+        """The text that one more token adds after ``previous`` (for printing as it comes)."""
+        if previous is None:
+            return self.decode([token])
+        return self.decode([previous, token])[len(self.decode([previous])) :]
+
+
+# -- batches of parallel streams -------------------------------------------------------------
+class TokenStreams:
+    """``B`` parallel streams through a token sequence, read ``bptt`` steps at a time.
+
+    The sequence is cut into B contiguous streams; chunk ``k`` holds steps ``k*bptt`` to
+    ``(k+1)*bptt`` of every stream, so the hidden state at the end of chunk k is the right
+    state to start chunk k+1 with (truncated BPTT with carried state). Inputs and targets are
+    time-major ``(T, B)``; targets are inputs shifted by one.
+    """
+
+    def __init__(self, ids: np.ndarray, batch: int, bptt: int) -> None:
+        length = (len(ids) - 1) // batch
+        if length < 1:
+            raise InputError(
+                f"TokenStreams: {len(ids)} tokens are too few for {batch} streams; "
+                "expected at least batch + 1 tokens"
+            )
+        self.batch, self.bptt, self.length = batch, bptt, length
+        used = ids[: length * batch + 1]
+        self.inputs = used[:-1].reshape(batch, length).T.copy()  # (L, B)
+        self.targets = used[1:].reshape(batch, length).T.copy()  # (L, B)
+
+    def __len__(self) -> int:
+        """Chunks per pass over the data."""
+        return -(-self.length // self.bptt)
+
+    def chunk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk ``k`` (taken modulo the number of chunks): inputs and targets ``(T, B)``."""
+        k %= len(self)
+        sl = slice(k * self.bptt, (k + 1) * self.bptt)
+        return self.inputs[sl], self.targets[sl]

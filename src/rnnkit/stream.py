@@ -1,0 +1,263 @@
+"""`Stream` and `StreamPool`: a model's state held between inputs, one step at a time.
+
+A streamable model has ``initial_state(batch)`` and ``stream_forward(x, state) -> (y, state)``
+on time-major input: features ``(T, B, F)`` or token ids ``(T, B)``. `Stream` only holds the
+carry (Keras ``stateful``); stepping is calling the model on one step with it. Memory is the
+state, whatever the length of the stream.
+
+    >>> import numpy as np, rnnkit
+    >>> gru = rnnkit.GRU(3, 8, seed=0)
+    >>> s = rnnkit.Stream(gru)
+    >>> y1 = s.step(np.ones(3)); y2 = s.step(np.zeros(3))   # (8,) each, state carried
+    >>> s.reset()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError, InputError, ShapeError
+
+Module = Any  # a streamable model: initial_state(batch) and stream_forward(x, state)
+
+State = Any  # an array (L*D, B, H) or a tuple of them (LSTM: h, c)
+
+
+def _parts(state: State) -> tuple[np.ndarray, ...]:
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _pack(parts: tuple[np.ndarray, ...], like: State) -> State:
+    return parts if isinstance(like, tuple) else parts[0]
+
+
+def _fingerprint(model: Module) -> str:
+    return json.dumps(
+        {"class": type(model).__name__, "config": dataclasses.asdict(model.config)}, sort_keys=True
+    )
+
+
+class Stream:
+    """One model's state, stepped one input at a time, for one stream or a batch of them."""
+
+    def __init__(self, model: Module) -> None:
+        if not hasattr(model, "stream_forward"):
+            raise InputError(f"Stream: {type(model).__name__} cannot stream (no stream_forward)")
+        if getattr(model, "bidirectional", False):
+            raise InputError(
+                "Stream: a bidirectional layer needs the whole sequence; it cannot stream"
+            )
+        self.model = model
+        self.takes_ids = bool(getattr(model, "takes_ids", False))
+        self._state: State | None = None
+        self._single: bool | None = None
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _as_batch(self, x: Any, steps: bool) -> tuple[np.ndarray, bool]:
+        """(T, B, ...) from one step or a chunk, for one stream or a batch; and `single`."""
+        arr = np.asarray(x)
+        base = 0 if self.takes_ids else 1  # rank of one step of one stream
+        rank = arr.ndim - (1 if steps else 0)
+        if rank not in (base, base + 1):
+            what = "token id" if self.takes_ids else f"vector of {self.model.input_size} features"
+            raise ShapeError(
+                f"Stream: expected {'a chunk of ' if steps else ''}one {what} or a batch of them, "
+                f"got shape {arr.shape}"
+            )
+        single = rank == base
+        if single:
+            arr = arr[..., None] if self.takes_ids else arr[..., None, :]
+        if not steps:
+            arr = arr[None]
+        return arr, single
+
+    def _start(self, batch: int, single: bool) -> None:
+        if self._state is None:
+            self._state = self.model.initial_state(batch)
+            self._single = single
+        elif _parts(self._state)[0].shape[1] != batch:
+            have = _parts(self._state)[0].shape[1]
+            raise ShapeError(
+                f"Stream: this stream holds {have} streams, got an input for {batch}; "
+                "call reset() to start over with another batch size"
+            )
+
+    # -- stepping --------------------------------------------------------------------------
+    def step(self, x: Any) -> np.ndarray:
+        """One step: ``x`` is ``(F,)`` (or a token id) for one stream, ``(B, F)`` for B."""
+        arr, single = self._as_batch(x, steps=False)
+        self._start(arr.shape[1], single)
+        y, self._state = self.model.stream_forward(arr, self._state)
+        return y[0, 0] if single else y[0]
+
+    def feed(self, xs: Any) -> np.ndarray:
+        """Several steps at once, ``(T, F)`` or ``(T, B, F)`` (ids: ``(T,)`` or ``(T, B)``);
+        the same outputs as stepping through them one by one."""
+        arr, single = self._as_batch(xs, steps=True)
+        self._start(arr.shape[1], single)
+        y, self._state = self.model.stream_forward(arr, self._state)
+        return y[:, 0] if single else y
+
+    def reset(self) -> None:
+        """Forget the state; the next input starts from zeros."""
+        self._state = None
+        self._single = None
+
+    # -- the state -------------------------------------------------------------------------
+    @property
+    def state(self) -> State | None:
+        """The carried state, shaped as the model returns it (``None`` before the first step)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        if value is None:
+            self.reset()
+            return
+        want = _parts(self.model.initial_state(1))
+        got = _parts(value) if isinstance(value, (tuple, np.ndarray)) else ()
+        if len(got) != len(want):
+            raise ShapeError(f"Stream: expected a state of {len(want)} arrays, got {len(got)}")
+        batch = np.asarray(got[0]).shape[1] if np.ndim(got[0]) == 3 else -1
+        parts = []
+        for w, g in zip(want, got, strict=True):
+            g = np.asarray(g, dtype=w.dtype)
+            if (
+                g.ndim != 3
+                or g.shape[0] != w.shape[0]
+                or g.shape[2] != w.shape[2]
+                or (g.shape[1] != batch)
+            ):
+                raise ShapeError(
+                    f"Stream: expected state arrays of shape ({w.shape[0]}, B, {w.shape[2]}), "
+                    f"got {g.shape}"
+                )
+            if not np.all(np.isfinite(g)):
+                raise InputError("Stream: the state contains NaN or infinity")
+            parts.append(g.copy())
+        self._state = _pack(tuple(parts), self.model.initial_state(1))
+
+    def state_bytes(self) -> bytes:
+        """The state as bytes (safetensors), tagged with the model's class and config."""
+        from safetensors.numpy import save
+
+        if self._state is None:
+            raise InputError("Stream: no state yet: step the stream first")
+        tensors = {f"state{i}": np.ascontiguousarray(p) for i, p in enumerate(_parts(self._state))}
+        return save(tensors, metadata={"model": _fingerprint(self.model)})
+
+    def load_state_bytes(self, data: bytes) -> None:
+        """Restore a state saved by `state_bytes`; refuses one saved from another model."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        try:
+            tensors = load(data)
+        except (SafetensorError, ValueError, OSError) as exc:
+            raise CheckpointError(f"Stream: not a saved stream state ({exc})") from None
+        meta = _read_metadata(data)
+        if meta.get("model") != _fingerprint(self.model):
+            raise CheckpointError(
+                "Stream: this state was saved from a different model "
+                f"({meta.get('model', 'no model recorded')})"
+            )
+        parts = tuple(tensors[f"state{i}"] for i in range(len(tensors)))
+        self.state = _pack(parts, self.model.initial_state(1))
+
+    def save_state(self, path: str | os.PathLike) -> None:
+        """Write the state to ``path`` atomically (temporary file, then rename)."""
+        data = self.state_bytes()
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"Stream: no such state file {str(path)!r}")
+        self.load_state_bytes(path.read_bytes())
+
+
+def _read_metadata(data: bytes) -> dict[str, str]:
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    return header.get("__metadata__", {})
+
+
+class StreamPool:
+    """Many independent streams served by one model: each `step` call advances every stream
+    that has a new input with a single batched step.
+
+        pool = StreamPool(model)
+        pool.join("sensor-17"); pool.join("sensor-42")
+        outputs = pool.step({"sensor-17": x17, "sensor-42": x42})   # {id: output}
+        pool.leave("sensor-17")
+    """
+
+    def __init__(self, model: Module) -> None:
+        self._stream = Stream(model)  # for its input checks and its model
+        self.model = model
+        self._states: dict[Hashable, tuple[np.ndarray, ...]] = {}  # id -> parts (L*D, H) each
+
+    def join(self, stream_id: Hashable, state: State | None = None) -> None:
+        """Add a stream, from zeros or from a state of batch 1."""
+        if stream_id in self._states:
+            raise InputError(f"StreamPool: stream {stream_id!r} has already joined")
+        if state is None:
+            parts = tuple(p[:, 0] for p in _parts(self.model.initial_state(1)))
+        else:
+            probe = Stream(self.model)
+            probe.state = state
+            parts = tuple(p[:, 0].copy() for p in _parts(probe.state))
+        self._states[stream_id] = parts
+
+    def leave(self, stream_id: Hashable) -> None:
+        if stream_id not in self._states:
+            raise InputError(f"StreamPool: no stream {stream_id!r}")
+        del self._states[stream_id]
+
+    def __contains__(self, stream_id: Hashable) -> bool:
+        return stream_id in self._states
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def state(self, stream_id: Hashable) -> State:
+        """One stream's state, batch 1, as a `Stream` holds it."""
+        parts = tuple(p[:, None].copy() for p in self._states[stream_id])
+        return _pack(parts, self.model.initial_state(1))
+
+    def step(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
+        """Advance the streams named in ``inputs`` by one step, batched; their outputs by id."""
+        if not inputs:
+            return {}
+        unknown = [k for k in inputs if k not in self._states]
+        if unknown:
+            raise InputError(f"StreamPool: no stream {unknown[0]!r}; join it first")
+        ids = list(inputs)
+        x = np.stack([np.asarray(inputs[k]) for k in ids])  # (B, F) or (B,) ids
+        arr, _ = self._stream._as_batch(x, steps=False)
+        batch_parts = tuple(
+            np.stack([self._states[k][i] for k in ids], axis=1)  # (L*D, B, H)
+            for i in range(len(self._states[ids[0]]))
+        )
+        y, new = self.model.stream_forward(arr, _pack(batch_parts, self.model.initial_state(1)))
+        for j, k in enumerate(ids):
+            self._states[k] = tuple(p[:, j].copy() for p in _parts(new))
+        return {k: y[0, j] for j, k in enumerate(ids)}

@@ -1,0 +1,250 @@
+"""Language modelling: train on any text, generate from the checkpoint.
+
+Character level by default (``tokens="word"`` for words). The vocabulary is built from the
+training split and stored in the checkpoint, so generation needs nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.text import TokenStreams, Vocabulary, default_corpus, read_text, split_validation
+from ..errors import CheckpointError, InputError
+from ..io.checkpoint import load_checkpoint
+from ..losses import cross_entropy, log_softmax
+from ..models.language import LanguageModel
+from ..training import TrainConfig, Trainer, TrainResult
+
+
+@dataclass(frozen=True)
+class LMRunConfig:
+    """One training run: data, model and training settings (saved in the checkpoint)."""
+
+    text: str | None = None  # file or folder of .txt; None: the built-in corpus
+    valid: str | None = None  # file; None: the last 10 % of the text
+    tokens: str = "char"
+    vocab_size: int = 10_000  # word level only
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 512
+    embedding: int = 64
+    dropout: float = 0.1
+    tie_weights: bool = False
+    batch: int = 64
+    bptt: int = 100
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    clip: float = 1.0
+    steps: int | None = None
+    minutes: float | None = None
+    eval_every: int = 250
+    eval_tokens: int = 200_000  # cap on the validation tokens per evaluation
+    seed: int = 0
+    out: str = "runs/lm.safetensors"
+
+
+class LMObjective:
+    """Truncated BPTT over ``batch`` parallel streams with the hidden state carried along."""
+
+    def __init__(self, model: LanguageModel, train: TokenStreams, valid: TokenStreams) -> None:
+        self.model, self.train, self.valid = model, train, valid
+        self.state: Any = None
+
+    def train_step(self, step: int) -> tuple[float, int]:
+        k = step % len(self.train)
+        if k == 0:
+            self.state = None  # a new pass over the data starts from a zero state
+        x, y = self.train.chunk(k)
+        logits, state, backward = self.model.forward_train(x, self.state)
+        loss, dlogits = cross_entropy(logits, y)
+        backward(dlogits)
+        self.state = state  # carried into the next chunk, no gradient flows back into it
+        return loss, int(y.size)
+
+    def evaluate(self) -> float:
+        return evaluate_streams(self.model, self.valid)
+
+    def carry_arrays(self) -> dict[str, np.ndarray]:
+        if self.state is None:
+            return {}
+        parts = self.state if isinstance(self.state, tuple) else (self.state,)
+        return {f"state{i}": p for i, p in enumerate(parts)}
+
+    def load_carry(self, arrays: dict[str, np.ndarray]) -> None:
+        if not arrays:
+            self.state = None
+            return
+        parts = tuple(arrays[f"state{i}"] for i in range(len(arrays)))
+        self.state = parts if len(parts) == 2 else parts[0]
+
+
+def evaluate_streams(model: LanguageModel, streams: TokenStreams) -> float:
+    """Mean loss in nats per token over every chunk, the state carried from chunk to chunk."""
+    state, total, count = None, 0.0, 0
+    for k in range(len(streams)):
+        x, y = streams.chunk(k)
+        logits, state = model(x, state)
+        loss, _ = cross_entropy(logits, y, reduction="sum")
+        total += loss
+        count += y.size
+    return total / count
+
+
+def prepare_data(cfg: LMRunConfig) -> tuple[str, str, str]:
+    """Training text, validation text and a description of where they came from."""
+    if cfg.text is None:
+        text, source = default_corpus()
+    else:
+        text, source = read_text(cfg.text), str(cfg.text)
+    if cfg.valid is not None:
+        return text, read_text(cfg.valid), f"{source}; validation {cfg.valid}"
+    train, valid = split_validation(text)
+    return train, valid, f"{source}; validation: its last 10 %"
+
+
+def train_lm(
+    cfg: LMRunConfig,
+    progress: bool = True,
+    resume: bool = False,
+    on_step: Any = None,
+    log: Any = None,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train a language model as ``cfg`` says; return the result and the final metrics."""
+    train_text, valid_text, source = prepare_data(cfg)
+    vocab = Vocabulary.build(
+        train_text, cfg.tokens, cfg.vocab_size if cfg.tokens == "word" else None
+    )
+    train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    if cfg.eval_tokens and len(valid_ids) > cfg.eval_tokens + 1:
+        valid_ids = valid_ids[: cfg.eval_tokens + 1]
+    if len(train_ids) < cfg.batch * 2 + 1:
+        raise InputError(
+            f"train lm: the training text has {len(train_ids)} {cfg.tokens}s, too few for "
+            f"--batch {cfg.batch}; expected at least {cfg.batch * 2 + 1}"
+        )
+    valid_batch = max(1, min(cfg.batch, (len(valid_ids) - 1) // 2))
+    model = LanguageModel(
+        len(vocab),
+        cfg.cell,
+        cfg.hidden,
+        cfg.layers,
+        cfg.embedding if not cfg.tie_weights else cfg.hidden,
+        cfg.dropout,
+        cfg.tie_weights,
+        seed=cfg.seed,
+    )
+    objective = LMObjective(
+        model,
+        TokenStreams(train_ids, cfg.batch, cfg.bptt),
+        TokenStreams(valid_ids, valid_batch, cfg.bptt),
+    )
+    tcfg = TrainConfig(
+        steps=cfg.steps,
+        minutes=cfg.minutes,
+        lr=cfg.lr,
+        min_lr=cfg.min_lr,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        clip=cfg.clip,
+        eval_every=cfg.eval_every,
+        unit=cfg.tokens,
+    )
+    metadata = {
+        "task": "lm",
+        "vocab": list(vocab.tokens),
+        "level": vocab.level,
+        "run": asdict(cfg),
+        "source": source,
+    }
+    if log is not None:
+        log(
+            f"data: {source}; {len(train_ids):,} training and {len(valid_ids):,} validation "
+            f"{cfg.tokens}s, vocabulary {len(vocab)}"
+        )
+        log(
+            f"model: {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}, "
+            f"{model.num_parameters():,} parameters"
+        )
+    trainer = Trainer(objective, tcfg, cfg.out, metadata, progress=progress, on_step=on_step)
+    if resume:
+        trainer.resume()
+    result = trainer.run()
+    metrics = {
+        "val_loss": result.val_loss,
+        "val_bpc": result.val_loss / math.log(2),
+        "best_val_loss": result.best_val_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "steps": result.steps,
+        "minutes": result.minutes,
+        "parameters": model.num_parameters(),
+        "checkpoint": str(cfg.out),
+        "stopped": result.stopped,
+    }
+    return result, metrics
+
+
+# -- generation ------------------------------------------------------------------------------
+def load_lm(path: str | Path) -> tuple[LanguageModel, Vocabulary]:
+    """A language model checkpoint: the model and its vocabulary."""
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt.model, LanguageModel) or "vocab" not in ckpt.metadata:
+        raise CheckpointError(
+            f"generate: {str(path)!r} holds a {type(ckpt.model).__name__}, "
+            "expected a language model trained by 'rnnkit train lm'"
+        )
+    vocab = Vocabulary(tuple(ckpt.metadata["vocab"]), ckpt.metadata.get("level", "char"))
+    return ckpt.model, vocab
+
+
+def generate(
+    model: LanguageModel,
+    vocab: Vocabulary,
+    prime: str = "",
+    length: int = 500,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int | None = None,
+) -> Iterator[str]:
+    """Yield text piece by piece: the prime is read once, then each new token is one step
+    from the carried state. ``temperature=0`` is greedy; ``top_k`` keeps the k likeliest."""
+    if temperature < 0 or not math.isfinite(temperature):
+        raise InputError(f"generate: temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"generate: top_k must be a positive integer, got {top_k}")
+    if length < 0:
+        raise InputError(f"generate: length must be >= 0, got {length}")
+    rng = np.random.default_rng(seed)
+    ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
+    if len(ids) == 0:  # start from a newline when it is known, else from the unknown token
+        ids = vocab.encode("\n") if "\n" in vocab.index else np.zeros(1, dtype=np.int64)
+    logits, state = model(ids[:, None])  # the whole prime in one pass: (T, 1, V)
+    last = logits[-1, 0]
+    previous = int(ids[-1])
+    for _ in range(length):
+        token = _sample(last, temperature, top_k, rng)
+        yield vocab.decode_next(previous, token)
+        previous = token
+        logits, state = model(np.array([[token]]), state)  # one step, state carried
+        last = logits[0, 0]
+
+
+def _sample(
+    logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator
+) -> int:
+    logits = logits.astype(np.float64)
+    logits[0] = -np.inf  # never emit the unknown token (id 0): it stands for unseen symbols
+    if top_k is not None and top_k < len(logits) - 1:
+        cutoff = np.partition(logits, -top_k)[-top_k]
+        logits = np.where(logits < cutoff, -np.inf, logits)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    p = np.exp(log_softmax(logits / temperature))
+    return int(rng.choice(len(p), p=p / p.sum()))

@@ -52,3 +52,23 @@ def test_unsupported_modules_are_named():
         rnnkit.from_torch(torch.nn.Conv1d(2, 2, 3))
     with pytest.raises(ValueError, match="proj_size"):
         rnnkit.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+
+
+@pytest.mark.parametrize("cell, tie", [("lstm", False), ("gru", True), ("rnn", False)])
+def test_language_model_to_torch_gives_the_same_logits(cell, tie):
+    from rnnkit.models import LanguageModel
+
+    model = LanguageModel(
+        13, cell, 16, 2, 16 if tie else 6, dropout=0.3, tie_weights=tie, seed=0, dtype="float64"
+    )
+    module = rnnkit.to_torch(model).eval()
+    ids = np.random.default_rng(0).integers(0, 13, size=(9, 3))
+    ours, state = model(ids)
+    theirs, tstate = module(torch.from_numpy(ids))
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=0, atol=1e-12)
+    back = rnnkit.from_torch(module)
+    assert back.config == model.config
+    for key, value in model.state_dict().items():
+        assert np.array_equal(back.state_dict()[key], value), key
+    if tie:
+        assert module.head.weight is module.embedding.weight

@@ -3,6 +3,7 @@
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
 from .errors import CheckpointError, InputError, RnnkitError, ShapeError
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
+from .io.onnx import export_onnx, import_onnx
 from .io.torch import from_torch, to_torch
 from .layers import (
     GRU,
@@ -20,6 +21,7 @@ from .layers import (
 from .losses import cross_entropy, log_softmax, mse, softmax
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
+from .stream import Stream, StreamPool
 
 __version__ = "0.1.0"
 
@@ -54,7 +56,12 @@ __all__ = [
     "WarmupLR",
     "apply_schedule",
     "clip_grad_norm",
-    # checkpoints and PyTorch
+    # streaming
+    "Stream",
+    "StreamPool",
+    # checkpoints, PyTorch and ONNX
+    "export_onnx",
+    "import_onnx",
     "Checkpoint",
     "from_torch",
     "load",

@@ -84,6 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
 
+    stream = sub.add_parser(
+        "stream", help="serve a checkpoint line by line from stdin, state kept across lines"
+    )
+    stream.add_argument("checkpoint", help="a .safetensors checkpoint (layer, regressor or LM)")
+    stream.add_argument(
+        "--state",
+        default=None,
+        help="load the state from FILE at start (if it exists) and save it "
+        "there at exit, atomically",
+    )
+    stream.add_argument(
+        "--on-error",
+        choices=["skip", "stop"],
+        default="stop",
+        help="on a malformed line: report it and go on, or stop with status 2 (default: stop)",
+    )
+    stream.add_argument(
+        "--quantize",
+        choices=["int8", "bfloat16"],
+        default=None,
+        help="store the weights as int8 (per-row scale) or bfloat16",
+    )
+
     demo = sub.add_parser(
         "demo", help="train RNN, GRU and LSTM on the adding problem: which one remembers?"
     )
@@ -318,6 +341,22 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def _stream(args: argparse.Namespace) -> dict[str, Any]:
+    from pathlib import Path
+
+    from .tasks.streaming import LineServer, serve
+
+    server = LineServer(args.checkpoint, args.quantize)
+    if args.state and Path(args.state).exists():
+        server.stream.load_state(args.state)
+    try:
+        report = serve(server, sys.stdin, sys.stdout, sys.stderr, args.on_error)
+    finally:
+        if args.state and server.stream.state is not None:
+            server.stream.save_state(args.state)
+    return {"lines": report.lines, "errors": report.errors}
+
+
 def _demo(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.adding import AddingConfig, plot_curves, train_adding
 
@@ -378,7 +417,7 @@ def _progress():
     )
 
 
-COMMANDS = {"train": _train_lm, "generate": _generate, "demo": _demo}
+COMMANDS = {"train": _train_lm, "generate": _generate, "stream": _stream, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
 """Conversion to and from PyTorch modules; the weights are copied, their names never change.
 
+Layers map to their ``torch.nn`` counterparts; a `LanguageModel` to `TorchLanguageModel`.
+
 torch is imported here only, when a conversion is asked for.
 """
 
@@ -13,6 +15,7 @@ from ..errors import InputError
 from ..layers import GRU, LSTM, RNN, Embedding, GRUCell, Linear, LSTMCell, Module, RNNCell
 from ..layers.cell import _Cell
 from ..layers.recurrent import Recurrent
+from ..models.language import LanguageModel, LMConfig
 
 
 def _torch() -> Any:
@@ -63,8 +66,15 @@ def to_torch(layer: Module) -> Any:
         module = nn.Linear(layer.in_features, layer.out_features, "bias" in layer.params)
     elif isinstance(layer, Embedding):
         module = nn.Embedding(layer.num_embeddings, layer.embedding_dim)
-    elif hasattr(layer, "to_torch"):
-        return layer.to_torch()  # task models convert themselves from their parts
+    elif isinstance(layer, LanguageModel):
+        from .torch_lm import TorchLanguageModel
+
+        module = TorchLanguageModel(layer.config).to(dt)  # the dtype first, then the weights
+        state = {k: torch.from_numpy(v.copy()) for k, v in layer.named_parameters().items()}
+        if layer.tie_weights:
+            state["head.weight"] = state["embedding.weight"]
+        module.load_state_dict(state, strict=True)
+        return module
     else:
         raise InputError(f"to_torch: no PyTorch equivalent of {type(layer).__name__}")
     module = module.to(dt)
@@ -112,6 +122,14 @@ def from_torch(module: Any, seed: int | None = None) -> Module:
         layer = Linear(
             module.in_features, module.out_features, module.bias is not None, seed, dtype
         )
+    elif type(module).__name__ == "TorchLanguageModel":
+        config = LMConfig(**module.config)
+        layer = LanguageModel(**{**module.config, "dtype": dtype}, seed=seed)
+        state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        if config.tie_weights:
+            del state["head.weight"]  # the same array as embedding.weight
+        layer.load_state_dict(state)
+        return layer
     elif isinstance(module, nn.Embedding):
         layer = Embedding(module.num_embeddings, module.embedding_dim, seed, dtype)
     else:

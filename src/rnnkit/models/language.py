@@ -96,6 +96,10 @@ class LanguageModel(Module):
         return cls(**vars(config))
 
     @property
+    def dtype(self) -> np.dtype:
+        return self.rnn.dtype
+
+    @property
     def vocab_size(self) -> int:
         return self.embedding.num_embeddings
 

@@ -20,6 +20,7 @@ from .layers import (
 )
 from .losses import cross_entropy, log_softmax, mse, softmax
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .quantize import quantize
 from .schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
 from .stream import Stream, StreamPool
 
@@ -59,6 +60,7 @@ __all__ = [
     # streaming
     "Stream",
     "StreamPool",
+    "quantize",
     # checkpoints, PyTorch and ONNX
     "export_onnx",
     "import_onnx",

@@ -55,6 +55,11 @@ def save(
     name = type(model).__name__
     tensors: dict[str, np.ndarray] = {}
     for key, value in model.named_parameters().items():
+        if not isinstance(value, np.ndarray):
+            raise CheckpointError(
+                f"save: {name} parameter {key!r} is quantized; save the float model and "
+                "quantize it after loading"
+            )
         if not np.all(np.isfinite(value)):
             raise CheckpointError(
                 f"save: {name} parameter {key!r} contains NaN or infinity; refusing to write {path}"

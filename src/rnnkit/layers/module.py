@@ -41,9 +41,9 @@ class Module:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
-    def _named(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    def _named(self) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
         """(key, parameter, gradient) for this module and its children, shared arrays once."""
-        out = [(k, v, self.grads[k]) for k, v in self.params.items()]
+        out = [(k, v, self.grads.get(k)) for k, v in self.params.items()]  # none if quantized
         for prefix, child in self.children.items():
             out += [(f"{prefix}.{k}", v, g) for k, v, g in child._named()]
         seen: set[int] = set()
@@ -60,7 +60,7 @@ class Module:
 
     def named_grads(self) -> dict[str, np.ndarray]:
         """Live references to every gradient, with the same keys as `named_parameters`."""
-        return {k: g for k, _, g in self._named()}
+        return {k: g for k, _, g in self._named() if g is not None}
 
     def generators(self) -> dict[str, np.random.Generator]:
         """Every random generator used in training (dropout), keyed by module path."""

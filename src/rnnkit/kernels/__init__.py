@@ -1,0 +1,1 @@
+"""Fused numeric kernels (numba): arrays in, arrays out."""

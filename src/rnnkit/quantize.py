@@ -1,0 +1,127 @@
+"""Quantized weights for inference: int8 with one scale per output row, or bfloat16.
+
+    small = rnnkit.quantize(model, "int8")   # a copy; the float model is untouched
+    rnnkit.Stream(small).step(x)
+
+Every matrix of the recurrent layers and linear heads is stored compactly (embedding tables
+stay float32); biases stay float32. int8 keeps ``W ~= q * s`` with ``s = max|row| / 127``, a
+quarter of the float32 bytes; bfloat16 keeps the top 16 bits of each float32 (rounded to
+nearest even), half the bytes. The products run from the compact form (`kernels.quant`) for
+small batches and from a dequantized temporary for large ones. A quantized model is for
+inference: it has no gradients and is not saved (save the float model and quantize on load).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .layers import Embedding
+from .layers.module import Module
+
+KINDS = ("int8", "bfloat16")
+SMALL_BATCH = 16  # up to this many rows the compact kernel beats dequantize-then-BLAS
+
+
+class QuantizedMatrix:
+    """A weight matrix ``W`` of shape (N, K) in compact storage; ``x @ W.T`` works as for
+    an array (numpy defers to this class), and so does `dequantize`."""
+
+    __array_ufunc__ = None  # make numpy hand `x @ W.T` to __rmatmul__ below
+
+    def __init__(self, w: np.ndarray, kind: str) -> None:
+        w = np.asarray(w, dtype=np.float32)
+        self.kind, self.shape, self.dtype = kind, w.shape, np.dtype(np.float32)
+        if kind == "int8":
+            peak = np.abs(w).max(axis=1)
+            self.scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)  # (N,)
+            self.q = np.clip(np.rint(w / self.scale[:, None]), -127, 127).astype(np.int8)
+        elif kind == "bfloat16":
+            bits = w.view(np.uint32).astype(np.uint64)
+            rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16  # round to nearest even
+            self.q = rounded.astype(np.uint16)
+        else:
+            raise InputError(f"quantize: kind must be one of {KINDS}, got {kind!r}")
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.q.nbytes + (self.scale.nbytes if self.kind == "int8" else 0))
+
+    def dequantize(self) -> np.ndarray:
+        if self.kind == "int8":
+            return self.q.astype(np.float32) * self.scale[:, None]
+        return (self.q.astype(np.uint32) << 16).view(np.float32)
+
+    @property
+    def T(self) -> _Transposed:
+        return _Transposed(self)
+
+    def matmul_t(self, x: np.ndarray) -> np.ndarray:
+        """``x @ W.T`` for ``x`` of shape (..., K)."""
+        from .kernels.quant import matmul_t_bf16, matmul_t_int8
+
+        lead = x.shape[:-1]
+        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, self.shape[1])
+        if x2.shape[0] > SMALL_BATCH:
+            return (x2 @ self.dequantize().T).reshape(*lead, self.shape[0])
+        out = np.empty((x2.shape[0], self.shape[0]), dtype=np.float32)
+        if self.kind == "int8":
+            matmul_t_int8(x2, self.q, self.scale, out)
+        else:
+            matmul_t_bf16(x2, self.q, out)
+        return out.reshape(*lead, self.shape[0])
+
+
+class _Transposed:
+    __array_ufunc__ = None
+
+    def __init__(self, m: QuantizedMatrix) -> None:
+        self.m = m
+
+    def __rmatmul__(self, x: np.ndarray) -> np.ndarray:
+        return self.m.matmul_t(x)
+
+
+def quantize(model: Module, kind: str = "int8") -> Module:
+    """A copy of ``model`` whose weight matrices are stored as ``kind`` (int8 or bfloat16)."""
+    if kind not in KINDS:
+        raise InputError(f"quantize: kind must be one of {KINDS}, got {kind!r}")
+    small = copy.deepcopy(model)
+
+    def convert(module: Module) -> None:
+        if not isinstance(module, Embedding):
+            for key, value in list(module.params.items()):
+                if isinstance(value, np.ndarray) and value.ndim == 2:
+                    module.params[key] = QuantizedMatrix(value, kind)  # type: ignore[assignment]
+        module.grads = {}
+        for child in module.children.values():
+            convert(child)
+
+    convert(small)
+    small.quantized = kind  # type: ignore[attr-defined]
+    return small
+
+
+def weight_bytes(model: Module) -> int:
+    """Bytes of every parameter as stored (compact matrices counted compactly)."""
+    total = 0
+    seen: set[int] = set()
+
+    def walk(module: Module) -> None:
+        nonlocal total
+        for value in module.params.values():
+            if id(value) not in seen:
+                seen.add(id(value))
+                total += int(value.nbytes)
+        for child in module.children.values():
+            walk(child)
+
+    walk(model)
+    return total
+
+
+def is_quantized(model: Any) -> bool:
+    return getattr(model, "quantized", None) is not None

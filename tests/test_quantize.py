@@ -1,0 +1,66 @@
+"""Quantized weights: stated tolerances, both product paths, storage size, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.models import LanguageModel
+from rnnkit.quantize import QuantizedMatrix, weight_bytes
+
+# Stated tolerances on the outputs of a stack (tanh-bounded, |y| <= 1): max absolute error.
+TOL = {"int8": 1e-2, "bfloat16": 5e-3}
+
+
+@pytest.mark.parametrize("kind", ["int8", "bfloat16"])
+def test_matrix_products_from_compact_storage(kind):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((48, 33)).astype(np.float32)
+    m = QuantizedMatrix(w, kind)
+    deq = m.dequantize()
+    if kind == "int8":  # each element within half a step of its row's scale
+        assert np.all(np.abs(deq - w) <= m.scale[:, None] / 2 + 1e-7)
+    else:  # bfloat16 keeps 8 bits of mantissa: relative error at most 2^-9
+        assert np.all(np.abs(deq - w) <= np.abs(w) * 2.0**-8)
+    for batch in (1, 3, 40):  # the compact kernel (small) and dequantize + BLAS (large)
+        x = rng.standard_normal((batch, 33)).astype(np.float32)
+        np.testing.assert_allclose(x @ m.T, x @ deq.T, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["int8", "bfloat16"])
+@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN])
+def test_quantized_stacks_stay_within_the_stated_tolerance(kind, cls):
+    rng = np.random.default_rng(1)
+    layer = cls(16, 32, 2, seed=0)
+    small = rnnkit.quantize(layer, kind)
+    x = rng.standard_normal((50, 2, 16)).astype(np.float32)
+    y, _ = layer(x)
+    yq, _ = small(x)
+    err = np.abs(yq - y).max()
+    assert 0 < err < TOL[kind]  # it did change, and not by much
+    stream = rnnkit.Stream(small)
+    steps = np.stack([stream.step(x[t]) for t in range(50)])
+    np.testing.assert_allclose(steps, yq, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(layer(x)[0], y)  # the float model is untouched
+
+
+def test_quantized_language_model_and_storage():
+    model = LanguageModel(30, "lstm", 64, 2, 16, dropout=0.0, seed=0)
+    ids = np.random.default_rng(2).integers(0, 30, size=(40, 2))
+    logits, _ = model(ids)
+    for kind, ratio in (("int8", 0.3), ("bfloat16", 0.55)):
+        small = rnnkit.quantize(model, kind)
+        assert weight_bytes(small) < ratio * weight_bytes(model)
+        lq, _ = small(ids)
+        p, pq = rnnkit.softmax(logits), rnnkit.softmax(lq)
+        assert np.abs(p - pq).max() < 0.02
+
+
+def test_quantized_models_are_not_saved_and_kinds_are_checked(tmp_path):
+    small = rnnkit.quantize(rnnkit.GRU(3, 4, seed=0), "int8")
+    with pytest.raises(rnnkit.CheckpointError, match="is quantized; save the float model"):
+        rnnkit.save(small, tmp_path / "q.safetensors")
+    assert not (tmp_path / "q.safetensors").exists()
+    with pytest.raises(rnnkit.InputError, match="kind must be one of"):
+        rnnkit.quantize(rnnkit.GRU(3, 4), "int4")

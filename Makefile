@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ eval-lm: $(VENV)/.installed-test
 
 eval-lm-quick: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_lm.py --quick
+
+## eval-quant: int8 and bfloat16 weights: step latency, memory, validation loss
+eval-quant: $(VENV)/.installed-test
+	$(PY) benchmarks/quantization.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -252,3 +252,24 @@ def test_cli_language_model_scores_lines(tmp_path):
     assert [r["tokens"] for r in rows] == [4, 1, 4]
     assert all(r["next"] in "abc\n" and 0 < r["p_next"] <= 1 for r in rows)
     assert rows[1]["nll"] > 0  # the blank line was predicted from the line before it
+
+
+def test_memory_stays_flat_over_a_long_stream():
+    import tracemalloc
+
+    layer = rnnkit.GRU(8, 32, 2, seed=0)
+    stream = rnnkit.Stream(layer)
+    x = np.ones(8, dtype=np.float32)
+    for _ in range(100):  # warm up
+        stream.step(x)
+    tracemalloc.start()
+    try:
+        for _ in range(1_000):
+            stream.step(x)
+        after_1k = tracemalloc.get_traced_memory()[0]
+        for _ in range(9_000):
+            stream.step(x)
+        after_10k = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after_10k - after_1k < 16_384  # bytes: nothing accumulates per step

@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ eval-lm-quick: $(VENV)/.installed-test
 ## eval-quant: int8 and bfloat16 weights: step latency, memory, validation loss
 eval-quant: $(VENV)/.installed-test
 	$(PY) benchmarks/quantization.py
+
+## bench: rnnkit against PyTorch and ONNX Runtime (training, inference, streaming, memory)
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/bench.py
+
+bench-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/bench.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -59,6 +59,9 @@ class Stream:
         self.takes_ids = bool(getattr(model, "takes_ids", False))
         self._state: State | None = None
         self._single: bool | None = None
+        from .layers.stepper import StepPlan
+
+        self._plan = StepPlan.build(model)  # the fused batch-1 path, where the model has one
 
     # -- inputs ----------------------------------------------------------------------------
     def _as_batch(self, x: Any, steps: bool) -> tuple[np.ndarray, bool]:
@@ -93,6 +96,12 @@ class Stream:
     # -- stepping --------------------------------------------------------------------------
     def step(self, x: Any) -> np.ndarray:
         """One step: ``x`` is ``(F,)`` (or a token id) for one stream, ``(B, F)`` for B."""
+        if self._plan is not None and self._single is not False:
+            done = self._plan.step(x, self._state)  # None: the general path below decides
+            if done is not None:
+                y, self._state = done
+                self._single = True
+                return y
         arr, single = self._as_batch(x, steps=False)
         self._start(arr.shape[1], single)
         y, self._state = self.model.stream_forward(arr, self._state)

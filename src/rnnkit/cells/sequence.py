@@ -11,11 +11,29 @@ unchanged and the output is zero, so the final carry is the one at each sequence
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import fused
 from .base import Carry, CellSpec
+
+_FUSED = os.environ.get("RNNKIT_KERNELS", "fused") != "reference"
+
+
+@contextlib.contextmanager
+def reference_loops() -> Iterator[None]:
+    """Run the plain NumPy step functions instead of the fused kernels (the specification;
+    tests compare the two). ``RNNKIT_KERNELS=reference`` does the same for a whole process."""
+    global _FUSED
+    before, _FUSED = _FUSED, False
+    try:
+        yield
+    finally:
+        _FUSED = before
 
 
 @dataclass
@@ -54,11 +72,13 @@ def sequence_forward(
     w: Weights,
     mask: np.ndarray | None = None,
     keep_cache: bool = True,
-) -> tuple[np.ndarray, Carry, SequenceCache | None]:
+) -> tuple[np.ndarray, Carry, SequenceCache | fused.FusedCache | None]:
     """Run ``cell`` over ``x`` (T, B, F) from ``carry``; return outputs (T, B, H), final carry."""
     T, B, _ = x.shape
     H = w.W_hh.shape[1]
     xi = input_projection(x, w)  # (T, B, G*H)
+    if _FUSED and fused.supports(cell, x, w.W_hh):
+        return fused.forward(cell, x, carry, w, mask, keep_cache, xi)
     y = np.empty((T, B, H), dtype=x.dtype)
     h_prev = np.empty((T, B, H), dtype=x.dtype) if keep_cache else None
     steps: list[tuple] = []
@@ -83,7 +103,7 @@ def sequence_backward(
     cell: CellSpec,
     dy: np.ndarray,
     dcarry: Carry,
-    cache: SequenceCache,
+    cache: SequenceCache | fused.FusedCache,
     w: Weights,
     grads: Weights,
 ) -> tuple[np.ndarray, Carry, np.ndarray]:
@@ -94,6 +114,8 @@ def sequence_backward(
     the gradient of the initial carry, and the squared norm of the gradient reaching each
     hidden state, per step and sequence (T, B).
     """
+    if isinstance(cache, fused.FusedCache):
+        return fused.backward(cell, dy, dcarry, cache, w, grads)
     x, mask = cache.x, cache.mask
     T, B, F = x.shape
     H = w.W_hh.shape[1]

@@ -15,13 +15,16 @@ of dL/dh_t. It is how vanishing and exploding gradients are seen.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..cells import CELLS, CellSpec
-from ..cells.sequence import SequenceCache, Weights, sequence_backward, sequence_forward
+from ..cells.sequence import Weights, sequence_backward, sequence_forward
 from ..errors import InputError
 from .checks import (
     as_float_array,
@@ -47,6 +50,24 @@ class RecurrentConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     dtype: str = "float32"
+
+
+_R = TypeVar("_R")
+_POOL: ThreadPoolExecutor | None = None
+PARALLEL_DIRECTIONS = os.environ.get("RNNKIT_PARALLEL_DIRECTIONS", "1") != "0"
+
+
+def each_direction(run: Callable[[int], _R], directions: int) -> list[_R]:
+    """``[run(0), run(1)]``: with two directions, the reverse one runs on a second thread (the
+    kernels and BLAS release the GIL), so both cores work on independent recurrences."""
+    global _POOL
+    if directions == 1 or not PARALLEL_DIRECTIONS:
+        return [run(d) for d in range(directions)]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-reverse")
+    reverse = _POOL.submit(run, 1)
+    forward = run(0)
+    return [forward, reverse.result()]
 
 
 def reverse_index(lengths: np.ndarray | None, T: int, B: int) -> np.ndarray:
@@ -225,16 +246,20 @@ class Recurrent(Module):
         mask = None if mask is None else mask.astype(self.dtype)  # (T, B, 1), 1 while running
         rev = reverse_index(lens, T, B)
         finals: list = []
-        tape: list[tuple[list[SequenceCache | None], np.ndarray | None]] = []  # per layer
+        tape: list[tuple[list[Any], np.ndarray | None]] = []  # per layer
         inp = x
         for layer in range(self.num_layers):
             outs, caches = [], []
-            for d in range(self.num_directions):
+
+            def direction(d: int, layer: int = layer, inp: np.ndarray = inp):
                 k = layer * self.num_directions + d
                 w = self._weights(self._suffixes()[k], self.params)
                 xin = inp if d == 0 else gather_time(inp, rev)
                 y, carry, cache = sequence_forward(self.cell, xin, carries[k], w, mask, train)
-                outs.append(y if d == 0 else gather_time(y, rev))
+                return (y if d == 0 else gather_time(y, rev)), carry, cache
+
+            for y, carry, cache in each_direction(direction, self.num_directions):
+                outs.append(y)
                 finals.append(carry)
                 caches.append(cache)
             out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, B, D*H)
@@ -306,22 +331,23 @@ class Recurrent(Module):
             caches, drop = tape[layer]
             if drop is not None:
                 dy = dy * drop  # backprop through the dropout mask
-            dx = None
-            for d in range(D):
+
+            def direction(d: int, layer: int = layer, caches=caches, dy: np.ndarray = dy):
                 k = layer * D + d
-                cache = caches[d]
                 dyd = dy[:, :, d * H : (d + 1) * H]
                 if d == 1:
                     dyd = gather_time(dyd, rev)
                 dcarry = tuple(p[k] for p in parts)
                 w = self._weights(sfx[k], self.params)
                 g = self._weights(sfx[k], self.grads)
-                dxd, dcarry0[k], sq = sequence_backward(self.cell, dyd, dcarry, cache, w, g)
+                dxd, dcarry0[k], sq = sequence_backward(self.cell, dyd, dcarry, caches[d], w, g)
                 if d == 1:  # back from the reverse pass's own order to input time
                     dxd, sq = gather_time(dxd, rev), gather_time(sq, rev)
                 norms[k] = np.sqrt(sq.sum(axis=1))
-                dx = dxd if dx is None else dx + dxd
-            dy = dx
+                return dxd
+
+            dxs = each_direction(direction, D)
+            dy = dxs[0] if D == 1 else dxs[0] + dxs[1]
         self.grad_norms = norms
         dparts = [np.stack([c[i] for c in dcarry0]) for i in range(self.cell.carry_size)]
         if unbatched:

@@ -19,6 +19,7 @@ from ..errors import CheckpointError, InputError
 from ..io.checkpoint import load_checkpoint
 from ..losses import cross_entropy, log_softmax
 from ..models.language import LanguageModel
+from ..stream import Stream
 from ..training import TrainConfig, Trainer, TrainResult
 
 
@@ -225,15 +226,14 @@ def generate(
     ids = vocab.encode(prime) if prime else np.zeros(0, dtype=np.int64)
     if len(ids) == 0:  # start from a newline when it is known, else from the unknown token
         ids = vocab.encode("\n") if "\n" in vocab.index else np.zeros(1, dtype=np.int64)
-    logits, state = model(ids[:, None])  # the whole prime in one pass: (T, 1, V)
-    last = logits[-1, 0]
+    stream = Stream(model)
+    last = stream.feed(ids)[-1]  # the whole prime in one pass: (T, V), then its last step
     previous = int(ids[-1])
     for _ in range(length):
         token = _sample(last, temperature, top_k, rng)
         yield vocab.decode_next(previous, token)
         previous = token
-        logits, state = model(np.array([[token]]), state)  # one step, state carried
-        last = logits[0, 0]
+        last = stream.step(token)  # one step from the carried state: (V,)
 
 
 def _sample(

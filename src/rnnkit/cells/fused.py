@@ -1,0 +1,127 @@
+"""The sequence loops on the fused kernels: the fast path of `rnnkit.cells.sequence`.
+
+Same contract and numbers as the NumPy reference loops there (tests hold them to it), with every
+buffer allocated once per sequence: per step, one BLAS product into a preallocated array and one
+kernel call (`rnnkit.kernels.cells`), forward and backward. The cache is a handful of
+``(T, B, ...)`` arrays rather than a list of per-step tuples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import cells as K
+from .base import Carry, CellSpec
+
+
+@dataclass
+class FusedCache:
+    """What the fused backward needs: opaque to everyone else."""
+
+    x: np.ndarray  # (T, B, F)
+    hs: np.ndarray  # (T+1, B, H): hs[t] is the hidden state entering step t
+    cs: np.ndarray | None  # (T+1, B, H): the LSTM's cell state, likewise
+    acts: np.ndarray  # (T, B, G*H): gate activations (RNN: the activation itself)
+    extra: np.ndarray | None  # (T, B, H): LSTM tanh(c), GRU hn
+    m: np.ndarray  # (T, B): 1 while a sequence runs
+
+
+def supports(cell: CellSpec, x: np.ndarray, W_hh: object) -> bool:
+    """The fused path runs float32/float64 arrays of the four built-in cells."""
+    return (
+        cell.name in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+        and x.dtype in (np.float32, np.float64)
+        and type(W_hh) is np.ndarray
+        and W_hh.dtype == x.dtype
+    )
+
+
+def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
+    """Fused `sequence_forward` given the input projection ``xi`` (T, B, G*H)."""
+    T, B, _ = x.shape
+    H = w.W_hh.shape[1]
+    GH = cell.gates * H
+    dt = x.dtype
+    b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, dt)
+    m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
+    n_keep = T if keep_cache else 1
+    hs = np.empty((T + 1 if keep_cache else 2, B, H), dt)
+    hs[0] = carry[0]
+    lstm = cell.name == "LSTM"
+    cs = None
+    if lstm:
+        cs = np.empty_like(hs)
+        cs[0] = carry[1]
+    acts = np.empty((n_keep, B, GH), dt)
+    extra = np.empty((n_keep, B, H), dt) if cell.name in ("LSTM", "GRU") else None
+    y = np.empty((T, B, H), dt)
+    hh = np.empty((B, GH), dt)
+    W_hhT = w.W_hh.T
+    for t in range(T):
+        cur, nxt = (t, t + 1) if keep_cache else (t % 2, 1 - t % 2)
+        k = t if keep_cache else 0
+        np.matmul(hs[cur], W_hhT, out=hh)
+        if lstm:
+            assert cs is not None and extra is not None
+            K.lstm_forward(
+                xi[t], hh, b_hh, hs[cur], cs[cur], m[t], hs[nxt], cs[nxt], y[t], acts[k], extra[k]
+            )
+        elif cell.name == "GRU":
+            assert extra is not None
+            K.gru_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], extra[k])
+        elif cell.name == "RNN_TANH":
+            K.rnn_tanh_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
+        else:
+            K.rnn_relu_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
+    last = T if keep_cache else T % 2
+    final = (hs[last].copy(),) if cs is None else (hs[last].copy(), cs[last].copy())
+    cache = FusedCache(x, hs, cs, acts, extra, m) if keep_cache else None
+    return y, final, cache
+
+
+def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
+    """Fused `sequence_backward`: the same returns, the same accumulation into ``grads``."""
+    x, hs = cache.x, cache.hs
+    T, B, F = x.shape
+    H = w.W_hh.shape[1]
+    dt = x.dtype
+    dy = np.ascontiguousarray(dy, dtype=dt)
+    dxi = np.empty((T, B, cell.gates * H), dt)
+    dhh = np.empty_like(dxi) if cell.separate_hidden_grad else dxi
+    dhmat = np.array(dcarry[0], dtype=dt)  # (B, H): what reaches h_t through the later step
+    dhpass = np.zeros((B, H), dt)
+    dh_in = np.empty((T, B, H), dt)
+    dc = np.array(dcarry[1], dtype=dt) if cell.name == "LSTM" else None
+    m, acts, extra = cache.m, cache.acts, cache.extra
+    for t in range(T - 1, -1, -1):
+        if cell.name == "LSTM":
+            assert dc is not None and cache.cs is not None and extra is not None
+            K.lstm_backward(
+                dhmat, dhpass, dy[t], dc, m[t], acts[t], extra[t], cache.cs[t], dxi[t], dh_in[t]
+            )
+        elif cell.name == "GRU":
+            assert extra is not None
+            K.gru_backward(
+                dhmat, dhpass, dy[t], m[t], acts[t], extra[t], hs[t], dxi[t], dhh[t], dh_in[t]
+            )
+        elif cell.name == "RNN_TANH":
+            K.rnn_tanh_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t])
+        else:
+            K.rnn_relu_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t])
+        np.matmul(dhh[t], w.W_hh, out=dhmat)
+    dhmat += dhpass
+    sq = np.empty(T * B, np.float64)
+    K.sum_squares(dh_in.reshape(T * B, H), sq)
+    dxi2 = dxi.reshape(T * B, -1)
+    dhh2 = dhh.reshape(T * B, -1)
+    grads.W_ih += dxi2.T @ x.reshape(T * B, F)
+    grads.W_hh += dhh2.T @ hs[:T].reshape(T * B, H)
+    if grads.b_ih is not None:
+        grads.b_ih += dxi2.sum(axis=0)
+    if grads.b_hh is not None:
+        grads.b_hh += dhh2.sum(axis=0)
+    dx = (dxi2 @ w.W_ih).reshape(T, B, F)
+    dcarry0 = (dhmat,) if dc is None else (dhmat, dc)
+    return dx, dcarry0, sq.reshape(T, B)

@@ -1,0 +1,122 @@
+r"""One step of one stream (batch 1), fused: both matrix-vector products and the gate arithmetic
+in a single call, straight from the weights as stored (float32/float64, int8 with one scale per
+row, or bfloat16 bits).
+
+Each kernel reads ``x`` (F,) and the carry (H,), writes the new carry into separate buffers, and
+returns False when ``x`` holds NaN or infinity (then the outputs are not to be used). Scratch
+buffers ``xi`` and ``hh`` (G*H,) receive ``W_ih x + b_ih`` and ``W_hh h + b_hh``.
+
+The weight kind is chosen when the kernel is compiled, from the weight array's dtype: int8
+multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
+to float32 as they are read; float arrays are used as they are (``s`` is ignored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from .cells import HALF, ONE, ZERO, fast_tanh
+
+
+def matvec(W, s, x, bias, out):  # the Python body is never used: see the overload below
+    raise NotImplementedError
+
+
+@overload(matvec)
+def _matvec(W, s, x, bias, out):
+    if W.dtype == types.int8:
+
+        def impl_int8(W, s, x, bias, out):
+            for n in range(W.shape[0]):
+                acc = np.float32(0.0)
+                for k in range(W.shape[1]):
+                    acc += np.float32(W[n, k]) * x[k]
+                out[n] = acc * s[n] + bias[n]
+
+        return impl_int8
+    if W.dtype == types.uint16:
+
+        def impl_bf16(W, s, x, bias, out):
+            bits = np.empty(W.shape[1], dtype=np.uint32)
+            row = bits.view(np.float32)
+            for n in range(W.shape[0]):
+                for k in range(W.shape[1]):
+                    bits[k] = np.uint32(W[n, k]) << np.uint32(16)  # bfloat16: the top half
+                acc = np.float32(0.0)
+                for k in range(W.shape[1]):
+                    acc += row[k] * x[k]
+                out[n] = acc + bias[n]
+
+        return impl_bf16
+
+    def impl_float(W, s, x, bias, out):
+        for n in range(W.shape[0]):
+            acc = ZERO  # widened to float64 for float64 weights
+            for k in range(W.shape[1]):
+                acc += W[n, k] * x[k]
+            out[n] = acc + bias[n]
+
+    return impl_float
+
+
+# fast math without assuming finite values: the NaN check below must survive
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(inline="always")
+def _finite(x):
+    total = ZERO * x[0]
+    for k in range(x.shape[0]):
+        total += ZERO * x[k]
+    return total == 0  # NaN or infinity anywhere makes the sum NaN
+
+
+@njit(inline="always")
+def _sigmoid(a):
+    return HALF * (ONE + fast_tanh(HALF * a))
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh):
+    if not _finite(x):
+        return False
+    H = h.shape[0]
+    matvec(W_ih, s_ih, x, b_ih, xi)
+    matvec(W_hh, s_hh, h, b_hh, hh)
+    for j in range(H):
+        i = _sigmoid(xi[j] + hh[j])
+        f = _sigmoid(xi[H + j] + hh[H + j])
+        g = fast_tanh(xi[2 * H + j] + hh[2 * H + j])
+        o = _sigmoid(xi[3 * H + j] + hh[3 * H + j])
+        c_out[j] = f * c[j] + i * g
+        h_out[j] = o * fast_tanh(c_out[j])
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh):
+    if not _finite(x):
+        return False
+    H = h.shape[0]
+    matvec(W_ih, s_ih, x, b_ih, xi)
+    matvec(W_hh, s_hh, h, b_hh, hh)
+    for j in range(H):
+        r = _sigmoid(xi[j] + hh[j])
+        z = _sigmoid(xi[H + j] + hh[H + j])
+        n = fast_tanh(xi[2 * H + j] + r * hh[2 * H + j])
+        h_out[j] = (ONE - z) * n + z * h[j]
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh, relu):
+    if not _finite(x):
+        return False
+    matvec(W_ih, s_ih, x, b_ih, xi)
+    matvec(W_hh, s_hh, h, b_hh, hh)
+    for j in range(h.shape[0]):
+        a = xi[j] + hh[j]
+        h_out[j] = max(a, ZERO) if relu else fast_tanh(a)
+    return True

@@ -1,0 +1,122 @@
+"""`StepPlan`: one step of one stream through a unidirectional recurrent stack, fast.
+
+The streaming hot path. A `Stream` of a single stream calls ``plan.step(x, state)`` instead of
+the general forward: per layer, one fused kernel call (`rnnkit.kernels.step`) does both
+matrix-vector products and the gate arithmetic, from the weights as they are stored (float,
+int8 or bfloat16). The plan holds references to the model's own arrays, so it follows in-place
+updates (optimizer steps, `load_state_dict`). It trusts its caller for shapes and returns None
+when it cannot take an input (wrong shape, NaN), so that the general path reports the error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..kernels import step as K
+from .recurrent import Recurrent
+
+
+def _stored(w: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The array a kernel reads for a weight, and its row scales (int8 only)."""
+    q = getattr(w, "q", None)
+    if q is None:
+        return np.ascontiguousarray(w), np.empty(0, np.float32)
+    return q, getattr(w, "scale", np.empty(0, np.float32))
+
+
+class StepPlan:
+    """Batch-1 steps of a `Recurrent` stack (not bidirectional) on fused kernels."""
+
+    def __init__(self, layer: Recurrent) -> None:
+        self.layer = layer
+        self.mode = layer.cell.name
+        self.dtype = np.dtype(np.float32) if getattr(layer, "quantized", None) else layer.dtype
+        H, G = layer.hidden_size, layer.cell.gates
+        zeros = np.zeros(G * H, self.dtype)
+        self.weights = []
+        for sfx in layer._suffixes():
+            p = layer.params
+            W_ih, s_ih = _stored(p[f"weight_ih_{sfx}"])
+            W_hh, s_hh = _stored(p[f"weight_hh_{sfx}"])
+            b_ih, b_hh = p.get(f"bias_ih_{sfx}", zeros), p.get(f"bias_hh_{sfx}", zeros)
+            self.weights.append((W_ih, s_ih, W_hh, s_hh, b_ih, b_hh))
+        self.xi = np.empty(G * H, self.dtype)
+        self.hh = np.empty(G * H, self.dtype)
+        self.relu = self.mode == "RNN_RELU"
+        self.input_size = layer.input_size
+
+    @staticmethod
+    def build(model: Any) -> StepPlan | TokenStepPlan | None:
+        """A plan for ``model`` when it is a unidirectional `Recurrent` or a language model
+        on one, else None."""
+        if getattr(model, "takes_ids", False) and hasattr(model, "rnn"):
+            inner = StepPlan.build(model.rnn)
+            return TokenStepPlan(model, inner) if isinstance(inner, StepPlan) else None
+        if not isinstance(model, Recurrent) or model.bidirectional:
+            return None
+        if model.cell.name not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
+            return None
+        return StepPlan(model)
+
+    def step(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
+        """``(y, new_state)`` for one input ``(F,)`` and a batch-1 state (None: zeros), or None."""
+        try:
+            x = np.asarray(x, dtype=self.dtype)
+        except (TypeError, ValueError):
+            return None
+        if x.shape != (self.input_size,):
+            return None
+        carry: Any = self.layer.initial_state(1) if state is None else state
+        lstm = self.mode == "LSTM"
+        h_old: np.ndarray = carry[0] if lstm else carry
+        h_new = np.empty_like(h_old)  # (L, 1, H): fresh arrays, so states handed out stay put
+        c_old: np.ndarray | None = carry[1] if lstm else None
+        c_new = np.empty_like(h_old) if lstm else None
+        inp = x
+        for k, (W_ih, s_ih, W_hh, s_hh, b_ih, b_hh) in enumerate(self.weights):
+            if lstm:
+                assert c_old is not None and c_new is not None
+                ok = K.lstm_step(
+                    inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh,
+                    h_old[k, 0], c_old[k, 0], h_new[k, 0], c_new[k, 0], self.xi, self.hh,
+                )  # fmt: skip
+            elif self.mode == "GRU":
+                ok = K.gru_step(
+                    inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh,
+                    h_old[k, 0], h_new[k, 0], self.xi, self.hh,
+                )  # fmt: skip
+            else:
+                ok = K.rnn_step(
+                    inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh,
+                    h_old[k, 0], h_new[k, 0], self.xi, self.hh, self.relu,
+                )  # fmt: skip
+            if not ok:
+                return None
+            inp = h_new[k, 0]
+        y = h_new[-1, 0].copy()
+        return y, ((h_new, c_new) if lstm else h_new)
+
+
+class TokenStepPlan:
+    """Batch-1 steps of a language model: an embedding row, the stack's plan, the head."""
+
+    def __init__(self, model: Any, inner: StepPlan) -> None:
+        self.model, self.inner = model, inner
+        self.vocab_size = model.embedding.num_embeddings
+
+    def step(self, token: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
+        """``(logits (V,), new_state)`` for one token id, or None."""
+        if not isinstance(token, (int, np.integer)) or not 0 <= token < self.vocab_size:
+            return None  # the general path reports what is wrong
+        x = self.model.embedding.params["weight"][token]  # (E,)
+        done = self.inner.step(x, state)
+        if done is None:
+            return None
+        h, state = done
+        head = self.model.head.params
+        logits = (h[None] @ head["weight"].T)[0]  # (V,); works on quantized weights too
+        if "bias" in head:
+            logits += head["bias"]
+        return logits, state

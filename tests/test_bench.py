@@ -1,0 +1,29 @@
+"""`make bench-quick`: the benchmark suite runs end to end, so it cannot silently break."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_mode_measures_every_side(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "bench.json").read_text())
+    sides = {side for got in result["medians"].values() for side in got}
+    assert {"rnnkit", "torch", "torch-cell", "torch-seq", "ort"} <= sides
+    medians = result["medians"]
+    timed = {k: v for k, v in medians.items() if not k.startswith("memory stream")}
+    assert all(v > 0 for got in timed.values() for v in got.values())
+    (growth,) = [v["rnnkit"] for k, v in medians.items() if k.startswith("memory stream")]
+    assert 0 <= growth < 2**20  # streaming memory does not grow
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+    assert "| train lstm H32 B32 T10 |" in proc.stdout
+    assert "memory stream" in proc.stdout

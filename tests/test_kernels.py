@@ -1,0 +1,70 @@
+"""The fused kernels against the NumPy reference loops they implement."""
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.cells.sequence import reference_loops
+
+CLASSES = {
+    "LSTM": lambda **kw: rnnkit.LSTM(**kw),
+    "GRU": lambda **kw: rnnkit.GRU(**kw),
+    "RNN_TANH": lambda **kw: rnnkit.RNN(**kw),
+    "RNN_RELU": lambda **kw: rnnkit.RNN(nonlinearity="relu", **kw),
+}
+
+
+def _run(layer, x, state, lengths, dy, dstate):
+    layer.zero_grad()
+    y, hn, backward = layer.forward_train(x, state, lengths=lengths)
+    dx, dh0 = backward(dy, dstate)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    return y, hn, dx, dh0, grads, layer.grad_norms.copy()
+
+
+def _flat(a):
+    return list(a) if isinstance(a, tuple) else [a]
+
+
+@pytest.mark.parametrize("mode", sorted(CLASSES))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("lengths", [False, True])
+def test_fused_equals_reference(mode, dtype, lengths):
+    rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
+    T, B, F, H, L = 7, 4, 5, 6, 2
+    layer = CLASSES[mode](
+        input_size=F, hidden_size=H, num_layers=L, bidirectional=True, seed=1, dtype=dtype
+    )
+    x = rng.standard_normal((T, B, F)).astype(dtype)
+    shape = (2 * L, B, H)
+    h0 = rng.standard_normal(shape).astype(dtype)
+    state = (h0, rng.standard_normal(shape).astype(dtype)) if mode == "LSTM" else h0
+    dstate = (
+        (rng.standard_normal(shape).astype(dtype),) * 2
+        if mode == "LSTM"
+        else rng.standard_normal(shape).astype(dtype)
+    )
+    lens = np.array([7, 3, 5, 1]) if lengths else None
+    dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
+    fast = _run(layer, x, state, lens, dy, dstate)
+    with reference_loops():
+        ref = _run(layer, x, state, lens, dy, dstate)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(fast[:4], ref[:4], strict=True):
+        for pa, pb in zip(_flat(a), _flat(b), strict=True):
+            np.testing.assert_allclose(pa, pb, rtol=tol, atol=tol)
+    for key in ref[4]:
+        np.testing.assert_allclose(fast[4][key], ref[4][key], rtol=tol, atol=tol, err_msg=key)
+    np.testing.assert_allclose(fast[5], ref[5], rtol=tol, atol=tol)
+
+
+def test_fused_float32_tanh_is_close_to_exact():
+    from rnnkit.kernels.cells import rnn_tanh_forward
+
+    a = np.linspace(-12, 12, 100_001, dtype=np.float32)[None, :]
+    zero = np.zeros_like(a)
+    out = np.empty_like(a)
+    act = np.empty_like(a)
+    rnn_tanh_forward(a, zero, zero[0], zero, np.ones(1, np.float32), out, act, act)
+    err = np.abs(act - np.tanh(a.astype(np.float64)))
+    assert err.max() < 5e-7

@@ -37,11 +37,11 @@ class LMRunConfig:
     embedding: int = 64
     dropout: float = 0.1
     tie_weights: bool = False
-    batch: int = 64
+    batch: int = 32
     bptt: int = 100
-    lr: float = 2e-3
+    lr: float = 3e-3
     min_lr: float = 1e-4
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     weight_decay: float = 0.0
     clip: float = 1.0
     steps: int | None = None

@@ -1,0 +1,95 @@
+"""The fast paths against the general ones: the batch-1 step plan and the parallel directions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.layers import recurrent
+from rnnkit.layers.stepper import StepPlan
+
+MAKERS = {
+    "rnn_tanh": lambda **kw: rnnkit.RNN(4, 6, **kw),
+    "rnn_relu": lambda **kw: rnnkit.RNN(4, 6, nonlinearity="relu", **kw),
+    "lstm": lambda **kw: rnnkit.LSTM(4, 6, **kw),
+    "gru": lambda **kw: rnnkit.GRU(4, 6, **kw),
+}
+
+
+def _parts(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _perturbed(layer, rng):
+    s = layer.initial_state(1)
+    return tuple(a + rng.standard_normal(a.shape).astype(a.dtype) for a in _parts(s))
+
+
+# quantized weights compute in float32, so they come only with float32 models
+KINDS = [("float64", "float"), ("float32", "float"), ("float32", "int8"), ("float32", "bfloat16")]
+
+
+@pytest.mark.parametrize("cell", sorted(MAKERS))
+@pytest.mark.parametrize(("dtype", "weights"), KINDS)
+def test_batch1_plan_equals_the_general_step(cell, dtype, weights):
+    rng = np.random.default_rng(0)
+    model = MAKERS[cell](num_layers=3, seed=2, dtype=dtype)
+    if weights != "float":
+        model = rnnkit.quantize(model, weights)
+    assert StepPlan.build(model) is not None
+    start = _perturbed(model, rng)
+    start = start if cell == "lstm" else start[0]
+    xs = rng.standard_normal((15, 4)).astype(dtype)
+    fast = rnnkit.Stream(model)
+    fast.state = start
+    got = np.stack([fast.step(x) for x in xs])  # (T, H) through the plan
+    want, final = model.stream_forward(xs[:, None, :], start)  # the general path, batch 1
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(got, want[:, 0], rtol=tol, atol=tol)
+    for a, b in zip(_parts(fast.state), _parts(final), strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_plan_leaves_bad_input_to_the_general_path():
+    stream = rnnkit.Stream(rnnkit.LSTM(3, 5, seed=0))
+    with pytest.raises(ValueError, match="NaN"):
+        stream.step(np.array([0.0, np.nan, 1.0], np.float32))
+    with pytest.raises(ValueError, match=r"\(B, 3\)|3"):
+        stream.step(np.zeros(4, np.float32))
+
+
+def test_language_model_plan_equals_the_general_step():
+    from rnnkit.models import LanguageModel
+
+    lm = LanguageModel(vocab_size=11, hidden_size=7, num_layers=2, embedding_size=5, seed=0)
+    tokens = [3, 1, 4, 1, 5, 9, 2, 6]
+    stream = rnnkit.Stream(lm)
+    got = np.stack([stream.step(t) for t in tokens])  # (T, V)
+    want, _ = lm.stream_forward(np.array(tokens)[:, None], None)
+    np.testing.assert_allclose(got, want[:, 0], rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", sorted(MAKERS))
+def test_parallel_directions_equal_sequential(cell, monkeypatch):
+    rng = np.random.default_rng(3)
+    layer = MAKERS[cell](num_layers=2, bidirectional=True, seed=1, dtype="float64")
+    x = rng.standard_normal((9, 3, 4))
+    lengths = np.array([9, 4, 6])
+    dy = rng.standard_normal((9, 3, 12))
+
+    def run():
+        layer.zero_grad()
+        y, state, backward = layer.forward_train(x, lengths=lengths)
+        dx, dstate = backward(dy)
+        grads = {k: v.copy() for k, v in layer.grads.items()}
+        return [y, *_parts(state), dx, *_parts(dstate), layer.grad_norms.copy()], grads
+
+    monkeypatch.setattr(recurrent, "PARALLEL_DIRECTIONS", True)
+    par, par_grads = run()
+    monkeypatch.setattr(recurrent, "PARALLEL_DIRECTIONS", False)
+    seq, seq_grads = run()
+    for a, b in zip(par, seq, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key in seq_grads:
+        np.testing.assert_array_equal(par_grads[key], seq_grads[key], err_msg=key)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.layers import recurrent
+from rnnkit.layers import parallel
 from rnnkit.layers.stepper import StepPlan
 
 MAKERS = {
@@ -85,11 +85,40 @@ def test_parallel_directions_equal_sequential(cell, monkeypatch):
         grads = {k: v.copy() for k, v in layer.grads.items()}
         return [y, *_parts(state), dx, *_parts(dstate), layer.grad_norms.copy()], grads
 
-    monkeypatch.setattr(recurrent, "PARALLEL_DIRECTIONS", True)
+    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", True)
     par, par_grads = run()
-    monkeypatch.setattr(recurrent, "PARALLEL_DIRECTIONS", False)
+    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)
     seq, seq_grads = run()
     for a, b in zip(par, seq, strict=True):
         np.testing.assert_array_equal(a, b)
     for key in seq_grads:
         np.testing.assert_array_equal(par_grads[key], seq_grads[key], err_msg=key)
+
+
+@pytest.mark.parametrize("cell", sorted(MAKERS))
+@pytest.mark.parametrize("lengths", [None, [23, 9, 17]])
+def test_wavefront_equals_layer_after_layer(cell, lengths, monkeypatch):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((23, 3, 4))
+    dy = rng.standard_normal((23, 3, 6))
+    h0 = rng.standard_normal((3, 3, 6))
+    state = (h0, rng.standard_normal((3, 3, 6))) if cell == "lstm" else h0
+
+    def run(chunks):
+        monkeypatch.setattr(parallel, "WAVEFRONT_CHUNKS", chunks)
+        # a fresh layer each time: dropout draws from the layer's own generator
+        layer = MAKERS[cell](num_layers=3, dropout=0.3, seed=5, dtype="float64")
+        assert bool(parallel.wavefront_chunks(3, 1, 23)) == (chunks > 0)
+        y, final, backward = layer.forward_train(x, state, lengths=lengths)
+        dx, dstate = backward(dy, state)  # any gradient of the final state will do
+        inference = layer(x, state, lengths=lengths)
+        arrays = [y, *_parts(final), dx, *_parts(dstate), layer.grad_norms]
+        arrays += [inference[0], *_parts(inference[1])]
+        return arrays, dict(layer.grads)
+
+    wave, wave_grads = run(5)
+    plain, plain_grads = run(0)
+    for a, b in zip(wave, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for key in plain_grads:
+        np.testing.assert_allclose(wave_grads[key], plain_grads[key], rtol=1e-12, atol=1e-12)

@@ -15,11 +15,8 @@ of dL/dh_t. It is how vanishing and exploding gradients are seen.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +32,13 @@ from .checks import (
     resolve_dtype,
 )
 from .module import Module
+from .parallel import (
+    WavefrontTape,
+    each_direction,
+    wavefront_backward,
+    wavefront_chunks,
+    wavefront_forward,
+)
 
 
 @dataclass(frozen=True)
@@ -50,24 +54,6 @@ class RecurrentConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     dtype: str = "float32"
-
-
-_R = TypeVar("_R")
-_POOL: ThreadPoolExecutor | None = None
-PARALLEL_DIRECTIONS = os.environ.get("RNNKIT_PARALLEL_DIRECTIONS", "1") != "0"
-
-
-def each_direction(run: Callable[[int], _R], directions: int) -> list[_R]:
-    """``[run(0), run(1)]``: with two directions, the reverse one runs on a second thread (the
-    kernels and BLAS release the GIL), so both cores work on independent recurrences."""
-    global _POOL
-    if directions == 1 or not PARALLEL_DIRECTIONS:
-        return [run(d) for d in range(directions)]
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-reverse")
-    reverse = _POOL.submit(run, 1)
-    forward = run(0)
-    return [forward, reverse.result()]
 
 
 def reverse_index(lengths: np.ndarray | None, T: int, B: int) -> np.ndarray:
@@ -245,6 +231,17 @@ class Recurrent(Module):
         mask = None if lens is None else (np.arange(T)[:, None] < lens[None, :])[:, :, None]
         mask = None if mask is None else mask.astype(self.dtype)  # (T, B, 1), 1 while running
         rev = reverse_index(lens, T, B)
+        n_chunks = wavefront_chunks(self.num_layers, self.num_directions, T)
+        if n_chunks:
+            weights = [self._weights(sfx, self.params) for sfx in self._suffixes()]
+            drops = [
+                self._dropout_mask((T, B, self.hidden_size), k, train)
+                for k in range(self.num_layers)
+            ]
+            y, last, wave = wavefront_forward(
+                self.cell, x, carries, weights, mask, drops, n_chunks, train
+            )
+            return y, last, (wave, rev)
         finals: list = []
         tape: list[tuple[list[Any], np.ndarray | None]] = []  # per layer
         inp = x
@@ -263,15 +260,20 @@ class Recurrent(Module):
                 finals.append(carry)
                 caches.append(cache)
             out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, B, D*H)
-            drop = None
-            if train and self.dropout > 0 and layer < self.num_layers - 1:
-                keep = 1.0 - self.dropout
-                assert self.rng is not None
-                drop = (self.rng.random(out.shape) < keep).astype(self.dtype) / keep
+            drop = self._dropout_mask(out.shape, layer, train)
+            if drop is not None:
                 out = out * drop
             tape.append((caches, drop))
             inp = out
         return inp, finals, (tape, rev)
+
+    def _dropout_mask(self, shape: tuple, layer: int, train: bool) -> np.ndarray | None:
+        """The dropout mask on ``layer``'s output (scaled by 1/keep), or None: none drops."""
+        if not train or self.dropout == 0 or layer == self.num_layers - 1:
+            return None
+        keep = 1.0 - self.dropout
+        assert self.rng is not None
+        return (self.rng.random(shape) < keep).astype(self.dtype) / keep
 
     def _output(self, y: np.ndarray, finals: list, unbatched: bool):
         state_parts = [np.stack([c[i] for c in finals]) for i in range(self.cell.carry_size)]
@@ -323,6 +325,22 @@ class Recurrent(Module):
             dy = dy.transpose(1, 0, 2)
         T, B, _ = dy.shape
         parts = self._state_parts(dstate, B, unbatched, "dstate")
+        if isinstance(tape, WavefrontTape):
+            dy, dcarry0, norms = self._backward_wavefront(dy, parts, tape)
+        else:
+            dy, dcarry0, norms = self._backward_layers(dy, parts, tape, rev)
+        self.grad_norms = norms
+        dparts = [np.stack([c[i] for c in dcarry0]) for i in range(self.cell.carry_size)]
+        if unbatched:
+            dy = dy[:, 0]
+            dparts = [p[:, 0] for p in dparts]
+        elif self.batch_first:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        return dy, (tuple(dparts) if self.is_lstm else dparts[0])
+
+    def _backward_layers(self, dy, parts, tape, rev):
+        """BPTT layer after layer, top down; both directions of a layer side by side."""
+        T = dy.shape[0]
         H, D = self.hidden_size, self.num_directions
         norms = np.zeros((self.num_layers * D, T))
         dcarry0: list = [None] * (self.num_layers * D)
@@ -348,11 +366,13 @@ class Recurrent(Module):
 
             dxs = each_direction(direction, D)
             dy = dxs[0] if D == 1 else dxs[0] + dxs[1]
-        self.grad_norms = norms
-        dparts = [np.stack([c[i] for c in dcarry0]) for i in range(self.cell.carry_size)]
-        if unbatched:
-            dy = dy[:, 0]
-            dparts = [p[:, 0] for p in dparts]
-        elif self.batch_first:
-            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
-        return dy, (tuple(dparts) if self.is_lstm else dparts[0])
+        return dy, dcarry0, norms
+
+    def _backward_wavefront(self, dy, parts, tape):
+        """BPTT through a unidirectional stack on the wavefront's mirrored schedule."""
+        sfx = self._suffixes()
+        w = [self._weights(s, self.params) for s in sfx]
+        g = [self._weights(s, self.grads) for s in sfx]
+        dcarries = [tuple(p[k] for p in parts) for k in range(self.num_layers)]
+        dx, dcarry0, sq = wavefront_backward(self.cell, dy, dcarries, tape, w, g)
+        return dx, dcarry0, np.sqrt(sq.sum(axis=2))

@@ -10,6 +10,7 @@ Writes runs/eval/lm.json and runs/eval/lm.md and prints the table.
 
     python benchmarks/eval_lm.py                 # 2 x 15 minutes plus about 3 minutes
     python benchmarks/eval_lm.py --quick         # a tiny model for a few seconds: a smoke test
+    python benchmarks/eval_lm.py --throughput-only   # keep the trained results, re-time only
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def main() -> int:
     p.add_argument("--throughput-steps", type=int, default=30, help="steps per throughput run")
     p.add_argument("--quick", action="store_true", help="tiny model, seconds: a smoke test")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    p.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="keep the trained results in <out>/lm.json and measure the throughput again",
+    )
     args = p.parse_args()
     if not args.text.is_file():
         raise SystemExit(
@@ -113,16 +119,22 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     budget = ["--minutes", str(args.minutes)]
 
-    print(f"rnnkit: training for {args.minutes} min ...", file=sys.stderr, flush=True)
-    ours, sample = _run(
-        rnnkit_cmd(args.text, budget, model, args.out / "shakespeare.safetensors", 400)
-    )
-    print(
-        f"rnnkit: val loss {ours['val_loss']:.4f}; PyTorch: training for {args.minutes} min ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    theirs, _ = _run(torch_cmd(args.text, budget, model))
+    if args.throughput_only:
+        before = json.loads((args.out / "lm.json").read_text())
+        ours, theirs, sample = before["rnnkit"], before["torch"], before["sample"]
+        args.minutes = before["minutes"]
+    else:
+        print(f"rnnkit: training for {args.minutes} min ...", file=sys.stderr, flush=True)
+        ours, sample = _run(
+            rnnkit_cmd(args.text, budget, model, args.out / "shakespeare.safetensors", 400)
+        )
+        print(
+            f"rnnkit: val loss {ours['val_loss']:.4f}; PyTorch: training for "
+            f"{args.minutes} min ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        theirs, _ = _run(torch_cmd(args.text, budget, model))
 
     speeds: dict[str, list[float]] = {"rnnkit": [], "torch": []}
     steps = ["--steps", str(args.throughput_steps), "--eval-every", "100000"]

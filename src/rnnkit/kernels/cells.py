@@ -62,12 +62,12 @@ def _fast_tanh(a):
 ZERO, HALF, ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def sigmoid(a):
     return HALF * (ONE + fast_tanh(HALF * a))  # the same form as the reference
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def sum_squares(v, out):
     """``out[b] = sum_j v[b, j]^2`` in float64."""
     for b in range(v.shape[0]):
@@ -77,143 +77,200 @@ def sum_squares(v, out):
         out[b] = s
 
 
-@njit(inline="always")
-def _hold(m, b, h_prev, h, y):
-    """A masked step: the carry passes through and the output is 0."""
-    if m[b] == 0:
-        for j in range(h.shape[1]):
-            h[b, j] = h_prev[b, j]
-            y[b, j] = 0.0
+KERNEL = dict(cache=True, nogil=True, error_model="numpy")  # numpy: no division check
+
+
+@njit(inline="always", error_model="numpy")
+def _activate(x, hh, bias, out, tanh):
+    """``out = tanh(x + (hh + bias))`` (or the sigmoid): one block of gates of one row."""
+    if tanh:
+        for j in range(out.shape[0]):
+            out[j] = fast_tanh(x[j] + (hh[j] + bias[j]))
+    else:
+        for j in range(out.shape[0]):
+            out[j] = sigmoid(x[j] + (hh[j] + bias[j]))
+
+
+@njit(inline="always", error_model="numpy")
+def _hold(h_prev, h, y):
+    """A masked step (one row): the carry passes through and the output is 0."""
+    for j in range(h.shape[0]):
+        h[j] = h_prev[j]
+        y[j] = 0.0
+
+
+@njit(inline="always", error_model="numpy")
+def _pass_back(dhmat, dhpass, dh_in, da):
+    """A masked step backward (one row): the later steps' gradient passes to the step before,
+    the step itself (its gate gradients ``da``) gets none."""
+    for j in range(dhpass.shape[0]):
+        dhpass[j] = dhmat[j] + dhpass[j]
+        dh_in[j] = 0.0
+    da[:] = 0.0
+
+
+@njit(inline="always", error_model="numpy")
+def _gather_dh(dhmat, dhpass, dy, dh_in):
+    """``dh_in = (dhmat + dhpass) + dy``: everything that reaches h_t; ``dhpass`` is used up."""
+    for j in range(dh_in.shape[0]):
+        dh_in[j] = (dhmat[j] + dhpass[j]) + dy[j]
+        dhpass[j] = 0.0
+
+
+# Each kernel works row by row (one sequence of the batch) in short loops over the hidden
+# units, each touching a few arrays: loops of that shape the compiler vectorizes.
 
 
 # -- LSTM: gates i, f, g, o ------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def lstm_forward(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, gates, tanh_c):
     """Writes h, c, y (B, H); gates (B, 4H) = [i, f, g, o]; tanh_c (B, H) = tanh(c)."""
     B, H = h_prev.shape
     for b in range(B):
+        x, a, gr = xi[b], hh[b], gates[b]
+        _activate(x[: 2 * H], a[: 2 * H], b_hh[: 2 * H], gr[: 2 * H], False)  # i, f
+        _activate(x[2 * H : 3 * H], a[2 * H : 3 * H], b_hh[2 * H : 3 * H], gr[2 * H : 3 * H], True)
+        _activate(x[3 * H :], a[3 * H :], b_hh[3 * H :], gr[3 * H :], False)  # o
+        i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
+        cp, cr, tc, hr, yr = c_prev[b], c[b], tanh_c[b], h[b], y[b]
         for j in range(H):
-            i = sigmoid(xi[b, j] + (hh[b, j] + b_hh[j]))
-            f = sigmoid(xi[b, H + j] + (hh[b, H + j] + b_hh[H + j]))
-            g = fast_tanh(xi[b, 2 * H + j] + (hh[b, 2 * H + j] + b_hh[2 * H + j]))
-            o = sigmoid(xi[b, 3 * H + j] + (hh[b, 3 * H + j] + b_hh[3 * H + j]))
-            c_new = f * c_prev[b, j] + i * g
-            tc = fast_tanh(c_new)
-            gates[b, j], gates[b, H + j], gates[b, 2 * H + j], gates[b, 3 * H + j] = i, f, g, o
-            tanh_c[b, j] = tc
-            c[b, j] = c_new
-            h[b, j] = o * tc
-            y[b, j] = o * tc
+            cr[j] = f[j] * cp[j] + i[j] * g[j]  # c = f c_prev + i g
+        for j in range(H):
+            tc[j] = fast_tanh(cr[j])
+        for j in range(H):
+            hr[j] = o[j] * tc[j]  # h = o tanh(c)
+        for j in range(H):
+            yr[j] = hr[j]
         if m[b] == 0:
-            for j in range(H):
-                c[b, j] = c_prev[b, j]
-        _hold(m, b, h_prev, h, y)
+            cr[:] = cp
+            _hold(h_prev[b], hr, yr)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def lstm_backward(dhmat, dhpass, dy, dc, m, gates, tanh_c, c_prev, da, dh_in):
     """Writes da (B, 4H); updates dc and dhpass (B, H) to the step before; dh_in (B, H)."""
     B, H = dc.shape
     for b in range(B):
-        keep = m[b]
+        if m[b] == 0:  # past the sequence's end: dc passes through unchanged
+            _pass_back(dhmat[b], dhpass[b], dh_in[b], da[b])
+            continue
+        dh, gr, tc, cp, d, dcr = dh_in[b], gates[b], tanh_c[b], c_prev[b], da[b], dc[b]
+        i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
+        _gather_dh(dhmat[b], dhpass[b], dy[b], dh)
         for j in range(H):
-            dh_later = dhmat[b, j] + dhpass[b, j]  # through the later step
-            dh = keep * (dh_later + dy[b, j])
-            i, f, g, o = gates[b, j], gates[b, H + j], gates[b, 2 * H + j], gates[b, 3 * H + j]
-            tc = tanh_c[b, j]
-            dc_t = keep * dc[b, j] + dh * o * (ONE - tc * tc)  # h = o tanh(c): through tanh(c)
-            da[b, j] = dc_t * g * i * (ONE - i)  # c = ... + i g, through the sigmoid of i
-            da[b, H + j] = dc_t * c_prev[b, j] * f * (ONE - f)  # c = f c_prev + ...
-            da[b, 2 * H + j] = dc_t * i * (ONE - g * g)  # c = ... + i g, through tanh of g
-            da[b, 3 * H + j] = dh * tc * o * (ONE - o)  # h = o tanh(c), through sigmoid of o
-            dc[b, j] = dc_t * f + (ONE - keep) * dc[b, j]  # the cell state's linear path
-            dhpass[b, j] = (ONE - keep) * dh_later
-            dh_in[b, j] = dh
+            dcr[j] = dcr[j] + dh[j] * o[j] * (ONE - tc[j] * tc[j])  # h = o tanh(c): through tanh
+        for j in range(H):
+            d[j] = dcr[j] * g[j] * i[j] * (ONE - i[j])  # c = ... + i g, through the sigmoid of i
+        for j in range(H):
+            d[H + j] = dcr[j] * cp[j] * f[j] * (ONE - f[j])  # c = f c_prev + ...
+        for j in range(H):
+            d[2 * H + j] = dcr[j] * i[j] * (ONE - g[j] * g[j])  # c = ... + i g, through tanh of g
+        for j in range(H):
+            d[3 * H + j] = dh[j] * tc[j] * o[j] * (ONE - o[j])  # h = o tanh(c), through o
+        for j in range(H):
+            dcr[j] = dcr[j] * f[j]  # the cell state's linear path to c_prev
 
 
 # -- GRU: gates r, z, n, reset applied after W_hn h ------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def gru_forward(xi, hh, b_hh, h_prev, m, h, y, gates, hn):
     """Writes h, y (B, H); gates (B, 3H) = [r, z, n]; hn (B, H) = h_prev W_hn^T + b_hn."""
     B, H = h_prev.shape
     for b in range(B):
+        x, a, gr, hnr, hp, hr, yr = xi[b], hh[b], gates[b], hn[b], h_prev[b], h[b], y[b]
+        _activate(x[: 2 * H], a[: 2 * H], b_hh[: 2 * H], gr[: 2 * H], False)  # r, z
+        r, z, n = gr[:H], gr[H : 2 * H], gr[2 * H :]
         for j in range(H):
-            r = sigmoid(xi[b, j] + (hh[b, j] + b_hh[j]))
-            z = sigmoid(xi[b, H + j] + (hh[b, H + j] + b_hh[H + j]))
-            hn_j = hh[b, 2 * H + j] + b_hh[2 * H + j]
-            n = fast_tanh(xi[b, 2 * H + j] + r * hn_j)
-            gates[b, j], gates[b, H + j], gates[b, 2 * H + j] = r, z, n
-            hn[b, j] = hn_j
-            h[b, j] = (ONE - z) * n + z * h_prev[b, j]
-            y[b, j] = h[b, j]
-        _hold(m, b, h_prev, h, y)
+            hnr[j] = a[2 * H + j] + b_hh[2 * H + j]
+        for j in range(H):
+            n[j] = fast_tanh(x[2 * H + j] + r[j] * hnr[j])  # n = tanh(x_n + r (W_hn h + b_hn))
+        for j in range(H):
+            hr[j] = (ONE - z[j]) * n[j] + z[j] * hp[j]
+        for j in range(H):
+            yr[j] = hr[j]
+        if m[b] == 0:
+            _hold(hp, hr, yr)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def gru_backward(dhmat, dhpass, dy, m, gates, hn, h_prev, dxi, dhh, dh_in):
     """Writes dxi, dhh (B, 3H); updates dhpass (B, H) to the step before; dh_in (B, H)."""
     B, H = h_prev.shape
     for b in range(B):
-        keep = m[b]
+        if m[b] == 0:
+            _pass_back(dhmat[b], dhpass[b], dh_in[b], dxi[b])
+            dhh[b, :] = 0.0
+            continue
+        dh, gr, hnr, hp, dx, dr = dh_in[b], gates[b], hn[b], h_prev[b], dxi[b], dhh[b]
+        r, z, n = gr[:H], gr[H : 2 * H], gr[2 * H :]
+        _gather_dh(dhmat[b], dhpass[b], dy[b], dh)
         for j in range(H):
-            dh_later = dhmat[b, j] + dhpass[b, j]  # through the later step
-            dh = keep * (dh_later + dy[b, j])
-            r, z, n = gates[b, j], gates[b, H + j], gates[b, 2 * H + j]
-            dan = dh * (ONE - z) * (ONE - n * n)  # h = (1-z) n + ..., through tanh of n
-            dar = dan * hn[b, j] * r * (ONE - r)  # n = tanh(xn + r hn), through sigmoid of r
-            daz = dh * (h_prev[b, j] - n) * z * (ONE - z)  # h interpolates n and h_prev by z
-            dxi[b, j], dxi[b, H + j], dxi[b, 2 * H + j] = dar, daz, dan
-            dhh[b, j], dhh[b, H + j], dhh[b, 2 * H + j] = dar, daz, dan * r  # reset scales hn
-            dhpass[b, j] = dh * z + (ONE - keep) * dh_later  # the direct path through z
-            dh_in[b, j] = dh
+            dx[2 * H + j] = dh[j] * (ONE - z[j]) * (ONE - n[j] * n[j])  # h = (1-z) n: tanh of n
+        for j in range(H):
+            dx[j] = dx[2 * H + j] * hnr[j] * r[j] * (ONE - r[j])  # n = tanh(x_n + r hn): r
+        for j in range(H):
+            dx[H + j] = dh[j] * (hp[j] - n[j]) * z[j] * (ONE - z[j])  # h mixes n, h_prev by z
+        for j in range(2 * H):
+            dr[j] = dx[j]
+        for j in range(H):
+            dr[2 * H + j] = dx[2 * H + j] * r[j]  # the reset gate scales W_hn h + b_hn
+        for j in range(H):
+            dhpass[b, j] = dh[j] * z[j]  # the direct path through z
 
 
 # -- Elman RNN: tanh or relu -----------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def rnn_tanh_forward(xi, hh, b_hh, h_prev, m, h, y, act):
     """Writes h, y (B, H) and act (B, H) = tanh(a), kept for the backward."""
     B, H = h_prev.shape
     for b in range(B):
+        ar, hr, yr = act[b], h[b], y[b]
+        _activate(xi[b], hh[b], b_hh, ar, True)
         for j in range(H):
-            act[b, j] = fast_tanh(xi[b, j] + (hh[b, j] + b_hh[j]))
-            h[b, j] = act[b, j]
-            y[b, j] = act[b, j]
-        _hold(m, b, h_prev, h, y)
+            hr[j] = ar[j]
+        for j in range(H):
+            yr[j] = ar[j]
+        if m[b] == 0:
+            _hold(h_prev[b], hr, yr)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def rnn_relu_forward(xi, hh, b_hh, h_prev, m, h, y, act):
     """Writes h, y (B, H) and act (B, H) = relu(a), kept for the backward."""
     B, H = h_prev.shape
     for b in range(B):
+        x, a, ar, hr, yr = xi[b], hh[b], act[b], h[b], y[b]
         for j in range(H):
-            act[b, j] = max(xi[b, j] + (hh[b, j] + b_hh[j]), ZERO)
-            h[b, j] = act[b, j]
-            y[b, j] = act[b, j]
-        _hold(m, b, h_prev, h, y)
+            ar[j] = max(x[j] + (a[j] + b_hh[j]), ZERO)
+        for j in range(H):
+            hr[j] = ar[j]
+        for j in range(H):
+            yr[j] = ar[j]
+        if m[b] == 0:
+            _hold(h_prev[b], hr, yr)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def rnn_tanh_backward(dhmat, dhpass, dy, m, act, da, dh_in):
     B, H = act.shape
     for b in range(B):
-        keep = m[b]
+        if m[b] == 0:
+            _pass_back(dhmat[b], dhpass[b], dh_in[b], da[b])
+            continue
+        dh, ar, d = dh_in[b], act[b], da[b]
+        _gather_dh(dhmat[b], dhpass[b], dy[b], dh)
         for j in range(H):
-            dh_later = dhmat[b, j] + dhpass[b, j]  # through the later step
-            dh = keep * (dh_later + dy[b, j])
-            da[b, j] = dh * (ONE - act[b, j] * act[b, j])  # backprop through tanh
-            dhpass[b, j] = (ONE - keep) * dh_later
-            dh_in[b, j] = dh
+            d[j] = dh[j] * (ONE - ar[j] * ar[j])  # backprop through tanh
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def rnn_relu_backward(dhmat, dhpass, dy, m, act, da, dh_in):
     B, H = act.shape
     for b in range(B):
-        keep = m[b]
+        if m[b] == 0:
+            _pass_back(dhmat[b], dhpass[b], dh_in[b], da[b])
+            continue
+        dh, ar, d = dh_in[b], act[b], da[b]
+        _gather_dh(dhmat[b], dhpass[b], dy[b], dh)
         for j in range(H):
-            dh_later = dhmat[b, j] + dhpass[b, j]  # through the later step
-            dh = keep * (dh_later + dy[b, j])
-            da[b, j] = dh if act[b, j] > 0 else ZERO * dh  # relu passes where it was active
-            dhpass[b, j] = (ONE - keep) * dh_later
-            dh_in[b, j] = dh
+            d[j] = dh[j] if ar[j] > 0 else ZERO * dh[j]  # relu passes where it was active

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matmul_t_int8(x, q, scale, out):  # x (B, K) f32, q (N, K) i8, scale (N,) f32, out (B, N)
     B, K = x.shape
     N = q.shape[0]
@@ -20,7 +20,7 @@ def matmul_t_int8(x, q, scale, out):  # x (B, K) f32, q (N, K) i8, scale (N,) f3
             out[b, n] = acc * scale[n]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matmul_t_bf16(x, q, out):  # x (B, K) f32, q (N, K) u16 (bfloat16 bits), out (B, N)
     B, K = x.shape
     N = q.shape[0]

@@ -65,7 +65,7 @@ def _matvec(W, s, x, bias, out):
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _finite(x):
     total = ZERO * x[0]
     for k in range(x.shape[0]):
@@ -73,12 +73,12 @@ def _finite(x):
     return total == 0  # NaN or infinity anywhere makes the sum NaN
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _sigmoid(a):
     return HALF * (ONE + fast_tanh(HALF * a))
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh):
     if not _finite(x):
         return False
@@ -95,7 +95,7 @@ def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh)
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh):
     if not _finite(x):
         return False
@@ -110,7 +110,7 @@ def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh, relu):
     if not _finite(x):
         return False

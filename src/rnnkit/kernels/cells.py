@@ -77,7 +77,8 @@ def sum_squares(v, out):
         out[b] = s
 
 
-KERNEL = dict(cache=True, nogil=True, error_model="numpy")  # numpy: no division check
+# error_model="numpy": no Python division check, which would stop the loops vectorizing
+KERNEL = njit(cache=True, nogil=True, error_model="numpy")
 
 
 @njit(inline="always", error_model="numpy")
@@ -122,7 +123,7 @@ def _gather_dh(dhmat, dhpass, dy, dh_in):
 
 
 # -- LSTM: gates i, f, g, o ------------------------------------------------------------------
-@njit(**KERNEL)
+@KERNEL
 def lstm_forward(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, gates, tanh_c):
     """Writes h, c, y (B, H); gates (B, 4H) = [i, f, g, o]; tanh_c (B, H) = tanh(c)."""
     B, H = h_prev.shape
@@ -146,7 +147,7 @@ def lstm_forward(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, gates, tanh_c):
             _hold(h_prev[b], hr, yr)
 
 
-@njit(**KERNEL)
+@KERNEL
 def lstm_backward(dhmat, dhpass, dy, dc, m, gates, tanh_c, c_prev, da, dh_in):
     """Writes da (B, 4H); updates dc and dhpass (B, H) to the step before; dh_in (B, H)."""
     B, H = dc.shape
@@ -172,7 +173,7 @@ def lstm_backward(dhmat, dhpass, dy, dc, m, gates, tanh_c, c_prev, da, dh_in):
 
 
 # -- GRU: gates r, z, n, reset applied after W_hn h ------------------------------------------
-@njit(**KERNEL)
+@KERNEL
 def gru_forward(xi, hh, b_hh, h_prev, m, h, y, gates, hn):
     """Writes h, y (B, H); gates (B, 3H) = [r, z, n]; hn (B, H) = h_prev W_hn^T + b_hn."""
     B, H = h_prev.shape
@@ -192,7 +193,7 @@ def gru_forward(xi, hh, b_hh, h_prev, m, h, y, gates, hn):
             _hold(hp, hr, yr)
 
 
-@njit(**KERNEL)
+@KERNEL
 def gru_backward(dhmat, dhpass, dy, m, gates, hn, h_prev, dxi, dhh, dh_in):
     """Writes dxi, dhh (B, 3H); updates dhpass (B, H) to the step before; dh_in (B, H)."""
     B, H = h_prev.shape
@@ -219,7 +220,7 @@ def gru_backward(dhmat, dhpass, dy, m, gates, hn, h_prev, dxi, dhh, dh_in):
 
 
 # -- Elman RNN: tanh or relu -----------------------------------------------------------------
-@njit(**KERNEL)
+@KERNEL
 def rnn_tanh_forward(xi, hh, b_hh, h_prev, m, h, y, act):
     """Writes h, y (B, H) and act (B, H) = tanh(a), kept for the backward."""
     B, H = h_prev.shape
@@ -234,7 +235,7 @@ def rnn_tanh_forward(xi, hh, b_hh, h_prev, m, h, y, act):
             _hold(h_prev[b], hr, yr)
 
 
-@njit(**KERNEL)
+@KERNEL
 def rnn_relu_forward(xi, hh, b_hh, h_prev, m, h, y, act):
     """Writes h, y (B, H) and act (B, H) = relu(a), kept for the backward."""
     B, H = h_prev.shape
@@ -250,7 +251,7 @@ def rnn_relu_forward(xi, hh, b_hh, h_prev, m, h, y, act):
             _hold(h_prev[b], hr, yr)
 
 
-@njit(**KERNEL)
+@KERNEL
 def rnn_tanh_backward(dhmat, dhpass, dy, m, act, da, dh_in):
     B, H = act.shape
     for b in range(B):
@@ -263,7 +264,7 @@ def rnn_tanh_backward(dhmat, dhpass, dy, m, act, da, dh_in):
             d[j] = dh[j] * (ONE - ar[j] * ar[j])  # backprop through tanh
 
 
-@njit(**KERNEL)
+@KERNEL
 def rnn_relu_backward(dhmat, dhpass, dy, m, act, da, dh_in):
     B, H = act.shape
     for b in range(B):

@@ -10,11 +10,13 @@ kernels and BLAS release the GIL):
   The backward runs the same schedule mirrored: the top layer's last chunk first, then the
   layer below takes that chunk's input gradient while the top layer goes on to the chunk before.
 
-Both are switches, so the benchmarks can measure each against the sequential path:
-``RNNKIT_PARALLEL_DIRECTIONS=0`` and ``RNNKIT_WAVEFRONT=0`` turn them off for a process (the
-module attributes ``PARALLEL_DIRECTIONS`` and ``WAVEFRONT_CHUNKS`` do it at run time). The
-numbers are the same either way: the same sequence loops run on the same data; the wavefront
-only hands each layer's carry (and its gradient) from one chunk to the next.
+Both are switches, off by default: `make bench-parallel` times each against the sequential
+path, and on this project's 2-core machine neither paid (two threads that each call a
+2-thread BLAS oversubscribe the cores; see docs/DESIGN-NOTES.md). ``RNNKIT_PARALLEL_DIRECTIONS=1``
+and ``RNNKIT_WAVEFRONT=8`` (chunks) switch them on for a process; the module attributes
+``PARALLEL_DIRECTIONS`` and ``WAVEFRONT_CHUNKS`` do it at run time. The numbers are the same
+either way: the same sequence loops run on the same data; the wavefront only hands each layer's
+carry (and its gradient) from one chunk to the next.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..cells.sequence import Weights, sequence_backward, sequence_forward
 
 _R = TypeVar("_R")
 _POOL: ThreadPoolExecutor | None = None
-PARALLEL_DIRECTIONS = os.environ.get("RNNKIT_PARALLEL_DIRECTIONS", "1") != "0"
+PARALLEL_DIRECTIONS = os.environ.get("RNNKIT_PARALLEL_DIRECTIONS", "0") == "1"
 # chunks of the time axis in a wavefront; 0 runs stacks layer after layer
 WAVEFRONT_CHUNKS = int(os.environ.get("RNNKIT_WAVEFRONT", "0"))
 

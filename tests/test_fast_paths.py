@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.layers import parallel
+from rnnkit.layers import parallel, stepper
 from rnnkit.layers.stepper import StepPlan
 
 MAKERS = {
@@ -32,12 +32,17 @@ KINDS = [("float64", "float"), ("float32", "float"), ("float32", "int8"), ("floa
 
 @pytest.mark.parametrize("cell", sorted(MAKERS))
 @pytest.mark.parametrize(("dtype", "weights"), KINDS)
-def test_batch1_plan_equals_the_general_step(cell, dtype, weights):
+@pytest.mark.parametrize("split", [False, True])
+def test_batch1_plan_equals_the_general_step(cell, dtype, weights, split, monkeypatch):
+    # split: the products shared between the cores, as for large layers
+    monkeypatch.setattr(stepper, "PARALLEL_MACS", 0 if split else 10**9)
     rng = np.random.default_rng(0)
     model = MAKERS[cell](num_layers=3, seed=2, dtype=dtype)
     if weights != "float":
         model = rnnkit.quantize(model, weights)
-    assert StepPlan.build(model) is not None
+    plan = StepPlan.build(model)
+    assert plan is not None
+    assert all(plan.split) == (split and weights != "bfloat16")  # bfloat16 is never split
     start = _perturbed(model, rng)
     start = start if cell == "lstm" else start[0]
     xs = rng.standard_normal((15, 4)).astype(dtype)

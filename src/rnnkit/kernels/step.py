@@ -9,12 +9,16 @@ buffers ``xi`` and ``hh`` (G*H,) receive ``W_ih x + b_ih`` and ``W_hh h + b_hh``
 The weight kind is chosen when the kernel is compiled, from the weight array's dtype: int8
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
 to float32 as they are read; float arrays are used as they are (``s`` is ignored).
+
+Large layers (see `rnnkit.layers.stepper.PARALLEL_MACS`) with float or int8 weights take two
+calls instead: `products` shares the rows of both products between the cores (numba's parallel
+loop), then a gates kernel; a parallel region costs a few microseconds, so small layers do not.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import overload
 
 from .cells import HALF, ONE, ZERO, fast_tanh
@@ -61,8 +65,35 @@ def _matvec(W, s, x, bias, out):
     return impl_float
 
 
+def row_dot(W, s, x, n):  # the Python body is never used: see the overload below
+    raise NotImplementedError
+
+
+@overload(row_dot)
+def _row_dot(W, s, x, n):
+    """Row ``n`` of W (float, or int8 times its row scale) dotted with ``x``."""
+    if W.dtype == types.int8:
+
+        def impl_int8(W, s, x, n):
+            acc = np.float32(0.0)
+            for k in range(W.shape[1]):
+                acc += np.float32(W[n, k]) * x[k]
+            return acc * s[n]
+
+        return impl_int8
+
+    def impl_float(W, s, x, n):
+        acc = ZERO * x[0]  # widened to float64 for float64 weights
+        for k in range(W.shape[1]):
+            acc += W[n, k] * x[k]
+        return acc
+
+    return impl_float
+
+
 # fast math without assuming finite values: the NaN check below must survive
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+STEP = njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 
 
 @njit(inline="always", error_model="numpy")
@@ -78,13 +109,10 @@ def _sigmoid(a):
     return HALF * (ONE + fast_tanh(HALF * a))
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh):
-    if not _finite(x):
-        return False
-    H = h.shape[0]
-    matvec(W_ih, s_ih, x, b_ih, xi)
-    matvec(W_hh, s_hh, h, b_hh, hh)
+# -- the gate arithmetic, given xi = W_ih x + b_ih and hh = W_hh h + b_hh ----------------------
+@njit(inline="always", error_model="numpy")
+def _lstm_gates(xi, hh, c, h_out, c_out):
+    H = c.shape[0]
     for j in range(H):
         i = _sigmoid(xi[j] + hh[j])
         f = _sigmoid(xi[H + j] + hh[H + j])
@@ -92,31 +120,82 @@ def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh)
         o = _sigmoid(xi[3 * H + j] + hh[3 * H + j])
         c_out[j] = f * c[j] + i * g
         h_out[j] = o * fast_tanh(c_out[j])
-    return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh):
-    if not _finite(x):
-        return False
+@njit(inline="always", error_model="numpy")
+def _gru_gates(xi, hh, h, h_out):
     H = h.shape[0]
-    matvec(W_ih, s_ih, x, b_ih, xi)
-    matvec(W_hh, s_hh, h, b_hh, hh)
     for j in range(H):
         r = _sigmoid(xi[j] + hh[j])
         z = _sigmoid(xi[H + j] + hh[H + j])
         n = fast_tanh(xi[2 * H + j] + r * hh[2 * H + j])
         h_out[j] = (ONE - z) * n + z * h[j]
+
+
+@njit(inline="always", error_model="numpy")
+def _rnn_gates(xi, hh, h_out, relu):
+    for j in range(h_out.shape[0]):
+        a = xi[j] + hh[j]
+        h_out[j] = max(a, ZERO) if relu else fast_tanh(a)
+
+
+# -- one call per step: the products and the gates -----------------------------------------------
+@STEP
+def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh):
+    if not _finite(x):
+        return False
+    matvec(W_ih, s_ih, x, b_ih, xi)
+    matvec(W_hh, s_hh, h, b_hh, hh)
+    _lstm_gates(xi, hh, c, h_out, c_out)
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+@STEP
+def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh):
+    if not _finite(x):
+        return False
+    matvec(W_ih, s_ih, x, b_ih, xi)
+    matvec(W_hh, s_hh, h, b_hh, hh)
+    _gru_gates(xi, hh, h, h_out)
+    return True
+
+
+@STEP
 def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh, relu):
     if not _finite(x):
         return False
     matvec(W_ih, s_ih, x, b_ih, xi)
     matvec(W_hh, s_hh, h, b_hh, hh)
-    for j in range(h.shape[0]):
-        a = xi[j] + hh[j]
-        h_out[j] = max(a, ZERO) if relu else fast_tanh(a)
+    _rnn_gates(xi, hh, h_out, relu)
     return True
+
+
+# -- large layers: both products split between the cores, then the gates ------------------------
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel=True)
+def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, xi, hh):
+    """``xi = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``, the rows of both shared between the
+    threads (float or int8 weights). False when ``x`` holds NaN or infinity."""
+    if not _finite(x):
+        return False
+    N = W_ih.shape[0]
+    for n in prange(2 * N):
+        if n < N:
+            xi[n] = row_dot(W_ih, s_ih, x, n) + b_ih[n]
+        else:
+            hh[n - N] = row_dot(W_hh, s_hh, h, n - N) + b_hh[n - N]
+    return True
+
+
+@STEP
+def lstm_gates(xi, hh, c, h_out, c_out):
+    _lstm_gates(xi, hh, c, h_out, c_out)
+
+
+@STEP
+def gru_gates(xi, hh, h, h_out):
+    _gru_gates(xi, hh, h, h_out)
+
+
+@STEP
+def rnn_gates(xi, hh, h_out, relu):
+    _rnn_gates(xi, hh, h_out, relu)

@@ -113,10 +113,13 @@ def export_models(rows: list[dict], out: Path) -> None:
             rnnkit.export_onnx(layer, path)
 
 
-def run_worker(lib: str, lib_cases: list[dict], onnx_dir: Path) -> dict[str, float]:
+def run_worker(
+    lib: str, lib_cases: list[dict], onnx_dir: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Time ``lib_cases`` with one library in a fresh process; {case id: seconds}."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(lib_cases, fh)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **(extra_env or {}))
     try:
         proc = subprocess.run(
             [sys.executable, str(WORKER), lib, fh.name, str(onnx_dir)],

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "bench_worker.py"
+from bench import ROOT, run_worker  # benchmarks/ is on sys.path when run as a script
 
 # what is compared: (name, environment when off, environment when on)
 SWITCHES = {
@@ -47,26 +43,6 @@ def cases(quick: bool) -> list[dict]:
     return out
 
 
-def run(variant: dict[str, str], todo: list[dict]) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump(todo, fh)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **variant)
-    try:
-        proc = subprocess.run(
-            [sys.executable, str(WORKER), "rnnkit", fh.name],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-    finally:
-        os.unlink(fh.name)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"bench-parallel: the worker failed with status {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small cases, seconds")
@@ -80,7 +56,8 @@ def main() -> int:
             print(f"round {r + 1}/{args.repeats}: {side}", file=sys.stderr, flush=True)
             for switch, envs in SWITCHES.items():
                 mine = [c for c in todo if c["switch"] == switch]
-                got = run(envs[0] if side == "off" else envs[1], mine)
+                env = envs[0] if side == "off" else envs[1]
+                got = run_worker("rnnkit", mine, ROOT, extra_env=env)
                 for c in mine:
                     samples[c["id"]][side].append(got[c["id"]])
     lines = [

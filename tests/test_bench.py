@@ -27,3 +27,25 @@ def test_bench_quick_mode_measures_every_side(tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     assert "| train lstm H32 B32 T10 |" in proc.stdout
     assert "memory stream" in proc.stdout
+
+
+def test_bench_parallel_quick_mode_compares_both_switches(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "parallel.py"),
+            "--quick",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "parallel.json").read_text())
+    assert {k.split(":")[0] for k in result} == {"directions", "wavefront"}
+    assert all(v["off"] > 0 and v["on"] > 0 for v in result.values())
+    assert "| directions: train lstm H32 B32 T20 bidirectional |" in proc.stdout

@@ -34,7 +34,7 @@ def cases(quick: bool) -> list[dict]:
     for switch, extra in (("directions", {"bidir": True}), ("wavefront", {"layers": 2})):
         for kind in ("train", "infer"):
             for H in sizes:
-                case = dict(kind=kind, cell="lstm", H=H, B=32, T=T, iters=1, blocks=15)
+                case: dict = dict(kind=kind, cell="lstm", H=H, B=32, T=T, iters=1, blocks=15)
                 case.update(budget=budget, switch=switch, **extra)
                 case["id"] = f"{switch}: {kind} lstm H{H} B32 T{T} " + (
                     "bidirectional" if extra.get("bidir") else "2 layers"

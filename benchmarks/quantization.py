@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.data.text import TokenStreams, read_text, split_validation  # noqa: E402
+from rnnkit.models.language import LanguageModel  # noqa: E402
 from rnnkit.quantize import weight_bytes  # noqa: E402
 from rnnkit.tasks.lm import evaluate_streams, load_lm  # noqa: E402
 
@@ -63,7 +64,9 @@ def accuracy(checkpoint: Path, text: Path, valid_chars: int) -> dict[str, float]
     streams = TokenStreams(ids, 32, 100)
     out = {"float32": evaluate_streams(model, streams)}
     for k in KINDS[1:]:
-        out[k] = evaluate_streams(rnnkit.quantize(model, k), streams)
+        quantized = rnnkit.quantize(model, k)
+        assert isinstance(quantized, LanguageModel)
+        out[k] = evaluate_streams(quantized, streams)
     return out
 
 

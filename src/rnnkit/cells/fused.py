@@ -106,10 +106,9 @@ def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
             K.gru_backward(
                 dhmat, dhpass, dy[t], m[t], acts[t], extra[t], hs[t], dxi[t], dhh[t], dh_in[t]
             )
-        elif cell.name == "RNN_TANH":
-            K.rnn_tanh_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t])
         else:
-            K.rnn_relu_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t])
+            relu = cell.name == "RNN_RELU"
+            K.rnn_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t], relu)
         np.matmul(dhh[t], w.W_hh, out=dhmat)
     dhmat += dhpass
     sq = np.empty(T * B, np.float64)

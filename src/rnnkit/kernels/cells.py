@@ -252,7 +252,9 @@ def rnn_relu_forward(xi, hh, b_hh, h_prev, m, h, y, act):
 
 
 @KERNEL
-def rnn_tanh_backward(dhmat, dhpass, dy, m, act, da, dh_in):
+def rnn_backward(dhmat, dhpass, dy, m, act, da, dh_in, relu):
+    """Writes da (B, H), the gradient at the pre-activation, and dh_in (B, H); ``act`` is the
+    forward's tanh(a) or relu(a)."""
     B, H = act.shape
     for b in range(B):
         if m[b] == 0:
@@ -260,18 +262,9 @@ def rnn_tanh_backward(dhmat, dhpass, dy, m, act, da, dh_in):
             continue
         dh, ar, d = dh_in[b], act[b], da[b]
         _gather_dh(dhmat[b], dhpass[b], dy[b], dh)
-        for j in range(H):
-            d[j] = dh[j] * (ONE - ar[j] * ar[j])  # backprop through tanh
-
-
-@KERNEL
-def rnn_relu_backward(dhmat, dhpass, dy, m, act, da, dh_in):
-    B, H = act.shape
-    for b in range(B):
-        if m[b] == 0:
-            _pass_back(dhmat[b], dhpass[b], dh_in[b], da[b])
-            continue
-        dh, ar, d = dh_in[b], act[b], da[b]
-        _gather_dh(dhmat[b], dhpass[b], dy[b], dh)
-        for j in range(H):
-            d[j] = dh[j] if ar[j] > 0 else ZERO * dh[j]  # relu passes where it was active
+        if relu:
+            for j in range(H):
+                d[j] = dh[j] if ar[j] > 0 else ZERO * dh[j]  # relu passes where it was active
+        else:
+            for j in range(H):
+                d[j] = dh[j] * (ONE - ar[j] * ar[j])  # backprop through tanh

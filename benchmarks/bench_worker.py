@@ -77,7 +77,31 @@ def rnnkit_case(case: dict, onnx_dir: str) -> float:
         stream = rnnkit.Stream(model)
         x = np.random.default_rng(0).standard_normal(H).astype(np.float32)
         return timed(lambda: stream.step(x), case["iters"], case["blocks"], case["budget"])
+    if kind == "streams":
+        return streams_case(layer, case)
     raise SystemExit(f"bench_worker: unknown case kind {kind!r}")
+
+
+def streams_case(layer, case: dict) -> float:
+    """Seconds to advance ``case["B"]`` independent streams by one step each: one `Stream.step`
+    per stream, or (``RNNKIT_BENCH_STREAMS=pool``) one batched `StreamPool.step` for them all."""
+    import rnnkit
+
+    n, H = case["B"], case["H"]
+    xs = np.random.default_rng(0).standard_normal((n, H)).astype(np.float32)
+    if os.environ.get("RNNKIT_BENCH_STREAMS", "separate") == "pool":
+        pool = rnnkit.StreamPool(layer)
+        for i in range(n):
+            pool.join(i)
+        inputs = {i: xs[i] for i in range(n)}
+        return timed(lambda: pool.step(inputs), case["iters"], case["blocks"], case["budget"])
+    streams = [rnnkit.Stream(layer) for _ in range(n)]
+
+    def step_each() -> None:
+        for stream, x in zip(streams, xs, strict=True):
+            stream.step(x)
+
+    return timed(step_each, case["iters"], case["blocks"], case["budget"])
 
 
 def memory_case(case: dict) -> float:

@@ -1,10 +1,12 @@
 """`make bench-parallel`: which ways of using both cores pay on this machine?
 
 rnnkit can run independent recurrences on two threads: the two directions of a bidirectional
-layer, and the layers of a stack as a wavefront over chunks of time (`rnnkit.layers.parallel`).
-This times each switched on against switched off, in separate processes (`bench_worker.py`,
-the variant set by environment variable), alternating A B A B, 2 BLAS threads on every side,
-and prints the medians and the speed-up (off time / on time; above 1 it pays).
+layer, and the layers of a stack as a wavefront over chunks of time (`rnnkit.layers.parallel`);
+and it can advance many independent streams in one batched step (`StreamPool`) instead of one
+`Stream.step` each. This times each switched on against switched off, in separate processes
+(`bench_worker.py`, the variant set by environment variable), alternating A B A B, 2 BLAS
+threads on every side, and prints the medians and the speed-up (off time / on time; above 1 it
+pays).
 
     python benchmarks/parallel.py            # about 5 minutes
     python benchmarks/parallel.py --quick    # small cases, seconds
@@ -24,6 +26,7 @@ from bench import ROOT, run_worker  # benchmarks/ is on sys.path when run as a s
 SWITCHES = {
     "directions": ({"RNNKIT_PARALLEL_DIRECTIONS": "0"}, {"RNNKIT_PARALLEL_DIRECTIONS": "1"}),
     "wavefront": ({"RNNKIT_WAVEFRONT": "0"}, {"RNNKIT_WAVEFRONT": "8"}),
+    "pool": ({"RNNKIT_BENCH_STREAMS": "separate"}, {"RNNKIT_BENCH_STREAMS": "pool"}),
 }
 
 
@@ -40,6 +43,10 @@ def cases(quick: bool) -> list[dict]:
                     "bidirectional" if extra.get("bidir") else "2 layers"
                 )
                 out.append(case)
+    for H in sizes:  # 32 streams of one LSTM, one step each: separately or as one pool
+        case = dict(kind="streams", cell="lstm", H=H, B=32, T=1, iters=10, blocks=15)
+        case.update(budget=budget, switch="pool", id=f"pool: 32 streams lstm H{H}, one step each")
+        out.append(case)
     return out
 
 

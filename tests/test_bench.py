@@ -29,7 +29,7 @@ def test_bench_quick_mode_measures_every_side(tmp_path):
     assert "memory stream" in proc.stdout
 
 
-def test_bench_parallel_quick_mode_compares_both_switches(tmp_path):
+def test_bench_parallel_quick_mode_compares_every_switch(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
@@ -46,6 +46,6 @@ def test_bench_parallel_quick_mode_compares_both_switches(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "parallel.json").read_text())
-    assert {k.split(":")[0] for k in result} == {"directions", "wavefront"}
+    assert {k.split(":")[0] for k in result} == {"directions", "wavefront", "pool"}
     assert all(v["off"] > 0 and v["on"] > 0 for v in result.values())
     assert "| directions: train lstm H32 B32 T20 bidirectional |" in proc.stdout

@@ -1,4 +1,5 @@
-"""The fast paths against the general ones: the batch-1 step plan and the parallel directions."""
+"""The fast paths against the general ones: the step plans (one stream and a batch of them), the
+parallel directions and the wavefront."""
 
 from __future__ import annotations
 
@@ -73,6 +74,57 @@ def test_language_model_plan_equals_the_general_step():
     got = np.stack([stream.step(t) for t in tokens])  # (T, V)
     want, _ = lm.stream_forward(np.array(tokens)[:, None], None)
     np.testing.assert_allclose(got, want[:, 0], rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", sorted(MAKERS))
+@pytest.mark.parametrize(("dtype", "weights"), KINDS)
+def test_batched_plan_equals_the_general_step(cell, dtype, weights):
+    rng = np.random.default_rng(1)
+    model = MAKERS[cell](num_layers=2, seed=3, dtype=dtype)
+    if weights != "float":
+        model = rnnkit.quantize(model, weights)
+    plan = StepPlan.build(model)
+    assert plan is not None
+    B = 5
+    start = tuple(
+        a + rng.standard_normal(a.shape).astype(a.dtype) for a in _parts(model.initial_state(B))
+    )
+    start = start if cell == "lstm" else start[0]
+    xs = rng.standard_normal((6, B, 4)).astype(dtype)
+    fast_state, got = start, []
+    for x in xs:
+        done = plan.step_many(x, fast_state)
+        if weights != "float":  # quantized weights take the general path
+            assert done is None
+            return
+        assert done is not None
+        y, fast_state = done
+        got.append(y)
+    want, final = model.stream_forward(xs, start)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(np.stack(got), want, rtol=tol, atol=tol)
+    for a, b in zip(_parts(fast_state), _parts(final), strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    # what it cannot take goes back to the general path, which reports it
+    assert plan.step_many(np.full((B, 4), np.nan, dtype), fast_state) is None
+    assert plan.step_many(xs[0], None) is not None  # no state yet: zeros
+    assert plan.step_many(xs[0, :3], fast_state) is None  # state of another batch size
+
+
+def test_language_model_batched_plan_equals_the_general_step():
+    from rnnkit.models import LanguageModel
+
+    lm = LanguageModel(vocab_size=11, hidden_size=7, num_layers=2, embedding_size=5, seed=0)
+    ids = np.random.default_rng(0).integers(0, 11, size=(8, 3))
+    stream = rnnkit.Stream(lm)
+    got = np.stack([stream.step(t) for t in ids])  # (T, B, V) through the batched plan
+    want, _ = lm.stream_forward(ids, None)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    plan = StepPlan.build(lm)
+    assert plan is not None
+    assert plan.step_many(np.array([1, 11]), None) is None  # out of the vocabulary
+    with pytest.raises(ValueError, match="11"):
+        stream.step(np.array([1, 11, 2]))
 
 
 @pytest.mark.parametrize("cell", sorted(MAKERS))

@@ -180,6 +180,40 @@ def test_pool_gives_each_stream_what_a_dedicated_stream_gives():
         pool.step({"zzz": np.zeros(3)})
 
 
+def test_pool_grows_reuses_slots_and_takes_a_starting_state():
+    rng = np.random.default_rng(5)
+    layer = rnnkit.GRU(4, 5, seed=1)
+    warm = rnnkit.Stream(layer)
+    warm.feed(rng.standard_normal((3, 4)).astype(np.float32))
+    pool = rnnkit.StreamPool(layer)
+    dedicated = {}
+    for k in range(20):  # past the first two capacities (8, 16)
+        start = warm.state if k == 7 else None
+        pool.join(k, start)
+        dedicated[k] = rnnkit.Stream(layer)
+        dedicated[k].state = start
+    for k in range(0, 20, 3):  # leave, and let new streams take the freed slots
+        pool.leave(k)
+        del dedicated[k]
+    for k in range(100, 105):
+        pool.join(k)
+        dedicated[k] = rnnkit.Stream(layer)
+    assert len(pool) == len(dedicated) == 18
+    for _ in range(4):
+        inputs = {k: rng.standard_normal(4).astype(np.float32) for k in dedicated}
+        out = pool.step(inputs)
+        for k, x in inputs.items():
+            np.testing.assert_allclose(out[k], dedicated[k].step(x), rtol=1e-5, atol=1e-6)
+    for k in dedicated:
+        _close(pool.state(k), dedicated[k].state)
+    with pytest.raises(rnnkit.ShapeError, match="every input must have the same shape"):
+        pool.step({1: np.zeros(4), 2: np.zeros(3)})
+    with pytest.raises(rnnkit.ShapeError, match="batch 1"):
+        pool.join("two", np.zeros((1, 2, 5), np.float32))
+    with pytest.raises(rnnkit.InputError, match="already joined"):
+        pool.join(1)
+
+
 # -- rnnkit stream ---------------------------------------------------------------------------
 def _stream_cli(*args, stdin: str) -> subprocess.CompletedProcess:
     return subprocess.run(

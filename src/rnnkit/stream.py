@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from .errors import CheckpointError, InputError, ShapeError
 Module = Any  # a streamable model: initial_state(batch) and stream_forward(x, state)
 
 State = Any  # an array (L*D, B, H) or a tuple of them (LSTM: h, c)
+
+StreamId = TypeVar("StreamId", bound=Hashable)  # what a `StreamPool` names its streams by
 
 
 def _parts(state: State) -> tuple[np.ndarray, ...]:
@@ -96,12 +98,19 @@ class Stream:
     # -- stepping --------------------------------------------------------------------------
     def step(self, x: Any) -> np.ndarray:
         """One step: ``x`` is ``(F,)`` (or a token id) for one stream, ``(B, F)`` for B."""
-        if self._plan is not None and self._single is not False:
-            done = self._plan.step(x, self._state)  # None: the general path below decides
-            if done is not None:
-                y, self._state = done
-                self._single = True
-                return y
+        if self._plan is not None:  # the fused paths; None: the general path below decides
+            if np.ndim(x) == (0 if self.takes_ids else 1):  # one stream
+                done = self._plan.step(x, self._state) if self._single is not False else None
+                if done is not None:
+                    y, self._state = done
+                    self._single = True
+                    return y
+            elif self._single is not True:  # a batch of streams
+                done = self._plan.step_many(x, self._state)
+                if done is not None:
+                    y, self._state = done
+                    self._single = False
+                    return y
         arr, single = self._as_batch(x, steps=False)
         self._start(arr.shape[1], single)
         y, self._state = self.model.stream_forward(arr, self._state)
@@ -217,56 +226,93 @@ class StreamPool:
         pool.join("sensor-17"); pool.join("sensor-42")
         outputs = pool.step({"sensor-17": x17, "sensor-42": x42})   # {id: output}
         pool.leave("sensor-17")
+
+    The states live in one array per state part, a column (slot) per stream, so a step gathers
+    the active columns, runs the model once on them and scatters the new states back: the
+    Python work per step does not grow with the number of streams beyond reading the inputs.
     """
 
     def __init__(self, model: Module) -> None:
         self._stream = Stream(model)  # for its input checks and its model
         self.model = model
-        self._states: dict[Hashable, tuple[np.ndarray, ...]] = {}  # id -> parts (L*D, H) each
+        self._like = model.initial_state(1)
+        self._store = [np.zeros((p.shape[0], 0, p.shape[2]), p.dtype) for p in _parts(self._like)]
+        self._slot: dict[Hashable, int] = {}  # stream id -> its column in the store
+        self._free: list[int] = []
+
+    def _take_slot(self) -> int:
+        if not self._free:  # double the store
+            have = self._store[0].shape[1]
+            more = max(8, have)
+            self._store = [
+                np.concatenate([p, np.zeros((p.shape[0], more, p.shape[2]), p.dtype)], axis=1)
+                for p in self._store
+            ]
+            self._free = list(range(have + more - 1, have - 1, -1))
+        return self._free.pop()
 
     def join(self, stream_id: Hashable, state: State | None = None) -> None:
         """Add a stream, from zeros or from a state of batch 1."""
-        if stream_id in self._states:
+        if stream_id in self._slot:
             raise InputError(f"StreamPool: stream {stream_id!r} has already joined")
         if state is None:
-            parts = tuple(p[:, 0] for p in _parts(self.model.initial_state(1)))
+            parts = _parts(self.model.initial_state(1))
         else:
             probe = Stream(self.model)
-            probe.state = state
-            parts = tuple(p[:, 0].copy() for p in _parts(probe.state))
-        self._states[stream_id] = parts
+            probe.state = state  # checks shapes and values
+            parts = _parts(probe.state)
+            if parts[0].shape[1] != 1:
+                raise ShapeError(
+                    f"StreamPool: a joining stream's state has batch 1, got {parts[0].shape[1]}"
+                )
+        slot = self._take_slot()
+        for store, part in zip(self._store, parts, strict=True):
+            store[:, slot] = part[:, 0]
+        self._slot[stream_id] = slot
 
     def leave(self, stream_id: Hashable) -> None:
-        if stream_id not in self._states:
+        if stream_id not in self._slot:
             raise InputError(f"StreamPool: no stream {stream_id!r}")
-        del self._states[stream_id]
+        self._free.append(self._slot.pop(stream_id))
 
     def __contains__(self, stream_id: Hashable) -> bool:
-        return stream_id in self._states
+        return stream_id in self._slot
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._slot)
 
     def state(self, stream_id: Hashable) -> State:
         """One stream's state, batch 1, as a `Stream` holds it."""
-        parts = tuple(p[:, None].copy() for p in self._states[stream_id])
-        return _pack(parts, self.model.initial_state(1))
+        if stream_id not in self._slot:
+            raise InputError(f"StreamPool: no stream {stream_id!r}")
+        slot = self._slot[stream_id]
+        return _pack(tuple(p[:, slot : slot + 1].copy() for p in self._store), self._like)
 
-    def step(self, inputs: Mapping[Hashable, Any]) -> dict[Hashable, np.ndarray]:
+    def step(self, inputs: Mapping[StreamId, Any]) -> dict[StreamId, np.ndarray]:
         """Advance the streams named in ``inputs`` by one step, batched; their outputs by id."""
         if not inputs:
             return {}
-        unknown = [k for k in inputs if k not in self._states]
-        if unknown:
-            raise InputError(f"StreamPool: no stream {unknown[0]!r}; join it first")
         ids = list(inputs)
-        x = np.stack([np.asarray(inputs[k]) for k in ids])  # (B, F) or (B,) ids
-        arr, _ = self._stream._as_batch(x, steps=False)
-        batch_parts = tuple(
-            np.stack([self._states[k][i] for k in ids], axis=1)  # (L*D, B, H)
-            for i in range(len(self._states[ids[0]]))
-        )
-        y, new = self.model.stream_forward(arr, _pack(batch_parts, self.model.initial_state(1)))
-        for j, k in enumerate(ids):
-            self._states[k] = tuple(p[:, j].copy() for p in _parts(new))
-        return {k: y[0, j] for j, k in enumerate(ids)}
+        try:
+            slots = np.fromiter((self._slot[k] for k in ids), np.intp, len(ids))
+        except KeyError as exc:
+            raise InputError(f"StreamPool: no stream {exc.args[0]!r}; join it first") from None
+        try:
+            x = np.stack([np.asarray(inputs[k]) for k in ids])  # (B, F) or (B,) ids
+        except ValueError:
+            shapes = sorted({np.shape(inputs[k]) for k in ids})
+            raise ShapeError(
+                f"StreamPool: every input must have the same shape, got shapes {shapes}"
+            ) from None
+        state = _pack(tuple(p[:, slots] for p in self._store), self._like)  # gathered copies
+        plan = self._stream._plan
+        done = plan.step_many(x, state) if plan is not None else None
+        if done is not None:
+            y, new = done
+        else:  # the general path, which also reports bad input
+            arr, _ = self._stream._as_batch(x, steps=False)
+            ys, new = self.model.stream_forward(arr, state)
+            y = ys[0]
+        for store, part in zip(self._store, _parts(new), strict=True):
+            store[:, slots] = part
+        return dict(zip(ids, y, strict=True))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import cells as KC
 from ..kernels import step as K
 from .recurrent import Recurrent
 
@@ -53,6 +54,14 @@ class StepPlan:
         self.hh = np.empty(G * H, self.dtype)
         self.relu = self.mode == "RNN_RELU"
         self.input_size = layer.input_size
+        # batches of streams: one BLAS product per weight and the sequence kernel, for plain
+        # float weights (quantized ones go through the general path)
+        self.batchable = all(
+            type(w[0]) is np.ndarray and w[0].dtype == self.dtype for w in self.weights
+        )
+        self._buffers: dict[
+            int, tuple[np.ndarray, ...]
+        ] = {}  # batch size -> xi, hh, acts, extra, y
 
     @staticmethod
     def build(model: Any) -> StepPlan | TokenStepPlan | None:
@@ -117,6 +126,57 @@ class StepPlan:
         y = h_new[-1, 0].copy()
         return y, ((h_new, c_new) if lstm else h_new)
 
+    def _buffers_for(self, B: int) -> tuple[np.ndarray, ...]:
+        if B not in self._buffers:
+            if len(self._buffers) > 8:  # streams come and go: keep a few sizes only
+                self._buffers.clear()
+            GH, H = self.xi.shape[0], self.layer.hidden_size
+            dt = self.dtype
+            self._buffers[B] = (
+                np.empty((B, GH), dt), np.empty((B, GH), dt), np.empty((B, GH), dt),
+                np.empty((B, H), dt), np.empty((B, H), dt), np.ones(B, dt),
+            )  # fmt: skip
+        return self._buffers[B]
+
+    def step_many(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
+        """``(y (B, H), new_state)`` for one step of B streams, ``x`` (B, F), or None."""
+        if not self.batchable:
+            return None
+        try:
+            x = np.asarray(x, dtype=self.dtype)
+        except (TypeError, ValueError):
+            return None
+        if x.ndim != 2 or x.shape[1] != self.input_size or not np.isfinite(x).all():
+            return None
+        B = x.shape[0]
+        carry: Any = self.layer.initial_state(B) if state is None else state
+        lstm = self.mode == "LSTM"
+        h_old: np.ndarray = carry[0] if lstm else carry
+        if h_old.shape != (len(self.weights), B, self.layer.hidden_size):
+            return None
+        h_new = np.empty_like(h_old)
+        c_old: np.ndarray | None = carry[1] if lstm else None
+        c_new = np.empty_like(h_old) if lstm else None
+        xi, hh, acts, extra, y, m = self._buffers_for(B)
+        inp = x
+        for k, (W_ih, _, W_hh, _, b_ih, b_hh) in enumerate(self.weights):
+            np.matmul(inp, W_ih.T, out=xi)
+            xi += b_ih
+            np.matmul(h_old[k], W_hh.T, out=hh)
+            if lstm:
+                assert c_old is not None and c_new is not None
+                KC.lstm_forward(
+                    xi, hh, b_hh, h_old[k], c_old[k], m, h_new[k], c_new[k], y, acts, extra
+                )
+            elif self.mode == "GRU":
+                KC.gru_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts, extra)
+            elif self.relu:
+                KC.rnn_relu_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts)
+            else:
+                KC.rnn_tanh_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts)
+            inp = h_new[k]
+        return h_new[-1].copy(), ((h_new, c_new) if lstm else h_new)
+
 
 class TokenStepPlan:
     """Batch-1 steps of a language model: an embedding row, the stack's plan, the head."""
@@ -136,6 +196,23 @@ class TokenStepPlan:
         h, state = done
         head = self.model.head.params
         logits = (h[None] @ head["weight"].T)[0]  # (V,); works on quantized weights too
+        if "bias" in head:
+            logits += head["bias"]
+        return logits, state
+
+    def step_many(self, tokens: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
+        """``(logits (B, V), new_state)`` for one token id per stream, or None."""
+        t = np.asarray(tokens)
+        if t.ndim != 1 or t.size == 0 or t.dtype.kind not in "iu":
+            return None
+        if t.min() < 0 or t.max() >= self.vocab_size:
+            return None
+        done = self.inner.step_many(self.model.embedding.params["weight"][t], state)
+        if done is None:
+            return None
+        h, state = done
+        head = self.model.head.params
+        logits = h @ head["weight"].T
         if "bias" in head:
             logits += head["bias"]
         return logits, state

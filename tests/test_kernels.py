@@ -58,6 +58,40 @@ def test_fused_equals_reference(mode, dtype, lengths):
     np.testing.assert_allclose(fast[5], ref[5], rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("mode", sorted(CLASSES))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("length", [None, 4])
+def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, monkeypatch):
+    # one sequence, inference: the whole time loop runs compiled (kernels.step *_sequence)
+    from rnnkit.cells import fused
+
+    calls = []
+    monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
+    rng = np.random.default_rng(7)
+    layer = CLASSES[mode](
+        input_size=5, hidden_size=6, num_layers=2, bidirectional=True, seed=2, dtype=dtype
+    )
+    x = rng.standard_normal((9, 1, 5)).astype(dtype)
+    h0 = rng.standard_normal((4, 1, 6)).astype(dtype)
+    state = (h0, rng.standard_normal((4, 1, 6)).astype(dtype)) if mode == "LSTM" else h0
+    lens = None if length is None else np.array([length])
+    got = layer(x, state, lengths=lens)
+    assert len(calls) == 4  # two layers, two directions
+    with reference_loops():
+        want = layer(x, state, lengths=lens)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(_flat(got[0]) + _flat(got[1]), _flat(want[0]) + _flat(want[1]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def _counting(fn, calls):
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        return fn(*args, **kwargs)
+
+    return wrapped
+
+
 def test_fused_float32_tanh_is_close_to_exact():
     from rnnkit.kernels.cells import rnn_tanh_forward
 

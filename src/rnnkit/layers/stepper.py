@@ -19,8 +19,8 @@ from ..kernels import step as K
 from .recurrent import Recurrent
 
 # multiply-adds per step and layer from which the two products are split between the cores
-# (measured: 1.3x at an LSTM of 256, 1.8x at 512; slower below about 128)
-PARALLEL_MACS = 300_000
+# (measured: 1.3x at an LSTM of 256, 1.8x at 512, 1.1-1.3x at 192; no gain at 128, slower below)
+PARALLEL_MACS = 200_000
 
 
 def _stored(w: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,10 @@ kernels and BLAS release the GIL):
   layer below takes that chunk's input gradient while the top layer goes on to the chunk before.
 
 Both are switches, off by default: `make bench-parallel` times each against the sequential
-path, and on this project's 2-core machine neither paid (two threads that each call a
-2-thread BLAS oversubscribe the cores; see docs/DESIGN-NOTES.md). ``RNNKIT_PARALLEL_DIRECTIONS=1``
-and ``RNNKIT_WAVEFRONT=8`` (chunks) switch them on for a process; the module attributes
+path, and on this project's 2-core machine neither paid reliably (see docs/DESIGN-NOTES.md).
+The directions run with BLAS held to one thread each (two threads that each call a 2-thread
+BLAS oversubscribe the cores); the wavefront leaves BLAS alone, which measured better for it.
+``RNNKIT_PARALLEL_DIRECTIONS=1`` and ``RNNKIT_WAVEFRONT=8`` (chunks) switch them on for a process; the module attributes
 ``PARALLEL_DIRECTIONS`` and ``WAVEFRONT_CHUNKS`` do it at run time. The numbers are the same
 either way: the same sequence loops run on the same data; the wavefront only hands each layer's
 carry (and its gradient) from one chunk to the next.
@@ -22,8 +23,9 @@ carry (and its gradient) from one chunk to the next.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,28 +36,47 @@ from ..cells.sequence import Weights, sequence_backward, sequence_forward
 
 _R = TypeVar("_R")
 _POOL: ThreadPoolExecutor | None = None
+_BLAS: Any = None  # threadpoolctl's controller, made on first use
 PARALLEL_DIRECTIONS = os.environ.get("RNNKIT_PARALLEL_DIRECTIONS", "0") == "1"
 # chunks of the time axis in a wavefront; 0 runs stacks layer after layer
 WAVEFRONT_CHUNKS = int(os.environ.get("RNNKIT_WAVEFRONT", "0"))
 
 
-def in_parallel(run: Callable[[int], _R], n: int) -> list[_R]:
-    """``[run(0), ..., run(n-1)]``: ``run(0)`` on this thread, the others on a second one."""
+def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = None) -> list[_R]:
+    """``[run(0), ..., run(n-1)]``: ``run(0)`` on this thread, the others on a second one;
+    ``blas_threads`` limits BLAS meanwhile (1: each job gets a core of its own)."""
     global _POOL
     if n == 1:
         return [run(0)]
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-worker")
-    others = [_POOL.submit(run, i) for i in range(1, n)]
-    first = run(0)
-    return [first, *(f.result() for f in others)]
+    with blas_limited(blas_threads):
+        others = [_POOL.submit(run, i) for i in range(1, n)]
+        first = run(0)
+        return [first, *(f.result() for f in others)]
+
+
+@contextmanager
+def blas_limited(threads: int | None) -> Iterator[None]:
+    """BLAS (NumPy's OpenBLAS, or whichever is loaded) on at most ``threads`` threads inside
+    the block; None leaves it alone."""
+    global _BLAS
+    if threads is None:
+        yield
+        return
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()  # finds the BLAS libraries loaded by now
+    with _BLAS.limit(limits=threads, user_api="blas"):
+        yield
 
 
 def each_direction(run: Callable[[int], _R], directions: int) -> list[_R]:
     """``[run(0), run(1)]`` for the two directions, side by side unless switched off."""
     if directions == 1 or not PARALLEL_DIRECTIONS:
         return [run(d) for d in range(directions)]
-    return in_parallel(run, directions)
+    return in_parallel(run, directions, blas_threads=1)
 
 
 def wavefront_chunks(num_layers: int, directions: int, T: int) -> int:

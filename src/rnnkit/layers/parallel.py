@@ -14,8 +14,9 @@ Both are switches, off by default: `make bench-parallel` times each against the 
 path, and on this project's 2-core machine neither paid reliably (see docs/DESIGN-NOTES.md).
 The directions run with BLAS held to one thread each (two threads that each call a 2-thread
 BLAS oversubscribe the cores); the wavefront leaves BLAS alone, which measured better for it.
-``RNNKIT_PARALLEL_DIRECTIONS=1`` and ``RNNKIT_WAVEFRONT=8`` (chunks) switch them on for a process; the module attributes
-``PARALLEL_DIRECTIONS`` and ``WAVEFRONT_CHUNKS`` do it at run time. The numbers are the same
+``RNNKIT_PARALLEL_DIRECTIONS=1`` and ``RNNKIT_WAVEFRONT=8`` (chunks) switch them on for a
+process; the module attributes ``PARALLEL_DIRECTIONS`` and ``WAVEFRONT_CHUNKS`` do it at run
+time. The numbers are the same
 either way: the same sequence loops run on the same data; the wavefront only hands each layer's
 carry (and its gradient) from one chunk to the next.
 """

@@ -18,8 +18,8 @@ from .base import Carry, CellSpec
 
 # a single sequence's inference runs its whole time loop compiled (`kernels.step`) while the
 # recurrent matrix has fewer multiply-adds than this; above it, BLAS's matrix-vector product on
-# both cores is faster (measured, LSTM T=100: 3.3x at hidden 64, 1.9x at 128, 1.5x at 256, 0.7x
-# at 512)
+# both cores is faster (measured, T=100: LSTM 2.3x at hidden 64, 1.7x at 128, 1.3x at 256, 0.8x
+# at 512; GRU 2.9x, 1.9x, 1.2x)
 SEQUENCE_MACS = 300_000
 
 

@@ -29,7 +29,13 @@ def _flat(a):
 @pytest.mark.parametrize("mode", sorted(CLASSES))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("lengths", [False, True])
-def test_fused_equals_reference(mode, dtype, lengths):
+@pytest.mark.parametrize("loop", ["python", "compiled"])
+def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
+    # loop: the time loop in Python (BLAS per step) or compiled whole (kernels.loops)
+    from rnnkit.cells import fused
+
+    monkeypatch.setattr(fused, "COMPILED_LOOP_MACS", 10**9 if loop == "compiled" else 0)
+    monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
     rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
     T, B, F, H, L = 7, 4, 5, 6, 2
     layer = CLASSES[mode](
@@ -47,9 +53,14 @@ def test_fused_equals_reference(mode, dtype, lengths):
     lens = np.array([7, 3, 5, 1]) if lengths else None
     dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
     fast = _run(layer, x, state, lens, dy, dstate)
+    fast_inference = layer(x, state, lengths=lens)
     with reference_loops():
         ref = _run(layer, x, state, lens, dy, dstate)
+        ref_inference = layer(x, state, lengths=lens)
     tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(fast_inference, ref_inference, strict=True):
+        for pa, pb in zip(_flat(a), _flat(b), strict=True):
+            np.testing.assert_allclose(pa, pb, rtol=tol, atol=tol)
     for a, b in zip(fast[:4], ref[:4], strict=True):
         for pa, pb in zip(_flat(a), _flat(b), strict=True):
             np.testing.assert_allclose(pa, pb, rtol=tol, atol=tol)

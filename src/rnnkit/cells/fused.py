@@ -76,39 +76,43 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
     extra = np.empty((n_keep, B, H), dt) if cell.name in ("LSTM", "GRU") else None
     y = np.empty((T, B, H), dt)
     hh = np.empty((B, GH), dt)
-    if B * GH * H < COMPILED_LOOP_MACS:
-        W_hhT_c = np.ascontiguousarray(w.W_hh.T)
-        if lstm:
-            KL.lstm_forward_loop(xi, W_hhT_c, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache)
-        elif cell.name == "GRU":
-            KL.gru_forward_loop(xi, W_hhT_c, b_hh, m, hs, y, acts, extra, hh, keep_cache)
-        else:
-            relu = cell.name == "RNN_RELU"
-            KL.rnn_forward_loop(xi, W_hhT_c, b_hh, m, hs, y, acts, hh, keep_cache, relu)
-        T_loop = 0
-    else:
-        T_loop = T
-    W_hhT = w.W_hh.T
-    for t in range(T_loop):
+    run = _forward_compiled if B * GH * H < COMPILED_LOOP_MACS else _forward_python
+    run(cell, xi, w.W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache)
+    last = T if keep_cache else T % 2
+    final = (hs[last].copy(),) if cs is None else (hs[last].copy(), cs[last].copy())
+    cache = FusedCache(x, hs, cs, acts, extra, m) if keep_cache else None
+    return y, final, cache
+
+
+def _forward_python(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
+    """The time loop in Python: per step one BLAS product into ``hh`` and one kernel call."""
+    W_hhT = W_hh.T
+    for t in range(xi.shape[0]):
         cur, nxt = (t, t + 1) if keep_cache else (t % 2, 1 - t % 2)
         k = t if keep_cache else 0
-        np.matmul(hs[cur], W_hhT, out=hh)
-        if lstm:
-            assert cs is not None and extra is not None
+        np.matmul(hs[cur], W_hhT, out=hh)  # (B, G*H)
+        if cell.name == "LSTM":
             K.lstm_forward(
                 xi[t], hh, b_hh, hs[cur], cs[cur], m[t], hs[nxt], cs[nxt], y[t], acts[k], extra[k]
             )
         elif cell.name == "GRU":
-            assert extra is not None
             K.gru_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], extra[k])
         elif cell.name == "RNN_TANH":
             K.rnn_tanh_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
         else:
             K.rnn_relu_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
-    last = T if keep_cache else T % 2
-    final = (hs[last].copy(),) if cs is None else (hs[last].copy(), cs[last].copy())
-    cache = FusedCache(x, hs, cs, acts, extra, m) if keep_cache else None
-    return y, final, cache
+
+
+def _forward_compiled(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
+    """The same loop as one compiled call with its own product (`kernels.loops`)."""
+    W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): the product reads its rows
+    if cell.name == "LSTM":
+        KL.lstm_forward_loop(xi, W_hhT, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache)
+    elif cell.name == "GRU":
+        KL.gru_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, extra, hh, keep_cache)
+    else:
+        relu = cell.name == "RNN_RELU"
+        KL.rnn_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, hh, keep_cache, relu)
 
 
 def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: np.ndarray):
@@ -129,6 +133,38 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     return y[:, None], (h[None],), None
 
 
+def _backward_python(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
+    """The time loop in Python, last step first: one kernel call and one BLAS product each."""
+    m, acts, extra, hs, cs = cache.m, cache.acts, cache.extra, cache.hs, cache.cs
+    for t in range(dy.shape[0] - 1, -1, -1):
+        if cell.name == "LSTM":
+            assert cs is not None and extra is not None
+            K.lstm_backward(
+                dhmat, dhpass, dy[t], dc, m[t], acts[t], extra[t], cs[t], dxi[t], dh_in[t]
+            )
+        elif cell.name == "GRU":
+            assert extra is not None
+            K.gru_backward(
+                dhmat, dhpass, dy[t], m[t], acts[t], extra[t], hs[t], dxi[t], dhh[t], dh_in[t]
+            )
+        else:
+            relu = cell.name == "RNN_RELU"
+            K.rnn_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t], relu)
+        np.matmul(dhh[t], W_hh, out=dhmat)  # (B, H): reaches h_{t-1} through W_hh
+
+
+def _backward_compiled(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
+    """The same loop as one compiled call with its own product (`kernels.loops`)."""
+    W_hh = np.ascontiguousarray(W_hh)
+    m, acts, extra, hs, cs = cache.m, cache.acts, cache.extra, cache.hs, cache.cs
+    if cell.name == "LSTM":
+        KL.lstm_backward_loop(W_hh, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in)
+    elif cell.name == "GRU":
+        KL.gru_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in)
+    else:
+        KL.rnn_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, dxi, dh_in, cell.name == "RNN_RELU")
+
+
 def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
     """Fused `sequence_backward`: the same returns, the same accumulation into ``grads``."""
     x, hs = cache.x, cache.hs
@@ -142,37 +178,9 @@ def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
     dhpass = np.zeros((B, H), dt)
     dh_in = np.empty((T, B, H), dt)
     dc = np.array(dcarry[1], dtype=dt) if cell.name == "LSTM" else None
-    m, acts, extra = cache.m, cache.acts, cache.extra
     GH = cell.gates * H
-    if B * GH * H < COMPILED_LOOP_MACS:
-        W_hh = np.ascontiguousarray(w.W_hh)
-        if cell.name == "LSTM":
-            assert dc is not None and cache.cs is not None and extra is not None
-            KL.lstm_backward_loop(W_hh, dhmat, dhpass, dy, dc, m, acts, extra, cache.cs, dxi, dh_in)
-        elif cell.name == "GRU":
-            assert extra is not None
-            KL.gru_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in)
-        else:
-            relu = cell.name == "RNN_RELU"
-            KL.rnn_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu)
-        T_loop = 0
-    else:
-        T_loop = T
-    for t in range(T_loop - 1, -1, -1):
-        if cell.name == "LSTM":
-            assert dc is not None and cache.cs is not None and extra is not None
-            K.lstm_backward(
-                dhmat, dhpass, dy[t], dc, m[t], acts[t], extra[t], cache.cs[t], dxi[t], dh_in[t]
-            )
-        elif cell.name == "GRU":
-            assert extra is not None
-            K.gru_backward(
-                dhmat, dhpass, dy[t], m[t], acts[t], extra[t], hs[t], dxi[t], dhh[t], dh_in[t]
-            )
-        else:
-            relu = cell.name == "RNN_RELU"
-            K.rnn_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t], relu)
-        np.matmul(dhh[t], w.W_hh, out=dhmat)
+    run = _backward_compiled if B * GH * H < COMPILED_LOOP_MACS else _backward_python
+    run(cell, w.W_hh, dhmat, dhpass, dy, dc, cache, dxi, dhh, dh_in)
     dhmat += dhpass
     sq = np.empty(T * B, np.float64)
     K.sum_squares(dh_in.reshape(T * B, H), sq)

@@ -97,10 +97,9 @@ def _forward_python(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_ca
             )
         elif cell.name == "GRU":
             K.gru_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], extra[k])
-        elif cell.name == "RNN_TANH":
-            K.rnn_tanh_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
         else:
-            K.rnn_relu_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
+            relu = cell.name == "RNN_RELU"
+            K.rnn_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], relu)
 
 
 def _forward_compiled(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
@@ -122,15 +121,11 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     y = np.empty((T, H), xi.dtype)
     h = np.array(carry[0][0], dtype=xi.dtype)  # (H,): copies, the kernels update them in place
     xi = np.ascontiguousarray(xi)
-    if cell.name == "LSTM":
-        c = np.array(carry[1][0], dtype=xi.dtype)
-        KS.lstm_sequence(xi, W_hh, b_hh, m, h, c, y)
-        return y[:, None], (h[None], c[None]), None
-    if cell.name == "GRU":
-        KS.gru_sequence(xi, W_hh, b_hh, m, h, y)
-    else:
-        KS.rnn_sequence(xi, W_hh, b_hh, m, h, y, cell.name == "RNN_RELU")
-    return y[:, None], (h[None],), None
+    lstm = cell.name == "LSTM"
+    c = np.array(carry[1][0], dtype=xi.dtype) if lstm else h  # (the GRU and RNN ignore c)
+    mode = {"LSTM": KS.LSTM, "GRU": KS.GRU, "RNN_TANH": KS.RNN_TANH, "RNN_RELU": KS.RNN_RELU}
+    KS.sequence(xi, W_hh, b_hh, m, h, c, y, mode[cell.name])
+    return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 
 
 def _backward_python(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):

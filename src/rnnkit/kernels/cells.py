@@ -221,28 +221,16 @@ def gru_backward(dhmat, dhpass, dy, m, gates, hn, h_prev, dxi, dhh, dh_in):
 
 # -- Elman RNN: tanh or relu -----------------------------------------------------------------
 @KERNEL
-def rnn_tanh_forward(xi, hh, b_hh, h_prev, m, h, y, act):
-    """Writes h, y (B, H) and act (B, H) = tanh(a), kept for the backward."""
-    B, H = h_prev.shape
-    for b in range(B):
-        ar, hr, yr = act[b], h[b], y[b]
-        _activate(xi[b], hh[b], b_hh, ar, True)
-        for j in range(H):
-            hr[j] = ar[j]
-        for j in range(H):
-            yr[j] = ar[j]
-        if m[b] == 0:
-            _hold(h_prev[b], hr, yr)
-
-
-@KERNEL
-def rnn_relu_forward(xi, hh, b_hh, h_prev, m, h, y, act):
-    """Writes h, y (B, H) and act (B, H) = relu(a), kept for the backward."""
+def rnn_forward(xi, hh, b_hh, h_prev, m, h, y, act, relu):
+    """Writes h, y (B, H) and act (B, H) = tanh(a) or relu(a), kept for the backward."""
     B, H = h_prev.shape
     for b in range(B):
         x, a, ar, hr, yr = xi[b], hh[b], act[b], h[b], y[b]
-        for j in range(H):
-            ar[j] = max(x[j] + (a[j] + b_hh[j]), ZERO)
+        if relu:
+            for j in range(H):
+                ar[j] = max(x[j] + (a[j] + b_hh[j]), ZERO)
+        else:
+            _activate(x, a, b_hh, ar, True)
         for j in range(H):
             hr[j] = ar[j]
         for j in range(H):

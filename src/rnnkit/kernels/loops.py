@@ -24,8 +24,7 @@ from .cells import (
     lstm_backward,
     lstm_forward,
     rnn_backward,
-    rnn_relu_forward,
-    rnn_tanh_forward,
+    rnn_forward,
 )
 
 LOOP = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -92,10 +91,7 @@ def rnn_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, hh, keep, relu):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         _matmul(hs[cur], W_hhT, hh)
-        if relu:
-            rnn_relu_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
-        else:
-            rnn_tanh_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k])
+        rnn_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], relu)
 
 
 # -- backward: the buffers of `fused.backward` ------------------------------------------------

@@ -202,41 +202,26 @@ def rnn_gates(xi, hh, h_out, relu):
 
 
 # -- a whole sequence of one stream, inference only: the time loop compiled too ------------------
-# Given the input projection of every step (one BLAS product before the loop), each step is one
-# matrix-vector product and the gates, with no Python between steps. ``m`` (T,) is 1 while the
-# sequence runs; past its end the carry holds and the output is 0. ``h`` (and ``c``) hold the
-# initial carry and receive the final one; ``y`` (T, H) receives the outputs.
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `sequence`
+
+
 @STEP
-def lstm_sequence(xi, W_hh, b_hh, m, h, c, y):
+def sequence(xi, W_hh, b_hh, m, h, c, y, mode):
+    """Given the input projection of every step ``xi`` (T, G*H) (one BLAS product before the
+    loop), each step is one matrix-vector product and the gates, with no Python between steps.
+    ``m`` (T,) is 1 while the sequence runs; past its end the carry holds and the output is 0.
+    ``h`` (and the LSTM's ``c``; other cells ignore it) hold the initial carry and receive the
+    final one; ``y`` (T, H) receives the outputs."""
     hh = np.empty(W_hh.shape[0], W_hh.dtype)
     for t in range(xi.shape[0]):
         if m[t] == 0:
             y[t, :] = 0
             continue
         matvec(W_hh, W_hh[0], h, b_hh, hh)  # float weights: the scales are not read
-        _lstm_gates(xi[t], hh, c, y[t], c)
-        h[:] = y[t]
-
-
-@STEP
-def gru_sequence(xi, W_hh, b_hh, m, h, y):
-    hh = np.empty(W_hh.shape[0], W_hh.dtype)
-    for t in range(xi.shape[0]):
-        if m[t] == 0:
-            y[t, :] = 0
-            continue
-        matvec(W_hh, W_hh[0], h, b_hh, hh)
-        _gru_gates(xi[t], hh, h, y[t])
-        h[:] = y[t]
-
-
-@STEP
-def rnn_sequence(xi, W_hh, b_hh, m, h, y, relu):
-    hh = np.empty(W_hh.shape[0], W_hh.dtype)
-    for t in range(xi.shape[0]):
-        if m[t] == 0:
-            y[t, :] = 0
-            continue
-        matvec(W_hh, W_hh[0], h, b_hh, hh)
-        _rnn_gates(xi[t], hh, y[t], relu)
+        if mode == LSTM:
+            _lstm_gates(xi[t], hh, c, y[t], c)
+        elif mode == GRU:
+            _gru_gates(xi[t], hh, h, y[t])
+        else:
+            _rnn_gates(xi[t], hh, y[t], mode == RNN_RELU)
         h[:] = y[t]

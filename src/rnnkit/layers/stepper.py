@@ -170,10 +170,8 @@ class StepPlan:
                 )
             elif self.mode == "GRU":
                 KC.gru_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts, extra)
-            elif self.relu:
-                KC.rnn_relu_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts)
             else:
-                KC.rnn_tanh_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts)
+                KC.rnn_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts, self.relu)
             inp = h_new[k]
         return h_new[-1].copy(), ((h_new, c_new) if lstm else h_new)
 

@@ -35,9 +35,8 @@ def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
     from rnnkit.cells import fused
 
     monkeypatch.setattr(fused, "COMPILED_LOOP_MACS", 10**9 if loop == "compiled" else 0)
-    monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
     rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
-    T, B, F, H, L = 7, 4, 5, 6, 2
+    T, B, F, H, L = 7, 5, 5, 6, 2  # B=5: the compiled product's 4-row block and a single row
     layer = CLASSES[mode](
         input_size=F, hidden_size=H, num_layers=L, bidirectional=True, seed=1, dtype=dtype
     )
@@ -50,7 +49,7 @@ def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
         if mode == "LSTM"
         else rng.standard_normal(shape).astype(dtype)
     )
-    lens = np.array([7, 3, 5, 1]) if lengths else None
+    lens = np.array([7, 3, 5, 1, 6]) if lengths else None
     dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
     fast = _run(layer, x, state, lens, dy, dstate)
     fast_inference = layer(x, state, lengths=lens)
@@ -73,11 +72,11 @@ def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("length", [None, 4])
 def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, monkeypatch):
-    # one sequence, inference: the whole time loop runs compiled (kernels.step *_sequence)
+    # one sequence, inference, by default: the whole time loop runs compiled (kernels.loops)
     from rnnkit.cells import fused
 
     calls = []
-    monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
+    monkeypatch.setattr(fused, "_forward_compiled", _counting(fused._forward_compiled, calls))
     rng = np.random.default_rng(7)
     layer = CLASSES[mode](
         input_size=5, hidden_size=6, num_layers=2, bidirectional=True, seed=2, dtype=dtype

@@ -14,21 +14,15 @@ import numpy as np
 
 from ..kernels import cells as K
 from ..kernels import loops as KL
-from ..kernels import step as KS
 from .base import Carry, CellSpec
 
-# a single sequence's inference runs its whole time loop compiled (`kernels.step`) while the
-# recurrent matrix has fewer multiply-adds than this; above it, BLAS's matrix-vector product on
-# both cores is faster (measured, T=100: LSTM 2.3x at hidden 64, 1.7x at 128, 1.3x at 256, 0.8x
-# at 512; GRU 2.9x, 1.9x, 1.2x)
-SEQUENCE_MACS = 300_000
-
 # below this many multiply-adds per step in the recurrent product (B x G*H x H), the whole time
-# loop of a batch runs compiled with its own product on one core (`kernels.loops`), forward and
-# backward. Measured, T=100, training / inference against the Python loop on 2-thread BLAS:
-# LSTM H64 B1 1.8x / 1.0x, B4 1.2-1.3x / 1.3-1.7x; H128 B1 1.2-1.3x, B2 2.0x / 1.8x, B3 1.9x /
-# 2.1x; RNN H128 B4 1.2-1.5x; above: H64 B12 0.9-1.4x, H128 B8 0.6-0.9x, H64 B32 0.7x (BLAS on
-# two cores wins)
+# loop runs compiled with its own product on one core (`kernels.loops`), forward and backward;
+# this covers a single sequence up to hidden 128 (LSTM) or about 250 (GRU). Measured, T=100,
+# training / inference against the Python loop on 2-thread BLAS, alternating processes: LSTM H64
+# B1 1.8x / 1.6x, B4 1.2-1.3x / 1.3-1.7x; H128 B1 1.2-1.3x / 1.1x, B2 2.0x / 1.8x, B3 1.9x / 2.1x;
+# GRU B1 inference 3.0x at H64, 1.9x at H128; RNN H128 B4 1.2-1.5x. Above it BLAS on two cores
+# wins or ties: LSTM H256 B1 inference 0.8-1.0x, H64 B12 0.9-1.4x, H128 B8 0.6-0.9x, H64 B32 0.7x
 COMPILED_LOOP_MACS = 200_000
 
 
@@ -62,8 +56,6 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
     dt = x.dtype
     b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, dt)
     m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
-    if B == 1 and not keep_cache and GH * H < SEQUENCE_MACS:
-        return _forward_single(cell, carry, w, m[:, 0], xi[:, 0], b_hh)
     n_keep = T if keep_cache else 1
     hs = np.empty((T + 1 if keep_cache else 2, B, H), dt)
     hs[0] = carry[0]
@@ -84,6 +76,17 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
     return y, final, cache
 
 
+def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) -> None:
+    """One step's gate kernel for ``cell``, given ``xi`` and ``hh = h_prev W_hh^T`` (B, G*H):
+    writes ``h`` (and the LSTM's ``c``), ``y`` and what the backward keeps (``acts``, ``extra``)."""
+    if cell.name == "LSTM":
+        K.lstm_forward(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra)
+    elif cell.name == "GRU":
+        K.gru_forward(xi, hh, b_hh, h_prev, m, h, y, acts, extra)
+    else:
+        K.rnn_forward(xi, hh, b_hh, h_prev, m, h, y, acts, cell.name == "RNN_RELU")
+
+
 def _forward_python(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
     """The time loop in Python: per step one BLAS product into ``hh`` and one kernel call."""
     W_hhT = W_hh.T
@@ -91,15 +94,14 @@ def _forward_python(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_ca
         cur, nxt = (t, t + 1) if keep_cache else (t % 2, 1 - t % 2)
         k = t if keep_cache else 0
         np.matmul(hs[cur], W_hhT, out=hh)  # (B, G*H)
-        if cell.name == "LSTM":
-            K.lstm_forward(
-                xi[t], hh, b_hh, hs[cur], cs[cur], m[t], hs[nxt], cs[nxt], y[t], acts[k], extra[k]
-            )
-        elif cell.name == "GRU":
-            K.gru_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], extra[k])
-        else:
-            relu = cell.name == "RNN_RELU"
-            K.rnn_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], relu)
+        step_forward(
+            cell, xi[t], hh, b_hh, hs[cur], _row(cs, cur), m[t], hs[nxt], _row(cs, nxt), y[t],
+            acts[k], _row(extra, k),
+        )  # fmt: skip
+
+
+def _row(a: np.ndarray | None, i: int) -> np.ndarray | None:
+    return None if a is None else a[i]
 
 
 def _forward_compiled(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
@@ -112,20 +114,6 @@ def _forward_compiled(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_
     else:
         relu = cell.name == "RNN_RELU"
         KL.rnn_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, hh, keep_cache, relu)
-
-
-def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: np.ndarray):
-    """Inference of one sequence, the time loop compiled: ``y`` (T, 1, H), the final carry."""
-    T, H = xi.shape[0], w.W_hh.shape[1]
-    W_hh = np.ascontiguousarray(w.W_hh)
-    y = np.empty((T, H), xi.dtype)
-    h = np.array(carry[0][0], dtype=xi.dtype)  # (H,): copies, the kernels update them in place
-    xi = np.ascontiguousarray(xi)
-    lstm = cell.name == "LSTM"
-    c = np.array(carry[1][0], dtype=xi.dtype) if lstm else h  # (the GRU and RNN ignore c)
-    mode = {"LSTM": KS.LSTM, "GRU": KS.GRU, "RNN_TANH": KS.RNN_TANH, "RNN_RELU": KS.RNN_RELU}
-    KS.sequence(xi, W_hh, b_hh, m, h, c, y, mode[cell.name])
-    return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 
 
 def _backward_python(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):

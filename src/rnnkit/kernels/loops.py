@@ -2,7 +2,7 @@ r"""Whole sequence loops, compiled: for small layers, the time loop without Pyth
 
 A fused sequence loop in Python (`rnnkit.cells.fused`) costs, per step, a BLAS call and a
 kernel call through Python: a few microseconds that dominate when the step itself is small
-(hidden 64 at batch 32, or hidden 128 at batch 1 to 8). Here the whole loop is one compiled
+(a single sequence or a few, hidden up to about 256). Here the whole loop is one compiled
 call: the recurrent product ``h_{t-1} W_hh^T`` (forward) and ``da_t W_hh`` (backward) is a
 plain loop (`_matmul`: rows of the weight scaled and added, vectorized across the output, one
 core, no BLAS and so no second thread pool), and each step calls the same step kernels as the
@@ -10,7 +10,7 @@ Python loop (`rnnkit.kernels.cells`), so the gate arithmetic is the same code.
 
 `rnnkit.cells.fused` picks these loops below `COMPILED_LOOP_MACS` multiply-adds per step
 (batch x gates x hidden x hidden), where they measured faster than BLAS on two cores (tiny
-batches: 1.2-2x); at batch 32 BLAS wins even at hidden 64.
+batches: 1.2-2.3x); at batch 32 BLAS wins even at hidden 64.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import cells as KC
+from ..cells import fused
 from ..kernels import step as K
 from .recurrent import Recurrent
 
@@ -54,14 +54,11 @@ class StepPlan:
         self.hh = np.empty(G * H, self.dtype)
         self.relu = self.mode == "RNN_RELU"
         self.input_size = layer.input_size
-        # batches of streams: one BLAS product per weight and the sequence kernel, for plain
-        # float weights (quantized ones go through the general path)
+        # batches of streams (`step_many`): plain float weights only; quantized ones go through
+        # the general path, which widens them once per call
         self.batchable = all(
             type(w[0]) is np.ndarray and w[0].dtype == self.dtype for w in self.weights
         )
-        self._buffers: dict[
-            int, tuple[np.ndarray, ...]
-        ] = {}  # batch size -> xi, hh, acts, extra, y
 
     @staticmethod
     def build(model: Any) -> StepPlan | TokenStepPlan | None:
@@ -126,18 +123,6 @@ class StepPlan:
         y = h_new[-1, 0].copy()
         return y, ((h_new, c_new) if lstm else h_new)
 
-    def _buffers_for(self, B: int) -> tuple[np.ndarray, ...]:
-        if B not in self._buffers:
-            if len(self._buffers) > 8:  # streams come and go: keep a few sizes only
-                self._buffers.clear()
-            GH, H = self.xi.shape[0], self.layer.hidden_size
-            dt = self.dtype
-            self._buffers[B] = (
-                np.empty((B, GH), dt), np.empty((B, GH), dt), np.empty((B, GH), dt),
-                np.empty((B, H), dt), np.empty((B, H), dt), np.ones(B, dt),
-            )  # fmt: skip
-        return self._buffers[B]
-
     def step_many(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y (B, H), new_state)`` for one step of B streams, ``x`` (B, F), or None."""
         if not self.batchable:
@@ -155,23 +140,23 @@ class StepPlan:
         if h_old.shape != (len(self.weights), B, self.layer.hidden_size):
             return None
         h_new = np.empty_like(h_old)
-        c_old: np.ndarray | None = carry[1] if lstm else None
+        c_old = carry[1] if lstm else None
         c_new = np.empty_like(h_old) if lstm else None
-        xi, hh, acts, extra, y, m = self._buffers_for(B)
+        dt, H, GH = self.dtype, self.layer.hidden_size, self.xi.shape[0]
+        hh, acts = np.empty((B, GH), dt), np.empty((B, GH), dt)
+        y, m = np.empty((B, H), dt), np.ones(B, dt)
+        extra = np.empty((B, H), dt) if self.mode in ("LSTM", "GRU") else None
         inp = x
         for k, (W_ih, _, W_hh, _, b_ih, b_hh) in enumerate(self.weights):
-            np.matmul(inp, W_ih.T, out=xi)
+            xi = inp @ W_ih.T  # (B, G*H)
             xi += b_ih
             np.matmul(h_old[k], W_hh.T, out=hh)
-            if lstm:
-                assert c_old is not None and c_new is not None
-                KC.lstm_forward(
-                    xi, hh, b_hh, h_old[k], c_old[k], m, h_new[k], c_new[k], y, acts, extra
-                )
-            elif self.mode == "GRU":
-                KC.gru_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts, extra)
-            else:
-                KC.rnn_forward(xi, hh, b_hh, h_old[k], m, h_new[k], y, acts, self.relu)
+            c_prev = c_old[k] if c_old is not None else None
+            c = c_new[k] if c_new is not None else None
+            # the sequence loop's own step kernel, one step long
+            fused.step_forward(
+                self.layer.cell, xi, hh, b_hh, h_old[k], c_prev, m, h_new[k], c, y, acts, extra
+            )
             inp = h_new[k]
         return h_new[-1].copy(), ((h_new, c_new) if lstm else h_new)
 

@@ -8,14 +8,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_mode_measures_every_side(tmp_path):
+def _quick(script: str, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<script> --quick`` into ``out``; it must succeed."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_bench_quick_mode_measures_every_side(tmp_path):
+    proc = _quick("bench.py", tmp_path)
     result = json.loads((tmp_path / "bench.json").read_text())
     sides = {side for got in result["medians"].values() for side in got}
     assert {"rnnkit", "torch", "torch-cell", "torch-seq", "ort"} <= sides
@@ -30,21 +36,7 @@ def test_bench_quick_mode_measures_every_side(tmp_path):
 
 
 def test_bench_parallel_quick_mode_compares_every_switch(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "parallel.py"),
-            "--quick",
-            "--repeats",
-            "1",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _quick("parallel.py", tmp_path, "--repeats", "1")
     result = json.loads((tmp_path / "parallel.json").read_text())
     assert {k.split(":")[0] for k in result} == {"directions", "wavefront", "pool"}
     assert all(v["off"] > 0 and v["on"] > 0 for v in result.values())

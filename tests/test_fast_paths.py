@@ -22,9 +22,14 @@ def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-def _perturbed(layer, rng):
-    s = layer.initial_state(1)
+def _perturbed(layer, rng, batch=1):
+    s = layer.initial_state(batch)
     return tuple(a + rng.standard_normal(a.shape).astype(a.dtype) for a in _parts(s))
+
+
+def _model(cell, dtype, weights, **kw):
+    model = MAKERS[cell](dtype=dtype, **kw)
+    return model if weights == "float" else rnnkit.quantize(model, weights)
 
 
 # quantized weights compute in float32, so they come only with float32 models
@@ -38,9 +43,7 @@ def test_batch1_plan_equals_the_general_step(cell, dtype, weights, split, monkey
     # split: the products shared between the cores, as for large layers
     monkeypatch.setattr(stepper, "PARALLEL_MACS", 0 if split else 10**9)
     rng = np.random.default_rng(0)
-    model = MAKERS[cell](num_layers=3, seed=2, dtype=dtype)
-    if weights != "float":
-        model = rnnkit.quantize(model, weights)
+    model = _model(cell, dtype, weights, num_layers=3, seed=2)
     plan = StepPlan.build(model)
     assert plan is not None
     assert all(plan.split) == (split and weights != "bfloat16")  # bfloat16 is never split
@@ -80,15 +83,11 @@ def test_language_model_plan_equals_the_general_step():
 @pytest.mark.parametrize(("dtype", "weights"), KINDS)
 def test_batched_plan_equals_the_general_step(cell, dtype, weights):
     rng = np.random.default_rng(1)
-    model = MAKERS[cell](num_layers=2, seed=3, dtype=dtype)
-    if weights != "float":
-        model = rnnkit.quantize(model, weights)
+    model = _model(cell, dtype, weights, num_layers=2, seed=3)
     plan = StepPlan.build(model)
     assert plan is not None
     B = 5
-    start = tuple(
-        a + rng.standard_normal(a.shape).astype(a.dtype) for a in _parts(model.initial_state(B))
-    )
+    start = _perturbed(model, rng, B)
     start = start if cell == "lstm" else start[0]
     xs = rng.standard_normal((6, B, 4)).astype(dtype)
     fast_state, got = start, []

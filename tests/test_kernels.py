@@ -35,6 +35,7 @@ def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
     from rnnkit.cells import fused
 
     monkeypatch.setattr(fused, "COMPILED_LOOP_MACS", 10**9 if loop == "compiled" else 0)
+    monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
     rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
     T, B, F, H, L = 7, 5, 5, 6, 2  # B=5: the compiled product's 4-row block and a single row
     layer = CLASSES[mode](
@@ -72,11 +73,11 @@ def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("length", [None, 4])
 def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, monkeypatch):
-    # one sequence, inference, by default: the whole time loop runs compiled (kernels.loops)
+    # one sequence, inference: the whole time loop runs compiled (kernels.step.sequence)
     from rnnkit.cells import fused
 
     calls = []
-    monkeypatch.setattr(fused, "_forward_compiled", _counting(fused._forward_compiled, calls))
+    monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
     rng = np.random.default_rng(7)
     layer = CLASSES[mode](
         input_size=5, hidden_size=6, num_layers=2, bidirectional=True, seed=2, dtype=dtype

@@ -14,15 +14,21 @@ import numpy as np
 
 from ..kernels import cells as K
 from ..kernels import loops as KL
+from ..kernels import step as KS
 from .base import Carry, CellSpec
 
+# a single sequence's inference (B=1, no tape) runs the streaming step's matrix-vector product
+# and gates in one compiled loop (`kernels.step.sequence`) while the recurrent matrix has fewer
+# multiply-adds than this: 1.3-1.7x faster than the batch loop below at B=1, 2.3x / 1.7x / 1.3x
+# faster than the Python loop at LSTM hidden 64 / 128 / 256 (T=100, alternating processes)
+SEQUENCE_MACS = 300_000
+
 # below this many multiply-adds per step in the recurrent product (B x G*H x H), the whole time
-# loop runs compiled with its own product on one core (`kernels.loops`), forward and backward;
-# this covers a single sequence up to hidden 128 (LSTM) or about 250 (GRU). Measured, T=100,
-# training / inference against the Python loop on 2-thread BLAS, alternating processes: LSTM H64
-# B1 1.8x / 1.6x, B4 1.2-1.3x / 1.3-1.7x; H128 B1 1.2-1.3x / 1.1x, B2 2.0x / 1.8x, B3 1.9x / 2.1x;
-# GRU B1 inference 3.0x at H64, 1.9x at H128; RNN H128 B4 1.2-1.5x. Above it BLAS on two cores
-# wins or ties: LSTM H256 B1 inference 0.8-1.0x, H64 B12 0.9-1.4x, H128 B8 0.6-0.9x, H64 B32 0.7x
+# loop of a batch runs compiled with its own product on one core (`kernels.loops`), forward and
+# backward. Measured, T=100, training / inference against the Python loop on 2-thread BLAS:
+# LSTM H64 B1 1.8x training, B4 1.2-1.3x / 1.3-1.7x; H128 B1 1.2-1.3x training, B2 2.0x / 1.8x,
+# B3 1.9x / 2.1x; RNN H128 B4 1.2-1.5x. Above it BLAS on two cores wins: H64 B12 0.9-1.4x,
+# H128 B8 0.6-0.9x, H64 B32 0.7x
 COMPILED_LOOP_MACS = 200_000
 
 
@@ -56,6 +62,8 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
     dt = x.dtype
     b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, dt)
     m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
+    if B == 1 and not keep_cache and GH * H < SEQUENCE_MACS:
+        return _forward_single(cell, carry, w, m[:, 0], xi[:, 0], b_hh)
     n_keep = T if keep_cache else 1
     hs = np.empty((T + 1 if keep_cache else 2, B, H), dt)
     hs[0] = carry[0]
@@ -114,6 +122,20 @@ def _forward_compiled(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_
     else:
         relu = cell.name == "RNN_RELU"
         KL.rnn_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, hh, keep_cache, relu)
+
+
+def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: np.ndarray):
+    """Inference of one sequence, the time loop compiled: ``y`` (T, 1, H), the final carry."""
+    T, H = xi.shape[0], w.W_hh.shape[1]
+    W_hh = np.ascontiguousarray(w.W_hh)
+    y = np.empty((T, H), xi.dtype)
+    h = np.array(carry[0][0], dtype=xi.dtype)  # (H,): copies, the kernels update them in place
+    xi = np.ascontiguousarray(xi)
+    lstm = cell.name == "LSTM"
+    c = np.array(carry[1][0], dtype=xi.dtype) if lstm else h  # (the GRU and RNN ignore c)
+    mode = {"LSTM": KS.LSTM, "GRU": KS.GRU, "RNN_TANH": KS.RNN_TANH, "RNN_RELU": KS.RNN_RELU}
+    KS.sequence(xi, W_hh, b_hh, m, h, c, y, mode[cell.name])
+    return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 
 
 def _backward_python(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):

@@ -199,3 +199,29 @@ def gru_gates(xi, hh, h, h_out):
 @STEP
 def rnn_gates(xi, hh, h_out, relu):
     _rnn_gates(xi, hh, h_out, relu)
+
+
+# -- a whole sequence of one stream, inference only: the time loop compiled too ------------------
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `sequence`
+
+
+@STEP
+def sequence(xi, W_hh, b_hh, m, h, c, y, mode):
+    """Given the input projection of every step ``xi`` (T, G*H) (one BLAS product before the
+    loop), each step is one matrix-vector product and the gates, with no Python between steps.
+    ``m`` (T,) is 1 while the sequence runs; past its end the carry holds and the output is 0.
+    ``h`` (and the LSTM's ``c``; other cells ignore it) hold the initial carry and receive the
+    final one; ``y`` (T, H) receives the outputs."""
+    hh = np.empty(W_hh.shape[0], W_hh.dtype)
+    for t in range(xi.shape[0]):
+        if m[t] == 0:
+            y[t, :] = 0
+            continue
+        matvec(W_hh, W_hh[0], h, b_hh, hh)  # float weights: the scales are not read
+        if mode == LSTM:
+            _lstm_gates(xi[t], hh, c, y[t], c)
+        elif mode == GRU:
+            _gru_gates(xi[t], hh, h, y[t])
+        else:
+            _rnn_gates(xi[t], hh, y[t], mode == RNN_RELU)
+        h[:] = y[t]

@@ -29,15 +29,18 @@ def _flat(a):
 @pytest.mark.parametrize("mode", sorted(CLASSES))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("lengths", [False, True])
-@pytest.mark.parametrize("loop", ["python", "compiled"])
-def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
-    # loop: the time loop in Python (BLAS per step) or compiled whole (kernels.loops)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_equals_reference(mode, dtype, lengths, threads, monkeypatch):
+    # threads: the batch's rows in one chunk, or in two chunks side by side (kernels.loops)
+    from rnnkit import threads as rt
     from rnnkit.cells import fused
 
-    monkeypatch.setattr(fused, "COMPILED_LOOP_MACS", 10**9 if loop == "compiled" else 0)
+    monkeypatch.setattr(rt, "THREADS", threads)
     monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
+    assert len(rt.row_chunks(9)) == threads
     rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
-    T, B, F, H, L = 7, 5, 5, 6, 2  # B=5: the compiled product's 4-row block and a single row
+    # B=9: rows [0, 4) and [4, 9) with two threads: the product's 4-row block and a single row
+    T, B, F, H, L = 7, 9, 5, 6, 2
     layer = CLASSES[mode](
         input_size=F, hidden_size=H, num_layers=L, bidirectional=True, seed=1, dtype=dtype
     )
@@ -50,7 +53,7 @@ def test_fused_equals_reference(mode, dtype, lengths, loop, monkeypatch):
         if mode == "LSTM"
         else rng.standard_normal(shape).astype(dtype)
     )
-    lens = np.array([7, 3, 5, 1, 6]) if lengths else None
+    lens = np.array([7, 3, 5, 1, 6, 2, 7, 4, 1]) if lengths else None
     dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
     fast = _run(layer, x, state, lens, dy, dstate)
     fast_inference = layer(x, state, lengths=lens)

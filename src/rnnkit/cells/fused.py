@@ -1,13 +1,16 @@
 """The sequence loops on the fused kernels: the fast path of `rnnkit.cells.sequence`.
 
 Same contract and numbers as the NumPy reference loops there (tests hold them to it), with every
-buffer allocated once per sequence: per step, one BLAS product into a preallocated array and one
-kernel call (`rnnkit.kernels.cells`), forward and backward. The cache is a handful of
-``(T, B, ...)`` arrays rather than a list of per-step tuples.
+buffer allocated once per sequence. The input projection and the weight and input gradients are a
+few large BLAS products outside the time loop; the time loop itself is compiled
+(`rnnkit.kernels.loops`: per step its own recurrent product and one kernel call), the batch cut
+into one chunk of rows per core. The cache is a handful of ``(T, B, ...)`` arrays rather than a
+list of per-step tuples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,21 +18,14 @@ import numpy as np
 from ..kernels import cells as K
 from ..kernels import loops as KL
 from ..kernels import step as KS
+from ..threads import in_parallel, row_chunks
 from .base import Carry, CellSpec
 
 # a single sequence's inference (B=1, no tape) runs the streaming step's matrix-vector product
 # and gates in one compiled loop (`kernels.step.sequence`) while the recurrent matrix has fewer
-# multiply-adds than this: 1.3-1.7x faster than the batch loop below at B=1, 2.3x / 1.7x / 1.3x
-# faster than the Python loop at LSTM hidden 64 / 128 / 256 (T=100, alternating processes)
+# multiply-adds than this: 1.3-1.7x faster than the batch loop at B=1 (T=100, alternating
+# processes); above it, the batch loop's product wins
 SEQUENCE_MACS = 300_000
-
-# below this many multiply-adds per step in the recurrent product (B x G*H x H), the whole time
-# loop of a batch runs compiled with its own product on one core (`kernels.loops`), forward and
-# backward. Measured, T=100, training / inference against the Python loop on 2-thread BLAS:
-# LSTM H64 B1 1.8x training, B4 1.2-1.3x / 1.3-1.7x; H128 B1 1.2-1.3x training, B2 2.0x / 1.8x,
-# B3 1.9x / 2.1x; RNN H128 B4 1.2-1.5x. Above it BLAS on two cores wins: H64 B12 0.9-1.4x,
-# H128 B8 0.6-0.9x, H64 B32 0.7x
-COMPILED_LOOP_MACS = 200_000
 
 
 @dataclass
@@ -76,8 +72,7 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
     extra = np.empty((n_keep, B, H), dt) if cell.name in ("LSTM", "GRU") else None
     y = np.empty((T, B, H), dt)
     hh = np.empty((B, GH), dt)
-    run = _forward_compiled if B * GH * H < COMPILED_LOOP_MACS else _forward_python
-    run(cell, xi, w.W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache)
+    _forward_loops(cell, xi, w.W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache)
     last = T if keep_cache else T % 2
     final = (hs[last].copy(),) if cs is None else (hs[last].copy(), cs[last].copy())
     cache = FusedCache(x, hs, cs, acts, extra, m) if keep_cache else None
@@ -95,33 +90,27 @@ def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) ->
         K.rnn_forward(xi, hh, b_hh, h_prev, m, h, y, acts, cell.name == "RNN_RELU")
 
 
-def _forward_python(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
-    """The time loop in Python: per step one BLAS product into ``hh`` and one kernel call."""
-    W_hhT = W_hh.T
-    for t in range(xi.shape[0]):
-        cur, nxt = (t, t + 1) if keep_cache else (t % 2, 1 - t % 2)
-        k = t if keep_cache else 0
-        np.matmul(hs[cur], W_hhT, out=hh)  # (B, G*H)
-        step_forward(
-            cell, xi[t], hh, b_hh, hs[cur], _row(cs, cur), m[t], hs[nxt], _row(cs, nxt), y[t],
-            acts[k], _row(extra, k),
-        )  # fmt: skip
+def _forward_loops(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
+    """The time loop, compiled (`kernels.loops`), one chunk of the batch's rows per core."""
+    W_hh = np.ascontiguousarray(W_hh)  # (G*H, H): the product reads its rows
+    name = cell.name
+
+    def run(rows: tuple[int, int]) -> None:
+        if name == "LSTM":
+            KL.lstm_forward_loop(xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache, *rows)
+        elif name == "GRU":
+            KL.gru_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, extra, hh, keep_cache, *rows)
+        else:
+            relu = name == "RNN_RELU"
+            KL.rnn_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, hh, keep_cache, relu, *rows)
+
+    _by_rows(run, xi.shape[1])
 
 
-def _row(a: np.ndarray | None, i: int) -> np.ndarray | None:
-    return None if a is None else a[i]
-
-
-def _forward_compiled(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
-    """The same loop as one compiled call with its own product (`kernels.loops`)."""
-    W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): the product reads its rows
-    if cell.name == "LSTM":
-        KL.lstm_forward_loop(xi, W_hhT, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache)
-    elif cell.name == "GRU":
-        KL.gru_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, extra, hh, keep_cache)
-    else:
-        relu = cell.name == "RNN_RELU"
-        KL.rnn_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, hh, keep_cache, relu)
+def _by_rows(run: Callable[[tuple[int, int]], None], batch: int) -> None:
+    """``run(rows)`` for each chunk of the batch's rows, the chunks side by side."""
+    chunks = row_chunks(batch, KL.MIN_ROWS)
+    in_parallel(lambda i: run(chunks[i]), len(chunks))
 
 
 def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: np.ndarray):
@@ -138,36 +127,26 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 
 
-def _backward_python(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
-    """The time loop in Python, last step first: one kernel call and one BLAS product each."""
+def _backward_loops(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
+    """The time loop backward, compiled (`kernels.loops`), one chunk of rows per core."""
+    W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): the product reads its rows
     m, acts, extra, hs, cs = cache.m, cache.acts, cache.extra, cache.hs, cache.cs
-    for t in range(dy.shape[0] - 1, -1, -1):
-        if cell.name == "LSTM":
-            assert cs is not None and extra is not None
-            K.lstm_backward(
-                dhmat, dhpass, dy[t], dc, m[t], acts[t], extra[t], cs[t], dxi[t], dh_in[t]
+    name = cell.name
+
+    def run(rows: tuple[int, int]) -> None:
+        if name == "LSTM":
+            KL.lstm_backward_loop(
+                W_hhT, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, *rows
             )
-        elif cell.name == "GRU":
-            assert extra is not None
-            K.gru_backward(
-                dhmat, dhpass, dy[t], m[t], acts[t], extra[t], hs[t], dxi[t], dhh[t], dh_in[t]
+        elif name == "GRU":
+            KL.gru_backward_loop(
+                W_hhT, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, *rows
             )
         else:
-            relu = cell.name == "RNN_RELU"
-            K.rnn_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t], relu)
-        np.matmul(dhh[t], W_hh, out=dhmat)  # (B, H): reaches h_{t-1} through W_hh
+            relu = name == "RNN_RELU"
+            KL.rnn_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, *rows)
 
-
-def _backward_compiled(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
-    """The same loop as one compiled call with its own product (`kernels.loops`)."""
-    W_hh = np.ascontiguousarray(W_hh)
-    m, acts, extra, hs, cs = cache.m, cache.acts, cache.extra, cache.hs, cache.cs
-    if cell.name == "LSTM":
-        KL.lstm_backward_loop(W_hh, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in)
-    elif cell.name == "GRU":
-        KL.gru_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in)
-    else:
-        KL.rnn_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, dxi, dh_in, cell.name == "RNN_RELU")
+    _by_rows(run, dy.shape[1])
 
 
 def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
@@ -183,9 +162,7 @@ def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
     dhpass = np.zeros((B, H), dt)
     dh_in = np.empty((T, B, H), dt)
     dc = np.array(dcarry[1], dtype=dt) if cell.name == "LSTM" else None
-    GH = cell.gates * H
-    run = _backward_compiled if B * GH * H < COMPILED_LOOP_MACS else _backward_python
-    run(cell, w.W_hh, dhmat, dhpass, dy, dc, cache, dxi, dhh, dh_in)
+    _backward_loops(cell, w.W_hh, dhmat, dhpass, dy, dc, cache, dxi, dhh, dh_in)
     dhmat += dhpass
     sq = np.empty(T * B, np.float64)
     K.sum_squares(dh_in.reshape(T * B, H), sq)

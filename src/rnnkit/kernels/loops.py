@@ -1,16 +1,17 @@
-r"""Whole sequence loops, compiled: for small layers, the time loop without Python in it.
+r"""Whole sequence loops, compiled: the time loop without Python in it, for rows of the batch.
 
-A fused sequence loop in Python (`rnnkit.cells.fused`) costs, per step, a BLAS call and a
-kernel call through Python: a few microseconds that dominate when the step itself is small
-(a single sequence or a few, hidden up to about 256). Here the whole loop is one compiled
-call: the recurrent product ``h_{t-1} W_hh^T`` (forward) and ``da_t W_hh`` (backward) is a
-plain loop (`_matmul`: rows of the weight scaled and added, vectorized across the output, one
-core, no BLAS and so no second thread pool), and each step calls the same step kernels as the
-Python loop (`rnnkit.kernels.cells`), so the gate arithmetic is the same code.
+The sequences of a batch are independent inside a layer, so `rnnkit.cells.fused` cuts the batch
+into one chunk of rows per core (`rnnkit.threads`) and each core runs a whole loop below for its
+rows ``[i0, i1)``: no synchronisation between steps, and no Python inside the loop. Each step is
+the recurrent product ``h_{t-1} W_hh^T`` (forward) or ``da_t W_hh`` (backward) by `_dot`, then
+the same step kernel as every other path (`rnnkit.kernels.cells`).
 
-`rnnkit.cells.fused` picks these loops below `COMPILED_LOOP_MACS` multiply-adds per step
-(batch x gates x hidden x hidden), where they measured faster than BLAS on two cores (tiny
-batches: 1.2-2.3x); at batch 32 BLAS wins even at hidden 64.
+`_dot` is written for these products: a few rows times a weight that stays the same for the
+whole sequence. It reads the weight as stored (``W_hh`` (G*H, H) forward; backward its transpose,
+made once per sequence), so that every output is a dot product of two contiguous rows; a block of
+four rows of ``a`` by two rows of ``w`` keeps eight sums in registers and loads six vectors per
+eight multiply-adds. OpenBLAS is built for large products: at 16-32 rows it packs the weight on
+every call and gains little from a second thread (measurements in docs/DESIGN-NOTES.md).
 """
 
 from __future__ import annotations
@@ -27,90 +28,132 @@ from .cells import (
     rnn_forward,
 )
 
-LOOP = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+# reassoc (and nsz) let the sums of `_dot` be vectorized; NaN and inf still propagate
+FAST = {"contract", "reassoc", "nsz"}
+LOOP = njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST, boundscheck=False)
+
+# `_dot` works four rows at a time: chunks of the batch start at multiples of this
+MIN_ROWS = 4
 
 
-@njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _matmul(a, w, out):
-    """``out = a @ w`` for a small ``a`` (B, K) and a C-contiguous ``w`` (K, N): four rows of
-    ``a`` at a time, so each row of ``w`` is loaded once for four outputs."""
+@njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
+def _dot(a, w, out):
+    """``out = a @ w.T`` for ``a`` (B, K) and ``w`` (N, K), both with contiguous rows."""
     B, K = a.shape
-    N = w.shape[1]
-    b = 0
-    while b + 4 <= B:
-        o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
-        for n in range(N):
-            o0[n] = ZERO
-            o1[n] = ZERO
-            o2[n] = ZERO
-            o3[n] = ZERO
-        for k in range(K):
-            a0, a1, a2, a3 = a[b, k], a[b + 1, k], a[b + 2, k], a[b + 3, k]
-            wk = w[k]
-            for n in range(N):
-                wn = wk[n]
-                o0[n] += a0 * wn
-                o1[n] += a1 * wn
-                o2[n] += a2 * wn
-                o3[n] += a3 * wn
-        b += 4
-    while b < B:
-        o = out[b]
-        for n in range(N):
-            o[n] = ZERO
-        for k in range(K):
-            ak = a[b, k]
-            wk = w[k]
-            for n in range(N):
-                o[n] += ak * wk[n]
-        b += 1
+    N = w.shape[0]
+    n = 0
+    while n + 2 <= N:
+        w0, w1 = w[n], w[n + 1]
+        b = 0
+        while b + 4 <= B:
+            a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = ZERO
+            for k in range(K):
+                y0, y1 = w0[k], w1[k]
+                x = a0[k]
+                s00 += x * y0
+                s01 += x * y1
+                x = a1[k]
+                s10 += x * y0
+                s11 += x * y1
+                x = a2[k]
+                s20 += x * y0
+                s21 += x * y1
+                x = a3[k]
+                s30 += x * y0
+                s31 += x * y1
+            out[b, n], out[b, n + 1] = s00, s01
+            out[b + 1, n], out[b + 1, n + 1] = s10, s11
+            out[b + 2, n], out[b + 2, n + 1] = s20, s21
+            out[b + 3, n], out[b + 3, n + 1] = s30, s31
+            b += 4
+        while b < B:
+            a0 = a[b]
+            s00 = s01 = ZERO
+            for k in range(K):
+                s00 += a0[k] * w0[k]
+                s01 += a0[k] * w1[k]
+            out[b, n], out[b, n + 1] = s00, s01
+            b += 1
+        n += 2
+    if n < N:
+        w0 = w[n]
+        for b in range(B):
+            a0 = a[b]
+            s00 = ZERO
+            for k in range(K):
+                s00 += a0[k] * w0[k]
+            out[b, n] = s00
 
 
 # -- forward: the buffers of `fused.forward`; keep=False reuses two rows of hs (and cs) and one
-# of acts/extra, as the inference loop there does ---------------------------------------------
+# of acts/extra, as the inference loop there does. Each loop runs rows [i0, i1) of the batch,
+# indexing ``a[t, i0:i1]`` (which stays C-contiguous, so the kernels vectorize) ----------------
 @LOOP
-def lstm_forward_loop(xi, W_hhT, b_hh, m, hs, cs, y, acts, extra, hh, keep):
+def lstm_forward_loop(xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
-        _matmul(hs[cur], W_hhT, hh)
+        h_prev, c_prev, a = hs[cur, i0:i1], cs[cur, i0:i1], hh[i0:i1]
+        _dot(h_prev, W_hh, a)
         lstm_forward(
-            xi[t], hh, b_hh, hs[cur], cs[cur], m[t], hs[nxt], cs[nxt], y[t], acts[k], extra[k]
-        )
+            xi[t, i0:i1], a, b_hh, h_prev, c_prev, m[t, i0:i1], hs[nxt, i0:i1], cs[nxt, i0:i1],
+            y[t, i0:i1], acts[k, i0:i1], extra[k, i0:i1],
+        )  # fmt: skip
 
 
 @LOOP
-def gru_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, extra, hh, keep):
+def gru_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, extra, hh, keep, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
-        _matmul(hs[cur], W_hhT, hh)
-        gru_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], extra[k])
+        h_prev, a = hs[cur, i0:i1], hh[i0:i1]
+        _dot(h_prev, W_hh, a)
+        gru_forward(
+            xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
+            acts[k, i0:i1], extra[k, i0:i1],
+        )  # fmt: skip
 
 
 @LOOP
-def rnn_forward_loop(xi, W_hhT, b_hh, m, hs, y, acts, hh, keep, relu):
+def rnn_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, hh, keep, relu, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
-        _matmul(hs[cur], W_hhT, hh)
-        rnn_forward(xi[t], hh, b_hh, hs[cur], m[t], hs[nxt], y[t], acts[k], relu)
+        h_prev, a = hs[cur, i0:i1], hh[i0:i1]
+        _dot(h_prev, W_hh, a)
+        rnn_forward(
+            xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
+            acts[k, i0:i1], relu,
+        )  # fmt: skip
 
 
-# -- backward: the buffers of `fused.backward` ------------------------------------------------
+# -- backward: the buffers of `fused.backward`; W_hhT is W_hh transposed, contiguous ----------
 @LOOP
-def lstm_backward_loop(W_hh, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in):
+def lstm_backward_loop(W_hhT, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, i0, i1):
+    dhm, dhp, dcr = dhmat[i0:i1], dhpass[i0:i1], dc[i0:i1]
     for t in range(dy.shape[0] - 1, -1, -1):
-        lstm_backward(dhmat, dhpass, dy[t], dc, m[t], acts[t], extra[t], cs[t], dxi[t], dh_in[t])
-        _matmul(dxi[t], W_hh, dhmat)
+        da = dxi[t, i0:i1]
+        lstm_backward(
+            dhm, dhp, dy[t, i0:i1], dcr, m[t, i0:i1], acts[t, i0:i1], extra[t, i0:i1],
+            cs[t, i0:i1], da, dh_in[t, i0:i1],
+        )  # fmt: skip
+        _dot(da, W_hhT, dhm)
 
 
 @LOOP
-def gru_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in):
+def gru_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, i0, i1):
+    dhm, dhp = dhmat[i0:i1], dhpass[i0:i1]
     for t in range(dy.shape[0] - 1, -1, -1):
-        gru_backward(dhmat, dhpass, dy[t], m[t], acts[t], extra[t], hs[t], dxi[t], dhh[t], dh_in[t])
-        _matmul(dhh[t], W_hh, dhmat)
+        dh = dhh[t, i0:i1]
+        gru_backward(
+            dhm, dhp, dy[t, i0:i1], m[t, i0:i1], acts[t, i0:i1], extra[t, i0:i1],
+            hs[t, i0:i1], dxi[t, i0:i1], dh, dh_in[t, i0:i1],
+        )  # fmt: skip
+        _dot(dh, W_hhT, dhm)
 
 
 @LOOP
-def rnn_backward_loop(W_hh, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu):
+def rnn_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, i0, i1):
+    dhm, dhp = dhmat[i0:i1], dhpass[i0:i1]
     for t in range(dy.shape[0] - 1, -1, -1):
-        rnn_backward(dhmat, dhpass, dy[t], m[t], acts[t], dxi[t], dh_in[t], relu)
-        _matmul(dxi[t], W_hh, dhmat)
+        da = dxi[t, i0:i1]
+        rnn_backward(dhm, dhp, dy[t, i0:i1], m[t, i0:i1], acts[t, i0:i1], da, dh_in[t, i0:i1], relu)
+        _dot(da, W_hhT, dhm)

@@ -24,9 +24,7 @@ carry (and its gradient) from one chunk to the next.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,43 +32,12 @@ import numpy as np
 
 from ..cells import CellSpec
 from ..cells.sequence import Weights, sequence_backward, sequence_forward
+from ..threads import in_parallel
 
 _R = TypeVar("_R")
-_POOL: ThreadPoolExecutor | None = None
-_BLAS: Any = None  # threadpoolctl's controller, made on first use
 PARALLEL_DIRECTIONS = os.environ.get("RNNKIT_PARALLEL_DIRECTIONS", "0") == "1"
 # chunks of the time axis in a wavefront; 0 runs stacks layer after layer
 WAVEFRONT_CHUNKS = int(os.environ.get("RNNKIT_WAVEFRONT", "0"))
-
-
-def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = None) -> list[_R]:
-    """``[run(0), ..., run(n-1)]``: ``run(0)`` on this thread, the others on a second one;
-    ``blas_threads`` limits BLAS meanwhile (1: each job gets a core of its own)."""
-    global _POOL
-    if n == 1:
-        return [run(0)]
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-worker")
-    with blas_limited(blas_threads):
-        others = [_POOL.submit(run, i) for i in range(1, n)]
-        first = run(0)
-        return [first, *(f.result() for f in others)]
-
-
-@contextmanager
-def blas_limited(threads: int | None) -> Iterator[None]:
-    """BLAS (NumPy's OpenBLAS, or whichever is loaded) on at most ``threads`` threads inside
-    the block; None leaves it alone."""
-    global _BLAS
-    if threads is None:
-        yield
-        return
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()  # finds the BLAS libraries loaded by now
-    with _BLAS.limit(limits=threads, user_api="blas"):
-        yield
 
 
 def each_direction(run: Callable[[int], _R], directions: int) -> list[_R]:

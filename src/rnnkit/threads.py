@@ -1,0 +1,109 @@
+"""rnnkit's own threads: one job per core, and BLAS kept out of their way.
+
+The sequences of a batch are independent inside a layer, and so are the two directions of a
+bidirectional layer: `in_parallel` runs such jobs side by side, the first on the calling thread
+and the others on a small pool (the compiled loops and BLAS release the GIL). A job that itself
+asks for jobs in parallel (the batch of one direction, while the directions run side by side)
+runs them one after the other: the cores are taken.
+
+OpenBLAS keeps its idle threads spinning for about 0.1 s after each product (2^28 cycles), so
+on a 2-core machine the product before a compiled time loop would take a core away from it for
+the whole loop (measured: a training step 1.4x slower, docs/DESIGN-NOTES.md). rnnkit therefore
+sets ``OPENBLAS_THREAD_TIMEOUT=4`` (idle threads sleep at once) when it is imported before
+NumPy; `blas_spin_free` tells whether that took effect.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+_R = TypeVar("_R")
+_POOL: ThreadPoolExecutor | None = None
+_BLAS: Any = None  # threadpoolctl's controller, made on first use
+_LOCAL = threading.local()
+_POOL_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    """Cores for rnnkit's jobs: ``RNNKIT_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else the
+    cores this process may run on."""
+    for key in ("RNNKIT_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        if os.environ.get(key, "").isdigit() and int(os.environ[key]) > 0:
+            return int(os.environ[key])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+THREADS = _threads()
+
+
+def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = None) -> list[_R]:
+    """``[run(0), ..., run(n-1)]``: ``run(0)`` on this thread, the others on the pool;
+    ``blas_threads`` limits BLAS meanwhile (1: each job gets a core of its own). Called from
+    inside such a job, it runs them in turn on the caller's thread."""
+    global _POOL
+    if n == 1 or getattr(_LOCAL, "busy", False):
+        return [run(i) for i in range(n)]
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rnnkit-worker")
+    with blas_limited(blas_threads):
+        others = [_POOL.submit(_job, run, i) for i in range(1, n)]
+        first = _job(run, 0)
+        return [first, *(f.result() for f in others)]
+
+
+def _job(run: Callable[[int], _R], i: int) -> _R:
+    _LOCAL.busy = True
+    try:
+        return run(i)
+    finally:
+        _LOCAL.busy = False
+
+
+def row_chunks(rows: int, min_rows: int = 4) -> list[tuple[int, int]]:
+    """``rows`` cut into one chunk ``[i0, i1)`` per core, each at least ``min_rows`` long and
+    starting at a multiple of it (none when called from inside a parallel job)."""
+    n = max(1, min(THREADS, rows // min_rows))
+    if getattr(_LOCAL, "busy", False):
+        n = 1
+    cuts = [(rows * p // n) // min_rows * min_rows for p in range(n)] + [rows]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+@contextmanager
+def blas_limited(threads: int | None) -> Iterator[None]:
+    """BLAS (NumPy's OpenBLAS, or whichever is loaded) on at most ``threads`` threads inside
+    the block; None leaves it alone."""
+    global _BLAS
+    if threads is None:
+        yield
+        return
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()  # finds the BLAS libraries loaded by now
+    with _BLAS.limit(limits=threads, user_api="blas"):
+        yield
+
+
+def blas_spin_free() -> bool:
+    """Whether OpenBLAS's idle threads sleep at once (``OPENBLAS_THREAD_TIMEOUT`` was set before
+    NumPy loaded it), so that they leave the cores to rnnkit's threads."""
+    return _TIMEOUT_SET_BEFORE_NUMPY
+
+
+def _set_blas_timeout() -> bool:
+    import sys
+
+    if "numpy" in sys.modules:
+        return "OPENBLAS_THREAD_TIMEOUT" in os.environ  # set by the user, we can't tell when
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    return True
+
+
+_TIMEOUT_SET_BEFORE_NUMPY = _set_blas_timeout()

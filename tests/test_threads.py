@@ -1,0 +1,55 @@
+"""rnnkit's own threads: the batch split into chunks, nested jobs, OpenBLAS told not to spin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from rnnkit import threads as rt
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 8, 9, 32, 33])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_row_chunks_cover_the_batch(rows, n_threads, monkeypatch):
+    monkeypatch.setattr(rt, "THREADS", n_threads)
+    chunks = rt.row_chunks(rows)
+    assert chunks[0][0] == 0 and chunks[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(i0 % 4 == 0 and i1 - i0 >= 4 for i0, i1 in chunks) or len(chunks) == 1
+    assert len(chunks) == max(1, min(n_threads, rows // 4))
+
+
+def test_in_parallel_runs_on_two_threads_and_nests_without_deadlock(monkeypatch):
+    monkeypatch.setattr(rt, "THREADS", 2)
+    seen: list[tuple[int, int, int]] = []
+
+    def inner(i: int, outer: int) -> int:
+        seen.append((outer, i, threading.get_ident()))
+        return 10 * outer + i
+
+    def outer(j: int) -> list[int]:
+        assert rt.row_chunks(32) == [(0, 32)]  # the cores are taken: one chunk
+        return rt.in_parallel(lambda i: inner(i, j), 2)  # runs in turn on this thread
+
+    assert rt.in_parallel(outer, 2) == [[0, 1], [10, 11]]
+    threads_of = {o: {t for oo, _, t in seen if oo == o} for o in (0, 1)}
+    assert all(len(t) == 1 for t in threads_of.values())  # nested jobs stayed on their thread
+    assert threads_of[0] != threads_of[1]  # the two outer jobs ran on two threads
+
+
+def _timeout_in_child(code: str) -> str:
+    env_clear = "import os; os.environ.pop('OPENBLAS_THREAD_TIMEOUT', None); "
+    out = subprocess.run(
+        [sys.executable, "-c", env_clear + code], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_import_before_numpy_tells_openblas_not_to_spin():
+    show = "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), rnnkit.threads.blas_spin_free())"
+    assert _timeout_in_child("import rnnkit, os; " + show) == "4 True"
+    # too late: NumPy has loaded OpenBLAS, which read its environment then
+    assert _timeout_in_child("import numpy, rnnkit, os; " + show) == "None False"

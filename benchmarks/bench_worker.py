@@ -19,8 +19,9 @@ THREADS = "2"
 for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[key] = THREADS
 # what `import rnnkit` sets itself when it comes before NumPy (rnnkit.threads): OpenBLAS's idle
-# threads sleep at once instead of spinning; the same for every library's process
-os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+# threads sleep at once instead of spinning; the same for every library's process. Set it in
+# the environment to see what spinning costs (28: OpenBLAS's default, 2^28 cycles)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 

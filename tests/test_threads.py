@@ -53,3 +53,13 @@ def test_import_before_numpy_tells_openblas_not_to_spin():
     assert _timeout_in_child("import rnnkit, os; " + show) == "4 True"
     # too late: NumPy has loaded OpenBLAS, which read its environment then
     assert _timeout_in_child("import numpy, rnnkit, os; " + show) == "None False"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_bad_thread_count_is_a_one_line_error(value, monkeypatch):
+    monkeypatch.setenv("RNNKIT_NUM_THREADS", value)
+    monkeypatch.setattr(rt, "THREADS", None)  # resolved on first use, not at import
+    with pytest.raises(rt.InputError, match=r"^RNNKIT_NUM_THREADS: expected a whole number"):
+        rt.row_chunks(32)
+    monkeypatch.setenv("RNNKIT_NUM_THREADS", "3")
+    assert rt._threads() == 3

@@ -8,9 +8,9 @@ runs them one after the other: the cores are taken.
 
 OpenBLAS keeps its idle threads spinning for about 0.1 s after each product (2^28 cycles), so
 on a 2-core machine the product before a compiled time loop would take a core away from it for
-the whole loop (measured: a training step 1.4x slower, docs/DESIGN-NOTES.md). rnnkit therefore
-sets ``OPENBLAS_THREAD_TIMEOUT=4`` (idle threads sleep at once) when it is imported before
-NumPy; `blas_spin_free` tells whether that took effect.
+the whole loop (measured: LSTM steps at batch 8-32 1.06-1.63x slower; docs/DESIGN-NOTES.md).
+rnnkit therefore sets ``OPENBLAS_THREAD_TIMEOUT=4`` (idle threads sleep at once) when it is
+imported before NumPy; `blas_spin_free` tells whether that took effect.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from .errors import InputError
 
 _R = TypeVar("_R")
 _POOL: ThreadPoolExecutor | None = None
@@ -33,12 +35,26 @@ def _threads() -> int:
     """Cores for rnnkit's jobs: ``RNNKIT_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else the
     cores this process may run on."""
     for key in ("RNNKIT_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        if os.environ.get(key, "").isdigit() and int(os.environ[key]) > 0:
-            return int(os.environ[key])
+        value = os.environ.get(key, "").strip()
+        if not value:
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise InputError(f"{key}: expected a whole number of threads >= 1, got {value!r}")
+        return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-THREADS = _threads()
+# resolved on first use, so that a bad variable is reported where errors are (the CLI prints
+# one line), not as a traceback from `import rnnkit`
+THREADS: int | None = None
+
+
+def thread_count() -> int:
+    """How many jobs run side by side at most (see `_threads`)."""
+    global THREADS
+    if THREADS is None:
+        THREADS = _threads()
+    return THREADS
 
 
 def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = None) -> list[_R]:
@@ -50,7 +66,7 @@ def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = Non
         return [run(i) for i in range(n)]
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="rnnkit-worker")
+            _POOL = ThreadPoolExecutor(thread_count(), thread_name_prefix="rnnkit-worker")
     with blas_limited(blas_threads):
         others = [_POOL.submit(_job, run, i) for i in range(1, n)]
         first = _job(run, 0)
@@ -68,7 +84,7 @@ def _job(run: Callable[[int], _R], i: int) -> _R:
 def row_chunks(rows: int, min_rows: int = 4) -> list[tuple[int, int]]:
     """``rows`` cut into one chunk ``[i0, i1)`` per core, each at least ``min_rows`` long and
     starting at a multiple of it (none when called from inside a parallel job)."""
-    n = max(1, min(THREADS, rows // min_rows))
+    n = max(1, min(thread_count(), rows // min_rows))
     if getattr(_LOCAL, "busy", False):
         n = 1
     cuts = [(rows * p // n) // min_rows * min_rows for p in range(n)] + [rows]

@@ -98,15 +98,17 @@ class Stream:
     # -- stepping --------------------------------------------------------------------------
     def step(self, x: Any) -> np.ndarray:
         """One step: ``x`` is ``(F,)`` (or a token id) for one stream, ``(B, F)`` for B."""
-        if self._plan is not None:  # the fused paths; None: the general path below decides
-            if np.ndim(x) == (0 if self.takes_ids else 1):  # one stream
-                done = self._plan.step(x, self._state) if self._single is not False else None
+        plan = self._plan
+        if plan is not None:  # the fused paths; None: the general path below decides
+            ndim = x.ndim if type(x) is np.ndarray else np.ndim(x)
+            if ndim == (0 if self.takes_ids else 1):  # one stream
+                done = plan.step(x, self._state) if self._single is not False else None
                 if done is not None:
                     y, self._state = done
                     self._single = True
                     return y
             elif self._single is not True:  # a batch of streams
-                done = self._plan.step_many(x, self._state)
+                done = plan.step_many(x, self._state)
                 if done is not None:
                     y, self._state = done
                     self._single = False

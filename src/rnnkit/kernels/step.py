@@ -2,9 +2,10 @@ r"""One step of one stream (batch 1), fused: both matrix-vector products and the
 in a single call, straight from the weights as stored (float32/float64, int8 with one scale per
 row, or bfloat16 bits).
 
-Each kernel reads ``x`` (F,) and the carry (H,), writes the new carry into separate buffers, and
-returns False when ``x`` holds NaN or infinity (then the outputs are not to be used). Scratch
-buffers ``xi`` and ``hh`` (G*H,) receive ``W_ih x + b_ih`` and ``W_hh h + b_hh``.
+Each kernel runs one layer of a stack: it reads the layer's input (``x`` (F,) or the layer
+below's new state) and its carry, writes the new carry into one fresh array for the whole step,
+and returns False when ``x`` holds NaN or infinity (then the outputs are not to be used). Scratch
+``xw`` (2, G*H) receives ``W_ih x + b_ih`` and ``W_hh h + b_hh``.
 
 The weight kind is chosen when the kernel is compiled, from the weight array's dtype: int8
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
@@ -139,66 +140,94 @@ def _rnn_gates(xi, hh, h_out, relu):
         h_out[j] = max(a, ZERO) if relu else fast_tanh(a)
 
 
-# -- one call per step: the products and the gates -----------------------------------------------
+# -- one call per layer and step: the products and the gates ---------------------------------
+# Layer ``k`` of a stack of ``L``: its input is ``x`` (k == 0) or the layer below's new hidden
+# state; it reads its carry ``h[k, 0]`` (and ``c[k, 0]``) and writes into ``new`` (one array per
+# step, (S*L + 1, 1, H) for S state parts): the new hidden state at ``new[k, 0]``, the LSTM's
+# cell state at ``new[L + k, 0]``, and the top layer's output again at ``new[S*L, 0]``. Scratch
+# ``xw`` (2, G*H) receives the products. Few arguments and no views made in Python: each one
+# costs the caller about 0.1-0.3 us, a good part of a small layer's step.
+@njit(inline="always", error_model="numpy")
+def _layer_input(x, new, k):
+    return x if k == 0 else new[k - 1, 0]
+
+
+@njit(inline="always", error_model="numpy")
+def _top_output(new, k, L):
+    if k == L - 1:
+        new[new.shape[0] - 1, 0, :] = new[k, 0]
+
+
 @STEP
-def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, h_out, c_out, xi, hh):
-    if not _finite(x):
+def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, k, xw):
+    if k == 0 and not _finite(x):
         return False
-    matvec(W_ih, s_ih, x, b_ih, xi)
-    matvec(W_hh, s_hh, h, b_hh, hh)
-    _lstm_gates(xi, hh, c, h_out, c_out)
+    L = h.shape[0]
+    matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
+    matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
+    _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
+    _top_output(new, k, L)
     return True
 
 
 @STEP
-def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh):
-    if not _finite(x):
+def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
+    if k == 0 and not _finite(x):
         return False
-    matvec(W_ih, s_ih, x, b_ih, xi)
-    matvec(W_hh, s_hh, h, b_hh, hh)
-    _gru_gates(xi, hh, h, h_out)
+    matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
+    matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
+    _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0])
+    _top_output(new, k, h.shape[0])
     return True
 
 
 @STEP
-def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, h_out, xi, hh, relu):
-    if not _finite(x):
+def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw, relu):
+    if k == 0 and not _finite(x):
         return False
-    matvec(W_ih, s_ih, x, b_ih, xi)
-    matvec(W_hh, s_hh, h, b_hh, hh)
-    _rnn_gates(xi, hh, h_out, relu)
+    matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
+    matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
+    _rnn_gates(xw[0], xw[1], new[k, 0], relu)
+    _top_output(new, k, h.shape[0])
     return True
 
 
 # -- large layers: both products split between the cores, then the gates ------------------------
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel=True)
-def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, xi, hh):
-    """``xi = W_ih x + b_ih`` and ``hh = W_hh h + b_hh``, the rows of both shared between the
-    threads (float or int8 weights). False when ``x`` holds NaN or infinity."""
-    if not _finite(x):
+def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
+    """``xw[0] = W_ih x + b_ih`` and ``xw[1] = W_hh h[k, 0] + b_hh`` (the input as for
+    `lstm_step`), the rows of both shared between the threads (float or int8 weights). False
+    when ``x`` holds NaN or infinity."""
+    if k == 0 and not _finite(x):
         return False
+    inp = _layer_input(x, new, k)
+    hk = h[k, 0]
     N = W_ih.shape[0]
     for n in prange(2 * N):
         if n < N:
-            xi[n] = row_dot(W_ih, s_ih, x, n) + b_ih[n]
+            xw[0, n] = row_dot(W_ih, s_ih, inp, n) + b_ih[n]
         else:
-            hh[n - N] = row_dot(W_hh, s_hh, h, n - N) + b_hh[n - N]
+            xw[1, n - N] = row_dot(W_hh, s_hh, hk, n - N) + b_hh[n - N]
     return True
 
 
 @STEP
-def lstm_gates(xi, hh, c, h_out, c_out):
-    _lstm_gates(xi, hh, c, h_out, c_out)
+def lstm_gates(xw, c, new, k):
+    L = c.shape[0]
+    _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
+    _top_output(new, k, L)
 
 
 @STEP
-def gru_gates(xi, hh, h, h_out):
-    _gru_gates(xi, hh, h, h_out)
+def gru_gates(xw, h, new, k):
+    _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0])
+    _top_output(new, k, h.shape[0])
 
 
 @STEP
-def rnn_gates(xi, hh, h_out, relu):
-    _rnn_gates(xi, hh, h_out, relu)
+def rnn_gates(xw, new, k, L, relu):
+    _rnn_gates(xw[0], xw[1], new[k, 0], relu)
+    _top_output(new, k, L)
 
 
 # -- a whole sequence of one stream, inference only: the time loop compiled too ------------------

@@ -50,8 +50,13 @@ class StepPlan:
             self.weights.append((W_ih, s_ih, W_hh, s_hh, b_ih, b_hh))
             macs = W_ih.shape[0] * (W_ih.shape[1] + W_hh.shape[1])
             self.split.append(macs >= PARALLEL_MACS and W_ih.dtype != np.uint16)  # not bfloat16
-        self.xi = np.empty(G * H, self.dtype)
-        self.hh = np.empty(G * H, self.dtype)
+        self.xw = np.empty((2, G * H), self.dtype)  # scratch: the two products
+        self.gh = G * H
+        parts = 2 if self.mode == "LSTM" else 1
+        self.depth = len(self.weights)
+        # one fresh array per step holds every layer's new state and the output (`kernels.step`)
+        self.new_shape = (parts * self.depth + 1, 1, H)
+        self.x_shape = (layer.input_size,)
         self.relu = self.mode == "RNN_RELU"
         self.input_size = layer.input_size
         # batches of streams (`step_many`): plain float weights only; quantized ones go through
@@ -75,53 +80,40 @@ class StepPlan:
 
     def step(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y, new_state)`` for one input ``(F,)`` and a batch-1 state (None: zeros), or None."""
-        try:
-            x = np.asarray(x, dtype=self.dtype)
-        except (TypeError, ValueError):
+        if type(x) is not np.ndarray or x.dtype != self.dtype:
+            try:
+                x = np.asarray(x, dtype=self.dtype)
+            except (TypeError, ValueError):
+                return None
+        if x.shape != self.x_shape:
             return None
-        if x.shape != (self.input_size,):
-            return None
-        carry: Any = self.layer.initial_state(1) if state is None else state
-        lstm = self.mode == "LSTM"
-        h_old: np.ndarray = carry[0] if lstm else carry
-        h_new = np.empty_like(h_old)  # (L, 1, H): fresh arrays, so states handed out stay put
-        c_old: np.ndarray | None = carry[1] if lstm else None
-        c_new = np.empty_like(h_old) if lstm else None
-        inp, xi, hh = x, self.xi, self.hh
+        if state is None:
+            state = self.layer.initial_state(1)
+        new = np.empty(self.new_shape, self.dtype)  # fresh, so states handed out stay put
+        xw, L, mode = self.xw, self.depth, self.mode
         for k, (W_ih, s_ih, W_hh, s_hh, b_ih, b_hh) in enumerate(self.weights):
             if self.split[k]:
-                if not K.products(inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h_old[k, 0], xi, hh):
+                h = state[0] if mode == "LSTM" else state
+                if not K.products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
                     return None
-                if lstm:
-                    assert c_old is not None and c_new is not None
-                    K.lstm_gates(xi, hh, c_old[k, 0], h_new[k, 0], c_new[k, 0])
-                elif self.mode == "GRU":
-                    K.gru_gates(xi, hh, h_old[k, 0], h_new[k, 0])
+                if mode == "LSTM":
+                    K.lstm_gates(xw, state[1], new, k)
+                elif mode == "GRU":
+                    K.gru_gates(xw, state, new, k)
                 else:
-                    K.rnn_gates(xi, hh, h_new[k, 0], self.relu)
-                inp = h_new[k, 0]
+                    K.rnn_gates(xw, new, k, L, self.relu)
                 continue
-            if lstm:
-                assert c_old is not None and c_new is not None
-                ok = K.lstm_step(
-                    inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh,
-                    h_old[k, 0], c_old[k, 0], h_new[k, 0], c_new[k, 0], self.xi, self.hh,
-                )  # fmt: skip
-            elif self.mode == "GRU":
-                ok = K.gru_step(
-                    inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh,
-                    h_old[k, 0], h_new[k, 0], self.xi, self.hh,
-                )  # fmt: skip
+            if mode == "LSTM":
+                ok = K.lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, *state, new, k, xw)
+            elif mode == "GRU":
+                ok = K.gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, state, new, k, xw)
             else:
-                ok = K.rnn_step(
-                    inp, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh,
-                    h_old[k, 0], h_new[k, 0], self.xi, self.hh, self.relu,
-                )  # fmt: skip
+                ok = K.rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, state, new, k, xw, self.relu)
             if not ok:
                 return None
-            inp = h_new[k, 0]
-        y = h_new[-1, 0].copy()
-        return y, ((h_new, c_new) if lstm else h_new)
+        if mode == "LSTM":
+            return new[-1, 0], (new[:L], new[L : 2 * L])
+        return new[-1, 0], new[:L]
 
     def step_many(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y (B, H), new_state)`` for one step of B streams, ``x`` (B, F), or None."""
@@ -142,7 +134,7 @@ class StepPlan:
         h_new = np.empty_like(h_old)
         c_old = carry[1] if lstm else None
         c_new = np.empty_like(h_old) if lstm else None
-        dt, H, GH = self.dtype, self.layer.hidden_size, self.xi.shape[0]
+        dt, H, GH = self.dtype, self.layer.hidden_size, self.gh
         hh, acts = np.empty((B, GH), dt), np.empty((B, GH), dt)
         y, m = np.empty((B, H), dt), np.ones(B, dt)
         extra = np.empty((B, H), dt) if self.mode in ("LSTM", "GRU") else None

@@ -41,3 +41,9 @@ def test_bench_parallel_quick_mode_compares_every_switch(tmp_path):
     assert {k.split(":")[0] for k in result} == {"directions", "wavefront", "pool"}
     assert all(v["off"] > 0 and v["on"] > 0 for v in result.values())
     assert "| directions: train lstm H32 B32 T20 bidirectional |" in proc.stdout
+
+
+def test_bench_only_runs_the_groups_asked_for(tmp_path):
+    _quick("bench.py", tmp_path, "--only", "stream", "--repeats", "1")
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["medians"] and all(k.startswith("stream ") for k in result["medians"])

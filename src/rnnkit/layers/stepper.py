@@ -104,7 +104,8 @@ class StepPlan:
                     K.rnn_gates(xw, new, k, L, self.relu)
                 continue
             if mode == "LSTM":
-                ok = K.lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, *state, new, k, xw)
+                h, c = state
+                ok = K.lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, k, xw)
             elif mode == "GRU":
                 ok = K.gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, state, new, k, xw)
             else:

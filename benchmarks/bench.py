@@ -6,7 +6,7 @@ over timed blocks. Ratios are peer time / rnnkit time: above 1, rnnkit is faster
 
     python benchmarks/bench.py            # the full suite, about 10 minutes
     python benchmarks/bench.py --quick    # tiny cases, under a minute: a smoke test
-    python benchmarks/bench.py --only stream --out runs/bench-stream   # one group of cases
+    python benchmarks/bench.py --only stream   # one group of cases, into runs/bench-stream
 
 Writes runs/bench/bench.json, bench.md and bench.png, and prints the table.
 """
@@ -164,7 +164,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny cases, under a minute")
     p.add_argument("--repeats", type=int, default=None, help="rounds of A B C (default 3; quick 2)")
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench", help="output folder")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default runs/bench; with --only, runs/bench-GROUP)"
+    )
     groups = ("train", "infer", "stream", "matmul", "memory")
     p.add_argument(
         "--only", choices=groups, action="append", help="only these groups of cases (repeatable)"
@@ -173,6 +175,8 @@ def main() -> int:
     from bench_report import report  # benchmarks/ is on sys.path when run as a script
 
     rows = [r for r in cases(args.quick) if not args.only or r["group"] in args.only]
+    if args.out is None:  # a partial run does not overwrite the full suite's results
+        args.out = ROOT / "runs" / ("bench-" + "-".join(args.only) if args.only else "bench")
     repeats = args.repeats or (2 if args.quick else 3)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -178,3 +178,42 @@ def test_wavefront_equals_layer_after_layer(cell, lengths, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     for key in plain_grads:
         np.testing.assert_allclose(wave_grads[key], plain_grads[key], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("weights", ["int8", "bfloat16"])
+def test_plan_keeps_a_quantized_float64_model_in_float64(weights):
+    model = rnnkit.quantize(rnnkit.LSTM(3, 5, num_layers=2, dtype="float64", seed=0), weights)
+    fast, general = rnnkit.Stream(model), rnnkit.Stream(model)
+    general._plan = None
+    xs = np.random.default_rng(0).standard_normal((6, 3))
+    got = np.stack([fast.step(x) for x in xs])
+    want = np.stack([general.step(x) for x in xs])
+    assert got.dtype == want.dtype == np.float64
+    assert all(p.dtype == np.float64 for p in fast.state)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_plan_output_is_its_own_array_and_infinities_stay_infinite():
+    model = rnnkit.RNN(3, 4, nonlinearity="relu", seed=0)
+    plan = StepPlan.build(model)
+    h = np.zeros((1, 1, 4), np.float32)
+    h[0, 0, 0] = np.inf  # W_hh h: +inf, -inf or nan per row, as NumPy has it
+    x = np.ones(3, np.float32)
+    y, state = plan.step(x, h)
+    p = model.params
+    with np.errstate(invalid="ignore"):
+        pre = (
+            p["weight_ih_l0"] @ x + p["bias_ih_l0"] + p["weight_hh_l0"] @ h[0, 0] + p["bias_hh_l0"]
+        )
+    np.testing.assert_array_equal(y, np.maximum(pre, 0))  # inf stays inf, -inf becomes 0
+    before = state.copy()
+    y[:] = 7.0  # a caller writing into an output does not touch the state
+    np.testing.assert_array_equal(state, before)
+
+
+def test_single_input_on_a_state_of_several_streams_is_refused():
+    layer = rnnkit.LSTM(3, 4, seed=0)
+    stream = rnnkit.Stream(layer)
+    stream.state = layer.initial_state(3)
+    with pytest.raises(ValueError, match="holds 3 streams"):
+        stream.step(np.ones(3, np.float32))

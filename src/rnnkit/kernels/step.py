@@ -3,9 +3,10 @@ in a single call, straight from the weights as stored (float32/float64, int8 wit
 row, or bfloat16 bits).
 
 Each kernel runs one layer of a stack: it reads the layer's input (``x`` (F,) or the layer
-below's new state) and its carry, writes the new carry into one fresh array for the whole step,
-and returns False when ``x`` holds NaN or infinity (then the outputs are not to be used). Scratch
-``xw`` (2, G*H) receives ``W_ih x + b_ih`` and ``W_hh h + b_hh``.
+below's new state) and its carry, writes the new carry into one fresh array for the whole step
+and, at the top layer, the output into ``y``. The first layer's kernel returns False when ``x``
+holds NaN or infinity (then the outputs are not to be used; the general path reports it).
+Scratch ``xw`` (2, G*H) receives ``W_ih x + b_ih`` and ``W_hh h + b_hh``.
 
 The weight kind is chosen when the kernel is compiled, from the weight array's dtype: int8
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
@@ -53,14 +54,13 @@ def _scaled(W, acc, s, n):
 def matvec_rows(W, s, x, bias, out, n0, n1):
     """``out[n] = W[n] . x + bias[n]`` for rows ``n0 <= n < n1`` of float or int8 weights
     (int8: times the row's scale), four rows at a time so that each load of ``x`` serves four
-    rows (1.1-1.4x over one row at a time at hidden 64-128 float32, 1.15-1.3x int8)."""
+    rows (1.1-1.4x over one row at a time at hidden 64-128 float32, 1.1-1.3x int8)."""
     K = W.shape[1]
-    zero = ZERO * x[0]  # float64 for float64 weights
     n = n0
     while n + 4 <= n1:
         w0, w1, w2, w3 = W[n], W[n + 1], W[n + 2], W[n + 3]
-        s0 = s1 = s2 = s3 = zero
-        for k in range(K):
+        s0 = s1 = s2 = s3 = ZERO  # widened to float64 for float64 weights (not 0 * x[0]:
+        for k in range(K):  # an infinite x[0] would make every row NaN)
             xk = x[k]
             s0 += widen(w0[k]) * xk
             s1 += widen(w1[k]) * xk
@@ -72,7 +72,7 @@ def matvec_rows(W, s, x, bias, out, n0, n1):
         out[n + 3] = scaled(W, s3, s, n + 3) + bias[n + 3]
         n += 4
     while n < n1:
-        acc = zero
+        acc = ZERO
         for k in range(K):
             acc += widen(W[n, k]) * x[k]
         out[n] = scaled(W, acc, s, n) + bias[n]
@@ -154,52 +154,53 @@ def _rnn_gates(xi, hh, h_out, relu):
 # -- one call per layer and step: the products and the gates ---------------------------------
 # Layer ``k`` of a stack of ``L``: its input is ``x`` (k == 0) or the layer below's new hidden
 # state; it reads its carry ``h[k, 0]`` (and ``c[k, 0]``) and writes into ``new`` (one array per
-# step, (S*L + 1, 1, H) for S state parts): the new hidden state at ``new[k, 0]``, the LSTM's
-# cell state at ``new[L + k, 0]``, and the top layer's output again at ``new[S*L, 0]``. Scratch
-# ``xw`` (2, G*H) receives the products. Few arguments and no views made in Python: each one
-# costs the caller about 0.1-0.3 us, a good part of a small layer's step.
+# step, (S*L, 1, H) for S state parts): the new hidden state at ``new[k, 0]``, the LSTM's cell
+# state at ``new[L + k, 0]``; the top layer also copies its hidden state into ``y`` (H,), an
+# array of its own so that the outputs a caller keeps hold nothing else. Scratch ``xw``
+# (2, G*H) receives the products. Few arguments and no views made in Python: each one costs
+# the caller about 0.1-0.3 us, a good part of a small layer's step.
 @njit(inline="always", error_model="numpy")
 def _layer_input(x, new, k):
     return x if k == 0 else new[k - 1, 0]
 
 
 @njit(inline="always", error_model="numpy")
-def _top_output(new, k, L):
+def _top_output(new, k, L, y):
     if k == L - 1:
-        new[new.shape[0] - 1, 0, :] = new[k, 0]
+        y[:] = new[k, 0]
 
 
 @STEP
-def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, k, xw):
+def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw):
     if k == 0 and not _finite(x):
         return False
     L = h.shape[0]
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
     matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
     _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
-    _top_output(new, k, L)
+    _top_output(new, k, L, y)
     return True
 
 
 @STEP
-def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
+def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw):
     if k == 0 and not _finite(x):
         return False
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
     matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
     _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0])
-    _top_output(new, k, h.shape[0])
+    _top_output(new, k, h.shape[0], y)
     return True
 
 
 @STEP
-def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw, relu):
+def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, relu):
     if k == 0 and not _finite(x):
         return False
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
     matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
     _rnn_gates(xw[0], xw[1], new[k, 0], relu)
-    _top_output(new, k, h.shape[0])
+    _top_output(new, k, h.shape[0], y)
     return True
 
 
@@ -225,22 +226,22 @@ def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
 
 
 @STEP
-def lstm_gates(xw, c, new, k):
+def lstm_gates(xw, c, new, y, k):
     L = c.shape[0]
     _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
-    _top_output(new, k, L)
+    _top_output(new, k, L, y)
 
 
 @STEP
-def gru_gates(xw, h, new, k):
+def gru_gates(xw, h, new, y, k):
     _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0])
-    _top_output(new, k, h.shape[0])
+    _top_output(new, k, h.shape[0], y)
 
 
 @STEP
-def rnn_gates(xw, new, k, L, relu):
+def rnn_gates(xw, new, y, k, relu):
     _rnn_gates(xw[0], xw[1], new[k, 0], relu)
-    _top_output(new, k, L)
+    _top_output(new, k, new.shape[0], y)
 
 
 # -- a whole sequence of one stream, inference only: the time loop compiled too ------------------

@@ -37,7 +37,9 @@ class StepPlan:
     def __init__(self, layer: Recurrent) -> None:
         self.layer = layer
         self.mode = layer.cell.name
-        self.dtype = np.dtype(np.float32) if getattr(layer, "quantized", None) else layer.dtype
+        # the layer's dtype: quantized weights are widened as they are read, in float64 for a
+        # float64 model, which keeps its state and outputs in float64 like the general path
+        self.dtype = np.dtype(layer.dtype)
         H, G = layer.hidden_size, layer.cell.gates
         zeros = np.zeros(G * H, self.dtype)
         self.weights = []
@@ -54,8 +56,8 @@ class StepPlan:
         self.gh = G * H
         parts = 2 if self.mode == "LSTM" else 1
         self.depth = len(self.weights)
-        # one fresh array per step holds every layer's new state and the output (`kernels.step`)
-        self.new_shape = (parts * self.depth + 1, 1, H)
+        # one fresh array per step holds every layer's new state (`kernels.step`)
+        self.new_shape = (parts * self.depth, 1, H)
         self.x_shape = (layer.input_size,)
         self.relu = self.mode == "RNN_RELU"
         self.input_size = layer.input_size
@@ -87,34 +89,39 @@ class StepPlan:
                 return None
         if x.shape != self.x_shape:
             return None
-        if state is None:
-            state = self.layer.initial_state(1)
-        new = np.empty(self.new_shape, self.dtype)  # fresh, so states handed out stay put
-        xw, L, mode = self.xw, self.depth, self.mode
+        carry: Any = self.layer.initial_state(1) if state is None else state
+        mode = self.mode
+        if (carry[0] if mode == "LSTM" else carry).shape[1] != 1:
+            return None  # a batch of streams: the general path (or `step_many`)
+        new = np.empty(self.new_shape, self.dtype)  # fresh: states handed out stay put
+        y = np.empty(self.new_shape[2], self.dtype)  # its own array: holds nothing else
+        xw, L = self.xw, self.depth
         for k, (W_ih, s_ih, W_hh, s_hh, b_ih, b_hh) in enumerate(self.weights):
             if self.split[k]:
-                h = state[0] if mode == "LSTM" else state
+                h = carry[0] if mode == "LSTM" else carry
                 if not K.products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
                     return None
                 if mode == "LSTM":
-                    K.lstm_gates(xw, state[1], new, k)
+                    K.lstm_gates(xw, carry[1], new, y, k)
                 elif mode == "GRU":
-                    K.gru_gates(xw, state, new, k)
+                    K.gru_gates(xw, carry, new, y, k)
                 else:
-                    K.rnn_gates(xw, new, k, L, self.relu)
+                    K.rnn_gates(xw, new, y, k, self.relu)
                 continue
             if mode == "LSTM":
-                h, c = state
-                ok = K.lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, k, xw)
+                h, c = carry
+                ok = K.lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw)
             elif mode == "GRU":
-                ok = K.gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, state, new, k, xw)
+                ok = K.gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, carry, new, y, k, xw)
             else:
-                ok = K.rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, state, new, k, xw, self.relu)
+                ok = K.rnn_step(
+                    x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, carry, new, y, k, xw, self.relu
+                )
             if not ok:
                 return None
         if mode == "LSTM":
-            return new[-1, 0], (new[:L], new[L : 2 * L])
-        return new[-1, 0], new[:L]
+            return y, (new[:L], new[L:])
+        return y, new
 
     def step_many(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y (B, H), new_state)`` for one step of B streams, ``x`` (B, F), or None."""

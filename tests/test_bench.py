@@ -47,3 +47,12 @@ def test_bench_only_runs_the_groups_asked_for(tmp_path):
     _quick("bench.py", tmp_path, "--only", "stream", "--repeats", "1")
     result = json.loads((tmp_path / "bench.json").read_text())
     assert result["medians"] and all(k.startswith("stream ") for k in result["medians"])
+
+
+def test_micro_benchmarks_run_and_refuse_unknown_jobs():
+    script = str(ROOT / "benchmarks" / "micro.py")
+    proc = subprocess.run([sys.executable, script, "calls"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Stream.step, LSTM hidden 128" in proc.stdout
+    bad = subprocess.run([sys.executable, script, "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage: micro.py" in bad.stderr

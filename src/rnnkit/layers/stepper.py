@@ -53,14 +53,12 @@ class StepPlan:
             macs = W_ih.shape[0] * (W_ih.shape[1] + W_hh.shape[1])
             self.split.append(macs >= PARALLEL_MACS and W_ih.dtype != np.uint16)  # not bfloat16
         self.xw = np.empty((2, G * H), self.dtype)  # scratch: the two products
-        self.gh = G * H
         parts = 2 if self.mode == "LSTM" else 1
         self.depth = len(self.weights)
         # one fresh array per step holds every layer's new state (`kernels.step`)
         self.new_shape = (parts * self.depth, 1, H)
         self.x_shape = (layer.input_size,)
         self.relu = self.mode == "RNN_RELU"
-        self.input_size = layer.input_size
         # batches of streams (`step_many`): plain float weights only; quantized ones go through
         # the general path, which widens them once per call
         self.batchable = all(
@@ -131,7 +129,7 @@ class StepPlan:
             x = np.asarray(x, dtype=self.dtype)
         except (TypeError, ValueError):
             return None
-        if x.ndim != 2 or x.shape[1] != self.input_size or not np.isfinite(x).all():
+        if x.ndim != 2 or x.shape[1] != self.x_shape[0] or not np.isfinite(x).all():
             return None
         B = x.shape[0]
         carry: Any = self.layer.initial_state(B) if state is None else state
@@ -142,7 +140,7 @@ class StepPlan:
         h_new = np.empty_like(h_old)
         c_old = carry[1] if lstm else None
         c_new = np.empty_like(h_old) if lstm else None
-        dt, H, GH = self.dtype, self.layer.hidden_size, self.gh
+        dt, H, GH = self.dtype, self.layer.hidden_size, self.xw.shape[1]
         hh, acts = np.empty((B, GH), dt), np.empty((B, GH), dt)
         y, m = np.empty((B, H), dt), np.ones(B, dt)
         extra = np.empty((B, H), dt) if self.mode in ("LSTM", "GRU") else None
@@ -158,7 +156,8 @@ class StepPlan:
                 self.layer.cell, xi, hh, b_hh, h_old[k], c_prev, m, h_new[k], c, y, acts, extra
             )
             inp = h_new[k]
-        return h_new[-1].copy(), ((h_new, c_new) if lstm else h_new)
+        # y holds the top layer's output (every stream runs: m is 1), in a fresh array
+        return y, ((h_new, c_new) if lstm else h_new)
 
 
 class TokenStepPlan:

@@ -1,0 +1,239 @@
+"""Micro-benchmarks behind the fast path's design notes, in one process each (one library).
+
+    python benchmarks/micro.py calls        # what a streaming step costs outside the arithmetic
+    python benchmarks/micro.py matvec       # the step's product: four rows at a time vs one
+    python benchmarks/micro.py products     # the time loop's pieces on one core: product, gates
+    python benchmarks/micro.py train-parts  # where an LSTM training step goes (hidden 256, B=32)
+
+Medians of timed blocks, 2 threads; absolute times move with the machine's load, so compare the
+numbers printed side by side in one run. `make bench` is the suite against PyTorch and ONNX
+Runtime; these explain its numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(key, "2")
+
+import rnnkit  # noqa: E402  (first: it sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
+
+# isort: split
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from rnnkit.kernels import cells as KC  # noqa: E402
+from rnnkit.kernels import loops as KL  # noqa: E402
+from rnnkit.kernels import step as KS  # noqa: E402
+
+
+def per_call(fn, calls: int = 2000, blocks: int = 15) -> float:
+    """Median over blocks of the mean seconds per call."""
+    for _ in range(calls // 10):
+        fn()
+    times = []
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls)
+    return statistics.median(times)
+
+
+def calls() -> None:
+    """A numba call by number of array arguments, a view and an allocation made in Python, and
+    a whole `Stream.step`."""
+
+    @njit(nogil=True)
+    def one(a):
+        return True
+
+    @njit(nogil=True)
+    def thirteen(a, b, c, d, e, f, g, h, i, j, k, m, n):
+        return True
+
+    @njit(nogil=True, parallel=True)
+    def region(a):
+        for i in prange(2):
+            a[i] += 1.0
+        return True
+
+    a = np.zeros(8, np.float32)
+    s = np.zeros((1, 1, 8), np.float32)
+    rows = [
+        ("numba call, 1 array", lambda: one(a)),
+        ("numba call, 13 arrays", lambda: thirteen(*(a,) * 13)),
+        ("numba parallel region, 2 threads", lambda: region(a)),
+        ("view s[0, 0]", lambda: s[0, 0]),
+        ("np.empty_like", lambda: np.empty_like(s)),
+    ]
+    for H in (8, 64, 128):
+        stream = rnnkit.Stream(rnnkit.LSTM(H, H, seed=0))
+        x = np.random.default_rng(0).standard_normal(H).astype(np.float32)
+        rows.append((f"Stream.step, LSTM hidden {H}", lambda st=stream, v=x: st.step(v)))
+    for name, fn in rows:
+        print(f"{name:32s} {per_call(fn) * 1e6:7.2f} us")
+
+
+@njit(inline="always", fastmath=KS.FAST, error_model="numpy")
+def _one_row(W, s, x, out):  # the product before: one row at a time (int8: widened, scaled)
+    for n in range(W.shape[0]):
+        acc = np.float32(0.0)
+        for k in range(W.shape[1]):
+            acc += KS.widen(W[n, k]) * x[k]
+        out[n] = KS.scaled(W, acc, s, n)
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _steps_one_row(W1, W2, s, x, b, out, T):
+    for _ in range(T):
+        _one_row(W1, s, x, out)
+        _one_row(W2, s, x, out)
+        x[0] = out[0] * np.float32(1e-3)  # each step depends on the last
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _steps_four_rows(W1, W2, s, x, b, out, T):
+    for _ in range(T):
+        KS.matvec(W1, s, x, b, out)
+        KS.matvec(W2, s, x, b, out)
+        x[0] = out[0] * np.float32(1e-3)
+
+
+def matvec() -> None:
+    """Both products of an LSTM step (two (4H, H) weights), one row at a time against
+    `kernels.step.matvec` (four rows at a time), float32 and int8, 5 alternating rounds."""
+    rng = np.random.default_rng(0)
+    for H in (64, 128, 256, 512):
+        N, T = 4 * H, max(20, 400_000 // (4 * H * H))
+        W1, W2 = (rng.standard_normal((N, H)).astype(np.float32) for _ in range(2))
+        Q1, Q2 = ((W * 30).astype(np.int8) for W in (W1, W2))
+        x = rng.standard_normal(H).astype(np.float32)
+        b, out, s = np.zeros(N, np.float32), np.empty(N, np.float32), np.ones(N, np.float32)
+        got: dict[str, list[float]] = {}
+        for _ in range(5):
+            for kind, (P1, P2) in (("float32", (W1, W2)), ("int8", (Q1, Q2))):
+                for name, fn in (("1 row", _steps_one_row), ("4 rows", _steps_four_rows)):
+                    fn(P1, P2, s, x, b, out, 1)
+                    t0 = time.perf_counter()
+                    fn(P1, P2, s, x, b, out, T)
+                    got.setdefault(f"{kind} {name}", []).append((time.perf_counter() - t0) / T)
+        med = {k: statistics.median(v) * 1e6 for k, v in got.items()}
+        line = "  ".join(f"{k} {v:6.2f} us" for k, v in med.items())
+        f32 = med["float32 1 row"] / med["float32 4 rows"]
+        i8 = med["int8 1 row"] / med["int8 4 rows"]
+        print(f"hidden {H}: {line}   speed-up float32 {f32:.2f}x int8 {i8:.2f}x")
+
+
+@njit(fastmath=KL.FAST, error_model="numpy")
+def _products(h, W, out, T):
+    for _ in range(T):
+        KL._dot(h, W, out)
+
+
+@njit(error_model="numpy")
+def _gates(xi, hh, b, h, c, m, h2, c2, y, acts, extra, T):
+    for _ in range(T):
+        KC.lstm_forward(xi, hh, b, h, c, m, h2, c2, y, acts, extra)
+
+
+def products() -> None:
+    """One core's share of an LSTM time loop at B=32 (16 rows), 100 steps: the recurrent
+    product (`loops._dot`) and the gate kernel, alone."""
+    for H in (64, 128, 256, 512):
+        _products_at(H, rows=16, steps=100)
+
+
+def _products_at(H: int, rows: int, steps: int) -> None:
+    rng = np.random.default_rng(0)
+    f = np.float32
+    W = (rng.standard_normal((4 * H, H)) * 0.1).astype(f)
+    h = rng.standard_normal((rows, H)).astype(f)
+    hh, xi = np.empty((rows, 4 * H), f), rng.standard_normal((rows, 4 * H)).astype(f)
+    b, m = np.zeros(4 * H, f), np.ones(rows, f)
+    h2, c2, y, extra = (np.empty_like(h) for _ in range(4))
+    acts = np.empty_like(hh)
+    dot = per_call(lambda: _products(h, W, hh, steps), calls=3, blocks=11)
+    gates = per_call(
+        lambda: _gates(xi, hh, b, h, h, m, h2, c2, y, acts, extra, steps), calls=3, blocks=11
+    )
+    gflops = 2 * rows * H * 4 * H * steps / dot / 1e9
+    unit = gates / (steps * rows * H) * 1e9
+    print(
+        f"hidden {H}: product {dot * 1e3:.2f} ms ({gflops:.0f} GFLOP/s), "
+        f"gates {gates * 1e3:.2f} ms ({unit:.1f} ns per unit)"
+    )
+
+
+def train_parts() -> None:
+    """An LSTM training step (hidden 256, B=32, T=100): the input projection, the compiled
+    forward and backward loops, and the rest (weight and input gradients, sums), 30 steps."""
+    from rnnkit.cells import fused
+    from rnnkit.cells import sequence as S
+
+    H, B, T = 256, 32, 100
+    layer = rnnkit.LSTM(H, H, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, H)).astype(np.float32)
+    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+    spent: dict[str, list[float]] = {}
+
+    def timed(module, name: str) -> None:
+        inner = getattr(module, name)
+
+        def wrapper(*args, **kw):
+            t0 = time.perf_counter()
+            out = inner(*args, **kw)
+            spent.setdefault(name, []).append(time.perf_counter() - t0)
+            return out
+
+        setattr(module, name, wrapper)
+
+    for module, name in (
+        (S, "input_projection"),
+        (fused, "_forward_loops"),
+        (fused, "_backward_loops"),
+    ):
+        timed(module, name)
+
+    def step() -> None:
+        layer.zero_grad()
+        _, _, backward = layer.forward_train(x)
+        backward(dy)
+
+    for _ in range(3):
+        step()
+    spent.clear()
+    total = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        step()
+        total.append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) * 1e3 for k, v in spent.items()}
+    whole = statistics.median(total) * 1e3
+    parts = "; ".join(f"{k} {v:.1f}" for k, v in med.items())
+    print(f"step {whole:.1f} ms: {parts}; the rest {whole - sum(med.values()):.1f} ms")
+    TB = T * B
+    dxi = rng.standard_normal((TB, 4 * H)).astype(np.float32)
+    xs, W = x.reshape(TB, H), rng.standard_normal((4 * H, H)).astype(np.float32)
+    flops = 2 * TB * 4 * H * H
+    for name, fn in (("dW = dxi.T @ x", lambda: dxi.T @ xs), ("dx = dxi @ W", lambda: dxi @ W)):
+        sec = per_call(fn, calls=3, blocks=11)
+        print(f"  {name}: {sec * 1e3:.1f} ms, {flops / sec / 1e9:.0f} GFLOP/s")
+
+
+def main() -> int:
+    jobs = {"calls": calls, "matvec": matvec, "products": products, "train-parts": train_parts}
+    if len(sys.argv) != 2 or sys.argv[1] not in jobs:
+        print(f"usage: micro.py {{{'|'.join(jobs)}}}", file=sys.stderr)
+        return 2
+    jobs[sys.argv[1]]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

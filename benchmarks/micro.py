@@ -16,6 +16,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 
 for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(key, "2")
@@ -64,7 +66,7 @@ def calls() -> None:
 
     a = np.zeros(8, np.float32)
     s = np.zeros((1, 1, 8), np.float32)
-    rows = [
+    rows: list[tuple[str, Callable[[], object]]] = [
         ("numba call, 1 array", lambda: one(a)),
         ("numba call, 13 arrays", lambda: thirteen(*(a,) * 13)),
         ("numba parallel region, 2 threads", lambda: region(a)),
@@ -74,7 +76,7 @@ def calls() -> None:
     for H in (8, 64, 128):
         stream = rnnkit.Stream(rnnkit.LSTM(H, H, seed=0))
         x = np.random.default_rng(0).standard_normal(H).astype(np.float32)
-        rows.append((f"Stream.step, LSTM hidden {H}", lambda st=stream, v=x: st.step(v)))
+        rows.append((f"Stream.step, LSTM hidden {H}", partial(stream.step, x)))
     for name, fn in rows:
         print(f"{name:32s} {per_call(fn) * 1e6:7.2f} us")
 

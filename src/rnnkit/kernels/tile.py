@@ -1,0 +1,132 @@
+r"""A register-blocked product tile, written as LLVM vector code: the core of the time loops'
+recurrent product.
+
+``tile4(a, i, P, p, out)`` computes ``out[i:i+4, p*W:(p+1)*W] = a[i:i+4] @ panel p`` where the
+weight is *packed* (`pack`): panel ``p`` holds rows ``p*W .. p*W+W-1`` of the weight (N, K)
+transposed, ``P[p, k, :] = w[p*W:(p+1)*W, k]``, so each step of ``k`` reads ``W`` contiguous
+numbers (two vectors) and multiplies them by one broadcast number of each of the four rows of
+``a``: eight vector sums that stay in registers, two vector loads and four broadcasts per eight
+fused multiply-adds. ``W`` is two vectors of 256 bits: 16 float32 or 8 float64.
+
+numba does not produce this code from scalar loops (a 4 x 16 block of scalar sums came out
+unvectorized; `docs/DESIGN-NOTES.md`), so the tile is written with llvmlite's IR builder as a
+numba intrinsic: it is inlined into the compiled loops that call it, and LLVM turns the vector
+types into the machine's instructions (AVX2 and FMA here; on a machine without them the same
+vectors are split into narrower ones, still correct). Against `loops._dot` (four rows of ``a`` by
+two rows of the weight, sums along K), one core: 1.1-1.7x (`python benchmarks/micro.py tile`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+ROWS = 4  # rows of ``a`` per tile
+VECTOR_BYTES = 32  # 256-bit vectors; a panel is two of them wide
+
+
+def panel_width(dtype: np.dtype) -> int:
+    """Numbers per panel row: 16 for float32, 8 for float64."""
+    return 2 * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def pack(w: np.ndarray) -> np.ndarray:
+    """The whole panels of ``w`` (N, K): ``P`` (N // W, K, W) with ``P[p, k, j] = w[p*W + j, k]``.
+    The last ``N % W`` rows are not in it (the loops take them from ``w``)."""
+    width = panel_width(w.dtype)
+    n_panels, K = w.shape[0] // width, w.shape[1]
+    return np.ascontiguousarray(
+        w[: n_panels * width].reshape(n_panels, width, K).transpose(0, 2, 1)
+    )
+
+
+def pack_columns(w: np.ndarray) -> np.ndarray:
+    """`pack` of ``w.T`` without making ``w.T`` first: ``P[p, k, j] = w[k, p*W + j]``."""
+    width = panel_width(w.dtype)
+    K, n_panels = w.shape[0], w.shape[1] // width
+    return np.ascontiguousarray(
+        w[:, : n_panels * width].reshape(K, n_panels, width).transpose(1, 0, 2)
+    )
+
+
+def _element_ptr(builder, ary, index0, index1=None):
+    """Pointer to ``ary[index0, index1]`` (or ``ary[index0, 0, 0]``) of a C-order array struct."""
+    strides = cgutils.unpack_tuple(builder, ary.strides)
+    offset = builder.mul(index0, strides[0])
+    if index1 is not None:
+        offset = builder.add(offset, builder.mul(index1, strides[1]))
+    base = builder.ptrtoint(ary.data, offset.type)
+    return builder.inttoptr(builder.add(base, offset), ary.data.type)
+
+
+@intrinsic
+def tile4(typingctx, a, i, P, p, out):
+    """``out[i:i+4, p*W:(p+1)*W] = a[i:i+4] @ P[p]`` (see the module docstring). ``a`` (M, K)
+    and ``out`` need contiguous rows; ``P`` (panels, K, W) is C-contiguous; same float dtype."""
+    if not (
+        isinstance(a, types.Array)
+        and isinstance(P, types.Array)
+        and isinstance(out, types.Array)
+        and a.dtype in (types.float32, types.float64)
+        and P.dtype == a.dtype
+        and out.dtype == a.dtype
+        and a.ndim == 2
+        and P.ndim == 3
+        and out.ndim == 2
+    ):
+        return None
+    sig = types.void(a, i, P, p, out)
+    lanes = VECTOR_BYTES // (4 if a.dtype == types.float32 else 8)
+
+    def codegen(context, builder, signature, args):
+        a_t, i_t, P_t, p_t, out_t = signature.args
+        av = context.make_array(a_t)(context, builder, args[0])
+        Pv = context.make_array(P_t)(context, builder, args[2])
+        ov = context.make_array(out_t)(context, builder, args[4])
+        intp = context.get_value_type(types.intp)
+        i_val = context.cast(builder, args[1], i_t, types.intp)
+        p_val = context.cast(builder, args[3], p_t, types.intp)
+        scalar = context.get_value_type(a_t.dtype)
+        vec = ir.VectorType(scalar, lanes)
+        vptr = vec.as_pointer()
+        fma = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vec, [vec, vec, vec]),
+            f"llvm.fmuladd.v{lanes}{'f32' if a_t.dtype == types.float32 else 'f64'}",
+        )
+        K = cgutils.unpack_tuple(builder, av.shape)[1]
+        width = ir.Constant(intp, 2 * lanes)
+        zero_idx = ir.Constant(intp, 0)
+        rows = [_element_ptr(builder, av, builder.add(i_val, ir.Constant(intp, r)), zero_idx)
+                for r in range(ROWS)]  # fmt: skip
+        panel = _element_ptr(builder, Pv, p_val)
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(2 * ROWS)]
+        for acc in accs:
+            builder.store(ir.Constant(vec, [0.0] * lanes), acc)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        with cgutils.for_range(builder, K) as loop:
+            k = loop.index
+            q = builder.gep(panel, [builder.mul(k, width)])
+            w0 = builder.load(builder.bitcast(q, vptr), align=4)
+            w1 = builder.load(builder.bitcast(builder.gep(q, [ir.Constant(intp, lanes)]), vptr),
+                              align=4)  # fmt: skip
+            for r in range(ROWS):
+                x = builder.load(builder.gep(rows[r], [k]))
+                xv = builder.insert_element(ir.Constant(vec, None), x, ir.Constant(ir.IntType(32), 0))
+                xv = builder.shuffle_vector(xv, ir.Constant(vec, None), mask)
+                for half, w in enumerate((w0, w1)):
+                    acc = accs[2 * r + half]
+                    builder.store(builder.call(fma, [xv, w, builder.load(acc)]), acc)
+        col = builder.mul(p_val, width)
+        for r in range(ROWS):
+            dst = _element_ptr(builder, ov, builder.add(i_val, ir.Constant(intp, r)), col)
+            for half in range(2):
+                target = builder.gep(dst, [ir.Constant(intp, half * lanes)])
+                builder.store(builder.load(accs[2 * r + half]), builder.bitcast(target, vptr),
+                              align=4)  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -30,7 +30,8 @@ def _flat(a):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("lengths", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_fused_equals_reference(mode, dtype, lengths, threads, monkeypatch):
+@pytest.mark.parametrize("H", [6, 20])
+def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
     # threads: the batch's rows in one chunk, or in two chunks side by side (kernels.loops)
     from rnnkit import threads as rt
     from rnnkit.cells import fused
@@ -39,8 +40,10 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, monkeypatch):
     monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
     assert len(rt.row_chunks(9)) == threads
     rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
-    # B=9: rows [0, 4) and [4, 9) with two threads: the product's 4-row block and a single row
-    T, B, F, H, L = 7, 9, 5, 6, 2
+    # B=9: rows [0, 4) and [4, 9) with two threads: the product's 4-row block and a single row;
+    # H=20: whole panels of the product's tiles forward and backward and a remainder of columns
+    # (`kernels.tile`: 16 float32 or 8 float64 per panel), H=6: backward only the remainder
+    T, B, F, L = 7, 9, 5, 2
     layer = CLASSES[mode](
         input_size=F, hidden_size=H, num_layers=L, bidirectional=True, seed=1, dtype=dtype
     )
@@ -116,3 +119,28 @@ def test_fused_float32_tanh_is_close_to_exact():
     rnn_forward(a, zero, zero[0], zero, np.ones(1, np.float32), out, act, act, False)
     err = np.abs(act - np.tanh(a.astype(np.float64)))
     assert err.max() < 5e-7
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tiled_product_equals_numpy(dtype):
+    # `loops._dot`: 4-row tiles on packed panels (`kernels.tile`) plus the rows and columns left
+    # over, on rows that are views into larger arrays as the time loops pass them
+    from numba import njit
+
+    from rnnkit.kernels import loops as KL
+    from rnnkit.kernels import tile as KT
+
+    dot = njit(lambda a, w, P, out: KL._dot(a, w, P, out))
+    rng = np.random.default_rng(3)
+    for B, K, N in [(4, 16, 16), (9, 7, 37), (1, 5, 40), (13, 33, 64), (8, 3, 9), (3, 64, 130)]:
+        big = rng.standard_normal((2, B + 3, K)).astype(dtype)
+        a = big[1, 2 : 2 + B]  # rows contiguous, the array itself not
+        w = rng.standard_normal((N, K)).astype(dtype)
+        P = KT.pack(w)
+        assert P.shape == (N // KT.panel_width(dtype), K, KT.panel_width(dtype))
+        np.testing.assert_array_equal(P, KT.pack_columns(np.ascontiguousarray(w.T)))
+        out = np.full((B + 2, N), np.nan, dtype)
+        dot(a, w, P, out[1 : B + 1])
+        tol = 1e-12 if dtype == "float64" else 1e-5
+        np.testing.assert_allclose(out[1 : B + 1], a @ w.T, rtol=tol, atol=tol)
+        assert np.isnan(out[0]).all() and np.isnan(out[B + 1]).all()  # nothing outside written

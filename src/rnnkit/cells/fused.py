@@ -18,6 +18,7 @@ import numpy as np
 from ..kernels import cells as K
 from ..kernels import loops as KL
 from ..kernels import step as KS
+from ..kernels import tile as KT
 from ..threads import in_parallel, row_chunks
 from .base import Carry, CellSpec
 
@@ -93,16 +94,17 @@ def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) ->
 def _forward_loops(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
     """The time loop, compiled (`kernels.loops`), one chunk of the batch's rows per core."""
     W_hh = np.ascontiguousarray(W_hh)  # (G*H, H): the product reads its rows
+    P = KT.pack(W_hh)  # and its panels (`kernels.tile`)
     name = cell.name
 
     def run(rows: tuple[int, int]) -> None:
         if name == "LSTM":
-            KL.lstm_forward_loop(xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache, *rows)
+            KL.lstm_forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache, *rows)
         elif name == "GRU":
-            KL.gru_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, extra, hh, keep_cache, *rows)
+            KL.gru_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, extra, hh, keep_cache, *rows)
         else:
             relu = name == "RNN_RELU"
-            KL.rnn_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, hh, keep_cache, relu, *rows)
+            KL.rnn_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, hh, keep_cache, relu, *rows)
 
     _by_rows(run, xi.shape[1])
 
@@ -130,21 +132,22 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
 def _backward_loops(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
     """The time loop backward, compiled (`kernels.loops`), one chunk of rows per core."""
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): the product reads its rows
+    P = KT.pack_columns(W_hh)  # and the panels of W_hh.T (`kernels.tile`)
     m, acts, extra, hs, cs = cache.m, cache.acts, cache.extra, cache.hs, cache.cs
     name = cell.name
 
     def run(rows: tuple[int, int]) -> None:
         if name == "LSTM":
             KL.lstm_backward_loop(
-                W_hhT, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, *rows
+                W_hhT, P, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, *rows
             )
         elif name == "GRU":
             KL.gru_backward_loop(
-                W_hhT, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, *rows
+                W_hhT, P, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, *rows
             )
         else:
             relu = name == "RNN_RELU"
-            KL.rnn_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, *rows)
+            KL.rnn_backward_loop(W_hhT, P, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, *rows)
 
     _by_rows(run, dy.shape[1])
 

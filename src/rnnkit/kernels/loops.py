@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from .tile import ROWS, tile4
 from .cells import (
     ZERO,
     gru_backward,
@@ -37,15 +38,31 @@ MIN_ROWS = 4
 
 
 @njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
-def _dot(a, w, out):
-    """``out = a @ w.T`` for ``a`` (B, K) and ``w`` (N, K), both with contiguous rows."""
-    B, K = a.shape
-    N = w.shape[0]
-    n = 0
-    while n + 2 <= N:
+def _dot(a, w, P, out):
+    """``out = a @ w.T`` for ``a`` (B, K) and ``w`` (N, K), both with contiguous rows; ``P`` is
+    ``tile.pack(w)``. Whole blocks of four rows by whole panels are `tile4` tiles, each panel
+    used for every block of rows while it is in L1; the rest (the last ``B % 4`` rows, the last
+    ``N % W`` columns) is `_dot_rows`."""
+    B, N = a.shape[0], w.shape[0]
+    full = B - B % ROWS
+    for p in range(P.shape[0]):
+        for i in range(0, full, ROWS):
+            tile4(a, i, P, p, out)
+    _dot_rows(a, w, out, 0, full, P.shape[0] * P.shape[2], N)
+    _dot_rows(a, w, out, full, B, 0, N)
+
+
+@njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
+def _dot_rows(a, w, out, b0, b1, n0, n1):
+    """``out[b0:b1, n0:n1] = a[b0:b1] @ w[n0:n1].T`` straight from ``w``: each output a dot
+    product of two contiguous rows, a block of four rows of ``a`` by two rows of ``w`` keeping
+    eight sums in registers."""
+    K = a.shape[1]
+    n = n0
+    while n + 2 <= n1:
         w0, w1 = w[n], w[n + 1]
-        b = 0
-        while b + 4 <= B:
+        b = b0
+        while b + 4 <= b1:
             a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
             s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = ZERO
             for k in range(K):
@@ -67,7 +84,7 @@ def _dot(a, w, out):
             out[b + 2, n], out[b + 2, n + 1] = s20, s21
             out[b + 3, n], out[b + 3, n + 1] = s30, s31
             b += 4
-        while b < B:
+        while b < b1:
             a0 = a[b]
             s00 = s01 = ZERO
             for k in range(K):
@@ -76,9 +93,9 @@ def _dot(a, w, out):
             out[b, n], out[b, n + 1] = s00, s01
             b += 1
         n += 2
-    if n < N:
+    if n < n1:
         w0 = w[n]
-        for b in range(B):
+        for b in range(b0, b1):
             a0 = a[b]
             s00 = ZERO
             for k in range(K):
@@ -90,11 +107,11 @@ def _dot(a, w, out):
 # of acts/extra, as the inference loop there does. Each loop runs rows [i0, i1) of the batch,
 # indexing ``a[t, i0:i1]`` (which stays C-contiguous, so the kernels vectorize) ----------------
 @LOOP
-def lstm_forward_loop(xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
+def lstm_forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         h_prev, c_prev, a = hs[cur, i0:i1], cs[cur, i0:i1], hh[i0:i1]
-        _dot(h_prev, W_hh, a)
+        _dot(h_prev, W_hh, P, a)
         lstm_forward(
             xi[t, i0:i1], a, b_hh, h_prev, c_prev, m[t, i0:i1], hs[nxt, i0:i1], cs[nxt, i0:i1],
             y[t, i0:i1], acts[k, i0:i1], extra[k, i0:i1],
@@ -102,11 +119,11 @@ def lstm_forward_loop(xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i
 
 
 @LOOP
-def gru_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, extra, hh, keep, i0, i1):
+def gru_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, extra, hh, keep, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         h_prev, a = hs[cur, i0:i1], hh[i0:i1]
-        _dot(h_prev, W_hh, a)
+        _dot(h_prev, W_hh, P, a)
         gru_forward(
             xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
             acts[k, i0:i1], extra[k, i0:i1],
@@ -114,11 +131,11 @@ def gru_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, extra, hh, keep, i0, i1):
 
 
 @LOOP
-def rnn_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, hh, keep, relu, i0, i1):
+def rnn_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, hh, keep, relu, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         h_prev, a = hs[cur, i0:i1], hh[i0:i1]
-        _dot(h_prev, W_hh, a)
+        _dot(h_prev, W_hh, P, a)
         rnn_forward(
             xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
             acts[k, i0:i1], relu,
@@ -127,7 +144,7 @@ def rnn_forward_loop(xi, W_hh, b_hh, m, hs, y, acts, hh, keep, relu, i0, i1):
 
 # -- backward: the buffers of `fused.backward`; W_hhT is W_hh transposed, contiguous ----------
 @LOOP
-def lstm_backward_loop(W_hhT, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, i0, i1):
+def lstm_backward_loop(W_hhT, P, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, i0, i1):
     dhm, dhp, dcr = dhmat[i0:i1], dhpass[i0:i1], dc[i0:i1]
     for t in range(dy.shape[0] - 1, -1, -1):
         da = dxi[t, i0:i1]
@@ -135,11 +152,11 @@ def lstm_backward_loop(W_hhT, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh
             dhm, dhp, dy[t, i0:i1], dcr, m[t, i0:i1], acts[t, i0:i1], extra[t, i0:i1],
             cs[t, i0:i1], da, dh_in[t, i0:i1],
         )  # fmt: skip
-        _dot(da, W_hhT, dhm)
+        _dot(da, W_hhT, P, dhm)
 
 
 @LOOP
-def gru_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, i0, i1):
+def gru_backward_loop(W_hhT, P, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, i0, i1):
     dhm, dhp = dhmat[i0:i1], dhpass[i0:i1]
     for t in range(dy.shape[0] - 1, -1, -1):
         dh = dhh[t, i0:i1]
@@ -147,13 +164,13 @@ def gru_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh
             dhm, dhp, dy[t, i0:i1], m[t, i0:i1], acts[t, i0:i1], extra[t, i0:i1],
             hs[t, i0:i1], dxi[t, i0:i1], dh, dh_in[t, i0:i1],
         )  # fmt: skip
-        _dot(dh, W_hhT, dhm)
+        _dot(dh, W_hhT, P, dhm)
 
 
 @LOOP
-def rnn_backward_loop(W_hhT, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, i0, i1):
+def rnn_backward_loop(W_hhT, P, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, i0, i1):
     dhm, dhp = dhmat[i0:i1], dhpass[i0:i1]
     for t in range(dy.shape[0] - 1, -1, -1):
         da = dxi[t, i0:i1]
         rnn_backward(dhm, dhp, dy[t, i0:i1], m[t, i0:i1], acts[t, i0:i1], da, dh_in[t, i0:i1], relu)
-        _dot(da, W_hhT, dhm)
+        _dot(da, W_hhT, P, dhm)

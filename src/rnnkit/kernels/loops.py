@@ -40,67 +40,97 @@ MIN_ROWS = 4
 @njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
 def _dot(a, w, P, out):
     """``out = a @ w.T`` for ``a`` (B, K) and ``w`` (N, K), both with contiguous rows; ``P`` is
-    ``tile.pack(w)``. Whole blocks of four rows by whole panels are `tile4` tiles, each panel
-    used for every block of rows while it is in L1; the rest (the last ``B % 4`` rows, the last
-    ``N % W`` columns) is `_dot_rows`."""
+    ``tile.pack(w)``. Blocks of four rows by whole panels are `tile4` tiles, each panel used for
+    every block of rows while it is in L1 (when 4 does not divide B, the last block overlaps the
+    one before and writes the same numbers again); the last ``N % W`` columns of those rows come
+    from `_dot_block`. One row: `_dot_row`; two or three: `_dot_pairs`."""
     B, N = a.shape[0], w.shape[0]
-    full = B - B % ROWS
+    if B == 1:
+        _dot_row(a[0], w, out[0])
+        return
+    if B < ROWS:
+        _dot_pairs(a, w, out)
+        return
+    blocks = (B + ROWS - 1) // ROWS
     for p in range(P.shape[0]):
-        for i in range(0, full, ROWS):
-            tile4(a, i, P, p, out)
-    _dot_rows(a, w, out, 0, full, P.shape[0] * P.shape[2], N)
-    _dot_rows(a, w, out, full, B, 0, N)
+        for j in range(blocks):
+            tile4(a, min(j * ROWS, B - ROWS), P, p, out)
+    for j in range(blocks):
+        _dot_block(a, w, out, min(j * ROWS, B - ROWS), P.shape[0] * P.shape[2], N)
 
 
 @njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
-def _dot_rows(a, w, out, b0, b1, n0, n1):
-    """``out[b0:b1, n0:n1] = a[b0:b1] @ w[n0:n1].T`` straight from ``w``: each output a dot
-    product of two contiguous rows, a block of four rows of ``a`` by two rows of ``w`` keeping
+def _dot_block(a, w, out, b, n0, n1):
+    """``out[b:b+4, n0:n1] = a[b:b+4] @ w[n0:n1].T`` straight from ``w``: each output a dot
+    product of two contiguous rows, four rows of ``a`` by two rows of ``w`` at a time keeping
     eight sums in registers."""
     K = a.shape[1]
-    n = n0
-    while n + 2 <= n1:
-        w0, w1 = w[n], w[n + 1]
-        b = b0
-        while b + 4 <= b1:
-            a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
-            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = ZERO
+    a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
+    for n in range(n0, n1, 2):
+        m = min(n + 1, n1 - 1)  # an odd last row is done twice over
+        w0, w1 = w[n], w[m]
+        s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = ZERO
+        for k in range(K):
+            y0, y1 = w0[k], w1[k]
+            x = a0[k]
+            s00 += x * y0
+            s01 += x * y1
+            x = a1[k]
+            s10 += x * y0
+            s11 += x * y1
+            x = a2[k]
+            s20 += x * y0
+            s21 += x * y1
+            x = a3[k]
+            s30 += x * y0
+            s31 += x * y1
+        out[b, n], out[b, m] = s00, s01
+        out[b + 1, n], out[b + 1, m] = s10, s11
+        out[b + 2, n], out[b + 2, m] = s20, s21
+        out[b + 3, n], out[b + 3, m] = s30, s31
+
+
+@njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
+def _dot_pairs(a, w, out):
+    """``out = a @ w.T`` for a few rows: two rows of ``w`` at a time, used by every row of ``a``
+    while they are in L1 (one row at a time would read all of ``w`` once per row)."""
+    B, K = a.shape
+    N = w.shape[0]
+    for n in range(0, N, 2):
+        m = min(n + 1, N - 1)  # an odd last row is done twice over
+        w0, w1 = w[n], w[m]
+        for b in range(B):
+            x = a[b]
+            s0 = s1 = ZERO
             for k in range(K):
-                y0, y1 = w0[k], w1[k]
-                x = a0[k]
-                s00 += x * y0
-                s01 += x * y1
-                x = a1[k]
-                s10 += x * y0
-                s11 += x * y1
-                x = a2[k]
-                s20 += x * y0
-                s21 += x * y1
-                x = a3[k]
-                s30 += x * y0
-                s31 += x * y1
-            out[b, n], out[b, n + 1] = s00, s01
-            out[b + 1, n], out[b + 1, n + 1] = s10, s11
-            out[b + 2, n], out[b + 2, n + 1] = s20, s21
-            out[b + 3, n], out[b + 3, n + 1] = s30, s31
-            b += 4
-        while b < b1:
-            a0 = a[b]
-            s00 = s01 = ZERO
-            for k in range(K):
-                s00 += a0[k] * w0[k]
-                s01 += a0[k] * w1[k]
-            out[b, n], out[b, n + 1] = s00, s01
-            b += 1
-        n += 2
-    if n < n1:
-        w0 = w[n]
-        for b in range(b0, b1):
-            a0 = a[b]
-            s00 = ZERO
-            for k in range(K):
-                s00 += a0[k] * w0[k]
-            out[b, n] = s00
+                s0 += x[k] * w0[k]
+                s1 += x[k] * w1[k]
+            out[b, n], out[b, m] = s0, s1
+
+
+@njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
+def _dot_row(x, w, out):
+    """``out = w @ x`` for one row: four rows of ``w`` at a time, each load of ``x`` serving
+    four sums (as the streaming step's `step.matvec_rows`)."""
+    N, K = w.shape
+    n = 0
+    while n + 4 <= N:
+        w0, w1, w2, w3 = w[n], w[n + 1], w[n + 2], w[n + 3]
+        s0 = s1 = s2 = s3 = ZERO
+        for k in range(K):
+            xk = x[k]
+            s0 += w0[k] * xk
+            s1 += w1[k] * xk
+            s2 += w2[k] * xk
+            s3 += w3[k] * xk
+        out[n], out[n + 1], out[n + 2], out[n + 3] = s0, s1, s2, s3
+        n += 4
+    while n < N:
+        s0 = ZERO
+        for k in range(K):
+            s0 += w[n, k] * x[k]
+        out[n] = s0
+        n += 1
 
 
 # -- forward: the buffers of `fused.forward`; keep=False reuses two rows of hs (and cs) and one

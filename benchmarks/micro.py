@@ -2,6 +2,7 @@
 
     python benchmarks/micro.py calls        # what a streaming step costs outside the arithmetic
     python benchmarks/micro.py matvec       # the step's product: four rows at a time vs one
+    python benchmarks/micro.py tile         # the time loops' product: packed tiles vs row dots
     python benchmarks/micro.py products     # the time loop's pieces on one core: product, gates
     python benchmarks/micro.py train-parts  # where an LSTM training step goes (hidden 256, B=32)
 
@@ -31,6 +32,7 @@ from numba import njit, prange  # noqa: E402
 from rnnkit.kernels import cells as KC  # noqa: E402
 from rnnkit.kernels import loops as KL  # noqa: E402
 from rnnkit.kernels import step as KS  # noqa: E402
+from rnnkit.kernels import tile as KT  # noqa: E402
 
 
 def per_call(fn, calls: int = 2000, blocks: int = 15) -> float:
@@ -132,9 +134,50 @@ def matvec() -> None:
 
 
 @njit(fastmath=KL.FAST, error_model="numpy")
-def _products(h, W, out, T):
+def _products(h, W, P, out, T):
     for _ in range(T):
-        KL._dot(h, W, out)
+        KL._dot(h, W, P, out)
+
+
+@njit(fastmath=KL.FAST, error_model="numpy")
+def _row_dots(h, W, out, T):  # the product before the tiles: 4 rows of h by 2 rows of W
+    for _ in range(T):
+        for i in range(0, h.shape[0], 4):
+            KL._dot_block(h, W, out, i, 0, W.shape[0])
+
+
+def tile() -> None:
+    """The time loops' recurrent product on one core, 100 steps: packed 4-row tiles
+    (`kernels.tile`, `loops._dot`) against four rows of ``h`` by two rows of the weight as
+    stored (`loops._dot_block` over every column, the product before the tiles), forward
+    (weight (4H, H)) and backward (its transpose (H, 4H)), 5 alternating rounds."""
+    rng = np.random.default_rng(0)
+    f = np.float32
+    for H in (64, 128, 256, 512):
+        for rows in (4, 16):
+            line = []
+            for kind, (N, K) in (("forward", (4 * H, H)), ("backward", (H, 4 * H))):
+                W = (rng.standard_normal((N, K)) * 0.1).astype(f)
+                P = KT.pack(W)
+                h = rng.standard_normal((rows, K)).astype(f)
+                out = np.empty((rows, N), f)
+                got: dict[str, list[float]] = {}
+                for _ in range(5):
+                    for name, fn in (
+                        ("row dots", partial(_row_dots, h, W, out)),
+                        ("tiles", partial(_products, h, W, P, out)),
+                    ):
+                        fn(1)
+                        t0 = time.perf_counter()
+                        fn(100)
+                        got.setdefault(name, []).append(time.perf_counter() - t0)
+                flops = 2 * rows * N * K * 100
+                rate = {k: flops / statistics.median(v) / 1e9 for k, v in got.items()}
+                line.append(
+                    f"{kind} {rate['row dots']:.0f} -> {rate['tiles']:.0f} GFLOP/s "
+                    f"({rate['tiles'] / rate['row dots']:.2f}x)"
+                )
+            print(f"hidden {H}, {rows:2d} rows: " + ";  ".join(line))
 
 
 @njit(error_model="numpy")
@@ -159,7 +202,8 @@ def _products_at(H: int, rows: int, steps: int) -> None:
     b, m = np.zeros(4 * H, f), np.ones(rows, f)
     h2, c2, y, extra = (np.empty_like(h) for _ in range(4))
     acts = np.empty_like(hh)
-    dot = per_call(lambda: _products(h, W, hh, steps), calls=3, blocks=11)
+    P = KT.pack(W)
+    dot = per_call(lambda: _products(h, W, P, hh, steps), calls=3, blocks=11)
     gates = per_call(
         lambda: _gates(xi, hh, b, h, h, m, h2, c2, y, acts, extra, steps), calls=3, blocks=11
     )
@@ -229,7 +273,13 @@ def train_parts() -> None:
 
 
 def main() -> int:
-    jobs = {"calls": calls, "matvec": matvec, "products": products, "train-parts": train_parts}
+    jobs = {
+        "calls": calls,
+        "matvec": matvec,
+        "tile": tile,
+        "products": products,
+        "train-parts": train_parts,
+    }
     if len(sys.argv) != 2 or sys.argv[1] not in jobs:
         print(f"usage: micro.py {{{'|'.join(jobs)}}}", file=sys.stderr)
         return 2

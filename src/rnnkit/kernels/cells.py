@@ -77,8 +77,10 @@ def sum_squares(v, out):
         out[b] = s
 
 
-# error_model="numpy": no Python division check, which would stop the loops vectorizing
-KERNEL = njit(cache=True, nogil=True, error_model="numpy")
+# error_model="numpy": no Python division check, which would stop the loops vectorizing;
+# fastmath "contract" only: the rational tanh's polynomials become fused multiply-adds (the LSTM
+# gates 1.2x faster, a few ulp from before; NaN, infinity and the order of sums are untouched)
+KERNEL = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
 @njit(inline="always", error_model="numpy")

@@ -132,7 +132,16 @@ def test_tiled_product_equals_numpy(dtype):
 
     dot = njit(lambda a, w, P, out: KL._dot(a, w, P, out))
     rng = np.random.default_rng(3)
-    for B, K, N in [(4, 16, 16), (9, 7, 37), (1, 5, 40), (13, 33, 64), (8, 3, 9), (3, 64, 130), (2, 9, 33)]:
+    shapes = [
+        (4, 16, 16),
+        (9, 7, 37),
+        (1, 5, 40),
+        (13, 33, 64),
+        (8, 3, 9),
+        (3, 64, 130),
+        (2, 9, 33),
+    ]
+    for B, K, N in shapes:
         big = rng.standard_normal((2, B + 3, K)).astype(dtype)
         a = big[1, 2 : 2 + B]  # rows contiguous, the array itself not
         w = rng.standard_normal((N, K)).astype(dtype)

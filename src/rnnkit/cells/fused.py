@@ -99,7 +99,9 @@ def _forward_loops(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cac
 
     def run(rows: tuple[int, int]) -> None:
         if name == "LSTM":
-            KL.lstm_forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache, *rows)
+            KL.lstm_forward_loop(
+                xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache, *rows
+            )
         elif name == "GRU":
             KL.gru_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, extra, hh, keep_cache, *rows)
         else:
@@ -173,10 +175,12 @@ def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
     dhh2 = dhh.reshape(T * B, -1)
     grads.W_ih += dxi2.T @ x.reshape(T * B, F)
     grads.W_hh += dhh2.T @ hs[:T].reshape(T * B, H)
+    db_ih = None
     if grads.b_ih is not None:
-        grads.b_ih += dxi2.sum(axis=0)
-    if grads.b_hh is not None:
-        grads.b_hh += dhh2.sum(axis=0)
+        db_ih = dxi2.sum(axis=0)
+        grads.b_ih += db_ih
+    if grads.b_hh is not None:  # the same sum when the two gradients are one array (LSTM, RNN)
+        grads.b_hh += db_ih if dhh is dxi and db_ih is not None else dhh2.sum(axis=0)
     dx = (dxi2 @ w.W_ih).reshape(T, B, F)
     dcarry0 = (dhmat,) if dc is None else (dhmat, dc)
     return dx, dcarry0, sq.reshape(T, B)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from numba import njit
 
-from .tile import ROWS, tile4
 from .cells import (
     ZERO,
     gru_backward,
@@ -28,6 +27,7 @@ from .cells import (
     rnn_backward,
     rnn_forward,
 )
+from .tile import ROWS, tile4
 
 # reassoc (and nsz) let the sums of `_dot` be vectorized; NaN and inf still propagate
 FAST = {"contract", "reassoc", "nsz"}

@@ -107,6 +107,7 @@ def tile4(typingctx, a, i, P, p, out):
         for acc in accs:
             builder.store(ir.Constant(vec, [0.0] * lanes), acc)
         mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        lane0 = ir.Constant(ir.IntType(32), 0)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             q = builder.gep(panel, [builder.mul(k, width)])
@@ -115,7 +116,7 @@ def tile4(typingctx, a, i, P, p, out):
                               align=4)  # fmt: skip
             for r in range(ROWS):
                 x = builder.load(builder.gep(rows[r], [k]))
-                xv = builder.insert_element(ir.Constant(vec, None), x, ir.Constant(ir.IntType(32), 0))
+                xv = builder.insert_element(ir.Constant(vec, None), x, lane0)
                 xv = builder.shuffle_vector(xv, ir.Constant(vec, None), mask)
                 for half, w in enumerate((w0, w1)):
                     acc = accs[2 * r + half]

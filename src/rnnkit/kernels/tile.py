@@ -100,20 +100,21 @@ def tile4(typingctx, a, i, P, p, out):
         K = cgutils.unpack_tuple(builder, av.shape)[1]
         width = ir.Constant(intp, 2 * lanes)
         zero_idx = ir.Constant(intp, 0)
-        rows = [_element_ptr(builder, av, builder.add(i_val, ir.Constant(intp, r)), zero_idx)
-                for r in range(ROWS)]  # fmt: skip
+        rows = [
+            _element_ptr(builder, av, builder.add(i_val, ir.Constant(intp, r)), zero_idx)
+            for r in range(ROWS)
+        ]
         panel = _element_ptr(builder, Pv, p_val)
-        accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(2 * ROWS)]
-        for acc in accs:
-            builder.store(ir.Constant(vec, [0.0] * lanes), acc)
+        zeros = ir.Constant(vec, [0.0] * lanes)
+        accs = [cgutils.alloca_once_value(builder, zeros) for _ in range(2 * ROWS)]
         mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         lane0 = ir.Constant(ir.IntType(32), 0)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             q = builder.gep(panel, [builder.mul(k, width)])
             w0 = builder.load(builder.bitcast(q, vptr), align=4)
-            w1 = builder.load(builder.bitcast(builder.gep(q, [ir.Constant(intp, lanes)]), vptr),
-                              align=4)  # fmt: skip
+            q1 = builder.gep(q, [ir.Constant(intp, lanes)])
+            w1 = builder.load(builder.bitcast(q1, vptr), align=4)
             for r in range(ROWS):
                 x = builder.load(builder.gep(rows[r], [k]))
                 xv = builder.insert_element(ir.Constant(vec, None), x, lane0)
@@ -126,8 +127,8 @@ def tile4(typingctx, a, i, P, p, out):
             dst = _element_ptr(builder, ov, builder.add(i_val, ir.Constant(intp, r)), col)
             for half in range(2):
                 target = builder.gep(dst, [ir.Constant(intp, half * lanes)])
-                builder.store(builder.load(accs[2 * r + half]), builder.bitcast(target, vptr),
-                              align=4)  # fmt: skip
+                value = builder.load(accs[2 * r + half])
+                builder.store(value, builder.bitcast(target, vptr), align=4)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -51,13 +51,22 @@ def supports(cell: CellSpec, x: np.ndarray, W_hh: object) -> bool:
     )
 
 
-def forward(cell, x, carry: Carry, w, mask, keep_cache: bool, xi: np.ndarray):
-    """Fused `sequence_forward` given the input projection ``xi`` (T, B, G*H)."""
-    T, B, _ = x.shape
+def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
+    """Fused `sequence_forward`."""
+    T, B, F = x.shape
     H = w.W_hh.shape[1]
     GH = cell.gates * H
     dt = x.dtype
     b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, dt)
+    # the input projection for every step, one product; the LSTM and RNN add both biases to
+    # the same sums, so b_ih joins b_hh (a pass over the projection saved), the GRU's reset
+    # gate multiplies b_hh alone
+    xi = (x.reshape(T * B, F) @ w.W_ih.T).reshape(T, B, GH)
+    if w.b_ih is not None:
+        if cell.name == "GRU":
+            xi += w.b_ih
+        else:
+            b_hh = b_hh + w.b_ih
     m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
     if B == 1 and not keep_cache and GH * H < SEQUENCE_MACS:
         return _forward_single(cell, carry, w, m[:, 0], xi[:, 0], b_hh)

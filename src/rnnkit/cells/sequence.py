@@ -76,9 +76,9 @@ def sequence_forward(
     """Run ``cell`` over ``x`` (T, B, F) from ``carry``; return outputs (T, B, H), final carry."""
     T, B, _ = x.shape
     H = w.W_hh.shape[1]
-    xi = input_projection(x, w)  # (T, B, G*H)
     if _FUSED and fused.supports(cell, x, w.W_hh):
-        return fused.forward(cell, x, carry, w, mask, keep_cache, xi)
+        return fused.forward(cell, x, carry, w, mask, keep_cache)
+    xi = input_projection(x, w)  # (T, B, G*H)
     y = np.empty((T, B, H), dtype=x.dtype)
     h_prev = np.empty((T, B, H), dtype=x.dtype) if keep_cache else None
     steps: list[tuple] = []

@@ -7,11 +7,13 @@ the recurrent product ``h_{t-1} W_hh^T`` (forward) or ``da_t W_hh`` (backward) b
 the same step kernel as every other path (`rnnkit.kernels.cells`).
 
 `_dot` is written for these products: a few rows times a weight that stays the same for the
-whole sequence. It reads the weight as stored (``W_hh`` (G*H, H) forward; backward its transpose,
-made once per sequence), so that every output is a dot product of two contiguous rows; a block of
-four rows of ``a`` by two rows of ``w`` keeps eight sums in registers and loads six vectors per
-eight multiply-adds. OpenBLAS is built for large products: at 16-32 rows it packs the weight on
-every call and gains little from a second thread (measurements in docs/DESIGN-NOTES.md).
+whole sequence. The weight is packed once per sequence into panels of 16 (float32) or 8
+(float64) of its rows (`kernels.tile.pack`: ``W_hh`` (G*H, H) forward, its transpose backward), and
+each block of four rows of ``a`` times one panel is one register-blocked tile (`tile.tile4`);
+what the tiles leave over reads the weight as stored (``W_hh`` and its transpose, contiguous),
+every output a dot product of two contiguous rows. OpenBLAS is built for large products: at 16-32
+rows it packs the weight on every call and gains little from a second thread (measurements in
+docs/DESIGN-NOTES.md).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ numba does not produce this code from scalar loops (a 4 x 16 block of scalar sum
 unvectorized; `docs/DESIGN-NOTES.md`), so the tile is written with llvmlite's IR builder as a
 numba intrinsic: it is inlined into the compiled loops that call it, and LLVM turns the vector
 types into the machine's instructions (AVX2 and FMA here; on a machine without them the same
-vectors are split into narrower ones, still correct). Against `loops._dot` (four rows of ``a`` by
-two rows of the weight, sums along K), one core: 1.24-1.88x at 4 and 16 rows, hidden 64-512,
-forward and backward (`python benchmarks/micro.py tile`).
+vectors are split into narrower ones, still correct). Against the product it replaced (four rows
+of ``a`` by two rows of the weight, sums along K: `loops._dot_block`), one core: 1.24-1.88x at 4
+and 16 rows, hidden 64-512, forward and backward (`python benchmarks/micro.py tile`).
 """
 
 from __future__ import annotations

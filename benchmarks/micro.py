@@ -219,7 +219,6 @@ def train_parts() -> None:
     """An LSTM training step (hidden 256, B=32, T=100): the input projection, the compiled
     forward and backward loops, and the rest (weight and input gradients, sums), 30 steps."""
     from rnnkit.cells import fused
-    from rnnkit.cells import sequence as S
 
     H, B, T = 256, 32, 100
     layer = rnnkit.LSTM(H, H, seed=0)
@@ -240,7 +239,7 @@ def train_parts() -> None:
         setattr(module, name, wrapper)
 
     for module, name in (
-        (S, "input_projection"),
+        (fused, "_project"),
         (fused, "_forward_loops"),
         (fused, "_backward_loops"),
     ):

@@ -1,5 +1,7 @@
 """The fused kernels against the NumPy reference loops they implement."""
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -39,8 +41,8 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
     monkeypatch.setattr(rt, "THREADS", threads)
     monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
     assert len(rt.row_chunks(9)) == threads
-    rng = np.random.default_rng(hash((mode, dtype, lengths)) % 2**32)
-    # B=9: rows [0, 4) and [4, 9) with two threads: the product's 4-row block and a single row;
+    rng = np.random.default_rng(zlib.crc32(f"{mode} {dtype} {lengths} {H}".encode()))
+    # B=9: rows [0, 4) and [4, 9) with two threads: one 4-row tile, or two overlapping ones;
     # H=20: whole panels of the product's tiles forward and backward and a remainder of columns
     # (`kernels.tile`: 16 float32 or 8 float64 per panel), H=6: backward only the remainder
     T, B, F, L = 7, 9, 5, 2
@@ -153,3 +155,77 @@ def test_tiled_product_equals_numpy(dtype):
         tol = 1e-12 if dtype == "float64" else 1e-5
         np.testing.assert_allclose(out[1 : B + 1], a @ w.T, rtol=tol, atol=tol)
         assert np.isnan(out[0]).all() and np.isnan(out[B + 1]).all()  # nothing outside written
+
+
+@pytest.mark.parametrize("mode", sorted(CLASSES))
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_equals_reference_small_batches(mode, bias, monkeypatch):
+    # the time loops' product for one, two or three rows (no tiles) and six (two overlapping
+    # tiles), with and without biases (the LSTM and RNN fold b_ih into b_hh), float64
+    from rnnkit.cells import fused
+
+    monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
+    for B in (1, 2, 3, 6):
+        rng = np.random.default_rng(zlib.crc32(f"{mode} {bias} {B}".encode()))
+        layer = CLASSES[mode](input_size=5, hidden_size=20, bias=bias, seed=2, dtype="float64")
+        x = rng.standard_normal((6, B, 5))
+        dy = rng.standard_normal((6, B, 20))
+        fast = _run(layer, x, None, None, dy, None)
+        with reference_loops():
+            ref = _run(layer, x, None, None, dy, None)
+        for a, b in zip(fast[:4], ref[:4], strict=True):
+            for pa, pb in zip(_flat(a), _flat(b), strict=True):
+                np.testing.assert_allclose(pa, pb, rtol=1e-12, atol=1e-12, err_msg=f"B={B}")
+        for key in ref[4]:
+            np.testing.assert_allclose(fast[4][key], ref[4][key], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_fused_backward_takes_any_memory_order(mode):
+    # sequence_backward called directly with a Fortran-ordered carry gradient: the fused loops
+    # write the product's rows as contiguous, so it must be copied to C order first
+    from rnnkit.cells import gru, lstm
+    from rnnkit.cells.sequence import Weights, sequence_backward, sequence_forward
+
+    cell = {"LSTM": lstm.LSTM, "GRU": gru.GRU}[mode]
+    rng = np.random.default_rng(5)
+    T, B, F, H = 4, 8, 3, 20
+    G = cell.gates
+
+    def weights():
+        return Weights(*(rng.standard_normal(s) for s in ((G * H, F), (G * H, H), G * H, G * H)))
+
+    w = weights()
+    x = rng.standard_normal((T, B, F))
+    carry = tuple(np.zeros((B, H)) for _ in range(cell.carry_size))
+    dy = rng.standard_normal((T, B, H))
+    dcarry = tuple(np.asfortranarray(rng.standard_normal((B, H))) for _ in carry)
+    results = []
+    for order in ("F", "C"):
+        _, _, cache = sequence_forward(cell, x, carry, w, keep_cache=True)
+        grads = Weights(*(np.zeros_like(a) for a in (w.W_ih, w.W_hh, w.b_ih, w.b_hh)))
+        d = dcarry if order == "F" else tuple(np.ascontiguousarray(a) for a in dcarry)
+        dx, dh0, _ = sequence_backward(cell, dy, d, cache, w, grads)
+        results.append((dx, *dh0, grads.W_hh))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tile_refuses_arrays_without_contiguous_rows():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from rnnkit.kernels import tile as KT
+
+    @njit
+    def call(a, P, out):
+        KT.tile4(a, 0, P, 0, out)
+
+    w = np.ones((16, 8), np.float32)
+    P, out = KT.pack(w), np.zeros((4, 16), np.float32)
+    call(np.ones((4, 8), np.float32), P, out)
+    np.testing.assert_array_equal(out, np.full((4, 16), 8.0, np.float32))
+    with pytest.raises(TypingError):
+        call(np.ones((4, 16), np.float32)[:, ::2], P, out)  # every other column
+    with pytest.raises(TypingError):
+        call(np.ones((4, 8), np.float32), P, np.zeros((16, 4), np.float32).T)  # columns

@@ -57,16 +57,7 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
     H = w.W_hh.shape[1]
     GH = cell.gates * H
     dt = x.dtype
-    b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, dt)
-    # the input projection for every step, one product; the LSTM and RNN add both biases to
-    # the same sums, so b_ih joins b_hh (a pass over the projection saved), the GRU's reset
-    # gate multiplies b_hh alone
-    xi = (x.reshape(T * B, F) @ w.W_ih.T).reshape(T, B, GH)
-    if w.b_ih is not None:
-        if cell.name == "GRU":
-            xi += w.b_ih
-        else:
-            b_hh = b_hh + w.b_ih
+    xi, b_hh = _project(cell, x, w)
     m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
     if B == 1 and not keep_cache and GH * H < SEQUENCE_MACS:
         return _forward_single(cell, carry, w, m[:, 0], xi[:, 0], b_hh)
@@ -89,6 +80,23 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
     return y, final, cache
 
 
+def _project(cell, x, w) -> tuple[np.ndarray, np.ndarray]:
+    """The input projection for every step, one product: ``xi`` (T, B, G*H), and the bias the
+    loop adds to the hidden projection. The LSTM and RNN add both biases to the same sums, so
+    ``b_ih`` joins ``b_hh`` there (a pass over the projection saved); the GRU's reset gate
+    multiplies ``b_hh`` alone, so its ``b_ih`` goes into ``xi``."""
+    T, B, F = x.shape
+    GH = w.W_hh.shape[0]
+    xi = (x.reshape(T * B, F) @ w.W_ih.T).reshape(T, B, GH)
+    b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, x.dtype)
+    if w.b_ih is not None:
+        if cell.name == "GRU":
+            xi += w.b_ih
+        else:
+            b_hh = b_hh + w.b_ih
+    return xi, b_hh
+
+
 def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) -> None:
     """One step's gate kernel for ``cell``, given ``xi`` and ``hh = h_prev W_hh^T`` (B, G*H):
     writes ``h`` (and the LSTM's ``c``), ``y`` and what the backward keeps (``acts``, ``extra``)."""
@@ -103,7 +111,7 @@ def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) ->
 def _forward_loops(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
     """The time loop, compiled (`kernels.loops`), one chunk of the batch's rows per core."""
     W_hh = np.ascontiguousarray(W_hh)  # (G*H, H): the product reads its rows
-    P = KT.pack(W_hh)  # and its panels (`kernels.tile`)
+    P = KT.pack(W_hh if xi.shape[1] >= KT.ROWS else W_hh[:0])  # its panels (`kernels.tile`)
     name = cell.name
 
     def run(rows: tuple[int, int]) -> None:
@@ -143,7 +151,7 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
 def _backward_loops(cell, W_hh, dhmat, dhpass, dy, dc, cache: FusedCache, dxi, dhh, dh_in):
     """The time loop backward, compiled (`kernels.loops`), one chunk of rows per core."""
     W_hhT = np.ascontiguousarray(W_hh.T)  # (H, G*H): the product reads its rows
-    P = KT.pack_columns(W_hh)  # and the panels of W_hh.T (`kernels.tile`)
+    P = KT.pack_columns(W_hh if dy.shape[1] >= KT.ROWS else W_hh[:, :0])  # W_hh.T's panels
     m, acts, extra, hs, cs = cache.m, cache.acts, cache.extra, cache.hs, cache.cs
     name = cell.name
 
@@ -172,10 +180,11 @@ def backward(cell, dy, dcarry: Carry, cache: FusedCache, w, grads):
     dy = np.ascontiguousarray(dy, dtype=dt)
     dxi = np.empty((T, B, cell.gates * H), dt)
     dhh = np.empty_like(dxi) if cell.separate_hidden_grad else dxi
-    dhmat = np.array(dcarry[0], dtype=dt)  # (B, H): what reaches h_t through the later step
+    # (B, H): what reaches h_t through the later step (C order: the product writes its rows)
+    dhmat = np.array(dcarry[0], dtype=dt, order="C")
     dhpass = np.zeros((B, H), dt)
     dh_in = np.empty((T, B, H), dt)
-    dc = np.array(dcarry[1], dtype=dt) if cell.name == "LSTM" else None
+    dc = np.array(dcarry[1], dtype=dt, order="C") if cell.name == "LSTM" else None
     _backward_loops(cell, w.W_hh, dhmat, dhpass, dy, dc, cache, dxi, dhh, dh_in)
     dhmat += dhpass
     sq = np.empty(T * B, np.float64)

@@ -9,8 +9,10 @@ kernels are tested against).
 
 Conventions shared by all kernels, for ``B`` sequences and hidden size ``H``:
 
-* ``xi`` (B, G*H): the input projection ``x_t W_ih^T + b_ih``; ``hh`` (B, G*H): ``h_prev W_hh^T``
-  without its bias, which comes separately as ``b_hh`` (G*H,) (zeros for ``bias=False``).
+* ``xi`` (B, G*H): the input projection ``x_t W_ih^T`` (plus ``b_ih``, or with ``b_ih`` folded
+  into ``b_hh`` where the cell adds the two to the same sums: `rnnkit.cells.fused`); ``hh``
+  (B, G*H): ``h_prev W_hh^T`` without its bias, which comes separately as ``b_hh`` (G*H,)
+  (zeros for ``bias=False``).
 * ``m`` (B,): 1 while a sequence runs, 0 past its end; there the carry passes through, the
   output is 0 and so is every gradient of the step.
 * Backward, the gradient reaching ``h_t`` is ``dhmat + dhpass + dy_t``: the product ``da W_hh``

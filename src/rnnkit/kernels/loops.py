@@ -29,7 +29,7 @@ from .cells import (
     rnn_backward,
     rnn_forward,
 )
-from .tile import ROWS, tile4
+from .tile import ROWS, VECTOR_BYTES, tile4
 
 # reassoc (and nsz) let the sums of `_dot` be vectorized; NaN and inf still propagate
 FAST = {"contract", "reassoc", "nsz"}
@@ -47,6 +47,9 @@ def _dot(a, w, P, out):
     one before and writes the same numbers again); the last ``N % W`` columns of those rows come
     from `_dot_block`. One row: `_dot_row`; two or three: `_dot_pairs`."""
     B, N = a.shape[0], w.shape[0]
+    width = 2 * VECTOR_BYTES // a.itemsize
+    if P.shape[1] != a.shape[1] or P.shape[2] != width or P.shape[0] > N // width:
+        raise ValueError("_dot: the packed weight does not match (tile.pack of w expected)")
     if B == 1:
         _dot_row(a[0], w, out[0])
         return

@@ -77,6 +77,8 @@ def tile4(typingctx, a, i, P, p, out):
         and a.ndim == 2
         and P.ndim == 3
         and out.ndim == 2
+        and a.layout == P.layout == out.layout == "C"  # rows read and written as contiguous
+        and out.mutable
     ):
         return None
     sig = types.void(a, i, P, p, out)

@@ -41,3 +41,12 @@ class CellSpec:
 def sigmoid(a: np.ndarray) -> np.ndarray:
     """Logistic function, stable for large |a| (no overflow warning)."""
     return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def input_projection(x: np.ndarray, W_ih: np.ndarray, b_ih: np.ndarray | None) -> np.ndarray:
+    """``x W_ih^T (+ b_ih)`` for every step at once, one product: ``(T, B, F) -> (T, B, G*H)``."""
+    T, B, F = x.shape
+    xi = x.reshape(T * B, F) @ W_ih.T
+    if b_ih is not None:
+        xi += b_ih
+    return xi.reshape(T, B, -1)

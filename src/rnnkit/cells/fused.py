@@ -20,7 +20,7 @@ from ..kernels import loops as KL
 from ..kernels import step as KS
 from ..kernels import tile as KT
 from ..threads import in_parallel, row_chunks
-from .base import Carry, CellSpec
+from .base import Carry, CellSpec, input_projection
 
 # a single sequence's inference (B=1, no tape) runs the streaming step's matrix-vector product
 # and gates in one compiled loop (`kernels.step.sequence`) while the recurrent matrix has fewer
@@ -53,7 +53,7 @@ def supports(cell: CellSpec, x: np.ndarray, W_hh: object) -> bool:
 
 def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
     """Fused `sequence_forward`."""
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w.W_hh.shape[1]
     GH = cell.gates * H
     dt = x.dtype
@@ -85,15 +85,11 @@ def _project(cell, x, w) -> tuple[np.ndarray, np.ndarray]:
     loop adds to the hidden projection. The LSTM and RNN add both biases to the same sums, so
     ``b_ih`` joins ``b_hh`` there (a pass over the projection saved); the GRU's reset gate
     multiplies ``b_hh`` alone, so its ``b_ih`` goes into ``xi``."""
-    T, B, F = x.shape
-    GH = w.W_hh.shape[0]
-    xi = (x.reshape(T * B, F) @ w.W_ih.T).reshape(T, B, GH)
-    b_hh = w.b_hh if w.b_hh is not None else np.zeros(GH, x.dtype)
-    if w.b_ih is not None:
-        if cell.name == "GRU":
-            xi += w.b_ih
-        else:
-            b_hh = b_hh + w.b_ih
+    gru = cell.name == "GRU"
+    xi = input_projection(x, w.W_ih, w.b_ih if gru else None)
+    b_hh = w.b_hh if w.b_hh is not None else np.zeros(w.W_hh.shape[0], x.dtype)
+    if w.b_ih is not None and not gru:
+        b_hh = b_hh + w.b_ih
     return xi, b_hh
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import fused
-from .base import Carry, CellSpec
+from .base import Carry, CellSpec, input_projection
 
 _FUSED = os.environ.get("RNNKIT_KERNELS", "fused") != "reference"
 
@@ -56,15 +56,6 @@ class SequenceCache:
     mask: np.ndarray | None
 
 
-def input_projection(x: np.ndarray, w: Weights) -> np.ndarray:
-    """``x W_ih^T + b_ih`` for every step at once: ``(T, B, F) -> (T, B, G*H)``."""
-    T, B, F = x.shape
-    xi = x.reshape(T * B, F) @ w.W_ih.T
-    if w.b_ih is not None:
-        xi += w.b_ih
-    return xi.reshape(T, B, -1)
-
-
 def sequence_forward(
     cell: CellSpec,
     x: np.ndarray,
@@ -78,7 +69,7 @@ def sequence_forward(
     H = w.W_hh.shape[1]
     if _FUSED and fused.supports(cell, x, w.W_hh):
         return fused.forward(cell, x, carry, w, mask, keep_cache)
-    xi = input_projection(x, w)  # (T, B, G*H)
+    xi = input_projection(x, w.W_ih, w.b_ih)  # (T, B, G*H)
     y = np.empty((T, B, H), dtype=x.dtype)
     h_prev = np.empty((T, B, H), dtype=x.dtype) if keep_cache else None
     steps: list[tuple] = []

@@ -29,6 +29,7 @@ from .cells import (
     rnn_backward,
     rnn_forward,
 )
+from .step import matvec_rows
 from .tile import ROWS, VECTOR_BYTES, tile4
 
 # reassoc (and nsz) let the sums of `_dot` be vectorized; NaN and inf still propagate
@@ -45,13 +46,13 @@ def _dot(a, w, P, out):
     ``tile.pack(w)``. Blocks of four rows by whole panels are `tile4` tiles, each panel used for
     every block of rows while it is in L1 (when 4 does not divide B, the last block overlaps the
     one before and writes the same numbers again); the last ``N % W`` columns of those rows come
-    from `_dot_block`. One row: `_dot_row`; two or three: `_dot_pairs`."""
+    from `_dot_block`. One row: `step.matvec_rows`; two or three: `_dot_pairs`."""
     B, N = a.shape[0], w.shape[0]
     width = 2 * VECTOR_BYTES // a.itemsize
     if P.shape[1] != a.shape[1] or P.shape[2] != width or P.shape[0] > N // width:
         raise ValueError("_dot: the packed weight does not match (tile.pack of w expected)")
-    if B == 1:
-        _dot_row(a[0], w, out[0])
+    if B == 1:  # four rows of w at a time, as the streaming step's product
+        matvec_rows(w, None, a[0], None, out[0], 0, N)
         return
     if B < ROWS:
         _dot_pairs(a, w, out)
@@ -111,31 +112,6 @@ def _dot_pairs(a, w, out):
                 s0 += x[k] * w0[k]
                 s1 += x[k] * w1[k]
             out[b, n], out[b, m] = s0, s1
-
-
-@njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
-def _dot_row(x, w, out):
-    """``out = w @ x`` for one row: four rows of ``w`` at a time, each load of ``x`` serving
-    four sums (as the streaming step's `step.matvec_rows`)."""
-    N, K = w.shape
-    n = 0
-    while n + 4 <= N:
-        w0, w1, w2, w3 = w[n], w[n + 1], w[n + 2], w[n + 3]
-        s0 = s1 = s2 = s3 = ZERO
-        for k in range(K):
-            xk = x[k]
-            s0 += w0[k] * xk
-            s1 += w1[k] * xk
-            s2 += w2[k] * xk
-            s3 += w3[k] * xk
-        out[n], out[n + 1], out[n + 2], out[n + 3] = s0, s1, s2, s3
-        n += 4
-    while n < N:
-        s0 = ZERO
-        for k in range(K):
-            s0 += w[n, k] * x[k]
-        out[n] = s0
-        n += 1
 
 
 # -- forward: the buffers of `fused.forward`; keep=False reuses two rows of hs (and cs) and one

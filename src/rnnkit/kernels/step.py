@@ -50,12 +50,24 @@ def _scaled(W, acc, s, n):
     return lambda W, acc, s, n: acc
 
 
+def plus_bias(acc, bias, n):  # the Python body is never used: see the overload below
+    return acc
+
+
+@overload(plus_bias, inline="always")
+def _plus_bias(acc, bias, n):
+    """``acc + bias[n]``, or ``acc`` when there is no bias (None)."""
+    if isinstance(bias, types.NoneType):
+        return lambda acc, bias, n: acc
+    return lambda acc, bias, n: acc + bias[n]
+
+
 @njit(inline="always", error_model="numpy")
 def matvec_rows(W, s, x, bias, out, n0, n1):
     """``out[n] = W[n] . x + bias[n]`` for rows ``n0 <= n < n1`` of float or int8 weights
-    (int8: times the row's scale), four rows at a time so that each load of ``x`` serves four
-    rows (against one row at a time: float32 1.3x at hidden 64, about even at 128-256, 1.2-1.6x
-    at 512; int8 1.15-1.55x; `benchmarks/micro.py matvec`)."""
+    (int8: times the row's scale; ``bias`` None: none), four rows at a time so that each load
+    of ``x`` serves four rows (against one row at a time: float32 1.3x at hidden 64, about even
+    at 128-256, 1.2-1.6x at 512; int8 1.15-1.55x; `benchmarks/micro.py matvec`)."""
     K = W.shape[1]
     n = n0
     while n + 4 <= n1:
@@ -67,16 +79,16 @@ def matvec_rows(W, s, x, bias, out, n0, n1):
             s1 += widen(w1[k]) * xk
             s2 += widen(w2[k]) * xk
             s3 += widen(w3[k]) * xk
-        out[n] = scaled(W, s0, s, n) + bias[n]
-        out[n + 1] = scaled(W, s1, s, n + 1) + bias[n + 1]
-        out[n + 2] = scaled(W, s2, s, n + 2) + bias[n + 2]
-        out[n + 3] = scaled(W, s3, s, n + 3) + bias[n + 3]
+        out[n] = plus_bias(scaled(W, s0, s, n), bias, n)
+        out[n + 1] = plus_bias(scaled(W, s1, s, n + 1), bias, n + 1)
+        out[n + 2] = plus_bias(scaled(W, s2, s, n + 2), bias, n + 2)
+        out[n + 3] = plus_bias(scaled(W, s3, s, n + 3), bias, n + 3)
         n += 4
     while n < n1:
         acc = ZERO
         for k in range(K):
             acc += widen(W[n, k]) * x[k]
-        out[n] = scaled(W, acc, s, n) + bias[n]
+        out[n] = plus_bias(scaled(W, acc, s, n), bias, n)
         n += 1
 
 

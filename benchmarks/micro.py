@@ -2,6 +2,7 @@
 
     python benchmarks/micro.py calls        # what a streaming step costs outside the arithmetic
     python benchmarks/micro.py matvec       # the step's product: four rows at a time vs one
+    python benchmarks/micro.py int8         # the int8 step's product: integers vs widening
     python benchmarks/micro.py tile         # the time loops' product: packed tiles vs row dots
     python benchmarks/micro.py products     # the time loop's pieces on one core: product, gates
     python benchmarks/micro.py train-parts  # where an LSTM training step goes (hidden 256, B=32)
@@ -101,11 +102,59 @@ def _steps_one_row(W1, W2, s, x, b, out, T):
 
 
 @njit(fastmath=KS.FAST, error_model="numpy")
-def _steps_four_rows(W1, W2, s, x, b, out, T):
+def _steps_four_rows(W1, W2, s, x, b, out, T):  # int8: widened, as before `kernels.int8`
+    for _ in range(T):
+        KS.matvec_rows(W1, s, x, b, out, 0, W1.shape[0])
+        KS.matvec_rows(W2, s, x, b, out, 0, W2.shape[0])
+        x[0] = out[0] * np.float32(1e-3)
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _steps_integer(W1, W2, s, x, b, out, T):  # int8 in integers: `kernels.int8`
     for _ in range(T):
         KS.matvec(W1, s, x, b, out)
         KS.matvec(W2, s, x, b, out)
         x[0] = out[0] * np.float32(1e-3)
+
+
+def int8() -> None:
+    """Both products of an LSTM step from int8 weights (two (4H, H), one core): each weight
+    widened to float32 (`kernels.step.matvec_rows`) against the integer product with the input
+    in int16 (`kernels.int8`, what `Stream.step` runs), 5 alternating rounds; and the largest
+    output difference from the exact product of the int8 weights, relative to its largest
+    output."""
+    rng = np.random.default_rng(0)
+    for H in (64, 128, 256, 512):
+        N, T = 4 * H, max(20, 400_000 // (4 * H * H))
+        Q1, Q2 = (rng.integers(-127, 128, (N, H)).astype(np.int8) for _ in range(2))
+        s = (rng.random(N) / 127).astype(np.float32)
+        x = rng.standard_normal(H).astype(np.float32)
+        b, out = np.zeros(N, np.float32), np.empty(N, np.float32)
+        got: dict[str, list[float]] = {}
+        for _ in range(5):
+            for name, fn in (("widened", _steps_four_rows), ("integer", _steps_integer)):
+                fn(Q1, Q2, s, x, b, out, 1)
+                t0 = time.perf_counter()
+                fn(Q1, Q2, s, x, b, out, T)
+                got.setdefault(name, []).append((time.perf_counter() - t0) / T)
+        exact = (Q1.astype(np.float64) * s[:, None]) @ x.astype(np.float64)
+        errors = {}
+        for name, once in (("widened", _widened_once), ("integer", _integer_once)):
+            once(Q1, s, x, b, out)
+            errors[name] = np.abs(out - exact).max() / np.abs(exact).max()
+        med = {k: statistics.median(v) * 1e6 for k, v in got.items()}
+        line = "  ".join(f"{k} {v:6.2f} us (error {errors[k]:.1e})" for k, v in med.items())
+        print(f"hidden {H}: {line}   speed-up {med['widened'] / med['integer']:.2f}x")
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _integer_once(W, s, x, b, out):
+    KS.matvec(W, s, x, b, out)
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _widened_once(W, s, x, b, out):
+    KS.matvec_rows(W, s, x, b, out, 0, W.shape[0])
 
 
 def matvec() -> None:
@@ -275,6 +324,7 @@ def main() -> int:
     jobs = {
         "calls": calls,
         "matvec": matvec,
+        "int8": int8,
         "tile": tile,
         "products": products,
         "train-parts": train_parts,

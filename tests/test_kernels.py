@@ -229,3 +229,57 @@ def test_tile_refuses_arrays_without_contiguous_rows():
         call(np.ones((4, 16), np.float32)[:, ::2], P, out)  # every other column
     with pytest.raises(TypingError):
         call(np.ones((4, 8), np.float32), P, np.zeros((16, 4), np.float32).T)  # columns
+
+
+def test_int8_rows_are_exact_integer_sums():
+    from numba import njit
+
+    from rnnkit.kernels import int8
+
+    @njit
+    def run(q, s, x, out, n0, n1):
+        xq = np.empty(x.shape[0], np.int16)
+        xs = int8.quantize_input(x, xq)
+        int8.rows(q, s, xq, xs, out, n0, n1)
+        return xq, xs
+
+    rng = np.random.default_rng(4)
+    for N, K in ((1, 5), (3, 16), (4, 17), (9, 33), (13, 48), (8, 516), (8, 600)):
+        q = rng.integers(-127, 128, (N, K)).astype(np.int8)
+        q[0, :] = 127  # the largest sums
+        s = rng.random(N).astype(np.float32)
+        x = rng.standard_normal(K).astype(np.float32)
+        x[:] = np.abs(x)  # all one sign: the sums as large as they get
+        out = np.full(N, np.nan, np.float32)
+        xq, xs = run(q, s, x, out, 0, N)
+        qmax = min(32767, (2**31 - 1) // (127 * K))
+        assert np.abs(xq).max() == qmax and xs == np.abs(x).max() / qmax
+        np.testing.assert_array_equal(xq, np.rint(x.astype(np.float64) * (qmax / np.abs(x).max())))
+        sums = q.astype(np.int64) @ xq.astype(np.int64)  # exact, and within int32
+        assert np.abs(sums).max() <= 2**31 - 1
+        np.testing.assert_allclose(out, sums * (s.astype(np.float64) * xs), rtol=1e-6)
+        part = np.full(N, -5.0, np.float32)
+        run(q, s, x, part, 1, N)  # rows [1, N): row 0 untouched
+        assert part[0] == -5.0 and np.array_equal(part[1:], out[1:])
+    zero = np.zeros(8, np.float32)
+    out = np.full(4, np.nan, np.float32)
+    assert run(np.ones((4, 8), np.int8), np.ones(4, np.float32), zero, out, 0, 4)[1] == 0
+    np.testing.assert_array_equal(out, 0)
+
+
+def test_int8_dot_refuses_other_types():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from rnnkit.kernels import int8
+
+    @njit
+    def call(q, xq):
+        return int8.dot4(q, 0, xq, 1)
+
+    q, xq = np.ones((4, 16), np.int8), np.ones(16, np.int16)
+    assert call(q, xq) == (16, 16, 16, 16)
+    with pytest.raises(TypingError):
+        call(q, xq.astype(np.int32))
+    with pytest.raises(TypingError):
+        call(np.ones((4, 32), np.int8)[:, ::2], xq)  # rows not contiguous

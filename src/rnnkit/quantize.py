@@ -64,15 +64,40 @@ class QuantizedMatrix:
         from .kernels.quant import matmul_t_bf16, matmul_t_int8
 
         lead = x.shape[:-1]
-        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, self.shape[1])
+        # int8 quantises a float64 input from float64, as the streaming step of a float64 model
+        wide = self.kind == "int8" and np.asarray(x).dtype == np.float64
+        dtype = np.float64 if wide else np.float32
+        x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, self.shape[1])
         if x2.shape[0] > SMALL_BATCH:
+            if self.kind == "int8":  # the same numbers as the kernel, to round-off
+                x2 = on_int16_grid(x2)
             return (x2 @ self.dequantize().T).reshape(*lead, self.shape[0])
-        out = np.empty((x2.shape[0], self.shape[0]), dtype=np.float32)
+        out = np.empty((x2.shape[0], self.shape[0]), dtype=dtype)
         if self.kind == "int8":
             matmul_t_int8(x2, self.q, self.scale, out)
         else:
             matmul_t_bf16(x2, self.q, out)
         return out.reshape(*lead, self.shape[0])
+
+
+def on_int16_grid(x: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` (B, K) rounded as the int8 kernel quantises its input
+    (`rnnkit.kernels.int8.quantize_input`), back in float: ``rint(x / xs) * xs``. Rows with
+    NaN or infinity, and rows too long for int16 inputs, stay as they are (the kernel widens
+    the weights for them)."""
+    from .kernels.int8 import INT32_MAX, WEIGHT_MAX
+
+    K = x.shape[1]
+    qmax = min(32767, INT32_MAX // (WEIGHT_MAX * max(K, 1)))
+    if qmax < 4095:
+        return x
+    wide = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        peak = np.abs(wide).max(axis=1, keepdims=True)
+    ok = np.isfinite(peak) & (peak > 0)
+    peak = np.where(ok, peak, 1.0)
+    grid = np.rint(np.where(ok, wide, 0.0) * (qmax / peak)) * (peak / qmax)  # as the kernel
+    return np.where(ok, grid, x).astype(x.dtype)
 
 
 class _Transposed:

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from . import int8
 from .cells import HALF, ONE, ZERO, fast_tanh
 
 
@@ -92,6 +93,49 @@ def matvec_rows(W, s, x, bias, out, n0, n1):
         n += 1
 
 
+def prepare(W, x):  # the Python body is never used: see the overload below
+    raise NotImplementedError
+
+
+@overload(prepare, inline="always")
+def _prepare(W, x):
+    """What `rows_of` reads for input ``x``: for int8 weights ``x`` quantised to int16 and its
+    scale (`kernels.int8.quantize_input`; scale -1: widen instead), once per vector, shared by
+    every row; for float weights nothing."""
+    if W.dtype == types.int8:
+
+        def impl_int8(W, x):
+            xq = np.empty(x.shape[0], np.int16)
+            return xq, int8.quantize_input(x, xq)
+
+        return impl_int8
+    return lambda W, x: None
+
+
+def rows_of(W, s, x, xp, bias, out, n0, n1):  # the Python body is never used: see below
+    raise NotImplementedError
+
+
+@overload(rows_of, inline="always")
+def _rows_of(W, s, x, xp, bias, out, n0, n1):
+    """``out[n] = W[n] . x + bias[n]`` for rows ``n0 <= n < n1``: int8 weights in integers
+    (`kernels.int8`, given ``xp = prepare(W, x)``) unless the input could not be quantised,
+    float weights by `matvec_rows`."""
+    if W.dtype == types.int8:
+
+        def impl_int8(W, s, x, xp, bias, out, n0, n1):
+            xq, xs = xp
+            if xs < 0:  # NaN or infinity in x, or rows too long: widen the weights
+                matvec_rows(W, s, x, bias, out, n0, n1)
+            else:
+                int8.rows(W, s, xq, xs, out, n0, n1)
+                for n in range(n0, n1):
+                    out[n] = plus_bias(out[n], bias, n)
+
+        return impl_int8
+    return lambda W, s, x, xp, bias, out, n0, n1: matvec_rows(W, s, x, bias, out, n0, n1)
+
+
 def matvec(W, s, x, bias, out):  # the Python body is never used: see the overload below
     raise NotImplementedError
 
@@ -113,7 +157,7 @@ def _matvec(W, s, x, bias, out):
                 out[n] = acc + bias[n]
 
         return impl_bf16
-    return lambda W, s, x, bias, out: matvec_rows(W, s, x, bias, out, 0, W.shape[0])
+    return lambda W, s, x, bias, out: rows_of(W, s, x, prepare(W, x), bias, out, 0, W.shape[0])
 
 
 # fast math without assuming finite values: the NaN check below must survive
@@ -227,14 +271,15 @@ def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
         return False
     inp = _layer_input(x, new, k)
     hk = h[k, 0]
+    p_ih, p_hh = prepare(W_ih, inp), prepare(W_hh, hk)
     N = W_ih.shape[0]
-    blocks = (N + 3) // 4  # of four rows, per product
+    blocks = (N + 15) // 16  # of sixteen rows, per product
     for j in prange(2 * blocks):
         if j < blocks:
-            matvec_rows(W_ih, s_ih, inp, b_ih, xw[0], 4 * j, min(4 * j + 4, N))
+            rows_of(W_ih, s_ih, inp, p_ih, b_ih, xw[0], 16 * j, min(16 * j + 16, N))
         else:
             i = j - blocks
-            matvec_rows(W_hh, s_hh, hk, b_hh, xw[1], 4 * i, min(4 * i + 4, N))
+            rows_of(W_hh, s_hh, hk, p_hh, b_hh, xw[1], 16 * i, min(16 * i + 16, N))
     return True
 
 

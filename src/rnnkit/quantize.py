@@ -7,8 +7,11 @@ Every matrix of the recurrent layers and linear heads is stored compactly (embed
 stay float32); biases stay float32. int8 keeps ``W ~= q * s`` with ``s = max|row| / 127``, a
 quarter of the float32 bytes; bfloat16 keeps the top 16 bits of each float32 (rounded to
 nearest even), half the bytes. The products run from the compact form (`kernels.quant`) for
-small batches and from a dequantized temporary for large ones. A quantized model is for
-inference: it has no gradients and is not saved (save the float model and quantize on load).
+small batches and from a dequantized temporary for large ones. An int8 product rounds its input
+to int16 (``max|x| / 32767`` steps) and sums in integers (`kernels.int8`); large batches round
+their input the same way before BLAS, so every path computes the same function. A quantized
+model is for inference: it has no gradients and is not saved (save the float model and quantize
+on load).
 """
 
 from __future__ import annotations

@@ -261,6 +261,18 @@ def test_int8_rows_are_exact_integer_sums():
         part = np.full(N, -5.0, np.float32)
         run(q, s, x, part, 1, N)  # rows [1, N): row 0 untouched
         assert part[0] == -5.0 and np.array_equal(part[1:], out[1:])
+    for K in (515, 516, 600, 4129, 4130):  # the worst case: every product is 127 * qmax
+        q = np.full((4, K), 127, np.int8)
+        q[1] = -127
+        out = np.empty(4, np.float32)
+        xs = run(q, np.ones(4, np.float32), np.ones(K, np.float32), out, 0, 4)[1]
+        qmax = min(32767, (2**31 - 1) // (127 * K))
+        if K > 4129:  # too long for 12 bits of input: callers take the float path
+            assert xs == -1
+            continue
+        if K > 516:  # the range is cut just enough: a sum within 1 % of the int32 limit
+            assert 0.99 * (2**31 - 1) < 127 * qmax * K <= 2**31 - 1
+        np.testing.assert_allclose(out, [127 * K, -127 * K, 127 * K, 127 * K], rtol=1e-6)
     zero = np.zeros(8, np.float32)
     out = np.full(4, np.nan, np.float32)
     assert run(np.ones((4, 8), np.int8), np.ones(4, np.float32), zero, out, 0, 4)[1] == 0

@@ -54,6 +54,15 @@ def test_int8_products_run_in_integers_and_keep_nan_and_long_rows_in_float():
     x[0, 4] = np.inf
     out = x @ QuantizedMatrix(np.ones((3, 33)), "int8").T
     assert np.all(out == np.inf)  # carried in float, as the float model would
+    w = rng.standard_normal((5, 33))
+    for batch in (1, SMALL_BATCH + 1):  # the kernel and the grid before BLAS
+        tiny = np.full((batch, 33), 1e-306)  # finite, but 1 / (its int16 step) overflows
+        got = tiny @ QuantizedMatrix(w, "int8").T
+        np.testing.assert_allclose(got, tiny @ QuantizedMatrix(w, "int8").dequantize().T)
+    fortran = np.asfortranarray(w.astype(np.float32))  # any memory order of the weights
+    ones = np.ones((1, 33), np.float32)
+    want = ones @ QuantizedMatrix(np.ascontiguousarray(fortran), "int8").T
+    np.testing.assert_array_equal(ones @ QuantizedMatrix(fortran, "int8").T, want)
 
 
 @pytest.mark.parametrize("kind", ["int8", "bfloat16"])
@@ -67,12 +76,13 @@ def test_quantized_stacks_stay_within_the_stated_tolerance(kind, cls):
     yq, _ = small(x)
     err = np.abs(yq - y).max()
     assert 0 < err < TOL[kind]  # it did change, and not by much
-    stream = rnnkit.Stream(small)
-    steps = np.stack([stream.step(x[t]) for t in range(50)])
     # int8 rounds each product's input to int16 (steps of max|x| / 32767): where float
     # round-off differs between two paths, a number can land on the next step of that grid
     atol = 1e-4 if kind == "int8" else 1e-6
-    np.testing.assert_allclose(steps, yq, rtol=1e-5, atol=atol)
+    for b in range(2):  # one stream each: the fused step against the sequence
+        stream = rnnkit.Stream(small)
+        steps = np.stack([stream.step(x[t, b]) for t in range(50)])
+        np.testing.assert_allclose(steps, yq[:, b], rtol=1e-5, atol=atol)
     assert np.array_equal(layer(x)[0], y)  # the float model is untouched
 
 

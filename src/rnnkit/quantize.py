@@ -8,7 +8,8 @@ stay float32); biases stay float32. int8 keeps ``W ~= q * s`` with ``s = max|row
 quarter of the float32 bytes; bfloat16 keeps the top 16 bits of each float32 (rounded to
 nearest even), half the bytes. The products run from the compact form (`kernels.quant`) for
 small batches and from a dequantized temporary for large ones. An int8 product rounds its input
-to int16 (``max|x| / 32767`` steps) and sums in integers (`kernels.int8`); large batches round
+to int16 (steps of ``max|x| / 32767``; coarser for rows of over 516 numbers, so that no int32
+sum overflows) and sums in integers (`kernels.int8`); large batches round
 their input the same way before BLAS, so every path computes the same function. A quantized
 model is for inference: it has no gradients and is not saved (save the float model and quantize
 on load).
@@ -41,7 +42,8 @@ class QuantizedMatrix:
         if kind == "int8":
             peak = np.abs(w).max(axis=1)
             self.scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)  # (N,)
-            self.q = np.clip(np.rint(w / self.scale[:, None]), -127, 127).astype(np.int8)
+            q = np.clip(np.rint(w / self.scale[:, None]), -127, 127).astype(np.int8)
+            self.q = np.ascontiguousarray(q)  # the kernels read rows as contiguous
         elif kind == "bfloat16":
             bits = w.view(np.uint32).astype(np.uint64)
             rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16  # round to nearest even
@@ -74,7 +76,8 @@ class QuantizedMatrix:
         if x2.shape[0] > SMALL_BATCH:
             if self.kind == "int8":  # the same numbers as the kernel, to round-off
                 x2 = on_int16_grid(x2)
-            return (x2 @ self.dequantize().T).reshape(*lead, self.shape[0])
+            w = self.dequantize() if not wide else self.q * self.scale[:, None].astype(dtype)
+            return (x2 @ w.T).reshape(*lead, self.shape[0])
         out = np.empty((x2.shape[0], self.shape[0]), dtype=dtype)
         if self.kind == "int8":
             matmul_t_int8(x2, self.q, self.scale, out)
@@ -86,8 +89,8 @@ class QuantizedMatrix:
 def on_int16_grid(x: np.ndarray) -> np.ndarray:
     """Each row of ``x`` (B, K) rounded as the int8 kernel quantises its input
     (`rnnkit.kernels.int8.quantize_input`), back in float: ``rint(x / xs) * xs``. Rows with
-    NaN or infinity, and rows too long for int16 inputs, stay as they are (the kernel widens
-    the weights for them)."""
+    NaN or infinity or a largest number so small that ``1 / xs`` overflows, and rows too long
+    for int16 inputs, stay as they are (the kernel widens the weights for them)."""
     from .kernels.int8 import INT32_MAX, WEIGHT_MAX
 
     K = x.shape[1]
@@ -97,7 +100,8 @@ def on_int16_grid(x: np.ndarray) -> np.ndarray:
     wide = x.astype(np.float64)
     with np.errstate(invalid="ignore"):
         peak = np.abs(wide).max(axis=1, keepdims=True)
-    ok = np.isfinite(peak) & (peak > 0)
+    with np.errstate(divide="ignore", over="ignore"):
+        ok = np.isfinite(peak) & (peak > 0) & np.isfinite(qmax / peak)  # as the kernel
     peak = np.where(ok, peak, 1.0)
     grid = np.rint(np.where(ok, wide, 0.0) * (qmax / peak)) * (peak / qmax)  # as the kernel
     return np.where(ok, grid, x).astype(x.dtype)

@@ -113,8 +113,9 @@ def dot4(typingctx, q, n, xq, blocks):
 @njit(inline="always", error_model="numpy")
 def quantize_input(x, xq):
     """``xq = rint(x / xs)`` (int16) and return ``xs`` (float64): 0 for an all-zero ``x``; -1
-    (``xq`` unused) when ``x`` holds NaN or infinity, which integers cannot carry, or when its
-    rows are too long for 12 bits of input (over 4129 numbers): then callers widen instead."""
+    (``xq`` unused) when ``x`` holds NaN or infinity, which integers cannot carry, when its
+    largest number is so small (float64, under about 1e-304) that ``1 / xs`` overflows, or when
+    the rows are too long for 12 bits of input (over 4129 numbers): then callers widen."""
     K = x.shape[0]
     peak = 0.0
     bad = 0.0
@@ -129,6 +130,8 @@ def quantize_input(x, xq):
         xq[:] = 0
         return 0.0
     inv = qmax / peak
+    if not inv < np.inf:  # a peak under about 1e-304 (float64): the scale overflows
+        return -1.0
     for k in range(K):
         xq[k] = np.int16(np.rint(x[k] * inv))
     return peak / qmax

@@ -67,3 +67,4 @@ bench-parallel: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache
+	find src -name '*.nbi' -delete -o -name '*.nbc' -delete  # numba's compiled-kernel cache

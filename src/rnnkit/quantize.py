@@ -55,9 +55,9 @@ class QuantizedMatrix:
     def nbytes(self) -> int:
         return int(self.q.nbytes + (self.scale.nbytes if self.kind == "int8" else 0))
 
-    def dequantize(self) -> np.ndarray:
+    def dequantize(self, dtype: Any = np.float32) -> np.ndarray:
         if self.kind == "int8":
-            return self.q.astype(np.float32) * self.scale[:, None]
+            return self.q.astype(dtype) * self.scale[:, None].astype(dtype)
         return (self.q.astype(np.uint32) << 16).view(np.float32)
 
     @property
@@ -76,8 +76,7 @@ class QuantizedMatrix:
         if x2.shape[0] > SMALL_BATCH:
             if self.kind == "int8":  # the same numbers as the kernel, to round-off
                 x2 = on_int16_grid(x2)
-            w = self.dequantize() if not wide else self.q * self.scale[:, None].astype(dtype)
-            return (x2 @ w.T).reshape(*lead, self.shape[0])
+            return (x2 @ self.dequantize(dtype).T).reshape(*lead, self.shape[0])
         out = np.empty((x2.shape[0], self.shape[0]), dtype=dtype)
         if self.kind == "int8":
             matmul_t_int8(x2, self.q, self.scale, out)
@@ -91,11 +90,10 @@ def on_int16_grid(x: np.ndarray) -> np.ndarray:
     (`rnnkit.kernels.int8.quantize_input`), back in float: ``rint(x / xs) * xs``. Rows with
     NaN or infinity or a largest number so small that ``1 / xs`` overflows, and rows too long
     for int16 inputs, stay as they are (the kernel widens the weights for them)."""
-    from .kernels.int8 import INT32_MAX, WEIGHT_MAX
+    from .kernels.int8 import input_range
 
-    K = x.shape[1]
-    qmax = min(32767, INT32_MAX // (WEIGHT_MAX * max(K, 1)))
-    if qmax < 4095:
+    qmax = input_range(x.shape[1])
+    if qmax == 0:
         return x
     wide = x.astype(np.float64)
     with np.errstate(invalid="ignore"):

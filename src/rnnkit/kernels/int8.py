@@ -111,20 +111,31 @@ def dot4(typingctx, q, n, xq, blocks):
 
 
 @njit(inline="always", error_model="numpy")
+def input_range(K):
+    """The largest ``|xq|`` for rows of ``K`` numbers: 32767, less from 517 numbers on so that
+    no int32 sum can overflow, and 0 (no int16 input: widen instead) once that would leave
+    fewer than 12 bits (over 4129 numbers)."""
+    qmax = min(32767, INT32_MAX // (WEIGHT_MAX * max(K, 1)))
+    return qmax if qmax >= 4095 else 0
+
+
+@njit(inline="always", error_model="numpy")
 def quantize_input(x, xq):
     """``xq = rint(x / xs)`` (int16) and return ``xs`` (float64): 0 for an all-zero ``x``; -1
     (``xq`` unused) when ``x`` holds NaN or infinity, which integers cannot carry, when its
     largest number is so small (float64, under about 1e-304) that ``1 / xs`` overflows, or when
     the rows are too long for 12 bits of input (over 4129 numbers): then callers widen."""
     K = x.shape[0]
+    qmax = input_range(K)
+    if qmax == 0:
+        return -1.0
     peak = 0.0
     bad = 0.0
     for k in range(K):
         v = np.float64(x[k])
         peak = max(peak, abs(v))
         bad += v * 0.0  # NaN once any v is NaN or infinite
-    qmax = min(32767, INT32_MAX // (WEIGHT_MAX * max(K, 1)))
-    if bad != 0.0 or qmax < 4095:
+    if bad != 0.0:
         return -1.0
     if peak == 0.0:
         xq[:] = 0

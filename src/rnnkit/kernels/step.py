@@ -165,7 +165,7 @@ def _matvec(W, s, x, bias, out):
 
 # numba's pedantic check on its own IR flags the variables of `prepare` and `rows_of` once they
 # are inlined into the parallel loop of `products` (compiled code and results are right; moving
-# them out of line costs the split step 1.1-1.15x). Only those variables' warnings are ignored.
+# them out of line costs the split step 1.08-1.15x). Only those variables' warnings are ignored.
 warnings.filterwarnings(
     "ignore",
     message=r"variable '_(prepare|rows_of)__locals__",

@@ -12,9 +12,9 @@ The weight kind is chosen when the kernel is compiled, from the weight array's d
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
 to float32 as they are read; float arrays are used as they are (``s`` is ignored).
 
-Large layers (see `rnnkit.layers.stepper.PARALLEL_MACS`) with float or int8 weights take two
-calls instead: `products` shares the rows of both products between the cores (numba's parallel
-loop), then a gates kernel; a parallel region costs a few microseconds, so small layers do not.
+Large layers (see `rnnkit.layers.stepper.split`) with float or int8 weights call `split_step`
+instead, which shares the rows of both products between the cores (numba's parallel loop); a
+parallel region costs about 1.5 us, so small layers do not.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def _matvec(W, s, x, bias, out):
 
 
 # numba's pedantic check on its own IR flags the variables of `prepare` and `rows_of` once they
-# are inlined into the parallel loop of `products` (compiled code and results are right; moving
+# are inlined into the parallel loop of `split_step` (compiled code and results are right; moving
 # them out of line costs the split step 1.08-1.15x). Only those variables' warnings are ignored.
 warnings.filterwarnings(
     "ignore",
@@ -274,11 +274,25 @@ def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, relu):
 
 
 # -- large layers: both products split between the cores, then the gates ------------------------
-@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel=True)
-def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
-    """``xw[0] = W_ih x + b_ih`` and ``xw[1] = W_hh h[k, 0] + b_hh`` (the input as for
-    `lstm_step`), the rows of both shared between the threads (float or int8 weights). The
-    first layer's call returns False when ``x`` holds NaN or infinity."""
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `split_step` and `sequence`
+
+
+# only the explicit prange runs in parallel: left to itself, numba makes a parallel region (about
+# 1.5 us) of every array expression too, such as `y[:] = ...` in `_top_output`. (numba takes
+# these options as a dict, which it empties as it reads; its type hints allow only a bool.)
+PRANGE_ONLY = dict.fromkeys(
+    ("comprehension", "reduction", "inplace_binop", "setitem", "numpy", "stencil", "fusion"), False
+)
+
+
+@njit(  # type: ignore[call-overload]
+    cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel={**PRANGE_ONLY}
+)
+def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode):
+    """`lstm_step`, `gru_step` or `rnn_step` (``mode``; ``c`` is read by the LSTM only) with
+    the rows of both products shared between the threads (float or int8 weights), then the
+    gates on one: one call, as a call with 14 arrays costs about 1 us and the parallel region
+    itself about 1.5 us. Returns False when the first layer's ``x`` holds NaN or infinity."""
     if k == 0 and not _finite(x):
         return False
     inp = _layer_input(x, new, k)
@@ -286,36 +300,24 @@ def products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
     p_ih, p_hh = prepare(W_ih, inp), prepare(W_hh, hk)
     N = W_ih.shape[0]
     blocks = (N + 15) // 16  # of sixteen rows, per product
-    for j in prange(2 * blocks):
+    for j in prange(2 * blocks):  # in two halves: each core keeps its matrix in its own cache
         if j < blocks:
             rows_of(W_ih, s_ih, inp, p_ih, b_ih, xw[0], 16 * j, min(16 * j + 16, N))
         else:
             i = j - blocks
             rows_of(W_hh, s_hh, hk, p_hh, b_hh, xw[1], 16 * i, min(16 * i + 16, N))
+    L = h.shape[0]
+    if mode == LSTM:
+        _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
+    elif mode == GRU:
+        _gru_gates(xw[0], xw[1], hk, new[k, 0])
+    else:
+        _rnn_gates(xw[0], xw[1], new[k, 0], mode == RNN_RELU)
+    _top_output(new, k, L, y)
     return True
 
 
-@STEP
-def lstm_gates(xw, c, new, y, k):
-    L = c.shape[0]
-    _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
-    _top_output(new, k, L, y)
-
-
-@STEP
-def gru_gates(xw, h, new, y, k):
-    _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0])
-    _top_output(new, k, h.shape[0], y)
-
-
-@STEP
-def rnn_gates(xw, new, y, k, relu):
-    _rnn_gates(xw[0], xw[1], new[k, 0], relu)
-    _top_output(new, k, new.shape[0], y)
-
-
 # -- a whole sequence of one stream, inference only: the time loop compiled too ------------------
-LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `sequence`
 
 
 @STEP

@@ -18,9 +18,14 @@ from ..cells import fused
 from ..kernels import step as K
 from .recurrent import Recurrent
 
-# multiply-adds per step and layer from which the two products are split between the cores
-# (measured: 1.3x at an LSTM of 256, 1.8x at 512, 1.1-1.3x at 192; no gain at 128, slower below)
+# The two products of a layer's step are split between the cores (`kernels.step.split_step`)
+# from this many multiply-adds per step (measured: 1.3x at an LSTM of 256, 1.8x at 512,
+# 1.1-1.3x at 192; slower below 100 000: the parallel region costs about 1.5 us) ...
 PARALLEL_MACS = 200_000
+# ... or from this many bytes of weights: then each core keeps one of the two matrices in its
+# own 512 KiB L2 cache instead of both streaming from L3 (float32 LSTM at 128, 512 KiB: 1.16-1.18x
+# in alternating processes; GRU at 128, 384 KiB: 1.06x; LSTM at 96, 288 KiB: 0.99x)
+PARALLEL_BYTES = 384 * 1024
 
 
 def _stored(w: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -29,6 +34,16 @@ def _stored(w: Any) -> tuple[np.ndarray, np.ndarray]:
     if q is None:
         return np.ascontiguousarray(w), np.empty(0, np.float32)
     return q, getattr(w, "scale", np.empty(0, np.float32))
+
+
+_CODES = {"LSTM": K.LSTM, "GRU": K.GRU, "RNN_TANH": K.RNN_TANH, "RNN_RELU": K.RNN_RELU}
+
+
+def _split(W_ih: np.ndarray, W_hh: np.ndarray) -> bool:
+    """Whether a layer's step shares its products between the cores (never for bfloat16)."""
+    macs = W_ih.shape[0] * (W_ih.shape[1] + W_hh.shape[1])
+    large = macs >= PARALLEL_MACS or W_ih.nbytes + W_hh.nbytes >= PARALLEL_BYTES
+    return large and W_ih.dtype != np.uint16
 
 
 class StepPlan:
@@ -50,8 +65,7 @@ class StepPlan:
             W_hh, s_hh = _stored(p[f"weight_hh_{sfx}"])
             b_ih, b_hh = p.get(f"bias_ih_{sfx}", zeros), p.get(f"bias_hh_{sfx}", zeros)
             self.weights.append((W_ih, s_ih, W_hh, s_hh, b_ih, b_hh))
-            macs = W_ih.shape[0] * (W_ih.shape[1] + W_hh.shape[1])
-            self.split.append(macs >= PARALLEL_MACS and W_ih.dtype != np.uint16)  # not bfloat16
+            self.split.append(_split(W_ih, W_hh))
         self.xw = np.empty((2, G * H), self.dtype)  # scratch: the two products
         parts = 2 if self.mode == "LSTM" else 1
         self.depth = len(self.weights)
@@ -59,6 +73,7 @@ class StepPlan:
         self.new_shape = (parts * self.depth, 1, H)
         self.x_shape = (layer.input_size,)
         self.relu = self.mode == "RNN_RELU"
+        self.code = _CODES[self.mode]  # the cell, for `split_step`
         # batches of streams (`step_many`): plain float weights only; quantized ones go through
         # the general path, which widens them once per call
         self.batchable = all(
@@ -96,15 +111,10 @@ class StepPlan:
         xw, L = self.xw, self.depth
         for k, (W_ih, s_ih, W_hh, s_hh, b_ih, b_hh) in enumerate(self.weights):
             if self.split[k]:
-                h = carry[0] if mode == "LSTM" else carry
-                if not K.products(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, k, xw):
+                h, c = carry if mode == "LSTM" else (carry, carry)
+                args = (x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, self.code)
+                if not K.split_step(*args):
                     return None
-                if mode == "LSTM":
-                    K.lstm_gates(xw, carry[1], new, y, k)
-                elif mode == "GRU":
-                    K.gru_gates(xw, carry, new, y, k)
-                else:
-                    K.rnn_gates(xw, new, y, k, self.relu)
                 continue
             if mode == "LSTM":
                 h, c = carry

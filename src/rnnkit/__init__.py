@@ -1,6 +1,7 @@
 """rnnkit: recurrent neural networks with hand-written BPTT, fast on a CPU, built for streaming."""
 
 from . import threads  # noqa: F401, I001  (first: tells OpenBLAS not to spin, before NumPy loads it)
+from . import allocator  # noqa: F401  (malloc keeps the step's buffers: rnnkit.allocator)
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
 from .errors import CheckpointError, InputError, RnnkitError, ShapeError
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save

@@ -1,5 +1,7 @@
 """The fused kernels against the NumPy reference loops they implement."""
 
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -39,7 +41,7 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
     from rnnkit.cells import fused
 
     monkeypatch.setattr(rt, "THREADS", threads)
-    monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
+    monkeypatch.setattr(fused, "SINGLE_SEQUENCE", False)  # the batch loop at B=1 too
     assert len(rt.row_chunks(9)) == threads
     rng = np.random.default_rng(zlib.crc32(f"{mode} {dtype} {lengths} {H}".encode()))
     # B=9: rows [0, 4) and [4, 9) with two threads: one 4-row tile, or two overlapping ones;
@@ -80,22 +82,34 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
 @pytest.mark.parametrize("mode", sorted(CLASSES))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("length", [None, 4])
-def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, monkeypatch):
-    # one sequence, inference: the whole time loop runs compiled (kernels.step.sequence)
+@pytest.mark.parametrize("pair", [False, True])
+def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, pair, monkeypatch):
+    # one sequence, inference: the whole time loop runs compiled (kernels.step.sequence), or
+    # on two threads each computing half the hidden units (pair: kernels.step.sequence_part;
+    # an odd hidden size, so that the halves differ)
+    from rnnkit import threads
     from rnnkit.cells import fused
+    from rnnkit.kernels import step
+    from rnnkit.layers import parallel
 
-    calls = []
+    calls, parts = [], []
     monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
+    monkeypatch.setattr(step, "sequence_pair", _counting(step.sequence_pair, parts))
+    monkeypatch.setattr(fused, "PAIR_MACS", 0 if pair else 10**9)
+    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)  # the pair needs both cores
+    monkeypatch.setattr(threads, "THREADS", 2)  # (and two of them)
     rng = np.random.default_rng(7)
+    H = 7 if pair else 6
     layer = CLASSES[mode](
-        input_size=5, hidden_size=6, num_layers=2, bidirectional=True, seed=2, dtype=dtype
+        input_size=5, hidden_size=H, num_layers=2, bidirectional=True, seed=2, dtype=dtype
     )
     x = rng.standard_normal((9, 1, 5)).astype(dtype)
-    h0 = rng.standard_normal((4, 1, 6)).astype(dtype)
-    state = (h0, rng.standard_normal((4, 1, 6)).astype(dtype)) if mode == "LSTM" else h0
+    h0 = rng.standard_normal((4, 1, H)).astype(dtype)
+    state = (h0, rng.standard_normal((4, 1, H)).astype(dtype)) if mode == "LSTM" else h0
     lens = None if length is None else np.array([length])
     got = layer(x, state, lengths=lens)
     assert len(calls) == 4  # two layers, two directions
+    assert len(parts) == (4 if pair else 0)
     with reference_loops():
         want = layer(x, state, lengths=lens)
     tol = 1e-12 if dtype == "float64" else 2e-5
@@ -164,7 +178,7 @@ def test_fused_equals_reference_small_batches(mode, bias, monkeypatch):
     # tiles), with and without biases (the LSTM and RNN fold b_ih into b_hh), float64
     from rnnkit.cells import fused
 
-    monkeypatch.setattr(fused, "SEQUENCE_MACS", 0)  # not the single-sequence loop
+    monkeypatch.setattr(fused, "SINGLE_SEQUENCE", False)  # the batch loop at B=1 too
     for B in (1, 2, 3, 6):
         rng = np.random.default_rng(zlib.crc32(f"{mode} {bias} {B}".encode()))
         layer = CLASSES[mode](input_size=5, hidden_size=20, bias=bias, seed=2, dtype="float64")
@@ -295,3 +309,48 @@ def test_int8_dot_refuses_other_types():
         call(q, xq.astype(np.int32))
     with pytest.raises(TypingError):
         call(np.ones((4, 32), np.int8)[:, ::2], xq)  # rows not contiguous
+
+
+def test_sync_flags_order_what_each_thread_wrote():
+    # `kernels.sync`: each thread writes its number of a step, publishes, waits for the other
+    # and reads the other's number: with the release/acquire pair it always sees this step's
+    # (a slot is written again eight steps later, after the other has read it and published)
+    import threading
+
+    from numba import njit
+
+    from rnnkit.kernels import sync
+
+    @njit(nogil=True)
+    def run(flags, me, buf, steps):
+        other, wrong = 1 - me, 0
+        for t in range(steps):
+            buf[me, t % 8] = 2 * t + me
+            sync.publish(flags, me, t + 1)
+            sync.wait_for(flags, other, t + 1)
+            wrong += buf[other, t % 8] != 2 * t + other
+        return wrong
+
+    flags, buf, steps = sync.flags(2), np.zeros((2, 8), np.int64), 20_000
+    wrong = [-1, -1]
+    worker = threading.Thread(target=lambda: wrong.__setitem__(1, run(flags, 1, buf, steps)))
+    worker.start()
+    wrong[0] = run(flags, 0, buf, steps)
+    worker.join()
+    assert wrong == [0, 0]
+
+
+def test_single_sequence_on_one_numba_thread_does_not_wait_forever():
+    # the two-core loop needs two threads; with numba limited to one it must not be chosen
+    code = (
+        "import numba, numpy as np, rnnkit\n"
+        "from rnnkit.cells import fused\n"
+        "fused.PAIR_MACS = 0\n"
+        "numba.set_num_threads(1)\n"
+        "layer = rnnkit.LSTM(3, 8, seed=0)\n"
+        "y, _ = layer(np.ones((5, 1, 3), np.float32))\n"
+        "print(y.shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(5, 1, 8)"

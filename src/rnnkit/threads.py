@@ -73,6 +73,12 @@ def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = Non
         return [first, *(f.result() for f in others)]
 
 
+def side_by_side(n: int) -> bool:
+    """Whether `in_parallel` would run ``n`` jobs at once, each on a core of its own (not from
+    inside a job, and with at least ``n`` cores): jobs that wait for each other need that."""
+    return n > 1 and thread_count() >= n and not getattr(_LOCAL, "busy", False)
+
+
 def _job(run: Callable[[int], _R], i: int) -> _R:
     _LOCAL.busy = True
     try:

@@ -13,20 +13,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ..kernels import cells as K
 from ..kernels import loops as KL
 from ..kernels import step as KS
+from ..kernels import sync
 from ..kernels import tile as KT
-from ..threads import in_parallel, row_chunks
+from ..threads import in_parallel, row_chunks, side_by_side
 from .base import Carry, CellSpec, input_projection
 
-# a single sequence's inference (B=1, no tape) runs the streaming step's matrix-vector product
-# and gates in one compiled loop (`kernels.step.sequence`) while the recurrent matrix has fewer
-# multiply-adds than this: 1.3-1.7x faster than the batch loop at B=1 (T=100, alternating
-# processes); above it, the batch loop's product wins
-SEQUENCE_MACS = 300_000
+# A single sequence's inference (B=1, no tape) runs its time loop in one compiled call, each
+# step's matrix-vector product and gates fused (`kernels.step.sequence`), and from PAIR_MACS
+# multiply-adds per step on both cores, each computing half the hidden units and the two
+# waiting for each other at every step (`sequence_pair`). Microseconds for T=100, one core /
+# both / the batch loop (in one process, loops only; `docs/DESIGN-NOTES.md`): LSTM 96:
+# 216 / 236 / 237; GRU 128: 283 / 232 / 352; LSTM 128: 570 / 350 / 367; LSTM 256:
+# 2220 / 1094 / 1676; LSTM 512: 6977 / 4208 / 6655. (Tests switch SINGLE_SEQUENCE off to run the
+# batch loop at B=1.)
+SINGLE_SEQUENCE = True
+PAIR_MACS = 45_000
 
 
 @dataclass
@@ -59,7 +66,7 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
     dt = x.dtype
     xi, b_hh = _project(cell, x, w)
     m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
-    if B == 1 and not keep_cache and GH * H < SEQUENCE_MACS:
+    if B == 1 and not keep_cache and SINGLE_SEQUENCE:
         return _forward_single(cell, carry, w, m[:, 0], xi[:, 0], b_hh)
     n_keep = T if keep_cache else 1
     hs = np.empty((T + 1 if keep_cache else 2, B, H), dt)
@@ -140,7 +147,14 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     lstm = cell.name == "LSTM"
     c = np.array(carry[1][0], dtype=xi.dtype) if lstm else h  # (the GRU and RNN ignore c)
     mode = {"LSTM": KS.LSTM, "GRU": KS.GRU, "RNN_TANH": KS.RNN_TANH, "RNN_RELU": KS.RNN_RELU}
-    KS.sequence(xi, W_hh, b_hh, m, h, c, y, mode[cell.name])
+    code = mode[cell.name]
+    if W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2:
+        hb = np.empty((2, H), xi.dtype)
+        hb[0] = h
+        KS.sequence_pair(xi, W_hh, b_hh, m, hb, c, y, code, sync.flags(2))
+        h = hb[T % 2].copy()
+    else:
+        KS.sequence(xi, W_hh, b_hh, m, h, c, y, code)
     return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 
 

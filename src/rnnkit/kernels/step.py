@@ -26,7 +26,7 @@ from numba import njit, prange, types
 from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
-from . import int8
+from . import int8, sync
 from .cells import HALF, ONE, ZERO, fast_tanh
 
 
@@ -191,10 +191,14 @@ def _sigmoid(a):
 
 
 # -- the gate arithmetic, given xi = W_ih x + b_ih and hh = W_hh h + b_hh ----------------------
+# for the hidden units j0 <= j < j1 (all of them but in `sequence_part`)
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `_gates`
+
+
 @njit(inline="always", error_model="numpy")
-def _lstm_gates(xi, hh, c, h_out, c_out):
+def _lstm_gates(xi, hh, c, h_out, c_out, j0, j1):
     H = c.shape[0]
-    for j in range(H):
+    for j in range(j0, j1):
         i = _sigmoid(xi[j] + hh[j])
         f = _sigmoid(xi[H + j] + hh[H + j])
         g = fast_tanh(xi[2 * H + j] + hh[2 * H + j])
@@ -204,9 +208,9 @@ def _lstm_gates(xi, hh, c, h_out, c_out):
 
 
 @njit(inline="always", error_model="numpy")
-def _gru_gates(xi, hh, h, h_out):
+def _gru_gates(xi, hh, h, h_out, j0, j1):
     H = h.shape[0]
-    for j in range(H):
+    for j in range(j0, j1):
         r = _sigmoid(xi[j] + hh[j])
         z = _sigmoid(xi[H + j] + hh[H + j])
         n = fast_tanh(xi[2 * H + j] + r * hh[2 * H + j])
@@ -214,10 +218,22 @@ def _gru_gates(xi, hh, h, h_out):
 
 
 @njit(inline="always", error_model="numpy")
-def _rnn_gates(xi, hh, h_out, relu):
-    for j in range(h_out.shape[0]):
+def _rnn_gates(xi, hh, h_out, relu, j0, j1):
+    for j in range(j0, j1):
         a = xi[j] + hh[j]
         h_out[j] = max(a, ZERO) if relu else fast_tanh(a)
+
+
+@njit(inline="always", error_model="numpy")
+def _gates(mode, xi, hh, h, c, h_out, c_out, j0, j1):
+    """The gates of the cell ``mode``: ``h`` is the carry (the GRU reads it), ``c`` and
+    ``c_out`` the LSTM's cell state (others ignore them)."""
+    if mode == LSTM:
+        _lstm_gates(xi, hh, c, h_out, c_out, j0, j1)
+    elif mode == GRU:
+        _gru_gates(xi, hh, h, h_out, j0, j1)
+    else:
+        _rnn_gates(xi, hh, h_out, mode == RNN_RELU, j0, j1)
 
 
 # -- one call per layer and step: the products and the gates ---------------------------------
@@ -246,7 +262,7 @@ def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw):
     L = h.shape[0]
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
     matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
-    _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
+    _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0], 0, h.shape[2])
     _top_output(new, k, L, y)
     return True
 
@@ -257,7 +273,7 @@ def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw):
         return False
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
     matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
-    _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0])
+    _gru_gates(xw[0], xw[1], h[k, 0], new[k, 0], 0, h.shape[2])
     _top_output(new, k, h.shape[0], y)
     return True
 
@@ -268,13 +284,12 @@ def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, relu):
         return False
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
     matvec(W_hh, s_hh, h[k, 0], b_hh, xw[1])
-    _rnn_gates(xw[0], xw[1], new[k, 0], relu)
+    _rnn_gates(xw[0], xw[1], new[k, 0], relu, 0, h.shape[2])
     _top_output(new, k, h.shape[0], y)
     return True
 
 
 # -- large layers: both products split between the cores, then the gates ------------------------
-LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `split_step` and `sequence`
 
 
 # only the explicit prange runs in parallel: left to itself, numba makes a parallel region (about
@@ -307,12 +322,7 @@ def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode)
             i = j - blocks
             rows_of(W_hh, s_hh, hk, p_hh, b_hh, xw[1], 16 * i, min(16 * i + 16, N))
     L = h.shape[0]
-    if mode == LSTM:
-        _lstm_gates(xw[0], xw[1], c[k, 0], new[k, 0], new[L + k, 0])
-    elif mode == GRU:
-        _gru_gates(xw[0], xw[1], hk, new[k, 0])
-    else:
-        _rnn_gates(xw[0], xw[1], new[k, 0], mode == RNN_RELU)
+    _gates(mode, xw[0], xw[1], hk, c[k, 0], new[k, 0], new[L + k, 0], 0, h.shape[2])
     _top_output(new, k, L, y)
     return True
 
@@ -333,10 +343,47 @@ def sequence(xi, W_hh, b_hh, m, h, c, y, mode):
             y[t, :] = 0
             continue
         matvec(W_hh, W_hh[0], h, b_hh, hh)  # float weights: the scales are not read
-        if mode == LSTM:
-            _lstm_gates(xi[t], hh, c, y[t], c)
-        elif mode == GRU:
-            _gru_gates(xi[t], hh, h, y[t])
-        else:
-            _rnn_gates(xi[t], hh, y[t], mode == RNN_RELU)
+        _gates(mode, xi[t], hh, h, c, y[t], c, 0, h.shape[0])
         h[:] = y[t]
+
+
+@njit(  # type: ignore[call-overload]
+    cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel={**PRANGE_ONLY}
+)
+def sequence_pair(xi, W_hh, b_hh, m, hb, c, y, mode, flags):
+    """`sequence` on two of numba's threads (a parallel loop of two iterations, one per
+    thread, that wait for each other at the end of every step: `sequence_part`); the caller
+    makes sure that numba has at least two threads, or the one would wait forever. ``hb``,
+    ``c`` and ``flags`` as for `sequence_part`."""
+    for part in prange(2):
+        sequence_part(xi, W_hh, b_hh, m, hb, c, y, mode, part, flags)
+
+
+@njit(inline="always", error_model="numpy", fastmath=FAST)
+def sequence_part(xi, W_hh, b_hh, m, hb, c, y, mode, part, flags):
+    """`sequence` on two threads at once, each calling this with its ``part`` (0 or 1) and the
+    same arrays: part p computes the hidden units ``[p*H//2, (p+1)*H//2)`` of every step, its
+    rows of each gate's block of ``W_hh`` (half the weight each, so each core keeps its half
+    in its own cache), and the two wait for each other at the end of every step (`sync`;
+    ``flags`` from ``sync.flags(2)``, zeroed). ``hb`` (2, H) holds the initial ``h`` in
+    ``hb[0]`` and receives the final one in ``hb[T % 2]`` (the steps alternate between its
+    rows, so that no part writes what the other may still be reading); ``c`` (LSTM) is updated
+    in place."""
+    H = hb.shape[1]
+    j0, j1 = part * H // 2, (part + 1) * H // 2
+    other = 1 - part
+    hh = np.empty(W_hh.shape[0], W_hh.dtype)  # this part writes and reads only its own rows
+    for t in range(xi.shape[0]):
+        cur, nxt = hb[t % 2], hb[1 - t % 2]
+        if m[t] == 0:  # past the sequence's end: the carry holds, the output is 0
+            for j in range(j0, j1):
+                y[t, j] = 0
+                nxt[j] = cur[j]
+        else:
+            for g in range(W_hh.shape[0] // H):
+                matvec_rows(W_hh, None, cur, b_hh, hh, g * H + j0, g * H + j1)
+            _gates(mode, xi[t], hh, cur, c, y[t], c, j0, j1)
+            for j in range(j0, j1):
+                nxt[j] = y[t, j]
+        sync.publish(flags, part, t + 1)
+        sync.wait_for(flags, other, t + 1)

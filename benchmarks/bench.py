@@ -7,6 +7,7 @@ over timed blocks. Ratios are peer time / rnnkit time: above 1, rnnkit is faster
     python benchmarks/bench.py            # the full suite, about 10 minutes
     python benchmarks/bench.py --quick    # tiny cases, under a minute: a smoke test
     python benchmarks/bench.py --only stream   # one group of cases, into runs/bench-stream
+    python benchmarks/bench.py --case "infer lstm H128 B1 T100"   # cases by id, runs/bench-cases
 
 Writes runs/bench/bench.json, bench.md and bench.png, and prints the table.
 """
@@ -23,13 +24,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rnnkit import allocator  # the orchestrator times nothing: importing rnnkit here is fine
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "bench_worker.py"
 LIBS = ("rnnkit", "torch", "ort")
 # glibc's malloc set as `import rnnkit` sets it (`rnnkit.allocator`), for every library's
 # process: each side keeps its freed buffers for the next call (measured: PyTorch's LSTM
 # training step at 256: 81.7 ms without, 83.8 with, in two runs)
-SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(512 << 20)}
+SAME_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": str(allocator.MMAP_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD),
+}
 
 
 def cases(quick: bool) -> list[dict]:
@@ -177,12 +183,22 @@ def main() -> int:
     p.add_argument(
         "--only", choices=groups, action="append", help="only these groups of cases (repeatable)"
     )
+    p.add_argument(
+        "--case", action="append", metavar="ID", help="only the case with this id (repeatable)"
+    )
     args = p.parse_args()
     from bench_report import report  # benchmarks/ is on sys.path when run as a script
 
     rows = [r for r in cases(args.quick) if not args.only or r["group"] in args.only]
+    if args.case:
+        known = {r["case"]["id"] for r in rows}
+        unknown = [c for c in args.case if c not in known]
+        if unknown:
+            p.error(f"no case {unknown[0]!r}; expected one of: {', '.join(sorted(known))}")
+        rows = [r for r in rows if r["case"]["id"] in args.case]
     if args.out is None:  # a partial run does not overwrite the full suite's results
-        args.out = ROOT / "runs" / ("bench-" + "-".join(args.only) if args.only else "bench")
+        part = "cases" if args.case else "-".join(args.only) if args.only else ""
+        args.out = ROOT / "runs" / (f"bench-{part}" if part else "bench")
     repeats = args.repeats or (2 if args.quick else 3)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

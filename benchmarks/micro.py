@@ -6,6 +6,9 @@
     python benchmarks/micro.py tile         # the time loops' product: packed tiles vs row dots
     python benchmarks/micro.py products     # the time loop's pieces on one core: product, gates
     python benchmarks/micro.py train-parts  # where an LSTM training step goes (hidden 256, B=32)
+    python benchmarks/micro.py single       # one sequence's loop (B=1): one core, both, batch loop
+    python benchmarks/micro.py malloc       # page faults of training steps (RNNKIT_MALLOC=system
+                                            # to see them without rnnkit's malloc settings)
 
 Medians of timed blocks, 2 threads; absolute times move with the machine's load, so compare the
 numbers printed side by side in one run. `make bench` is the suite against PyTorch and ONNX
@@ -320,6 +323,79 @@ def train_parts() -> None:
         print(f"  {name}: {sec * 1e3:.1f} ms, {flops / sec / 1e9:.0f} GFLOP/s")
 
 
+def single() -> None:
+    """The time loop of one sequence (B=1, T=100, inference) three ways, interleaved: on one core
+    (`kernels.step.sequence`), on both (`sequence_pair`) and as the batch loop (`kernels.loops`);
+    the input projection is done once before."""
+    print("us per 100 steps: one core / both cores / batch loop")
+    for cell, H in (("LSTM", 96), ("GRU", 128), ("LSTM", 128), ("LSTM", 256), ("LSTM", 512)):
+        _single_at(cell, H, T=100)
+
+
+def _single_at(cell: str, H: int, T: int) -> None:
+    from rnnkit.cells import fused
+    from rnnkit.kernels import sync
+
+    layer = (rnnkit.LSTM if cell == "LSTM" else rnnkit.GRU)(H, H, seed=0)
+    w = layer._weights("l0", layer.params)
+    x = np.random.default_rng(0).standard_normal((T, 1, H)).astype(np.float32)
+    xi, b_hh = fused._project(layer.cell, x, w)
+    GH = xi.shape[2]
+    xi1, W_hh, code = np.ascontiguousarray(xi[:, 0]), w.W_hh, KS.CELL_CODES[cell]
+    m, y = np.ones(T, np.float32), np.empty((T, H), np.float32)
+    h, c, hb = np.zeros(H, np.float32), np.zeros(H, np.float32), np.zeros((2, H), np.float32)
+    hs, cs = np.zeros((2, 1, H), np.float32), np.zeros((2, 1, H), np.float32)
+    acts, extra = np.empty((1, 1, GH), np.float32), np.empty((1, 1, H), np.float32)
+    hh, y3, m2 = np.empty((1, GH), np.float32), np.empty((T, 1, H), np.float32), np.ones((T, 1))
+    m2 = m2.astype(np.float32)
+    ways = {
+        "one": lambda: KS.sequence(xi1, W_hh, b_hh, m, h, c, y, code),
+        "both": lambda: KS.sequence_pair(xi1, W_hh, b_hh, m, hb, c, y, code, sync.flags(2)),
+        "batch": lambda: fused._forward_loops(
+            layer.cell, xi, W_hh, b_hh, m2, hs, cs, y3, acts, extra, hh, False
+        ),
+    }
+    got: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(5):
+        for k, fn in ways.items():
+            got[k].append(per_call(fn, calls=20, blocks=5))
+    us = " / ".join(f"{statistics.median(v) * 1e6:.0f}" for v in got.values())
+    print(f"  {cell} {H} ({GH * H:,} multiply-adds a step): {us}")
+
+
+def malloc() -> None:
+    """LSTM training steps (B=32, T=100) at hidden 64, then 256, in one process, as `make bench`
+    runs them: ms per step, and the minor page faults and kernel time of each (`getrusage`)."""
+    import resource
+
+    print(f"rnnkit set malloc's thresholds: {rnnkit.allocator.TUNED}")
+    rng = np.random.default_rng(0)
+    for H in (64, 256):
+        layer = rnnkit.LSTM(H, H, seed=0)
+        x = rng.standard_normal((100, 32, H)).astype(np.float32)
+        dy = rng.standard_normal((100, 32, H)).astype(np.float32)
+
+        def step(layer=layer, x=x, dy=dy) -> None:
+            layer.zero_grad()
+            _, _, backward = layer.forward_train(x)
+            backward(dy)
+
+        step()
+        step()
+        before, times = resource.getrusage(resource.RUSAGE_SELF), []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults = (after.ru_minflt - before.ru_minflt) / 15
+        kernel = (after.ru_stime - before.ru_stime) / 15 * 1e3
+        print(
+            f"  hidden {H}: {statistics.median(times) * 1e3:.1f} ms a step, "
+            f"{faults:.0f} page faults, {kernel:.1f} ms of kernel time"
+        )
+
+
 def main() -> int:
     jobs = {
         "calls": calls,
@@ -328,6 +404,8 @@ def main() -> int:
         "tile": tile,
         "products": products,
         "train-parts": train_parts,
+        "single": single,
+        "malloc": malloc,
     }
     if len(sys.argv) != 2 or sys.argv[1] not in jobs:
         print(f"usage: micro.py {{{'|'.join(jobs)}}}", file=sys.stderr)

@@ -56,3 +56,18 @@ def test_micro_benchmarks_run_and_refuse_unknown_jobs():
     assert "Stream.step, LSTM hidden 128" in proc.stdout
     bad = subprocess.run([sys.executable, script, "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage: micro.py" in bad.stderr
+
+
+def test_bench_runs_cases_by_id_and_names_an_unknown_one(tmp_path):
+    proc = _quick("bench.py", tmp_path, "--case", "train lstm H32 B32 T10", "--repeats", "1")
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert list(result["medians"]) == ["train lstm H32 B32 T10"]
+    assert "| train lstm H32 B32 T10 |" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--case", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert "no case 'nope'; expected one of: " in bad.stderr.strip().splitlines()[-1]

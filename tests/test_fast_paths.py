@@ -60,6 +60,19 @@ def test_batch1_plan_equals_the_general_step(cell, dtype, weights, split, monkey
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
+def test_plan_splits_layers_whose_weights_fill_a_cores_cache():
+    # float32 LSTM 128: 131k multiply-adds (under PARALLEL_MACS) but 512 KiB of weights; its int8
+    # weights (128 KiB) fit one core's cache, and bfloat16 is never split
+    float_plan = StepPlan.build(rnnkit.LSTM(128, 128, seed=0))
+    int8_plan = StepPlan.build(rnnkit.quantize(rnnkit.LSTM(128, 128, seed=0), "int8"))
+    bf16_plan = StepPlan.build(rnnkit.quantize(rnnkit.LSTM(256, 256, seed=0), "bfloat16"))
+    small_plan = StepPlan.build(rnnkit.LSTM(64, 64, seed=0))
+    assert float_plan is not None and float_plan.split == [True]
+    assert int8_plan is not None and int8_plan.split == [False]
+    assert bf16_plan is not None and bf16_plan.split == [False]
+    assert small_plan is not None and small_plan.split == [False]
+
+
 def test_plan_leaves_bad_input_to_the_general_path():
     stream = rnnkit.Stream(rnnkit.LSTM(3, 5, seed=0))
     with pytest.raises(ValueError, match="NaN"):

@@ -6,7 +6,8 @@ threshold with fresh pages from the kernel and hands them back on free; the thre
 such blocks are freed, and the top of the heap is handed back once more than twice the
 threshold is free there. Which of these happens each step depends on what the process allocated
 before: after an LSTM of 64 had trained in the same process, each training step of an LSTM of
-256 took 3800-4500 page faults and 12-19 ms of kernel time, 75-77 ms a step instead of 65. So
+256 took 3800-4500 page faults and 12-19 ms of kernel time, 75-77 ms a step instead of 63-65
+(`python benchmarks/micro.py malloc`, with ``RNNKIT_MALLOC=system`` for the first). So
 when rnnkit is imported it fixes both settings (``mallopt``): blocks up to 32 MB (glibc's
 largest threshold) come from the heap, and the heap keeps up to 512 MB free for the next step
 instead of handing it back.

@@ -74,8 +74,9 @@ def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = Non
 
 
 def side_by_side(n: int) -> bool:
-    """Whether `in_parallel` would run ``n`` jobs at once, each on a core of its own (not from
-    inside a job, and with at least ``n`` cores): jobs that wait for each other need that."""
+    """Whether this thread may put ``n`` cores to work at once: rnnkit may use ``n`` threads
+    (`thread_count`) and the caller is not itself one of `in_parallel`'s jobs, whose cores are
+    taken. Work whose parts wait for each other needs that (`kernels.step.sequence_pair`)."""
     return n > 1 and thread_count() >= n and not getattr(_LOCAL, "busy", False)
 
 

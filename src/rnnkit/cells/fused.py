@@ -28,10 +28,10 @@ from .base import Carry, CellSpec, input_projection
 # step's matrix-vector product and gates fused (`kernels.step.sequence`), and from PAIR_MACS
 # multiply-adds per step on both cores, each computing half the hidden units and the two
 # waiting for each other at every step (`sequence_pair`). Microseconds for T=100, one core /
-# both / the batch loop (in one process, loops only; `docs/DESIGN-NOTES.md`): LSTM 96:
-# 216 / 236 / 237; GRU 128: 283 / 232 / 352; LSTM 128: 570 / 350 / 367; LSTM 256:
-# 2220 / 1094 / 1676; LSTM 512: 6977 / 4208 / 6655. (Tests switch SINGLE_SEQUENCE off to run the
-# batch loop at B=1.)
+# both / the batch loop (`python benchmarks/micro.py single`): LSTM 96 216-253 / 238-263 /
+# 231-285; GRU 128 284-294 / 214-229 / 360-368; LSTM 128 352-369 / 345-355 / 371-387; LSTM 256
+# 1766-2075 / 1148-1310 / 1747-2109; LSTM 512 6261-8333 / 3887-4509 / 6348-7854. (Tests switch
+# SINGLE_SEQUENCE off to run the batch loop at B=1.)
 SINGLE_SEQUENCE = True
 PAIR_MACS = 45_000
 
@@ -146,8 +146,7 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     xi = np.ascontiguousarray(xi)
     lstm = cell.name == "LSTM"
     c = np.array(carry[1][0], dtype=xi.dtype) if lstm else h  # (the GRU and RNN ignore c)
-    mode = {"LSTM": KS.LSTM, "GRU": KS.GRU, "RNN_TANH": KS.RNN_TANH, "RNN_RELU": KS.RNN_RELU}
-    code = mode[cell.name]
+    code = KS.CELL_CODES[cell.name]
     if W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2:
         hb = np.empty((2, H), xi.dtype)
         hb[0] = h

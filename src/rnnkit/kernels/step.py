@@ -12,9 +12,9 @@ The weight kind is chosen when the kernel is compiled, from the weight array's d
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
 to float32 as they are read; float arrays are used as they are (``s`` is ignored).
 
-Large layers (see `rnnkit.layers.stepper.split`) with float or int8 weights call `split_step`
-instead, which shares the rows of both products between the cores (numba's parallel loop); a
-parallel region costs about 1.5 us, so small layers do not.
+Large layers (`rnnkit.layers.stepper.PARALLEL_MACS` and `PARALLEL_BYTES`) with float or int8
+weights call `split_step` instead, which shares the rows of both products between the cores
+(numba's parallel loop); a parallel region costs about 1.5 us, so small layers do not.
 """
 
 from __future__ import annotations
@@ -193,6 +193,7 @@ def _sigmoid(a):
 # -- the gate arithmetic, given xi = W_ih x + b_ih and hh = W_hh h + b_hh ----------------------
 # for the hidden units j0 <= j < j1 (all of them but in `sequence_part`)
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `_gates`
+CELL_CODES = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU}  # by name
 
 
 @njit(inline="always", error_model="numpy")

@@ -36,9 +36,6 @@ def _stored(w: Any) -> tuple[np.ndarray, np.ndarray]:
     return q, getattr(w, "scale", np.empty(0, np.float32))
 
 
-_CODES = {"LSTM": K.LSTM, "GRU": K.GRU, "RNN_TANH": K.RNN_TANH, "RNN_RELU": K.RNN_RELU}
-
-
 def _split(W_ih: np.ndarray, W_hh: np.ndarray) -> bool:
     """Whether a layer's step shares its products between the cores (never for bfloat16)."""
     macs = W_ih.shape[0] * (W_ih.shape[1] + W_hh.shape[1])
@@ -73,7 +70,7 @@ class StepPlan:
         self.new_shape = (parts * self.depth, 1, H)
         self.x_shape = (layer.input_size,)
         self.relu = self.mode == "RNN_RELU"
-        self.code = _CODES[self.mode]  # the cell, for `split_step`
+        self.code = K.CELL_CODES[self.mode]  # the cell, for `split_step`
         # batches of streams (`step_many`): plain float weights only; quantized ones go through
         # the general path, which widens them once per call
         self.batchable = all(

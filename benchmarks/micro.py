@@ -343,14 +343,14 @@ def _single_at(cell: str, H: int, T: int) -> None:
     GH = xi.shape[2]
     xi1, W_hh, code = np.ascontiguousarray(xi[:, 0]), w.W_hh, KS.CELL_CODES[cell]
     m, y = np.ones(T, np.float32), np.empty((T, H), np.float32)
-    h, c, hb = np.zeros(H, np.float32), np.zeros(H, np.float32), np.zeros((2, H), np.float32)
+    hb, cb = np.zeros((2, H), np.float32), np.zeros((2, H), np.float32)
     hs, cs = np.zeros((2, 1, H), np.float32), np.zeros((2, 1, H), np.float32)
     acts, extra = np.empty((1, 1, GH), np.float32), np.empty((1, 1, H), np.float32)
     hh, y3, m2 = np.empty((1, GH), np.float32), np.empty((T, 1, H), np.float32), np.ones((T, 1))
     m2 = m2.astype(np.float32)
     ways = {
-        "one": lambda: KS.sequence(xi1, W_hh, b_hh, m, h, c, y, code),
-        "both": lambda: KS.sequence_pair(xi1, W_hh, b_hh, m, hb, c, y, code, sync.flags(2)),
+        "one": lambda: KS.sequence(xi1, W_hh, b_hh, m, hb, cb, y, code),
+        "both": lambda: KS.sequence_pair(xi1, W_hh, b_hh, m, hb, cb, y, code, sync.flags(2)),
         "batch": lambda: fused._forward_loops(
             layer.cell, xi, W_hh, b_hh, m2, hs, cs, y3, acts, extra, hh, False
         ),

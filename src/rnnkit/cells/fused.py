@@ -142,18 +142,18 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     T, H = xi.shape[0], w.W_hh.shape[1]
     W_hh = np.ascontiguousarray(w.W_hh)
     y = np.empty((T, H), xi.dtype)
-    h = np.array(carry[0][0], dtype=xi.dtype)  # (H,): copies, the kernels update them in place
-    xi = np.ascontiguousarray(xi)
+    hb = np.empty((2, H), xi.dtype)  # the carry, in row 0 (the kernels alternate rows)
+    hb[0] = carry[0][0]
     lstm = cell.name == "LSTM"
-    c = np.array(carry[1][0], dtype=xi.dtype) if lstm else h  # (the GRU and RNN ignore c)
+    cb = np.empty((2, H), xi.dtype)
+    cb[0] = carry[1][0] if lstm else 0  # (the GRU and RNN ignore c)
+    xi = np.ascontiguousarray(xi)
     code = KS.CELL_CODES[cell.name]
     if W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2:
-        hb = np.empty((2, H), xi.dtype)
-        hb[0] = h
-        KS.sequence_pair(xi, W_hh, b_hh, m, hb, c, y, code, sync.flags(2))
-        h = hb[T % 2].copy()
+        KS.sequence_pair(xi, W_hh, b_hh, m, hb, cb, y, code, sync.flags(2))
     else:
-        KS.sequence(xi, W_hh, b_hh, m, h, c, y, code)
+        KS.sequence(xi, W_hh, b_hh, m, hb, cb, y, code)
+    h, c = hb[T % 2].copy(), cb[T % 2].copy()
     return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 
 

@@ -185,6 +185,43 @@ def matvec() -> None:
         print(f"hidden {H}: {line}   speed-up float32 {f32:.2f}x int8 {i8:.2f}x")
 
 
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _rows_steps(W, P, x, b, out, T):
+    for _ in range(T):
+        KS.matvec_rows(W, None, x, b, out, 0, W.shape[0])
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _panel_steps(W, P, x, b, out, T):
+    for _ in range(T):
+        KS.matvec_panels(P, x, b, out, 0, P.shape[0])
+
+
+def panels() -> None:
+    """One LSTM weight (4H, H) times a vector, one core: dot products along its rows four at a
+    time (`kernels.step.matvec_rows`) against packed panels (`kernels.tile.panels1`), float32,
+    5 alternating rounds."""
+    rng = np.random.default_rng(0)
+    for H in (64, 128, 256, 512):
+        N, T = 4 * H, max(20, 400_000 // (4 * H * H))
+        W = rng.standard_normal((N, H)).astype(np.float32)
+        P = KT.pack(W)
+        x = rng.standard_normal(H).astype(np.float32)
+        b, out = np.zeros(N, np.float32), np.empty(N, np.float32)
+        got: dict[str, list[float]] = {}
+        for _ in range(5):
+            for name, fn in (("rows", _rows_steps), ("panels", _panel_steps)):
+                fn(W, P, x, b, out, 1)
+                t0 = time.perf_counter()
+                fn(W, P, x, b, out, T)
+                got.setdefault(name, []).append((time.perf_counter() - t0) / T)
+        med = {k: statistics.median(v) * 1e6 for k, v in got.items()}
+        print(
+            f"hidden {H}: rows {med['rows']:6.2f} us  panels {med['panels']:6.2f} us"
+            f"   speed-up {med['rows'] / med['panels']:.2f}x"
+        )
+
+
 @njit(fastmath=KL.FAST, error_model="numpy")
 def _products(h, W, P, out, T):
     for _ in range(T):
@@ -344,13 +381,14 @@ def _single_at(cell: str, H: int, T: int) -> None:
     xi1, W_hh, code = np.ascontiguousarray(xi[:, 0]), w.W_hh, KS.CELL_CODES[cell]
     m, y = np.ones(T, np.float32), np.empty((T, H), np.float32)
     hb, cb = np.zeros((2, H), np.float32), np.zeros((2, H), np.float32)
+    P = np.empty((GH // 16 if H % 32 == 0 else 0, H, 16), np.float32)  # panels: as fused does
     hs, cs = np.zeros((2, 1, H), np.float32), np.zeros((2, 1, H), np.float32)
     acts, extra = np.empty((1, 1, GH), np.float32), np.empty((1, 1, H), np.float32)
     hh, y3, m2 = np.empty((1, GH), np.float32), np.empty((T, 1, H), np.float32), np.ones((T, 1))
     m2 = m2.astype(np.float32)
     ways = {
-        "one": lambda: KS.sequence(xi1, W_hh, b_hh, m, hb, cb, y, code),
-        "both": lambda: KS.sequence_pair(xi1, W_hh, b_hh, m, hb, cb, y, code, sync.flags(2)),
+        "one": lambda: KS.sequence(xi1, W_hh, P, b_hh, m, hb, cb, y, code),
+        "both": lambda: KS.sequence_pair(xi1, W_hh, P, b_hh, m, hb, cb, y, code, sync.flags(2)),
         "batch": lambda: fused._forward_loops(
             layer.cell, xi, W_hh, b_hh, m2, hs, cs, y3, acts, extra, hh, False
         ),
@@ -402,6 +440,7 @@ def main() -> int:
         "matvec": matvec,
         "int8": int8,
         "tile": tile,
+        "panels": panels,
         "products": products,
         "train-parts": train_parts,
         "single": single,

@@ -83,23 +83,31 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("length", [None, 4])
 @pytest.mark.parametrize("pair", [False, True])
-def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, pair, monkeypatch):
+@pytest.mark.parametrize("panels", [False, True])
+def test_single_sequence_compiled_loop_equals_reference(
+    mode, dtype, length, pair, panels, monkeypatch
+):
     # one sequence, inference: the whole time loop runs compiled (kernels.step.sequence), or
     # on two threads each computing half the hidden units (pair: kernels.step.sequence_part;
-    # an odd hidden size, so that the halves differ)
+    # an odd hidden size, so that the halves differ); the product reads the weight's rows, or
+    # panels the kernels pack (a hidden size that whole panels cover, halves included)
     from rnnkit import threads
     from rnnkit.cells import fused
     from rnnkit.kernels import step
     from rnnkit.layers import parallel
 
-    calls, parts = [], []
+    calls, parts, packed = [], [], []
     monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
     monkeypatch.setattr(step, "sequence_pair", _counting(step.sequence_pair, parts))
+    for name in ("sequence", "sequence_pair"):  # how many panels each call was given
+        kernel = getattr(step, name)
+        monkeypatch.setattr(step, name, _counting(kernel, packed, lambda a: a[2].shape[0]))
     monkeypatch.setattr(fused, "PAIR_MACS", 0 if pair else 10**9)
+    monkeypatch.setattr(fused, "PANEL_STEPS", 0 if panels else 10**9)
     monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)  # the pair needs both cores
     monkeypatch.setattr(threads, "THREADS", 2)  # (and two of them)
     rng = np.random.default_rng(7)
-    H = 7 if pair else 6
+    H = 32 if panels else 7 if pair else 6
     layer = CLASSES[mode](
         input_size=5, hidden_size=H, num_layers=2, bidirectional=True, seed=2, dtype=dtype
     )
@@ -110,6 +118,7 @@ def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, pai
     got = layer(x, state, lengths=lens)
     assert len(calls) == 4  # two layers, two directions
     assert len(parts) == (4 if pair else 0)
+    assert len(packed) == 4 and all((n > 0) == panels for n in packed)
     with reference_loops():
         want = layer(x, state, lengths=lens)
     tol = 1e-12 if dtype == "float64" else 2e-5
@@ -117,9 +126,9 @@ def test_single_sequence_compiled_loop_equals_reference(mode, dtype, length, pai
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
-def _counting(fn, calls):
+def _counting(fn, calls, record=lambda args: 1):
     def wrapped(*args, **kwargs):
-        calls.append(1)
+        calls.append(record(args))
         return fn(*args, **kwargs)
 
     return wrapped

@@ -34,6 +34,7 @@ from .base import Carry, CellSpec, input_projection
 # SINGLE_SEQUENCE off to run the batch loop at B=1.)
 SINGLE_SEQUENCE = True
 PAIR_MACS = 45_000
+PANEL_STEPS = 32
 
 
 @dataclass
@@ -149,10 +150,18 @@ def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: 
     cb[0] = carry[1][0] if lstm else 0  # (the GRU and RNN ignore c)
     xi = np.ascontiguousarray(xi)
     code = KS.CELL_CODES[cell.name]
-    if W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2:
-        KS.sequence_pair(xi, W_hh, b_hh, m, hb, cb, y, code, sync.flags(2))
+    width = KT.panel_width(xi.dtype)
+    pair = W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2
+    # the recurrent product reads packed panels (`kernels.tile`) when whole panels cover each
+    # part's rows of every gate and the sequence is long enough to pay for packing them (the
+    # kernels do it, in about the time of 15 steps' products)
+    whole = H % (2 * width if pair else width) == 0
+    panels = W_hh.shape[0] // width if whole and T >= PANEL_STEPS else 0
+    P = np.empty((panels, H, width), xi.dtype)
+    if pair:
+        KS.sequence_pair(xi, W_hh, P, b_hh, m, hb, cb, y, code, sync.flags(2))
     else:
-        KS.sequence(xi, W_hh, b_hh, m, hb, cb, y, code)
+        KS.sequence(xi, W_hh, P, b_hh, m, hb, cb, y, code)
     h, c = hb[T % 2].copy(), cb[T % 2].copy()
     return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 

@@ -28,6 +28,7 @@ from numba.extending import overload
 
 from . import int8, sync
 from .cells import HALF, ONE, ZERO, fast_tanh
+from .tile import PANELS, panel1, panels1
 
 
 def widen(v):  # the Python body is never used: see the overload below
@@ -94,6 +95,35 @@ def matvec_rows(W, s, x, bias, out, n0, n1):
             acc += widen(W[n, k]) * x[k]
         out[n] = plus_bias(scaled(W, acc, s, n), bias, n)
         n += 1
+
+
+@njit(inline="always", error_model="numpy")
+def pack_panels(W, P, p0, p1):
+    """Panels ``p0 <= p < p1`` of ``P = tile.pack(W)``, written in place: a compiled loop packs
+    a part of the weight on the thread that will read it."""
+    width = P.shape[2]
+    for p in range(p0, p1):
+        panel, rows = P[p], W[p * width : (p + 1) * width]
+        for k in range(W.shape[1]):  # the panel written in order; its rows stay in L1
+            for j in range(width):
+                panel[k, j] = rows[j, k]
+
+
+@njit(inline="always", error_model="numpy")
+def matvec_panels(P, x, bias, out, p0, p1):
+    """``out[n] = W[n] . x + bias[n]`` for the rows of panels ``p0 <= p < p1`` of ``P =
+    tile.pack(W)``, float weights: `PANELS` panels at a time (`tile.panels1`), then one."""
+    p = p0
+    while p + PANELS <= p1:
+        panels1(x, P, p, out)
+        p += PANELS
+    while p < p1:
+        panel1(x, P, p, out)
+        p += 1
+    width = P.shape[2]
+    o, b = out[p0 * width : p1 * width], bias[p0 * width : p1 * width]
+    for n in range(o.shape[0]):
+        o[n] += b[n]
 
 
 def prepare(W, x):  # the Python body is never used: see the overload below
@@ -343,23 +373,27 @@ def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode)
 
 
 @STEP
-def sequence(xi, W_hh, b_hh, m, hb, cb, y, mode):
+def sequence(xi, W_hh, P, b_hh, m, hb, cb, y, mode):
     """Given the input projection of every step ``xi`` (T, G*H) (one BLAS product before the
     loop), each step is one matrix-vector product and the gates, with no Python between steps.
     ``m`` (T,) is 1 while the sequence runs; past its end the carry holds and the output is 0.
     ``hb`` and ``cb`` (2, H) hold the initial carry (``h``, and the LSTM's ``c``; other cells
     ignore ``cb``) in row 0 and receive the final one in row ``T % 2``: the steps alternate
     between the two rows, so that no step writes what it reads (and the gates' loops
-    vectorize); ``y`` (T, H) receives the outputs."""
+    vectorize); ``y`` (T, H) receives the outputs. ``P`` (G*H // W, H, W), when it has any
+    panels, receives ``tile.pack(W_hh)`` first and the products read it (`matvec_panels`);
+    with none (``W`` must not divide G*H), they read ``W_hh``'s rows."""
     hh = np.empty(W_hh.shape[0], W_hh.dtype)
+    pack_panels(W_hh, P, 0, P.shape[0])
     for t in range(xi.shape[0]):
-        _sequence_step(xi, W_hh, b_hh, m, hb, cb, y, mode, hh, t, 0, hb.shape[1])
+        _sequence_step(xi, W_hh, P, b_hh, m, hb, cb, y, mode, hh, t, 0, hb.shape[1])
 
 
 @njit(inline="always", error_model="numpy", fastmath=FAST)
-def _sequence_step(xi, W_hh, b_hh, m, hb, cb, y, mode, hh, t, j0, j1):
+def _sequence_step(xi, W_hh, P, b_hh, m, hb, cb, y, mode, hh, t, j0, j1):
     """Step ``t`` of `sequence` for the hidden units ``j0 <= j < j1``: their rows of each
-    gate's block of ``W_hh`` into ``hh``, then their gates."""
+    gate's block of ``W_hh`` into ``hh`` (from the panels ``P`` when there are any: then the
+    panel width divides ``j0``, ``j1`` and H), then their gates."""
     H = hb.shape[1]
     h, h_next, c, c_next = hb[t % 2], hb[1 - t % 2], cb[t % 2], cb[1 - t % 2]
     if m[t] == 0:  # past the sequence's end: the carry holds, the output is 0
@@ -368,8 +402,12 @@ def _sequence_step(xi, W_hh, b_hh, m, hb, cb, y, mode, hh, t, j0, j1):
             h_next[j] = h[j]
             c_next[j] = c[j]
     else:
+        width = P.shape[2]
         for g in range(W_hh.shape[0] // H):  # float weights: no scales
-            matvec_rows(W_hh, None, h, b_hh, hh, g * H + j0, g * H + j1)
+            if P.shape[0] > 0:
+                matvec_panels(P, h, b_hh, hh, (g * H + j0) // width, (g * H + j1) // width)
+            else:
+                matvec_rows(W_hh, None, h, b_hh, hh, g * H + j0, g * H + j1)
         _gates(mode, xi[t], hh, h, c, h_next, c_next, j0, j1)
         y[t, j0:j1] = h_next[j0:j1]
 
@@ -377,28 +415,34 @@ def _sequence_step(xi, W_hh, b_hh, m, hb, cb, y, mode, hh, t, j0, j1):
 @njit(  # type: ignore[call-overload]
     cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel={**PRANGE_ONLY}
 )
-def sequence_pair(xi, W_hh, b_hh, m, hb, cb, y, mode, flags):
+def sequence_pair(xi, W_hh, P, b_hh, m, hb, cb, y, mode, flags):
     """`sequence` on two of numba's threads (a parallel loop of two iterations, one per
     thread, that wait for each other at the end of every step: `sequence_part`); the caller
-    makes sure that numba has at least two threads, or the one would wait forever. ``hb`` and
-    ``cb`` as for `sequence`, ``flags`` as for `sequence_part`."""
+    makes sure that numba has at least two threads, or the one would wait forever. ``P``,
+    ``hb`` and ``cb`` as for `sequence` (with panels, their width divides H / 2), ``flags`` as
+    for `sequence_part`."""
     for part in prange(2):
-        sequence_part(xi, W_hh, b_hh, m, hb, cb, y, mode, part, flags)
+        sequence_part(xi, W_hh, P, b_hh, m, hb, cb, y, mode, part, flags)
 
 
 @njit(inline="always", error_model="numpy", fastmath=FAST)
-def sequence_part(xi, W_hh, b_hh, m, hb, cb, y, mode, part, flags):
+def sequence_part(xi, W_hh, P, b_hh, m, hb, cb, y, mode, part, flags):
     """`sequence` on two threads at once, each calling this with its ``part`` (0 or 1) and the
     same arrays: part p computes the hidden units ``[p*H//2, (p+1)*H//2)`` of every step, its
     rows of each gate's block of ``W_hh`` (half the weight each, so each core keeps its half
     in its own cache), and the two wait for each other at the end of every step (`sync`;
     ``flags`` from ``sync.flags(2)``, zeroed). Each step reads one row of ``hb`` and writes the
-    other, so no part writes what the other may still be reading."""
+    other, so no part writes what the other may still be reading. Each part packs its own
+    panels of ``P``."""
     H = hb.shape[1]
     j0, j1 = part * H // 2, (part + 1) * H // 2
     other = 1 - part
     hh = np.empty(W_hh.shape[0], W_hh.dtype)  # this part writes and reads only its own rows
+    if P.shape[0] > 0:
+        width = P.shape[2]
+        for g in range(W_hh.shape[0] // H):
+            pack_panels(W_hh, P, (g * H + j0) // width, (g * H + j1) // width)
     for t in range(xi.shape[0]):
-        _sequence_step(xi, W_hh, b_hh, m, hb, cb, y, mode, hh, t, j0, j1)
+        _sequence_step(xi, W_hh, P, b_hh, m, hb, cb, y, mode, hh, t, j0, j1)
         sync.publish(flags, part, t + 1)
         sync.wait_for(flags, other, t + 1)

@@ -135,3 +135,97 @@ def tile4(typingctx, a, i, P, p, out):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# -- one row: the matrix-vector product of a single sequence or stream ------------------------
+PANELS = 4  # panels per `panels1` call: 8 vector sums in registers, 64 float32 outputs
+
+
+def _panels_codegen(count: int):
+    """Code for ``out[p*W:(p+count)*W] = x @ P[p:p+count]`` (`panels1` and `panel1`)."""
+
+    def codegen(context, builder, signature, args):
+        x_t, P_t, p_t, out_t = signature.args
+        xv = context.make_array(x_t)(context, builder, args[0])
+        Pv = context.make_array(P_t)(context, builder, args[1])
+        ov = context.make_array(out_t)(context, builder, args[3])
+        intp = context.get_value_type(types.intp)
+        p_val = context.cast(builder, args[2], p_t, types.intp)
+        lanes = VECTOR_BYTES // (4 if x_t.dtype == types.float32 else 8)
+        vec = ir.VectorType(context.get_value_type(x_t.dtype), lanes)
+        vptr = vec.as_pointer()
+        fma = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vec, [vec, vec, vec]),
+            f"llvm.fmuladd.v{lanes}{'f32' if x_t.dtype == types.float32 else 'f64'}",
+        )
+        K = cgutils.unpack_tuple(builder, Pv.shape)[1]
+        width = ir.Constant(intp, 2 * lanes)
+        panels = [
+            _element_ptr(builder, Pv, builder.add(p_val, ir.Constant(intp, q)))
+            for q in range(count)
+        ]
+        x_stride = cgutils.unpack_tuple(builder, xv.strides)[0]
+        x_base = builder.ptrtoint(xv.data, intp)
+        zeros = ir.Constant(vec, [0.0] * lanes)
+        accs = [cgutils.alloca_once_value(builder, zeros) for _ in range(2 * count)]
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        lane0 = ir.Constant(ir.IntType(32), 0)
+        with cgutils.for_range(builder, K) as loop:
+            k = loop.index
+            x_ptr = builder.inttoptr(builder.add(x_base, builder.mul(k, x_stride)), xv.data.type)
+            xk = builder.insert_element(ir.Constant(vec, None), builder.load(x_ptr), lane0)
+            xk = builder.shuffle_vector(xk, ir.Constant(vec, None), mask)
+            for q in range(count):
+                row = builder.gep(panels[q], [builder.mul(k, width)])
+                for half in range(2):
+                    w_ptr = builder.gep(row, [ir.Constant(intp, half * lanes)])
+                    w = builder.load(builder.bitcast(w_ptr, vptr), align=4)
+                    acc = accs[2 * q + half]
+                    builder.store(builder.call(fma, [xk, w, builder.load(acc)]), acc)
+        first = builder.mul(p_val, width)
+        for q in range(2 * count):
+            dst = builder.gep(ov.data, [builder.add(first, ir.Constant(intp, q * lanes))])
+            builder.store(builder.load(accs[q]), builder.bitcast(dst, vptr), align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _panels_signature(x, P, p, out):
+    if not (
+        isinstance(x, types.Array)
+        and isinstance(P, types.Array)
+        and isinstance(out, types.Array)
+        and x.dtype in (types.float32, types.float64)
+        and P.dtype == x.dtype
+        and out.dtype == x.dtype
+        and x.ndim == 1
+        and P.ndim == 3
+        and out.ndim == 1
+        and P.layout == "C"
+        and out.layout == "C"  # written as whole vectors
+        and out.mutable
+        and isinstance(p, types.Integer)
+    ):
+        return None
+    return types.void(x, P, p, out)
+
+
+@intrinsic
+def panels1(typingctx, x, P, p, out):
+    """``out[p*W:(p+PANELS)*W] = P[p:p+PANELS] x``: `PANELS` panels of a packed weight
+    (`pack`) times one vector ``x`` (K,), ``2 * PANELS`` vector sums in registers, one broadcast
+    of ``x[k]`` and ``2 * PANELS`` vector loads per step of ``k``. Against dot products along
+    the weight's rows four at a time (`kernels.step.matvec_rows`), which end in a horizontal
+    sum per row, one core, an LSTM's ``W_hh``: 1.17x at hidden 64, 1.08-1.14x at 128-512
+    (`python benchmarks/micro.py panels`, two runs). ``out`` contiguous."""
+    sig = _panels_signature(x, P, p, out)
+    return (sig, _panels_codegen(PANELS)) if sig is not None else None
+
+
+@intrinsic
+def panel1(typingctx, x, P, p, out):
+    """`panels1` for one panel: ``out[p*W:(p+1)*W] = P[p] x``."""
+    sig = _panels_signature(x, P, p, out)
+    return (sig, _panels_codegen(1)) if sig is not None else None

@@ -365,7 +365,8 @@ def single() -> None:
     (`kernels.step.sequence`), on both (`sequence_pair`) and as the batch loop (`kernels.loops`);
     the input projection is done once before."""
     print("us per 100 steps: one core / both cores / batch loop")
-    for cell, H in (("LSTM", 96), ("GRU", 128), ("LSTM", 128), ("LSTM", 256), ("LSTM", 512)):
+    sizes = (("LSTM", 32), ("LSTM", 48), ("LSTM", 96), ("GRU", 128), ("LSTM", 128))
+    for cell, H in (*sizes, ("LSTM", 256), ("LSTM", 512)):
         _single_at(cell, H, T=100)
 
 

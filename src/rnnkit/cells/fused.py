@@ -28,12 +28,12 @@ from .base import Carry, CellSpec, input_projection
 # step's matrix-vector product and gates fused (`kernels.step.sequence`), and from PAIR_MACS
 # multiply-adds per step on both cores, each computing half the hidden units and the two
 # waiting for each other at every step (`sequence_pair`). Microseconds for T=100, one core /
-# both / the batch loop (`python benchmarks/micro.py single`): LSTM 96 216-253 / 238-263 /
-# 231-285; GRU 128 284-294 / 214-229 / 360-368; LSTM 128 352-369 / 345-355 / 371-387; LSTM 256
-# 1766-2075 / 1148-1310 / 1747-2109; LSTM 512 6261-8333 / 3887-4509 / 6348-7854. (Tests switch
+# both / the batch loop (`python benchmarks/micro.py single`, 2026-11-24): LSTM 32 45 / 51 /
+# 69; LSTM 48 88 / 65 / 100; LSTM 96 232 / 177 / 229; GRU 128 270 / 157 / 298; LSTM 128 378 /
+# 222 / 398; LSTM 256 1625 / 783 / 1732; LSTM 512 6328 / 3201 / 6387. (Tests switch
 # SINGLE_SEQUENCE off to run the batch loop at B=1.)
 SINGLE_SEQUENCE = True
-PAIR_MACS = 45_000
+PAIR_MACS = 8_000
 PANEL_STEPS = 32
 
 

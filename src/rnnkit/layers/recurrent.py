@@ -230,7 +230,8 @@ class Recurrent(Module):
         T, B, _ = x.shape
         mask = None if lens is None else (np.arange(T)[:, None] < lens[None, :])[:, :, None]
         mask = None if mask is None else mask.astype(self.dtype)  # (T, B, 1), 1 while running
-        rev = reverse_index(lens, T, B)
+        # the time index that reverses each sequence: for the backward direction only
+        rev = reverse_index(lens, T, B) if self.num_directions == 2 else None
         n_chunks = wavefront_chunks(self.num_layers, self.num_directions, T)
         if n_chunks:
             weights = [self._weights(sfx, self.params) for sfx in self._suffixes()]
@@ -251,9 +252,12 @@ class Recurrent(Module):
             def direction(d: int, layer: int = layer, inp: np.ndarray = inp):
                 k = layer * self.num_directions + d
                 w = self._weights(self._suffixes()[k], self.params)
-                xin = inp if d == 0 else gather_time(inp, rev)
+                if d == 0:
+                    return sequence_forward(self.cell, inp, carries[k], w, mask, train)
+                assert rev is not None  # (set for two directions)
+                xin = gather_time(inp, rev)
                 y, carry, cache = sequence_forward(self.cell, xin, carries[k], w, mask, train)
-                return (y if d == 0 else gather_time(y, rev)), carry, cache
+                return gather_time(y, rev), carry, cache
 
             for y, carry, cache in each_direction(direction, self.num_directions):
                 outs.append(y)
@@ -276,7 +280,10 @@ class Recurrent(Module):
         return (self.rng.random(shape) < keep).astype(self.dtype) / keep
 
     def _output(self, y: np.ndarray, finals: list, unbatched: bool):
-        state_parts = [np.stack([c[i] for c in finals]) for i in range(self.cell.carry_size)]
+        if len(finals) == 1:  # (np.stack costs several microseconds a call)
+            state_parts = [part[None].copy() for part in finals[0]]
+        else:
+            state_parts = [np.stack([c[i] for c in finals]) for i in range(self.cell.carry_size)]
         if unbatched:
             y = y[:, 0]
             state_parts = [s[:, 0] for s in state_parts]

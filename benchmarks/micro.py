@@ -363,7 +363,7 @@ def train_parts() -> None:
 def single() -> None:
     """The time loop of one sequence (B=1, T=100, inference) three ways, interleaved: on one core
     (`kernels.step.sequence`), on both (`sequence_pair`) and as the batch loop (`kernels.loops`);
-    the input projection is done once before."""
+    the input projection is done once before (`layer(x)` has the kernels do it)."""
     print("us per 100 steps: one core / both cores / batch loop")
     sizes = (("LSTM", 32), ("LSTM", 48), ("LSTM", 96), ("GRU", 128), ("LSTM", 128))
     for cell, H in (*sizes, ("LSTM", 256), ("LSTM", 512)):
@@ -383,13 +383,15 @@ def _single_at(cell: str, H: int, T: int) -> None:
     m, y = np.ones(T, np.float32), np.empty((T, H), np.float32)
     hb, cb = np.zeros((2, H), np.float32), np.zeros((2, H), np.float32)
     P = np.empty((GH // 16 if H % 32 == 0 else 0, H, 16), np.float32)  # panels: as fused does
+    nothing = np.empty((0, H), np.float32)  # the projection is done before: not in the kernels
+    proj, flags = (nothing, nothing, np.empty((0, H, 16), np.float32), b_hh), sync.flags
     hs, cs = np.zeros((2, 1, H), np.float32), np.zeros((2, 1, H), np.float32)
     acts, extra = np.empty((1, 1, GH), np.float32), np.empty((1, 1, H), np.float32)
     hh, y3, m2 = np.empty((1, GH), np.float32), np.empty((T, 1, H), np.float32), np.ones((T, 1))
     m2 = m2.astype(np.float32)
     ways = {
-        "one": lambda: KS.sequence(xi1, W_hh, P, b_hh, m, hb, cb, y, code),
-        "both": lambda: KS.sequence_pair(xi1, W_hh, P, b_hh, m, hb, cb, y, code, sync.flags(2)),
+        "one": lambda: KS.sequence(xi1, proj, W_hh, P, b_hh, m, hb, cb, y, code),
+        "both": lambda: KS.sequence_pair(xi1, proj, W_hh, P, b_hh, m, hb, cb, y, code, flags(2)),
         "batch": lambda: fused._forward_loops(
             layer.cell, xi, W_hh, b_hh, m2, hs, cs, y3, acts, extra, hh, False
         ),

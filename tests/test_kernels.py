@@ -90,7 +90,8 @@ def test_single_sequence_compiled_loop_equals_reference(
     # one sequence, inference: the whole time loop runs compiled (kernels.step.sequence), or
     # on two threads each computing half the hidden units (pair: kernels.step.sequence_part;
     # an odd hidden size, so that the halves differ); the product reads the weight's rows, or
-    # panels the kernels pack (a hidden size that whole panels cover, halves included)
+    # panels the kernels pack (a hidden size that whole panels cover, halves included), and
+    # then the kernels compute the input projection too
     from rnnkit import threads
     from rnnkit.cells import fused
     from rnnkit.kernels import step
@@ -99,9 +100,10 @@ def test_single_sequence_compiled_loop_equals_reference(
     calls, parts, packed = [], [], []
     monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
     monkeypatch.setattr(step, "sequence_pair", _counting(step.sequence_pair, parts))
-    for name in ("sequence", "sequence_pair"):  # how many panels each call was given
-        kernel = getattr(step, name)
-        monkeypatch.setattr(step, name, _counting(kernel, packed, lambda a: a[2].shape[0]))
+    for name in ("sequence", "sequence_pair"):  # how many panels each call was given, for
+        kernel = getattr(step, name)  # the recurrent product and for the input projection
+        record = _counting(kernel, packed, lambda a: (a[3].shape[0], a[1][2].shape[0]))
+        monkeypatch.setattr(step, name, record)
     monkeypatch.setattr(fused, "PAIR_MACS", 0 if pair else 10**9)
     monkeypatch.setattr(fused, "PANEL_STEPS", 0 if panels else 10**9)
     monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)  # the pair needs both cores
@@ -118,7 +120,7 @@ def test_single_sequence_compiled_loop_equals_reference(
     got = layer(x, state, lengths=lens)
     assert len(calls) == 4  # two layers, two directions
     assert len(parts) == (4 if pair else 0)
-    assert len(packed) == 4 and all((n > 0) == panels for n in packed)
+    assert len(packed) == 4 and all((n > 0) == (m > 0) == panels for n, m in packed)
     with reference_loops():
         want = layer(x, state, lengths=lens)
     tol = 1e-12 if dtype == "float64" else 2e-5

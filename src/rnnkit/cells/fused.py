@@ -65,10 +65,10 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
     H = w.W_hh.shape[1]
     GH = cell.gates * H
     dt = x.dtype
-    xi, b_hh = _project(cell, x, w)
     m = np.ones((T, B), dt) if mask is None else np.ascontiguousarray(mask[:, :, 0])
     if B == 1 and not keep_cache and SINGLE_SEQUENCE:
-        return _forward_single(cell, carry, w, m[:, 0], xi[:, 0], b_hh)
+        return _forward_single(cell, carry, w, m[:, 0], x[:, 0])
+    xi, b_hh = _project(cell, x, w)
     n_keep = T if keep_cache else 1
     hs = np.empty((T + 1 if keep_cache else 2, B, H), dt)
     hs[0] = carry[0]
@@ -90,15 +90,20 @@ def forward(cell, x, carry: Carry, w, mask, keep_cache: bool):
 
 def _project(cell, x, w) -> tuple[np.ndarray, np.ndarray]:
     """The input projection for every step, one product: ``xi`` (T, B, G*H), and the bias the
-    loop adds to the hidden projection. The LSTM and RNN add both biases to the same sums, so
-    ``b_ih`` joins ``b_hh`` there (a pass over the projection saved); the GRU's reset gate
-    multiplies ``b_hh`` alone, so its ``b_ih`` goes into ``xi``."""
-    gru = cell.name == "GRU"
-    xi = input_projection(x, w.W_ih, w.b_ih if gru else None)
-    b_hh = w.b_hh if w.b_hh is not None else np.zeros(w.W_hh.shape[0], x.dtype)
-    if w.b_ih is not None and not gru:
-        b_hh = b_hh + w.b_ih
-    return xi, b_hh
+    loop adds to the hidden projection (`_biases`)."""
+    b_x, b_hh = _biases(cell, w, x.dtype)
+    return input_projection(x, w.W_ih, b_x), b_hh
+
+
+def _biases(cell, w, dtype) -> tuple[np.ndarray | None, np.ndarray]:
+    """The bias of the input projection (None: none) and of the hidden one. The LSTM and RNN
+    add both biases to the same sums, so ``b_ih`` joins ``b_hh`` there (a pass over the
+    projection saved); the GRU's reset gate multiplies ``b_hh`` alone, so its ``b_ih`` stays
+    with the input projection."""
+    b_hh = w.b_hh if w.b_hh is not None else np.zeros(w.W_hh.shape[0], dtype)
+    if cell.name == "GRU":
+        return w.b_ih, b_hh
+    return None, (b_hh + w.b_ih if w.b_ih is not None else b_hh)
 
 
 def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) -> None:
@@ -138,30 +143,42 @@ def _by_rows(run: Callable[[tuple[int, int]], None], batch: int) -> None:
     in_parallel(lambda i: run(chunks[i]), len(chunks))
 
 
-def _forward_single(cell, carry: Carry, w, m: np.ndarray, xi: np.ndarray, b_hh: np.ndarray):
-    """Inference of one sequence, the time loop compiled: ``y`` (T, 1, H), the final carry."""
-    T, H = xi.shape[0], w.W_hh.shape[1]
+def _forward_single(cell, carry: Carry, w, m: np.ndarray, x: np.ndarray):
+    """Inference of one sequence ``x`` (T, F), the time loop compiled: ``y`` (T, 1, H), the
+    final carry."""
+    T, H = x.shape[0], w.W_hh.shape[1]
     W_hh = np.ascontiguousarray(w.W_hh)
-    y = np.empty((T, H), xi.dtype)
-    hb = np.empty((2, H), xi.dtype)  # the carry, in row 0 (the kernels alternate rows)
+    width = KT.panel_width(x.dtype)
+    pair = W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2
+    # The products read packed panels (`kernels.tile`) when whole panels cover each part's rows
+    # of every gate and the sequence is long enough to pay for packing them (about the time of
+    # 15 steps' products); the kernels pack them, and then compute the input projection too
+    # (by `tile.tile4`, each core its own columns), else it is one BLAS product here.
+    whole = H % (2 * width if pair else width) == 0
+    panels = W_hh.shape[0] // width if whole and T >= max(PANEL_STEPS, KT.ROWS) else 0
+    P = np.empty((panels, H, width), x.dtype)
+    b_x, b_hh = _biases(cell, w, x.dtype)
+    F, dt = x.shape[1], x.dtype
+    if panels:
+        xi = np.empty((T, W_hh.shape[0]), dt)
+        x, W_ih = np.ascontiguousarray(x), np.ascontiguousarray(w.W_ih)
+        b_x = np.zeros(W_hh.shape[0], dt) if b_x is None else b_x
+        proj = (x, W_ih, np.empty((panels, F, width), dt), b_x)
+    else:
+        xi = np.ascontiguousarray(input_projection(x[:, None], w.W_ih, b_x)[:, 0])
+        nothing = np.empty((0, F), dt)
+        proj = (nothing, nothing, np.empty((0, F, width), dt), b_hh)
+    y = np.empty((T, H), x.dtype)
+    hb = np.empty((2, H), x.dtype)  # the carry, in row 0 (the kernels alternate rows)
     hb[0] = carry[0][0]
     lstm = cell.name == "LSTM"
-    cb = np.empty((2, H), xi.dtype)
+    cb = np.empty((2, H), x.dtype)
     cb[0] = carry[1][0] if lstm else 0  # (the GRU and RNN ignore c)
-    xi = np.ascontiguousarray(xi)
     code = KS.CELL_CODES[cell.name]
-    width = KT.panel_width(xi.dtype)
-    pair = W_hh.shape[0] * H >= PAIR_MACS and side_by_side(2) and numba.get_num_threads() >= 2
-    # the recurrent product reads packed panels (`kernels.tile`) when whole panels cover each
-    # part's rows of every gate and the sequence is long enough to pay for packing them (the
-    # kernels do it, in about the time of 15 steps' products)
-    whole = H % (2 * width if pair else width) == 0
-    panels = W_hh.shape[0] // width if whole and T >= PANEL_STEPS else 0
-    P = np.empty((panels, H, width), xi.dtype)
     if pair:
-        KS.sequence_pair(xi, W_hh, P, b_hh, m, hb, cb, y, code, sync.flags(2))
+        KS.sequence_pair(xi, proj, W_hh, P, b_hh, m, hb, cb, y, code, sync.flags(2))
     else:
-        KS.sequence(xi, W_hh, P, b_hh, m, hb, cb, y, code)
+        KS.sequence(xi, proj, W_hh, P, b_hh, m, hb, cb, y, code)
     h, c = hb[T % 2].copy(), cb[T % 2].copy()
     return y[:, None], ((h[None], c[None]) if lstm else (h[None],)), None
 

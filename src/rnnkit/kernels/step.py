@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from . import int8, sync
 from .cells import HALF, ONE, ZERO, fast_tanh
-from .tile import PANELS, panel1, panels1
+from .tile import PANELS, ROWS, panel1, panels1, tile4
 
 
 def widen(v):  # the Python body is never used: see the overload below
@@ -124,6 +124,25 @@ def matvec_panels(P, x, bias, out, p0, p1):
     o, b = out[p0 * width : p1 * width], bias[p0 * width : p1 * width]
     for n in range(o.shape[0]):
         o[n] += b[n]
+
+
+@njit(inline="always", error_model="numpy")
+def project_panels(proj, xi, p0, p1):
+    """The input projection of a sequence for the rows of panels ``p0 <= p < p1``: ``xi[:,
+    those rows] = x @ W_ih[those rows].T + b_x``, where ``proj = (x (T, F), W_ih, P_ih, b_x)``
+    and ``P_ih`` receives ``tile.pack(W_ih)``'s panels first; four steps at a time by
+    `tile.tile4` (the last block overlaps the one before when 4 does not divide T >= 4)."""
+    x, W_ih, P_ih, b_x = proj
+    pack_panels(W_ih, P_ih, p0, p1)
+    T, width = x.shape[0], P_ih.shape[2]
+    for p in range(p0, p1):
+        for i in range(0, T, ROWS):
+            tile4(x, min(i, T - ROWS), P_ih, p, xi)
+    b = b_x[p0 * width : p1 * width]
+    for t in range(T):
+        row = xi[t, p0 * width : p1 * width]
+        for n in range(row.shape[0]):
+            row[n] += b[n]
 
 
 def prepare(W, x):  # the Python body is never used: see the overload below
@@ -373,7 +392,7 @@ def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode)
 
 
 @STEP
-def sequence(xi, W_hh, P, b_hh, m, hb, cb, y, mode):
+def sequence(xi, proj, W_hh, P, b_hh, m, hb, cb, y, mode):
     """Given the input projection of every step ``xi`` (T, G*H) (one BLAS product before the
     loop), each step is one matrix-vector product and the gates, with no Python between steps.
     ``m`` (T,) is 1 while the sequence runs; past its end the carry holds and the output is 0.
@@ -382,8 +401,11 @@ def sequence(xi, W_hh, P, b_hh, m, hb, cb, y, mode):
     between the two rows, so that no step writes what it reads (and the gates' loops
     vectorize); ``y`` (T, H) receives the outputs. ``P`` (G*H // W, H, W), when it has any
     panels, receives ``tile.pack(W_hh)`` first and the products read it (`matvec_panels`);
-    with none (``W`` must not divide G*H), they read ``W_hh``'s rows."""
+    with none (``W`` must not divide G*H), they read ``W_hh``'s rows. When ``proj``'s
+    ``P_ih`` has panels too, the kernel computes ``xi`` itself first (`project_panels`)."""
     hh = np.empty(W_hh.shape[0], W_hh.dtype)
+    if proj[2].shape[0] > 0:
+        project_panels(proj, xi, 0, proj[2].shape[0])
     pack_panels(W_hh, P, 0, P.shape[0])
     for t in range(xi.shape[0]):
         _sequence_step(xi, W_hh, P, b_hh, m, hb, cb, y, mode, hh, t, 0, hb.shape[1])
@@ -415,33 +437,36 @@ def _sequence_step(xi, W_hh, P, b_hh, m, hb, cb, y, mode, hh, t, j0, j1):
 @njit(  # type: ignore[call-overload]
     cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel={**PRANGE_ONLY}
 )
-def sequence_pair(xi, W_hh, P, b_hh, m, hb, cb, y, mode, flags):
+def sequence_pair(xi, proj, W_hh, P, b_hh, m, hb, cb, y, mode, flags):
     """`sequence` on two of numba's threads (a parallel loop of two iterations, one per
     thread, that wait for each other at the end of every step: `sequence_part`); the caller
-    makes sure that numba has at least two threads, or the one would wait forever. ``P``,
-    ``hb`` and ``cb`` as for `sequence` (with panels, their width divides H / 2), ``flags`` as
-    for `sequence_part`."""
+    makes sure that numba has at least two threads, or the one would wait forever. ``proj``,
+    ``P``, ``hb`` and ``cb`` as for `sequence` (with panels, their width divides H / 2),
+    ``flags`` as for `sequence_part`."""
     for part in prange(2):
-        sequence_part(xi, W_hh, P, b_hh, m, hb, cb, y, mode, part, flags)
+        sequence_part(xi, proj, W_hh, P, b_hh, m, hb, cb, y, mode, part, flags)
 
 
 @njit(inline="always", error_model="numpy", fastmath=FAST)
-def sequence_part(xi, W_hh, P, b_hh, m, hb, cb, y, mode, part, flags):
+def sequence_part(xi, proj, W_hh, P, b_hh, m, hb, cb, y, mode, part, flags):
     """`sequence` on two threads at once, each calling this with its ``part`` (0 or 1) and the
     same arrays: part p computes the hidden units ``[p*H//2, (p+1)*H//2)`` of every step, its
     rows of each gate's block of ``W_hh`` (half the weight each, so each core keeps its half
     in its own cache), and the two wait for each other at the end of every step (`sync`;
     ``flags`` from ``sync.flags(2)``, zeroed). Each step reads one row of ``hb`` and writes the
     other, so no part writes what the other may still be reading. Each part packs its own
-    panels of ``P``."""
+    panels of ``P`` (and of ``proj``'s ``P_ih``, computing its own columns of ``xi``)."""
     H = hb.shape[1]
     j0, j1 = part * H // 2, (part + 1) * H // 2
     other = 1 - part
     hh = np.empty(W_hh.shape[0], W_hh.dtype)  # this part writes and reads only its own rows
-    if P.shape[0] > 0:
-        width = P.shape[2]
-        for g in range(W_hh.shape[0] // H):
-            pack_panels(W_hh, P, (g * H + j0) // width, (g * H + j1) // width)
+    width = P.shape[2]
+    for g in range(W_hh.shape[0] // H):  # this part's rows of each gate
+        p0, p1 = (g * H + j0) // width, (g * H + j1) // width
+        if proj[2].shape[0] > 0:
+            project_panels(proj, xi, p0, p1)
+        if P.shape[0] > 0:
+            pack_panels(W_hh, P, p0, p1)
     for t in range(xi.shape[0]):
         _sequence_step(xi, W_hh, P, b_hh, m, hb, cb, y, mode, hh, t, j0, j1)
         sync.publish(flags, part, t + 1)

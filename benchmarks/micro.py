@@ -222,6 +222,46 @@ def panels() -> None:
         )
 
 
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _gates_from_j0(xi, hh, c, h, T, j0, j1):  # the gate loop before: range(j0, j1) indexing
+    H = c.shape[0]
+    for _ in range(T):
+        for j in range(j0, j1):
+            i = KS._sigmoid(xi[j] + hh[j])
+            f = KS._sigmoid(xi[H + j] + hh[H + j])
+            g = KC.fast_tanh(xi[2 * H + j] + hh[2 * H + j])
+            o = KS._sigmoid(xi[3 * H + j] + hh[3 * H + j])
+            c[j] = f * c[j] + i * g
+            h[j] = o * KC.fast_tanh(c[j])
+
+
+@njit(fastmath=KS.FAST, error_model="numpy")
+def _gates_views(xi, hh, c, h, T, j0, j1):  # now: `kernels.step._lstm_gates`, on views
+    c2 = np.empty_like(c)
+    for _ in range(T):
+        KS._lstm_gates(xi, hh, c, h, c2, j0, j1)
+
+
+def gates() -> None:
+    """The LSTM gates of the second half of the hidden units (as one core of the pair computes
+    them), ns per step: the loop indexing ``xi[H + j]`` for ``j`` in ``range(j0, j1)`` that the
+    pair had, against `kernels.step._lstm_gates`, which indexes views from 0; 7 rounds."""
+    rng = np.random.default_rng(0)
+    for H in (64, 128, 256):
+        xi, hh = (rng.standard_normal(4 * H).astype(np.float32) for _ in range(2))
+        c, h, T = np.zeros(H, np.float32), np.zeros(H, np.float32), 1000
+        got: dict[str, list[float]] = {}
+        for _ in range(7):
+            for name, fn in (("range(j0, j1)", _gates_from_j0), ("views", _gates_views)):
+                fn(xi, hh, c, h, 1, H // 2, H)
+                t0 = time.perf_counter()
+                fn(xi, hh, c, h, T, H // 2, H)
+                got.setdefault(name, []).append((time.perf_counter() - t0) / T * 1e9)
+        med = {k: statistics.median(v) for k, v in got.items()}
+        line = "  ".join(f"{k} {v:6.0f} ns" for k, v in med.items())
+        print(f"hidden {H}, units {H // 2}-{H - 1}: {line}")
+
+
 @njit(fastmath=KL.FAST, error_model="numpy")
 def _products(h, W, P, out, T):
     for _ in range(T):
@@ -444,6 +484,7 @@ def main() -> int:
         "int8": int8,
         "tile": tile,
         "panels": panels,
+        "gates": gates,
         "products": products,
         "train-parts": train_parts,
         "single": single,

@@ -29,7 +29,7 @@ from .cells import (
     rnn_backward,
     rnn_forward,
 )
-from .step import GRU, LSTM, RNN_RELU, RNN_TANH, _gates, matvec_rows
+from .step import matvec_rows
 from .tile import ROWS, VECTOR_BYTES, tile4
 
 # reassoc (and nsz) let the sums of `_dot` be vectorized; NaN and inf still propagate
@@ -117,41 +117,16 @@ def _dot_pairs(a, w, out):
 # -- forward: the buffers of `fused.forward`; keep=False reuses two rows of hs (and cs) and one
 # of acts/extra, as the inference loop there does. Each loop runs rows [i0, i1) of the batch,
 # indexing ``a[t, i0:i1]`` (which stays C-contiguous, so the kernels vectorize) ----------------
-@njit(inline="always", error_model="numpy", fastmath=FAST, boundscheck=False)
-def _infer_rows(mode, xi, a, b_hh, h_prev, c_prev, m, h, c, y, i0, i1):
-    """A step of rows ``[i0, i1)`` when nothing is kept for a backward: ``a`` (the rows'
-    ``h_prev W_hh^T``) receives the bias, then `step._gates` computes ``h`` (and the LSTM's
-    ``c``; other cells ignore ``c_prev`` and ``c``) in one pass; `lstm_forward` and the others
-    also write what the backward reads. LSTM at B=32 H=64 1.045x, B=8 H=128 1.03x (`layer(x)`
-    in alternating processes)."""
-    H = h.shape[1]
-    for r in range(i1 - i0):
-        b = i0 + r
-        if m[b] == 0:  # past the sequence's end: the carry holds, the output is 0
-            h[b], c[b], y[b] = h_prev[b], c_prev[b], 0
-            continue
-        ar = a[r]
-        for n in range(ar.shape[0]):
-            ar[n] += b_hh[n]
-        _gates(mode, xi[b], ar, h_prev[b], c_prev[b], h[b], c[b], 0, H)
-        y[b] = h[b]
-
-
 @LOOP
 def lstm_forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
     for t in range(xi.shape[0]):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         h_prev, c_prev, a = hs[cur, i0:i1], cs[cur, i0:i1], hh[i0:i1]
         _dot(h_prev, W_hh, P, a)
-        if keep:
-            lstm_forward(
-                xi[t, i0:i1], a, b_hh, h_prev, c_prev, m[t, i0:i1], hs[nxt, i0:i1],
-                cs[nxt, i0:i1], y[t, i0:i1], acts[k, i0:i1], extra[k, i0:i1],
-            )  # fmt: skip
-        else:  # nothing kept for a backward: the gates fused, as in a stream's step
-            _infer_rows(
-                LSTM, xi[t], a, b_hh, hs[cur], cs[cur], m[t], hs[nxt], cs[nxt], y[t], i0, i1
-            )
+        lstm_forward(
+            xi[t, i0:i1], a, b_hh, h_prev, c_prev, m[t, i0:i1], hs[nxt, i0:i1], cs[nxt, i0:i1],
+            y[t, i0:i1], acts[k, i0:i1], extra[k, i0:i1],
+        )  # fmt: skip
 
 
 @LOOP
@@ -160,13 +135,10 @@ def gru_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, extra, hh, keep, i0, i1)
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         h_prev, a = hs[cur, i0:i1], hh[i0:i1]
         _dot(h_prev, W_hh, P, a)
-        if keep:
-            gru_forward(
-                xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
-                acts[k, i0:i1], extra[k, i0:i1],
-            )  # fmt: skip
-        else:
-            _infer_rows(GRU, xi[t], a, b_hh, hs[cur], hs[cur], m[t], hs[nxt], hs[nxt], y[t], i0, i1)
+        gru_forward(
+            xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
+            acts[k, i0:i1], extra[k, i0:i1],
+        )  # fmt: skip
 
 
 @LOOP
@@ -175,16 +147,10 @@ def rnn_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, hh, keep, relu, i0, i1):
         cur, nxt, k = (t, t + 1, t) if keep else (t % 2, 1 - t % 2, 0)
         h_prev, a = hs[cur, i0:i1], hh[i0:i1]
         _dot(h_prev, W_hh, P, a)
-        if keep:
-            rnn_forward(
-                xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
-                acts[k, i0:i1], relu,
-            )  # fmt: skip
-        else:
-            mode = RNN_RELU if relu else RNN_TANH
-            _infer_rows(
-                mode, xi[t], a, b_hh, hs[cur], hs[cur], m[t], hs[nxt], hs[nxt], y[t], i0, i1
-            )
+        rnn_forward(
+            xi[t, i0:i1], a, b_hh, h_prev, m[t, i0:i1], hs[nxt, i0:i1], y[t, i0:i1],
+            acts[k, i0:i1], relu,
+        )  # fmt: skip
 
 
 # -- backward: the buffers of `fused.backward`; W_hhT is W_hh transposed, contiguous ----------

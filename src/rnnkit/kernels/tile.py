@@ -63,26 +63,60 @@ def _element_ptr(builder, ary, index0, index1=None):
     return builder.inttoptr(builder.add(base, offset), ary.data.type)
 
 
-@intrinsic
-def tile4(typingctx, a, i, P, p, out):
-    """``out[i:i+4, p*W:(p+1)*W] = a[i:i+4] @ P[p]`` (see the module docstring). ``a`` (M, K)
-    and ``out`` need contiguous rows; ``P`` (panels, K, W) is C-contiguous; same float dtype."""
-    if not (
+def _float_operands(a, P, out, rows: int) -> bool:
+    """Whether ``a`` (``rows`` dimensions), packed panels ``P`` and ``out`` (as many dimensions as
+    ``a``) are arrays of one float dtype that the vector code can read and write: ``P``
+    C-contiguous, ``out`` writable."""
+    return (
         isinstance(a, types.Array)
         and isinstance(P, types.Array)
         and isinstance(out, types.Array)
         and a.dtype in (types.float32, types.float64)
         and P.dtype == a.dtype
         and out.dtype == a.dtype
-        and a.ndim == 2
+        and a.ndim == rows
         and P.ndim == 3
-        and out.ndim == 2
-        and a.layout == P.layout == out.layout == "C"  # rows read and written as contiguous
+        and out.ndim == rows
+        and P.layout == "C"
+        and out.layout == "C"
         and out.mutable
-    ):
+    )
+
+
+def _vector_fma(context, builder, dtype):
+    """The 256-bit vector type of ``dtype``, its pointer type, its lanes and LLVM's fused
+    multiply-add on it."""
+    lanes = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
+    vec = ir.VectorType(context.get_value_type(dtype), lanes)
+    fma = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(vec, [vec, vec, vec]),
+        f"llvm.fmuladd.v{lanes}{'f32' if dtype == types.float32 else 'f64'}",
+    )
+    return vec, vec.as_pointer(), lanes, fma
+
+
+def _zero_sums(builder, vec, n: int) -> list:
+    """``n`` vector sums in registers (stack slots that LLVM promotes), zeroed."""
+    zeros = ir.Constant(vec, [0.0] * vec.count)
+    return [cgutils.alloca_once_value(builder, zeros) for _ in range(n)]
+
+
+def _broadcast(builder, vec, value):
+    """``value`` in every lane of ``vec``."""
+    lane0 = ir.Constant(ir.IntType(32), 0)
+    one = builder.insert_element(ir.Constant(vec, None), value, lane0)
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count)
+    return builder.shuffle_vector(one, ir.Constant(vec, None), mask)
+
+
+@intrinsic
+def tile4(typingctx, a, i, P, p, out):
+    """``out[i:i+4, p*W:(p+1)*W] = a[i:i+4] @ P[p]`` (see the module docstring). ``a`` (M, K)
+    and ``out`` need contiguous rows; ``P`` (panels, K, W) is C-contiguous; same float dtype."""
+    if not (_float_operands(a, P, out, 2) and a.layout == "C"):  # contiguous rows
         return None
     sig = types.void(a, i, P, p, out)
-    lanes = VECTOR_BYTES // (4 if a.dtype == types.float32 else 8)
 
     def codegen(context, builder, signature, args):
         a_t, i_t, P_t, p_t, out_t = signature.args
@@ -92,14 +126,7 @@ def tile4(typingctx, a, i, P, p, out):
         intp = context.get_value_type(types.intp)
         i_val = context.cast(builder, args[1], i_t, types.intp)
         p_val = context.cast(builder, args[3], p_t, types.intp)
-        scalar = context.get_value_type(a_t.dtype)
-        vec = ir.VectorType(scalar, lanes)
-        vptr = vec.as_pointer()
-        fma = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(vec, [vec, vec, vec]),
-            f"llvm.fmuladd.v{lanes}{'f32' if a_t.dtype == types.float32 else 'f64'}",
-        )
+        vec, vptr, lanes, fma = _vector_fma(context, builder, a_t.dtype)
         K = cgutils.unpack_tuple(builder, av.shape)[1]
         width = ir.Constant(intp, 2 * lanes)
         zero_idx = ir.Constant(intp, 0)
@@ -108,10 +135,7 @@ def tile4(typingctx, a, i, P, p, out):
             for r in range(ROWS)
         ]
         panel = _element_ptr(builder, Pv, p_val)
-        zeros = ir.Constant(vec, [0.0] * lanes)
-        accs = [cgutils.alloca_once_value(builder, zeros) for _ in range(2 * ROWS)]
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-        lane0 = ir.Constant(ir.IntType(32), 0)
+        accs = _zero_sums(builder, vec, 2 * ROWS)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             q = builder.gep(panel, [builder.mul(k, width)])
@@ -119,9 +143,7 @@ def tile4(typingctx, a, i, P, p, out):
             q1 = builder.gep(q, [ir.Constant(intp, lanes)])
             w1 = builder.load(builder.bitcast(q1, vptr), align=4)
             for r in range(ROWS):
-                x = builder.load(builder.gep(rows[r], [k]))
-                xv = builder.insert_element(ir.Constant(vec, None), x, lane0)
-                xv = builder.shuffle_vector(xv, ir.Constant(vec, None), mask)
+                xv = _broadcast(builder, vec, builder.load(builder.gep(rows[r], [k])))
                 for half, w in enumerate((w0, w1)):
                     acc = accs[2 * r + half]
                     builder.store(builder.call(fma, [xv, w, builder.load(acc)]), acc)
@@ -151,14 +173,7 @@ def _panels_codegen(count: int):
         ov = context.make_array(out_t)(context, builder, args[3])
         intp = context.get_value_type(types.intp)
         p_val = context.cast(builder, args[2], p_t, types.intp)
-        lanes = VECTOR_BYTES // (4 if x_t.dtype == types.float32 else 8)
-        vec = ir.VectorType(context.get_value_type(x_t.dtype), lanes)
-        vptr = vec.as_pointer()
-        fma = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(vec, [vec, vec, vec]),
-            f"llvm.fmuladd.v{lanes}{'f32' if x_t.dtype == types.float32 else 'f64'}",
-        )
+        vec, vptr, lanes, fma = _vector_fma(context, builder, x_t.dtype)
         K = cgutils.unpack_tuple(builder, Pv.shape)[1]
         width = ir.Constant(intp, 2 * lanes)
         panels = [
@@ -167,15 +182,11 @@ def _panels_codegen(count: int):
         ]
         x_stride = cgutils.unpack_tuple(builder, xv.strides)[0]
         x_base = builder.ptrtoint(xv.data, intp)
-        zeros = ir.Constant(vec, [0.0] * lanes)
-        accs = [cgutils.alloca_once_value(builder, zeros) for _ in range(2 * count)]
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-        lane0 = ir.Constant(ir.IntType(32), 0)
+        accs = _zero_sums(builder, vec, 2 * count)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             x_ptr = builder.inttoptr(builder.add(x_base, builder.mul(k, x_stride)), xv.data.type)
-            xk = builder.insert_element(ir.Constant(vec, None), builder.load(x_ptr), lane0)
-            xk = builder.shuffle_vector(xk, ir.Constant(vec, None), mask)
+            xk = _broadcast(builder, vec, builder.load(x_ptr))
             for q in range(count):
                 row = builder.gep(panels[q], [builder.mul(k, width)])
                 for half in range(2):
@@ -193,21 +204,7 @@ def _panels_codegen(count: int):
 
 
 def _panels_signature(x, P, p, out):
-    if not (
-        isinstance(x, types.Array)
-        and isinstance(P, types.Array)
-        and isinstance(out, types.Array)
-        and x.dtype in (types.float32, types.float64)
-        and P.dtype == x.dtype
-        and out.dtype == x.dtype
-        and x.ndim == 1
-        and P.ndim == 3
-        and out.ndim == 1
-        and P.layout == "C"
-        and out.layout == "C"  # written as whole vectors
-        and out.mutable
-        and isinstance(p, types.Integer)
-    ):
+    if not (_float_operands(x, P, out, 1) and isinstance(p, types.Integer)):
         return None
     return types.void(x, P, p, out)
 
@@ -218,8 +215,10 @@ def panels1(typingctx, x, P, p, out):
     (`pack`) times one vector ``x`` (K,), ``2 * PANELS`` vector sums in registers, one broadcast
     of ``x[k]`` and ``2 * PANELS`` vector loads per step of ``k``. Against dot products along
     the weight's rows four at a time (`kernels.step.matvec_rows`), which end in a horizontal
-    sum per row, one core, an LSTM's ``W_hh``: 1.17x at hidden 64, 1.08-1.14x at 128-512
-    (`python benchmarks/micro.py panels`, two runs). ``out`` contiguous."""
+    sum per row, one core, an LSTM's ``W_hh`` (`python benchmarks/micro.py panels`, five runs;
+    the noise moves the row-wise product most): 1.17-1.46x at hidden 64, 0.98-1.38x at 128,
+    1.04-1.19x at 256 and 0.97-1.09x at 512, where the weight does not fit in the core's L2
+    cache and both wait for memory. ``out`` contiguous."""
     sig = _panels_signature(x, P, p, out)
     return (sig, _panels_codegen(PANELS)) if sig is not None else None
 

@@ -128,6 +128,29 @@ def test_single_sequence_compiled_loop_equals_reference(
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("mode", sorted(CLASSES))
+@pytest.mark.parametrize("pair", [False, True])
+def test_single_sequence_without_biases_projects_in_the_kernels(mode, pair, monkeypatch):
+    # a layer without biases, its input projection computed by the kernels (packed panels):
+    # the zero bias they add must not move anything (float64, against the reference)
+    from rnnkit import threads
+    from rnnkit.cells import fused
+    from rnnkit.layers import parallel
+
+    monkeypatch.setattr(fused, "PAIR_MACS", 0 if pair else 10**9)
+    monkeypatch.setattr(fused, "PANEL_STEPS", 0)
+    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)
+    monkeypatch.setattr(threads, "THREADS", 2)
+    rng = np.random.default_rng(11)
+    layer = CLASSES[mode](input_size=5, hidden_size=16, bias=False, seed=3, dtype="float64")
+    x = rng.standard_normal((6, 1, 5))
+    got = layer(x)
+    with reference_loops():
+        want = layer(x)
+    for a, b in zip(_flat(got[0]) + _flat(got[1]), _flat(want[0]) + _flat(want[1]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def _counting(fn, calls, record=lambda args: 1):
     def wrapped(*args, **kwargs):
         calls.append(record(args))

@@ -110,6 +110,13 @@ def pack_panels(W, P, p0, p1):
 
 
 @njit(inline="always", error_model="numpy")
+def _add(out, b):
+    """``out += b``, elementwise (both 1-D, indexed from 0: the loop vectorizes)."""
+    for n in range(out.shape[0]):
+        out[n] += b[n]
+
+
+@njit(inline="always", error_model="numpy")
 def matvec_panels(P, x, bias, out, p0, p1):
     """``out[n] = W[n] . x + bias[n]`` for the rows of panels ``p0 <= p < p1`` of ``P =
     tile.pack(W)``, float weights: `PANELS` panels at a time (`tile.panels1`), then one."""
@@ -121,9 +128,7 @@ def matvec_panels(P, x, bias, out, p0, p1):
         panel1(x, P, p, out)
         p += 1
     width = P.shape[2]
-    o, b = out[p0 * width : p1 * width], bias[p0 * width : p1 * width]
-    for n in range(o.shape[0]):
-        o[n] += b[n]
+    _add(out[p0 * width : p1 * width], bias[p0 * width : p1 * width])
 
 
 @njit(inline="always", error_model="numpy")
@@ -138,11 +143,8 @@ def project_panels(proj, xi, p0, p1):
     for p in range(p0, p1):
         for i in range(0, T, ROWS):
             tile4(x, min(i, T - ROWS), P_ih, p, xi)
-    b = b_x[p0 * width : p1 * width]
     for t in range(T):
-        row = xi[t, p0 * width : p1 * width]
-        for n in range(row.shape[0]):
-            row[n] += b[n]
+        _add(xi[t, p0 * width : p1 * width], b_x[p0 * width : p1 * width])
 
 
 def prepare(W, x):  # the Python body is never used: see the overload below
@@ -394,7 +396,8 @@ def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode)
 @STEP
 def sequence(xi, proj, W_hh, P, b_hh, m, hb, cb, y, mode):
     """Given the input projection of every step ``xi`` (T, G*H) (one BLAS product before the
-    loop), each step is one matrix-vector product and the gates, with no Python between steps.
+    loop, or computed here first: see ``proj`` below), each step is one matrix-vector product
+    and the gates, with no Python between steps.
     ``m`` (T,) is 1 while the sequence runs; past its end the carry holds and the output is 0.
     ``hb`` and ``cb`` (2, H) hold the initial carry (``h``, and the LSTM's ``c``; other cells
     ignore ``cb``) in row 0 and receive the final one in row ``T % 2``: the steps alternate

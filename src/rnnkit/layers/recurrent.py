@@ -280,7 +280,7 @@ class Recurrent(Module):
         return (self.rng.random(shape) < keep).astype(self.dtype) / keep
 
     def _output(self, y: np.ndarray, finals: list, unbatched: bool):
-        if len(finals) == 1:  # (np.stack costs several microseconds a call)
+        if len(finals) == 1:  # copies, as np.stack does, at a fraction of its microseconds
             state_parts = [part[None].copy() for part in finals[0]]
         else:
             state_parts = [np.stack([c[i] for c in finals]) for i in range(self.cell.carry_size)]

@@ -1,5 +1,4 @@
-"""The fast paths against the general ones: the step plans (one stream and a batch of them), the
-parallel directions and the wavefront."""
+"""The stream step plans (one stream and a batch of them) against the general path."""
 
 from __future__ import annotations
 
@@ -7,8 +6,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.layers import parallel, stepper
-from rnnkit.layers.stepper import StepPlan
+from rnnkit.engine.tuning import using
+from rnnkit.stream.steps import build_plan
 
 MAKERS = {
     "rnn_tanh": lambda **kw: rnnkit.RNN(4, 6, **kw),
@@ -39,18 +38,19 @@ KINDS = [("float64", "float"), ("float32", "float"), ("float32", "int8"), ("floa
 @pytest.mark.parametrize("cell", sorted(MAKERS))
 @pytest.mark.parametrize(("dtype", "weights"), KINDS)
 @pytest.mark.parametrize("split", [False, True])
-def test_batch1_plan_equals_the_general_step(cell, dtype, weights, split, monkeypatch):
+def test_batch1_plan_equals_the_general_step(cell, dtype, weights, split):
     # split: the products shared between the cores, as for large layers
-    monkeypatch.setattr(stepper, "PARALLEL_MACS", 0 if split else 10**9)
     rng = np.random.default_rng(0)
     model = _model(cell, dtype, weights, num_layers=3, seed=2)
-    plan = StepPlan.build(model)
+    with using(split_macs=0 if split else 10**9):
+        plan = build_plan(model)
     assert plan is not None
     assert all(plan.split) == (split and weights != "bfloat16")  # bfloat16 is never split
     start = _perturbed(model, rng)
     start = start if cell == "lstm" else start[0]
     xs = rng.standard_normal((15, 4)).astype(dtype)
     fast = rnnkit.Stream(model)
+    fast._plan = plan
     fast.state = start
     got = np.stack([fast.step(x) for x in xs])  # (T, H) through the plan
     want, final = model.stream_forward(xs[:, None, :], start)  # the general path, batch 1
@@ -63,10 +63,10 @@ def test_batch1_plan_equals_the_general_step(cell, dtype, weights, split, monkey
 def test_plan_splits_layers_whose_weights_fill_a_cores_cache():
     # float32 LSTM 128: 131k multiply-adds (under PARALLEL_MACS) but 512 KiB of weights; its int8
     # weights (128 KiB) fit one core's cache, and bfloat16 is never split
-    float_plan = StepPlan.build(rnnkit.LSTM(128, 128, seed=0))
-    int8_plan = StepPlan.build(rnnkit.quantize(rnnkit.LSTM(128, 128, seed=0), "int8"))
-    bf16_plan = StepPlan.build(rnnkit.quantize(rnnkit.LSTM(256, 256, seed=0), "bfloat16"))
-    small_plan = StepPlan.build(rnnkit.LSTM(64, 64, seed=0))
+    float_plan = build_plan(rnnkit.LSTM(128, 128, seed=0))
+    int8_plan = build_plan(rnnkit.quantize(rnnkit.LSTM(128, 128, seed=0), "int8"))
+    bf16_plan = build_plan(rnnkit.quantize(rnnkit.LSTM(256, 256, seed=0), "bfloat16"))
+    small_plan = build_plan(rnnkit.LSTM(64, 64, seed=0))
     assert float_plan is not None and float_plan.split == [True]
     assert int8_plan is not None and int8_plan.split == [False]
     assert bf16_plan is not None and bf16_plan.split == [False]
@@ -97,7 +97,7 @@ def test_language_model_plan_equals_the_general_step():
 def test_batched_plan_equals_the_general_step(cell, dtype, weights):
     rng = np.random.default_rng(1)
     model = _model(cell, dtype, weights, num_layers=2, seed=3)
-    plan = StepPlan.build(model)
+    plan = build_plan(model)
     assert plan is not None
     B = 5
     start = _perturbed(model, rng, B)
@@ -132,65 +132,11 @@ def test_language_model_batched_plan_equals_the_general_step():
     got = np.stack([stream.step(t) for t in ids])  # (T, B, V) through the batched plan
     want, _ = lm.stream_forward(ids, None)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
-    plan = StepPlan.build(lm)
+    plan = build_plan(lm)
     assert plan is not None
     assert plan.step_many(np.array([1, 11]), None) is None  # out of the vocabulary
     with pytest.raises(ValueError, match="11"):
         stream.step(np.array([1, 11, 2]))
-
-
-@pytest.mark.parametrize("cell", sorted(MAKERS))
-def test_parallel_directions_equal_sequential(cell, monkeypatch):
-    rng = np.random.default_rng(3)
-    layer = MAKERS[cell](num_layers=2, bidirectional=True, seed=1, dtype="float64")
-    x = rng.standard_normal((9, 3, 4))
-    lengths = np.array([9, 4, 6])
-    dy = rng.standard_normal((9, 3, 12))
-
-    def run():
-        layer.zero_grad()
-        y, state, backward = layer.forward_train(x, lengths=lengths)
-        dx, dstate = backward(dy)
-        grads = {k: v.copy() for k, v in layer.grads.items()}
-        return [y, *_parts(state), dx, *_parts(dstate), layer.grad_norms.copy()], grads
-
-    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", True)
-    par, par_grads = run()
-    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)
-    seq, seq_grads = run()
-    for a, b in zip(par, seq, strict=True):
-        np.testing.assert_array_equal(a, b)
-    for key in seq_grads:
-        np.testing.assert_array_equal(par_grads[key], seq_grads[key], err_msg=key)
-
-
-@pytest.mark.parametrize("cell", sorted(MAKERS))
-@pytest.mark.parametrize("lengths", [None, [23, 9, 17]])
-def test_wavefront_equals_layer_after_layer(cell, lengths, monkeypatch):
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((23, 3, 4))
-    dy = rng.standard_normal((23, 3, 6))
-    h0 = rng.standard_normal((3, 3, 6))
-    state = (h0, rng.standard_normal((3, 3, 6))) if cell == "lstm" else h0
-
-    def run(chunks):
-        monkeypatch.setattr(parallel, "WAVEFRONT_CHUNKS", chunks)
-        # a fresh layer each time: dropout draws from the layer's own generator
-        layer = MAKERS[cell](num_layers=3, dropout=0.3, seed=5, dtype="float64")
-        assert bool(parallel.wavefront_chunks(3, 1, 23)) == (chunks > 0)
-        y, final, backward = layer.forward_train(x, state, lengths=lengths)
-        dx, dstate = backward(dy, state)  # any gradient of the final state will do
-        inference = layer(x, state, lengths=lengths)
-        arrays = [y, *_parts(final), dx, *_parts(dstate), layer.grad_norms]
-        arrays += [inference[0], *_parts(inference[1])]
-        return arrays, dict(layer.grads)
-
-    wave, wave_grads = run(5)
-    plain, plain_grads = run(0)
-    for a, b in zip(wave, plain, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-    for key in plain_grads:
-        np.testing.assert_allclose(wave_grads[key], plain_grads[key], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("weights", ["int8", "bfloat16"])
@@ -208,7 +154,7 @@ def test_plan_keeps_a_quantized_float64_model_in_float64(weights):
 
 def test_plan_output_is_its_own_array_and_infinities_stay_infinite():
     model = rnnkit.RNN(3, 4, nonlinearity="relu", seed=0)
-    plan = StepPlan.build(model)
+    plan = build_plan(model)
     h = np.zeros((1, 1, 4), np.float32)
     h[0, 0, 0] = np.inf  # W_hh h: +inf, -inf or nan per row, as NumPy has it
     x = np.ones(3, np.float32)

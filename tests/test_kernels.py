@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.cells.sequence import reference_loops
+from rnnkit.engine.tuning import using
+
+
+def reference_loops():
+    """The planner's reference path for every sequence (the NumPy step loops)."""
+    return using(kernels="reference")
+
 
 CLASSES = {
     "LSTM": lambda **kw: rnnkit.LSTM(**kw),
@@ -38,10 +44,8 @@ def _flat(a):
 def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
     # threads: the batch's rows in one chunk, or in two chunks side by side (kernels.loops)
     from rnnkit import threads as rt
-    from rnnkit.cells import fused
 
     monkeypatch.setattr(rt, "THREADS", threads)
-    monkeypatch.setattr(fused, "SINGLE_SEQUENCE", False)  # the batch loop at B=1 too
     assert len(rt.row_chunks(9)) == threads
     rng = np.random.default_rng(zlib.crc32(f"{mode} {dtype} {lengths} {H}".encode()))
     # B=9: rows [0, 4) and [4, 9) with two threads: one 4-row tile, or two overlapping ones;
@@ -62,8 +66,9 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
     )
     lens = np.array([7, 3, 5, 1, 6, 2, 7, 4, 1]) if lengths else None
     dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
-    fast = _run(layer, x, state, lens, dy, dstate)
-    fast_inference = layer(x, state, lengths=lens)
+    with using(single_sequence=False):  # the batch loop at B=1 too
+        fast = _run(layer, x, state, lens, dy, dstate)
+        fast_inference = layer(x, state, lengths=lens)
     with reference_loops():
         ref = _run(layer, x, state, lens, dy, dstate)
         ref_inference = layer(x, state, lengths=lens)
@@ -93,21 +98,17 @@ def test_single_sequence_compiled_loop_equals_reference(
     # panels the kernels pack (a hidden size that whole panels cover, halves included), and
     # then the kernels compute the input projection too
     from rnnkit import threads
-    from rnnkit.cells import fused
+    from rnnkit.engine import fused
     from rnnkit.kernels import step
-    from rnnkit.layers import parallel
 
     calls, parts, packed = [], [], []
-    monkeypatch.setattr(fused, "_forward_single", _counting(fused._forward_single, calls))
+    monkeypatch.setattr(fused, "forward_single", _counting(fused.forward_single, calls))
     monkeypatch.setattr(step, "sequence_pair", _counting(step.sequence_pair, parts))
     for name in ("sequence", "sequence_pair"):  # how many panels each call was given, for
         kernel = getattr(step, name)  # the recurrent product and for the input projection
         record = _counting(kernel, packed, lambda a: (a[3].shape[0], a[1][2].shape[0]))
         monkeypatch.setattr(step, name, record)
-    monkeypatch.setattr(fused, "PAIR_MACS", 0 if pair else 10**9)
-    monkeypatch.setattr(fused, "PANEL_STEPS", 0 if panels else 10**9)
-    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)  # the pair needs both cores
-    monkeypatch.setattr(threads, "THREADS", 2)  # (and two of them)
+    monkeypatch.setattr(threads, "THREADS", 2)  # the pair needs two threads
     rng = np.random.default_rng(7)
     H = 32 if panels else 7 if pair else 6
     layer = CLASSES[mode](
@@ -117,7 +118,9 @@ def test_single_sequence_compiled_loop_equals_reference(
     h0 = rng.standard_normal((4, 1, H)).astype(dtype)
     state = (h0, rng.standard_normal((4, 1, H)).astype(dtype)) if mode == "LSTM" else h0
     lens = None if length is None else np.array([length])
-    got = layer(x, state, lengths=lens)
+    pair_macs, panel_steps = (0 if pair else 10**9), (0 if panels else 10**9)
+    with using(pair_macs=pair_macs, panel_steps=panel_steps):
+        got = layer(x, state, lengths=lens)
     assert len(calls) == 4  # two layers, two directions
     assert len(parts) == (4 if pair else 0)
     assert len(packed) == 4 and all((n > 0) == (m > 0) == panels for n, m in packed)
@@ -134,17 +137,13 @@ def test_single_sequence_without_biases_projects_in_the_kernels(mode, pair, monk
     # a layer without biases, its input projection computed by the kernels (packed panels):
     # the zero bias they add must not move anything (float64, against the reference)
     from rnnkit import threads
-    from rnnkit.cells import fused
-    from rnnkit.layers import parallel
 
-    monkeypatch.setattr(fused, "PAIR_MACS", 0 if pair else 10**9)
-    monkeypatch.setattr(fused, "PANEL_STEPS", 0)
-    monkeypatch.setattr(parallel, "PARALLEL_DIRECTIONS", False)
     monkeypatch.setattr(threads, "THREADS", 2)
     rng = np.random.default_rng(11)
     layer = CLASSES[mode](input_size=5, hidden_size=16, bias=False, seed=3, dtype="float64")
     x = rng.standard_normal((6, 1, 5))
-    got = layer(x)
+    with using(pair_macs=0 if pair else 10**9, panel_steps=0):
+        got = layer(x)
     with reference_loops():
         want = layer(x)
     for a, b in zip(_flat(got[0]) + _flat(got[1]), _flat(want[0]) + _flat(want[1]), strict=True):
@@ -210,15 +209,13 @@ def test_tiled_product_equals_numpy(dtype):
 def test_fused_equals_reference_small_batches(mode, bias, monkeypatch):
     # the time loops' product for one, two or three rows (no tiles) and six (two overlapping
     # tiles), with and without biases (the LSTM and RNN fold b_ih into b_hh), float64
-    from rnnkit.cells import fused
-
-    monkeypatch.setattr(fused, "SINGLE_SEQUENCE", False)  # the batch loop at B=1 too
     for B in (1, 2, 3, 6):
         rng = np.random.default_rng(zlib.crc32(f"{mode} {bias} {B}".encode()))
         layer = CLASSES[mode](input_size=5, hidden_size=20, bias=bias, seed=2, dtype="float64")
         x = rng.standard_normal((6, B, 5))
         dy = rng.standard_normal((6, B, 20))
-        fast = _run(layer, x, None, None, dy, None)
+        with using(single_sequence=False):  # the batch loop at B=1 too
+            fast = _run(layer, x, None, None, dy, None)
         with reference_loops():
             ref = _run(layer, x, None, None, dy, None)
         for a, b in zip(fast[:4], ref[:4], strict=True):
@@ -233,7 +230,8 @@ def test_fused_backward_takes_any_memory_order(mode):
     # sequence_backward called directly with a Fortran-ordered carry gradient: the fused loops
     # write the product's rows as contiguous, so it must be copied to C order first
     from rnnkit.cells import gru, lstm
-    from rnnkit.cells.sequence import Weights, sequence_backward, sequence_forward
+    from rnnkit.engine.plan import plan_sequence
+    from rnnkit.engine.sequence import Weights, sequence_backward, sequence_forward
 
     cell = {"LSTM": lstm.LSTM, "GRU": gru.GRU}[mode]
     rng = np.random.default_rng(5)
@@ -250,7 +248,9 @@ def test_fused_backward_takes_any_memory_order(mode):
     dcarry = tuple(np.asfortranarray(rng.standard_normal((B, H))) for _ in carry)
     results = []
     for order in ("F", "C"):
-        _, _, cache = sequence_forward(cell, x, carry, w, keep_cache=True)
+        plan = plan_sequence(cell, x, w.W_hh, train=True)
+        assert plan.path == "batch"
+        _, _, cache = sequence_forward(plan, cell, x, carry, w, keep_cache=True)
         grads = Weights(*(np.zeros_like(a) for a in (w.W_ih, w.W_hh, w.b_ih, w.b_hh)))
         d = dcarry if order == "F" else tuple(np.ascontiguousarray(a) for a in dcarry)
         dx, dh0, _ = sequence_backward(cell, dy, d, cache, w, grads)
@@ -378,14 +378,15 @@ def test_single_sequence_on_one_numba_thread_does_not_wait_forever():
     # the two-core loop needs two threads; with numba limited to one it must not be chosen
     code = (
         "import numba, numpy as np, rnnkit\n"
-        "from rnnkit.cells import fused\n"
-        "fused.PAIR_MACS = 0\n"
+        "from rnnkit.engine.tuning import using\n"
         "numba.set_num_threads(1)\n"
         "layer = rnnkit.LSTM(3, 8, seed=0)\n"
         "x = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 1, 3)\n"
-        "y, _ = layer(x)\n"
-        "fused.SINGLE_SEQUENCE = False\n"  # the batch loop, for comparison
-        "want, _ = layer(x)\n"
+        "with using(pair_macs=0):\n"
+        "    assert rnnkit.explain(layer, x).path == 'single', rnnkit.explain(layer, x)\n"
+        "    y, _ = layer(x)\n"
+        "with using(single_sequence=False):\n"  # the batch loop, for comparison
+        "    want, _ = layer(x)\n"
         "print(y.shape, float(np.abs(y - want).max()))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 import rnnkit
+from rnnkit.engine.tuning import current
 from rnnkit.models import LanguageModel
-from rnnkit.quantize import SMALL_BATCH, QuantizedMatrix, weight_bytes
+from rnnkit.quantize import QuantizedMatrix, weight_bytes
+
+SMALL_BATCH = current().quant_small_batch  # up to this many rows: the compact kernel
 
 # Stated tolerances on the outputs of a stack (tanh-bounded, |y| <= 1): max absolute error.
 TOL = {"int8": 1e-2, "bfloat16": 5e-3}

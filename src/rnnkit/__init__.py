@@ -4,6 +4,7 @@ from . import threads  # noqa: F401, I001  (first: tells OpenBLAS not to spin, b
 from . import allocator  # noqa: F401  (malloc keeps the step's buffers: rnnkit.allocator)
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
 from .errors import CheckpointError, InputError, RnnkitError, ShapeError
+from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
 from .io.torch import from_torch, to_torch
@@ -72,6 +73,8 @@ __all__ = [
     "load_checkpoint",
     "save",
     "to_torch",
+    # which path runs
+    "explain",
     # errors
     "CheckpointError",
     "InputError",

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from .engine.tuning import current
 from .errors import InputError
 from .layers import Embedding
 from .layers.module import Module
 
 KINDS = ("int8", "bfloat16")
-SMALL_BATCH = 16  # up to this many rows the compact kernel beats dequantize-then-BLAS
 
 
 class QuantizedMatrix:
@@ -64,19 +64,26 @@ class QuantizedMatrix:
     def T(self) -> _Transposed:
         return _Transposed(self)
 
+    def _compute_dtype(self, x: Any) -> np.dtype:
+        # int8 quantises a float64 input from float64, as the streaming step of a float64 model
+        wide = self.kind == "int8" and np.asarray(x).dtype == np.float64
+        return np.dtype(np.float64 if wide else np.float32)
+
+    def widened(self, dtype: Any) -> Widened:
+        """This matrix widened once, for many large products (``x @ widened.T``), each giving
+        the numbers `matmul_t` gives (a quantized sequence's recurrent products)."""
+        return Widened(self, self._compute_dtype(np.empty(0, dtype)))
+
     def matmul_t(self, x: np.ndarray) -> np.ndarray:
-        """``x @ W.T`` for ``x`` of shape (..., K)."""
+        """``x @ W.T`` for ``x`` of shape (..., K): up to `Tuning.quant_small_batch` rows from
+        the compact weights, else on the weights widened for this product."""
         from .kernels.quant import matmul_t_bf16, matmul_t_int8
 
         lead = x.shape[:-1]
-        # int8 quantises a float64 input from float64, as the streaming step of a float64 model
-        wide = self.kind == "int8" and np.asarray(x).dtype == np.float64
-        dtype = np.float64 if wide else np.float32
+        dtype = self._compute_dtype(x)
         x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, self.shape[1])
-        if x2.shape[0] > SMALL_BATCH:
-            if self.kind == "int8":  # the same numbers as the kernel, to round-off
-                x2 = on_int16_grid(x2)
-            return (x2 @ self.dequantize(dtype).T).reshape(*lead, self.shape[0])
+        if x2.shape[0] > current().quant_small_batch:
+            return Widened(self, dtype).matmul_t(x2).reshape(*lead, self.shape[0])
         out = np.empty((x2.shape[0], self.shape[0]), dtype=dtype)
         if self.kind == "int8":
             matmul_t_int8(x2, self.q, self.scale, out)
@@ -103,6 +110,30 @@ def on_int16_grid(x: np.ndarray) -> np.ndarray:
     peak = np.where(ok, peak, 1.0)
     grid = np.rint(np.where(ok, wide, 0.0) * (qmax / peak)) * (peak / qmax)  # as the kernel
     return np.where(ok, grid, x).astype(x.dtype)
+
+
+class Widened:
+    """A `QuantizedMatrix` widened to ``dtype`` once; ``x @ widened.T`` computes what
+    ``x @ m.T`` does (int8: the input on the int16 grid first), with BLAS."""
+
+    __array_ufunc__ = None
+
+    def __init__(self, m: QuantizedMatrix, dtype: Any) -> None:
+        self.m, self.dtype = m, np.dtype(dtype)
+        self.W = m.dequantize(self.dtype)  # (N, K)
+
+    @property
+    def T(self) -> Widened:
+        return self
+
+    def matmul_t(self, x: np.ndarray) -> np.ndarray:
+        x2 = np.ascontiguousarray(x, dtype=self.dtype)
+        if self.m.kind == "int8":  # the same numbers as the kernel, to round-off
+            x2 = on_int16_grid(x2.reshape(-1, x2.shape[-1])).reshape(x2.shape)
+        return x2 @ self.W.T
+
+    def __rmatmul__(self, x: np.ndarray) -> np.ndarray:
+        return self.matmul_t(x)
 
 
 class _Transposed:

@@ -1,4 +1,4 @@
-"""Cells: the equations, a NumPy step forward and step backward, and the sequence loops."""
+"""Cells: the equations, a NumPy step forward and step backward, and the kernels of each."""
 
 from .base import CellSpec
 from .gru import GRU

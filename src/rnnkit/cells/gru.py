@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CellSpec, sigmoid
+from ..kernels import cells as kc
+from ..kernels import loops as kl
+from ..kernels import step as ks
+from .base import CellKernels, CellSpec, sigmoid
 
 
 def step_forward(xi, carry, W_hh, b_hh):
@@ -50,4 +53,28 @@ def step_backward(dcarry, cache, W_hh):
     return dxi, dhh, (dh_prev,)
 
 
-GRU = CellSpec("GRU", 3, 1, step_forward, step_backward, separate_hidden_grad=True)
+# -- the compiled kernels, in the signatures every cell shares (`CellKernels`) ----------------
+def _forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
+    kl.gru_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, extra, hh, keep, i0, i1)
+
+
+def _backward_loop(
+    W_hhT, P, dhmat, dhpass, dy, dc, m, acts, extra, hs, cs, dxi, dhh, dh_in, i0, i1
+):
+    kl.gru_backward_loop(W_hhT, P, dhmat, dhpass, dy, m, acts, extra, hs, dxi, dhh, dh_in, i0, i1)
+
+
+def _rows(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra):
+    kc.gru_forward(xi, hh, b_hh, h_prev, m, h, y, acts, extra)
+
+
+KERNELS = CellKernels(
+    code=ks.GRU,
+    forward_loop=_forward_loop,
+    backward_loop=_backward_loop,
+    rows=_rows,
+    step=ks.gru_step,
+    keeps_extra=True,  # hn, which the reset gate multiplied
+    joins_biases=False,  # the reset gate multiplies b_hn alone
+)
+GRU = CellSpec("GRU", 3, 1, step_forward, step_backward, KERNELS, separate_hidden_grad=True)

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CellSpec, sigmoid
+from ..kernels import cells as kc
+from ..kernels import loops as kl
+from ..kernels import step as ks
+from .base import CellKernels, CellSpec, sigmoid
 
 
 def step_forward(xi, carry, W_hh, b_hh):
@@ -51,4 +54,24 @@ def step_backward(dcarry, cache, W_hh):
     return da, da, (da @ W_hh, dc_prev)
 
 
-LSTM = CellSpec("LSTM", 4, 2, step_forward, step_backward)
+# -- the compiled kernels, in the signatures every cell shares (`CellKernels`) ----------------
+def _forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
+    kl.lstm_forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1)
+
+
+def _backward_loop(
+    W_hhT, P, dhmat, dhpass, dy, dc, m, acts, extra, hs, cs, dxi, dhh, dh_in, i0, i1
+):
+    kl.lstm_backward_loop(W_hhT, P, dhmat, dhpass, dy, dc, m, acts, extra, cs, dxi, dh_in, i0, i1)
+
+
+KERNELS = CellKernels(
+    code=ks.LSTM,
+    forward_loop=_forward_loop,
+    backward_loop=_backward_loop,
+    rows=kc.lstm_forward,
+    step=ks.lstm_step,
+    keeps_extra=True,  # tanh(c)
+    joins_biases=True,
+)
+LSTM = CellSpec("LSTM", 4, 2, step_forward, step_backward, KERNELS)

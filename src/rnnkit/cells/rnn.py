@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CellSpec
+from ..kernels import cells as kc
+from ..kernels import loops as kl
+from ..kernels import step as ks
+from .base import CellKernels, CellSpec
 
 
 def _hidden_projection(h_prev: np.ndarray, W_hh: np.ndarray, b_hh: np.ndarray | None) -> np.ndarray:
@@ -48,5 +51,29 @@ def step_backward_relu(dcarry, cache, W_hh):
     return da, da, (da @ W_hh,)
 
 
-RNN_TANH = CellSpec("RNN_TANH", 1, 1, step_forward_tanh, step_backward_tanh)
-RNN_RELU = CellSpec("RNN_RELU", 1, 1, step_forward_relu, step_backward_relu)
+# -- the compiled kernels, in the signatures every cell shares (`CellKernels`) ----------------
+def _kernels(relu: bool) -> CellKernels:
+    def forward_loop(xi, W_hh, P, b_hh, m, hs, cs, y, acts, extra, hh, keep, i0, i1):
+        kl.rnn_forward_loop(xi, W_hh, P, b_hh, m, hs, y, acts, hh, keep, relu, i0, i1)
+
+    def backward_loop(
+        W_hhT, P, dhmat, dhpass, dy, dc, m, acts, extra, hs, cs, dxi, dhh, dh_in, i0, i1
+    ):
+        kl.rnn_backward_loop(W_hhT, P, dhmat, dhpass, dy, m, acts, dxi, dh_in, relu, i0, i1)
+
+    def rows(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra):
+        kc.rnn_forward(xi, hh, b_hh, h_prev, m, h, y, acts, relu)
+
+    return CellKernels(
+        code=ks.RNN_RELU if relu else ks.RNN_TANH,
+        forward_loop=forward_loop,
+        backward_loop=backward_loop,
+        rows=rows,
+        step=ks.rnn_relu_step if relu else ks.rnn_tanh_step,
+        keeps_extra=False,  # the activation is all the backward needs
+        joins_biases=True,
+    )
+
+
+RNN_TANH = CellSpec("RNN_TANH", 1, 1, step_forward_tanh, step_backward_tanh, _kernels(False))
+RNN_RELU = CellSpec("RNN_RELU", 1, 1, step_forward_relu, step_backward_relu, _kernels(True))

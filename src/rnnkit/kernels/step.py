@@ -12,9 +12,9 @@ The weight kind is chosen when the kernel is compiled, from the weight array's d
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
 to float32 as they are read; float arrays are used as they are (``s`` is ignored).
 
-Large layers (`rnnkit.layers.stepper.PARALLEL_MACS` and `PARALLEL_BYTES`) with float or int8
-weights call `split_step` instead, which shares the rows of both products between the cores
-(numba's parallel loop); a parallel region costs about 1.5 us, so small layers do not.
+Large layers (the planner's `split_macs` and `split_bytes`, `rnnkit.engine.tuning`) with float
+or int8 weights call `split_step` instead, which shares the rows of both products between the
+cores (numba's parallel loop); a parallel region costs about 1.5 us, so small layers do not.
 """
 
 from __future__ import annotations
@@ -243,8 +243,7 @@ def _sigmoid(a):
 
 # -- the gate arithmetic, given xi = W_ih x + b_ih and hh = W_hh h + b_hh ----------------------
 # for the hidden units j0 <= j < j1 (all of them but in `sequence_part`)
-LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `_gates`
-CELL_CODES = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU}  # by name
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `_gates` (`CellKernels.code`)
 
 
 # Each helper works on views that start at unit ``j0`` and indexes them from 0: so LLVM knows
@@ -331,7 +330,7 @@ def lstm_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw):
 
 
 @STEP
-def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw):
+def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw):  # (c: unused)
     if k == 0 and not _finite(x):
         return False
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
@@ -341,8 +340,8 @@ def gru_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw):
     return True
 
 
-@STEP
-def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, relu):
+@njit(inline="always", error_model="numpy")
+def _rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, relu):
     if k == 0 and not _finite(x):
         return False
     matvec(W_ih, s_ih, _layer_input(x, new, k), b_ih, xw[0])
@@ -350,6 +349,16 @@ def rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, relu):
     _rnn_gates(xw[0], xw[1], new[k, 0], relu, 0, h.shape[2])
     _top_output(new, k, h.shape[0], y)
     return True
+
+
+@STEP
+def rnn_tanh_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw):  # (c: unused)
+    return _rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, False)
+
+
+@STEP
+def rnn_relu_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw):  # (c: unused)
+    return _rnn_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, new, y, k, xw, True)
 
 
 # -- large layers: both products split between the cores, then the gates ------------------------
@@ -367,8 +376,8 @@ PRANGE_ONLY = dict.fromkeys(
     cache=True, nogil=True, fastmath=FAST, error_model="numpy", parallel={**PRANGE_ONLY}
 )
 def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode):
-    """`lstm_step`, `gru_step` or `rnn_step` (``mode``; ``c`` is read by the LSTM only) with
-    the rows of both products shared between the threads (float or int8 weights), then the
+    """A layer's `lstm_step`, `gru_step` or `rnn_*_step` (``mode``; ``c`` is read by the LSTM)
+    with the rows of both products shared between the threads (float or int8 weights), then the
     gates on one: one call, as a call with 14 arrays costs about 1 us and the parallel region
     itself about 1.5 us. Returns False when the first layer's ``x`` holds NaN or infinity."""
     if k == 0 and not _finite(x):

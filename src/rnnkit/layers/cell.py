@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cells import CELLS, CellSpec
-from ..cells.sequence import Weights
+from ..engine.sequence import Weights
 from ..errors import InputError
 from .checks import as_float_array, check_finite, check_shape, positive_int, resolve_dtype
 from .module import Module

@@ -9,7 +9,7 @@ their keys are prefixed with the child's name and a dot, as in PyTorch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +18,25 @@ from ..errors import CheckpointError
 
 # Every Module subclass, by class name, so a checkpoint can name the class to rebuild.
 MODULE_REGISTRY: dict[str, type[Module]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamHook:
+    """What a model shows the streaming runtime (`rnnkit.stream`) so that one step runs on the
+    fused step kernels: its recurrent stack, and how one input reaches it and its output
+    leaves. The runtime reaches into nothing else of the model.
+
+    ``encode(x)``: one step's input of one stream (a token id, say) as the stack's input
+    ``(F,)``, or None when it cannot (the general path then reports what is wrong);
+    ``encode_many(xs)``: the same for one input of each of B streams, ``(B, F)`` or None;
+    ``decode(h)``: the stack's top output ``(..., H)`` as the model's output. None: the
+    identity (a bare recurrent stack).
+    """
+
+    core: Any  # a unidirectional `Recurrent`
+    encode: Callable[[Any], np.ndarray | None] | None = None
+    encode_many: Callable[[Any], np.ndarray | None] | None = None
+    decode: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 class Module:

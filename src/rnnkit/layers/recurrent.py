@@ -1,7 +1,8 @@
 """`Recurrent`: stacked, optionally bidirectional recurrent layers over one cell type.
 
 Composition: a layer is one or two *directions*, each the sequence loop of one cell over time
-(`rnnkit.cells.sequence`); a stack feeds each layer's outputs (directions concatenated, dropout
+(`rnnkit.engine.sequence`, on the path the planner chooses once per call:
+`rnnkit.engine.plan`); a stack feeds each layer's outputs (directions concatenated, dropout
 in training) to the next. The public classes `RNN`, `LSTM` and `GRU` are thin fronts on this.
 
 Parameters carry PyTorch's names, shapes and gate order (``weight_ih_l0``, ``bias_hh_l1_reverse``
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..cells import CELLS, CellSpec
-from ..cells.sequence import Weights, sequence_backward, sequence_forward
+from ..engine.plan import Plan, plan_sequence
+from ..engine.sequence import Weights, sequence_backward, sequence_forward
 from ..errors import InputError
 from .checks import (
     as_float_array,
@@ -32,13 +34,6 @@ from .checks import (
     resolve_dtype,
 )
 from .module import Module
-from .parallel import (
-    WavefrontTape,
-    each_direction,
-    wavefront_backward,
-    wavefront_chunks,
-    wavefront_forward,
-)
 
 
 @dataclass(frozen=True)
@@ -225,6 +220,10 @@ class Recurrent(Module):
             lens = None  # every sequence is full length: no masking needed
         return x, carries, lens, unbatched
 
+    def plan(self, x: np.ndarray, train: bool) -> Plan:
+        """The path every direction of every layer takes over time-major ``x`` (T, B, F)."""
+        return plan_sequence(self.cell, x, self.params[f"weight_hh_{self._suffixes()[0]}"], train)
+
     def _run(self, x, carries, lens, train: bool):
         """The stack's forward in time-major layout; returns y, final carries, backward data."""
         T, B, _ = x.shape
@@ -232,35 +231,18 @@ class Recurrent(Module):
         mask = None if mask is None else mask.astype(self.dtype)  # (T, B, 1), 1 while running
         # the time index that reverses each sequence: for the backward direction only
         rev = reverse_index(lens, T, B) if self.num_directions == 2 else None
-        n_chunks = wavefront_chunks(self.num_layers, self.num_directions, T)
-        if n_chunks:
-            weights = [self._weights(sfx, self.params) for sfx in self._suffixes()]
-            drops = [
-                self._dropout_mask((T, B, self.hidden_size), k, train)
-                for k in range(self.num_layers)
-            ]
-            y, last, wave = wavefront_forward(
-                self.cell, x, carries, weights, mask, drops, n_chunks, train
-            )
-            return y, last, (wave, rev)
+        plan = self.plan(x, train)
         finals: list = []
         tape: list[tuple[list[Any], np.ndarray | None]] = []  # per layer
         inp = x
         for layer in range(self.num_layers):
             outs, caches = [], []
-
-            def direction(d: int, layer: int = layer, inp: np.ndarray = inp):
+            for d in range(self.num_directions):
                 k = layer * self.num_directions + d
                 w = self._weights(self._suffixes()[k], self.params)
-                if d == 0:
-                    return sequence_forward(self.cell, inp, carries[k], w, mask, train)
-                assert rev is not None  # (set for two directions)
-                xin = gather_time(inp, rev)
-                y, carry, cache = sequence_forward(self.cell, xin, carries[k], w, mask, train)
-                return gather_time(y, rev), carry, cache
-
-            for y, carry, cache in each_direction(direction, self.num_directions):
-                outs.append(y)
+                xin = inp if d == 0 else gather_time(inp, rev)
+                y, carry, cache = sequence_forward(plan, self.cell, xin, carries[k], w, mask, train)
+                outs.append(y if d == 0 else gather_time(y, rev))
                 finals.append(carry)
                 caches.append(cache)
             out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, B, D*H)
@@ -332,10 +314,7 @@ class Recurrent(Module):
             dy = dy.transpose(1, 0, 2)
         T, B, _ = dy.shape
         parts = self._state_parts(dstate, B, unbatched, "dstate")
-        if isinstance(tape, WavefrontTape):
-            dy, dcarry0, norms = self._backward_wavefront(dy, parts, tape)
-        else:
-            dy, dcarry0, norms = self._backward_layers(dy, parts, tape, rev)
+        dy, dcarry0, norms = self._backward_layers(dy, parts, tape, rev)
         self.grad_norms = norms
         dparts = [np.stack([c[i] for c in dcarry0]) for i in range(self.cell.carry_size)]
         if unbatched:
@@ -346,7 +325,7 @@ class Recurrent(Module):
         return dy, (tuple(dparts) if self.is_lstm else dparts[0])
 
     def _backward_layers(self, dy, parts, tape, rev):
-        """BPTT layer after layer, top down; both directions of a layer side by side."""
+        """BPTT layer after layer, top down."""
         T = dy.shape[0]
         H, D = self.hidden_size, self.num_directions
         norms = np.zeros((self.num_layers * D, T))
@@ -356,8 +335,8 @@ class Recurrent(Module):
             caches, drop = tape[layer]
             if drop is not None:
                 dy = dy * drop  # backprop through the dropout mask
-
-            def direction(d: int, layer: int = layer, caches=caches, dy: np.ndarray = dy):
+            dx = None
+            for d in range(D):
                 k = layer * D + d
                 dyd = dy[:, :, d * H : (d + 1) * H]
                 if d == 1:
@@ -369,17 +348,6 @@ class Recurrent(Module):
                 if d == 1:  # back from the reverse pass's own order to input time
                     dxd, sq = gather_time(dxd, rev), gather_time(sq, rev)
                 norms[k] = np.sqrt(sq.sum(axis=1))
-                return dxd
-
-            dxs = each_direction(direction, D)
-            dy = dxs[0] if D == 1 else dxs[0] + dxs[1]
+                dx = dxd if dx is None else dx + dxd
+            dy = dx
         return dy, dcarry0, norms
-
-    def _backward_wavefront(self, dy, parts, tape):
-        """BPTT through a unidirectional stack on the wavefront's mirrored schedule."""
-        sfx = self._suffixes()
-        w = [self._weights(s, self.params) for s in sfx]
-        g = [self._weights(s, self.grads) for s in sfx]
-        dcarries = [tuple(p[k] for p in parts) for k in range(self.num_layers)]
-        dx, dcarry0, sq = wavefront_backward(self.cell, dy, dcarries, tape, w, g)
-        return dx, dcarry0, np.sqrt(sq.sum(axis=2))

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..layers import GRU, LSTM, RNN, Embedding, Linear, Module
+from ..layers.module import StreamHook
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -116,6 +117,36 @@ class LanguageModel(Module):
     def stream_forward(self, ids: np.ndarray, state=None):
         """Ids ``(T, B)`` to logits ``(T, B, V)`` from a carried state (for `Stream`)."""
         return self(ids, state)
+
+    def stream_hook(self) -> StreamHook:
+        """The fast stream step (`rnnkit.stream`): an embedding row in, the stack, the head."""
+        table = self.embedding.params["weight"]  # (V, E): read at each step, so updates show
+        V = self.vocab_size
+
+        def encode(token: Any) -> np.ndarray | None:
+            if not isinstance(token, (int, np.integer)) or not 0 <= token < V:
+                return None  # the general path reports what is wrong
+            return table[token]
+
+        def encode_many(tokens: Any) -> np.ndarray | None:
+            t = np.asarray(tokens)
+            if t.ndim != 1 or t.size == 0 or t.dtype.kind not in "iu":
+                return None
+            if t.min() < 0 or t.max() >= V:
+                return None
+            return table[t]
+
+        head = self.head.params
+
+        def decode(h: np.ndarray) -> np.ndarray:
+            if h.ndim == 1:
+                return decode(h[None])[0]
+            logits = h @ head["weight"].T  # works on quantized weights too
+            if "bias" in head:
+                logits += head["bias"]
+            return logits
+
+        return StreamHook(self.rnn, encode, encode_many, decode)
 
     def forward_train(self, ids: np.ndarray, state=None):
         """``logits, state, backward``; ``backward(dlogits)`` accumulates every gradient.

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import CheckpointError, InputError, ShapeError
+from ..errors import CheckpointError, InputError, ShapeError
+from .steps import build_plan
 
 Module = Any  # a streamable model: initial_state(batch) and stream_forward(x, state)
 
@@ -61,9 +62,7 @@ class Stream:
         self.takes_ids = bool(getattr(model, "takes_ids", False))
         self._state: State | None = None
         self._single: bool | None = None
-        from .layers.stepper import StepPlan
-
-        self._plan = StepPlan.build(model)  # the fused batch-1 path, where the model has one
+        self._plan = build_plan(model)  # the fused step paths, where the model has them
 
     # -- inputs ----------------------------------------------------------------------------
     def _as_batch(self, x: Any, steps: bool) -> tuple[np.ndarray, bool]:

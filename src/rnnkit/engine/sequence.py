@@ -7,33 +7,22 @@ as a few large products after the loop; only ``dh_prev`` is a per-step product.
 
 Variable lengths are a ``mask`` of shape ``(T, B, 1)``: where it is 0 the carry passes through
 unchanged and the output is zero, so the final carry is the one at each sequence's last step.
+
+Which loop runs is the planner's choice (`rnnkit.engine.plan`), made once per call and passed in:
+the NumPy reference loop below (also for quantized weights), or the compiled loops of
+`rnnkit.engine.fused`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells.base import Carry, CellSpec, input_projection
 from . import fused
-from .base import Carry, CellSpec, input_projection
-
-_FUSED = os.environ.get("RNNKIT_KERNELS", "fused") != "reference"
-
-
-@contextlib.contextmanager
-def reference_loops() -> Iterator[None]:
-    """Run the plain NumPy step functions instead of the fused kernels (the specification;
-    tests compare the two). ``RNNKIT_KERNELS=reference`` does the same for a whole process."""
-    global _FUSED
-    before, _FUSED = _FUSED, False
-    try:
-        yield
-    finally:
-        _FUSED = before
+from .plan import Plan
+from .tuning import current
 
 
 @dataclass
@@ -57,6 +46,7 @@ class SequenceCache:
 
 
 def sequence_forward(
+    plan: Plan,
     cell: CellSpec,
     x: np.ndarray,
     carry: Carry,
@@ -64,11 +54,24 @@ def sequence_forward(
     mask: np.ndarray | None = None,
     keep_cache: bool = True,
 ) -> tuple[np.ndarray, Carry, SequenceCache | fused.FusedCache | None]:
-    """Run ``cell`` over ``x`` (T, B, F) from ``carry``; return outputs (T, B, H), final carry."""
+    """Run ``cell`` over ``x`` (T, B, F) from ``carry`` on the path ``plan`` names
+    (`plan.plan_sequence`); return outputs (T, B, H), the final carry and the backward's cache."""
+    if plan.path == "batch":
+        return fused.forward(cell, x, carry, w, mask, keep_cache)
+    if plan.path in ("single", "single-pair"):
+        m = np.ones(x.shape[0], x.dtype) if mask is None else np.ascontiguousarray(mask[:, 0, 0])
+        return fused.forward_single(cell, carry, w, m, x[:, 0], plan)
+    return _reference_forward(cell, x, carry, w, mask, keep_cache)
+
+
+def _reference_forward(cell, x, carry, w, mask, keep_cache):
+    """The step loop on the cells' NumPy step functions (paths ``reference`` and
+    ``quantized``)."""
     T, B, _ = x.shape
     H = w.W_hh.shape[1]
-    if _FUSED and fused.supports(cell, x, w.W_hh):
-        return fused.forward(cell, x, carry, w, mask, keep_cache)
+    W_hh = w.W_hh
+    if hasattr(W_hh, "widened") and B > current().quant_small_batch:
+        W_hh = W_hh.widened(x.dtype)  # quantized: widened once for the T products of B rows
     xi = input_projection(x, w.W_ih, w.b_ih)  # (T, B, G*H)
     y = np.empty((T, B, H), dtype=x.dtype)
     h_prev = np.empty((T, B, H), dtype=x.dtype) if keep_cache else None
@@ -76,7 +79,7 @@ def sequence_forward(
     for t in range(T):
         if h_prev is not None:
             h_prev[t] = carry[0]
-        new, step_cache = cell.step_forward(xi[t], carry, w.W_hh, w.b_hh)
+        new, step_cache = cell.step_forward(xi[t], carry, W_hh, w.b_hh)
         if keep_cache:
             steps.append(step_cache)
         if mask is None:

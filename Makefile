@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant bench bench-quick bench-parallel clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant bench bench-quick bench-pool clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,9 +61,9 @@ bench: $(VENV)/.installed-test
 bench-quick: $(VENV)/.installed-test
 	$(PY) benchmarks/bench.py --quick
 
-## bench-parallel: do parallel directions and the wavefront pay on this machine? (5 min)
-bench-parallel: $(VENV)/.installed-test
-	$(PY) benchmarks/parallel.py
+## bench-pool: does stepping many streams as one batch (StreamPool) pay? (1 min)
+bench-pool: $(VENV)/.installed-test
+	$(PY) benchmarks/pool.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -347,7 +347,7 @@ def _products_at(H: int, rows: int, steps: int) -> None:
 def train_parts() -> None:
     """An LSTM training step (hidden 256, B=32, T=100): the input projection, the compiled
     forward and backward loops, and the rest (weight and input gradients, sums), 30 steps."""
-    from rnnkit.cells import fused
+    from rnnkit.engine import fused
 
     H, B, T = 256, 32, 100
     layer = rnnkit.LSTM(H, H, seed=0)
@@ -411,7 +411,7 @@ def single() -> None:
 
 
 def _single_at(cell: str, H: int, T: int) -> None:
-    from rnnkit.cells import fused
+    from rnnkit.engine import fused
     from rnnkit.kernels import sync
 
     layer = (rnnkit.LSTM if cell == "LSTM" else rnnkit.GRU)(H, H, seed=0)
@@ -419,7 +419,7 @@ def _single_at(cell: str, H: int, T: int) -> None:
     x = np.random.default_rng(0).standard_normal((T, 1, H)).astype(np.float32)
     xi, b_hh = fused._project(layer.cell, x, w)
     GH = xi.shape[2]
-    xi1, W_hh, code = np.ascontiguousarray(xi[:, 0]), w.W_hh, KS.CELL_CODES[cell]
+    xi1, W_hh, code = np.ascontiguousarray(xi[:, 0]), w.W_hh, layer.cell.kernels.code
     m, y = np.ones(T, np.float32), np.empty((T, H), np.float32)
     hb, cb = np.zeros((2, H), np.float32), np.zeros((2, H), np.float32)
     P = np.empty((GH // 16 if H % 32 == 0 else 0, H, 16), np.float32)  # panels: as fused does

@@ -232,6 +232,7 @@ class Recurrent(Module):
         # the time index that reverses each sequence: for the backward direction only
         rev = reverse_index(lens, T, B) if self.num_directions == 2 else None
         plan = self.plan(x, train)
+        back = rev if rev is not None else np.empty((0, 0), np.intp)  # (used with two directions)
         finals: list = []
         tape: list[tuple[list[Any], np.ndarray | None]] = []  # per layer
         inp = x
@@ -240,9 +241,9 @@ class Recurrent(Module):
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
                 w = self._weights(self._suffixes()[k], self.params)
-                xin = inp if d == 0 else gather_time(inp, rev)
+                xin = inp if d == 0 else gather_time(inp, back)
                 y, carry, cache = sequence_forward(plan, self.cell, xin, carries[k], w, mask, train)
-                outs.append(y if d == 0 else gather_time(y, rev))
+                outs.append(y if d == 0 else gather_time(y, back))
                 finals.append(carry)
                 caches.append(cache)
             out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, B, D*H)

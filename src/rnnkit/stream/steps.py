@@ -87,6 +87,8 @@ class StepPlan:
         # batches of streams (`step_many`): plain float weights only; quantized ones go through
         # the general path, which widens them once per call
         self.batchable = all(f == "float" for f in formats)
+        if hook.encode is None and hook.decode is None:  # a bare stack: no wrapper per step
+            self.step, self.step_many = self._step, self._step_many  # type: ignore[method-assign]
 
     def plan(self, batch: int | None = None) -> Plan:
         """The planner's account of a step of one stream (``batch`` None) or of ``batch``."""

@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from typing import Any, NoReturn
 
-from .config import add_options, from_args, integer, nonneg_float, positive_int
+from .config import add_options, from_args, integer
 from .errors import RnnkitError
 
 
@@ -23,6 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .tasks.adding import AddingConfig
+    from .tasks.lm import SampleConfig
 
     parser = _Parser(prog="rnnkit", description="Recurrent neural networks on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -33,26 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="generate text from a language-model checkpoint")
     gen.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train lm'")
-    gen.add_argument("--prime", default="", help="text to start from (default: a newline)")
-    gen.add_argument(
-        "--length",
-        type=positive_int,
-        default=500,
-        help="number of tokens to generate (default: 500)",
-    )
-    gen.add_argument(
-        "--temperature",
-        type=nonneg_float,
-        default=0.8,
-        help="sampling temperature; 0 is greedy (default: 0.8)",
-    )
-    gen.add_argument(
-        "--top-k",
-        type=positive_int,
-        default=None,
-        help="sample only among the k likeliest tokens (default: all)",
-    )
-    gen.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    add_options(gen, SampleConfig)
 
     stream = sub.add_parser(
         "stream", help="serve a checkpoint line by line from stdin, state kept across lines"
@@ -62,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         default=None,
         help="load the state from FILE at start (if it exists) and save it "
-        "there at exit, atomically",
+        "there at exit, atomically (default: none, start from zeros)",
     )
     stream.add_argument(
         "--on-error",
@@ -74,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize",
         choices=["int8", "bfloat16"],
         default=None,
-        help="store the weights as int8 (per-row scale) or bfloat16",
+        help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
 
     demo = sub.add_parser(
@@ -124,7 +106,7 @@ def _add_lm_arguments(p: argparse.ArgumentParser) -> None:
 
 # -- commands --------------------------------------------------------------------------------
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.lm import DEFAULT_MINUTES, LMRunConfig, generate, load_lm, train_lm
+    from .tasks.lm import DEFAULT_MINUTES, LMRunConfig, SampleConfig, generate, load_lm, train_lm
     from .training import log_to_stderr
 
     cfg = from_args(LMRunConfig, args)
@@ -141,20 +123,22 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.sample > 0:
         model, vocab = load_lm(cfg.out)
-        print(f"--- sample ({args.sample} {cfg.tokens}s, temperature 0.8) ---")
-        for piece in generate(model, vocab, "", args.sample, 0.8, seed=cfg.seed):
+        temperature = SampleConfig().temperature
+        print(f"--- sample ({args.sample} {cfg.tokens}s, temperature {temperature}) ---")
+        for piece in generate(model, vocab, "", args.sample, temperature, seed=cfg.seed):
             sys.stdout.write(piece)
         print("\n---")
     return metrics
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.lm import generate, load_lm
+    from .tasks.lm import SampleConfig, generate, load_lm
 
+    cfg = from_args(SampleConfig, args)
     model, vocab = load_lm(args.checkpoint)
-    sys.stdout.write(args.prime)
+    sys.stdout.write(cfg.prime)
     for piece in generate(
-        model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed
+        model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed
     ):
         sys.stdout.write(piece)
         sys.stdout.flush()

@@ -28,6 +28,8 @@ from typing import Any
 
 __all__ = [
     "add_options",
+    "default_text",
+    "flag_of",
     "from_args",
     "integer",
     "nonneg_float",

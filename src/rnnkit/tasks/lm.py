@@ -94,6 +94,22 @@ class LMRunConfig:
     out: str = option("runs/lm.safetensors", help="checkpoint path; the loss curve goes next to it")
 
 
+@dataclass(frozen=True)
+class SampleConfig:
+    """How `generate` samples; each field is also an option of ``rnnkit generate``."""
+
+    prime: str = option("", help="text to start from", default_help="a newline")
+    length: int = option(500, help="number of tokens to generate", type=positive_int)
+    temperature: float = option(0.8, help="sampling temperature; 0 is greedy", type=nonneg_float)
+    top_k: int | None = option(
+        None,
+        help="sample only among the k likeliest tokens",
+        type=positive_int,
+        default_help="all",
+    )
+    seed: int | None = option(None, help="random seed", default_help="random")
+
+
 class LMObjective:
     """Truncated BPTT over ``batch`` parallel streams with the hidden state carried along."""
 

@@ -19,9 +19,10 @@ import time
 import numpy as np
 import torch
 
+from rnnkit.config import add_options, from_args
 from rnnkit.data.text import TokenStreams, Vocabulary, read_text, split_validation
 from rnnkit.tasks.lm import LMRunConfig
-from rnnkit.training import TrainConfig, scheduled_lr
+from rnnkit.training import TrainConfig, decay_progress, learning_rates
 
 
 class TorchLM(torch.nn.Module):
@@ -53,48 +54,28 @@ def evaluate(model: TorchLM, streams: TokenStreams) -> float:
 
 
 def main() -> int:
-    d = LMRunConfig()
     p = argparse.ArgumentParser(description="PyTorch twin of 'rnnkit train lm' (LSTM, chars)")
-    p.add_argument("--text", required=True)
-    p.add_argument("--layers", type=int, default=d.layers)
-    p.add_argument("--hidden", type=int, default=d.hidden)
-    p.add_argument("--embedding", type=int, default=d.embedding)
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--bptt", type=int, default=d.bptt)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--min-lr", type=float, default=d.min_lr)
-    p.add_argument("--warmup", type=int, default=d.warmup_steps)
-    p.add_argument("--clip", type=float, default=d.clip)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--minutes", type=float, default=None)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--eval-tokens", type=int, default=d.eval_tokens)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--text", required=True, help="UTF-8 text file")
+    only_rnnkit = ("text", "valid", "tokens", "vocab_size", "cell", "tie_weights", "out")
+    add_options(p, LMRunConfig, exclude=only_rnnkit)  # the same options and defaults
+    p.add_argument("--threads", type=int, default=2, help="torch's threads (default: 2)")
     args = p.parse_args()
+    run = from_args(LMRunConfig, args)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(run.seed)
 
-    train_text, valid_text = split_validation(read_text(args.text))
+    train_text, valid_text = split_validation(read_text(run.text))
     vocab = Vocabulary.build(train_text)
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
-    valid_ids = valid_ids[: args.eval_tokens + 1]
-    train = TokenStreams(train_ids, args.batch, args.bptt)
-    valid = TokenStreams(valid_ids, max(1, min(args.batch, (len(valid_ids) - 1) // 2)), args.bptt)
-    cfg = TrainConfig(
-        steps=args.steps,
-        minutes=args.minutes,
-        lr=args.lr,
-        min_lr=args.min_lr,
-        warmup_steps=args.warmup,
-        clip=args.clip,
-        eval_every=args.eval_every,
-    )
-    model = TorchLM(len(vocab), args.embedding, args.hidden, args.layers, args.dropout)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    valid_ids = valid_ids[: run.eval_tokens + 1]
+    train = TokenStreams(train_ids, run.batch, run.bptt)
+    valid = TokenStreams(valid_ids, max(1, min(run.batch, (len(valid_ids) - 1) // 2)), run.bptt)
+    cfg = from_args(TrainConfig, run)
+    model = TorchLM(len(vocab), run.embedding, run.hidden, run.layers, run.dropout)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     step, tokens, train_seconds, state, val = 0, 0, 0.0, None, math.nan
+    schedule, decay_start = learning_rates(cfg), None  # rnnkit's schedule, as its Trainer
     start = time.perf_counter()
 
     def fraction() -> float:
@@ -106,8 +87,12 @@ def main() -> int:
         return max(parts)
 
     while fraction() < 1.0:
+        elapsed, taken = time.perf_counter() - start, step + 1  # as rnnkit's Trainer does
+        if decay_start is None and taken >= cfg.warmup_steps:
+            decay_start = elapsed
+        progress = 0.0 if decay_start is None else decay_progress(cfg, taken, elapsed, decay_start)
         for group in opt.param_groups:
-            group["lr"] = scheduled_lr(cfg, step, fraction())
+            group["lr"] = schedule(taken, progress)
         t0 = time.perf_counter()
         k = step % len(train)
         if k == 0:

@@ -161,6 +161,16 @@ def test_resume_continues_exactly(tmp_path):
         assert np.array_equal(a[key], b[key]), key
 
 
+def test_the_trainer_follows_the_one_cosine_schedule(tmp_path):
+    rates: list[float] = []
+    cfg = _small(tmp_path, steps=12, eval_every=100)
+    train_lm(cfg, progress=False, on_step=lambda trainer: rates.append(trainer.opt.lr))
+    schedule = rnnkit.CosineLR(cfg.lr, cfg.steps, cfg.min_lr, cfg.warmup_steps)
+    # step k (from 0) takes the rate after k + 1 steps: none is wasted on a rate of 0
+    assert rates == pytest.approx([schedule(k + 1) for k in range(12)], rel=1e-12)
+    assert rates[cfg.warmup_steps - 1] == cfg.lr and rates[-1] == cfg.min_lr
+
+
 def test_resume_refuses_a_different_model(tmp_path):
     train_lm(_small(tmp_path, steps=5), progress=False)
     with pytest.raises(rnnkit.CheckpointError, match="resume: .* this run asks for"):

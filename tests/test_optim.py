@@ -265,6 +265,17 @@ def test_cosine_lr():
         CosineLR(1.0, 10, min_lr=2.0)
 
 
+def test_cosine_lr_given_the_progress_of_a_time_budget():
+    sched = CosineLR(0.1, min_lr=0.01, warmup_steps=4)  # no total_steps: the Trainer's minutes
+    assert sched(2, 0.9) == pytest.approx(0.05)  # the warm-up counts steps, whatever the time
+    assert sched(10, 0.5) == pytest.approx(0.055)
+    assert sched(10, 1.5) == 0.01 and sched(4, -0.1) == pytest.approx(0.1)
+    with pytest.raises(InputError, match="CosineLR: without total_steps, expected the progress"):
+        sched(10)
+    by_steps = CosineLR(0.1, 20, min_lr=0.01, warmup_steps=4)
+    assert [by_steps(s) for s in range(25)] == [sched(s, (s - 4) / 16) for s in range(25)]
+
+
 def test_warmup_lr_and_apply_schedule():
     sched = WarmupLR(0.2, warmup_steps=4)
     assert [sched(s) for s in range(6)] == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2, 0.2])

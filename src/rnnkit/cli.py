@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import Any, NoReturn
 
+from .config import add_options, from_args, integer
 from .errors import RnnkitError
 
 
@@ -19,41 +21,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnkit: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _nonneg_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = _nonneg_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .tasks.adding import AddingConfig
+    from .tasks.lm import SampleConfig
+
     parser = _Parser(prog="rnnkit", description="Recurrent neural networks on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -63,26 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="generate text from a language-model checkpoint")
     gen.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train lm'")
-    gen.add_argument("--prime", default="", help="text to start from (default: a newline)")
-    gen.add_argument(
-        "--length",
-        type=_positive_int,
-        default=500,
-        help="number of tokens to generate (default: 500)",
-    )
-    gen.add_argument(
-        "--temperature",
-        type=_nonneg_float,
-        default=0.8,
-        help="sampling temperature; 0 is greedy (default: 0.8)",
-    )
-    gen.add_argument(
-        "--top-k",
-        type=_positive_int,
-        default=None,
-        help="sample only among the k likeliest tokens (default: all)",
-    )
-    gen.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    add_options(gen, SampleConfig)
 
     stream = sub.add_parser(
         "stream", help="serve a checkpoint line by line from stdin, state kept across lines"
@@ -92,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         default=None,
         help="load the state from FILE at start (if it exists) and save it "
-        "there at exit, atomically",
+        "there at exit, atomically (default: none, start from zeros)",
     )
     stream.add_argument(
         "--on-error",
@@ -104,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize",
         choices=["int8", "bfloat16"],
         default=None,
-        help="store the weights as int8 (per-row scale) or bfloat16",
+        help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
 
     demo = sub.add_parser(
@@ -116,20 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="recurrent cell, or all three in turn (default: all)",
     )
-    demo.add_argument(
-        "--length",
-        type=_positive_int,
-        default=60,
-        help="sequence length T; the model must remember across it (default: 60)",
-    )
-    demo.add_argument("--hidden", type=_positive_int, default=32, help="hidden size (default: 32)")
-    demo.add_argument(
-        "--steps",
-        type=_positive_int,
-        default=1200,
-        help="training steps of 64 sequences each (default: 1200)",
-    )
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_options(demo, AddingConfig, exclude=("cell",))  # the cell: all three or one
     demo.add_argument(
         "--plot",
         default="runs/adding.png",
@@ -138,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--json",
         action="store_true",
-        help="print the final metrics as one JSON object on the last line",
+        help="print the final metrics as one JSON object on the last line (default: off)",
     )
     return parser
 
@@ -146,194 +85,60 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_lm_arguments(p: argparse.ArgumentParser) -> None:
     from .tasks.lm import LMRunConfig
 
-    d = LMRunConfig()
-    p.add_argument(
-        "--text",
-        default=None,
-        help="UTF-8 text file or folder of .txt files (default: the built-in corpus, "
-        "the Python standard library's source code)",
-    )
-    p.add_argument(
-        "--valid", default=None, help="validation text file (default: the last 10 %% of --text)"
-    )
-    p.add_argument(
-        "--tokens",
-        choices=["char", "word"],
-        default=d.tokens,
-        help=f"model characters or words (default: {d.tokens})",
-    )
-    p.add_argument(
-        "--vocab-size",
-        type=_positive_int,
-        default=d.vocab_size,
-        help=f"word level: keep this many most frequent words (default: {d.vocab_size})",
-    )
-    p.add_argument(
-        "--cell",
-        choices=["lstm", "gru", "rnn"],
-        default=d.cell,
-        help=f"recurrent cell (default: {d.cell})",
-    )
-    p.add_argument(
-        "--layers",
-        type=_positive_int,
-        default=d.layers,
-        help=f"stacked recurrent layers (default: {d.layers})",
-    )
-    p.add_argument(
-        "--hidden", type=_positive_int, default=d.hidden, help=f"hidden size (default: {d.hidden})"
-    )
-    p.add_argument(
-        "--embedding",
-        type=_positive_int,
-        default=d.embedding,
-        help=f"embedding size (default: {d.embedding}; = --hidden with --tie-weights)",
-    )
-    p.add_argument(
-        "--dropout",
-        type=_probability,
-        default=d.dropout,
-        help=f"dropout on embeddings, between layers and before the head (default: {d.dropout})",
-    )
-    p.add_argument(
-        "--tie-weights",
-        action="store_true",
-        help="share the embedding and output weights (word level)",
-    )
-    p.add_argument(
-        "--batch",
-        type=_positive_int,
-        default=d.batch,
-        help=f"parallel streams through the text (default: {d.batch})",
-    )
-    p.add_argument(
-        "--bptt",
-        type=_positive_int,
-        default=d.bptt,
-        help=f"steps of truncated backpropagation through time (default: {d.bptt})",
-    )
-    p.add_argument(
-        "--lr",
-        type=_positive_float,
-        default=d.lr,
-        help=f"peak learning rate of AdamW (default: {d.lr})",
-    )
-    p.add_argument(
-        "--min-lr",
-        type=_nonneg_float,
-        default=d.min_lr,
-        help=f"learning rate at the end of the cosine schedule (default: {d.min_lr})",
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=d.warmup_steps,
-        help=f"linear warm-up steps (default: {d.warmup_steps})",
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=_nonneg_float,
-        default=d.weight_decay,
-        help=f"AdamW weight decay (default: {d.weight_decay})",
-    )
-    p.add_argument(
-        "--clip",
-        type=_positive_float,
-        default=d.clip,
-        help=f"global gradient-norm clipping threshold (default: {d.clip})",
-    )
-    p.add_argument("--steps", type=_positive_int, default=None, help="budget in optimizer steps")
-    p.add_argument(
-        "--minutes",
-        type=_positive_float,
-        default=None,
-        help="budget in wall-clock minutes (default: 3 when no budget is given)",
-    )
-    p.add_argument(
-        "--eval-every",
-        type=_positive_int,
-        default=d.eval_every,
-        help=f"evaluate and checkpoint every N steps (default: {d.eval_every})",
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
-    p.add_argument(
-        "--out",
-        default=d.out,
-        help=f"checkpoint path; the loss curve goes next to it (default: {d.out})",
-    )
+    add_options(p, LMRunConfig)  # the run's settings, saved in the checkpoint
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run saved in <out>.last.safetensors exactly",
+        help="continue the run saved in <out>.last.safetensors exactly (default: a new run)",
     )
     p.add_argument(
         "--sample",
-        type=int,
+        type=integer,
         default=400,
-        help="tokens to generate from the best checkpoint at the end (default: 400)",
+        help="tokens to generate from the best checkpoint at the end; 0: none (default: 400)",
     )
     p.add_argument(
         "--json",
         action="store_true",
-        help="print the final metrics as one JSON object on the last line",
+        help="print the final metrics as one JSON object on the last line (default: off)",
     )
 
 
 # -- commands --------------------------------------------------------------------------------
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.lm import LMRunConfig, generate, load_lm, train_lm
+    from .tasks.lm import DEFAULT_MINUTES, LMRunConfig, SampleConfig, generate, load_lm, train_lm
     from .training import log_to_stderr
 
-    minutes = args.minutes if (args.minutes or args.steps) else 3.0
-    cfg = LMRunConfig(
-        text=args.text,
-        valid=args.valid,
-        tokens=args.tokens,
-        vocab_size=args.vocab_size,
-        cell=args.cell,
-        layers=args.layers,
-        hidden=args.hidden,
-        embedding=args.embedding,
-        dropout=args.dropout,
-        tie_weights=args.tie_weights,
-        batch=args.batch,
-        bptt=args.bptt,
-        lr=args.lr,
-        min_lr=args.min_lr,
-        warmup_steps=args.warmup,
-        weight_decay=args.weight_decay,
-        clip=args.clip,
-        steps=args.steps,
-        minutes=minutes,
-        eval_every=args.eval_every,
-        seed=args.seed,
-        out=args.out,
-    )
+    cfg = from_args(LMRunConfig, args)
+    if cfg.steps is None and cfg.minutes is None:
+        cfg = replace(cfg, minutes=DEFAULT_MINUTES)
     _, metrics = train_lm(cfg, progress=sys.stderr.isatty(), resume=args.resume, log=log_to_stderr)
     print(
-        f"validation loss {metrics['val_loss']:.4f} nats/{args.tokens} "
+        f"validation loss {metrics['val_loss']:.4f} nats/{cfg.tokens} "
         f"({metrics['val_bpc']:.3f} bits), {metrics['steps']} steps in "
-        f"{metrics['minutes']:.1f} min, {metrics['tokens_per_s']:,.0f} {args.tokens}s/s"
+        f"{metrics['minutes']:.1f} min, {metrics['tokens_per_s']:,.0f} {cfg.tokens}s/s"
     )
     print(
         f"checkpoint: {metrics['checkpoint']} (best validation loss {metrics['best_val_loss']:.4f})"
     )
     if args.sample > 0:
         model, vocab = load_lm(cfg.out)
-        print(f"--- sample ({args.sample} {args.tokens}s, temperature 0.8) ---")
-        for piece in generate(model, vocab, "", args.sample, 0.8, seed=args.seed):
+        temperature = SampleConfig().temperature
+        print(f"--- sample ({args.sample} {cfg.tokens}s, temperature {temperature}) ---")
+        for piece in generate(model, vocab, "", args.sample, temperature, seed=cfg.seed):
             sys.stdout.write(piece)
         print("\n---")
     return metrics
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.lm import generate, load_lm
+    from .tasks.lm import SampleConfig, generate, load_lm
 
+    cfg = from_args(SampleConfig, args)
     model, vocab = load_lm(args.checkpoint)
-    sys.stdout.write(args.prime)
+    sys.stdout.write(cfg.prime)
     for piece in generate(
-        model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed
+        model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed
     ):
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -369,9 +174,7 @@ def _demo(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, dict] = {}
     curves: dict[str, list[float]] = {}
     for cell in cells:
-        cfg = AddingConfig(
-            cell=cell, length=args.length, hidden=args.hidden, steps=args.steps, seed=args.seed
-        )
+        cfg = from_args(AddingConfig, args, cell=cell)
         curves[cell] = []
         with _progress() as progress:
             task = progress.add_task(f"{cell.upper():5s}", total=cfg.steps, msg="")

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .errors import InputError
 from .optim import _check
 
 if TYPE_CHECKING:
@@ -43,26 +44,39 @@ class CosineLR:
     """Linear warm-up from 0, then cosine decay from ``lr`` to ``min_lr``, then ``min_lr``::
 
     lr(step) = lr * step / warmup_steps                              step < warmup_steps
-    lr(step) = min_lr + (lr - min_lr) * (1 + cos(pi * q)) / 2        step < total_steps
-               q = (step - warmup_steps) / (total_steps - warmup_steps)
-    lr(step) = min_lr                                                step >= total_steps
+    lr(step) = min_lr + (lr - min_lr) * (1 + cos(pi * q)) / 2        otherwise
+               q = clip(progress, 0, 1), the share of the decay done; by default
+               progress = (step - warmup_steps) / (total_steps - warmup_steps)
+
+    A budget that is not a number of steps (`Trainer`'s minutes) passes ``progress`` itself:
+    ``schedule(step, progress)``; ``total_steps`` may then be None.
     """
 
     def __init__(
-        self, lr: float, total_steps: int, min_lr: float = 0.0, warmup_steps: int = 0
+        self,
+        lr: float,
+        total_steps: int | None = None,
+        min_lr: float = 0.0,
+        warmup_steps: int = 0,
     ) -> None:
-        ok = 0 <= warmup_steps < total_steps
-        _check("CosineLR", "warmup_steps", warmup_steps, ok, f"in [0, total_steps={total_steps})")
+        if total_steps is None:
+            ok, expected = warmup_steps >= 0, ">= 0"
+        else:
+            ok, expected = 0 <= warmup_steps < total_steps, f"in [0, total_steps={total_steps})"
+        _check("CosineLR", "warmup_steps", warmup_steps, ok, expected)
         _check("CosineLR", "min_lr", min_lr, 0 <= min_lr <= lr, f"in [0, lr={lr}]")
         self.lr, self.min_lr = float(lr), float(min_lr)
-        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.warmup_steps = int(warmup_steps)
 
-    def __call__(self, step: int) -> float:
+    def __call__(self, step: int, progress: float | None = None) -> float:
         if step < self.warmup_steps:
             return self.lr * step / self.warmup_steps
-        if step >= self.total_steps:
-            return self.min_lr
-        q = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        if progress is None:
+            if self.total_steps is None:
+                raise InputError("CosineLR: without total_steps, expected the progress too")
+            progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        q = min(max(progress, 0.0), 1.0)
         return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * q)) / 2
 
 

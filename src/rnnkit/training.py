@@ -29,6 +29,7 @@ from .errors import CheckpointError, InputError, RnnkitError
 from .io.checkpoint import load_checkpoint, save
 from .layers.module import Module
 from .optim import AdamW, clip_grad_norm
+from .schedules import CosineLR
 
 
 class TrainingDiverged(RnnkitError):
@@ -96,13 +97,21 @@ def plot_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".safetensors") + ".loss.png")
 
 
-def scheduled_lr(cfg: TrainConfig, step: int, fraction: float) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to ``min_lr`` over the
-    budget; ``fraction`` is the share of the budget used (steps or time, whichever is more)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    q = min(max(fraction, 0.0), 1.0)
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * q))
+def learning_rates(cfg: TrainConfig) -> CosineLR:
+    """The schedule of every run: linear warm-up over ``warmup_steps``, then cosine from ``lr``
+    to ``min_lr`` over the rest of the budget (its progress: `decay_progress`)."""
+    return CosineLR(cfg.lr, None, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps)
+
+
+def decay_progress(cfg: TrainConfig, step: int, elapsed: float, decay_start: float) -> float:
+    """The share of the budget after the warm-up used after ``step`` steps, in steps or in
+    time, whichever is more; ``decay_start`` is the seconds elapsed when the warm-up ended."""
+    parts = []
+    if cfg.steps is not None:
+        parts.append((step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1))
+    if cfg.minutes is not None:
+        parts.append((elapsed - decay_start) / max(60.0 * cfg.minutes - decay_start, 1e-9))
+    return max(parts)
 
 
 class Trainer:
@@ -122,6 +131,8 @@ class Trainer:
         self.progress, self.on_step = progress, on_step
         self.model = objective.model
         self.opt = AdamW(self.model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.schedule = learning_rates(cfg)
+        self.decay_start: float | None = None  # seconds elapsed when the warm-up ended
         self.step = 0
         self.elapsed = 0.0  # seconds of this run and the runs it resumes
         self.train_seconds = 0.0  # of which spent in training steps
@@ -145,6 +156,13 @@ class Trainer:
             parts.append(self.elapsed / (60.0 * self.cfg.minutes))
         return max(parts)
 
+    def _decay_progress(self, taken: int) -> float:
+        if taken < self.cfg.warmup_steps:
+            return 0.0
+        if self.decay_start is None:
+            self.decay_start = self.elapsed
+        return decay_progress(self.cfg, taken, self.elapsed, self.decay_start)
+
     # -- checkpoints ------------------------------------------------------------------------
     def _train_state(self) -> dict[str, Any]:
         return {
@@ -153,6 +171,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "tokens": self.tokens,
             "best_val": None if math.isinf(self.best_val) else self.best_val,
+            "decay_start": self.decay_start,
             "history": self.history,
             "config": asdict(self.cfg),
             "generators": {k: g.bit_generator.state for k, g in self.model.generators().items()},
@@ -194,6 +213,9 @@ class Trainer:
         self.train_seconds, self.tokens = state["train_seconds"], state["tokens"]
         self.best_val = math.inf if state["best_val"] is None else state["best_val"]
         self.history = state["history"]
+        self.decay_start = state.get("decay_start")  # older checkpoints: steps of equal time
+        if self.decay_start is None and self.step >= self.cfg.warmup_steps:
+            self.decay_start = self.elapsed * self.cfg.warmup_steps / self.step
 
     # -- the loop ---------------------------------------------------------------------------
     def _evaluate(self, log) -> float:
@@ -234,8 +256,8 @@ class Trainer:
         with bar:
             try:
                 while self._fraction() < 1.0 and not self._stop_requested:
-                    lr = scheduled_lr(self.cfg, self.step, self._fraction())
-                    self.opt.lr = lr
+                    taken = self.step + 1  # counting this step: the first has no lr of 0
+                    self.opt.lr = self.schedule(taken, self._decay_progress(taken))
                     t0 = time.perf_counter()
                     self.model.zero_grad()
                     loss, n = self.objective.train_step(self.step)

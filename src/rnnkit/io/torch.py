@@ -7,6 +7,7 @@ torch is imported here only, when a conversion is asked for.
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,9 @@ from ..layers import GRU, LSTM, RNN, Embedding, GRUCell, Linear, LSTMCell, Modul
 from ..layers.cell import _Cell
 from ..layers.recurrent import Recurrent
 from ..models.language import LanguageModel, LMConfig
+
+# the constructor arguments that `RNN`, `LSTM` and `GRU` share with torch.nn's, beyond the sizes
+RECURRENT_ARGS = ("num_layers", "bias", "batch_first", "dropout", "bidirectional")
 
 
 def _torch() -> Any:
@@ -36,13 +40,7 @@ def to_torch(layer: Module) -> Any:
     nn = torch.nn
     dt = _torch_dtype(torch, getattr(layer, "dtype", np.dtype(np.float32)))
     if isinstance(layer, Recurrent):
-        kwargs = dict(
-            num_layers=layer.num_layers,
-            bias=layer.bias,
-            batch_first=layer.batch_first,
-            dropout=layer.dropout,
-            bidirectional=layer.bidirectional,
-        )
+        kwargs = {name: getattr(layer, name) for name in RECURRENT_ARGS}
         if isinstance(layer, RNN):
             module = nn.RNN(
                 layer.input_size, layer.hidden_size, nonlinearity=layer.nonlinearity, **kwargs
@@ -93,15 +91,8 @@ def from_torch(module: Any, seed: int | None = None) -> Module:
     if isinstance(module, (nn.RNN, nn.LSTM, nn.GRU)):
         if getattr(module, "proj_size", 0):
             raise InputError("from_torch: LSTM with proj_size > 0 is not supported")
-        common = dict(
-            num_layers=module.num_layers,
-            bias=module.bias,
-            batch_first=module.batch_first,
-            dropout=module.dropout,
-            bidirectional=module.bidirectional,
-            seed=seed,
-            dtype=dtype,
-        )
+        common = {name: getattr(module, name) for name in RECURRENT_ARGS}
+        common.update(seed=seed, dtype=dtype)
         if isinstance(module, nn.LSTM):
             layer = LSTM(module.input_size, module.hidden_size, **common)
         elif isinstance(module, nn.GRU):
@@ -123,8 +114,8 @@ def from_torch(module: Any, seed: int | None = None) -> Module:
             module.in_features, module.out_features, module.bias is not None, seed, dtype
         )
     elif type(module).__name__ == "TorchLanguageModel":
-        config = LMConfig(**module.config)
-        layer = LanguageModel(**{**module.config, "dtype": dtype}, seed=seed)
+        config = replace(LMConfig(**module.config), dtype=dtype)
+        layer = LanguageModel(**asdict(config), seed=seed)
         state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
         if config.tie_weights:
             del state["head.weight"]  # the same array as embedding.weight

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import option, positive_float, positive_int
 from ..losses import mse
 from ..models import SequenceRegressor
 from ..optim import Adam, clip_grad_norm
@@ -23,14 +24,18 @@ BASELINE_MSE = 1.0 / 6.0  # variance of u1 + u2: what predicting the mean scores
 
 @dataclass(frozen=True)
 class AddingConfig:
-    cell: str = "lstm"
-    length: int = 30
-    hidden: int = 32
-    batch: int = 64
-    steps: int = 800
-    lr: float = 1e-2
-    clip: float = 1.0
-    seed: int = 0
+    """One run of the adding problem; each field is also an option of ``rnnkit demo``."""
+
+    cell: str = option("lstm", help="recurrent cell", choices=("lstm", "gru", "rnn"))
+    length: int = option(
+        60, help="sequence length T; the model must remember across it", type=positive_int
+    )
+    hidden: int = option(32, help="hidden size", type=positive_int)
+    batch: int = option(64, help="sequences per training step", type=positive_int)
+    steps: int = option(1200, help="training steps", type=positive_int)
+    lr: float = option(1e-2, help="learning rate of Adam", type=positive_float)
+    clip: float = option(1.0, help="global gradient-norm clipping threshold", type=positive_float)
+    seed: int = option(0, help="random seed")
 
 
 def adding_batch(rng: np.random.Generator, length: int, batch: int):

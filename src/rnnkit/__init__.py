@@ -3,6 +3,7 @@
 from . import threads  # noqa: F401, I001  (first: tells OpenBLAS not to spin, before NumPy loads it)
 from . import allocator  # noqa: F401  (malloc keeps the step's buffers: rnnkit.allocator)
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
+from ._version import __version__
 from .errors import CheckpointError, InputError, RnnkitError, ShapeError
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -25,8 +26,6 @@ from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .quantize import quantize
 from .schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
 from .stream import Stream, StreamPool
-
-__version__ = "0.1.0"
 
 __all__ = [
     # layers

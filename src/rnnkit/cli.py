@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, NoReturn
 
-from .errors import RnnkitError
+from .errors import RnnkitError, TrainingDiverged
 
 
 class _Parser(argparse.ArgumentParser):
@@ -421,8 +421,6 @@ COMMANDS = {"train": _train_lm, "generate": _generate, "stream": _stream, "demo"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .training import TrainingDiverged
-
     args = build_parser().parse_args(argv)
     try:
         metrics = COMMANDS[args.command](args)

@@ -12,6 +12,7 @@ import sys
 from typing import Any, NoReturn
 
 from .errors import RnnkitError, TrainingDiverged
+from .tuning import tune_process
 
 
 class _Parser(argparse.ArgumentParser):
@@ -421,6 +422,9 @@ COMMANDS = {"train": _train_lm, "generate": _generate, "stream": _stream, "demo"
 
 
 def main(argv: list[str] | None = None) -> int:
+    # first: malloc set before the first large buffer; OpenBLAS's timeout reaches this process
+    # only from the environment (the package root has loaded NumPy by now: see tune_process)
+    tune_process()
     args = build_parser().parse_args(argv)
     try:
         metrics = COMMANDS[args.command](args)

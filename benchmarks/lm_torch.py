@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from rnnkit import tune_process
 from rnnkit.data.text import TokenStreams, Vocabulary, read_text, split_validation
 from rnnkit.tasks.lm import LMRunConfig
 from rnnkit.training import TrainConfig, scheduled_lr
@@ -53,6 +54,9 @@ def evaluate(model: TorchLM, streams: TokenStreams) -> float:
 
 
 def main() -> int:
+    # the same malloc thresholds as the rnnkit side (its command calls this), as `make bench`
+    # gives every library's process; this used to come with importing rnnkit
+    tune_process()
     d = LMRunConfig()
     p = argparse.ArgumentParser(description="PyTorch twin of 'rnnkit train lm' (LSTM, chars)")
     p.add_argument("--text", required=True)

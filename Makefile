@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
+# OpenBLAS's idle threads sleep at once instead of taking a core from rnnkit's time loops; it is
+# read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
+export OPENBLAS_THREAD_TIMEOUT ?= 4
 
 .PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant bench bench-quick bench-pool clean
 

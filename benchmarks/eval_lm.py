@@ -32,6 +32,9 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[key] = THREADS
+    # OpenBLAS's idle threads sleep at once, on both sides, as in `make bench`: the variable is
+    # read when NumPy loads OpenBLAS, so it comes from the environment (rnnkit.tune_process)
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     return env
 
 

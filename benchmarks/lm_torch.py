@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from rnnkit import tune_process
 from rnnkit.config import add_options, from_args
 from rnnkit.data.text import TokenStreams, Vocabulary, read_text, split_validation
 from rnnkit.tasks.lm import LMRunConfig
@@ -54,6 +55,9 @@ def evaluate(model: TorchLM, streams: TokenStreams) -> float:
 
 
 def main() -> int:
+    # the same malloc thresholds as the rnnkit side (its command calls this), as `make bench`
+    # gives every library's process; this used to come with importing rnnkit
+    tune_process()
     p = argparse.ArgumentParser(description="PyTorch twin of 'rnnkit train lm' (LSTM, chars)")
     p.add_argument("--text", required=True, help="UTF-8 text file")
     only_rnnkit = ("text", "valid", "tokens", "vocab_size", "cell", "tie_weights", "out")

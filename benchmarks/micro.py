@@ -26,17 +26,20 @@ from functools import partial
 
 for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(key, "2")
+# OpenBLAS's idle threads sleep at once (rnnkit.tune_process): read when NumPy loads OpenBLAS,
+# so set here, before the imports
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import rnnkit  # noqa: E402  (first: it sets OPENBLAS_THREAD_TIMEOUT before NumPy loads)
-
-# isort: split
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
+import rnnkit  # noqa: E402
 from rnnkit.kernels import cells as KC  # noqa: E402
 from rnnkit.kernels import loops as KL  # noqa: E402
 from rnnkit.kernels import step as KS  # noqa: E402
 from rnnkit.kernels import tile as KT  # noqa: E402
+
+TUNING = rnnkit.tune_process()  # malloc's thresholds, as the rnnkit command sets them
 
 
 def per_call(fn, calls: int = 2000, blocks: int = 15) -> float:
@@ -449,7 +452,7 @@ def malloc() -> None:
     runs them: ms per step, and the minor page faults and kernel time of each (`getrusage`)."""
     import resource
 
-    print(f"rnnkit set malloc's thresholds: {rnnkit.allocator.TUNED}")
+    print(f"rnnkit set malloc's thresholds: {TUNING.malloc_tuned} ({TUNING.malloc})")
     rng = np.random.default_rng(0)
     for H in (64, 256):
         layer = rnnkit.LSTM(H, H, seed=0)

@@ -71,6 +71,7 @@ def accuracy(checkpoint: Path, text: Path, valid_chars: int) -> dict[str, float]
 
 
 def main() -> int:
+    rnnkit.tune_process()  # malloc's thresholds, as the rnnkit command sets them
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, default=ROOT / "runs/eval/shakespeare.safetensors")
     p.add_argument(

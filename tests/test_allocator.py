@@ -8,10 +8,11 @@ import platform
 import subprocess
 import sys
 
-# two 13 MB arrays allocated and freed twenty times, as a training step's buffers are; prints
-# whether rnnkit tuned malloc and the page faults of the twenty rounds
+# two 13 MB arrays allocated and freed twenty times, as a training step's buffers are, after
+# rnnkit.tune_process(); prints whether it tuned malloc and the page faults of the twenty rounds
 CYCLE = """
 import resource, numpy as np, rnnkit
+tuning = rnnkit.tune_process()
 def cycle():
     a = np.ones(13 << 18, np.float32); b = np.ones(13 << 18, np.float32)
     del a, b
@@ -19,7 +20,7 @@ cycle(); cycle()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(20):
     cycle()
-print(rnnkit.allocator.TUNED, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(tuning.malloc_tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
@@ -56,7 +57,7 @@ def test_users_own_malloc_settings_are_kept():
 
 def test_unknown_choice_warns_and_leaves_malloc_alone():
     out = subprocess.run(
-        [sys.executable, "-c", "import rnnkit; print(rnnkit.allocator.TUNED)"],
+        [sys.executable, "-c", "import rnnkit; print(rnnkit.tune_process().malloc_tuned)"],
         env={**os.environ, "RNNKIT_MALLOC": "jemalloc"},
         capture_output=True,
         text=True,
@@ -65,3 +66,4 @@ def test_unknown_choice_warns_and_leaves_malloc_alone():
     assert out.stdout.strip() == "False"
     want = "RNNKIT_MALLOC: expected 'rnnkit' (the default) or 'system', got 'jemalloc'"
     assert want in out.stderr
+    assert "<string>:1: UserWarning" in out.stderr  # it points at the call of tune_process

@@ -1,7 +1,9 @@
-"""rnnkit's own threads: the batch split into chunks, nested jobs, OpenBLAS told not to spin."""
+"""rnnkit's own threads: the batch split into chunks, nested jobs, OpenBLAS told not to spin
+(by the environment, or by `rnnkit.tune_process` in time)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -40,19 +42,35 @@ def test_in_parallel_runs_on_two_threads_and_nests_without_deadlock(monkeypatch)
     assert threads_of[0] != threads_of[1]  # the two outer jobs ran on two threads
 
 
-def _timeout_in_child(code: str) -> str:
-    env_clear = "import os; os.environ.pop('OPENBLAS_THREAD_TIMEOUT', None); "
+def _timeout_in_child(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run(
-        [sys.executable, "-c", env_clear + code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
     )
+    assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
 
-def test_import_before_numpy_tells_openblas_not_to_spin():
-    show = "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), rnnkit.threads.blas_spin_free())"
-    assert _timeout_in_child("import rnnkit, os; " + show) == "4 True"
-    # too late: NumPy has loaded OpenBLAS, which read its environment then
-    assert _timeout_in_child("import numpy, rnnkit, os; " + show) == "None False"
+SHOW = "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), rnnkit.threads.blas_spin_free())"
+
+
+def test_timeout_set_before_numpy_tells_openblas_not_to_spin():
+    # from the environment, as the README says: OpenBLAS reads it when NumPy loads it
+    assert _timeout_in_child("import os, rnnkit; " + SHOW, OPENBLAS_THREAD_TIMEOUT="4") == "4 True"
+    # NumPy not loaded yet (`import rnnkit` loads it, so that is simulated): set in time
+    before_numpy = "import os, sys, rnnkit; sys.modules.pop('numpy'); "
+    set_it = "rnnkit.threads.set_blas_timeout(); "
+    assert _timeout_in_child(before_numpy + set_it + SHOW) == "4 True"
+
+
+def test_import_sets_nothing_and_tune_process_sets_it_too_late_for_this_process():
+    assert _timeout_in_child("import os, rnnkit; " + SHOW) == "None False"
+    # NumPy has loaded OpenBLAS, which read its environment then: for child processes only
+    tuned = "import os, rnnkit; t = rnnkit.tune_process(); print(t.blas_timeout, t.blas_spin_free)"
+    assert _timeout_in_child(tuned) == "4 False"
+    # the user's value is kept
+    mine = "import os, rnnkit; print(rnnkit.tune_process().blas_timeout)"
+    assert _timeout_in_child(mine, OPENBLAS_THREAD_TIMEOUT="28") == "28"
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])

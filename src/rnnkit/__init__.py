@@ -1,8 +1,11 @@
-"""rnnkit: recurrent neural networks with hand-written BPTT, fast on a CPU, built for streaming."""
+"""rnnkit: recurrent neural networks with hand-written BPTT, fast on a CPU, built for streaming.
 
-from . import threads  # noqa: F401, I001  (first: tells OpenBLAS not to spin, before NumPy loads it)
-from . import allocator  # noqa: F401  (malloc keeps the step's buffers: rnnkit.allocator)
+Importing rnnkit changes nothing outside it (environment, warnings filters, malloc): the
+process-wide settings it runs fastest with are made by `tune_process`, when asked.
+"""
+
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
+from ._version import __version__
 from .errors import CheckpointError, InputError, RnnkitError, ShapeError
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
@@ -26,8 +29,7 @@ from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .quantize import quantize
 from .schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
 from .stream import Stream, StreamPool
-
-__version__ = "0.1.0"
+from .process import ProcessTuning, tune_process
 
 __all__ = [
     # layers
@@ -80,5 +82,8 @@ __all__ = [
     "InputError",
     "RnnkitError",
     "ShapeError",
+    # the process's BLAS threads and malloc, tuned only when asked
+    "ProcessTuning",
+    "tune_process",
     "__version__",
 ]

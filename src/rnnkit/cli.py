@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from typing import Any, NoReturn
 
 from .config import add_options, from_args, integer
-from .errors import RnnkitError
+from .errors import RnnkitError, TrainingDiverged
+from .process import tune_process
 
 
 class _Parser(argparse.ArgumentParser):
@@ -223,9 +225,23 @@ def _progress():
 COMMANDS = {"train": _train_lm, "generate": _generate, "stream": _stream, "demo": _demo}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .training import TrainingDiverged
+def _restart_with_blas_timeout() -> None:
+    """Start the command again, once, with ``OPENBLAS_THREAD_TIMEOUT=4`` when the environment
+    has no value: OpenBLAS reads it only when NumPy loads it, which the package root has done
+    by now, and without it OpenBLAS's idle threads spin and take a core from the compiled time
+    loops (`rnnkit.tune_process`). ``os.execv`` keeps the process id; the second start finds
+    the variable set. A value the user set is kept as it is."""
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        return
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    os.execv(sys.executable, [sys.executable, "-m", "rnnkit.cli", *sys.argv[1:]])
 
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # run as the `rnnkit` program, not called from Python
+        _restart_with_blas_timeout()
+    # first: malloc set before the first large buffer
+    tune_process()
     args = build_parser().parse_args(argv)
     try:
         metrics = COMMANDS[args.command](args)

@@ -21,3 +21,8 @@ class InputError(RnnkitError, ValueError):
 
 class CheckpointError(RnnkitError, ValueError):
     """A checkpoint file is missing, malformed, or does not match the model it is loaded into."""
+
+
+class TrainingDiverged(RnnkitError):
+    """The loss or the gradient norm became NaN, infinite, or exploded (`rnnkit.training`'s
+    divergence guard). The CLI reports it with exit status 1, apart from bad input (2)."""

@@ -9,13 +9,16 @@ runs them one after the other: the cores are taken.
 OpenBLAS keeps its idle threads spinning for about 0.1 s after each product (2^28 cycles), so
 on a 2-core machine the product before a compiled time loop would take a core away from it for
 the whole loop (measured: LSTM steps at batch 8-32 1.06-1.63x slower; docs/DESIGN-NOTES.md).
-rnnkit therefore sets ``OPENBLAS_THREAD_TIMEOUT=4`` (idle threads sleep at once) when it is
-imported before NumPy; `blas_spin_free` tells whether that took effect.
+``OPENBLAS_THREAD_TIMEOUT=4`` makes idle threads sleep at once, but OpenBLAS reads it only when
+NumPy loads it, and ``import rnnkit`` loads NumPy: so a program sets it in its environment
+(the ``rnnkit`` command does, `rnnkit.tune_process`), and `blas_spin_free` tells whether this
+process's OpenBLAS has it. Importing this module changes nothing: `set_blas_timeout` does.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -114,19 +117,26 @@ def blas_limited(threads: int | None) -> Iterator[None]:
         yield
 
 
+_TIMEOUT = "OPENBLAS_THREAD_TIMEOUT"
+# set by `set_blas_timeout` after NumPy had loaded OpenBLAS: for child processes only
+_SET_TOO_LATE = False
+
+
 def blas_spin_free() -> bool:
-    """Whether OpenBLAS's idle threads sleep at once (``OPENBLAS_THREAD_TIMEOUT`` was set before
-    NumPy loaded it), so that they leave the cores to rnnkit's threads."""
-    return _TIMEOUT_SET_BEFORE_NUMPY
+    """Whether OpenBLAS's idle threads sleep at once, so that they leave the cores to rnnkit's
+    threads: ``OPENBLAS_THREAD_TIMEOUT`` is in the environment and was not set by
+    `set_blas_timeout` after NumPy had loaded OpenBLAS (a value the user set, rnnkit takes to
+    have been there from the start: it cannot tell when it came)."""
+    return _TIMEOUT in os.environ and not _SET_TOO_LATE
 
 
-def _set_blas_timeout() -> bool:
-    import sys
-
-    if "numpy" in sys.modules:
-        return "OPENBLAS_THREAD_TIMEOUT" in os.environ  # set by the user, we can't tell when
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-    return True
-
-
-_TIMEOUT_SET_BEFORE_NUMPY = _set_blas_timeout()
+def set_blas_timeout() -> bool:
+    """Sets ``OPENBLAS_THREAD_TIMEOUT=4`` unless the environment has a value already, and
+    returns `blas_spin_free`. Set before NumPy is imported, it takes effect in this process;
+    set after, only in the processes this one starts (OpenBLAS read its environment when NumPy
+    loaded it). Called by `rnnkit.tune_process`; calling it again changes nothing."""
+    global _SET_TOO_LATE
+    if _TIMEOUT not in os.environ:
+        os.environ[_TIMEOUT] = "4"
+        _SET_TOO_LATE = "numpy" in sys.modules
+    return blas_spin_free()

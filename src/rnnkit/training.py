@@ -25,15 +25,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import CheckpointError, InputError, RnnkitError
+from .errors import CheckpointError, InputError, TrainingDiverged  # raised by the guard below
 from .io.checkpoint import load_checkpoint, save
 from .layers.module import Module
 from .optim import AdamW, clip_grad_norm
 from .schedules import CosineLR
-
-
-class TrainingDiverged(RnnkitError):
-    """The loss or the gradient norm became NaN, infinite, or exploded."""
 
 
 class Objective(Protocol):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import CheckpointError
 from ..layers.module import MODULE_REGISTRY, Module
 
@@ -67,8 +68,6 @@ def save(
         tensors[key] = np.ascontiguousarray(value)
     for key, value in (arrays or {}).items():
         tensors[EXTRA_PREFIX + key] = np.ascontiguousarray(value)
-    from .. import __version__
-
     meta = {
         "format": "rnnkit",
         "format_version": FORMAT_VERSION,

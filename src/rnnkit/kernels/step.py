@@ -214,15 +214,6 @@ def _matvec(W, s, x, bias, out):
     return lambda W, s, x, bias, out: rows_of(W, s, x, prepare(W, x), bias, out, 0, W.shape[0])
 
 
-# numba's pedantic check on its own IR flags the variables of `prepare` and `rows_of` once they
-# are inlined into the parallel loop of `split_step` (compiled code and results are right; moving
-# them out of line costs the split step 1.08-1.15x). Only those variables' warnings are ignored.
-warnings.filterwarnings(
-    "ignore",
-    message=r"variable '_(prepare|rows_of)__locals__",
-    category=NumbaIRAssumptionWarning,
-)
-
 # fast math without assuming finite values: the NaN check below must survive
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 STEP = njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -397,6 +388,35 @@ def split_step(x, W_ih, s_ih, W_hh, s_hh, b_ih, b_hh, h, c, new, y, k, xw, mode)
     _gates(mode, xw[0], xw[1], hk, c[k, 0], new[k, 0], new[L + k, 0], 0, h.shape[2])
     _top_output(new, k, L, y)
     return True
+
+
+def _quiet_inlined_variables(dispatcher):
+    """``dispatcher`` whose compilations ignore numba's warning about the variables of `prepare`
+    and `rows_of`, and only that warning, only while it compiles.
+
+    numba's pedantic check on its own IR flags those variables once they are inlined into the
+    parallel loop of `split_step` (the compiled code and its results are right; moving them out
+    of line costs the split step 1.08-1.15x). The warning comes from the compilation of a new
+    signature, inside the call that needs it, so the filter wraps the dispatcher's ``compile``
+    (which the call goes through for a signature it has not seen, and which loads the cache):
+    calls of compiled signatures are untouched, and the process's filters are left as they were.
+    """
+    compile_signature = dispatcher.compile
+
+    def compile(sig):
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message=r"variable '_(prepare|rows_of)__locals__",
+                category=NumbaIRAssumptionWarning,
+            )
+            return compile_signature(sig)
+
+    dispatcher.compile = compile
+    return dispatcher
+
+
+split_step = _quiet_inlined_variables(split_step)
 
 
 # -- a whole sequence of one stream, inference only: the time loop compiled too ------------------

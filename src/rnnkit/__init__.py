@@ -26,10 +26,10 @@ from .layers import (
 )
 from .losses import cross_entropy, log_softmax, mse, softmax
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .process import ProcessTuning, tune_process
 from .quantize import quantize
 from .schedules import ConstantLR, CosineLR, StepLR, WarmupLR, apply_schedule
 from .stream import Stream, StreamPool
-from .process import ProcessTuning, tune_process
 
 __all__ = [
     # layers

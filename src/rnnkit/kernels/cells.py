@@ -10,7 +10,7 @@ kernels are tested against).
 Conventions shared by all kernels, for ``B`` sequences and hidden size ``H``:
 
 * ``xi`` (B, G*H): the input projection ``x_t W_ih^T`` (plus ``b_ih``, or with ``b_ih`` folded
-  into ``b_hh`` where the cell adds the two to the same sums: `rnnkit.cells.fused`); ``hh``
+  into ``b_hh`` where the cell adds the two to the same sums: `rnnkit.engine.fused`); ``hh``
   (B, G*H): ``h_prev W_hh^T`` without its bias, which comes separately as ``b_hh`` (G*H,)
   (zeros for ``bias=False``).
 * ``m`` (B,): 1 while a sequence runs, 0 past its end; there the carry passes through, the

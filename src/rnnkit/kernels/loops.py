@@ -1,6 +1,6 @@
 r"""Whole sequence loops, compiled: the time loop without Python in it, for rows of the batch.
 
-The sequences of a batch are independent inside a layer, so `rnnkit.cells.fused` cuts the batch
+The sequences of a batch are independent inside a layer, so `rnnkit.engine.fused` cuts the batch
 into one chunk of rows per core (`rnnkit.threads`) and each core runs a whole loop below for its
 rows ``[i0, i1)``: no synchronisation between steps, and no Python inside the loop. Each step is
 the recurrent product ``h_{t-1} W_hh^T`` (forward) or ``da_t W_hh`` (backward) by `_dot`, then

@@ -11,7 +11,7 @@ its own, so these are written as LLVM IR with llvmlite, as `kernels.tile` is.
 
 Counts live ``SLOT`` numbers apart, on cache lines of their own. Spinning costs a core while it
 waits, so only loops whose two halves take about the same time and run on two free cores use
-them (`rnnkit.cells.fused`).
+them (`rnnkit.engine.fused`).
 """
 
 from __future__ import annotations

@@ -180,10 +180,11 @@ def describe(graph: dict[str, set[str]], edges: set[tuple[str, str]]) -> str:
 
 def test_the_graph_sees_deferred_relative_and_package_imports():
     graph = import_graph()
-    # a deferred import inside a method: Stream builds its step plan when first asked
-    assert f"{PACKAGE}.layers.stepper" in graph[f"{PACKAGE}.stream"]
+    # a deferred import inside a method: a quantized product loads its kernels when first asked
+    assert f"{PACKAGE}.kernels.quant" in graph[f"{PACKAGE}.quantize"]
     assert f"{PACKAGE}.layers.module" in graph[f"{PACKAGE}.io.checkpoint"]  # `..layers.module`
-    assert f"{PACKAGE}.cells.fused" in graph[f"{PACKAGE}.layers.stepper"]  # `from ..cells import`
+    assert f"{PACKAGE}.engine.fused" in graph[f"{PACKAGE}.stream.steps"]  # `from ..engine import`
+    assert f"{PACKAGE}.stream.runtime" in graph[f"{PACKAGE}.stream"]  # a package's __init__
     assert f"{PACKAGE}.io.checkpoint" in graph[PACKAGE]  # the root re-exports its children
     assert PACKAGE not in graph[f"{PACKAGE}.io.checkpoint"]  # __version__ from a leaf module
     assert f"{PACKAGE}._version" in graph[f"{PACKAGE}.io.checkpoint"]

@@ -52,6 +52,7 @@ class Plan:
     cores: int
     why: tuple[str, ...]
     panels: bool = False  # single sequences: the products read packed panels
+    widened: bool = False  # quantized: the recurrent weight widened once for the whole call
 
     def __str__(self) -> str:
         cores = "1 core" if self.cores == 1 else f"{self.cores} cores"
@@ -79,7 +80,7 @@ def plan_sequence(cell: CellSpec, x: np.ndarray, W_hh: object, train: bool) -> P
     if fmt in ("int8", "bfloat16"):
         small = B <= tuning.quant_small_batch
         how = "compact weights" if small else "weights widened once per call"
-        return Plan("quantized", 1, (f"{fmt} weights", f"{B} rows: {how}"))
+        return Plan("quantized", 1, (f"{fmt} weights", f"{B} rows: {how}"), widened=not small)
     if fmt != "float" or dtype not in (np.float32, np.float64):
         return Plan("reference", 1, (f"no kernels for {dtype} with these weights",))
     if B == 1 and not train and tuning.single_sequence:

@@ -16,13 +16,13 @@ the NumPy reference loop below (also for quantized weights), or the compiled loo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..cells.base import Carry, CellSpec, input_projection
 from . import fused
 from .plan import Plan
-from .tuning import current
 
 
 @dataclass
@@ -61,17 +61,17 @@ def sequence_forward(
     if plan.path in ("single", "single-pair"):
         m = np.ones(x.shape[0], x.dtype) if mask is None else np.ascontiguousarray(mask[:, 0, 0])
         return fused.forward_single(cell, carry, w, m, x[:, 0], plan)
-    return _reference_forward(cell, x, carry, w, mask, keep_cache)
+    W_hh: Any = w.W_hh
+    if plan.widened:  # a quantized weight (`rnnkit.quantize`), widened once for all T products
+        W_hh = W_hh.widened(x.dtype)
+    return _reference_forward(cell, x, carry, w, W_hh, mask, keep_cache)
 
 
-def _reference_forward(cell, x, carry, w, mask, keep_cache):
+def _reference_forward(cell, x, carry, w, W_hh, mask, keep_cache):
     """The step loop on the cells' NumPy step functions (paths ``reference`` and
-    ``quantized``)."""
+    ``quantized``), the recurrent products on ``W_hh``."""
     T, B, _ = x.shape
     H = w.W_hh.shape[1]
-    W_hh = w.W_hh
-    if hasattr(W_hh, "widened") and B > current().quant_small_batch:
-        W_hh = W_hh.widened(x.dtype)  # quantized: widened once for the T products of B rows
     xi = input_projection(x, w.W_ih, w.b_ih)  # (T, B, G*H)
     y = np.empty((T, B, H), dtype=x.dtype)
     h_prev = np.empty((T, B, H), dtype=x.dtype) if keep_cache else None

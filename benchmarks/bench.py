@@ -26,8 +26,8 @@ A/B: rnnkit against itself, from two source trees, to check that a change slows 
 
 runs the rnnkit worker with PYTHONPATH=A (the folder given, or its src/) and B (this checkout's
 src/, or a second folder: ``--ab A B``) alternating A B A B for --repeats rounds, no peers, and
-prints each case's medians and B / A (above 1: B is slower), into runs/bench-ab. ``--ab`` with
-the same folder twice shows the noise.
+prints each case's medians and B / A (above 1: B is slower), into runs/bench-ab. One tree twice
+(``--ab src src``) shows the noise.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ WORKER = Path(__file__).resolve().parent / "bench_worker.py"
 LIBS = ("rnnkit", "torch", "ort")
 # (worker, library, rnnkit source tree): the processes of one round, in order
 Worker = tuple[str, str, Path]
-# glibc's malloc set as `import rnnkit` sets it (`rnnkit.allocator`), for every library's
+# glibc's malloc set as rnnkit tunes it (`rnnkit.allocator`), for every library's
 # process: each side keeps its freed buffers for the next call (measured: PyTorch's LSTM
 # training step at 256: 81.7 ms without, 83.8 with, in two runs)
 SAME_MALLOC = {

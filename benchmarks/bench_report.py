@@ -101,7 +101,8 @@ def report(rows, medians, out: Path, machine: dict, repeats: int, quick: bool):
         cells = [case["id"], f"{ours * scale:,.1f} {unit}", times, ratios, "; ".join(goals)]
         lines.append("| " + " | ".join(cells) + " |")
         results.append(entry)
-    lines += ["", "| memory | bytes |", "|---|---|"]
+    if any(row["case"]["kind"] == "memory" for row in rows):
+        lines += ["", "| memory | bytes |", "|---|---|"]
     for row in rows:
         if row["case"]["kind"] == "memory":
             v = medians[row["case"]["id"]]["rnnkit"]

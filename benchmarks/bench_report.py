@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
+
+from bench_machine import header  # benchmarks/ is on sys.path: bench.py is run as a script
 
 GATES = {"lstm": 4, "gru": 3}
 NAMES = {
@@ -46,10 +49,11 @@ def targets(row: dict, medians: dict) -> list[tuple[str, float, float]]:
     return out
 
 
-def report(rows, medians, out: Path, machine: str, repeats: int, quick: bool):
+def report(rows, medians, out: Path, machine: dict, repeats: int, quick: bool):
     lines = [
-        f"Machine: {machine}; 2 threads on every side; median of {repeats} alternating rounds"
-        " (separate processes). Ratio = peer time / rnnkit time (above 1: rnnkit is faster).",
+        *header(machine),
+        f"2 threads on every side; median of {repeats} alternating rounds (separate processes)."
+        " Ratio = peer time / rnnkit time (above 1: rnnkit is faster).",
         "",
         "| case | rnnkit | peers | ratio (peer / rnnkit) | targets |",
         "|---|---|---|---|---|",
@@ -97,7 +101,8 @@ def report(rows, medians, out: Path, machine: str, repeats: int, quick: bool):
         cells = [case["id"], f"{ours * scale:,.1f} {unit}", times, ratios, "; ".join(goals)]
         lines.append("| " + " | ".join(cells) + " |")
         results.append(entry)
-    lines += ["", "| memory | bytes |", "|---|---|"]
+    if any(row["case"]["kind"] == "memory" for row in rows):
+        lines += ["", "| memory | bytes |", "|---|---|"]
     for row in rows:
         if row["case"]["kind"] == "memory":
             v = medians[row["case"]["id"]]["rnnkit"]
@@ -115,6 +120,61 @@ def report(rows, medians, out: Path, machine: str, repeats: int, quick: bool):
     )
     plot(rows, medians, out / "bench.png")
     return table, finite
+
+
+def ab_report(rows, samples, out: Path, machine: dict, repeats: int, slower: float = 1.05) -> str:
+    """rnnkit from tree A against tree B (`bench.py --ab`): each case's medians and B / A;
+    writes bench.json and bench.md into ``out`` and returns the table."""
+    trees = machine["rnnkit"]
+    lines = [
+        *header(machine),
+        *(f"{k}: {v['src']} (commit {v['commit'] or 'unknown'})" for k, v in trees.items()),
+        f"rnnkit only, 2 threads; median of {repeats} rounds alternating A B (separate"
+        " processes). B / A above 1: B is slower.",
+        "",
+        "| case | A | B | B / A |",
+        "|---|---|---|---|",
+    ]
+    ratios: dict[str, float | None] = {}
+    for row in rows:
+        case, got = row["case"], samples[row["case"]["id"]]
+        a, b = statistics.median(got["A"]), statistics.median(got["B"])
+        ratios[case["id"]] = b / a if a > 0 else None
+        if case["kind"] == "memory":
+            cells = [f"{v / 2**20:,.2f} MiB" for v in (a, b)]
+        else:
+            unit, scale = ("us", 1e6) if case["kind"] == "stream" else ("ms", 1e3)
+            cells = [f"{v * scale:,.1f} {unit}" for v in (a, b)]
+        ratio = ratios[case["id"]]
+        lines.append(f"| {case['id']} | {' | '.join(cells)} | {ratio_text(ratio)} |")
+    timed = {k: v for k, v in ratios.items() if v is not None and not k.startswith("memory")}
+    if timed:
+        worst = max(timed, key=lambda k: timed[k])
+        over = [k for k, v in timed.items() if v > slower]
+        lines += [
+            "",
+            f"B slower than A by more than {slower - 1:.0%}: {', '.join(over) or 'no case'}"
+            f" (slowest B / A: {worst}, {timed[worst]:.3f}).",
+        ]
+    table = "\n".join(lines)
+    (out / "bench.md").write_text(table + "\n")
+    medians = {
+        rid: {s: statistics.median(v) for s, v in sides.items()} for rid, sides in samples.items()
+    }
+    result = {
+        "mode": "ab",
+        "machine": machine,
+        "repeats": repeats,
+        "medians": medians,
+        "ratios": ratios,
+        "samples": samples,
+    }
+    (out / "bench.json").write_text(json.dumps(result, indent=2))
+    return table
+
+
+def ratio_text(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.3f}"
 
 
 def plot(rows, medians, path: Path) -> None:

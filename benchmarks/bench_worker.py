@@ -2,9 +2,11 @@
 
     python benchmarks/bench_worker.py rnnkit|torch|ort CASES.json [ONNX_DIR]
 
-Prints one JSON object: {case id: median seconds per iteration} (memory cases: bytes). The
-orchestrator (`bench.py`) runs the libraries alternately in separate processes; nothing here
-times two libraries in one process.
+Prints two lines of JSON: what ran (``{"worker": {"lib", "rnnkit", "blas"}}``: the rnnkit
+imported, from the first directory on PYTHONPATH that has one, and the BLAS threadpoolctl sees
+in this process), then, last, {case id: median seconds per iteration} (memory cases: bytes).
+The orchestrator (`bench.py`) runs the libraries alternately in separate processes; nothing
+here times two libraries in one process.
 """
 
 from __future__ import annotations
@@ -220,13 +222,27 @@ def ort_case(case: dict, onnx_dir: str) -> float:
     return timed(lambda: sess.run(None, feeds), case["iters"], case["blocks"], case["budget"])
 
 
+def setup_rnnkit() -> str:
+    """Import rnnkit and tune the process as a user's program would; where rnnkit came from.
+    Trees from before `rnnkit.tune_process` tune it when imported (A/B runs compare both)."""
+    import rnnkit
+
+    if hasattr(rnnkit, "tune_process"):
+        rnnkit.tune_process()
+    return os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
+
+
 def main() -> int:
+    from bench_machine import blas  # benchmarks/ is on sys.path: this script's folder
+
     lib, cases_path = sys.argv[1], sys.argv[2]
     onnx_dir = sys.argv[3] if len(sys.argv) > 3 else ""
     run = {"rnnkit": rnnkit_case, "torch": torch_case, "ort": ort_case}[lib]
+    src = setup_rnnkit() if lib == "rnnkit" else None
     with open(cases_path) as fh:
         cases = json.load(fh)
     results = {c["id"]: run(c, onnx_dir) for c in cases}
+    print(json.dumps({"worker": {"lib": lib, "rnnkit": src, "blas": blas()}}))
     print(json.dumps(results))
     return 0
 

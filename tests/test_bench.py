@@ -1,6 +1,7 @@
 """`make bench-quick`: the benchmark suite runs end to end, so it cannot silently break."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _quick(script: str, out: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``benchmarks/<script> --quick`` into ``out``; it must succeed."""
+    """Run ``benchmarks/<script> --quick`` into ``out``; it must succeed. bench.py keeps the
+    environment's OpenBLAS settings (--keep-env): tests and CI do not change them."""
+    keep = ["--keep-env"] if script == "bench.py" else []
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *args],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out)]
+        + keep
+        + list(args),
         capture_output=True,
         text=True,
         timeout=300,
@@ -33,6 +38,61 @@ def test_bench_quick_mode_measures_every_side(tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     assert "| train lstm H32 B32 T10 |" in proc.stdout
     assert "memory stream" in proc.stdout
+    machine = result["machine"]
+    keys = {"cpu_model", "isa", "blas", "cores", "python", "numpy", "numba", "torch"}
+    assert keys | {"onnxruntime", "env_cleared", "env_kept"} <= set(machine)
+    assert machine["blas"], "threadpoolctl found no BLAS in the rnnkit worker"
+    assert {"internal_api", "architecture", "num_threads", "version"} <= set(machine["blas"][0])
+    pins = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    assert machine["env_cleared"] == []  # --keep-env: the environment as it was
+    assert machine["env_kept"] == {k: os.environ[k] for k in pins if k in os.environ}
+    assert f"Machine: {machine['cpu_model']} (" in proc.stdout
+    assert f"Machine: {machine['cpu_model']} (" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_workers_run_without_openblas_pins_unless_kept():
+    """bench.py drops OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the workers' environment by
+    default (checked on a made-up environment: this process's stays as it is)."""
+    code = (
+        "import json, bench; from pathlib import Path; "
+        "env = {'OPENBLAS_CORETYPE': 'Haswell', 'OPENBLAS_L2_SIZE': '1048576', 'X': '1'}; "
+        "print(json.dumps([bench.worker_env(Path('/src'), keep, environ=env) "
+        "for keep in (False, True)]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "benchmarks",
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "benchmarks")),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cleared, kept = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "OPENBLAS_CORETYPE" not in cleared and "OPENBLAS_L2_SIZE" not in cleared
+    assert cleared["X"] == "1" and cleared["PYTHONPATH"] == "/src"
+    assert kept["OPENBLAS_CORETYPE"] == "Haswell" and kept["OPENBLAS_L2_SIZE"] == "1048576"
+
+
+def test_bench_ab_compares_two_source_trees(tmp_path):
+    case = "stream lstm H32 float32"
+    # A/A: the same tree, once as its src/ and once as the checkout holding it
+    proc = _quick(
+        "bench.py", tmp_path, "--ab", str(ROOT / "src"), str(ROOT), "--case", case, "--repeats", "1"
+    )
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["mode"] == "ab" and set(result["machine"]["rnnkit"]) == {"A", "B"}
+    assert result["ratios"][case] > 0
+    assert set(result["medians"][case]) == {"A", "B"}
+    assert "| case | A | B | B / A |" in proc.stdout and f"| {case} |" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--ab", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert "--ab: expected a folder with rnnkit/__init__.py" in bad.stderr
 
 
 def test_bench_parallel_quick_mode_compares_every_switch(tmp_path):

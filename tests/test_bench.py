@@ -95,12 +95,12 @@ def test_bench_ab_compares_two_source_trees(tmp_path):
     assert "--ab: expected a folder with rnnkit/__init__.py" in bad.stderr
 
 
-def test_bench_parallel_quick_mode_compares_every_switch(tmp_path):
-    proc = _quick("parallel.py", tmp_path, "--repeats", "1")
-    result = json.loads((tmp_path / "parallel.json").read_text())
-    assert {k.split(":")[0] for k in result} == {"directions", "wavefront", "pool"}
-    assert all(v["off"] > 0 and v["on"] > 0 for v in result.values())
-    assert "| directions: train lstm H32 B32 T20 bidirectional |" in proc.stdout
+def test_bench_pool_quick_mode_compares_both_sides(tmp_path):
+    proc = _quick("pool.py", tmp_path, "--repeats", "1")
+    result = json.loads((tmp_path / "pool.json").read_text())
+    assert list(result) == ["pool: 32 streams lstm H32, one step each"]
+    assert all(v["separate"] > 0 and v["pool"] > 0 for v in result.values())
+    assert "| pool: 32 streams lstm H32, one step each |" in proc.stdout
 
 
 def test_bench_only_runs_the_groups_asked_for(tmp_path):

@@ -34,6 +34,19 @@ def _stored(w: Any) -> tuple[np.ndarray, np.ndarray]:
     return q, getattr(w, "scale", np.empty(0, np.float32))
 
 
+def _through(encode: Any, run: Any, decode: Any, x: Any, state: Any) -> Any:
+    """``run`` on ``x`` brought in by the model's ``encode`` and its output taken out by
+    ``decode`` (`StreamHook`); None where either side cannot take it."""
+    if encode is not None:
+        x = encode(x)
+        if x is None:
+            return None
+    done = run(x, state)
+    if done is None or decode is None:
+        return done
+    return decode(done[0]), done[1]
+
+
 def hook_of(model: Any) -> StreamHook | None:
     """The model's `StreamHook`, a bare unidirectional `Recurrent`'s own, or None."""
     if hasattr(model, "stream_hook"):
@@ -97,15 +110,7 @@ class StepPlan:
     def step(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y, new_state)`` for one input of one stream and a batch-1 state (None: zeros), or
         None."""
-        hook = self.hook
-        if hook.encode is not None:
-            x = hook.encode(x)
-            if x is None:
-                return None
-        done = self._step(x, state)
-        if done is None or hook.decode is None:
-            return done
-        return hook.decode(done[0]), done[1]
+        return _through(self.hook.encode, self._step, self.hook.decode, x, state)
 
     def _step(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         if type(x) is not np.ndarray or x.dtype != self.dtype:
@@ -137,15 +142,7 @@ class StepPlan:
 
     def step_many(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y (B, ...), new_state)`` for one step of B streams, or None."""
-        hook = self.hook
-        if hook.encode_many is not None:
-            x = hook.encode_many(x)
-            if x is None:
-                return None
-        done = self._step_many(x, state)
-        if done is None or hook.decode is None:
-            return done
-        return hook.decode(done[0]), done[1]
+        return _through(self.hook.encode_many, self._step_many, self.hook.decode, x, state)
 
     def _step_many(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         if not self.batchable:

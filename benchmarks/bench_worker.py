@@ -56,8 +56,6 @@ def data(case: dict) -> tuple[np.ndarray, np.ndarray]:
 def rnnkit_case(case: dict, onnx_dir: str) -> float:
     import rnnkit
 
-    rnnkit.tune_process()  # as the rnnkit command does; only the first call acts
-
     H, L, kind = case["H"], case.get("layers", 1), case["kind"]
     if kind == "memory":
         return memory_case(case)

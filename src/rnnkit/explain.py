@@ -69,6 +69,6 @@ def _stream_plan(model: Any, x: np.ndarray) -> Plan:
     plan = build_plan(model)
     if plan is None:
         why = "bidirectional" if getattr(model, "bidirectional", False) else "no step plan"
-        return Plan("general", 1, (f"{why}: one step through the sequence forward",))
+        return Plan("general", 1, lambda: (f"{why}: one step through the sequence forward",))
     one = x.ndim == (0 if getattr(model, "takes_ids", False) else 1)
     return plan.plan(None if one else int(x.shape[0]))

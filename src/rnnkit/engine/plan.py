@@ -29,7 +29,8 @@ The paths of a stream step (one input of one stream, or one of each of a batch o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -44,15 +45,20 @@ SEQUENCE_PATHS = ("reference", "quantized", "batch", "single", "single-pair")
 STREAM_PATHS = ("stream", "stream-split", "stream-batch", "general")
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The path chosen for one call, the cores it runs on and why (one clause per decision)."""
+class Plan(NamedTuple):
+    """The path chosen for one call, the cores it runs on, and why: one clause per decision,
+    written only when asked (``why``), since a plan is made at every call and most are never
+    printed (a named tuple: made in a fraction of a frozen dataclass's microseconds)."""
 
     path: str
     cores: int
-    why: tuple[str, ...]
+    reasons: Callable[[], tuple[str, ...]]
     panels: bool = False  # single sequences: the products read packed panels
     widened: bool = False  # quantized: the recurrent weight widened once for the whole call
+
+    @property
+    def why(self) -> tuple[str, ...]:
+        return self.reasons()
 
     def __str__(self) -> str:
         cores = "1 core" if self.cores == 1 else f"{self.cores} cores"
@@ -76,22 +82,28 @@ def plan_sequence(cell: CellSpec, x: np.ndarray, W_hh: object, train: bool) -> P
     dtype = x.dtype
     fmt = weight_format(W_hh, dtype)
     if tuning.kernels == "reference":
-        return Plan("reference", 1, ("RNNKIT_KERNELS=reference",))
+        return Plan("reference", 1, lambda: ("RNNKIT_KERNELS=reference",))
     if fmt in ("int8", "bfloat16"):
         small = B <= tuning.quant_small_batch
         how = "compact weights" if small else "weights widened once per call"
-        return Plan("quantized", 1, (f"{fmt} weights", f"{B} rows: {how}"), widened=not small)
+        return Plan(
+            "quantized", 1, lambda: (f"{fmt} weights", f"{B} rows: {how}"), widened=not small
+        )
     if fmt != "float" or dtype not in (np.float32, np.float64):
-        return Plan("reference", 1, (f"no kernels for {dtype} with these weights",))
+        return Plan("reference", 1, lambda: (f"no kernels for {dtype} with these weights",))
     if B == 1 and not train and tuning.single_sequence:
         return _plan_single(cell, T, np.asarray(W_hh), dtype)
     cores = len(row_chunks(B, kl.MIN_ROWS))
-    why = ["training: the loop keeps the gates" if train else f"inference of {B} sequences"]
-    if B == 1 and not train:
-        why.append("single_sequence off")
-    why.append(f"{cores} chunk(s) of rows")
-    why.append("products on packed panels" if B >= kt.ROWS else "products row by row")
-    return Plan("batch", cores, tuple(why))
+
+    def why() -> tuple[str, ...]:
+        out = ["training: the loop keeps the gates" if train else f"inference of {B} sequences"]
+        if B == 1 and not train:
+            out.append("single_sequence off")
+        out.append(f"{cores} chunk(s) of rows")
+        out.append("products on packed panels" if B >= kt.ROWS else "products row by row")
+        return tuple(out)
+
+    return Plan("batch", cores, why)
 
 
 def _plan_single(cell: CellSpec, T: int, W_hh: np.ndarray, dtype: np.dtype) -> Plan:
@@ -99,24 +111,28 @@ def _plan_single(cell: CellSpec, T: int, W_hh: np.ndarray, dtype: np.dtype) -> P
     GH, H = W_hh.shape
     macs = GH * H
     pair = macs >= tuning.pair_macs and side_by_side(2) and numba.get_num_threads() >= 2
-    why = ["one sequence, inference"]
-    if pair:
-        why.append(f"{macs:,} multiply-adds a step >= pair_macs {tuning.pair_macs:,}")
-    elif macs < tuning.pair_macs:
-        why.append(f"{macs:,} multiply-adds a step < pair_macs {tuning.pair_macs:,}")
-    else:
-        why.append("the second core is not free")
     width = kt.panel_width(dtype)
     whole = H % (2 * width if pair else width) == 0
     long_enough = T >= max(tuning.panel_steps, kt.ROWS)
     panels = whole and long_enough
-    if panels:
-        why.append(f"packed panels ({T} steps >= panel_steps {tuning.panel_steps})")
-    elif not whole:
-        why.append(f"rows of W_hh (panels of {width} do not divide the units)")
-    else:
-        why.append(f"rows of W_hh ({T} steps < panel_steps {tuning.panel_steps})")
-    return Plan("single-pair" if pair else "single", 2 if pair else 1, tuple(why), panels)
+
+    def why() -> tuple[str, ...]:
+        out = ["one sequence, inference"]
+        if pair:
+            out.append(f"{macs:,} multiply-adds a step >= pair_macs {tuning.pair_macs:,}")
+        elif macs < tuning.pair_macs:
+            out.append(f"{macs:,} multiply-adds a step < pair_macs {tuning.pair_macs:,}")
+        else:
+            out.append("the second core is not free")
+        if panels:
+            out.append(f"packed panels ({T} steps >= panel_steps {tuning.panel_steps})")
+        elif not whole:
+            out.append(f"rows of W_hh (panels of {width} do not divide the units)")
+        else:
+            out.append(f"rows of W_hh ({T} steps < panel_steps {tuning.panel_steps})")
+        return tuple(out)
+
+    return Plan("single-pair" if pair else "single", 2 if pair else 1, why, panels)
 
 
 def split_stream_layer(W_ih: np.ndarray, W_hh: np.ndarray) -> bool:
@@ -134,10 +150,10 @@ def plan_stream(splits: list[bool], formats: list[str], batch: int | None = None
     weights of ``formats``; ``batch`` streams stepped at once (None: one)."""
     if batch is not None:
         if any(f != "float" for f in formats):
-            return Plan("general", 1, (f"{batch} streams with {formats[0]} weights",))
-        return Plan("stream-batch", 1, (f"{batch} streams: one product per matrix",))
+            return Plan("general", 1, lambda: (f"{batch} streams with {formats[0]} weights",))
+        return Plan("stream-batch", 1, lambda: (f"{batch} streams: one product per matrix",))
     fmt = ", ".join(sorted(set(formats)))
     if any(splits):
         which = [k for k, s in enumerate(splits) if s]
-        return Plan("stream-split", 2, (f"{fmt} weights", f"layers {which} split"))
-    return Plan("stream", 1, (f"{fmt} weights", "every layer on one core"))
+        return Plan("stream-split", 2, lambda: (f"{fmt} weights", f"layers {which} split"))
+    return Plan("stream", 1, lambda: (f"{fmt} weights", "every layer on one core"))

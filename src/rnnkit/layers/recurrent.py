@@ -222,7 +222,7 @@ class Recurrent(Module):
 
     def plan(self, x: np.ndarray, train: bool) -> Plan:
         """The path every direction of every layer takes over time-major ``x`` (T, B, F)."""
-        return plan_sequence(self.cell, x, self.params[f"weight_hh_{self._suffixes()[0]}"], train)
+        return plan_sequence(self.cell, x, self.params["weight_hh_l0"], train)
 
     def _run(self, x, carries, lens, train: bool):
         """The stack's forward in time-major layout; returns y, final carries, backward data."""

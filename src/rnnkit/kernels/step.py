@@ -12,7 +12,7 @@ The weight kind is chosen when the kernel is compiled, from the weight array's d
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
 to float32 as they are read; float arrays are used as they are (``s`` is ignored).
 
-Large layers (the planner's `split_macs` and `split_bytes`, `rnnkit.engine.tuning`) with float
+Large layers (the planner's `split_macs` and `split_bytes`, `rnnkit.tuning`) with float
 or int8 weights call `split_step` instead, which shares the rows of both products between the
 cores (numba's parallel loop); a parallel region costs about 1.5 us, so small layers do not.
 """

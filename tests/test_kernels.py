@@ -168,6 +168,27 @@ def test_fused_float32_tanh_is_close_to_exact():
     assert err.max() < 5e-7
 
 
+def test_gate_activations_are_applied_only_in_kernels_gates():
+    # each cell's equations are written once (`kernels.gates`) and inlined into the batch,
+    # single-sequence and stream kernels: no other kernel file applies an activation itself
+    import ast
+    from pathlib import Path
+
+    from rnnkit import kernels
+
+    activations = {"fast_tanh", "sigmoid", "tanh", "lstm_unit", "gru_unit", "rnn_unit"}
+    applied = {}
+    for path in sorted(Path(kernels.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in activations:
+                    applied.setdefault(path.name, set()).add(name)
+    assert set(applied) == {"gates.py", "cells.py", "step.py"}
+    assert applied["cells.py"] == applied["step.py"] == {"lstm_unit", "gru_unit", "rnn_unit"}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_tiled_product_equals_numpy(dtype):
     # `loops._dot`: 4-row tiles on packed panels (`kernels.tile`) plus the rows and columns left

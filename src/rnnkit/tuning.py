@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from numba import njit, prange  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.kernels import cells as KC  # noqa: E402
+from rnnkit.kernels import gates as KG  # noqa: E402
 from rnnkit.kernels import loops as KL  # noqa: E402
 from rnnkit.kernels import step as KS  # noqa: E402
 from rnnkit.kernels import tile as KT  # noqa: E402
@@ -230,12 +231,13 @@ def _gates_from_j0(xi, hh, c, h, T, j0, j1):  # the gate loop before: range(j0, 
     H = c.shape[0]
     for _ in range(T):
         for j in range(j0, j1):
-            i = KS._sigmoid(xi[j] + hh[j])
-            f = KS._sigmoid(xi[H + j] + hh[H + j])
-            g = KC.fast_tanh(xi[2 * H + j] + hh[2 * H + j])
-            o = KS._sigmoid(xi[3 * H + j] + hh[3 * H + j])
-            c[j] = f * c[j] + i * g
-            h[j] = o * KC.fast_tanh(c[j])
+            _, _, _, _, c[j], _, h[j] = KG.lstm_unit(
+                xi[j] + hh[j],
+                xi[H + j] + hh[H + j],
+                xi[2 * H + j] + hh[2 * H + j],
+                xi[3 * H + j] + hh[3 * H + j],
+                c[j],
+            )
 
 
 @njit(fastmath=KS.FAST, error_model="numpy")

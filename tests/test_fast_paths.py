@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.engine.tuning import using
 from rnnkit.stream.steps import build_plan
+from rnnkit.tuning import using
 
 MAKERS = {
     "rnn_tanh": lambda **kw: rnnkit.RNN(4, 6, **kw),

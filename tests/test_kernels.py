@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.engine.tuning import using
+from rnnkit.tuning import using
 
 
 def reference_loops():
@@ -41,11 +41,11 @@ def _flat(a):
 @pytest.mark.parametrize("lengths", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("H", [6, 20])
-def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
+def test_fused_equals_reference(mode, dtype, lengths, threads, H, tuned):
     # threads: the batch's rows in one chunk, or in two chunks side by side (kernels.loops)
     from rnnkit import threads as rt
 
-    monkeypatch.setattr(rt, "THREADS", threads)
+    tuned(threads=threads)
     assert len(rt.row_chunks(9)) == threads
     rng = np.random.default_rng(zlib.crc32(f"{mode} {dtype} {lengths} {H}".encode()))
     # B=9: rows [0, 4) and [4, 9) with two threads: one 4-row tile, or two overlapping ones;
@@ -90,14 +90,13 @@ def test_fused_equals_reference(mode, dtype, lengths, threads, H, monkeypatch):
 @pytest.mark.parametrize("pair", [False, True])
 @pytest.mark.parametrize("panels", [False, True])
 def test_single_sequence_compiled_loop_equals_reference(
-    mode, dtype, length, pair, panels, monkeypatch
+    mode, dtype, length, pair, panels, monkeypatch, tuned
 ):
     # one sequence, inference: the whole time loop runs compiled (kernels.step.sequence), or
     # on two threads each computing half the hidden units (pair: kernels.step.sequence_part;
     # an odd hidden size, so that the halves differ); the product reads the weight's rows, or
     # panels the kernels pack (a hidden size that whole panels cover, halves included), and
     # then the kernels compute the input projection too
-    from rnnkit import threads
     from rnnkit.engine import fused
     from rnnkit.kernels import step
 
@@ -108,7 +107,7 @@ def test_single_sequence_compiled_loop_equals_reference(
         kernel = getattr(step, name)  # the recurrent product and for the input projection
         record = _counting(kernel, packed, lambda a: (a[3].shape[0], a[1][2].shape[0]))
         monkeypatch.setattr(step, name, record)
-    monkeypatch.setattr(threads, "THREADS", 2)  # the pair needs two threads
+    tuned(threads=2)  # the pair needs two threads
     rng = np.random.default_rng(7)
     H = 32 if panels else 7 if pair else 6
     layer = CLASSES[mode](
@@ -133,12 +132,11 @@ def test_single_sequence_compiled_loop_equals_reference(
 
 @pytest.mark.parametrize("mode", sorted(CLASSES))
 @pytest.mark.parametrize("pair", [False, True])
-def test_single_sequence_without_biases_projects_in_the_kernels(mode, pair, monkeypatch):
+def test_single_sequence_without_biases_projects_in_the_kernels(mode, pair, tuned):
     # a layer without biases, its input projection computed by the kernels (packed panels):
     # the zero bias they add must not move anything (float64, against the reference)
-    from rnnkit import threads
 
-    monkeypatch.setattr(threads, "THREADS", 2)
+    tuned(threads=2)
     rng = np.random.default_rng(11)
     layer = CLASSES[mode](input_size=5, hidden_size=16, bias=False, seed=3, dtype="float64")
     x = rng.standard_normal((6, 1, 5))
@@ -168,6 +166,27 @@ def test_fused_float32_tanh_is_close_to_exact():
     rnn_forward(a, zero, zero[0], zero, np.ones(1, np.float32), out, act, act, False)
     err = np.abs(act - np.tanh(a.astype(np.float64)))
     assert err.max() < 5e-7
+
+
+def test_gate_activations_are_applied_only_in_kernels_gates():
+    # each cell's equations are written once (`kernels.gates`) and inlined into the batch,
+    # single-sequence and stream kernels: no other kernel file applies an activation itself
+    import ast
+    from pathlib import Path
+
+    from rnnkit import kernels
+
+    activations = {"fast_tanh", "sigmoid", "tanh", "lstm_unit", "gru_unit", "rnn_unit"}
+    applied = {}
+    for path in sorted(Path(kernels.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in activations:
+                    applied.setdefault(path.name, set()).add(name)
+    assert set(applied) == {"gates.py", "cells.py", "step.py"}
+    assert applied["cells.py"] == applied["step.py"] == {"lstm_unit", "gru_unit", "rnn_unit"}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -206,7 +225,7 @@ def test_tiled_product_equals_numpy(dtype):
 
 @pytest.mark.parametrize("mode", sorted(CLASSES))
 @pytest.mark.parametrize("bias", [True, False])
-def test_fused_equals_reference_small_batches(mode, bias, monkeypatch):
+def test_fused_equals_reference_small_batches(mode, bias):
     # the time loops' product for one, two or three rows (no tiles) and six (two overlapping
     # tiles), with and without biases (the LSTM and RNN fold b_ih into b_hh), float64
     for B in (1, 2, 3, 6):
@@ -378,7 +397,7 @@ def test_single_sequence_on_one_numba_thread_does_not_wait_forever():
     # the two-core loop needs two threads; with numba limited to one it must not be chosen
     code = (
         "import numba, numpy as np, rnnkit\n"
-        "from rnnkit.engine.tuning import using\n"
+        "from rnnkit.tuning import using\n"
         "numba.set_num_threads(1)\n"
         "layer = rnnkit.LSTM(3, 8, seed=0)\n"
         "x = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 1, 3)\n"

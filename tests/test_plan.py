@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnkit
-from rnnkit import threads
-from rnnkit.engine import tuning
+from rnnkit import tuning
 from rnnkit.engine.plan import SEQUENCE_PATHS, STREAM_PATHS
-from rnnkit.engine.tuning import using
+from rnnkit.tuning import using
 
 MAKERS = {
     "RNN_TANH": lambda *a, **kw: rnnkit.RNN(*a, **kw),
@@ -33,8 +32,8 @@ def _flat(out):
 
 
 @pytest.fixture
-def two_threads(monkeypatch):
-    monkeypatch.setattr(threads, "THREADS", 2)
+def two_threads(tuned):
+    tuned(threads=2)
 
 
 # -- the choice -------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.engine.tuning import current
 from rnnkit.models import LanguageModel
 from rnnkit.quantize import QuantizedMatrix, weight_bytes
+from rnnkit.tuning import current
 
 SMALL_BATCH = current().quant_small_batch  # up to this many rows: the compact kernel
 

@@ -11,12 +11,14 @@ import threading
 import pytest
 
 from rnnkit import threads as rt
+from rnnkit import tuning
+from rnnkit.errors import InputError
 
 
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 8, 9, 32, 33])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
-def test_row_chunks_cover_the_batch(rows, n_threads, monkeypatch):
-    monkeypatch.setattr(rt, "THREADS", n_threads)
+def test_row_chunks_cover_the_batch(rows, n_threads, tuned):
+    tuned(threads=n_threads)
     chunks = rt.row_chunks(rows)
     assert chunks[0][0] == 0 and chunks[-1][1] == rows
     assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
@@ -24,8 +26,8 @@ def test_row_chunks_cover_the_batch(rows, n_threads, monkeypatch):
     assert len(chunks) == max(1, min(n_threads, rows // 4))
 
 
-def test_in_parallel_runs_on_two_threads_and_nests_without_deadlock(monkeypatch):
-    monkeypatch.setattr(rt, "THREADS", 2)
+def test_in_parallel_runs_on_two_threads_and_nests_without_deadlock(tuned):
+    tuned(threads=2)
     seen: list[tuple[int, int, int]] = []
 
     def inner(i: int, outer: int) -> int:
@@ -76,8 +78,9 @@ def test_import_sets_nothing_and_tune_process_sets_it_too_late_for_this_process(
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
 def test_bad_thread_count_is_a_one_line_error(value, monkeypatch):
     monkeypatch.setenv("RNNKIT_NUM_THREADS", value)
-    monkeypatch.setattr(rt, "THREADS", None)  # resolved on first use, not at import
-    with pytest.raises(rt.InputError, match=r"^RNNKIT_NUM_THREADS: expected a whole number"):
+    monkeypatch.setattr(tuning, "_CURRENT", None)  # read on first use, not at import
+    with pytest.raises(InputError, match=r"^RNNKIT_NUM_THREADS: expected a whole number"):
         rt.row_chunks(32)
     monkeypatch.setenv("RNNKIT_NUM_THREADS", "3")
-    assert rt._threads() == 3
+    monkeypatch.setattr(tuning, "_CURRENT", None)
+    assert rt.thread_count() == 3

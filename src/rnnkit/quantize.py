@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine.tuning import current
 from .errors import InputError
 from .layers import Embedding
 from .layers.module import Module
+from .tuning import current
 
 KINDS = ("int8", "bfloat16")
 

@@ -1,10 +1,9 @@
 """rnnkit's own threads: one job per core, and BLAS kept out of their way.
 
-The sequences of a batch are independent inside a layer, and so are the two directions of a
-bidirectional layer: `in_parallel` runs such jobs side by side, the first on the calling thread
-and the others on a small pool (the compiled loops and BLAS release the GIL). A job that itself
-asks for jobs in parallel (the batch of one direction, while the directions run side by side)
-runs them one after the other: the cores are taken.
+The sequences of a batch are independent inside a layer: `in_parallel` runs such jobs side by
+side, the first on the calling thread and the others on a small pool (the compiled loops and
+BLAS release the GIL). A job that itself asks for jobs in parallel runs them one after the
+other: the cores are taken. How many at most is `Tuning.threads` (`rnnkit.tuning`).
 
 OpenBLAS keeps its idle threads spinning for about 0.1 s after each product (2^28 cycles), so
 on a 2-core machine the product before a compiled time loop would take a core away from it for
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .errors import InputError
+from .tuning import current
 
 _R = TypeVar("_R")
 _POOL: ThreadPoolExecutor | None = None
@@ -34,30 +33,13 @@ _LOCAL = threading.local()
 _POOL_LOCK = threading.Lock()
 
 
-def _threads() -> int:
-    """Cores for rnnkit's jobs: ``RNNKIT_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else the
-    cores this process may run on."""
-    for key in ("RNNKIT_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        value = os.environ.get(key, "").strip()
-        if not value:
-            continue
-        if not value.isdigit() or int(value) < 1:
-            raise InputError(f"{key}: expected a whole number of threads >= 1, got {value!r}")
-        return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-# resolved on first use, so that a bad variable is reported where errors are (the CLI prints
-# one line), not as a traceback from `import rnnkit`
-THREADS: int | None = None
-
-
 def thread_count() -> int:
-    """How many jobs run side by side at most (see `_threads`)."""
-    global THREADS
-    if THREADS is None:
-        THREADS = _threads()
-    return THREADS
+    """How many jobs run side by side at most: `Tuning.threads` (``RNNKIT_NUM_THREADS``, else
+    ``NUMBA_NUM_THREADS``), else the cores this process may run on."""
+    chosen = current().threads
+    if chosen:
+        return chosen
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = None) -> list[_R]:

@@ -3,7 +3,7 @@
 Given the cell, the dtype, the shapes, the mode (train, infer or stream), the weights' format and
 the cores at hand, `plan_sequence` and `plan_stream` return a `Plan`: a value that names the path
 and says why, so that the choice can be printed (`rnnkit.explain`) and tested. Every threshold
-comes from the one `Tuning` object (`rnnkit.engine.tuning`); nothing else in the engine chooses
+comes from the one `Tuning` object (`rnnkit.tuning`); nothing else in the engine chooses
 a path. `docs/ENGINE.md` lists the paths, with the benchmark lines that justify each.
 
 The paths of a sequence (a layer's forward, and its backward, which follows its forward):
@@ -39,7 +39,7 @@ from ..cells import CellSpec
 from ..kernels import loops as kl
 from ..kernels import tile as kt
 from ..threads import row_chunks, side_by_side
-from .tuning import current
+from ..tuning import current
 
 SEQUENCE_PATHS = ("reference", "quantized", "batch", "single", "single-pair")
 STREAM_PATHS = ("stream", "stream-split", "stream-batch", "general")

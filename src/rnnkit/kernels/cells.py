@@ -22,51 +22,17 @@ Conventions shared by all kernels, for ``B`` sequences and hidden size ``H``:
 * ``dh_in`` (B, H) receives the masked gradient reaching ``h_t``, whose squared norm per
   sequence is the vanishing-gradient diagnostic (`sum_squares`).
 
-float32 uses a rational tanh (Eigen's, a few ulp from the exact value) that the compiler can
-vectorize; float64 uses the exact ``tanh`` so that parity with PyTorch stays at round-off.
+The gate arithmetic itself is `kernels.gates`, shared with the step kernels.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
-
-def fast_tanh(a):  # the Python body is never used: see the overload below
-    return np.tanh(a)
-
-
-@overload(fast_tanh, inline="always")
-def _fast_tanh(a):
-    if a == types.float32:
-
-        def tanh32(a):  # Eigen's generic_fast_tanh_float: clamp, then a 13/6 rational
-            x = min(max(a, np.float32(-9.0)), np.float32(9.0))
-            x2 = x * x
-            p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
-            p = x2 * p + np.float32(-8.60467152213735e-11)
-            p = x2 * p + np.float32(5.12229709037114e-08)
-            p = x2 * p + np.float32(1.48572235717979e-05)
-            p = x2 * p + np.float32(6.37261928875436e-04)
-            p = x2 * p + np.float32(4.89352455891786e-03)
-            p = x * p
-            q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
-            q = x2 * q + np.float32(2.26843463243900e-03)
-            q = x2 * q + np.float32(4.89352518554385e-03)
-            return p / q
-
-        return tanh32
-    return lambda a: np.tanh(a)
-
-
-# float32 constants: they keep float32 arithmetic in float32 and are exact in float64
-ZERO, HALF, ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid(a):
-    return HALF * (ONE + fast_tanh(HALF * a))  # the same form as the reference
+from .gates import ONE, ZERO, gru_unit, lstm_unit, rnn_unit
+from .gates import fast_tanh as fast_tanh  # (their home was here: still importable from here)
+from .gates import sigmoid as sigmoid
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
@@ -83,17 +49,6 @@ def sum_squares(v, out):
 # fastmath "contract" only: the rational tanh's polynomials become fused multiply-adds (the LSTM
 # gates 1.2x faster, a few ulp from before; NaN, infinity and the order of sums are untouched)
 KERNEL = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-
-
-@njit(inline="always", error_model="numpy")
-def _activate(x, hh, bias, out, tanh):
-    """``out = tanh(x + (hh + bias))`` (or the sigmoid): one block of gates of one row."""
-    if tanh:
-        for j in range(out.shape[0]):
-            out[j] = fast_tanh(x[j] + (hh[j] + bias[j]))
-    else:
-        for j in range(out.shape[0]):
-            out[j] = sigmoid(x[j] + (hh[j] + bias[j]))
 
 
 @njit(inline="always", error_model="numpy")
@@ -131,21 +86,25 @@ def _gather_dh(dhmat, dhpass, dy, dh_in):
 def lstm_forward(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, gates, tanh_c):
     """Writes h, c, y (B, H); gates (B, 4H) = [i, f, g, o]; tanh_c (B, H) = tanh(c)."""
     B, H = h_prev.shape
+    bi, bf, bg, bo = b_hh[:H], b_hh[H : 2 * H], b_hh[2 * H : 3 * H], b_hh[3 * H :]
     for b in range(B):
         x, a, gr = xi[b], hh[b], gates[b]
-        _activate(x[: 2 * H], a[: 2 * H], b_hh[: 2 * H], gr[: 2 * H], False)  # i, f
-        _activate(x[2 * H : 3 * H], a[2 * H : 3 * H], b_hh[2 * H : 3 * H], gr[2 * H : 3 * H], True)
-        _activate(x[3 * H :], a[3 * H :], b_hh[3 * H :], gr[3 * H :], False)  # o
+        xa, xb, xc, xd = x[:H], x[H : 2 * H], x[2 * H : 3 * H], x[3 * H :]
+        ha, hb, hc, hd = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
         i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
         cp, cr, tc, hr, yr = c_prev[b], c[b], tanh_c[b], h[b], y[b]
         for j in range(H):
-            cr[j] = f[j] * cp[j] + i[j] * g[j]  # c = f c_prev + i g
-        for j in range(H):
-            tc[j] = fast_tanh(cr[j])
-        for j in range(H):
-            hr[j] = o[j] * tc[j]  # h = o tanh(c)
-        for j in range(H):
-            yr[j] = hr[j]
+            ij, fj, gj, oj, cj, tcj, hj = lstm_unit(
+                xa[j] + (ha[j] + bi[j]),
+                xb[j] + (hb[j] + bf[j]),
+                xc[j] + (hc[j] + bg[j]),
+                xd[j] + (hd[j] + bo[j]),
+                cp[j],
+            )
+            i[j], f[j], g[j], o[j], tc[j] = ij, fj, gj, oj, tcj  # kept for the backward
+            cr[j], hr[j] = cj, hj
+        for j in range(H):  # (a loop of its own: with y the loop above had too many arrays
+            yr[j] = hr[j]  # for LLVM's overlap checks, and stayed scalar)
         if m[b] == 0:
             cr[:] = cp
             _hold(h_prev[b], hr, yr)
@@ -181,18 +140,17 @@ def lstm_backward(dhmat, dhpass, dy, dc, m, gates, tanh_c, c_prev, da, dh_in):
 def gru_forward(xi, hh, b_hh, h_prev, m, h, y, gates, hn):
     """Writes h, y (B, H); gates (B, 3H) = [r, z, n]; hn (B, H) = h_prev W_hn^T + b_hn."""
     B, H = h_prev.shape
+    br, bz, bn = b_hh[:H], b_hh[H : 2 * H], b_hh[2 * H :]
     for b in range(B):
         x, a, gr, hnr, hp, hr, yr = xi[b], hh[b], gates[b], hn[b], h_prev[b], h[b], y[b]
-        _activate(x[: 2 * H], a[: 2 * H], b_hh[: 2 * H], gr[: 2 * H], False)  # r, z
+        xr, xz, xn = x[:H], x[H : 2 * H], x[2 * H :]
+        ar, az, an = a[:H], a[H : 2 * H], a[2 * H :]
         r, z, n = gr[:H], gr[H : 2 * H], gr[2 * H :]
         for j in range(H):
-            hnr[j] = a[2 * H + j] + b_hh[2 * H + j]
-        for j in range(H):
-            n[j] = fast_tanh(x[2 * H + j] + r[j] * hnr[j])  # n = tanh(x_n + r (W_hn h + b_hn))
-        for j in range(H):
-            hr[j] = (ONE - z[j]) * n[j] + z[j] * hp[j]
-        for j in range(H):
-            yr[j] = hr[j]
+            hnj = an[j] + bn[j]  # W_hn h_prev + b_hn, which the reset gate scales
+            rj, zj, nj, hj = gru_unit(xr[j], xz[j], xn[j], ar[j] + br[j], az[j] + bz[j], hnj, hp[j])
+            r[j], z[j], n[j], hnr[j] = rj, zj, nj, hnj  # kept for the backward
+            hr[j], yr[j] = hj, hj
         if m[b] == 0:
             _hold(hp, hr, yr)
 
@@ -230,15 +188,14 @@ def rnn_forward(xi, hh, b_hh, h_prev, m, h, y, act, relu):
     B, H = h_prev.shape
     for b in range(B):
         x, a, ar, hr, yr = xi[b], hh[b], act[b], h[b], y[b]
-        if relu:
+        if relu:  # two loops, each with its activation fixed: no branch inside
             for j in range(H):
-                ar[j] = max(x[j] + (a[j] + b_hh[j]), ZERO)
+                hj = rnn_unit(x[j] + (a[j] + b_hh[j]), True)
+                ar[j], hr[j], yr[j] = hj, hj, hj
         else:
-            _activate(x, a, b_hh, ar, True)
-        for j in range(H):
-            hr[j] = ar[j]
-        for j in range(H):
-            yr[j] = ar[j]
+            for j in range(H):
+                hj = rnn_unit(x[j] + (a[j] + b_hh[j]), False)
+                ar[j], hr[j], yr[j] = hj, hj, hj
         if m[b] == 0:
             _hold(h_prev[b], hr, yr)
 

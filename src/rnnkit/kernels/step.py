@@ -12,7 +12,7 @@ The weight kind is chosen when the kernel is compiled, from the weight array's d
 multiplies each row's dot product by its scale (``s`` (N,)); uint16 holds bfloat16 bits, widened
 to float32 as they are read; float arrays are used as they are (``s`` is ignored).
 
-Large layers (the planner's `split_macs` and `split_bytes`, `rnnkit.engine.tuning`) with float
+Large layers (the planner's `split_macs` and `split_bytes`, `rnnkit.tuning`) with float
 or int8 weights call `split_step` instead, which shares the rows of both products between the
 cores (numba's parallel loop); a parallel region costs about 1.5 us, so small layers do not.
 """
@@ -27,7 +27,7 @@ from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from . import int8, sync
-from .cells import HALF, ONE, ZERO, fast_tanh
+from .gates import ZERO, gru_unit, lstm_unit, rnn_unit
 from .tile import PANELS, ROWS, panel1, panels1, tile4
 
 
@@ -227,12 +227,7 @@ def _finite(x):
     return total == 0  # NaN or infinity anywhere makes the sum NaN
 
 
-@njit(inline="always", error_model="numpy")
-def _sigmoid(a):
-    return HALF * (ONE + fast_tanh(HALF * a))
-
-
-# -- the gate arithmetic, given xi = W_ih x + b_ih and hh = W_hh h + b_hh ----------------------
+# -- the gate arithmetic (`kernels.gates`), given xi = W_ih x + b_ih and hh = W_hh h + b_hh ------
 # for the hidden units j0 <= j < j1 (all of them but in `sequence_part`)
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `_gates` (`CellKernels.code`)
 
@@ -240,6 +235,7 @@ LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3  # the cell, for `_gates` (`CellKerne
 # Each helper works on views that start at unit ``j0`` and indexes them from 0: so LLVM knows
 # the indices are not negative and vectorizes the loop (a loop over ``range(j0, j1)`` indexing
 # ``xi[H + j]`` stayed scalar: 1.25 us against 0.21 for 64 LSTM units; `micro.py gates`).
+# Nothing is kept for a backward: the step kernels only infer.
 @njit(inline="always", error_model="numpy")
 def _lstm_gates(xi, hh, c, h_out, c_out, j0, j1):
     H = c.shape[0]
@@ -247,13 +243,9 @@ def _lstm_gates(xi, hh, c, h_out, c_out, j0, j1):
     ha, hb, hc, hd = hh[j0:j1], hh[H + j0 : H + j1], hh[2 * H + j0 : 2 * H + j1], hh[3 * H + j0 :]
     cp, hn, cn = c[j0:j1], h_out[j0:j1], c_out[j0:j1]
     for j in range(j1 - j0):
-        i = _sigmoid(xa[j] + ha[j])
-        f = _sigmoid(xb[j] + hb[j])
-        g = fast_tanh(xc[j] + hc[j])
-        o = _sigmoid(xd[j] + hd[j])
-        c_new = f * cp[j] + i * g
-        cn[j] = c_new
-        hn[j] = o * fast_tanh(c_new)
+        _, _, _, _, cn[j], _, hn[j] = lstm_unit(
+            xa[j] + ha[j], xb[j] + hb[j], xc[j] + hc[j], xd[j] + hd[j], cp[j]
+        )
 
 
 @njit(inline="always", error_model="numpy")
@@ -263,18 +255,14 @@ def _gru_gates(xi, hh, h, h_out, j0, j1):
     hr, hz, hn_ = hh[j0:j1], hh[H + j0 : H + j1], hh[2 * H + j0 :]
     hp, hn = h[j0:j1], h_out[j0:j1]
     for j in range(j1 - j0):
-        r = _sigmoid(xr[j] + hr[j])
-        z = _sigmoid(xz[j] + hz[j])
-        n = fast_tanh(xn[j] + r * hn_[j])
-        hn[j] = (ONE - z) * n + z * hp[j]
+        _, _, _, hn[j] = gru_unit(xr[j], xz[j], xn[j], hr[j], hz[j], hn_[j], hp[j])
 
 
 @njit(inline="always", error_model="numpy")
 def _rnn_gates(xi, hh, h_out, relu, j0, j1):
     xa, ha, hn = xi[j0:j1], hh[j0:j1], h_out[j0:j1]
     for j in range(j1 - j0):
-        a = xa[j] + ha[j]
-        hn[j] = max(a, ZERO) if relu else fast_tanh(a)
+        hn[j] = rnn_unit(xa[j] + ha[j], relu)
 
 
 @njit(inline="always", error_model="numpy")

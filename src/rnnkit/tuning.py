@@ -1,14 +1,15 @@
 """Every threshold and switch of the engine, in one frozen object read once.
 
-The planner (`rnnkit.engine.plan`) is the only reader. Each number is where a path starts to pay
-on the machine it was measured on, with the command that measures it; `docs/ENGINE.md` has the
-same table with the benchmark lines. One environment variable reaches it (``RNNKIT_KERNELS``);
-the thread count is `rnnkit.threads` (``RNNKIT_NUM_THREADS``) and malloc is
-`rnnkit.tune_process` (``RNNKIT_MALLOC``), both outside the planner's choice of path.
+The planner (`rnnkit.engine.plan`) reads it, and `rnnkit.threads` its thread count. Each number
+is where a path starts to pay on the machine it was measured on, with the command that measures
+it; `docs/ENGINE.md` has the same table with the benchmark lines. Two environment variables reach
+it (``RNNKIT_KERNELS``, ``RNNKIT_NUM_THREADS``); malloc is `rnnkit.tune_process`'s
+(``RNNKIT_MALLOC``), outside the choice of path. A leaf module: it imports only `errors`, so
+every layer of the package may read it.
 
 Tests and experiments change it for a block, never by assigning module globals:
 
-    with rnnkit.engine.tuning.using(single_sequence=False):
+    with rnnkit.tuning.using(single_sequence=False):
         layer(x)   # B=1 inference through the batch loop
 """
 
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ class Tuning:
                   "each core keeping one matrix in its own L2 cache (LSTM 128 float32, 512 KiB: "
                   "1.16-1.18x; GRU 128, 384 KiB: 1.06x; LSTM 96, 288 KiB: 0.99x)"},
     )  # fmt: skip
+    threads: int = field(
+        default=0,
+        metadata={"env": "RNNKIT_NUM_THREADS", "help": "jobs side by side at most: the batch "
+                  "loop's chunks of rows, and the second core of single-pair and stream-split "
+                  "(0: NUMBA_NUM_THREADS, else the cores this process may run on)"},
+    )  # fmt: skip
     quant_small_batch: int = field(
         default=16,
         metadata={"help": "rows up to which a quantized product reads the compact weights "
@@ -69,6 +76,8 @@ class Tuning:
     )  # fmt: skip
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise InputError(f"Tuning: threads must be >= 0 (0: all cores), got {self.threads}")
         if self.kernels not in ("fused", "reference"):
             raise InputError(
                 f"RNNKIT_KERNELS: expected 'fused' (the default) or 'reference', got "
@@ -79,7 +88,19 @@ class Tuning:
     def from_env(cls) -> Tuning:
         """The defaults, with the environment's switches applied."""
         kernels = os.environ.get("RNNKIT_KERNELS", "").strip().lower() or "fused"
-        return cls(kernels=kernels)
+        return cls(kernels=kernels, threads=_threads_from_env())
+
+
+def _threads_from_env() -> int:
+    """``RNNKIT_NUM_THREADS``, else ``NUMBA_NUM_THREADS``; 0 when neither is set."""
+    for key in ("RNNKIT_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        value = os.environ.get(key, "").strip()
+        if not value:
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise InputError(f"{key}: expected a whole number of threads >= 1, got {value!r}")
+        return int(value)
+    return 0
 
 
 _LOCK = threading.Lock()

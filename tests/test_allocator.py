@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 # two 13 MB arrays allocated and freed twenty times, as a training step's buffers are, after
-# rnnkit.tune_process(); prints whether it tuned malloc and the page faults of the twenty rounds
+# rnnkit.tune_process() (or after a plain import: {tune} False); prints whether malloc was tuned
+# and the page faults of the twenty rounds
 CYCLE = """
 import resource, numpy as np, rnnkit
-tuning = rnnkit.tune_process()
+tuned = rnnkit.tune_process().malloc_tuned if {tune} else rnnkit.allocator.TUNED
 def cycle():
     a = np.ones(13 << 18, np.float32); b = np.ones(13 << 18, np.float32)
     del a, b
@@ -20,15 +21,18 @@ cycle(); cycle()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(20):
     cycle()
-print(tuning.malloc_tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _run(**env: str) -> tuple[bool, int]:
+def _run(tune: bool = True, **env: str) -> tuple[bool, int]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUN"))}
     clean.pop("RNNKIT_MALLOC", None)
     out = subprocess.run(
-        [sys.executable, "-c", CYCLE], env={**clean, **env}, capture_output=True, text=True
+        [sys.executable, "-c", CYCLE.format(tune=tune)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     tuned, faults = out.stdout.split()

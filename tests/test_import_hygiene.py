@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+import test_allocator  # tests/ is on the path, as for `parity`
+
+GLIBC = test_allocator.GLIBC
 PROCESS_SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "RNNKIT_MALLOC", "MALLOC_", "GLIBC_TUNABLES")
 
 
@@ -67,25 +68,11 @@ def test_import_changes_no_environment_variable_warnings_filter_or_malloc_settin
     assert got["blas_spin_free"] is False  # and OPENBLAS_THREAD_TIMEOUT was not set
 
 
-# two 13 MB arrays allocated and freed twenty times (as in test_allocator): glibc's defaults
-# hand them back to the system each time, rnnkit's thresholds keep them
-PAGE_FAULTS = """
-import resource, numpy as np, rnnkit
-def cycle():
-    a = np.ones(13 << 18, np.float32); b = np.ones(13 << 18, np.float32)
-    del a, b
-cycle(); cycle()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
-    cycle()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
 def test_import_leaves_malloc_as_glibc_has_it():
-    if not GLIBC:
-        return  # only glibc's malloc is ever tuned
-    assert int(_child(PAGE_FAULTS)) > 5_000  # glibc's own behaviour: 130 000 pages if all
+    tuned, faults = test_allocator._run(tune=False)  # a plain import, the same two buffers
+    assert not tuned
+    if GLIBC:  # only glibc's malloc is ever tuned
+        assert faults > 5_000  # glibc's own behaviour: 130 000 pages if all
 
 
 TUNE = """

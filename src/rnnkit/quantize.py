@@ -64,15 +64,16 @@ class QuantizedMatrix:
     def T(self) -> _Transposed:
         return _Transposed(self)
 
-    def _compute_dtype(self, x: Any) -> np.dtype:
-        # int8 quantises a float64 input from float64, as the streaming step of a float64 model
-        wide = self.kind == "int8" and np.asarray(x).dtype == np.float64
+    def _compute_dtype(self, dtype: Any) -> np.dtype:
+        """The dtype a product with an input of ``dtype`` computes in: int8 quantises a float64
+        input from float64, as the streaming step of a float64 model; all else is float32."""
+        wide = self.kind == "int8" and np.dtype(dtype) == np.float64
         return np.dtype(np.float64 if wide else np.float32)
 
     def widened(self, dtype: Any) -> Widened:
         """This matrix widened once, for many large products (``x @ widened.T``), each giving
         the numbers `matmul_t` gives (a quantized sequence's recurrent products)."""
-        return Widened(self, self._compute_dtype(np.empty(0, dtype)))
+        return Widened(self, self._compute_dtype(dtype))
 
     def matmul_t(self, x: np.ndarray) -> np.ndarray:
         """``x @ W.T`` for ``x`` of shape (..., K): up to `Tuning.quant_small_batch` rows from
@@ -80,7 +81,7 @@ class QuantizedMatrix:
         from .kernels.quant import matmul_t_bf16, matmul_t_int8
 
         lead = x.shape[:-1]
-        dtype = self._compute_dtype(x)
+        dtype = self._compute_dtype(np.asarray(x).dtype)
         x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, self.shape[1])
         if x2.shape[0] > current().quant_small_batch:
             return Widened(self, dtype).matmul_t(x2).reshape(*lead, self.shape[0])

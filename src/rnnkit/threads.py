@@ -19,16 +19,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .tuning import current
 
 _R = TypeVar("_R")
 _POOL: ThreadPoolExecutor | None = None
-_BLAS: Any = None  # threadpoolctl's controller, made on first use
 _LOCAL = threading.local()
 _POOL_LOCK = threading.Lock()
 
@@ -42,20 +40,18 @@ def thread_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def in_parallel(run: Callable[[int], _R], n: int, blas_threads: int | None = None) -> list[_R]:
-    """``[run(0), ..., run(n-1)]``: ``run(0)`` on this thread, the others on the pool;
-    ``blas_threads`` limits BLAS meanwhile (1: each job gets a core of its own). Called from
-    inside such a job, it runs them in turn on the caller's thread."""
+def in_parallel(run: Callable[[int], _R], n: int) -> list[_R]:
+    """``[run(0), ..., run(n-1)]``: ``run(0)`` on this thread, the others on the pool. Called
+    from inside such a job, it runs them in turn on the caller's thread."""
     global _POOL
     if n == 1 or getattr(_LOCAL, "busy", False):
         return [run(i) for i in range(n)]
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(thread_count(), thread_name_prefix="rnnkit-worker")
-    with blas_limited(blas_threads):
-        others = [_POOL.submit(_job, run, i) for i in range(1, n)]
-        first = _job(run, 0)
-        return [first, *(f.result() for f in others)]
+    others = [_POOL.submit(_job, run, i) for i in range(1, n)]
+    first = _job(run, 0)
+    return [first, *(f.result() for f in others)]
 
 
 def side_by_side(n: int) -> bool:
@@ -81,22 +77,6 @@ def row_chunks(rows: int, min_rows: int = 4) -> list[tuple[int, int]]:
         n = 1
     cuts = [(rows * p // n) // min_rows * min_rows for p in range(n)] + [rows]
     return list(zip(cuts[:-1], cuts[1:], strict=True))
-
-
-@contextmanager
-def blas_limited(threads: int | None) -> Iterator[None]:
-    """BLAS (NumPy's OpenBLAS, or whichever is loaded) on at most ``threads`` threads inside
-    the block; None leaves it alone."""
-    global _BLAS
-    if threads is None:
-        yield
-        return
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()  # finds the BLAS libraries loaded by now
-    with _BLAS.limit(limits=threads, user_api="blas"):
-        yield
 
 
 _TIMEOUT = "OPENBLAS_THREAD_TIMEOUT"

@@ -81,12 +81,6 @@ def _biases(cell, w, dtype) -> tuple[np.ndarray | None, np.ndarray]:
     return None, (b_hh + w.b_ih if w.b_ih is not None else b_hh)
 
 
-def step_forward(cell, xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra) -> None:
-    """One step's gate kernel for ``cell``, given ``xi`` and ``hh = h_prev W_hh^T`` (B, G*H):
-    writes ``h`` (and the LSTM's ``c``), ``y`` and what the backward keeps (``acts``, ``extra``)."""
-    cell.kernels.rows(xi, hh, b_hh, h_prev, c_prev, m, h, c, y, acts, extra)
-
-
 def _forward_loops(cell, xi, W_hh, b_hh, m, hs, cs, y, acts, extra, hh, keep_cache: bool):
     """The time loop, compiled (`kernels.loops`), one chunk of the batch's rows per core."""
     W_hh = np.ascontiguousarray(W_hh)  # (G*H, H): the product reads its rows

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import fused
 from ..engine.plan import Plan, plan_stream, split_stream_layer, weight_format
 from ..kernels.step import split_step
 from ..layers.module import StreamHook
@@ -166,17 +165,15 @@ class StepPlan:
         hh, acts = np.empty((B, GH), dt), np.empty((B, GH), dt)
         y, m = np.empty((B, H), dt), np.ones(B, dt)
         extra = np.empty((B, H), dt) if self.cell.kernels.keeps_extra else None
-        inp = x
+        rows, inp = self.cell.kernels.rows, x
         for k, (W_ih, _, W_hh, _, b_ih, b_hh) in enumerate(self.weights):
             xi = inp @ W_ih.T  # (B, G*H)
             xi += b_ih
             np.matmul(h_old[k], W_hh.T, out=hh)
             c_prev = c_old[k] if c_old is not None else None
             c = c_new[k] if c_new is not None else None
-            # the sequence loop's own step kernel, one step long
-            fused.step_forward(
-                self.cell, xi, hh, b_hh, h_old[k], c_prev, m, h_new[k], c, y, acts, extra
-            )
+            # the batch loop's own gate kernel (the cell's ``rows``), one step long
+            rows(xi, hh, b_hh, h_old[k], c_prev, m, h_new[k], c, y, acts, extra)
             inp = h_new[k]
         # y holds the top layer's output (every stream runs: m is 1), in a fresh array
         return y, ((h_new, c_new) if lstm else h_new)

@@ -215,3 +215,17 @@ def test_no_cell_name_dispatch_outside_the_cells():
         if "cell.name ==" in path.read_text():
             found.append(path.name)
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("model", "x", "mode", "message"),
+    [
+        (lambda: rnnkit.LSTM(3, 4), np.zeros((5, 3), np.float32), "fast", "explain: mode must be"),
+        (lambda: rnnkit.Linear(3, 4), np.zeros((5, 3)), "infer", "Linear has no recurrent"),
+        (lambda: rnnkit.LSTM(3, 4), np.zeros((5, 2, 2)), "infer", r"\(T, B, 3\), got \(5, 2, 2\)"),
+    ],
+)
+def test_explain_refuses_bad_input_in_one_line(model, x, mode, message):
+    with pytest.raises(rnnkit.RnnkitError, match=message) as info:
+        rnnkit.explain(model(), x, mode=mode)
+    assert "\n" not in str(info.value)

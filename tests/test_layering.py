@@ -183,7 +183,7 @@ def test_the_graph_sees_deferred_relative_and_package_imports():
     # a deferred import inside a method: a quantized product loads its kernels when first asked
     assert f"{PACKAGE}.kernels.quant" in graph[f"{PACKAGE}.quantize"]
     assert f"{PACKAGE}.layers.module" in graph[f"{PACKAGE}.io.checkpoint"]  # `..layers.module`
-    assert f"{PACKAGE}.engine.fused" in graph[f"{PACKAGE}.stream.steps"]  # `from ..engine import`
+    assert f"{PACKAGE}.engine.plan" in graph[f"{PACKAGE}.stream.steps"]  # `from ..engine.plan`
     assert f"{PACKAGE}.stream.runtime" in graph[f"{PACKAGE}.stream"]  # a package's __init__
     assert f"{PACKAGE}.io.checkpoint" in graph[PACKAGE]  # the root re-exports its children
     assert PACKAGE not in graph[f"{PACKAGE}.io.checkpoint"]  # __version__ from a leaf module

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 import rnnkit
+from rnnkit.files import digest
 from rnnkit.models import SequenceRegressor
 
 MODELS = [
@@ -77,19 +76,22 @@ def test_load_names_missing_extra_and_misshaped_keys(tmp_path):
         meta = fh.metadata()
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
 
+    def sealed(edited):  # the edit is deliberate: seal it again, so the key checks are reached
+        return dict(meta, checksum=digest(edited, meta))
+
     missing = dict(tensors)
     del missing["bias_hh_l0"]
-    save_file(missing, str(path), metadata=meta)
+    save_file(missing, str(path), metadata=sealed(missing))
     with pytest.raises(rnnkit.CheckpointError, match=r"missing key 'bias_hh_l0'.*\(12,\)"):
         rnnkit.load(path)
 
     extra = dict(tensors, bias_hh_l9=np.zeros(3, np.float32))
-    save_file(extra, str(path), metadata=meta)
+    save_file(extra, str(path), metadata=sealed(extra))
     with pytest.raises(rnnkit.CheckpointError, match=r"unexpected key 'bias_hh_l9'.*\(3,\)"):
         rnnkit.load(path)
 
     wrong = dict(tensors, weight_ih_l0=np.zeros((12, 5), np.float32))
-    save_file(wrong, str(path), metadata=meta)
+    save_file(wrong, str(path), metadata=sealed(wrong))
     with pytest.raises(rnnkit.CheckpointError, match=r"weight_ih_l0.*\(12, 3\).*\(12, 5\)"):
         rnnkit.load(path)
 
@@ -108,7 +110,7 @@ def test_load_rejects_missing_foreign_and_malformed_files(tmp_path):
     with pytest.raises(rnnkit.CheckpointError, match="no rnnkit metadata"):
         rnnkit.load(foreign)
     unknown = tmp_path / "unknown.safetensors"
-    meta = {"format": "rnnkit", "class": "Transformer", "config": json.dumps({})}
+    meta = {"format": "rnnkit", "format_version": "1", "class": "Transformer", "config": "{}"}
     save_file({"w": np.zeros(2, np.float32)}, str(unknown), metadata=meta)
     with pytest.raises(rnnkit.CheckpointError, match="unknown model class 'Transformer'"):
         rnnkit.load(unknown)

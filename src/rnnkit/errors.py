@@ -23,6 +23,22 @@ class CheckpointError(RnnkitError, ValueError):
     """A checkpoint file is missing, malformed, or does not match the model it is loaded into."""
 
 
+class OutputError(RnnkitError, ValueError):
+    """An output path is unusable: a folder, unwritable, one of the inputs, or a file that is
+    not rnnkit's own and would be overwritten (`rnnkit.files.check_output`)."""
+
+
+class ResourceError(RnnkitError):
+    """The work asked for needs more memory than the machine has; the message names the
+    option to reduce."""
+
+
+class RnnkitWarning(UserWarning):
+    """Something a user should know that does not stop the work: unknown tokens in the
+    validation text or the prime, a schedule stretched by ``--resume --force``. The CLI prints
+    each as one line ``rnnkit: warning: ...``."""
+
+
 class TrainingDiverged(RnnkitError):
     """The loss or the gradient norm became NaN, infinite, or exploded (`rnnkit.training`'s
     divergence guard). The CLI reports it with exit status 1, apart from bad input (2)."""

@@ -2,9 +2,11 @@
 
 Metadata keys (all strings, as safetensors requires):
 
-- ``format``: ``"rnnkit"``; ``format_version``: ``"1"``; ``rnnkit_version``;
+- ``format``: ``"rnnkit"``; ``format_version``: ``"2"``; ``rnnkit_version``;
 - ``class``: the module's class name; ``config``: its config dataclass as JSON;
-- ``extra``: JSON chosen by the caller (vocabulary, training state, ...).
+- ``extra``: JSON chosen by the caller (vocabulary, training state, ...);
+- ``checksum``: ``sha256:<hex>`` over the tensors and the other metadata (`rnnkit.files.digest`),
+  verified on every load (format 1, before checksums, loads unverified).
 
 Tensors: the model's ``named_parameters()`` under their own keys, and the caller's extra arrays
 (optimizer buffers, ...) under ``extra/<name>``. Loading never unpickles anything.
@@ -15,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
+from ..files import atomic_write, digest
 from ..layers.module import MODULE_REGISTRY, Module
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")  # 1: no checksum
 EXTRA_PREFIX = "extra/"
 
 
@@ -52,6 +55,10 @@ def save(
     """
     from safetensors.numpy import save_file
 
+    if not isinstance(model, Module):
+        raise InputError(f"save: expected an rnnkit model (a Module), got {type(model).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"save: expected a file path, got {type(path).__name__}")
     path = Path(path)
     name = type(model).__name__
     tensors: dict[str, np.ndarray] = {}
@@ -76,26 +83,16 @@ def save(
         "config": json.dumps(dataclasses.asdict(model.config)),
         "extra": json.dumps(metadata or {}),
     }
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CheckpointError(f"save: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    meta["checksum"] = digest(tensors, meta)
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), "save")
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by `save`: the model, its metadata and extra arrays."""
     from safetensors import SafetensorError, safe_open
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"load: expected a checkpoint file path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"load: no such checkpoint file {str(path)!r}")
@@ -111,6 +108,17 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(
             f"load: {str(path)!r} has no rnnkit metadata; expected a file written by rnnkit.save"
         )
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(
+            f"load: {str(path)!r} has format version {version!r}; this rnnkit reads versions "
+            f"{', '.join(READABLE_VERSIONS)} (a newer rnnkit wrote it?)"
+        )
+    if version != "1" and meta.get("checksum") != digest(tensors, meta):
+        raise CheckpointError(
+            f"load: {str(path)!r} is damaged: its data does not match its checksum; "
+            "expected an intact file (restore it from a copy)"
+        )
     cls_name = meta.get("class", "")
     cls = MODULE_REGISTRY.get(cls_name)
     if cls is None or cls.config_class is None:
@@ -118,7 +126,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         config = cls.config_class(**json.loads(meta["config"]))
         extra = json.loads(meta.get("extra", "{}"))
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"load: {str(path)!r} has a malformed config ({exc})") from exc
     model = cls.from_config(config)
     weights = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}

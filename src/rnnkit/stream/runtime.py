@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +24,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import CheckpointError, InputError, ShapeError
+from ..files import digest, write_bytes_atomic
 from .steps import build_plan
+
+STATE_FORMAT = "rnnkit-state"
+STATE_VERSION = "1"
 
 Module = Any  # a streamable model: initial_state(batch) and stream_forward(x, state)
 
@@ -165,58 +168,71 @@ class Stream:
         self._state = _pack(tuple(parts), self.model.initial_state(1))
 
     def state_bytes(self) -> bytes:
-        """The state as bytes (safetensors), tagged with the model's class and config."""
+        """The state as bytes (safetensors), tagged with the model's class and config and
+        sealed with a checksum (`rnnkit.files.digest`)."""
         from safetensors.numpy import save
 
         if self._state is None:
             raise InputError("Stream: no state yet: step the stream first")
         tensors = {f"state{i}": np.ascontiguousarray(p) for i, p in enumerate(_parts(self._state))}
-        return save(tensors, metadata={"model": _fingerprint(self.model)})
+        meta = {
+            "format": STATE_FORMAT,
+            "format_version": STATE_VERSION,
+            "model": _fingerprint(self.model),
+        }
+        meta["checksum"] = digest(tensors, meta)
+        return bytes(save(tensors, metadata=meta))
 
-    def load_state_bytes(self, data: bytes) -> None:
-        """Restore a state saved by `state_bytes`; refuses one saved from another model."""
+    def load_state_bytes(self, data: bytes, source: str = "Stream") -> None:
+        """Restore a state saved by `state_bytes`; refuses a damaged one, or one saved from
+        another model. ``source`` names it in errors (the file it came from)."""
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
         try:
             tensors = load(data)
-        except (SafetensorError, ValueError, OSError) as exc:
-            raise CheckpointError(f"Stream: not a saved stream state ({exc})") from None
-        meta = _read_metadata(data)
+            meta = _read_metadata(data)
+        except (SafetensorError, ValueError, OSError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{source}: not a saved stream state ({exc})") from None
+        if "format" in meta:  # states saved before checksums have none: read as they are
+            if meta.get("format") != STATE_FORMAT or meta.get("format_version") != STATE_VERSION:
+                raise CheckpointError(
+                    f"{source}: expected a stream state of format {STATE_FORMAT} version "
+                    f"{STATE_VERSION}, got {meta.get('format')} {meta.get('format_version')}"
+                )
+            if meta.get("checksum") != digest(tensors, meta):
+                raise CheckpointError(
+                    f"{source}: the state is damaged: its data does not match its checksum"
+                )
         if meta.get("model") != _fingerprint(self.model):
             raise CheckpointError(
-                "Stream: this state was saved from a different model "
+                f"{source}: this state was saved from a different model "
                 f"({meta.get('model', 'no model recorded')})"
             )
-        parts = tuple(tensors[f"state{i}"] for i in range(len(tensors)))
-        self.state = _pack(parts, self.model.initial_state(1))
+        names = [f"state{i}" for i in range(len(tensors))]
+        if sorted(tensors) != sorted(names):
+            raise CheckpointError(f"{source}: expected state arrays {names}, got {sorted(tensors)}")
+        try:
+            self.state = _pack(tuple(tensors[k] for k in names), self.model.initial_state(1))
+        except (ShapeError, InputError) as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
 
     def save_state(self, path: str | os.PathLike) -> None:
         """Write the state to ``path`` atomically (temporary file, then rename)."""
-        data = self.state_bytes()
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_bytes_atomic(path, self.state_bytes(), "Stream.save_state")
 
     def load_state(self, path: str | os.PathLike) -> None:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"Stream: no such state file {str(path)!r}")
-        self.load_state_bytes(path.read_bytes())
+        self.load_state_bytes(path.read_bytes(), f"Stream: state file {str(path)!r}")
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
-    return header.get("__metadata__", {})
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
+    return meta if isinstance(meta, dict) else {}
 
 
 class StreamPool:

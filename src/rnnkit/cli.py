@@ -1,7 +1,10 @@
 """The ``rnnkit`` command: parse, call a task, print. Progress to stderr, results to stdout.
 
-Bad input (missing or malformed files, unknown options, impossible values) ends with one line
-``rnnkit: error: ...`` on stderr and exit status 2; a diverged training run exits with 1.
+Bad input (missing or malformed files, unknown options, impossible values, outputs that cannot
+be written or would overwrite a file that is not rnnkit's) ends with one line
+``rnnkit: error: ...`` on stderr and exit status 2, before any work when it can be known then;
+a diverged training run exits with 1; an unexpected internal error keeps its traceback (1).
+Warnings (`RnnkitWarning`) are one line each, ``rnnkit: warning: ...``.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from dataclasses import replace
 from typing import Any, NoReturn
 
 from .config import add_options, from_args, integer
-from .errors import RnnkitError, TrainingDiverged
+from .errors import RnnkitError, RnnkitWarning, TrainingDiverged
 from .process import tune_process
 
 
@@ -237,6 +241,17 @@ def _restart_with_blas_timeout() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "rnnkit.cli", *sys.argv[1:]])
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """rnnkit's warnings as one line each; others as Python shows them."""
+    if issubclass(category, RnnkitWarning):
+        print(f"rnnkit: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # run as the `rnnkit` program, not called from Python
         _restart_with_blas_timeout()
@@ -244,7 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     tune_process()
     args = build_parser().parse_args(argv)
     try:
-        metrics = COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            warnings.simplefilter("always", RnnkitWarning)
+            metrics = COMMANDS[args.command](args)
+    except MemoryError:
+        print(
+            "rnnkit: error: out of memory; expected a model and batch that fit in this "
+            "machine's memory (reduce --hidden, --batch or --bptt)",
+            file=sys.stderr,
+        )
+        return 2
     except TrainingDiverged as exc:
         print(f"rnnkit: {exc}", file=sys.stderr)
         return 1

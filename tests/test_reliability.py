@@ -1,0 +1,299 @@
+"""The standing suite of bad input: every command, every case issue 18 found, one table.
+
+Each row is a command line a user could type, the exit status and the one line on stderr a
+trustworthy tool gives, and the files that must come out of it byte for byte unchanged. New
+tasks add their rows here (bad paths, damaged files, impossible options), so the guarantees
+hold for every command: no file destroyed, no traceback for a user's mistake, no silent wrong
+result. Finer tests of each guarantee live next to it: tests/test_reliability_train.py,
+test_reliability_stream.py, test_reliability_api.py, test_reliability_properties.py.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.cli import main
+from rnnkit.files import digest
+
+TEXT = (
+    "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 30
+)
+TINY = ["--hidden", "8", "--layers", "1", "--embedding", "4", "--batch", "2", "--bptt", "8"]
+TINY += ["--eval-every", "5", "--sample", "0"]
+
+
+@dataclass
+class Files:
+    """The files a case runs on, made fresh in its own folder."""
+
+    root: Path
+    made: dict[str, Path] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Path:
+        return self.made[name]
+
+    def text(self, name: str, data: str | bytes) -> Path:
+        path = self.root / name
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        self.made[name] = path
+        return path
+
+
+def _run(argv: list[str], capsys, stdin: str = "") -> tuple[int, str]:
+    """Exit status and stderr of ``rnnkit argv`` run in this process."""
+    import sys
+
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's own errors
+            code = int(exc.code or 0)
+    finally:
+        sys.stdin = old
+    return code, capsys.readouterr().err
+
+
+def _train(f: Files, *extra: str, out: str = "lm.safetensors") -> list[str]:
+    return ["train", "lm", "--text", str(f["t.txt"]), *TINY, "--out", str(f.root / out), *extra]
+
+
+def _trained(f: Files, capsys, *extra: str) -> Path:
+    """A small language-model checkpoint (and its .last) trained for a few steps."""
+    code, err = _run(_train(f, "--steps", "6", *extra), capsys)
+    assert code == 0, err
+    return f.root / "lm.safetensors"
+
+
+def _with(argv: list[str], flag: str, value: str) -> list[str]:
+    """``argv`` with ``flag``'s value replaced (or the flag added)."""
+    if flag not in argv:
+        return [*argv, flag, value]
+    i = argv.index(flag)
+    return [*argv[: i + 1], value, *argv[i + 2 :]]
+
+
+def _flip_data_byte(path: Path) -> None:
+    """Flip one byte in the tensor data of a safetensors file (after its JSON header)."""
+    data = bytearray(path.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    data[8 + n + (len(data) - 8 - n) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def _reseal(path: Path, edit: Callable[[dict[str, str]], None]) -> None:
+    """Rewrite a checkpoint's metadata with ``edit`` and a valid checksum (a deliberate edit, to
+    reach the checks behind the checksum)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="numpy") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    edit(meta)
+    meta["checksum"] = digest(tensors, meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _truncate_vocab(meta: dict[str, str]) -> None:
+    import json
+
+    extra = json.loads(meta["extra"])
+    extra["vocab"] = extra["vocab"][:3]
+    meta["extra"] = json.dumps(extra)
+
+
+# -- the table -------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    argv: Callable[[Files, object], list[str]]  # the command, given the files (and capsys)
+    status: int
+    message: str  # a piece of the one stderr line
+    intact: tuple[str, ...] = ()  # files that must be unchanged
+    stdin: str = ""
+
+
+CASES = [
+    # files destroyed or lost work
+    Case(
+        "out is the training text",
+        lambda f, c: _train(f, "--steps", "3", out="t.txt"),
+        2,
+        "is also an input of this run",
+        intact=("t.txt",),
+    ),
+    Case(
+        "out is a file that is not a checkpoint",
+        lambda f, c: _train(f, "--steps", "3", out="notes.txt"),
+        2,
+        "exists and is not an rnnkit checkpoint file",
+        intact=("notes.txt",),
+    ),
+    Case(
+        "out is a folder",
+        lambda f, c: _train(f, "--steps", "3", out="sub"),
+        2,
+        "is a folder",
+    ),
+    Case(
+        "out under /sys",
+        lambda f, c: _with(_train(f, "--steps", "3"), "--out", "/sys/x.safetensors"),
+        2,
+        "cannot write in '/sys'",
+    ),
+    Case(
+        "out under /proc",
+        lambda f, c: _with(_train(f, "--steps", "3"), "--out", "/proc/x/y.safetensors"),
+        2,
+        "--out",
+    ),
+    Case(
+        "stream state in a folder that cannot exist",
+        lambda f, c: ["stream", str(f["gru.safetensors"]), "--state", "/proc/nodir/x.state"],
+        2,
+        "--state",
+        stdin="1,2,3\n",
+    ),
+    Case(
+        "stream state onto a text file",
+        lambda f, c: ["stream", str(f["gru.safetensors"]), "--state", str(f["notes.txt"])],
+        2,
+        "notes.txt",
+        intact=("notes.txt",),
+        stdin="1,2,3\n",
+    ),
+    # silent wrong results
+    Case(
+        "divergence during warm-up",
+        lambda f, c: _train(f, "--steps", "30", "--lr", "1e6", "--warmup", "50"),
+        1,
+        "diverged",
+    ),
+    Case(
+        "resume with another text",
+        lambda f, c: (
+            _trained(f, c),
+            _with(_train(f, "--steps", "6", "--resume"), "--text", str(f.text("u", TEXT[::-1]))),
+        )[1],
+        2,
+        "--text",
+    ),
+    Case(
+        "resume with a longer budget",
+        lambda f, c: (_trained(f, c), _train(f, "--steps", "12", "--resume"))[1],
+        2,
+        "--steps",
+    ),
+    Case(
+        "resume with another batch",
+        lambda f, c: (_trained(f, c), _with(_train(f, "--steps", "6", "--resume"), "--batch", "3"))[
+            1
+        ],
+        2,
+        "--batch",
+    ),
+    Case(
+        "flipped byte in a checkpoint",
+        lambda f, c: (
+            _flip_data_byte(_trained(f, c)),
+            ["generate", str(f.root / "lm.safetensors"), "--length", "5"],
+        )[1],
+        2,
+        "damaged",
+    ),
+    Case(
+        "flipped byte in a stream state",
+        lambda f, c: (
+            _flip_data_byte(f["gru.state"]),
+            ["stream", str(f["gru.safetensors"]), "--state", str(f["gru.state"])],
+        )[1],
+        2,
+        "gru.state",
+        intact=("gru.state",),
+        stdin="1,2,3\n",
+    ),
+    Case(
+        "checkpoint of a future format",
+        lambda f, c: (
+            _reseal(_trained(f, c), lambda m: m.update(format_version="99")),
+            ["generate", str(f.root / "lm.safetensors"), "--length", "5"],
+        )[1],
+        2,
+        "format version '99'",
+    ),
+    Case(
+        "validation text in another alphabet",
+        lambda f, c: _train(f, "--steps", "3", "--valid", str(f.text("greek.txt", "αβγδ" * 99))),
+        0,
+        "rnnkit: warning:",
+    ),
+    Case(
+        "prime the model never saw",
+        lambda f, c: ["generate", str(_trained(f, c)), "--prime", "ΩΨ", "--length", "5"],
+        0,
+        "rnnkit: warning:",
+    ),
+    # tracebacks instead of errors
+    Case(
+        "a 298 GiB model",
+        lambda f, c: _with(_train(f, "--steps", "3"), "--hidden", "100000"),
+        2,
+        "--hidden",
+    ),
+    Case(
+        "truncated vocabulary metadata",
+        lambda f, c: (
+            _reseal(_trained(f, c), _truncate_vocab),
+            ["generate", str(f.root / "lm.safetensors"), "--length", "5"],
+        )[1],
+        2,
+        "vocab",
+    ),
+    Case(
+        "negative warm-up", lambda f, c: _train(f, "--steps", "3", "--warmup", "-1"), 2, "--warmup"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gives_one_line_and_destroys_nothing(case, tmp_path, capsys):
+    f = Files(tmp_path)
+    f.text("t.txt", TEXT)
+    f.text("notes.txt", "my notes, not a checkpoint\n")
+    (tmp_path / "sub").mkdir()
+    gru = rnnkit.GRU(3, 4, seed=0)
+    rnnkit.save(gru, tmp_path / "gru.safetensors")
+    f.made["gru.safetensors"] = tmp_path / "gru.safetensors"
+    stream = rnnkit.Stream(gru)
+    stream.step(np.ones(3, np.float32))
+    stream.save_state(tmp_path / "gru.state")
+    f.made["gru.state"] = tmp_path / "gru.state"
+
+    argv = case.argv(f, capsys)
+    capsys.readouterr()  # what setting up printed
+    before = {name: f[name].read_bytes() for name in case.intact}
+    code, err = _run(argv, capsys, case.stdin)
+    lines = [line for line in err.strip().splitlines() if line.startswith("rnnkit:")]
+    assert code == case.status, err
+    assert "Traceback" not in err, err
+    assert any(case.message in line for line in lines), err
+    if case.status == 2:
+        assert len(err.strip().splitlines()) == 1, err
+    for name, data in before.items():
+        assert f[name].read_bytes() == data, f"{name} was changed"
+
+
+def test_the_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rnnkit {rnnkit.__version__}"

@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the loss curves as PNG (default: runs/adding.png)",
     )
     demo.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a --plot file that is not a PNG rnnkit wrote (default: refuse)",
+    )
+    demo.add_argument(
         "--json",
         action="store_true",
         help="print the final metrics as one JSON object on the last line (default: off)",
@@ -169,8 +174,11 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo(args: argparse.Namespace) -> dict[str, Any]:
+    from .files import check_output
     from .tasks.adding import AddingConfig, plot_curves, train_adding
 
+    if args.plot:
+        check_output(args.plot, "png", force=args.force, what="--plot")
     cells = ["rnn", "gru", "lstm"] if args.cell == "all" else [args.cell]
     print(
         f"adding problem: remember two marked values across T={args.length} steps and add "

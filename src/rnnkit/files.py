@@ -24,6 +24,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -182,6 +183,17 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, what: str = "") -> 
             fh.write(data)
 
     return atomic_write(path, write, what)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, what: str = "", dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG, atomically, signed ``Software: rnnkit <version>`` so
+    that `check_output` knows it as rnnkit's own and a later run may replace it."""
+    from ._version import __version__
+
+    meta = {"Software": f"{SIGNATURE} {__version__} (matplotlib)"}
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, metadata=meta), what
+    )
 
 
 # -- integrity ----------------------------------------------------------------------------------

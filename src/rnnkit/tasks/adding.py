@@ -85,11 +85,10 @@ def plot_curves(curves: dict[str, list[float]], path: str, length: int) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    from ..files import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for cell, losses in curves.items():
         smooth = np.convolve(losses, np.ones(20) / 20, mode="valid")
@@ -101,6 +100,6 @@ def plot_curves(curves: dict[str, list[float]], path: str, length: int) -> str:
     ax.set_title(f"Adding problem, T = {length}: which cell remembers?")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, "--plot")
     plt.close(fig)
     return path

@@ -135,6 +135,15 @@ def test_resume_refuses_changed_text_and_reports_its_fingerprint(tmp_path, capsy
     code, _, err = _run(_train(tmp_path, "--resume"), capsys)
     _one_line_error(code, err, "--text has changed since the run was saved (was ")
     assert "sha256" in err and "pass --force" in err
+    longer = _train(tmp_path, "--resume", "--force")
+    longer[longer.index("--steps") + 1] = "5"
+    with pytest.warns(RnnkitWarning, match="the next evaluation starts a new best"):
+        code, _, err = _run(longer, capsys)
+    assert code == 0, err  # losses on other data are not compared with the saved best
+    assert load_checkpoint(tmp_path / "lm.safetensors").metadata["train"]["step"] >= 4
+    (tmp_path / "small.txt").write_text("Zounds! " + TEXT)  # a symbol the model never had
+    code, _, err = _run(longer, capsys)
+    _one_line_error(code, err, "vocabulary of this run's text differs")
 
 
 def test_resume_with_another_batch_drops_the_carried_state_with_force(tmp_path, capsys):

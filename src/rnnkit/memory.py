@@ -98,7 +98,9 @@ def _cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> int | None:
 
 
 def gib(n: float) -> str:
-    """``n`` bytes in words: ``298 GiB``, ``1.5 GiB``, ``310 MiB``."""
+    """``n`` bytes in words: ``298 GiB``, ``1.5 GiB``, ``310 MiB``, ``<1 MiB``."""
+    if n < 1 << 20:
+        return "<1 MiB"
     if n >= 10 << 30:
         return f"{n / (1 << 30):,.0f} GiB"
     if n >= 1 << 30:

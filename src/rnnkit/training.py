@@ -225,10 +225,13 @@ class Trainer:
         meta = dict(self.metadata, train={"step": self.step, "val_loss": self.best_val})
         save(self.model, self.out, metadata=meta)
 
-    def resume(self, ckpt: Checkpoint | None = None, carry: bool = True) -> str:
+    def resume(
+        self, ckpt: Checkpoint | None = None, carry: bool = True, keep_best: bool = True
+    ) -> str:
         """Continue from ``<out>.last.safetensors`` (or ``ckpt``, read from it) exactly where
         it stopped; ``carry=False`` starts the next batch from a zero state instead of the
-        saved one. Returns `position`."""
+        saved one, ``keep_best=False`` forgets the best validation loss (the next evaluation
+        writes the best checkpoint). Returns `position`."""
         path = last_path(self.out)
         if ckpt is None:
             ckpt = read_last(path)
@@ -248,7 +251,9 @@ class Trainer:
             gen.bit_generator.state = state["generators"][key]
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.train_seconds, self.tokens = state["train_seconds"], state["tokens"]
-        self.best_val = math.inf if state["best_val"] is None else state["best_val"]
+        self.best_val = (
+            math.inf if state["best_val"] is None or not keep_best else state["best_val"]
+        )
         self.history = state["history"]
         self.decay_start = state.get("decay_start")  # older checkpoints: steps of equal time
         if self.decay_start is None and self.step >= self.cfg.warmup_steps:

@@ -30,7 +30,14 @@ from ..losses import cross_entropy, log_softmax
 from ..models.language import LanguageModel
 from ..stream import Stream
 from ..training import TrainConfig, Trainer, TrainResult, last_path, read_last
-from .lm_checks import check_memory, check_outputs, check_resume, data_fingerprint, warn_unknown
+from .lm_checks import (
+    ResumePlan,
+    check_memory,
+    check_outputs,
+    check_resume,
+    data_fingerprint,
+    warn_unknown,
+)
 
 DEFAULT_MINUTES = 3.0  # the budget of a run that names none (`rnnkit train lm`)
 
@@ -204,9 +211,9 @@ def train_lm(
     valid_batch = max(1, min(cfg.batch, (len(valid_ids) - 1) // 2))
     check_memory(cfg, len(vocab))
     data = data_fingerprint(train_text, valid_text)
-    carry = True
+    plan = ResumePlan()
     if saved is not None:
-        carry = check_resume(last_path(Path(cfg.out)), saved.metadata, cfg, data, vocab, force)
+        plan = check_resume(last_path(Path(cfg.out)), saved.metadata, cfg, data, vocab, force)
     model = LanguageModel(
         len(vocab),
         cfg.cell,
@@ -242,7 +249,7 @@ def train_lm(
         )
     trainer = Trainer(objective, tcfg, cfg.out, metadata, progress, on_step, progress_every)
     if saved is not None:
-        position = trainer.resume(saved, carry=carry)
+        position = trainer.resume(saved, carry=plan.carry, keep_best=plan.keep_best)
         if log is not None:
             log(f"resuming {last_path(Path(cfg.out))} at {position}")
     result = trainer.run()

@@ -103,12 +103,12 @@ def check_resume(
     data: dict[str, Any],
     vocab: Vocabulary,
     force: bool,
-) -> bool:
+) -> ResumePlan:
     """Compare the run saved at ``path`` (its checkpoint metadata ``saved``) with this one.
 
     A different model (``MODEL`` options, vocabulary) is an error even with ``force``; other
     settings and changed data are an error without ``force`` and a warning with it. Returns
-    whether the carried hidden state still fits (not after a forced change of --batch).
+    what of the saved state still applies after what ``force`` let through.
     """
     run = saved.get("run")
     if not isinstance(run, dict):
@@ -118,7 +118,7 @@ def check_resume(
             RnnkitWarning,
             stacklevel=3,
         )
-        return True
+        return ResumePlan()
     diffs = _differing(run, cfg)
     model = [f for f in diffs if f.name in MODEL]
     if model:
@@ -141,7 +141,8 @@ def check_resume(
             f"{str(path)!r} was trained with {_flags(diffs, run)}, this run asks for "
             f"{_flags(diffs, cfg)}"
         )
-    reasons += _data_changes(saved.get("data"), data, cfg)
+    data_changes = _data_changes(saved.get("data"), data, cfg)
+    reasons += data_changes
     if reasons and not force:
         raise CheckpointError(f"resume: {'; '.join(reasons)}; pass --force to continue anyway")
     for reason in reasons:
@@ -161,7 +162,23 @@ def check_resume(
             RnnkitWarning,
             stacklevel=3,
         )
-    return "batch" not in names
+    if data_changes:
+        warnings.warn(
+            "resume --force: the best validation loss so far was measured on other data; "
+            "the next evaluation starts a new best",
+            RnnkitWarning,
+            stacklevel=3,
+        )
+    return ResumePlan(carry="batch" not in names, keep_best=not data_changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePlan:
+    """What of a saved run carries over: the hidden state (not when --batch changed), the best
+    validation loss (not when the data changed: the losses are not comparable)."""
+
+    carry: bool = True
+    keep_best: bool = True
 
 
 def _differing(run: dict[str, Any], cfg: Any) -> list[dataclasses.Field]:

@@ -103,6 +103,12 @@ def _add_lm_arguments(p: argparse.ArgumentParser) -> None:
         help="continue the run saved in <out>.last.safetensors exactly (default: a new run)",
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing file that is not an rnnkit file of this kind; resume a run "
+        "whose data or settings differ (default: off, refuse)",
+    )
+    p.add_argument(
         "--sample",
         type=integer,
         default=400,
@@ -123,7 +129,7 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
     cfg = from_args(LMRunConfig, args)
     if cfg.steps is None and cfg.minutes is None:
         cfg = replace(cfg, minutes=DEFAULT_MINUTES)
-    _, metrics = train_lm(cfg, progress=sys.stderr.isatty(), resume=args.resume, log=log_to_stderr)
+    _, metrics = train_lm(cfg, resume=args.resume, log=log_to_stderr, force=args.force)
     print(
         f"validation loss {metrics['val_loss']:.4f} nats/{cfg.tokens} "
         f"({metrics['val_bpc']:.3f} bits), {metrics['steps']} steps in "

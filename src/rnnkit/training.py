@@ -5,7 +5,9 @@ gradients in the model), an evaluation on held-out data, and whatever state it c
 one batch to the next (the hidden state of truncated BPTT). The `Trainer` does the rest:
 AdamW with global-norm clipping and a warm-up plus cosine schedule over the budget (steps or
 minutes), evaluation at intervals, the best checkpoint kept, a ``.last`` checkpoint to resume
-from exactly, a live progress bar, a divergence guard, and a loss-curve PNG.
+from exactly, progress (a live bar on a terminal, a plain line every ``progress_every`` seconds
+otherwise), a divergence guard from the first steps and on every evaluation, a stop after the
+current step on SIGINT or SIGTERM, and a loss-curve PNG.
 
 Files, for ``out = runs/lm.safetensors``: ``runs/lm.safetensors`` (best by validation loss),
 ``runs/lm.last.safetensors`` (latest state, with optimizer and carried state, for ``resume``),
@@ -25,8 +27,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._version import __version__
 from .errors import CheckpointError, InputError, TrainingDiverged  # raised by the guard below
-from .io.checkpoint import load_checkpoint, save
+from .files import atomic_write
+from .io.checkpoint import Checkpoint, load_checkpoint, save
 from .layers.module import Module
 from .optim import AdamW, clip_grad_norm
 from .schedules import CosineLR
@@ -72,6 +76,10 @@ class TrainConfig:
             raise InputError(f"TrainConfig: steps must be positive, got {self.steps}")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError(f"TrainConfig: minutes must be positive, got {self.minutes}")
+        if self.warmup_steps < 0:
+            raise InputError(f"TrainConfig: warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.eval_every <= 0:
+            raise InputError(f"TrainConfig: eval_every must be positive, got {self.eval_every}")
 
 
 @dataclass
@@ -110,8 +118,17 @@ def decay_progress(cfg: TrainConfig, step: int, elapsed: float, decay_start: flo
     return max(parts)
 
 
+EXPLODED = 1.5  # a window of recent losses this many times the first loss: diverged
+SPIKE = 3.0  # one loss this many times the first: diverged at once
+WINDOW = 5  # training losses in the window
+
+
 class Trainer:
-    """Runs an `Objective` to its budget; see the module docstring for what it writes."""
+    """Runs an `Objective` to its budget; see the module docstring for what it writes.
+
+    ``progress``: report progress on stderr, as a live bar when it is a terminal and as a
+    plain line every ``progress_every`` seconds when it is not (a log file, a pipe).
+    """
 
     def __init__(
         self,
@@ -121,10 +138,12 @@ class Trainer:
         metadata: dict[str, Any] | None = None,
         progress: bool = True,
         on_step: Any = None,
+        progress_every: float = 30.0,
     ) -> None:
         self.objective, self.cfg, self.out = objective, cfg, Path(out)
         self.metadata = metadata or {}
         self.progress, self.on_step = progress, on_step
+        self.progress_every = progress_every
         self.model = objective.model
         self.opt = AdamW(self.model, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = learning_rates(cfg)
@@ -135,13 +154,19 @@ class Trainer:
         self.tokens = 0
         self.best_val = math.inf
         self.history: dict[str, list] = {"train": [], "val": []}  # [loss], [[step, loss]]
-        self._stop_requested = False  # set by Ctrl-C or `request_stop`; checked between steps
+        self._stop_requested = False  # set by SIGINT, SIGTERM or `request_stop`
         if not self.out.parent.is_dir():
             self.out.parent.mkdir(parents=True, exist_ok=True)
 
     def request_stop(self) -> None:
         """Stop after the current step, evaluate, and save the state to resume from."""
         self._stop_requested = True
+
+    @property
+    def first_loss(self) -> float | None:
+        """The training loss of the first step: the untrained model's, what the guard compares
+        with."""
+        return self.history["train"][0] if self.history["train"] else None
 
     # -- budget -----------------------------------------------------------------------------
     def _fraction(self) -> float:
@@ -158,6 +183,22 @@ class Trainer:
         if self.decay_start is None:
             self.decay_start = self.elapsed
         return decay_progress(self.cfg, taken, self.elapsed, self.decay_start)
+
+    def position(self) -> str:
+        """Where the run stands: ``step 20 of 40 (lr now 1.2e-03, cosine to 1e-04)``."""
+        taken = self.step + 1
+        if taken < self.cfg.warmup_steps:
+            lr, phase = self.schedule(taken, 0.0), f"warming up to {self.cfg.lr:.2g}"
+        else:
+            start = self.elapsed if self.decay_start is None else self.decay_start
+            progress = decay_progress(self.cfg, taken, self.elapsed, start)
+            lr, phase = self.schedule(taken, progress), f"cosine to {self.cfg.min_lr:.2g}"
+        budget = []
+        if self.cfg.steps is not None:
+            budget.append(f"step {self.step} of {self.cfg.steps}")
+        if self.cfg.minutes is not None:
+            budget.append(f"{self.elapsed / 60:.1f} of {self.cfg.minutes:g} minutes")
+        return f"{', '.join(budget)} (lr now {lr:.2g}, {phase})"
 
     # -- checkpoints ------------------------------------------------------------------------
     def _train_state(self) -> dict[str, Any]:
@@ -184,12 +225,16 @@ class Trainer:
         meta = dict(self.metadata, train={"step": self.step, "val_loss": self.best_val})
         save(self.model, self.out, metadata=meta)
 
-    def resume(self) -> None:
-        """Continue from ``<out>.last.safetensors`` exactly where it stopped."""
+    def resume(
+        self, ckpt: Checkpoint | None = None, carry: bool = True, keep_best: bool = True
+    ) -> str:
+        """Continue from ``<out>.last.safetensors`` (or ``ckpt``, read from it) exactly where
+        it stopped; ``carry=False`` starts the next batch from a zero state instead of the
+        saved one, ``keep_best=False`` forgets the best validation loss (the next evaluation
+        writes the best checkpoint). Returns `position`."""
         path = last_path(self.out)
-        if not path.is_file():
-            raise CheckpointError(f"resume: no checkpoint {str(path)!r} to resume from")
-        ckpt = load_checkpoint(path)
+        if ckpt is None:
+            ckpt = read_last(path)
         if ckpt.model.config != self.model.config:
             raise CheckpointError(
                 f"resume: {str(path)!r} holds a model with config {ckpt.model.config}, "
@@ -200,22 +245,25 @@ class Trainer:
         opt_state = dict(ckpt.metadata["optimizer"])
         opt_state["buffers"] = {k[4:]: v for k, v in ckpt.arrays.items() if k.startswith("opt/")}
         self.opt.load_state_dict(opt_state)
-        self.objective.load_carry(
-            {k[6:]: v for k, v in ckpt.arrays.items() if k.startswith("carry/")}
-        )
+        carried = {k[6:]: v for k, v in ckpt.arrays.items() if k.startswith("carry/")}
+        self.objective.load_carry(carried if carry else {})
         for key, gen in self.model.generators().items():
             gen.bit_generator.state = state["generators"][key]
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.train_seconds, self.tokens = state["train_seconds"], state["tokens"]
-        self.best_val = math.inf if state["best_val"] is None else state["best_val"]
+        self.best_val = (
+            math.inf if state["best_val"] is None or not keep_best else state["best_val"]
+        )
         self.history = state["history"]
         self.decay_start = state.get("decay_start")  # older checkpoints: steps of equal time
         if self.decay_start is None and self.step >= self.cfg.warmup_steps:
             self.decay_start = self.elapsed * self.cfg.warmup_steps / self.step
+        return self.position()
 
     # -- the loop ---------------------------------------------------------------------------
-    def _evaluate(self, log) -> float:
+    def _evaluate(self, log: Any) -> float:
         val = float(self.objective.evaluate())
+        self._guard_validation(val)  # before anything is saved: diverged weights never are
         self.history["val"].append([self.step, val])
         if val < self.best_val:
             self.best_val = val
@@ -229,46 +277,53 @@ class Trainer:
         )
         return val
 
+    def _train_one_step(self) -> float:
+        taken = self.step + 1  # counting this step: the first has no lr of 0
+        self.opt.lr = self.schedule(taken, self._decay_progress(taken))
+        t0 = time.perf_counter()
+        self.model.zero_grad()
+        loss, n = self.objective.train_step(self.step)
+        norm = clip_grad_norm(self.model, self.cfg.clip)
+        self._guard(loss, norm)
+        self.opt.step()
+        self.train_seconds += time.perf_counter() - t0
+        self.tokens += n
+        self.step += 1
+        self.history["train"].append(float(loss))
+        return float(loss)
+
     def run(self) -> TrainResult:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        console = Console(stderr=True)  # evaluation lines always; the live bar only if asked
+        console = Console(stderr=True)  # evaluation lines always; progress if asked
+
+        def say(message: str) -> None:
+            console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+        live = self.progress and console.is_terminal
         bar = Progress(
             TextColumn("train"),
             BarColumn(),
             TextColumn("{task.fields[msg]}"),
             TimeRemainingColumn(),
             console=console,
-            disable=not self.progress,
+            disable=not live,
         )
         task = bar.add_task("train", total=1.0, msg="")
         last_val = self.history["val"][-1][1] if self.history["val"] else math.nan
-        first_loss = self.history["train"][0] if self.history["train"] else None
         stopped = "budget"
         run_start = time.perf_counter() - self.elapsed
+        next_line = time.perf_counter() + self.progress_every  # plain progress lines
         self._stop_requested = False
-        previous_handler = _install_sigint(self)
-        with bar:
-            try:
+        previous_handlers = _install_stop_handlers(self)
+        try:
+            with bar:
                 while self._fraction() < 1.0 and not self._stop_requested:
-                    taken = self.step + 1  # counting this step: the first has no lr of 0
-                    self.opt.lr = self.schedule(taken, self._decay_progress(taken))
-                    t0 = time.perf_counter()
-                    self.model.zero_grad()
-                    loss, n = self.objective.train_step(self.step)
-                    norm = clip_grad_norm(self.model, self.cfg.clip)
-                    if first_loss is None:
-                        first_loss = loss
-                    self._guard(loss, norm, first_loss)
-                    self.opt.step()
-                    self.train_seconds += time.perf_counter() - t0
-                    self.tokens += n
-                    self.step += 1
-                    self.history["train"].append(float(loss))
+                    loss = self._train_one_step()
                     self.elapsed = time.perf_counter() - run_start
                     if self.step % self.cfg.eval_every == 0:
-                        last_val = self._evaluate(bar.console.print)
+                        last_val = self._evaluate(say)
                         self.elapsed = time.perf_counter() - run_start
                     speed = self.tokens / max(self.train_seconds, 1e-9)
                     bar.update(
@@ -277,21 +332,22 @@ class Trainer:
                         msg=f"step {self.step}  loss {loss:.3f}  val {last_val:.3f}  "
                         f"{speed:,.0f} {self.cfg.unit}s/s",
                     )
+                    if self.progress and not live and time.perf_counter() >= next_line:
+                        say(self.progress_line())
+                        next_line = time.perf_counter() + self.progress_every
                     if self.on_step is not None:
                         self.on_step(self)  # a hook: progress reports, tests, early stops
-            except KeyboardInterrupt:
-                self._stop_requested = True
-            finally:
-                _restore_sigint(previous_handler)
-            if self._stop_requested:
-                stopped = "interrupted"
-                bar.console.print(f"interrupted at step {self.step}: saving to resume later")
-            if stopped == "interrupted" or not (
-                self.history["val"] and self.history["val"][-1][0] == self.step
-            ):
-                last_val = self._evaluate(bar.console.print)
-        self.elapsed = time.perf_counter() - run_start
-        self._save_last()
+                if self._stop_requested:
+                    stopped = "interrupted"
+                    say(f"interrupted at step {self.step}: saving to resume later")
+                if stopped == "interrupted" or not (
+                    self.history["val"] and self.history["val"][-1][0] == self.step
+                ):
+                    last_val = self._evaluate(say)
+            self.elapsed = time.perf_counter() - run_start
+            self._save_last()
+        finally:
+            _restore_stop_handlers(previous_handlers)
         self.plot()
         return TrainResult(
             steps=self.step,
@@ -303,28 +359,69 @@ class Trainer:
             history=self.history,
         )
 
-    def _guard(self, loss: float, norm: float, first_loss: float) -> None:
-        """Stop before a bad update reaches the weights; the checkpoints on disk stay good."""
+    def progress_line(self) -> str:
+        """``step 120/400 (30%)  loss 2.314  1,234 chars/s  eta 3m10s``: what a log gets
+        every ``progress_every`` seconds when there is no terminal for a live bar."""
+        fraction = min(self._fraction(), 1.0)
+        if self.cfg.steps is not None:
+            where = f"step {self.step}/{self.cfg.steps} ({fraction:.0%})"
+        else:
+            where = f"step {self.step} ({fraction:.0%} of {self.cfg.minutes:g} min)"
+        loss = np.mean(self.history["train"][-50:])
+        speed = self.tokens / max(self.train_seconds, 1e-9)
+        eta = self.elapsed * (1 - fraction) / fraction if fraction > 0 else math.nan
+        return f"{where}  loss {loss:.3f}  {speed:,.0f} {self.cfg.unit}s/s  eta {_duration(eta)}"
+
+    # -- the divergence guard -----------------------------------------------------------------
+    def _guard(self, loss: float, norm: float) -> None:
+        """Stop before a bad update reaches the weights; the checkpoints on disk stay good.
+
+        From the second step on: a loss above ``SPIKE`` times the first, or a mean of the last
+        ``WINDOW`` losses above ``EXPLODED`` times the first (one noisy batch is not enough).
+        """
+        first = self.first_loss
+        recent = [*self.history["train"][-(WINDOW - 1) :], loss]
         bad = None
         if not math.isfinite(loss):
             bad = f"the loss is {loss}"
         elif not math.isfinite(norm):
             bad = f"the gradient norm is {norm}"
-        elif self.step > self.cfg.warmup_steps and loss > 1.5 * first_loss:
-            bad = f"the loss exploded to {loss:.3g} (it started at {first_loss:.3g})"
-        if bad:
-            kept = (
-                f"the best checkpoint {str(self.out)!r} is intact"
-                if self.out.exists()
-                else ("no checkpoint was written yet")
+        elif first is not None and loss > SPIKE * first:
+            bad = f"the loss jumped to {loss:.3g} (it started at {first:.3g})"
+        elif first is not None and np.mean(recent) > EXPLODED * first:
+            bad = (
+                f"the loss exploded to a mean of {np.mean(recent):.3g} over the last "
+                f"{len(recent)} steps (it started at {first:.3g})"
             )
-            raise TrainingDiverged(
-                f"training diverged at step {self.step}: {bad}; {kept}. "
-                "Try a lower --lr or a smaller --clip"
+        if bad:
+            self._diverged(bad)
+
+    def _guard_validation(self, val: float) -> None:
+        """A validation loss that is not finite, or ``EXPLODED`` times the untrained model's
+        training loss, is a diverged model: never kept as the best, nor saved to resume."""
+        first = self.first_loss
+        if not math.isfinite(val):
+            self._diverged(f"the validation loss is {val}")
+        if first is not None and val > EXPLODED * first:
+            self._diverged(
+                f"the validation loss {val:.3g} is far above the untrained model's loss "
+                f"{first:.3g} (or the validation text is unlike the training text)"
             )
 
+    def _diverged(self, why: str) -> None:
+        kept = (
+            f"the best checkpoint {str(self.out)!r} is intact"
+            if self.out.exists()
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(
+            f"training diverged at step {self.step}: {why}; {kept}. "
+            "Try a lower --lr or a smaller --clip"
+        )
+
     def plot(self) -> Path | None:
-        """Training loss (smoothed) and validation loss by step, next to the checkpoint."""
+        """Training loss (smoothed) and validation loss by step, next to the checkpoint; the
+        PNG names rnnkit as its software, so a later run may replace it."""
         if not self.history["train"]:
             return None
         import matplotlib
@@ -347,27 +444,68 @@ class Trainer:
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = plot_path(self.out)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        metadata = {"Software": f"rnnkit {__version__}"}
+        try:
+            atomic_write(
+                path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata=metadata)
+            )
+        finally:
+            plt.close(fig)
         return path
 
 
-def _install_sigint(trainer: Trainer) -> Any:
-    """Ctrl-C finishes the current step, then stops and saves (a second Ctrl-C aborts)."""
+def read_last(path: Path) -> Checkpoint:
+    """The ``.last`` checkpoint to resume from; one-line errors when it is missing, damaged or
+    not one (a best checkpoint holds no optimizer state)."""
+    if not path.is_file():
+        raise CheckpointError(
+            f"resume: no checkpoint {str(path)!r} to resume from; expected the .last file "
+            "of an earlier run with the same --out"
+        )
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"resume: {exc}") from None
+    state = ckpt.metadata.get("train")
+    if not isinstance(state, dict) or "generators" not in state or "optimizer" not in ckpt.metadata:
+        raise CheckpointError(
+            f"resume: {str(path)!r} holds no training state; expected the .last checkpoint "
+            "that a training run writes"
+        )
+    return ckpt
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _install_stop_handlers(trainer: Trainer) -> dict[int, Any]:
+    """SIGINT (Ctrl-C) and SIGTERM (``kill``, a scheduler's time limit) finish the current
+    step, then the run evaluates, saves and stops; a second signal aborts at once
+    (`KeyboardInterrupt`), the files on disk intact (they are written atomically)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum: int, frame: Any) -> None:
         if trainer._stop_requested:
             raise KeyboardInterrupt
         trainer._stop_requested = True
 
-    return signal.signal(signal.SIGINT, handler)
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
 
 
-def _restore_sigint(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+def _restore_stop_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _scalars(opt_state: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..config import (
     from_args,
-    integer,
     nonneg_float,
+    nonneg_int,
     option,
     positive_float,
     positive_int,
@@ -29,7 +29,15 @@ from ..io.checkpoint import load_checkpoint
 from ..losses import cross_entropy, log_softmax
 from ..models.language import LanguageModel
 from ..stream import Stream
-from ..training import TrainConfig, Trainer, TrainResult
+from ..training import TrainConfig, Trainer, TrainResult, last_path, read_last
+from .lm_checks import (
+    ResumePlan,
+    check_memory,
+    check_outputs,
+    check_resume,
+    data_fingerprint,
+    warn_unknown,
+)
 
 DEFAULT_MINUTES = 3.0  # the budget of a run that names none (`rnnkit train lm`)
 
@@ -71,7 +79,7 @@ class LMRunConfig:
     min_lr: float = option(
         1e-4, help="learning rate at the end of the cosine schedule", type=nonneg_float
     )
-    warmup_steps: int = option(50, help="linear warm-up steps", flag="--warmup", type=integer)
+    warmup_steps: int = option(50, help="linear warm-up steps", flag="--warmup", type=nonneg_int)
     weight_decay: float = option(0.0, help="AdamW weight decay", type=nonneg_float)
     clip: float = option(1.0, help="global gradient-norm clipping threshold", type=positive_float)
     steps: int | None = option(
@@ -175,13 +183,24 @@ def train_lm(
     resume: bool = False,
     on_step: Any = None,
     log: Any = None,
+    force: bool = False,
+    progress_every: float = 30.0,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train a language model as ``cfg`` says; return the result and the final metrics."""
+    """Train a language model as ``cfg`` says; return the result and the final metrics.
+
+    Before any work: the outputs are checked (`check_outputs`; ``force`` replaces files that
+    are not rnnkit's), a run to ``resume`` is read and compared with this one
+    (`check_resume`; ``force`` continues despite changed settings or data), and the memory a
+    step needs is compared with what is available (`check_memory`).
+    """
+    check_outputs(cfg, force)
+    saved = read_last(last_path(Path(cfg.out))) if resume else None
     train_text, valid_text, source = prepare_data(cfg)
     vocab = Vocabulary.build(
         train_text, cfg.tokens, cfg.vocab_size if cfg.tokens == "word" else None
     )
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    warn_unknown(valid_text, vocab, valid_ids)
     if cfg.eval_tokens and len(valid_ids) > cfg.eval_tokens + 1:
         valid_ids = valid_ids[: cfg.eval_tokens + 1]
     if len(train_ids) < cfg.batch * 2 + 1:
@@ -190,6 +209,11 @@ def train_lm(
             f"--batch {cfg.batch}; expected at least {cfg.batch * 2 + 1}"
         )
     valid_batch = max(1, min(cfg.batch, (len(valid_ids) - 1) // 2))
+    check_memory(cfg, len(vocab))
+    data = data_fingerprint(train_text, valid_text)
+    plan = ResumePlan()
+    if saved is not None:
+        plan = check_resume(last_path(Path(cfg.out)), saved.metadata, cfg, data, vocab, force)
     model = LanguageModel(
         len(vocab),
         cfg.cell,
@@ -212,6 +236,7 @@ def train_lm(
         "level": vocab.level,
         "run": asdict(cfg),
         "source": source,
+        "data": data,
     }
     if log is not None:
         log(
@@ -222,9 +247,11 @@ def train_lm(
             f"model: {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}, "
             f"{model.num_parameters():,} parameters"
         )
-    trainer = Trainer(objective, tcfg, cfg.out, metadata, progress=progress, on_step=on_step)
-    if resume:
-        trainer.resume()
+    trainer = Trainer(objective, tcfg, cfg.out, metadata, progress, on_step, progress_every)
+    if saved is not None:
+        position = trainer.resume(saved, carry=plan.carry, keep_best=plan.keep_best)
+        if log is not None:
+            log(f"resuming {last_path(Path(cfg.out))} at {position}")
     result = trainer.run()
     metrics = {
         "val_loss": result.val_loss,

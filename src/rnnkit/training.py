@@ -27,9 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._version import __version__
 from .errors import CheckpointError, InputError, TrainingDiverged  # raised by the guard below
-from .files import atomic_write
+from .files import save_figure
 from .io.checkpoint import Checkpoint, load_checkpoint, save
 from .layers.module import Module
 from .optim import AdamW, clip_grad_norm
@@ -444,11 +443,8 @@ class Trainer:
         ax.grid(alpha=0.3)
         fig.tight_layout()
         path = plot_path(self.out)
-        metadata = {"Software": f"rnnkit {__version__}"}
         try:
-            atomic_write(
-                path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, metadata=metadata)
-            )
+            save_figure(fig, path)
         finally:
             plt.close(fig)
         return path

@@ -141,9 +141,7 @@ def test_resume_refuses_changed_text_and_reports_its_fingerprint(tmp_path, capsy
     longer[longer.index("--steps") + 1] = "5"
     code, _, err = _run(longer, capsys)
     assert code == 0, err  # losses on other data are not compared with the saved best
-    _warned(
-        err, "the next evaluation starts a new best"
-    )  # losses on other data are not compared with the saved best
+    _warned(err, "the next evaluation starts a new best")
     assert load_checkpoint(tmp_path / "lm.safetensors").metadata["train"]["step"] >= 4
     (tmp_path / "small.txt").write_text("Zounds! " + TEXT)  # a symbol the model never had
     code, _, err = _run(longer, capsys)

@@ -326,3 +326,13 @@ def test_flags_are_not_read_as_truthy_strings() -> None:
     with pytest.raises(InputError, match="GRU: bidirectional must be True or False, got 'False'"):
         rnnkit.GRU(3, 4, bidirectional="False")
     assert rnnkit.GRU(3, 4, bidirectional=np.bool_(True)).bidirectional is True
+
+
+# -- the command ----------------------------------------------------------------------------
+def test_rnnkit_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from rnnkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"rnnkit {rnnkit.__version__}\n"

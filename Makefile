@@ -46,23 +46,26 @@ typecheck: $(VENV)/.installed-test
 parity: $(VENV)/.installed-test
 	$(PY) scripts/parity_sweep.py --configs 400
 
+# Every target writes its own files: a smoke test never replaces a full run's results.
 ## eval-lm: 15 minutes of rnnkit and 15 of PyTorch on Tiny Shakespeare, then throughput
 eval-lm: $(VENV)/.installed-test
-	$(PY) benchmarks/eval_lm.py --minutes 15
+	$(PY) benchmarks/eval_lm.py --minutes 15 --out runs/eval
 
+## eval-lm-quick: the same with a tiny model for seconds (a smoke test), into runs/eval-quick
 eval-lm-quick: $(VENV)/.installed-test
-	$(PY) benchmarks/eval_lm.py --quick
+	$(PY) benchmarks/eval_lm.py --quick --out runs/eval-quick
 
-## eval-quant: int8 and bfloat16 weights: step latency, memory, validation loss
+## eval-quant: int8 and bfloat16 weights: step latency, memory, and the validation loss of
+## eval-lm's model (runs/eval/shakespeare.safetensors, never the quick run's)
 eval-quant: $(VENV)/.installed-test
-	$(PY) benchmarks/quantization.py
+	$(PY) benchmarks/quantization.py --checkpoint runs/eval/shakespeare.safetensors --out runs/eval
 
 ## bench: rnnkit against PyTorch and ONNX Runtime (training, inference, streaming, memory)
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench.py
 
 bench-quick: $(VENV)/.installed-test
-	$(PY) benchmarks/bench.py --quick
+	$(PY) benchmarks/bench.py --quick --out runs/bench-quick
 
 ## bench-pool: does stepping many streams as one batch (StreamPool) pay? (1 min)
 bench-pool: $(VENV)/.installed-test

@@ -268,7 +268,8 @@ def main() -> int:
     p.add_argument(
         "--out",
         type=Path,
-        help="output folder (default runs/bench; with --only, runs/bench-GROUP; --ab: bench-ab)",
+        help="output folder (default runs/bench; with --only, runs/bench-GROUP; --ab: bench-ab; "
+        "--quick adds -quick)",
     )
     groups = ("train", "infer", "stream", "matmul", "memory")
     p.add_argument(
@@ -315,6 +316,7 @@ def main() -> int:
     if args.out is None:  # a partial run does not overwrite the full suite's results
         part = "cases" if args.case else "-".join(args.only) if args.only else ""
         parts = ["bench"] + (["ab"] if args.ab else []) + ([part] if part else [])
+        parts += ["quick"] if args.quick else []
         args.out = ROOT / "runs" / "-".join(parts)
     repeats = args.repeats or (2 if args.quick else 3)
     args.out.mkdir(parents=True, exist_ok=True)

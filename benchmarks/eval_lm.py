@@ -6,7 +6,8 @@
 2. Throughput, interleaved: --repeats rounds of A B (fixed steps each, separate processes);
    the medians and their ratio.
 
-Writes runs/eval/lm.json and runs/eval/lm.md and prints the table.
+Writes runs/eval/lm.json and runs/eval/lm.md (with --quick: runs/eval-quick/, so a smoke test
+never replaces a full run's results or checkpoint) and prints the table.
 
     python benchmarks/eval_lm.py                 # 2 x 15 minutes plus about 3 minutes
     python benchmarks/eval_lm.py --quick         # a tiny model for a few seconds: a smoke test
@@ -91,13 +92,17 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved throughput rounds")
     p.add_argument("--throughput-steps", type=int, default=30, help="steps per throughput run")
     p.add_argument("--quick", action="store_true", help="tiny model, seconds: a smoke test")
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (runs/eval; --quick: runs/eval-quick)"
+    )
     p.add_argument(
         "--throughput-only",
         action="store_true",
         help="keep the trained results in <out>/lm.json and measure the throughput again",
     )
     args = p.parse_args()
+    if args.out is None:
+        args.out = ROOT / "runs" / ("eval-quick" if args.quick else "eval")
     if not args.text.is_file():
         raise SystemExit(
             f"eval-lm: no text file {args.text}; expected ../shared/data beside the repo"

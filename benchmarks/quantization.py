@@ -91,9 +91,10 @@ def main() -> int:
     acc = None
     if args.checkpoint.is_file() and args.text.is_file():
         acc = accuracy(args.checkpoint, args.text, args.valid_chars)
+    source = f"validation loss of {args.checkpoint}" if acc else "no validation loss"
     rows = [
         f"LSTM hidden {args.hidden}, batch 1, Stream.step; median of {args.rounds} "
-        f"interleaved rounds of {args.steps} steps",
+        f"interleaved rounds of {args.steps} steps; {source}",
         "",
         "| weights | step latency (us) | vs float32 | weight memory (KiB) | "
         "validation loss (nats/char) |",

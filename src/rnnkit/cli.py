@@ -17,6 +17,7 @@ import warnings
 from dataclasses import replace
 from typing import Any, NoReturn
 
+from ._version import __version__
 from .config import add_options, from_args, integer
 from .errors import RnnkitError, RnnkitWarning, TrainingDiverged
 from .process import tune_process
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .tasks.lm import SampleConfig
 
     parser = _Parser(prog="rnnkit", description="Recurrent neural networks on a CPU.")
+    parser.add_argument(
+        "--version", action="version", version=f"rnnkit {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a model for a task")

@@ -156,7 +156,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], what: st
         raise OutputError(f"{label}{str(path)!r} is a folder; expected a file path")
     folder = path.parent
     if not folder.is_dir():
-        raise OutputError(f"{label}folder {str(folder)!r} does not exist; expected an existing one")
+        raise OutputError(
+            f"{label}cannot write {str(path)!r}: its folder {str(folder)!r} does not exist; "
+            "expected an existing one"
+        )
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

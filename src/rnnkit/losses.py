@@ -25,16 +25,35 @@ def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
     Subtracting the max makes every exponent <= 0, so nothing overflows.
     """
-    z = np.asarray(logits)
+    z = _logits("log_softmax", logits, axis)
     shifted = z - np.max(z, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """``softmax(z)_c = exp(z_c - m) / sum_k exp(z_k - m)`` with ``m = max_k z_k``."""
-    z = np.asarray(logits)
+    z = _logits("softmax", logits, axis)
     e = np.exp(z - np.max(z, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _logits(name: str, logits: object, axis: object) -> np.ndarray:
+    """``logits`` as a numeric array with a non-empty ``axis``, or a one-line error."""
+    try:
+        z = np.asarray(logits)
+    except (ValueError, TypeError):
+        raise InputError(
+            f"{name}: expected logits as a rectangular array, got a ragged {type(logits).__name__}"
+        ) from None
+    if z.dtype.kind not in "fiu":
+        raise InputError(f"{name}: expected numeric logits, got dtype {z.dtype}")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise InputError(f"{name}: expected an integer axis, got {type(axis).__name__}")
+    if not -z.ndim <= axis < z.ndim:
+        raise ShapeError(f"{name}: axis {axis} is out of range for logits of shape {z.shape}")
+    if z.shape[axis] == 0:
+        raise ShapeError(f"{name}: expected at least one class along axis {axis}, got {z.shape}")
+    return z
 
 
 def _check_reduction(name: str, reduction: str) -> None:

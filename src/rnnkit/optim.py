@@ -13,7 +13,7 @@ Symbols in the docstrings: ``theta`` parameter, ``g`` gradient, ``t`` step count
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,9 +42,13 @@ class HasParameters(Protocol):
 Params = HasParameters | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def _check(owner: str, arg: str, value: Any, ok: bool, expected: str) -> None:
-    """One-line error naming the component, the argument, what was expected and what came."""
-    if not ok:
+def _check(owner: str, arg: str, value: Any, ok: Callable[[float], bool], expected: str) -> None:
+    """One-line error naming the component, the argument, what was expected and what came,
+    when ``value`` is not a real number or ``ok(value)`` is false."""
+    number = isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, (bool, np.bool_)) or not number:
+        raise InputError(f"{owner}: expected {arg} a number {expected}, got {value!r:.60}")
+    if not ok(value):
         raise InputError(f"{owner}: expected {arg} {expected}, got {value!r}")
 
 
@@ -68,7 +72,7 @@ class Optimizer:
                 f"{name}: expected a module with named_parameters()/named_grads() or a "
                 f"(params, grads) tuple, got {type(params).__name__}"
             )
-        _check(name, "lr", lr, lr >= 0, ">= 0")
+        _check(name, "lr", lr, lambda v: v >= 0, ">= 0")
         self.lr = float(lr)
         self.t = 0  # steps taken so far
         p, g = self.parameters(), self.gradients()
@@ -154,8 +158,8 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         name = type(self).__name__
-        _check(name, "momentum", momentum, momentum >= 0, ">= 0")
-        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        _check(name, "momentum", momentum, lambda v: v >= 0, ">= 0")
+        _check(name, "weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise InputError(f"{name}: nesterov requires momentum > 0 and dampening = 0")
         self.momentum, self.dampening = float(momentum), float(dampening)
@@ -199,10 +203,12 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         name = type(self).__name__
-        _check(name, "betas[0]", betas[0], 0 <= betas[0] < 1, "in [0, 1)")
-        _check(name, "betas[1]", betas[1], 0 <= betas[1] < 1, "in [0, 1)")
-        _check(name, "eps", eps, eps > 0, "> 0")
-        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise InputError(f"{name}: expected betas a pair of numbers, got {betas!r:.60}")
+        _check(name, "betas[0]", betas[0], lambda v: 0 <= v < 1, "in [0, 1)")
+        _check(name, "betas[1]", betas[1], lambda v: 0 <= v < 1, "in [0, 1)")
+        _check(name, "eps", eps, lambda v: v > 0, "> 0")
+        _check(name, "weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay = float(eps), float(weight_decay)
         super().__init__(params, lr)
@@ -266,10 +272,10 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         name = type(self).__name__
-        _check(name, "alpha", alpha, 0 <= alpha < 1, "in [0, 1)")
-        _check(name, "eps", eps, eps > 0, "> 0")
-        _check(name, "momentum", momentum, momentum >= 0, ">= 0")
-        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        _check(name, "alpha", alpha, lambda v: 0 <= v < 1, "in [0, 1)")
+        _check(name, "eps", eps, lambda v: v > 0, "> 0")
+        _check(name, "momentum", momentum, lambda v: v >= 0, ">= 0")
+        _check(name, "weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
         self.centered, self.weight_decay = bool(centered), float(weight_decay)
         super().__init__(params, lr)
@@ -320,10 +326,10 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
     ) -> None:
         name, init = type(self).__name__, initial_accumulator_value
-        _check(name, "lr_decay", lr_decay, lr_decay >= 0, ">= 0")
-        _check(name, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
-        _check(name, "initial_accumulator_value", init, init >= 0, ">= 0")
-        _check(name, "eps", eps, eps > 0, "> 0")
+        _check(name, "lr_decay", lr_decay, lambda v: v >= 0, ">= 0")
+        _check(name, "weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
+        _check(name, "initial_accumulator_value", init, lambda v: v >= 0, ">= 0")
+        _check(name, "eps", eps, lambda v: v > 0, "> 0")
         self.lr_decay, self.weight_decay, self.eps = (
             float(lr_decay),
             float(weight_decay),
@@ -353,8 +359,15 @@ def clip_grad_norm(grads: HasParameters | Mapping[str, np.ndarray], max_norm: fl
     ``torch.nn.utils.clip_grad_norm_`` does. Returns the norm before clipping. A non-finite
     norm is returned as is and nothing is scaled (the training loop treats it as divergence).
     """
-    _check("clip_grad_norm", "max_norm", max_norm, max_norm > 0, "> 0")
+    _check("clip_grad_norm", "max_norm", max_norm, lambda v: v > 0, "> 0")
     arrays = grads.named_grads() if hasattr(grads, "named_grads") else grads
+    if not isinstance(arrays, Mapping) or not all(
+        isinstance(g, np.ndarray) and g.dtype.kind == "f" for g in arrays.values()
+    ):
+        raise InputError(
+            "clip_grad_norm: expected a module or a dict of float gradient arrays, got "
+            f"{type(grads).__name__}"
+        )
     norm = math.sqrt(math.fsum(np.sum(np.square(g, dtype=np.float64)) for g in arrays.values()))
     coef = float(max_norm) / (norm + 1e-6)
     if math.isfinite(norm) and coef < 1.0:

@@ -149,7 +149,11 @@ class _Transposed:
 
 def quantize(model: Module, kind: str = "int8") -> Module:
     """A copy of ``model`` whose weight matrices are stored as ``kind`` (int8 or bfloat16)."""
-    if kind not in KINDS:
+    if not isinstance(model, Module):
+        raise InputError(
+            f"quantize: expected an rnnkit model (a Module), got {type(model).__name__}"
+        )
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InputError(f"quantize: kind must be one of {KINDS}, got {kind!r}")
     small = copy.deepcopy(model)
 

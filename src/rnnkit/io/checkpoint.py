@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, RnnkitError
 from ..files import atomic_write, digest
 from ..layers.module import MODULE_REGISTRY, Module
 
@@ -61,6 +61,21 @@ def save(
         raise InputError(f"save: expected a file path, got {type(path).__name__}")
     path = Path(path)
     name = type(model).__name__
+    try:
+        config = json.dumps(dataclasses.asdict(model.config))
+    except NotImplementedError:
+        raise InputError(
+            f"save: expected a model with a config (a layer or a task model), got {name}; "
+            "save each of its parts"
+        ) from None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputError(f"save: expected metadata as a dict, got {type(metadata).__name__}")
+    try:
+        extra = json.dumps(metadata or {})
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"save: expected metadata that JSON can hold ({exc})") from None
+    if arrays is not None and not isinstance(arrays, dict):
+        raise InputError(f"save: expected arrays as a dict of arrays, got {type(arrays).__name__}")
     tensors: dict[str, np.ndarray] = {}
     for key, value in model.named_parameters().items():
         if not isinstance(value, np.ndarray):
@@ -74,14 +89,22 @@ def save(
             )
         tensors[key] = np.ascontiguousarray(value)
     for key, value in (arrays or {}).items():
-        tensors[EXTRA_PREFIX + key] = np.ascontiguousarray(value)
+        array = (
+            np.asarray(value) if isinstance(value, (np.ndarray, list, tuple, int, float)) else None
+        )
+        if not isinstance(key, str) or array is None or array.dtype.kind not in "biuf":
+            raise InputError(
+                f"save: expected arrays as a dict of str to numeric arrays, got {key!r:.40}: "
+                f"{type(value).__name__}"
+            )
+        tensors[EXTRA_PREFIX + key] = np.ascontiguousarray(array)
     meta = {
         "format": "rnnkit",
         "format_version": FORMAT_VERSION,
         "rnnkit_version": __version__,
         "class": name,
-        "config": json.dumps(dataclasses.asdict(model.config)),
-        "extra": json.dumps(metadata or {}),
+        "config": config,
+        "extra": extra,
     }
     meta["checksum"] = digest(tensors, meta)
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), "save")
@@ -100,10 +123,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
         raise CheckpointError(
-            f"load: {str(path)!r} is not a readable safetensors file ({exc})"
-        ) from exc
+            f"load: {str(path)!r} is not a readable safetensors file ({reason})"
+        ) from None
     if meta.get("format") != "rnnkit":
         raise CheckpointError(
             f"load: {str(path)!r} has no rnnkit metadata; expected a file written by rnnkit.save"
@@ -126,9 +150,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         config = cls.config_class(**json.loads(meta["config"]))
         extra = json.loads(meta.get("extra", "{}"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"load: {str(path)!r} has a malformed config ({exc})") from exc
-    model = cls.from_config(config)
+        if not isinstance(extra, dict):
+            raise TypeError(f"extra is a {type(extra).__name__}, expected a JSON object")
+        model = cls.from_config(config)
+    except (KeyError, TypeError, ValueError, OverflowError, MemoryError, RnnkitError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"load: {str(path)!r} has a malformed config ({reason})") from None
     weights = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
     arrays = {k[len(EXTRA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
     try:

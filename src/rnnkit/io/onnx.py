@@ -22,13 +22,15 @@ from typing import Any, cast
 
 import numpy as np
 
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, RnnkitError
+from ..files import atomic_write
 from ..layers import GRU, LSTM, RNN
 from ..layers.recurrent import Recurrent
 
 # ONNX block k takes PyTorch block ORDER[k]; the inverse map restores PyTorch's order.
 ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN_TANH": [0], "RNN_RELU": [0]}
 OP = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}
+MIN_OPSET = 10  # Slice with its bounds as inputs
 
 
 def _onnx() -> Any:
@@ -53,7 +55,20 @@ def export_onnx(layer: Recurrent, path: str | os.PathLike, opset: int = 17) -> P
         raise InputError(
             f"export_onnx: expected an RNN, LSTM or GRU layer, got {type(layer).__name__}"
         )
+    kind = getattr(layer, "quantized", None)
+    if kind:
+        raise InputError(
+            f"export_onnx: expected a float layer, got a {kind}-quantized "
+            f"{type(layer).__name__}; export the float layer"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"export_onnx: expected a file path, got {type(path).__name__}")
     onnx = _onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise InputError(
+            f"export_onnx: expected opset an integer in [{MIN_OPSET}, {newest}], got {opset!r:.40}"
+        )
     from onnx import TensorProto, helper, numpy_helper
 
     mode, H, D, L = layer.cell.name, layer.hidden_size, layer.num_directions, layer.num_layers
@@ -135,9 +150,7 @@ def export_onnx(layer: Recurrent, path: str | os.PathLike, opset: int = 17) -> P
         },
     )
     onnx.checker.check_model(model)
-    path = Path(path)
-    onnx.save(model, str(path))
-    return path
+    return atomic_write(path, lambda tmp: onnx.save(model, tmp), "export_onnx")
 
 
 def import_onnx(path: str | os.PathLike) -> Recurrent:
@@ -145,13 +158,18 @@ def import_onnx(path: str | os.PathLike) -> Recurrent:
     onnx = _onnx()
     from onnx import numpy_helper
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"import_onnx: expected a file path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"import_onnx: no such file {str(path)!r}")
     try:
         model = onnx.load(str(path))
     except Exception as exc:
-        raise CheckpointError(f"import_onnx: {str(path)!r} is not an ONNX model ({exc})") from None
+        reason = " ".join(str(exc).split())[:200]
+        raise CheckpointError(
+            f"import_onnx: {str(path)!r} is not an ONNX model ({reason})"
+        ) from None
     props = {p.key: p.value for p in model.metadata_props}
     classes: dict[str, type[Recurrent]] = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
     if props.get("rnnkit_class") not in classes:
@@ -161,9 +179,22 @@ def import_onnx(path: str | os.PathLike) -> Recurrent:
         )
     from ..layers.recurrent import RecurrentConfig
 
-    config = RecurrentConfig(**json.loads(props["rnnkit_config"]))
-    layer = cast(Recurrent, classes[props["rnnkit_class"]].from_config(config))
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    try:
+        config = RecurrentConfig(**json.loads(props["rnnkit_config"]))
+        layer = cast(Recurrent, classes[props["rnnkit_class"]].from_config(config))
+        inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        state = _weights_from(inits, config, layer)
+        layer.load_state_dict(state)
+    except (RnnkitError, KeyError, IndexError, TypeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise CheckpointError(
+            f"import_onnx: {str(path)!r} is not a well-formed rnnkit export ({reason})"
+        ) from None
+    return layer
+
+
+def _weights_from(inits: dict[str, np.ndarray], config: Any, layer: Recurrent) -> dict:
+    """The layer's state dict from the exported ``W{k}``, ``R{k}``, ``B{k}`` initializers."""
     mode, G, H = config.mode, layer.cell.gates, config.hidden_size
     state = {}
     for k in range(config.num_layers):
@@ -174,5 +205,4 @@ def import_onnx(path: str | os.PathLike) -> Recurrent:
             if config.bias:
                 state[f"bias_ih_{s}"] = _reorder(B[d, : G * H], mode, inverse=True)
                 state[f"bias_hh_{s}"] = _reorder(B[d, G * H :], mode, inverse=True)
-    layer.load_state_dict(state)
-    return layer
+    return state

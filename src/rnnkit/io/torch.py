@@ -36,6 +36,12 @@ def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
 
 def to_torch(layer: Module) -> Any:
     """The equivalent ``torch.nn`` module, with the same weights, in the same dtype."""
+    kind = getattr(layer, "quantized", None) if isinstance(layer, Module) else None
+    if kind:
+        raise InputError(
+            f"to_torch: expected a float model, got a {kind}-quantized "
+            f"{type(layer).__name__}; convert the float model before quantizing"
+        )
     torch = _torch()
     nn = torch.nn
     dt = _torch_dtype(torch, getattr(layer, "dtype", np.dtype(np.float32)))
@@ -81,12 +87,42 @@ def to_torch(layer: Module) -> Any:
     return module
 
 
+def _weights(torch: Any, module: Any) -> dict[str, np.ndarray]:
+    """The module's state dict as NumPy arrays; float16 and bfloat16 widened to float32,
+    which is exact (every float16 and bfloat16 value is a float32 value)."""
+    out = {}
+    for key, v in module.state_dict().items():
+        v = v.detach()
+        if v.dtype in (torch.float16, torch.bfloat16):
+            v = v.float()
+        out[key] = v.cpu().numpy()
+    return out
+
+
 def from_torch(module: Any, seed: int | None = None) -> Module:
-    """The rnnkit layer equivalent to a ``torch.nn`` module, with the same weights and dtype."""
+    """The rnnkit layer equivalent to a ``torch.nn`` module, with the same weights and dtype.
+
+    rnnkit computes in float32 or float64: a float64 module gives a float64 layer, and any
+    other floating dtype (float32, float16, bfloat16) a float32 one, its weights widened
+    exactly.
+    """
     torch = _torch()
     nn = torch.nn
+    if not isinstance(module, nn.Module):
+        raise InputError(f"from_torch: expected a torch.nn module, got {type(module).__name__}")
     params = list(module.parameters())
-    dtype = "float64" if params and params[0].dtype == torch.float64 else "float32"
+    for p in params:
+        if not p.dtype.is_floating_point:
+            raise InputError(
+                f"from_torch: expected floating-point weights, got {type(module).__name__} "
+                f"with {p.dtype}"
+            )
+        if p.device.type == "meta":
+            raise InputError(
+                f"from_torch: expected weights with values, got {type(module).__name__} "
+                "on the meta device"
+            )
+    dtype = "float64" if any(p.dtype == torch.float64 for p in params) else "float32"
     layer: Module
     if isinstance(module, (nn.RNN, nn.LSTM, nn.GRU)):
         if getattr(module, "proj_size", 0):
@@ -116,7 +152,7 @@ def from_torch(module: Any, seed: int | None = None) -> Module:
     elif type(module).__name__ == "TorchLanguageModel":
         config = replace(LMConfig(**module.config), dtype=dtype)
         layer = LanguageModel(**asdict(config), seed=seed)
-        state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        state = _weights(torch, module)
         if config.tie_weights:
             del state["head.weight"]  # the same array as embedding.weight
         layer.load_state_dict(state)
@@ -125,5 +161,5 @@ def from_torch(module: Any, seed: int | None = None) -> Module:
         layer = Embedding(module.num_embeddings, module.embedding_dim, seed, dtype)
     else:
         raise InputError(f"from_torch: no rnnkit equivalent of {type(module).__name__}")
-    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    layer.load_state_dict(_weights(torch, module))
     return layer

@@ -13,7 +13,16 @@ import numpy as np
 from ..cells import CELLS, CellSpec
 from ..engine.sequence import Weights
 from ..errors import InputError
-from .checks import as_float_array, check_finite, check_shape, positive_int, resolve_dtype
+from .checks import (
+    as_float_array,
+    batch_size,
+    check_finite,
+    check_shape,
+    flag,
+    positive_int,
+    resolve_dtype,
+    seed_value,
+)
 from .module import Module
 
 
@@ -37,9 +46,9 @@ class _Cell(Module):
         self.cell: CellSpec = CELLS[mode]
         self.input_size = positive_int(name, "input_size", input_size)
         self.hidden_size = positive_int(name, "hidden_size", hidden_size)
-        self.bias = bool(bias)
+        self.bias = flag(name, "bias", bias)
         self.dtype = resolve_dtype(name, dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed_value(name, seed))
         G, H, bound = self.cell.gates, self.hidden_size, 1.0 / np.sqrt(self.hidden_size)
         shapes: dict[str, tuple[int, ...]] = {
             "weight_ih": (G * H, self.input_size),
@@ -57,6 +66,7 @@ class _Cell(Module):
         )
 
     def initial_state(self, batch: int):
+        batch = batch_size(type(self).__name__, batch)
         carry = self.cell.initial_carry(batch, self.hidden_size, self.dtype)
         return carry if self.cell.carry_size == 2 else carry[0]
 

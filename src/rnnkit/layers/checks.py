@@ -11,22 +11,72 @@ from ..errors import InputError, ShapeError
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def show(value: object, limit: int = 60) -> str:
+    """``repr(value)`` on one line and at most ``limit`` characters, for messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def resolve_dtype(name: str, dtype: Any) -> np.dtype:
-    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if isinstance(dtype, str):
+        key = dtype
+    elif isinstance(dtype, (type, np.dtype)):
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            key = ""
+    else:  # numbers, arrays, booleans: not a dtype, even where numpy would read one
+        key = ""
     if key not in DTYPES:
-        raise InputError(f"{name}: dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise InputError(f"{name}: dtype must be 'float32' or 'float64', got {show(dtype)}")
     return np.dtype(DTYPES[key])
+
+
+def flag(name: str, arg: str, value: object) -> bool:
+    """A yes/no option: True or False (or numpy's), never a string such as 'False'."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InputError(f"{name}: {arg} must be True or False, got {show(value)}")
+
+
+def probability(name: str, arg: str, value: object) -> float:
+    """A number in [0, 1), such as a dropout rate."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise InputError(f"{name}: {arg} must be a number in [0, 1), got {show(value)}")
+    if not 0.0 <= float(value) < 1.0:
+        raise InputError(f"{name}: {arg} must lie in [0, 1), got {show(value)}")
+    return float(value)
+
+
+def seed_value(name: str, seed: object) -> int | None:
+    """A random seed: None or a non-negative integer."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"{name}: seed must be None or a non-negative integer, got {show(seed)}")
+    return int(seed)
 
 
 def as_float_array(name: str, what: str, value: object, dtype: np.dtype) -> np.ndarray:
     """Convert to a float array of ``dtype``; say what was given when that is impossible."""
     try:
         arr = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise InputError(f"{name}: {what} must be an array, got {type(value).__name__}") from exc
+    except (ValueError, TypeError):  # ragged lists and the like
+        raise InputError(
+            f"{name}: {what} must be a rectangular array, got a ragged {type(value).__name__}"
+        ) from None
     if arr.dtype.kind not in "fiub":
         raise InputError(f"{name}: {what} must be numeric, got dtype {arr.dtype}")
     return np.asarray(arr, dtype=dtype, order="C")  # keeps 0-d input 0-d
+
+
+def batch_size(name: str, batch: object) -> int:
+    """The ``batch`` of ``initial_state(batch)``: a non-negative integer."""
+    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 0:
+        raise InputError(f"{name}: batch must be a non-negative integer, got {show(batch)}")
+    return int(batch)
 
 
 def check_finite(name: str, what: str, arr: np.ndarray) -> None:
@@ -40,7 +90,7 @@ def check_finite(name: str, what: str, arr: np.ndarray) -> None:
 
 def positive_int(name: str, arg: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InputError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        raise InputError(f"{name}: {arg} must be a positive integer, got {show(value)}")
     return int(value)
 
 

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, ShapeError
-from .checks import as_float_array, check_finite, check_shape, positive_int, resolve_dtype
+from .checks import (
+    as_float_array,
+    check_finite,
+    check_shape,
+    positive_int,
+    resolve_dtype,
+    seed_value,
+)
 from .module import Module
 
 
@@ -40,7 +47,7 @@ class Linear(Module):
         self.in_features = positive_int("Linear", "in_features", in_features)
         self.out_features = positive_int("Linear", "out_features", out_features)
         self.dtype = resolve_dtype("Linear", dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed_value("Linear", seed))
         bound = 1.0 / np.sqrt(self.in_features)  # PyTorch's kaiming_uniform(a=sqrt(5)) bound
         shape = (self.out_features, self.in_features)
         self._add_param("weight", rng.uniform(-bound, bound, shape).astype(self.dtype))
@@ -112,7 +119,7 @@ class Embedding(Module):
         self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)
         self.dtype = resolve_dtype("Embedding", dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed_value("Embedding", seed))
         shape = (self.num_embeddings, self.embedding_dim)
         self._add_param("weight", rng.standard_normal(shape).astype(self.dtype))
 
@@ -121,7 +128,13 @@ class Embedding(Module):
         return EmbeddingConfig(self.num_embeddings, self.embedding_dim, self.dtype.name)
 
     def _ids(self, ids) -> np.ndarray:
-        arr = np.asarray(ids)
+        try:
+            arr = np.asarray(ids)
+        except (ValueError, TypeError):
+            raise InputError(
+                f"Embedding: expected a rectangular array of integer ids, got a ragged "
+                f"{type(ids).__name__}"
+            ) from None
         if arr.dtype.kind not in "iu":
             raise InputError(f"Embedding: expected integer ids, got dtype {arr.dtype}")
         if arr.size and (arr.min() < 0 or arr.max() >= self.num_embeddings):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 
 # Every Module subclass, by class name, so a checkpoint can name the class to rebuild.
 MODULE_REGISTRY: dict[str, type[Module]] = {}
@@ -119,6 +119,11 @@ class Module:
         """
         own = self.named_parameters()
         name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise CheckpointError(
+                f"{name}: expected a state dict (a mapping of key to array), got "
+                f"{type(state).__name__}"
+            )
         missing = [k for k in own if k not in state]
         if missing:
             shape = tuple(own[missing[0]].shape)
@@ -129,6 +134,10 @@ class Module:
             raise CheckpointError(f"{name}: unexpected key {extra[0]!r} with shape {shape}")
         for key, dst in own.items():
             src = np.asarray(state[key])
+            if src.dtype.kind not in "fiu":
+                raise CheckpointError(
+                    f"{name}: key {key!r} expected a float array, got dtype {src.dtype}"
+                )
             if src.shape != dst.shape:
                 raise CheckpointError(
                     f"{name}: key {key!r} expected shape {tuple(dst.shape)}, got {tuple(src.shape)}"
@@ -166,6 +175,15 @@ class ModuleList(Module):
 
     def __init__(self, modules: list[Module]) -> None:
         super().__init__()
+        if not isinstance(modules, (list, tuple)):
+            raise InputError(
+                f"ModuleList: expected a list of rnnkit modules, got {type(modules).__name__}"
+            )
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise InputError(
+                    f"ModuleList: expected rnnkit modules, got {type(m).__name__} at index {i}"
+                )
         self.children = {str(i): m for i, m in enumerate(modules)}
 
     def __getitem__(self, index: int) -> Module:

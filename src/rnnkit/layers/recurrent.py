@@ -27,11 +27,15 @@ from ..engine.sequence import Weights, sequence_backward, sequence_forward
 from ..errors import InputError
 from .checks import (
     as_float_array,
+    batch_size,
     check_finite,
     check_lengths,
     check_shape,
+    flag,
     positive_int,
+    probability,
     resolve_dtype,
+    seed_value,
 )
 from .module import Module
 
@@ -88,21 +92,19 @@ class Recurrent(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if mode not in CELLS:
+        if not isinstance(mode, str) or mode not in CELLS:
             raise InputError(f"{name}: unknown mode {mode!r}; expected one of {sorted(CELLS)}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise InputError(f"{name}: dropout must lie in [0, 1), got {dropout!r}")
         self.cell: CellSpec = CELLS[mode]
         self.input_size = positive_int(name, "input_size", input_size)
         self.hidden_size = positive_int(name, "hidden_size", hidden_size)
         self.num_layers = positive_int(name, "num_layers", num_layers)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
-        self.bidirectional = bool(bidirectional)
+        self.bias = flag(name, "bias", bias)
+        self.batch_first = flag(name, "batch_first", batch_first)
+        self.dropout = probability(name, "dropout", dropout)
+        self.bidirectional = flag(name, "bidirectional", bidirectional)
         self.dtype = resolve_dtype(name, dtype)
         self.num_directions = 2 if self.bidirectional else 1
-        seeds = np.random.SeedSequence(seed).spawn(2)
+        seeds = np.random.SeedSequence(seed_value(name, seed)).spawn(2)
         self.rng = np.random.default_rng(seeds[1])
         self._init_params(np.random.default_rng(seeds[0]))
         self.grad_norms: np.ndarray | None = None
@@ -160,6 +162,7 @@ class Recurrent(Module):
 
     def initial_state(self, batch: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Zeros shaped like ``h_n`` (``(h_n, c_n)`` for an LSTM) for ``batch`` sequences."""
+        batch = batch_size(type(self).__name__, batch)
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         h = np.zeros(shape, dtype=self.dtype)
         return (h, h.copy()) if self.is_lstm else h

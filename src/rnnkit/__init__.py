@@ -6,7 +6,16 @@ process-wide settings it runs fastest with are made by `tune_process`, when aske
 
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
 from ._version import __version__
-from .errors import CheckpointError, InputError, RnnkitError, ShapeError
+from .errors import (
+    CheckpointError,
+    InputError,
+    OutputError,
+    ResourceError,
+    RnnkitError,
+    RnnkitWarning,
+    ShapeError,
+    TrainingDiverged,
+)
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -80,8 +89,12 @@ __all__ = [
     # errors
     "CheckpointError",
     "InputError",
+    "OutputError",
+    "ResourceError",
     "RnnkitError",
+    "RnnkitWarning",
     "ShapeError",
+    "TrainingDiverged",
     # the process's BLAS threads and malloc, tuned only when asked
     "ProcessTuning",
     "tune_process",

@@ -245,7 +245,7 @@ def train_lm(
 def load_lm(path: str | Path) -> tuple[LanguageModel, Vocabulary]:
     """A language model checkpoint: the model and its vocabulary."""
     ckpt = load_checkpoint(path)
-    if not isinstance(ckpt.model, LanguageModel) or "vocab" not in ckpt.metadata:
+    if not isinstance(ckpt.model, LanguageModel):
         raise CheckpointError(
             f"generate: {str(path)!r} holds a {type(ckpt.model).__name__}, "
             "expected a language model trained by 'rnnkit train lm'"

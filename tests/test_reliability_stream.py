@@ -297,29 +297,31 @@ def test_stream_counts_unknown_symbols_in_each_answer(tmp_path, monkeypatch, cap
 
 
 # -- 7. StreamPool from several threads --------------------------------------------------------
-def test_pool_is_safe_across_threads():
-    layer = rnnkit.GRU(3, 6, 2, seed=0)
-    pool = rnnkit.StreamPool(layer)
-    owners = {t: [f"{t}-{k}" for k in range(3 + t)] for t in range(4)}  # 18 streams, 4 threads
-    steps = 60
+def _x(sid: str, i: int) -> np.ndarray:
+    seed = sum(map(ord, sid)) * 1000 + i
+    return np.random.default_rng(seed).standard_normal(3).astype(np.float32)
 
-    def x(sid: str, i: int) -> np.ndarray:
-        seed = sum(map(ord, sid)) * 1000 + i
-        return np.random.default_rng(seed).standard_normal(3).astype(np.float32)
+
+def _pool_under_threads(layer, threads: int = 8, steps: int = 40) -> tuple[rnnkit.StreamPool, dict]:
+    """Each thread steps its two streams, joining a stream at every step (the store grows
+    while others step) and leaving every other one (slots are reused); a watcher thread reads
+    and serialises states all along."""
+    pool = rnnkit.StreamPool(layer)
+    owners = {t: [f"{t}-{k}" for k in range(2)] for t in range(threads)}
 
     def work(t: int) -> None:
-        ids = owners[t]
         for i in range(steps):
-            if i % 20 == 0:  # joins happen while other threads step: the store grows
-                pool.join(f"{t}-late-{i}")
-            pool.step({sid: x(sid, i) for sid in ids})
+            pool.join(f"{t}-tmp-{i}")
+            pool.step({sid: _x(sid, i) for sid in owners[t]})
+            if i % 2:
+                pool.leave(f"{t}-tmp-{i}")
 
     def watch(stop: threading.Event) -> None:
         probe = rnnkit.Stream(layer)
         while not stop.is_set():
             for sid in owners[0]:
                 probe.state = pool.state(sid)
-                probe.state_bytes()
+                rnnkit.Stream(layer).load_state_bytes(probe.state_bytes())
 
     for ids in owners.values():
         for sid in ids:
@@ -327,16 +329,29 @@ def test_pool_is_safe_across_threads():
     stop = threading.Event()
     watcher = threading.Thread(target=watch, args=(stop,))
     workers = [threading.Thread(target=work, args=(t,)) for t in owners]
-    watcher.start()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    stop.set()
-    watcher.join()
-    for ids in owners.values():
-        for sid in ids:
-            alone = rnnkit.Stream(layer)
-            alone.feed(np.stack([x(sid, i) for i in range(steps)]))
-            np.testing.assert_allclose(pool.state(sid), alone.state, rtol=1e-6, atol=1e-6)
-    assert len(pool) == 18 + 4 * 3
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        watcher.start()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        stop.set()
+        watcher.join()
+        sys.setswitchinterval(interval)
+    return pool, owners
+
+
+def test_pool_is_safe_across_threads():
+    layer = rnnkit.LSTM(3, 6, 1, seed=0)  # two state parts: a torn store shows in either
+    for _ in range(3):  # without the lock, most rounds lose some stream's steps
+        pool, owners = _pool_under_threads(layer)
+        for ids in owners.values():
+            for sid in ids:
+                alone = rnnkit.Stream(layer)
+                alone.feed(np.stack([_x(sid, i) for i in range(40)]))
+                for got, want in zip(pool.state(sid), alone.state, strict=True):
+                    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        assert len(pool) == 8 * (2 + 20)  # its own two, and the temporary ones it kept

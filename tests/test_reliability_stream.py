@@ -296,6 +296,14 @@ def test_stream_counts_unknown_symbols_in_each_answer(tmp_path, monkeypatch, cap
     assert all({"tokens", "nll", "next", "p_next"} <= set(r) for r in rows)
 
 
+def test_stream_reads_bytes_that_are_not_utf8_as_unknown(tmp_path, monkeypatch, capsys):
+    path = _lm(tmp_path, "abc de\n")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ab\xffc\n"), "utf-8"))
+    assert rnnkit.cli.main(["stream", str(path)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["tokens"] == 5 and row["unknown"] == 1
+
+
 # -- 7. StreamPool from several threads --------------------------------------------------------
 def _x(sid: str, i: int) -> np.ndarray:
     seed = sum(map(ord, sid)) * 1000 + i

@@ -145,10 +145,9 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = from_args(SampleConfig, args)
     model, vocab = load_lm(args.checkpoint)
-    sys.stdout.write(cfg.prime)
-    for piece in generate(
-        model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed
-    ):
+    pieces = generate(model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed)
+    sys.stdout.write(cfg.prime)  # after generate's checks and warnings
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
@@ -170,21 +169,23 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if args.state and server.stream.state is not None:
                 server.stream.save_state(args.state)
-    if report.signal is not None:
-        import signal
-
-        name = signal.Signals(report.signal).name
-        if not args.state:
-            saved = "no --state given, the state is not saved"
-        elif server.stream.state is None:
-            saved = f"no state yet, {args.state!r} left as it was"
-        else:
-            saved = f"state saved to {args.state!r}"
-        print(
-            f"rnnkit stream: stopped by {name} after {report.lines} lines; {saved}", file=sys.stderr
-        )
+    if report.signal is not None:  # one line, then 128 + the signal's number, as shells do
+        print(_stopped_message(report, args.state, server.stream.state), file=sys.stderr)
         raise SystemExit(128 + report.signal)
     return {"lines": report.lines, "errors": report.errors}
+
+
+def _stopped_message(report: Any, state_path: str | None, state: Any) -> str:
+    import signal
+
+    if not state_path:
+        saved = "no --state given, the state is not saved"
+    elif state is None:
+        saved = f"no state yet, {state_path!r} left as it was"
+    else:
+        saved = f"state saved to {state_path!r}"
+    name = signal.Signals(report.signal).name
+    return f"rnnkit stream: stopped by {name} after {report.lines} lines; {saved}"
 
 
 def _load_stream_state(server: Any, args: argparse.Namespace) -> None:

@@ -53,8 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "--state",
         default=None,
-        help="load the state from FILE at start (if it exists) and save it "
-        "there at exit, atomically (default: none, start from zeros)",
+        help="load the state from FILE at start (if it exists) and save it there at exit, "
+        "also on SIGTERM or SIGINT, atomically; its folder is created if missing "
+        "(default: none, start from zeros)",
+    )
+    stream.add_argument(
+        "--force",
+        action="store_true",
+        help="let --state replace an existing file that is not an rnnkit state, instead of "
+        "refusing to start (default: off)",
     )
     stream.add_argument(
         "--on-error",
@@ -157,10 +164,9 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = from_args(SampleConfig, args)
     model, vocab = load_lm(args.checkpoint)
-    sys.stdout.write(cfg.prime)
-    for piece in generate(
-        model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed
-    ):
+    pieces = generate(model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed)
+    sys.stdout.write(cfg.prime)  # after generate's checks and warnings
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
@@ -168,19 +174,48 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _stream(args: argparse.Namespace) -> dict[str, Any]:
-    from pathlib import Path
-
-    from .tasks.streaming import LineServer, serve
+    from .tasks.streaming import LineServer, StopSignal, serve
 
     server = LineServer(args.checkpoint, args.quantize)
-    if args.state and Path(args.state).exists():
-        server.stream.load_state(args.state)
-    try:
-        report = serve(server, sys.stdin, sys.stdout, sys.stderr, args.on_error)
-    finally:
-        if args.state and server.stream.state is not None:
-            server.stream.save_state(args.state)
+    if args.state:
+        _load_stream_state(server, args)
+    if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8: unknown, not a traceback
+        sys.stdin.reconfigure(errors="replace")
+    stop = StopSignal()
+    with stop.installed():  # SIGTERM, SIGINT: stop after the current line, then save
+        try:
+            report = serve(server, sys.stdin, sys.stdout, sys.stderr, args.on_error, stop)
+        finally:
+            if args.state and server.stream.state is not None:
+                server.stream.save_state(args.state)
+    if report.signal is not None:  # one line, then 128 + the signal's number, as shells do
+        print(_stopped_message(report, args.state, server.stream.state), file=sys.stderr)
+        raise SystemExit(128 + report.signal)
     return {"lines": report.lines, "errors": report.errors}
+
+
+def _stopped_message(report: Any, state_path: str | None, state: Any) -> str:
+    import signal
+
+    if not state_path:
+        saved = "no --state given, the state is not saved"
+    elif state is None:
+        saved = f"no state yet, {state_path!r} left as it was"
+    else:
+        saved = f"state saved to {state_path!r}"
+    name = signal.Signals(report.signal).name
+    return f"rnnkit stream: stopped by {name} after {report.lines} lines; {saved}"
+
+
+def _load_stream_state(server: Any, args: argparse.Namespace) -> None:
+    """Check --state before any input is read; load it when it holds a state."""
+    from .files import check_output, is_rnnkit_file
+
+    path = check_output(
+        args.state, "state", inputs=(args.checkpoint,), force=args.force, what="--state"
+    )
+    if path.exists() and is_rnnkit_file(path, "state"):  # else --force: replaced at exit
+        server.stream.load_state(path)
 
 
 def _demo(args: argparse.Namespace) -> dict[str, Any]:

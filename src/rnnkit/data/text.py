@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import sysconfig
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 
 CHAR_UNK = "\ufffd"  # the replacement character stands for characters never seen in training
 WORD_UNK = "<unk>"
@@ -113,6 +113,37 @@ class Vocabulary:
         ordered = sorted(ranked) if level == "char" else ranked
         return cls((unk, *ordered), level)
 
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, object], size: int, source: str) -> Vocabulary:
+        """The vocabulary a language-model checkpoint records (``vocab``, ``level``), checked
+        before use: distinct non-empty strings, as many as the model's ``size`` (its embedding
+        rows and head outputs), level "char" or "word". Else `CheckpointError` naming
+        ``source`` (the component and the file)."""
+        tokens, level = metadata.get("vocab"), metadata.get("level", "char")
+        if tokens is None:
+            raise CheckpointError(
+                f"{source} has no vocabulary in its metadata; expected a language model "
+                "trained by 'rnnkit train lm'"
+            )
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            raise CheckpointError(
+                f"{source}: expected its vocabulary to be a list of non-empty strings, "
+                f"got {_describe(tokens)}"
+            )
+        if len(set(tokens)) != len(tokens):
+            repeated = sorted(t for t, n in Counter(tokens).items() if n > 1)[:5]
+            raise CheckpointError(
+                f"{source}: expected distinct tokens in its vocabulary, got repeats of {repeated}"
+            )
+        if len(tokens) != size:
+            raise CheckpointError(
+                f"{source}: its vocabulary has {len(tokens)} tokens, expected {size} "
+                "(the model's embedding rows); the metadata does not belong to these weights"
+            )
+        if level not in ("char", "word"):
+            raise CheckpointError(f"{source}: expected level 'char' or 'word', got {level!r}")
+        return cls(tuple(tokens), str(level))
+
     @property
     def unk(self) -> str:
         return self.tokens[0]
@@ -149,6 +180,14 @@ class Vocabulary:
         if previous is None:
             return self.decode([token])
         return self.decode([previous, token])[len(self.decode([previous])) :]
+
+
+def _describe(value: object) -> str:
+    """A short description of a malformed metadata value, for an error message."""
+    if isinstance(value, list):
+        bad = next((t for t in value if not (isinstance(t, str) and t)), None)
+        return f"a list holding {bad!r}"
+    return type(value).__name__
 
 
 # -- batches of parallel streams -------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +53,11 @@ def _fingerprint(model: Module) -> str:
 
 
 class Stream:
-    """One model's state, stepped one input at a time, for one stream or a batch of them."""
+    """One model's state, stepped one input at a time, for one stream or a batch of them.
+
+    One Stream, one thread: it takes no lock (a step is a few microseconds). Streams served
+    from several threads share a `StreamPool`, which does lock.
+    """
 
     def __init__(self, model: Module) -> None:
         if not hasattr(model, "stream_forward"):
@@ -247,6 +252,10 @@ class StreamPool:
     The states live in one array per state part, a column (slot) per stream, so a step gathers
     the active columns, runs the model once on them and scatters the new states back: the
     Python work per step does not grow with the number of streams beyond reading the inputs.
+
+    Thread-safe: `step`, `join`, `leave`, `state` and the queries hold one lock, so calls from
+    several threads run one at a time and never lose or mix the states of streams (a step
+    that grows the store, or a column reused after `leave`, is never seen half done).
     """
 
     def __init__(self, model: Module) -> None:
@@ -256,6 +265,7 @@ class StreamPool:
         self._store = [np.zeros((p.shape[0], 0, p.shape[2]), p.dtype) for p in _parts(self._like)]
         self._slot: dict[Hashable, int] = {}  # stream id -> its column in the store
         self._free: list[int] = []
+        self._lock = threading.Lock()
 
     def _take_slot(self) -> int:
         if not self._free:  # double the store
@@ -282,28 +292,35 @@ class StreamPool:
                 raise ShapeError(
                     f"StreamPool: a joining stream's state has batch 1, got {parts[0].shape[1]}"
                 )
-        slot = self._take_slot()
-        for store, part in zip(self._store, parts, strict=True):
-            store[:, slot] = part[:, 0]
-        self._slot[stream_id] = slot
+        with self._lock:
+            if stream_id in self._slot:  # joined by another thread meanwhile
+                raise InputError(f"StreamPool: stream {stream_id!r} has already joined")
+            slot = self._take_slot()
+            for store, part in zip(self._store, parts, strict=True):
+                store[:, slot] = part[:, 0]
+            self._slot[stream_id] = slot
 
     def leave(self, stream_id: Hashable) -> None:
-        if stream_id not in self._slot:
-            raise InputError(f"StreamPool: no stream {stream_id!r}")
-        self._free.append(self._slot.pop(stream_id))
+        with self._lock:
+            if stream_id not in self._slot:
+                raise InputError(f"StreamPool: no stream {stream_id!r}")
+            self._free.append(self._slot.pop(stream_id))
 
     def __contains__(self, stream_id: Hashable) -> bool:
-        return stream_id in self._slot
+        with self._lock:
+            return stream_id in self._slot
 
     def __len__(self) -> int:
-        return len(self._slot)
+        with self._lock:
+            return len(self._slot)
 
     def state(self, stream_id: Hashable) -> State:
-        """One stream's state, batch 1, as a `Stream` holds it."""
-        if stream_id not in self._slot:
-            raise InputError(f"StreamPool: no stream {stream_id!r}")
-        slot = self._slot[stream_id]
-        return _pack(tuple(p[:, slot : slot + 1].copy() for p in self._store), self._like)
+        """One stream's state, batch 1, as a `Stream` holds it (a copy)."""
+        with self._lock:
+            if stream_id not in self._slot:
+                raise InputError(f"StreamPool: no stream {stream_id!r}")
+            slot = self._slot[stream_id]
+            return _pack(tuple(p[:, slot : slot + 1].copy() for p in self._store), self._like)
 
     def step(self, inputs: Mapping[StreamId, Any]) -> dict[StreamId, np.ndarray]:
         """Advance the streams named in ``inputs`` by one step, batched; their outputs by id."""
@@ -311,16 +328,20 @@ class StreamPool:
             return {}
         ids = list(inputs)
         try:
-            slots = np.fromiter((self._slot[k] for k in ids), np.intp, len(ids))
-        except KeyError as exc:
-            raise InputError(f"StreamPool: no stream {exc.args[0]!r}; join it first") from None
-        try:
             x = np.stack([np.asarray(inputs[k]) for k in ids])  # (B, F) or (B,) ids
         except ValueError:
             shapes = sorted({np.shape(inputs[k]) for k in ids})
             raise ShapeError(
                 f"StreamPool: every input must have the same shape, got shapes {shapes}"
             ) from None
+        with self._lock:  # from reading the slots to writing the new states back
+            return self._step_locked(ids, x)
+
+    def _step_locked(self, ids: list, x: np.ndarray) -> dict:
+        try:
+            slots = np.fromiter((self._slot[k] for k in ids), np.intp, len(ids))
+        except KeyError as exc:
+            raise InputError(f"StreamPool: no stream {exc.args[0]!r}; join it first") from None
         state = _pack(tuple(p[:, slots] for p in self._store), self._like)  # gathered copies
         plan = self._stream._plan
         done = plan.step_many(x, state) if plan is not None else None

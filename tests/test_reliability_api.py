@@ -169,12 +169,15 @@ def test_save_state_into_a_missing_folder_or_onto_a_folder(tmp_path: Path, gru: 
         stream.save_state(tmp_path)
 
 
-@pytest.mark.xfail(
-    reason="stream/runtime.py (another helper's file): Path(None) raises TypeError", strict=False
-)
-def test_load_state_of_none(gru: rnnkit.GRU) -> None:
-    with pytest.raises(RnnkitError):
-        rnnkit.Stream(gru).load_state(None)
+def test_state_files_and_bytes_of_the_wrong_type(gru: rnnkit.GRU) -> None:
+    stream = rnnkit.Stream(gru)
+    stream.step(np.ones(3, np.float32))
+    for call in (stream.load_state, stream.save_state, stream.load_state_bytes):
+        for bad in (None, 42):
+            with pytest.raises(RnnkitError, match="expected"):
+                call(bad)
+    with pytest.raises(rnnkit.ShapeError, match="ragged"):
+        stream.step([[1.0, 2.0, 3.0], [1.0]])
 
 
 # -- checkpoints ----------------------------------------------------------------------------

@@ -75,7 +75,12 @@ class Stream:
     # -- inputs ----------------------------------------------------------------------------
     def _as_batch(self, x: Any, steps: bool) -> tuple[np.ndarray, bool]:
         """(T, B, ...) from one step or a chunk, for one stream or a batch; and `single`."""
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except ValueError:  # a ragged list
+            raise ShapeError(
+                f"Stream: expected an array of numbers, got a ragged {type(x).__name__}"
+            ) from None
         base = 0 if self.takes_ids else 1  # rank of one step of one stream
         rank = arr.ndim - (1 if steps else 0)
         if rank not in (base, base + 1):
@@ -107,7 +112,7 @@ class Stream:
         """One step: ``x`` is ``(F,)`` (or a token id) for one stream, ``(B, F)`` for B."""
         plan = self._plan
         if plan is not None:  # the fused paths; None: the general path below decides
-            ndim = x.ndim if type(x) is np.ndarray else np.ndim(x)
+            ndim = x.ndim if type(x) is np.ndarray else _ndim(x)
             if ndim == (0 if self.takes_ids else 1):  # one stream
                 done = plan.step(x, self._state) if self._single is not False else None
                 if done is not None:
@@ -194,6 +199,11 @@ class Stream:
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InputError(
+                f"{source}: expected the bytes of a saved state, got {type(data).__name__}"
+            )
+        data = bytes(data)
         try:
             tensors = load(data)
             meta = _read_metadata(data)
@@ -224,13 +234,29 @@ class Stream:
 
     def save_state(self, path: str | os.PathLike) -> None:
         """Write the state to ``path`` atomically (temporary file, then rename)."""
+        _check_path(path, "Stream.save_state")
         write_bytes_atomic(path, self.state_bytes(), "Stream.save_state")
 
     def load_state(self, path: str | os.PathLike) -> None:
+        _check_path(path, "Stream.load_state")
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"Stream: no such state file {str(path)!r}")
         self.load_state_bytes(path.read_bytes(), f"Stream: state file {str(path)!r}")
+
+
+def _ndim(x: Any) -> int:
+    try:
+        return int(np.ndim(x))
+    except ValueError:  # a ragged list
+        raise ShapeError(
+            f"Stream: expected an array of numbers, got a ragged {type(x).__name__}"
+        ) from None
+
+
+def _check_path(path: Any, who: str) -> None:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"{who}: expected a file path, got {type(path).__name__}")
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:

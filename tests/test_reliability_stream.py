@@ -21,6 +21,7 @@ from rnnkit.data.text import Vocabulary
 from rnnkit.errors import RnnkitWarning
 from rnnkit.files import digest
 from rnnkit.models import LanguageModel
+from rnnkit.signals import StopSignal
 from rnnkit.tasks import streaming
 from rnnkit.tasks.lm import generate, load_lm
 from rnnkit.tasks.streaming import LineError, LineServer, serve
@@ -173,7 +174,7 @@ def test_signal_stops_after_the_line_and_saves_the_state(tmp_path, signum):
 
 def test_a_stop_asked_during_a_line_is_taken_after_its_answer(tmp_path):
     _, model = _gru(tmp_path)
-    stop = streaming.StopSignal()
+    stop = StopSignal()
 
     class Signalled(LineServer):  # the signal lands while the second line is answered
         def end(self) -> str:

@@ -21,6 +21,7 @@ from ._version import __version__
 from .config import add_options, from_args, integer
 from .errors import RnnkitError, RnnkitWarning, TrainingDiverged
 from .process import tune_process
+from .signals import Stopped
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,7 +175,8 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _stream(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.streaming import LineServer, StopSignal, serve
+    from .signals import StopSignal
+    from .tasks.streaming import LineServer, serve
 
     server = LineServer(args.checkpoint, args.quantize)
     if args.state:
@@ -329,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except RnnkitError as exc:
         print(f"rnnkit: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # a second SIGINT or SIGTERM: at once, files intact (atomic writes)
+        print(f"rnnkit: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130

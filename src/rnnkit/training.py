@@ -17,9 +17,7 @@ Files, for ``out = runs/lm.safetensors``: ``runs/lm.safetensors`` (best by valid
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from .io.checkpoint import Checkpoint, load_checkpoint, save
 from .layers.module import Module
 from .optim import AdamW, clip_grad_norm
 from .schedules import CosineLR
+from .signals import StopSignal
 
 
 class Objective(Protocol):
@@ -153,13 +152,13 @@ class Trainer:
         self.tokens = 0
         self.best_val = math.inf
         self.history: dict[str, list] = {"train": [], "val": []}  # [loss], [[step, loss]]
-        self._stop_requested = False  # set by SIGINT, SIGTERM or `request_stop`
+        self._stop = StopSignal()  # asked for by SIGINT, SIGTERM or `request_stop`
         if not self.out.parent.is_dir():
             self.out.parent.mkdir(parents=True, exist_ok=True)
 
     def request_stop(self) -> None:
         """Stop after the current step, evaluate, and save the state to resume from."""
-        self._stop_requested = True
+        self._stop.request()
 
     @property
     def first_loss(self) -> float | None:
@@ -314,11 +313,11 @@ class Trainer:
         stopped = "budget"
         run_start = time.perf_counter() - self.elapsed
         next_line = time.perf_counter() + self.progress_every  # plain progress lines
-        self._stop_requested = False
-        previous_handlers = _install_stop_handlers(self)
-        try:
+        self._stop.clear()
+        # SIGINT, SIGTERM: finish the step, evaluate, save; a second one aborts (`Stopped`)
+        with self._stop.installed(), self._stop.armed():
             with bar:
-                while self._fraction() < 1.0 and not self._stop_requested:
+                while self._fraction() < 1.0 and not self._stop.requested:
                     loss = self._train_one_step()
                     self.elapsed = time.perf_counter() - run_start
                     if self.step % self.cfg.eval_every == 0:
@@ -336,17 +335,18 @@ class Trainer:
                         next_line = time.perf_counter() + self.progress_every
                     if self.on_step is not None:
                         self.on_step(self)  # a hook: progress reports, tests, early stops
-                if self._stop_requested:
+                if self._stop.requested:
                     stopped = "interrupted"
-                    say(f"interrupted at step {self.step}: saving to resume later")
+                    say(
+                        f"interrupted at step {self.step} ({self._stop.name}): "
+                        "saving to resume later"
+                    )
                 if stopped == "interrupted" or not (
                     self.history["val"] and self.history["val"][-1][0] == self.step
                 ):
                     last_val = self._evaluate(say)
             self.elapsed = time.perf_counter() - run_start
             self._save_last()
-        finally:
-            _restore_stop_handlers(previous_handlers)
         self.plot()
         return TrainResult(
             steps=self.step,
@@ -479,29 +479,6 @@ def _duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _install_stop_handlers(trainer: Trainer) -> dict[int, Any]:
-    """SIGINT (Ctrl-C) and SIGTERM (``kill``, a scheduler's time limit) finish the current
-    step, then the run evaluates, saves and stops; a second signal aborts at once
-    (`KeyboardInterrupt`), the files on disk intact (they are written atomically)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum: int, frame: Any) -> None:
-        if trainer._stop_requested:
-            raise KeyboardInterrupt
-        trainer._stop_requested = True
-
-    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-
-
-def _restore_stop_handlers(previous: dict[int, Any]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
 
 
 def _scalars(opt_state: dict[str, Any]) -> dict[str, Any]:

@@ -19,13 +19,9 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 
@@ -34,6 +30,7 @@ from ..errors import InputError
 from ..io.checkpoint import load_checkpoint
 from ..losses import log_softmax
 from ..models.language import LanguageModel
+from ..signals import Stopped, StopSignal
 from ..stream import Stream
 
 PIECE = 65536  # characters read from the input at once
@@ -201,55 +198,6 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-# -- stopping on a signal ----------------------------------------------------------------------
-class Stopped(Exception):
-    """Raised by `StopSignal` out of a blocked read."""
-
-
-class StopSignal:
-    """SIGTERM and SIGINT, caught: a stop is asked for, and taken after the current line.
-
-    While the server waits for input (`waiting`), the handler stops it at once; a second
-    signal during a line stops it at once too (the state then holds the line as far as fed).
-    Outside `serve` (saving the state, say) a signal is only recorded.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._waiting = False
-        self._serving = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        again = self.signum is not None
-        self.signum = signum
-        if self._waiting or (again and self._serving):
-            raise Stopped(signum)
-
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Around a read that may block: a signal now stops at once."""
-        self._waiting = True  # set before the check, so no signal falls between the two
-        try:
-            if self.signum is not None:
-                raise Stopped(self.signum)
-            yield
-        finally:
-            self._waiting = False
-
-    @contextmanager
-    def installed(self, signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
-        """Catch ``signums`` inside the block (only the main thread can; elsewhere, not)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in signums}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
 # -- the loop ----------------------------------------------------------------------------------
 def serve(
     server: LineServer,
@@ -263,29 +211,39 @@ def serve(
     ``lines`` is read with ``readline(PIECE)``; ``stop`` ends the loop between lines."""
     stop = stop or StopSignal()
     report = StreamReport()
-    number = 0
-    stop._serving = True
     try:
-        while stop.signum is None and _read_line(server, lines, stop):
-            number += 1
-            try:
-                answer = server.end()
-            except LineError as exc:
-                report.errors += 1
-                if on_error == "stop":  # the caller reports it, as its one line
-                    raise LineError(f"line {number}: {exc}") from None
-                err.write(f"rnnkit stream: line {number}: {exc}\n")
-                err.flush()
-                continue
-            out.write(answer + "\n")
-            out.flush()
-            report.lines += 1
+        with stop.armed():  # a second signal during a line: at once
+            _answer_lines(server, lines, out, err, on_error, stop, report)
     except Stopped:
         pass
-    finally:
-        stop._serving = False
     report.signal = stop.signum
     return report
+
+
+def _answer_lines(
+    server: LineServer,
+    lines: IO[str],
+    out: IO[str],
+    err: IO[str],
+    on_error: str,
+    stop: StopSignal,
+    report: StreamReport,
+) -> None:
+    number = 0
+    while not stop.requested and _read_line(server, lines, stop):
+        number += 1
+        try:
+            answer = server.end()
+        except LineError as exc:
+            report.errors += 1
+            if on_error == "stop":  # the caller reports it, as its one line
+                raise LineError(f"line {number}: {exc}") from None
+            err.write(f"rnnkit stream: line {number}: {exc}\n")
+            err.flush()
+            continue
+        out.write(answer + "\n")
+        out.flush()
+        report.lines += 1
 
 
 def _read_line(server: LineServer, lines: IO[str], stop: StopSignal) -> bool:

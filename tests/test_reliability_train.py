@@ -106,6 +106,23 @@ def test_a_file_that_is_not_rnnkits_needs_force_and_the_plot_is_rnnkits(tmp_path
     _one_line_error(code, err, "is not an rnnkit png file")
 
 
+def test_a_loss_plot_from_before_signed_pngs_is_replaced(tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert _run(_train(tmp_path), capsys)[0] == 0
+    png = tmp_path / "lm.loss.png"
+    fig = plt.figure()
+    fig.savefig(png)  # matplotlib's own Software tag, as rnnkit wrote its plots before
+    plt.close(fig)
+    assert not is_rnnkit_file(png, "png")
+    code, _, err = _run(_train(tmp_path), capsys)
+    assert code == 0, err
+    assert is_rnnkit_file(png, "png")
+
+
 # -- 2. runs know who they are ----------------------------------------------------------------
 def test_checkpoints_record_the_data_and_the_run(tmp_path, capsys):
     code, _, err = _run(_train(tmp_path), capsys)

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import flag_of
 from ..data.text import Vocabulary
 from ..errors import CheckpointError, ResourceError, RnnkitWarning
-from ..files import check_output, text_fingerprint
+from ..files import check_output, is_rnnkit_file, text_fingerprint
 from ..memory import available_memory, gib, lm_training_memory
 from ..training import last_path, plot_path
 
@@ -34,7 +34,17 @@ def check_outputs(cfg: Any, force: bool) -> None:
     inputs = (cfg.text, cfg.valid)
     check_output(out, "checkpoint", inputs=inputs, force=force)
     check_output(last_path(out), "checkpoint", inputs=inputs, force=force, what="--out (.last)")
-    check_output(plot_path(out), "png", inputs=inputs, force=force, what="--out (loss plot)")
+    plot = plot_path(out)
+    # a matplotlib PNG beside an rnnkit checkpoint is the run's own plot, from before rnnkit
+    # signed its PNGs (so a `make run` after an upgrade goes on)
+    legacy = plot.exists() and is_rnnkit_file(out, "checkpoint") and _is_matplotlib_png(plot)
+    check_output(plot, "png", inputs=inputs, force=force or legacy, what="--out (loss plot)")
+
+
+def _is_matplotlib_png(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Software\x00Matplotlib" in head
 
 
 def check_memory(cfg: Any, vocab_size: int) -> None:

@@ -123,7 +123,7 @@ def main() -> int:
             "--warmup",
             "2",
         ]
-        args.minutes, args.repeats, args.throughput_steps = 0.05, 2, 4
+        args.minutes, args.repeats, args.throughput_steps = 0.05, 1, 4
     args.out.mkdir(parents=True, exist_ok=True)
     budget = ["--minutes", str(args.minutes)]
 

@@ -26,7 +26,7 @@ def _quick(script: str, out: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_bench_quick_mode_measures_every_side(tmp_path):
-    proc = _quick("bench.py", tmp_path)
+    proc = _quick("bench.py", tmp_path, "--repeats", "1")  # one round: a smoke test
     result = json.loads((tmp_path / "bench.json").read_text())
     sides = {side for got in result["medians"].values() for side in got}
     assert {"rnnkit", "torch", "torch-cell", "torch-seq", "ort"} <= sides

@@ -37,8 +37,14 @@ def run(src: Path, args: list[str], cwd: Path, stdin: str = "") -> tuple[int, st
         env=env,
         timeout=600,
     )
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    return proc.returncode, (lines[-1] if lines else "")
+    return proc.returncode, last_line(proc.stderr)
+
+
+def last_line(err: str) -> str:
+    """The last line rnnkit wrote as itself (an error, a warning), else the last line."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    own = [line for line in lines if line.startswith("rnnkit")]
+    return (own or lines or [""])[-1]
 
 
 def python(src: Path, code: str, cwd: Path) -> tuple[int, str]:

@@ -30,8 +30,10 @@ from .layers import (
     LSTMCell,
     Module,
     ModuleList,
+    Pool,
     Recurrent,
     RNNCell,
+    Sequential,
 )
 from .losses import cross_entropy, log_softmax, mse, softmax
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
@@ -51,8 +53,10 @@ __all__ = [
     "Linear",
     "Module",
     "ModuleList",
+    "Pool",
     "RNNCell",
     "Recurrent",
+    "Sequential",
     # losses
     "cross_entropy",
     "log_softmax",

@@ -3,7 +3,9 @@
 from .cell import GRUCell, LSTMCell, RNNCell
 from .dense import Embedding, Linear
 from .module import Module, ModuleList
+from .pool import Pool
 from .recurrent import Recurrent, RecurrentConfig
+from .sequential import Sequential
 from .torch_like import GRU, LSTM, RNN
 
 __all__ = [
@@ -16,7 +18,9 @@ __all__ = [
     "Linear",
     "Module",
     "ModuleList",
+    "Pool",
     "RNNCell",
     "Recurrent",
     "RecurrentConfig",
+    "Sequential",
 ]

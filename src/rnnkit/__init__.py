@@ -24,8 +24,12 @@ from .layers import (
     GRU,
     LSTM,
     RNN,
+    Attention,
+    AttentionPool,
+    Dropout,
     Embedding,
     GRUCell,
+    LayerNorm,
     Linear,
     LSTMCell,
     Module,
@@ -44,6 +48,10 @@ from .stream import Stream, StreamPool
 
 __all__ = [
     # layers
+    "Attention",
+    "AttentionPool",
+    "Dropout",
+    "LayerNorm",
     "GRU",
     "LSTM",
     "RNN",

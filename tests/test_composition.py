@@ -347,3 +347,40 @@ def test_every_new_module_round_trips_through_save_and_load(tmp_path):
     att = Attention(3, 4, kind="general", seed=3, dtype="float64")
     rnnkit.save(att, tmp_path / "a.safetensors")
     assert rnnkit.load(tmp_path / "a.safetensors").config == att.config
+
+
+def test_time_distributed_chain_finite_differences():
+    """Linear and LayerNorm on (T, B, F) act at every step; the chain ends in attention pooling."""
+    model = Sequential(
+        Linear(3, 5, seed=0, dtype="float64"),
+        LayerNorm(5, dtype="float64"),
+        Dropout(0.5, variational=True, seed=1),
+        rnnkit.LSTM(5, 4, seed=2, dtype="float64"),
+        AttentionPool(4, 3, seed=3, dtype="float64"),
+        Linear(4, 2, seed=4, dtype="float64"),
+    ).eval()  # dropout off, so the finite differences see the same function
+    x = np.random.default_rng(15).standard_normal((4, 3, 3))
+    w = np.random.default_rng(16).standard_normal((3, 2))
+    check_module(
+        model, x, w, lambda x: model(x, LENGTHS), lambda x: model.forward_train(x, LENGTHS)
+    )
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        Pool("max"),
+        Dropout(0.3, variational=True, seed=0),
+        LayerNorm(4),
+        AttentionPool(4, 3, seed=0),
+    ],
+)
+def test_float32_stays_float32(module):
+    x = np.random.default_rng(17).standard_normal((5, 2, 4)).astype(np.float32)
+    y, backward = module.forward_train(x)
+    dx = backward(np.ones_like(y))
+    assert y.dtype == np.float32 and dx.dtype == np.float32
+    att = Attention(4, 4, kind="additive", seed=0)
+    (c, a), back = att.forward_train(x[0], x)
+    dq, dk = back(np.ones_like(c))
+    assert {c.dtype, a.dtype, dq.dtype, dk.dtype} == {np.dtype(np.float32)}

@@ -33,7 +33,18 @@ from .layers import (
     Recurrent,
     RNNCell,
 )
-from .losses import cross_entropy, log_softmax, mse, softmax
+from .losses import (
+    bce_with_logits,
+    cross_entropy,
+    ctc_beam_decode,
+    ctc_greedy_decode,
+    ctc_loss,
+    gaussian_nll,
+    log_softmax,
+    mse,
+    pinball,
+    softmax,
+)
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .process import ProcessTuning, tune_process
 from .quantize import quantize
@@ -54,9 +65,15 @@ __all__ = [
     "RNNCell",
     "Recurrent",
     # losses
+    "bce_with_logits",
     "cross_entropy",
+    "ctc_beam_decode",
+    "ctc_greedy_decode",
+    "ctc_loss",
+    "gaussian_nll",
     "log_softmax",
     "mse",
+    "pinball",
     "softmax",
     # optimizers and schedules
     "SGD",

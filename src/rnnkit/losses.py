@@ -266,7 +266,11 @@ def bce_with_logits(
     q = np.ones((), dtype=z.dtype)
     if pos_weight is not None:
         q = np.asarray(pos_weight, dtype=z.dtype)
-        if np.broadcast_shapes(q.shape, z.shape) != z.shape:
+        try:
+            fits = np.broadcast_shapes(q.shape, z.shape) == z.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise ShapeError(
                 f"{name}: expected pos_weight broadcastable to {z.shape}, got {q.shape}"
             )

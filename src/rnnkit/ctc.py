@@ -47,6 +47,15 @@ def _lse2(a, b):
     return m + np.log(np.exp(a - m) + np.exp(b - m))
 
 
+@njit(inline="always")
+def _lse3(a, b, c):
+    """``log(exp(a) + exp(b) + exp(c))``: one logarithm for the three terms of a recursion."""
+    m = max(a, b, c)
+    if m == NEG_INF:
+        return NEG_INF
+    return m + np.log(np.exp(a - m) + np.exp(b - m) + np.exp(c - m))
+
+
 @njit(cache=True, error_model="numpy")
 def _ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank):
     """Per-sequence ``loss_b`` (B,) and ``exp(lp) - gamma`` (T, B, C), float64, as above."""
@@ -71,12 +80,12 @@ def _ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank):
             alpha[0, 1] = lp[0, b, ext[1]]
         for t in range(1, T_b):
             for s in range(L):
-                a = alpha[t - 1, s]
-                if s >= 1:
-                    a = _lse2(a, alpha[t - 1, s - 1])
+                stay = alpha[t - 1, s]
+                move = alpha[t - 1, s - 1] if s >= 1 else NEG_INF
+                skip = NEG_INF  # over the blank between two different labels
                 if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                    a = _lse2(a, alpha[t - 1, s - 2])  # skip the blank between two labels
-                alpha[t, s] = a + lp[t, b, ext[s]]
+                    skip = alpha[t - 1, s - 2]
+                alpha[t, s] = _lse3(stay, move, skip) + lp[t, b, ext[s]]
         log_p = alpha[T_b - 1, L - 1]
         if L > 1:
             log_p = _lse2(log_p, alpha[T_b - 1, L - 2])
@@ -90,12 +99,12 @@ def _ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank):
             beta[last, L - 2] = lp[last, b, ext[L - 2]]
         for t in range(last - 1, -1, -1):
             for s in range(L):
-                a = beta[t + 1, s]
-                if s + 1 < L:
-                    a = _lse2(a, beta[t + 1, s + 1])
+                stay = beta[t + 1, s]
+                move = beta[t + 1, s + 1] if s + 1 < L else NEG_INF
+                skip = NEG_INF
                 if s + 2 < L and ext[s] != blank and ext[s] != ext[s + 2]:
-                    a = _lse2(a, beta[t + 1, s + 2])
-                beta[t, s] = a + lp[t, b, ext[s]]
+                    skip = beta[t + 1, s + 2]
+                beta[t, s] = _lse3(stay, move, skip) + lp[t, b, ext[s]]
 
         # gradient: exp(lp) - gamma, where gamma collects alpha * beta / y per class
         for t in range(T_b):
@@ -104,7 +113,10 @@ def _ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank):
                 acc[ext[s]] = _lse2(acc[ext[s]], alpha[t, s] + beta[t, s])
             for c in range(C):
                 y = lp[t, b, c]
-                grad[t, b, c] = np.exp(y) - np.exp(acc[c] - y - log_p)
+                gamma = 0.0  # a class no alignment emits here (0 unless the loss is infinite)
+                if acc[c] != NEG_INF or log_p == NEG_INF:
+                    gamma = np.exp(acc[c] - y - log_p)
+                grad[t, b, c] = np.exp(y) - gamma
     return nll, grad
 
 

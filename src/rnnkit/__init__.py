@@ -39,7 +39,18 @@ from .layers import (
     RNNCell,
     Sequential,
 )
-from .losses import cross_entropy, log_softmax, mse, softmax
+from .losses import (
+    bce_with_logits,
+    cross_entropy,
+    ctc_beam_decode,
+    ctc_greedy_decode,
+    ctc_loss,
+    gaussian_nll,
+    log_softmax,
+    mse,
+    pinball,
+    softmax,
+)
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
 from .process import ProcessTuning, tune_process
 from .quantize import quantize
@@ -66,9 +77,15 @@ __all__ = [
     "Recurrent",
     "Sequential",
     # losses
+    "bce_with_logits",
     "cross_entropy",
+    "ctc_beam_decode",
+    "ctc_greedy_decode",
+    "ctc_loss",
+    "gaussian_nll",
     "log_softmax",
     "mse",
+    "pinball",
     "softmax",
     # optimizers and schedules
     "SGD",

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import rnnkit
+from numeric import numeric_grad
 from rnnkit import (
     Attention,
     AttentionPool,
@@ -21,20 +22,6 @@ from rnnkit import (
 )
 
 LENGTHS = np.array([4, 1, 3])  # T = 4, B = 3: one full, one of a single step, one padded
-
-
-def numeric_grad(f, arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar ``f()`` with respect to ``arr`` (changed in place)."""
-    g = np.zeros_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        up = f()
-        arr[i] = old - eps
-        down = f()
-        arr[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
 
 
 def check_module(module, x, weight, call, run_train, atol=1e-7):

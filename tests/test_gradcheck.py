@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import rnnkit
+from numeric import numeric_grad as central_differences
 
 EPS = 1e-6
 TOL = 1e-6
@@ -28,16 +29,7 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
 
 def numeric_grad(loss: Callable[[], float], arr: np.ndarray) -> np.ndarray:
     """Central differences of ``loss()`` with respect to every element of ``arr`` (in place)."""
-    grad = np.zeros_like(arr, dtype=np.float64)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + EPS
-        plus = loss()
-        arr[idx] = old - EPS
-        minus = loss()
-        arr[idx] = old
-        grad[idx] = (plus - minus) / (2 * EPS)
-    return grad
+    return central_differences(loss, arr, EPS)
 
 
 def assert_close(name: str, analytic: np.ndarray, numeric: np.ndarray) -> None:

@@ -24,14 +24,20 @@ from .layers import (
     GRU,
     LSTM,
     RNN,
+    Attention,
+    AttentionPool,
+    Dropout,
     Embedding,
     GRUCell,
+    LayerNorm,
     Linear,
     LSTMCell,
     Module,
     ModuleList,
+    Pool,
     Recurrent,
     RNNCell,
+    Sequential,
 )
 from .losses import cross_entropy, log_softmax, mse, softmax
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
@@ -42,6 +48,10 @@ from .stream import Stream, StreamPool
 
 __all__ = [
     # layers
+    "Attention",
+    "AttentionPool",
+    "Dropout",
+    "LayerNorm",
     "GRU",
     "LSTM",
     "RNN",
@@ -51,8 +61,10 @@ __all__ = [
     "Linear",
     "Module",
     "ModuleList",
+    "Pool",
     "RNNCell",
     "Recurrent",
+    "Sequential",
     # losses
     "cross_entropy",
     "log_softmax",

@@ -120,3 +120,16 @@ def check_lengths(name: str, lengths: object, batch: int, steps: int) -> np.ndar
             f"got values from {arr.min()} to {arr.max()}"
         )
     return arr
+
+
+def like_input(name: str, what: str, value: object) -> np.ndarray:
+    """A float array for a module without parameters: float64 stays float64, else float32."""
+    dtype = np.float64 if getattr(value, "dtype", None) == np.float64 else np.float32
+    return as_float_array(name, what, value, np.dtype(dtype))
+
+
+def time_mask(lengths: np.ndarray | None, T: int, B: int) -> np.ndarray:
+    """``(T, B)`` booleans, True at the steps ``t < lengths[b]`` (every step without lengths)."""
+    if lengths is None:
+        return np.ones((T, B), dtype=bool)
+    return np.arange(T)[:, None] < lengths[None, :]

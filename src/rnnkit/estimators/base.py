@@ -28,6 +28,7 @@ class Estimator:
     """
 
     _estimator_type: ClassVar[str] = ""  # "classifier", "regressor": scikit-learn reads it
+    model_: Module  # the fitted network (absent before fit)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -378,7 +378,8 @@ class SequenceClassifier(Estimator):
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
         """The likeliest class of each sequence."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
         """Accuracy on ``X``, ``y``."""

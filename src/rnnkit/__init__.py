@@ -9,6 +9,7 @@ from ._version import __version__
 from .errors import (
     CheckpointError,
     InputError,
+    NotFittedError,
     OutputError,
     ResourceError,
     RnnkitError,
@@ -16,6 +17,7 @@ from .errors import (
     ShapeError,
     TrainingDiverged,
 )
+from .estimators import Estimator, SequenceClassifier
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -100,6 +102,9 @@ __all__ = [
     "WarmupLR",
     "apply_schedule",
     "clip_grad_norm",
+    # estimators
+    "Estimator",
+    "SequenceClassifier",
     # streaming
     "Stream",
     "StreamPool",
@@ -118,6 +123,7 @@ __all__ = [
     # errors
     "CheckpointError",
     "InputError",
+    "NotFittedError",
     "OutputError",
     "ResourceError",
     "RnnkitError",

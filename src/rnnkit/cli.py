@@ -42,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model for a task")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     _add_lm_arguments(tasks.add_parser("lm", help="a recurrent language model on any text"))
+    _add_classify_arguments(
+        tasks.add_parser("classify", help="a text classifier from a CSV/TSV or folders per label")
+    )
+
+    ev = sub.add_parser("evaluate", help="score a classifier on labelled data")
+    ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
+    ev.add_argument("--test", required=True, help="CSV/TSV with a header, or folders per label")
+    _add_column_arguments(ev)
+    ev.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
+
+    pr = sub.add_parser("predict", help="label each line of text with a classifier")
+    pr.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
+    pr.add_argument("files", nargs="*", help="text files, one example per line (default: stdin)")
+    pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
 
     gen = sub.add_parser("generate", help="generate text from a language-model checkpoint")
     gen.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train lm'")
@@ -133,6 +147,33 @@ def _add_lm_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_column_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", default="text", help="the text column (default: text)")
+    p.add_argument("--label-column", default="label", help="the label column (default: label)")
+
+
+def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
+    from .tasks.classify import ClassifyConfig
+
+    p.add_argument(
+        "--train",
+        required=True,
+        help="CSV/TSV with a header (text and label columns), or a folder with one subfolder "
+        "per label of .txt files, one example per line",
+    )
+    add_options(p, ClassifyConfig, exclude=("train",))
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing file that is not an rnnkit file of this kind (default: off)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final metrics as one JSON object on the last line (default: off)",
+    )
+
+
 # -- commands --------------------------------------------------------------------------------
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.lm import DEFAULT_MINUTES, LMRunConfig, SampleConfig, generate, load_lm, train_lm
@@ -158,6 +199,59 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
             sys.stdout.write(piece)
         print("\n---")
     return metrics
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    return _train_classify(args) if args.task == "classify" else _train_lm(args)
+
+
+def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.classify import ClassifyConfig, train_classify
+    from .training import log_to_stderr
+
+    metrics = train_classify(from_args(ClassifyConfig, args), args.force, log_to_stderr)
+    line = f"validation accuracy {metrics['val_accuracy']:.4f}"
+    if "test_accuracy" in metrics:
+        line += f", test accuracy {metrics['test_accuracy']:.4f}, "
+        line += f"macro-F1 {metrics['test_macro_f1']:.4f}"
+    print(f"{line}; {metrics['steps']} steps ({metrics['stopped']})")
+    print(f"checkpoint: {metrics['checkpoint']}")
+    return metrics
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.classify import evaluate
+
+    scores = evaluate(args.checkpoint, args.test, args.text_column, args.label_column)
+    print(f"{'class':20s}{'precision':>10s}{'recall':>8s}{'f1':>8s}{'support':>9s}")
+    for name, c in scores["classes"].items():
+        print(
+            f"{name[:20]:20s}{c['precision']:10.3f}{c['recall']:8.3f}{c['f1']:8.3f}"
+            f"{int(c['support']):9d}"
+        )
+    print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}")
+    return {k: scores[k] for k in ("accuracy", "macro_f1", "examples")} | {
+        "classes": scores["classes"]
+    }
+
+
+def _predict(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.classify import load_classifier, read_lines
+
+    clf = load_classifier(args.checkpoint)
+    lines = read_lines(args.files, sys.stdin)
+    if lines:
+        proba = clf.predict_proba(lines)
+        for p in proba:
+            k = int(p.argmax())
+            label, prob = str(clf.classes_[k]), float(p[k])
+            print(
+                json.dumps({"label": label, "probability": prob})
+                if args.json
+                else f"{label}\t{prob:.4f}"
+            )
+    args.json = False  # the lines are the output; no metrics line
+    return {}
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -281,7 +375,14 @@ def _progress():
     )
 
 
-COMMANDS = {"train": _train_lm, "generate": _generate, "stream": _stream, "demo": _demo}
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "generate": _generate,
+    "stream": _stream,
+    "demo": _demo,
+}
 
 
 def _restart_with_blas_timeout() -> None:

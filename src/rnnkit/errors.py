@@ -33,6 +33,11 @@ class ResourceError(RnnkitError):
     option to reduce."""
 
 
+class NotFittedError(RnnkitError, ValueError, AttributeError):
+    """An estimator was asked to predict, score or save before `fit` (the same bases as
+    scikit-learn's ``NotFittedError``)."""
+
+
 class RnnkitWarning(UserWarning):
     """Something a user should know that does not stop the work: unknown tokens in the
     validation text or the prime, a schedule stretched by ``--resume --force``. The CLI prints

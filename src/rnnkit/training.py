@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,6 +59,7 @@ class Objective(Protocol):
 class TrainConfig:
     steps: int | None = None  # budget in optimizer steps
     minutes: float | None = None  # budget in wall-clock minutes (evaluation included)
+    epochs: float | None = None  # budget in passes over the data (`Objective.steps_per_epoch`)
     lr: float = 2e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
@@ -66,10 +67,16 @@ class TrainConfig:
     clip: float = 1.0
     eval_every: int = 250
     unit: str = "token"  # what the throughput counts: "char" or "token"
+    patience: int | None = None  # stop after this many evaluations without a better one
+    guard_validation: bool = True  # a validation loss far above the first loss: diverged
 
     def __post_init__(self) -> None:
-        if self.steps is None and self.minutes is None:
-            raise InputError("TrainConfig: expected a budget: steps or minutes")
+        if self.steps is None and self.minutes is None and self.epochs is None:
+            raise InputError("TrainConfig: expected a budget: steps, minutes or epochs")
+        if self.epochs is not None and not self.epochs > 0:
+            raise InputError(f"TrainConfig: epochs must be positive, got {self.epochs}")
+        if self.patience is not None and self.patience <= 0:
+            raise InputError(f"TrainConfig: patience must be positive, got {self.patience}")
         if self.steps is not None and self.steps <= 0:
             raise InputError(f"TrainConfig: steps must be positive, got {self.steps}")
         if self.minutes is not None and not self.minutes > 0:
@@ -87,7 +94,7 @@ class TrainResult:
     tokens_per_s: float
     val_loss: float  # at the end of training
     best_val_loss: float
-    stopped: str  # "budget" or "interrupted"
+    stopped: str  # "budget", "early" (no better validation loss for `patience`) or "interrupted"
     history: dict[str, list] = field(default_factory=dict)
 
 
@@ -126,6 +133,7 @@ class Trainer:
 
     ``progress``: report progress on stderr, as a live bar when it is a terminal and as a
     plain line every ``progress_every`` seconds when it is not (a log file, a pipe).
+    ``quiet``: no evaluation lines either; ``plot=False``: no loss-curve PNG.
     """
 
     def __init__(
@@ -137,8 +145,12 @@ class Trainer:
         progress: bool = True,
         on_step: Any = None,
         progress_every: float = 30.0,
+        quiet: bool = False,
+        plot: bool = True,
     ) -> None:
-        self.objective, self.cfg, self.out = objective, cfg, Path(out)
+        self.quiet, self.write_plot = quiet, plot
+        self.objective, self.out = objective, Path(out)
+        self.cfg = cfg = with_epochs(cfg, objective)
         self.metadata = metadata or {}
         self.progress, self.on_step = progress, on_step
         self.progress_every = progress_every
@@ -151,6 +163,7 @@ class Trainer:
         self.train_seconds = 0.0  # of which spent in training steps
         self.tokens = 0
         self.best_val = math.inf
+        self.since_best = 0  # evaluations since the best one (for `TrainConfig.patience`)
         self.history: dict[str, list] = {"train": [], "val": []}  # [loss], [[step, loss]]
         self._stop = StopSignal()  # asked for by SIGINT, SIGTERM or `request_stop`
         if not self.out.parent.is_dir():
@@ -206,6 +219,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "tokens": self.tokens,
             "best_val": None if math.isinf(self.best_val) else self.best_val,
+            "since_best": self.since_best,
             "decay_start": self.decay_start,
             "history": self.history,
             "config": asdict(self.cfg),
@@ -253,6 +267,7 @@ class Trainer:
             math.inf if state["best_val"] is None or not keep_best else state["best_val"]
         )
         self.history = state["history"]
+        self.since_best = state.get("since_best", 0) if keep_best else 0
         self.decay_start = state.get("decay_start")  # older checkpoints: steps of equal time
         if self.decay_start is None and self.step >= self.cfg.warmup_steps:
             self.decay_start = self.elapsed * self.cfg.warmup_steps / self.step
@@ -264,14 +279,18 @@ class Trainer:
         self._guard_validation(val)  # before anything is saved: diverged weights never are
         self.history["val"].append([self.step, val])
         if val < self.best_val:
-            self.best_val = val
+            self.best_val, self.since_best = val, 0
             self._save_best()
+        else:
+            self.since_best += 1
         self._save_last()
         recent = self.history["train"][-50:]
         speed = self.tokens / max(self.train_seconds, 1e-9)
+        note = getattr(self.objective, "eval_note", "")  # e.g. "accuracy 0.912"
         log(
             f"step {self.step:6d}  train {np.mean(recent):.4f}  val {val:.4f} "
             f"({val / math.log(2):.3f} bits/{self.cfg.unit})  {speed:,.0f} {self.cfg.unit}s/s"
+            + (f"  {note}" if note else "")
         )
         return val
 
@@ -297,7 +316,8 @@ class Trainer:
         console = Console(stderr=True)  # evaluation lines always; progress if asked
 
         def say(message: str) -> None:
-            console.print(message, markup=False, highlight=False, soft_wrap=True)
+            if not self.quiet:
+                console.print(message, markup=False, highlight=False, soft_wrap=True)
 
         live = self.progress and console.is_terminal
         bar = Progress(
@@ -323,6 +343,13 @@ class Trainer:
                     if self.step % self.cfg.eval_every == 0:
                         last_val = self._evaluate(say)
                         self.elapsed = time.perf_counter() - run_start
+                        if self.cfg.patience is not None and self.since_best >= self.cfg.patience:
+                            stopped = "early"
+                            say(
+                                f"early stop at step {self.step}: no better validation loss "
+                                f"in {self.since_best} evaluations"
+                            )
+                            break
                     speed = self.tokens / max(self.train_seconds, 1e-9)
                     bar.update(
                         task,
@@ -347,7 +374,8 @@ class Trainer:
                     last_val = self._evaluate(say)
             self.elapsed = time.perf_counter() - run_start
             self._save_last()
-        self.plot()
+        if self.write_plot:
+            self.plot()
         return TrainResult(
             steps=self.step,
             minutes=self.elapsed / 60.0,
@@ -401,7 +429,7 @@ class Trainer:
         first = self.first_loss
         if not math.isfinite(val):
             self._diverged(f"the validation loss is {val}")
-        if first is not None and val > EXPLODED * first:
+        if self.cfg.guard_validation and first is not None and val > EXPLODED * first:
             self._diverged(
                 f"the validation loss {val:.3g} is far above the untrained model's loss "
                 f"{first:.3g} (or the validation text is unlike the training text)"
@@ -448,6 +476,21 @@ class Trainer:
         finally:
             plt.close(fig)
         return path
+
+
+def with_epochs(cfg: TrainConfig, objective: Any) -> TrainConfig:
+    """``cfg`` with an ``epochs`` budget turned into steps (the fewer, with ``steps`` too), from
+    the objective's ``steps_per_epoch``."""
+    if cfg.epochs is None:
+        return cfg
+    per_epoch = getattr(objective, "steps_per_epoch", None)
+    if not isinstance(per_epoch, int) or per_epoch <= 0:
+        raise InputError(
+            f"Trainer: an epochs budget needs an objective with steps_per_epoch, "
+            f"got {type(objective).__name__}"
+        )
+    steps = max(1, math.ceil(cfg.epochs * per_epoch))
+    return replace(cfg, steps=steps if cfg.steps is None else min(steps, cfg.steps))
 
 
 def read_last(path: Path) -> Checkpoint:

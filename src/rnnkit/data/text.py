@@ -99,15 +99,28 @@ class Vocabulary:
     level: str = "char"
 
     @classmethod
-    def build(cls, text: str, level: str = "char", max_size: int | None = None) -> Vocabulary:
-        """From training text: every character, or the ``max_size`` most frequent words."""
+    def build(
+        cls,
+        text: str | Iterable[str],
+        level: str = "char",
+        max_size: int | None = None,
+        min_count: int = 1,
+    ) -> Vocabulary:
+        """From training text (one string, or many counted together): every character, or the
+        ``max_size`` most frequent words; symbols seen fewer than ``min_count`` times are left
+        to the unknown token."""
         if level not in ("char", "word"):
             raise InputError(f"Vocabulary: level must be 'char' or 'word', got {level!r}")
-        pieces: Iterable[str] = text if level == "char" else word_tokens(text)
-        counts = Counter(pieces)
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise InputError(f"Vocabulary: min_count must be a positive integer, got {min_count!r}")
+        counts: Counter[str] = Counter()
+        for piece in [text] if isinstance(text, str) else text:
+            counts.update(piece if level == "char" else word_tokens(piece))
         unk = CHAR_UNK if level == "char" else WORD_UNK
         counts.pop(unk, None)
-        ranked = sorted(counts, key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t in counts if counts[t] >= min_count), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max_size - 1]
         ordered = sorted(ranked) if level == "char" else ranked
@@ -162,6 +175,15 @@ class Vocabulary:
         """Token ids (int64); symbols outside the vocabulary become id 0, the unknown token."""
         index = self.index
         return np.fromiter((index.get(t, 0) for t in self.split(text)), dtype=np.int64)
+
+    def encode_many(self, texts: Iterable[str]) -> list[np.ndarray]:
+        """`encode` of each text, the index built once; an empty text is one unknown token."""
+        index = self.index
+        out = []
+        for text in texts:
+            ids = np.fromiter((index.get(t, 0) for t in self.split(text)), dtype=np.int64)
+            out.append(ids if len(ids) else np.zeros(1, dtype=np.int64))
+        return out
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text from ids; at word level, spaces go between words but not before punctuation."""

@@ -31,6 +31,9 @@ from ..layers.module import MODULE_REGISTRY, Module
 FORMAT_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")  # 1: no checksum
 EXTRA_PREFIX = "extra/"
+# estimators by class name (`rnnkit.estimators.base.Estimator` registers its subclasses): a
+# checkpoint whose metadata names one loads as that estimator
+ESTIMATOR_REGISTRY: dict[str, Any] = {}
 
 
 @dataclass
@@ -50,11 +53,17 @@ def save(
 ) -> Path:
     """Write ``model`` (and optional JSON ``metadata`` and ``arrays``) to ``path`` atomically.
 
+    ``model`` may be a fitted estimator (`rnnkit.SequenceClassifier`): its network is written
+    with the estimator's parameters and learned state as metadata, and `load` returns it.
+
     The file is written to a temporary name in the same folder and renamed into place, so an
     existing checkpoint is never left half-written. Non-finite weights are refused.
     """
     from safetensors.numpy import save_file
 
+    if not isinstance(model, Module) and hasattr(model, "_checkpoint"):
+        model, own = model._checkpoint()  # an estimator: its network and what it learned
+        metadata = {**own, **(metadata or {})}
     if not isinstance(model, Module):
         raise InputError(f"save: expected an rnnkit model (a Module), got {type(model).__name__}")
     if not isinstance(path, (str, os.PathLike)):
@@ -165,6 +174,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(model, extra, arrays)
 
 
-def load(path: str | os.PathLike) -> Module:
-    """The model saved at ``path`` by `save`, rebuilt from its config, weights loaded."""
-    return load_checkpoint(path).model
+def load(path: str | os.PathLike) -> Any:
+    """The model saved at ``path`` by `save`, rebuilt from its config, weights loaded; an
+    estimator when an estimator was saved."""
+    ckpt = load_checkpoint(path)
+    name = ckpt.metadata.get("estimator")
+    if name is None:
+        return ckpt.model
+    cls = ESTIMATOR_REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise CheckpointError(f"load: {str(path)!r} holds an unknown estimator {name!r}")
+    return cls._from_checkpoint(ckpt, path)

@@ -1,0 +1,186 @@
+"""Labelled text in the formats text classification already uses.
+
+- a CSV or TSV file with a header row, one example per row: a text column and a label column
+  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, ``.csv``
+  comma-separated, others by their header line;
+- a folder with one subfolder per label, whose ``.txt`` files hold one example per line.
+
+Each problem ends in one `InputError` line naming the file and the line: a missing column, an
+empty file, a row with more or fewer fields than the header, text that is not UTF-8.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Examples read from ``source``: texts, their labels, and where each came from
+    (``'file' line N``, for messages)."""
+
+    texts: list[str]
+    labels: list[str]
+    where: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: np.ndarray) -> Labelled:
+        pick = [int(i) for i in index]
+        return Labelled(
+            [self.texts[i] for i in pick],
+            [self.labels[i] for i in pick],
+            [self.where[i] for i in pick],
+            self.source,
+        )
+
+
+def read_labelled(
+    path: str | Path, text_column: str = "text", label_column: str = "label", what: str = "data"
+) -> Labelled:
+    """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring)."""
+    path = Path(path)
+    if path.is_dir():
+        return _read_folder(path, what)
+    if not path.is_file():
+        raise InputError(f"{what}: no such file or folder {str(path)!r}")
+    return _read_table(path, text_column, label_column, what)
+
+
+def _decode(path: Path, what: str) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{what}: {str(path)!r} line {line} is not valid UTF-8 (byte {exc.start}); "
+            "expected UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def _delimiter(path: Path, header: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".tab"):
+        return "\t"
+    if suffix == ".csv":
+        return ","
+    return "\t" if "\t" in header else ","
+
+
+def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:
+    text = _decode(path, what)
+    name = repr(str(path))
+    if not text.strip():
+        raise InputError(f"{what}: {name} is empty; expected a header row and examples")
+    delimiter = _delimiter(path, text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+        for column in (text_column, label_column):
+            if column not in header:
+                raise InputError(
+                    f"{what}: {name} line 1 (the header) has no column {column!r}; found "
+                    f"{header[:8]} (name the columns with --text-column/--label-column)"
+                )
+        ti, li = header.index(text_column), header.index(label_column)
+        texts, labels, where = [], [], []
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            if len(row) != len(header):
+                sep = "tab" if delimiter == "\t" else "comma"
+                raise InputError(
+                    f"{what}: {name} line {line} has {len(row)} fields, expected "
+                    f"{len(header)} like the header (a stray {sep} or an unclosed quote?)"
+                )
+            label = row[li].strip()
+            if not label:
+                raise InputError(f"{what}: {name} line {line} has an empty label")
+            texts.append(row[ti])
+            labels.append(label)
+            where.append(f"{name} line {line}")
+    except csv.Error as exc:
+        raise InputError(
+            f"{what}: {name} line {reader.line_num} is malformed CSV ({exc})"
+        ) from None
+    if not texts:
+        raise InputError(f"{what}: {name} has a header but no examples")
+    return Labelled(texts, labels, where, str(path))
+
+
+def _read_folder(path: Path, what: str) -> Labelled:
+    name = repr(str(path))
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise InputError(
+            f"{what}: folder {name} has no subfolders; expected one subfolder per label holding "
+            ".txt files with one example per line"
+        )
+    texts, labels, where = [], [], []
+    for folder in folders:
+        for file in sorted(p for p in folder.rglob("*.txt") if p.is_file()):
+            for number, line in enumerate(_decode(file, what).splitlines(), start=1):
+                if line.strip():
+                    texts.append(line)
+                    labels.append(folder.name)
+                    where.append(f"{str(file)!r} line {number}")
+    if not texts:
+        raise InputError(
+            f"{what}: folder {name} holds no examples; expected .txt files with one example "
+            "per line in its subfolders (one per label)"
+        )
+    return Labelled(texts, labels, where, str(path))
+
+
+def check_classes(data: Labelled, what: str = "data") -> None:
+    """At least two classes, or one line naming the file."""
+    counts = Counter(data.labels)
+    if len(counts) < 2:
+        label = next(iter(counts))
+        raise InputError(
+            f"{what}: {data.source!r} has one class only ({len(data)} examples labelled "
+            f"{label!r}, e.g. {data.where[0]}); expected at least two labels"
+        )
+
+
+def check_known_labels(data: Labelled, classes: list[str], what: str = "data") -> None:
+    """Every label of ``data`` is one the model knows, or one line naming the first other."""
+    known = set(classes)
+    for label, where in zip(data.labels, data.where, strict=True):
+        if label not in known:
+            raise InputError(
+                f"{what}: {where} has the label {label!r}, which the model never saw; "
+                f"expected one of {classes[:10]}"
+            )
+
+
+def stratified_split(
+    labels: list, fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a training and a held-out part, ``fraction`` of each class held out (at
+    least one example of a class with two or more), in a random order fixed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray([str(x) for x in labels])
+    held: list[int] = []
+    for label in sorted(set(labels_arr.tolist())):
+        members = np.flatnonzero(labels_arr == label)
+        rng.shuffle(members)
+        n = int(round(fraction * len(members)))
+        if len(members) >= 2:
+            n = max(n, 1)
+        held.extend(members[:n].tolist())
+    mask = np.zeros(len(labels_arr), dtype=bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)

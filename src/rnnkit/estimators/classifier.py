@@ -1,0 +1,460 @@
+"""`SequenceClassifier`: one label for each sequence (text, token ids or feature frames).
+
+The network is a `Sequential` of existing modules, so no backward is written here:
+
+    Embedding -> LSTM/GRU/RNN (stacked, uni- or bidirectional) -> Pool or AttentionPool
+              -> Dropout -> Linear -> softmax cross-entropy (class weights as the mask)
+
+(no Embedding for ``(T_i, F)`` float features). Sequences of different lengths go in
+batches of similar lengths (`rnnkit.data.batches`), padded and passed with ``lengths``.
+Training runs through the one `Trainer`: a budget in epochs, steps or minutes, validation
+every epoch, early stopping after ``patience`` epochs without a better validation loss, the
+best weights kept, the divergence guard.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.batches import bucket_batches, pad
+from ..data.labelled import stratified_split
+from ..data.text import Vocabulary
+from ..errors import InputError
+from ..io.checkpoint import load_checkpoint
+from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
+from ..layers.module import Module
+from ..losses import cross_entropy, softmax
+from ..training import TrainConfig, Trainer
+from .base import Estimator
+
+RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+POOLING = ("mean", "max", "last", "attention")
+DEFAULT_EPOCHS = 10  # the budget when none is given
+PREDICT_BATCH = 256
+
+
+class ClassifyObjective:
+    """One training step: a bucketed batch forward and backward, class-weighted
+    cross-entropy. Batches of epoch ``e`` are drawn from a generator seeded by (seed, e),
+    so a resumed run sees the same batches; nothing is carried between steps."""
+
+    def __init__(
+        self,
+        model: Sequential,
+        train: tuple[list[np.ndarray], np.ndarray],
+        valid: tuple[list[np.ndarray], np.ndarray],
+        batch_size: int,
+        weights: np.ndarray | None,
+        seed: int,
+    ) -> None:
+        self.model, self.train, self.valid = model, train, valid
+        self.batch_size, self.weights, self.seed = batch_size, weights, seed
+        self.lengths = np.array([len(s) for s in train[0]])
+        self.steps_per_epoch = -(-len(self.lengths) // batch_size)
+        self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
+        self.eval_note = ""
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
+        return self._epoch[1]
+
+    def train_step(self, step: int) -> tuple[float, int]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        index = self._batches(epoch)[k]
+        x, lengths = pad(self.train[0], index)
+        y = self.train[1][index]
+        self.model.train()
+        logits, backward = self.model.forward_train(x, lengths)
+        mask = None if self.weights is None else self.weights[y]
+        loss, dlogits = cross_entropy(logits, y, mask=mask)
+        backward(dlogits)
+        return loss, len(index)
+
+    def evaluate(self) -> float:
+        seqs, y = self.valid
+        proba = predict_proba(self.model, seqs)
+        self.model.train()
+        nll = -np.log(np.maximum(proba[np.arange(len(y)), y], 1e-12))
+        self.eval_note = f"accuracy {np.mean(proba.argmax(1) == y):.3f}"
+        return float(np.mean(nll))
+
+    def carry_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_carry(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def predict_proba(model: Sequential, seqs: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities ``(N, C)`` of a network, in batches sorted by length."""
+    model.eval()
+    out: np.ndarray | None = None
+    for index in bucket_batches([len(s) for s in seqs], PREDICT_BATCH):
+        x, lengths = pad(seqs, index)
+        p = softmax(np.asarray(model(x, lengths), dtype=np.float64))
+        if out is None:
+            out = np.zeros((len(seqs), p.shape[1]))
+        out[index] = p
+    assert out is not None
+    return out
+
+
+class SequenceClassifier(Estimator):
+    """Classify sequences: ``SequenceClassifier().fit(X, y).predict(X)``.
+
+    ``X`` is a list of strings (tokenised by the estimator's vocabulary, ``tokens`` "char" or
+    "word"), of 1-D integer token-id arrays, or of ``(T_i, F)`` float arrays; ``y`` the labels
+    (any values numpy can sort). Learned: ``classes_``, ``model_`` (the `Sequential`),
+    ``vocab_`` (strings only), ``input_`` ("text", "ids" or "features"), ``history_``.
+
+    The budget is ``epochs``, ``steps`` or ``minutes`` (the first one reached ends training;
+    none given: 10 epochs). Without ``fit(..., X_valid, y_valid)``, a stratified
+    ``validation_fraction`` of the training data is held out. ``class_weight``: None,
+    "balanced", or a dict label -> weight.
+    """
+
+    _estimator_type = "classifier"
+    model_: Sequential
+
+    def __init__(
+        self,
+        tokens: str = "char",
+        min_count: int = 1,
+        max_vocab: int | None = None,
+        embedding_dim: int = 64,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        pooling: str = "mean",
+        attention_size: int = 64,
+        dropout: float = 0.2,
+        class_weight: Any = None,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        clip: float = 1.0,
+        epochs: float | None = None,
+        steps: int | None = None,
+        minutes: float | None = None,
+        patience: int | None = 3,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.tokens = tokens
+        self.min_count = min_count
+        self.max_vocab = max_vocab
+        self.embedding_dim = embedding_dim
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.pooling = pooling
+        self.attention_size = attention_size
+        self.dropout = dropout
+        self.class_weight = class_weight
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.clip = clip
+        self.epochs = epochs
+        self.steps = steps
+        self.minutes = minutes
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.verbose = verbose
+
+    # -- fit -----------------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Sequence[Any],
+        y: Sequence[Any],
+        X_valid: Sequence[Any] | None = None,
+        y_valid: Sequence[Any] | None = None,
+        out: str | Path | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> SequenceClassifier:
+        """Learn from ``X``, ``y``; returns self. ``out``: keep the best checkpoint there
+        (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder;
+        ``metadata`` is added to the checkpoint's."""
+        self._check_params()
+        labels = _labels(y, len(X), "fit")
+        self.classes_ = np.unique(labels)
+        if len(self.classes_) < 2:
+            raise InputError(
+                f"SequenceClassifier.fit: y has one class only ({self.classes_[0]!r}); "
+                "expected at least two"
+            )
+        targets = np.searchsorted(self.classes_, labels)
+        if X_valid is None:
+            train_i, valid_i = stratified_split(
+                labels.tolist(), self.validation_fraction, self.seed
+            )
+            if len(valid_i) == 0:
+                valid_i = train_i  # too few examples to hold any out: validate on training data
+            X_train, X_valid = [X[i] for i in train_i], [X[i] for i in valid_i]
+            y_train, y_valid_idx = targets[train_i], targets[valid_i]
+        else:
+            X_train, y_train = list(X), targets
+            v = _labels(y_valid, len(X_valid), "fit (validation)")
+            unknown = sorted(set(v.tolist()) - set(self.classes_.tolist()))
+            if unknown:
+                raise InputError(
+                    f"SequenceClassifier.fit: the validation labels {unknown[:5]} are not in y"
+                )
+            y_valid_idx = np.searchsorted(self.classes_, v)
+        self.input_ = _input_kind(X_train, "fit")
+        if self.input_ == "text":
+            self.vocab_ = Vocabulary.build(X_train, self.tokens, self.max_vocab, self.min_count)
+        self.n_inputs_ = (
+            int(max(int(np.max(s)) for s in (np.asarray(x) for x in X_train)) + 1)
+            if self.input_ == "ids"
+            else (len(self.vocab_) if self.input_ == "text" else _feature_size(X_train))
+        )
+        self.model_ = self._network()
+        objective = ClassifyObjective(
+            self.model_,
+            (self._encode(X_train, "fit"), y_train),
+            (self._encode(X_valid, "fit (validation)"), y_valid_idx),
+            self.batch_size,
+            self._weights(targets),
+            self.seed,
+        )
+        budget = (self.epochs, self.steps, self.minutes)
+        cfg = TrainConfig(
+            steps=self.steps,
+            minutes=self.minutes,
+            epochs=DEFAULT_EPOCHS if budget == (None, None, None) else self.epochs,
+            lr=self.lr,
+            min_lr=self.lr / 30,
+            warmup_steps=min(50, objective.steps_per_epoch),
+            weight_decay=self.weight_decay,
+            clip=self.clip,
+            eval_every=objective.steps_per_epoch,
+            unit="example",
+            patience=self.patience,
+            guard_validation=False,  # a rising validation loss is overfitting: patience's job
+        )
+        with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
+            path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
+            trainer = Trainer(
+                objective,
+                cfg,
+                path,
+                {**self._metadata(), **(metadata or {})},
+                progress=self.verbose,
+                quiet=not self.verbose,
+                plot=out is not None,
+            )
+            result = trainer.run()
+            self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
+        self.model_.eval()
+        self.history_ = result.history
+        self.n_steps_ = result.steps
+        self.stopped_ = result.stopped
+        self.best_val_loss_ = result.best_val_loss
+        return self
+
+    def _check_params(self) -> None:
+        if self.cell not in RECURRENT:
+            raise InputError(
+                f"SequenceClassifier: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
+            )
+        if self.pooling not in POOLING:
+            raise InputError(
+                f"SequenceClassifier: pooling must be one of {POOLING}, got {self.pooling!r}"
+            )
+        if self.tokens not in ("char", "word"):
+            raise InputError(
+                f"SequenceClassifier: tokens must be 'char' or 'word', got {self.tokens!r}"
+            )
+        if not 0 <= self.validation_fraction < 1:
+            raise InputError(
+                "SequenceClassifier: validation_fraction must be in [0, 1), "
+                f"got {self.validation_fraction!r}"
+            )
+
+    def _network(self) -> Sequential:
+        seeds = [int(s) for s in np.random.SeedSequence(self.seed).generate_state(5)]
+        directions = 2 if self.bidirectional else 1
+        width = self.hidden_size * directions
+        modules: list[Module] = []
+        size = self.n_inputs_
+        if self.input_ != "features":
+            modules.append(Embedding(self.n_inputs_, self.embedding_dim, seed=seeds[0]))
+            size = self.embedding_dim
+        modules.append(
+            RECURRENT[self.cell](
+                size,
+                self.hidden_size,
+                self.num_layers,
+                dropout=self.dropout if self.num_layers > 1 else 0.0,
+                bidirectional=self.bidirectional,
+                seed=seeds[1],
+            )
+        )
+        if self.pooling == "attention":
+            modules.append(AttentionPool(width, self.attention_size, seed=seeds[2]))
+        else:
+            last = self.pooling == "last" and self.bidirectional
+            modules.append(Pool(self.pooling, bidirectional=last))
+        if self.dropout > 0:
+            modules.append(Dropout(self.dropout, seed=seeds[3]))
+        modules.append(Linear(width, len(self.classes_), seed=seeds[4]))
+        return Sequential(*modules)
+
+    def _weights(self, targets: np.ndarray) -> np.ndarray | None:
+        """Per-class loss weights from ``class_weight``."""
+        cw = self.class_weight
+        if cw is None:
+            return None
+        C = len(self.classes_)
+        if cw == "balanced":
+            counts = np.bincount(targets, minlength=C)
+            return (len(targets) / (C * np.maximum(counts, 1))).astype(np.float32)
+        if isinstance(cw, dict):
+            w = np.ones(C, dtype=np.float32)
+            names = {str(c): i for i, c in enumerate(self.classes_.tolist())}
+            for label, weight in cw.items():
+                if str(label) not in names:
+                    raise InputError(
+                        f"SequenceClassifier: class_weight names an unknown class {label!r}"
+                    )
+                w[names[str(label)]] = float(weight)
+            return w
+        raise InputError(
+            f"SequenceClassifier: class_weight must be None, 'balanced' or a dict, got {cw!r}"
+        )
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _encode(self, X: Sequence[Any], what: str) -> list[np.ndarray]:
+        kind = _input_kind(X, what)
+        if kind != self.input_:
+            raise InputError(
+                f"SequenceClassifier.{what}: expected {_KINDS[self.input_]} as in fit, "
+                f"got {_KINDS[kind]}"
+            )
+        if kind == "text":
+            return self.vocab_.encode_many(X)
+        seqs: list[np.ndarray] = []
+        for i, x in enumerate(X):
+            a = np.asarray(x)
+            if kind == "ids":
+                a = a.astype(np.int64).reshape(-1)
+                if len(a) and (a.min() < 0 or a.max() >= self.n_inputs_):
+                    raise InputError(
+                        f"SequenceClassifier.{what}: X[{i}] holds ids outside "
+                        f"[0, {self.n_inputs_}) seen in fit"
+                    )
+                seqs.append(a if len(a) else np.zeros(1, dtype=np.int64))
+                continue
+            a = a.astype(np.float32).reshape(len(a), -1)
+            if a.shape[1] != self.n_inputs_ or len(a) == 0:
+                raise InputError(
+                    f"SequenceClassifier.{what}: X[{i}] has shape {np.shape(x)}, expected "
+                    f"(T, {self.n_inputs_}) with T >= 1"
+                )
+            if not np.all(np.isfinite(a)):
+                raise InputError(f"SequenceClassifier.{what}: X[{i}] holds NaN or infinity")
+            seqs.append(a)
+        return seqs
+
+    # -- predict -------------------------------------------------------------------------------
+    def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
+        """``(N, n_classes)`` probabilities, columns in the order of ``classes_``."""
+        self._check_fitted("predict")
+        if len(X) == 0:
+            return np.zeros((0, len(self.classes_)))
+        return predict_proba(self.model_, self._encode(X, "predict"))
+
+    def predict(self, X: Sequence[Any]) -> np.ndarray:
+        """The likeliest class of each sequence."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
+        """Accuracy on ``X``, ``y``."""
+        labels = _labels(y, len(X), "score")
+        return float(np.mean(self.predict(X) == labels))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _learned(self) -> dict[str, Any]:
+        learned: dict[str, Any] = {
+            "classes": self.classes_.tolist(),
+            "input": self.input_,
+            "n_inputs": self.n_inputs_,
+        }
+        if self.input_ == "text":
+            learned["vocab"] = list(self.vocab_.tokens)
+            learned["level"] = self.vocab_.level
+        return learned
+
+    def _restore(self, learned: dict[str, Any], model: Module) -> None:
+        self.classes_ = np.asarray(learned["classes"])
+        self.input_ = str(learned["input"])
+        self.n_inputs_ = int(learned["n_inputs"])
+        if self.input_ == "text":
+            self.vocab_ = Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
+        if not isinstance(model, Sequential):
+            raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
+        model.eval()
+        self.model_ = model
+
+
+_KINDS = {
+    "text": "strings",
+    "ids": "1-D integer token-id arrays",
+    "features": "(T, F) float arrays",
+}
+
+
+def _labels(y: Any, n: int, what: str) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != n:
+        raise InputError(
+            f"SequenceClassifier.{what}: expected y with one label per sequence ({n}), "
+            f"got shape {labels.shape}"
+        )
+    return labels
+
+
+def _input_kind(X: Sequence[Any], what: str) -> str:
+    """ "text", "ids" or "features", from the first sequence; all must be alike."""
+    if len(X) == 0:
+        raise InputError(f"SequenceClassifier.{what}: X is empty; expected sequences")
+    kinds = set()
+    for x in X:
+        if isinstance(x, str):
+            kinds.add("text")
+            continue
+        a = np.asarray(x)
+        if a.dtype.kind in "iu" and a.ndim == 1:
+            kinds.add("ids")
+        elif a.dtype.kind == "f" and a.ndim in (1, 2):
+            kinds.add("features")
+        else:
+            raise InputError(
+                f"SequenceClassifier.{what}: expected strings, 1-D integer arrays or (T, F) "
+                f"float arrays, got an array of dtype {a.dtype} and shape {a.shape}"
+            )
+        if len(kinds) > 1:
+            break
+    if len(kinds) > 1:
+        raise InputError(
+            f"SequenceClassifier.{what}: X mixes {' and '.join(_KINDS[k] for k in sorted(kinds))}"
+        )
+    return kinds.pop()
+
+
+def _feature_size(X: Sequence[Any]) -> int:
+    a = np.asarray(X[0])
+    return 1 if a.ndim == 1 else int(a.shape[1])

@@ -1,0 +1,154 @@
+"""Text classification: ``rnnkit train classify``, ``evaluate`` and ``predict``.
+
+Read labelled files (`rnnkit.data.labelled`: CSV/TSV with a header, or one folder per label),
+fit a `SequenceClassifier` from the run's config, evaluate, and report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import nonneg_int, option, positive_float, positive_int, probability
+from ..data.labelled import check_classes, check_known_labels, read_labelled, stratified_split
+from ..errors import CheckpointError, InputError
+from ..estimators.classifier import SequenceClassifier
+from ..files import check_output
+from ..io.checkpoint import load
+from ..metrics import report
+from ..training import last_path, plot_path
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """One ``rnnkit train classify`` run; each field is also its option."""
+
+    train: str = option("", help="CSV/TSV with a header, or a folder with one subfolder per label")
+    valid: str | None = option(None, help="validation data", default_help="a stratified 10 %")
+    test: str | None = option(None, help="test data, scored at the end", default_help="none")
+    text_column: str = option("text", help="the CSV/TSV column holding the text")
+    label_column: str = option("label", help="the CSV/TSV column holding the label")
+    tokens: str = option("word", help="read characters or words", choices=("char", "word"))
+    min_count: int = option(2, help="keep words seen at least this often", type=positive_int)
+    cell: str = option("lstm", help="recurrent cell", choices=("lstm", "gru", "rnn"))
+    layers: int = option(1, help="stacked recurrent layers", type=positive_int)
+    hidden: int = option(128, help="hidden size per direction", type=positive_int)
+    embedding: int = option(64, help="embedding size", type=positive_int)
+    bidirectional: bool = option(True, help="read each text both ways")
+    pooling: str = option(
+        "mean", help="how the steps become one vector", choices=("mean", "max", "last", "attention")
+    )
+    dropout: float = option(0.3, help="dropout before the output layer", type=probability)
+    balanced: bool = option(False, help="weight classes inversely to their frequency")
+    batch: int = option(32, help="examples per batch", type=positive_int)
+    lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
+    epochs: float | None = option(
+        None, help="budget in passes over the data", type=positive_float, default_help="10"
+    )
+    minutes: float | None = option(
+        None, help="budget in wall-clock minutes", type=positive_float, default_help="none"
+    )
+    patience: int = option(
+        3, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
+    )
+    seed: int = option(0, help="random seed")
+    out: str = option("runs/classify.safetensors", help="the model file; loss curve beside it")
+
+
+def estimator(cfg: ClassifyConfig) -> SequenceClassifier:
+    return SequenceClassifier(
+        tokens=cfg.tokens,
+        min_count=cfg.min_count if cfg.tokens == "word" else 1,
+        embedding_dim=cfg.embedding,
+        cell=cfg.cell,
+        hidden_size=cfg.hidden,
+        num_layers=cfg.layers,
+        bidirectional=cfg.bidirectional,
+        pooling=cfg.pooling,
+        dropout=cfg.dropout,
+        class_weight="balanced" if cfg.balanced else None,
+        batch_size=cfg.batch,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        minutes=cfg.minutes,
+        patience=cfg.patience or None,
+        seed=cfg.seed,
+        verbose=True,
+    )
+
+
+def train_classify(cfg: ClassifyConfig, force: bool = False, log: Any = None) -> dict[str, Any]:
+    """Check the outputs, read the data, fit, score; the metrics for ``--json``."""
+    inputs = (cfg.train, cfg.valid, cfg.test)
+    out = Path(cfg.out)
+    check_output(out, "checkpoint", inputs=inputs, force=force)
+    check_output(last_path(out), "checkpoint", inputs=inputs, force=force, what="--out (.last)")
+    check_output(plot_path(out), "png", inputs=inputs, force=force, what="--out (loss plot)")
+    columns = (cfg.text_column, cfg.label_column)
+    data = read_labelled(cfg.train, *columns, what="--train")
+    check_classes(data, "--train")
+    valid = read_labelled(cfg.valid, *columns, what="--valid") if cfg.valid else None
+    test = read_labelled(cfg.test, *columns, what="--test") if cfg.test else None
+    if valid is None:  # a stratified 10 % held out
+        train_i, valid_i = stratified_split(data.labels, 0.1, cfg.seed)
+        data, valid = data.subset(train_i), data.subset(valid_i)
+    classes = sorted(set(data.labels))
+    for part, what in ((valid, "--valid"), (test, "--test")):
+        if part is not None:
+            check_known_labels(part, classes, what)
+    if log is not None:
+        log(f"data: {len(data):,} training, {len(valid):,} validation examples, {classes[:10]}")
+    clf = estimator(cfg)
+    clf.fit(
+        data.texts, data.labels, valid.texts, valid.labels, out=out, metadata={"run": asdict(cfg)}
+    )
+    metrics: dict[str, Any] = {
+        "val_accuracy": clf.score(valid.texts, valid.labels),
+        "best_val_loss": clf.best_val_loss_,
+        "steps": clf.n_steps_,
+        "stopped": clf.stopped_,
+        "checkpoint": str(out),
+    }
+    if test is not None:
+        scores = report(test.labels, clf.predict(test.texts), classes)
+        metrics |= {"test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"]}
+    return metrics
+
+
+def load_classifier(path: str) -> SequenceClassifier:
+    model = load(path)
+    if not isinstance(model, SequenceClassifier) or model.input_ != "text":
+        raise CheckpointError(
+            f"{path!r} holds no text classifier; expected a model from 'rnnkit train classify'"
+        )
+    return model
+
+
+def evaluate(path: str, test: str, text_column: str, label_column: str) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision/recall of a saved classifier."""
+    clf = load_classifier(path)
+    data = read_labelled(test, text_column, label_column, what="--test")
+    classes = [str(c) for c in clf.classes_.tolist()]
+    check_known_labels(data, classes, "--test")
+    return report(data.labels, clf.predict(data.texts).astype(str), classes)
+
+
+def read_lines(files: list[str], stdin: Any) -> list[str]:
+    """Every line of the files (UTF-8; one-line error naming file and line), or of stdin."""
+    if not files:
+        return [line.rstrip("\r\n") for line in stdin]
+    lines: list[str] = []
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"predict: no such file {name!r}")
+        data = path.read_bytes()
+        try:
+            lines += data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise InputError(
+                f"predict: {name!r} line {line} is not valid UTF-8; expected UTF-8 text"
+            ) from None
+    return lines

@@ -73,6 +73,13 @@ def _trained(f: Files, capsys, *extra: str) -> Path:
     return f.root / "lm.safetensors"
 
 
+LABELLED = "text,label\n" + "a fine film,pos\na dull film,neg\n" * 20
+
+
+def _classify(f: Files, train: Path, out: str = "c.safetensors") -> list[str]:
+    return ["train", "classify", "--train", str(train), "--out", str(f.root / out), "--epochs", "1"]
+
+
 def _with(argv: list[str], flag: str, value: str) -> list[str]:
     """``argv`` with ``flag``'s value replaced (or the flag added)."""
     if flag not in argv:
@@ -260,6 +267,38 @@ CASES = [
     ),
     Case(
         "negative warm-up", lambda f, c: _train(f, "--steps", "3", "--warmup", "-1"), 2, "--warmup"
+    ),
+    # text classification
+    Case(
+        "classify: out is the training file",
+        lambda f, c: _classify(f, f.text("l.csv", LABELLED), out="l.csv"),
+        2,
+        "is also an input of this run",
+        intact=("l.csv",),
+    ),
+    Case(
+        "classify: a ragged row",
+        lambda f, c: _classify(f, f.text("r.csv", LABELLED + "one,two,three\n")),
+        2,
+        "line 42",
+    ),
+    Case(
+        "classify: no label column",
+        lambda f, c: _classify(f, f.text("n.csv", LABELLED.replace("label", "tag"))),
+        2,
+        "label",
+    ),
+    Case(
+        "classify: one class only",
+        lambda f, c: _classify(f, f.text("o.csv", LABELLED.replace(",neg", ",pos"))),
+        2,
+        "class",
+    ),
+    Case(
+        "classify: not UTF-8",
+        lambda f, c: _classify(f, f.text("u.csv", LABELLED.encode() + b"caf\xe9,pos\n")),
+        2,
+        "u.csv",
     ),
 ]
 

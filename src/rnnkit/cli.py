@@ -104,12 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--plot",
         default="runs/adding.png",
-        help="where to write the loss curves as PNG (default: runs/adding.png)",
+        help="where to write the loss curves as PNG, and next to it <stem>.grad.png, the "
+        "gradient reaching each step by distance from the loss; empty: no plots "
+        "(default: runs/adding.png)",
     )
     demo.add_argument(
         "--force",
         action="store_true",
-        help="replace a --plot file that is not a PNG rnnkit wrote (default: refuse)",
+        help="replace a --plot file (or its .grad.png) that is not a PNG rnnkit wrote "
+        "(default: refuse)",
     )
     demo.add_argument(
         "--json",
@@ -316,10 +319,18 @@ def _load_stream_state(server: Any, args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> dict[str, Any]:
     from .files import check_output
-    from .tasks.adding import AddingConfig, plot_curves, train_adding
+    from .tasks.adding import (
+        GRAD_WINDOW,
+        AddingConfig,
+        gradient_plot_path,
+        plot_curves,
+        plot_gradients,
+        train_adding,
+    )
 
     if args.plot:
         check_output(args.plot, "png", force=args.force, what="--plot")
+        check_output(gradient_plot_path(args.plot), "png", force=args.force, what="--plot")
     cells = ["rnn", "gru", "lstm"] if args.cell == "all" else [args.cell]
     print(
         f"adding problem: remember two marked values across T={args.length} steps and add "
@@ -341,18 +352,27 @@ def _demo(args: argparse.Namespace) -> dict[str, Any]:
                     progress.update(task, completed=step, msg=f"train mse {recent:.4f}")
 
             _, results[cell] = train_adding(cfg, report)
-    print(f"{'cell':6s}{'test mse':>10s}{'vs guessing':>13s}{'seconds':>9s}")
+    print(f"{'cell':6s}{'test mse':>10s}{'vs guessing':>13s}{'seconds':>9s}{'grad ratio':>12s}")
     for cell, m in results.items():
         ratio = m["test_mse"] / m["baseline_mse"]
-        print(f"{cell.upper():6s}{m['test_mse']:10.4f}{ratio:12.1%}{60 * m['minutes']:9.1f}")
+        print(
+            f"{cell.upper():6s}{m['test_mse']:10.4f}{ratio:12.1%}{60 * m['minutes']:9.1f}"
+            f"{m['grad_ratio']:12.1e}"
+        )
+    print(
+        f"grad ratio: |dL/dh_0| / |dL/dh_{args.length - 1}|, the share of the gradient that "
+        f"reaches the first step (last {GRAD_WINDOW} training steps)"
+    )
     if args.plot:
         path = plot_curves(curves, args.plot, args.length)
         print(f"loss curves: {path}", file=sys.stderr)
-    return {cell: m["test_mse"] for cell, m in results.items()} | {
-        "baseline_mse": 1.0 / 6.0,
-        "steps": args.steps,
-        "length": args.length,
-    }
+        path = plot_gradients(results, gradient_plot_path(args.plot), args.length)
+        print(f"gradient by distance from the loss: {path}", file=sys.stderr)
+    return (
+        {cell: m["test_mse"] for cell, m in results.items()}
+        | {f"grad_ratio_{cell}": m["grad_ratio"] for cell, m in results.items()}
+        | {"baseline_mse": 1.0 / 6.0, "steps": args.steps, "length": args.length}
+    )
 
 
 def _progress():

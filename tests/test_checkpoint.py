@@ -124,3 +124,16 @@ def test_torch_state_dict_loads_without_conversion():
     layer.load_state_dict({k: v.numpy() for k, v in module.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
     np.testing.assert_allclose(layer(x)[0], module(torch.tensor(x))[0].detach().numpy(), atol=1e-5)
+
+
+def test_atomic_writes_keep_the_permissions_a_plain_write_gives(tmp_path):
+    import os
+
+    path = tmp_path / "m.safetensors"
+    rnnkit.save(rnnkit.GRU(2, 3), path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    path.chmod(0o640)
+    rnnkit.save(rnnkit.GRU(2, 3), path)  # replacing a file keeps its mode
+    assert path.stat().st_mode & 0o777 == 0o640

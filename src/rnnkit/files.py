@@ -169,6 +169,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], what: st
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; give what a plain open would
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"{label}cannot write {str(path)!r} ({exc.strerror or exc})") from None
@@ -176,6 +177,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], what: st
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions of the file being replaced, or those a new file gets (0666 less the
+    umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, what: str = "") -> Path:

@@ -220,3 +220,33 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, name, content, expected):
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("rnnkit: error:")
     assert expected in err
+
+
+# -- cross-validation, plots -----------------------------------------------------------------
+def test_stratified_folds_cover_each_class_evenly():
+    from rnnkit.data.labelled import stratified_folds
+
+    labels = ["a"] * 10 + ["b"] * 7
+    folds = stratified_folds(labels, 3, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(17))
+    for fold in folds:
+        n_b = sum(labels[i] == "b" for i in fold)
+        assert 3 <= sum(labels[i] == "a" for i in fold) <= 4 and 2 <= n_b <= 3
+    assert [f.tolist() for f in folds] == [f.tolist() for f in stratified_folds(labels, 3, 1)]
+    with pytest.raises(rnnkit.InputError, match="class 'b' has 7 example"):
+        stratified_folds(labels, 8)
+
+
+def test_cli_cross_validation(tmp_path, capsys):
+    train = write_rows(tmp_path / "train.csv", [["text", "label"], *examples(90)])
+    out = tmp_path / "m.safetensors"
+    flags = ["--hidden", "8", "--min-count", "1", "--lr", "0.01", "--epochs", "4"]
+    argv = ["train", "classify", "--train", train, "--out", str(out), "--cv", "3", *flags]
+    code, stdout, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout.splitlines()[-1])
+    assert len(metrics["cv_accuracy"]) == 3 and metrics["cv_accuracy_mean"] >= 0.8
+    assert metrics["cv_accuracy_std"] == pytest.approx(np.std(metrics["cv_accuracy"]))
+    assert "cross-validation accuracy" in stdout and out.exists()  # the final model
+    code, _, err = run([*argv[:-8], "--cv", "1"], capsys)
+    assert code == 2 and "at least 2 folds" in err

@@ -210,6 +210,12 @@ def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
     from .training import log_to_stderr
 
     metrics = train_classify(from_args(ClassifyConfig, args), args.force, log_to_stderr)
+    if "cv_accuracy" in metrics:
+        folds = " ".join(f"{a:.4f}" for a in metrics["cv_accuracy"])
+        print(
+            f"cross-validation accuracy {metrics['cv_accuracy_mean']:.4f} ± "
+            f"{metrics['cv_accuracy_std']:.4f} over {len(metrics['cv_accuracy'])} folds ({folds})"
+        )
     line = f"validation accuracy {metrics['val_accuracy']:.4f}"
     if "test_accuracy" in metrics:
         line += f", test accuracy {metrics['test_accuracy']:.4f}, "

@@ -250,3 +250,31 @@ def test_cli_cross_validation(tmp_path, capsys):
     assert "cross-validation accuracy" in stdout and out.exists()  # the final model
     code, _, err = run([*argv[:-8], "--cv", "1"], capsys)
     assert code == 2 and "at least 2 folds" in err
+
+
+def test_cli_evaluate_draws_a_confusion_matrix(tmp_path, capsys):
+    train = write_rows(tmp_path / "train.csv", [["text", "label"], *examples(60)])
+    out = tmp_path / "m.safetensors"
+    flags = ["--hidden", "8", "--min-count", "1", "--epochs", "1"]
+    assert run(["train", "classify", "--train", train, "--out", str(out), *flags], capsys)[0] == 0
+    code, stdout, err = run(["evaluate", str(out), "--test", train, "--json"], capsys)
+    assert code == 0, err
+    default = tmp_path / "m.confusion.png"
+    assert f"confusion matrix: {default}" in stdout and default.read_bytes()[:4] == b"\x89PNG"
+    last = json.loads(stdout.splitlines()[-1])
+    assert np.sum(last["confusion"]) == 60 and len(last["confusion"]) == 2
+    mine = tmp_path / "mine.png"
+    mine.write_text("not a plot")  # refused before any work, then replaced with --force
+    code, _, err = run(["evaluate", str(out), "--test", train, "--plot", str(mine)], capsys)
+    assert code == 2 and "--plot" in err and "--force" in err
+    code, _, _ = run(
+        ["evaluate", str(out), "--test", train, "--plot", str(mine), "--force"], capsys
+    )
+    assert code == 0 and mine.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_confusion_matrix_counts():
+    from rnnkit.metrics import confusion_matrix
+
+    m = confusion_matrix(["a", "a", "b", "c"], ["a", "b", "b", "a"], ["a", "b", "c"])
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]

@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
     ev.add_argument("--test", required=True, help="CSV/TSV with a header, or folders per label")
     _add_column_arguments(ev)
+    ev.add_argument(
+        "--plot",
+        default=None,
+        help="where to draw the confusion matrix as PNG (default: <checkpoint stem>.confusion.png "
+        "beside the checkpoint)",
+    )
+    ev.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a --plot file that is not a PNG rnnkit wrote (default: refuse)",
+    )
     ev.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
 
     pr = sub.add_parser("predict", help="label each line of text with a classifier")
@@ -228,7 +239,9 @@ def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.classify import evaluate
 
-    scores = evaluate(args.checkpoint, args.test, args.text_column, args.label_column)
+    scores = evaluate(
+        args.checkpoint, args.test, args.text_column, args.label_column, args.plot, args.force
+    )
     print(f"{'class':20s}{'precision':>10s}{'recall':>8s}{'f1':>8s}{'support':>9s}")
     for name, c in scores["classes"].items():
         print(
@@ -236,9 +249,9 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             f"{int(c['support']):9d}"
         )
     print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}")
-    return {k: scores[k] for k in ("accuracy", "macro_f1", "examples")} | {
-        "classes": scores["classes"]
-    }
+    print(f"confusion matrix: {scores['plot']}")
+    keys = ("accuracy", "macro_f1", "examples", "classes", "confusion", "plot")
+    return {k: scores[k] for k in keys}
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:

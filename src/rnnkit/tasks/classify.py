@@ -25,8 +25,9 @@ from ..errors import CheckpointError, InputError
 from ..estimators.classifier import SequenceClassifier
 from ..files import check_output
 from ..io.checkpoint import load
-from ..metrics import report
+from ..metrics import confusion_matrix, report
 from ..training import last_path, plot_path
+from .classify_plots import plot_confusion
 
 
 @dataclass(frozen=True)
@@ -164,13 +165,36 @@ def load_classifier(path: str) -> SequenceClassifier:
     return model
 
 
-def evaluate(path: str, test: str, text_column: str, label_column: str) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision/recall of a saved classifier."""
+def confusion_path(model: str) -> Path:
+    """``<model stem>.confusion.png`` beside the model."""
+    path = Path(model)
+    return path.with_name(f"{path.stem}.confusion.png")
+
+
+def evaluate(
+    path: str,
+    test: str,
+    text_column: str,
+    label_column: str,
+    plot: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision/recall of a saved classifier; the confusion
+    matrix drawn to ``plot`` (default `confusion_path`), its path under ``"plot"``."""
+    figure = check_output(
+        plot or confusion_path(path), "png", inputs=(path, test), force=force, what="--plot"
+    )
     clf = load_classifier(path)
     data = read_labelled(test, text_column, label_column, what="--test")
     classes = [str(c) for c in clf.classes_.tolist()]
     check_known_labels(data, classes, "--test")
-    return report(data.labels, clf.predict(data.texts).astype(str), classes)
+    predicted = clf.predict(data.texts).astype(str)
+    counts = confusion_matrix(data.labels, predicted, classes)
+    plot_confusion(counts, classes, figure, "--plot")
+    return report(data.labels, predicted, classes) | {
+        "confusion": counts.tolist(),
+        "plot": str(figure),
+    }
 
 
 def read_lines(files: list[str], stdin: Any) -> list[str]:

@@ -278,3 +278,36 @@ def test_confusion_matrix_counts():
 
     m = confusion_matrix(["a", "a", "b", "c"], ["a", "b", "b", "a"], ["a", "b", "c"])
     assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_cli_predict_explain_draws_attention(tmp_path, capsys):
+    train = write_rows(tmp_path / "train.csv", [["text", "label"], *examples(60)])
+    flags = ["--hidden", "8", "--min-count", "1", "--epochs", "1"]
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"the film {w} good\n" for w in ["was", "a", "plot"] * 4))
+    for pooling in ("attention", "mean"):
+        out = str(tmp_path / f"{pooling}.safetensors")
+        argv = ["train", "classify", "--train", train, "--out", out, "--pooling", pooling]
+        assert run([*argv, *flags], capsys)[0] == 0
+    png = tmp_path / "why.png"
+    argv = ["predict", str(tmp_path / "attention.safetensors"), str(lines), "--explain", str(png)]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    assert len(stdout.splitlines()) == 12 and f"attention heat map: {png}" in err
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    argv[1] = str(tmp_path / "mean.safetensors")
+    code, _, err = run(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "pools with 'mean'" in err and "--pooling attention" in err
+
+
+def test_attention_weights_sum_to_one_over_each_input():
+    rng = np.random.default_rng(1)
+    X = [rng.integers(0, 5, size=int(rng.integers(2, 9))) for _ in range(40)]
+    y = [int(3 in x) for x in X]
+    clf = rnnkit.SequenceClassifier(pooling="attention", steps=2, **FAST).fit(X, y)
+    weights = clf.attention_weights(X[:5])
+    assert [len(a) for a in weights] == [len(x) for x in X[:5]]
+    assert np.allclose([a.sum() for a in weights], 1.0)
+    with pytest.raises(rnnkit.InputError, match="pooling='attention'"):
+        rnnkit.SequenceClassifier(steps=1, **FAST).fit(X, y).attention_weights(X)

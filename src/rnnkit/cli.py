@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
     pr.add_argument("files", nargs="*", help="text files, one example per line (default: stdin)")
     pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    pr.add_argument(
+        "--explain",
+        default=None,
+        metavar="PNG",
+        help="also draw the attention weights over the tokens of the first 8 inputs as a PNG; "
+        "needs a model trained with --pooling attention (default: none)",
+    )
+    pr.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --explain file that is not a PNG rnnkit wrote (default: refuse)",
+    )
 
     gen = sub.add_parser("generate", help="generate text from a language-model checkpoint")
     gen.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train lm'")
@@ -255,9 +267,11 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.classify import load_classifier, read_lines
+    from .tasks.classify import check_explain, explain, load_classifier, read_lines
 
     clf = load_classifier(args.checkpoint)
+    inputs = [args.checkpoint, *args.files]
+    figure = check_explain(clf, args.explain, inputs, args.force) if args.explain else None
     lines = read_lines(args.files, sys.stdin)
     if lines:
         proba = clf.predict_proba(lines)
@@ -269,6 +283,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
                 if args.json
                 else f"{label}\t{prob:.4f}"
             )
+    if figure is not None and lines:
+        print(f"attention heat map: {explain(clf, lines, figure)}", file=sys.stderr)
     args.json = False  # the lines are the output; no metrics line
     return {}
 

@@ -27,7 +27,7 @@ from ..files import check_output
 from ..io.checkpoint import load
 from ..metrics import confusion_matrix, report
 from ..training import last_path, plot_path
-from .classify_plots import plot_confusion
+from .classify_plots import plot_attention, plot_confusion
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,28 @@ def evaluate(
         "confusion": counts.tolist(),
         "plot": str(figure),
     }
+
+
+EXPLAINED = 8  # inputs drawn by ``predict --explain``
+
+
+def check_explain(clf: SequenceClassifier, path: str, inputs: list[str], force: bool) -> Path:
+    """Before any input is read: ``--explain`` needs an attention-pooled model and a path."""
+    if clf.pooling != "attention":
+        raise InputError(
+            f"predict --explain: the model pools with {clf.pooling!r}; a heat map of attention "
+            "weights needs a model trained with --pooling attention"
+        )
+    return check_output(path, "png", inputs=inputs, force=force, what="--explain")
+
+
+def explain(clf: SequenceClassifier, lines: list[str], path: Path) -> Path:
+    """A heat map of the attention weights over the tokens of the first `EXPLAINED` lines."""
+    first = lines[:EXPLAINED]
+    weights = clf.attention_weights(first)
+    tokens = [clf.vocab_.split(text) or [clf.vocab_.unk] for text in first]
+    labels = [str(label) for label in clf.predict(first)]
+    return plot_attention(tokens, weights, labels, path, "--explain")
 
 
 def read_lines(files: list[str], stdin: Any) -> list[str]:

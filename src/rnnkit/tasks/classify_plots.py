@@ -63,6 +63,7 @@ def plot_attention(
         toks, a = toks[:shown], a[:shown]
         ax.imshow(a[None, :], cmap="Reds", vmin=0.0, vmax=max(float(a.max()), 1e-9), aspect="auto")
         ax.set_xticks(range(len(toks)), [t if t.strip() else "␣" for t in toks], rotation=90)
+        ax.set_xlim(-0.5, width - 0.5)  # one token per cell, the same width in every row
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
     axes[0].set_title("attention weight per token (darker: more)")

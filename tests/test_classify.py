@@ -220,3 +220,94 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, name, content, expected):
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("rnnkit: error:")
     assert expected in err
+
+
+# -- cross-validation, plots -----------------------------------------------------------------
+def test_stratified_folds_cover_each_class_evenly():
+    from rnnkit.data.labelled import stratified_folds
+
+    labels = ["a"] * 10 + ["b"] * 7
+    folds = stratified_folds(labels, 3, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(17))
+    for fold in folds:
+        n_b = sum(labels[i] == "b" for i in fold)
+        assert 3 <= sum(labels[i] == "a" for i in fold) <= 4 and 2 <= n_b <= 3
+    assert [f.tolist() for f in folds] == [f.tolist() for f in stratified_folds(labels, 3, 1)]
+    with pytest.raises(rnnkit.InputError, match="class 'b' has 7 example"):
+        stratified_folds(labels, 8)
+
+
+def test_cli_cross_validation(tmp_path, capsys):
+    train = write_rows(tmp_path / "train.csv", [["text", "label"], *examples(90)])
+    out = tmp_path / "m.safetensors"
+    flags = ["--hidden", "8", "--min-count", "1", "--lr", "0.01", "--epochs", "4"]
+    argv = ["train", "classify", "--train", train, "--out", str(out), "--cv", "3", *flags]
+    code, stdout, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout.splitlines()[-1])
+    assert len(metrics["cv_accuracy"]) == 3 and metrics["cv_accuracy_mean"] >= 0.8
+    assert metrics["cv_accuracy_std"] == pytest.approx(np.std(metrics["cv_accuracy"]))
+    assert "cross-validation accuracy" in stdout and out.exists()  # the final model
+    code, _, err = run([*argv[:-8], "--cv", "1"], capsys)
+    assert code == 2 and "at least 2 folds" in err
+
+
+def test_cli_evaluate_draws_a_confusion_matrix(tmp_path, capsys):
+    train = write_rows(tmp_path / "train.csv", [["text", "label"], *examples(60)])
+    out = tmp_path / "m.safetensors"
+    flags = ["--hidden", "8", "--min-count", "1", "--epochs", "1"]
+    assert run(["train", "classify", "--train", train, "--out", str(out), *flags], capsys)[0] == 0
+    code, stdout, err = run(["evaluate", str(out), "--test", train, "--json"], capsys)
+    assert code == 0, err
+    default = tmp_path / "m.confusion.png"
+    assert f"confusion matrix: {default}" in stdout and default.read_bytes()[:4] == b"\x89PNG"
+    last = json.loads(stdout.splitlines()[-1])
+    assert np.sum(last["confusion"]) == 60 and len(last["confusion"]) == 2
+    mine = tmp_path / "mine.png"
+    mine.write_text("not a plot")  # refused before any work, then replaced with --force
+    code, _, err = run(["evaluate", str(out), "--test", train, "--plot", str(mine)], capsys)
+    assert code == 2 and "--plot" in err and "--force" in err
+    code, _, _ = run(
+        ["evaluate", str(out), "--test", train, "--plot", str(mine), "--force"], capsys
+    )
+    assert code == 0 and mine.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_confusion_matrix_counts():
+    from rnnkit.metrics import confusion_matrix
+
+    m = confusion_matrix(["a", "a", "b", "c"], ["a", "b", "b", "a"], ["a", "b", "c"])
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_cli_predict_explain_draws_attention(tmp_path, capsys):
+    train = write_rows(tmp_path / "train.csv", [["text", "label"], *examples(60)])
+    flags = ["--hidden", "8", "--min-count", "1", "--epochs", "1"]
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"the film {w} good\n" for w in ["was", "a", "plot"] * 4))
+    for pooling in ("attention", "mean"):
+        out = str(tmp_path / f"{pooling}.safetensors")
+        argv = ["train", "classify", "--train", train, "--out", out, "--pooling", pooling]
+        assert run([*argv, *flags], capsys)[0] == 0
+    png = tmp_path / "why.png"
+    argv = ["predict", str(tmp_path / "attention.safetensors"), str(lines), "--explain", str(png)]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    assert len(stdout.splitlines()) == 12 and f"attention heat map: {png}" in err
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    argv[1] = str(tmp_path / "mean.safetensors")
+    code, _, err = run(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "pools with 'mean'" in err and "--pooling attention" in err
+
+
+def test_attention_weights_sum_to_one_over_each_input():
+    rng = np.random.default_rng(1)
+    X = [rng.integers(0, 5, size=int(rng.integers(2, 9))) for _ in range(40)]
+    y = [int(3 in x) for x in X]
+    clf = rnnkit.SequenceClassifier(pooling="attention", steps=2, **FAST).fit(X, y)
+    weights = clf.attention_weights(X[:5])
+    assert [len(a) for a in weights] == [len(x) for x in X[:5]]
+    assert np.allclose([a.sum() for a in weights], 1.0)
+    with pytest.raises(rnnkit.InputError, match="pooling='attention'"):
+        rnnkit.SequenceClassifier(steps=1, **FAST).fit(X, y).attention_weights(X)

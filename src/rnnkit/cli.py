@@ -50,12 +50,35 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
     ev.add_argument("--test", required=True, help="CSV/TSV with a header, or folders per label")
     _add_column_arguments(ev)
+    ev.add_argument(
+        "--plot",
+        default=None,
+        help="where to draw the confusion matrix as PNG (default: <checkpoint stem>.confusion.png "
+        "beside the checkpoint)",
+    )
+    ev.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a --plot file that is not a PNG rnnkit wrote (default: refuse)",
+    )
     ev.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
 
     pr = sub.add_parser("predict", help="label each line of text with a classifier")
     pr.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
     pr.add_argument("files", nargs="*", help="text files, one example per line (default: stdin)")
     pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    pr.add_argument(
+        "--explain",
+        default=None,
+        metavar="PNG",
+        help="also draw the attention weights over the tokens of the first 8 inputs as a PNG; "
+        "needs a model trained with --pooling attention (default: none)",
+    )
+    pr.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an --explain file that is not a PNG rnnkit wrote (default: refuse)",
+    )
 
     gen = sub.add_parser("generate", help="generate text from a language-model checkpoint")
     gen.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train lm'")
@@ -213,6 +236,12 @@ def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
     from .training import log_to_stderr
 
     metrics = train_classify(from_args(ClassifyConfig, args), args.force, log_to_stderr)
+    if "cv_accuracy" in metrics:
+        folds = " ".join(f"{a:.4f}" for a in metrics["cv_accuracy"])
+        print(
+            f"cross-validation accuracy {metrics['cv_accuracy_mean']:.4f} ± "
+            f"{metrics['cv_accuracy_std']:.4f} over {len(metrics['cv_accuracy'])} folds ({folds})"
+        )
     line = f"validation accuracy {metrics['val_accuracy']:.4f}"
     if "test_accuracy" in metrics:
         line += f", test accuracy {metrics['test_accuracy']:.4f}, "
@@ -225,7 +254,9 @@ def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.classify import evaluate
 
-    scores = evaluate(args.checkpoint, args.test, args.text_column, args.label_column)
+    scores = evaluate(
+        args.checkpoint, args.test, args.text_column, args.label_column, args.plot, args.force
+    )
     print(f"{'class':20s}{'precision':>10s}{'recall':>8s}{'f1':>8s}{'support':>9s}")
     for name, c in scores["classes"].items():
         print(
@@ -233,15 +264,17 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             f"{int(c['support']):9d}"
         )
     print(f"accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}")
-    return {k: scores[k] for k in ("accuracy", "macro_f1", "examples")} | {
-        "classes": scores["classes"]
-    }
+    print(f"confusion matrix: {scores['plot']}")
+    keys = ("accuracy", "macro_f1", "examples", "classes", "confusion", "plot")
+    return {k: scores[k] for k in keys}
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.classify import load_classifier, read_lines
+    from .tasks.classify import check_explain, explain, load_classifier, read_lines
 
     clf = load_classifier(args.checkpoint)
+    inputs = [args.checkpoint, *args.files]
+    figure = check_explain(clf, args.explain, inputs, args.force) if args.explain else None
     lines = read_lines(args.files, sys.stdin)
     if lines:
         proba = clf.predict_proba(lines)
@@ -253,6 +286,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
                 if args.json
                 else f"{label}\t{prob:.4f}"
             )
+    if figure is not None and lines:
+        print(f"attention heat map: {explain(clf, lines, figure)}", file=sys.stderr)
     args.json = False  # the lines are the output; no metrics line
     return {}
 

@@ -57,3 +57,16 @@ def report(
         "classes": per_class(y_true, y_pred, classes),
         "examples": len(y_true),
     }
+
+
+def confusion_matrix(
+    y_true: Sequence[Any] | np.ndarray, y_pred: Sequence[Any] | np.ndarray, classes: Sequence[Any]
+) -> np.ndarray:
+    """``(C, C)`` counts: row ``i`` the examples of ``classes[i]``, column ``j`` those predicted
+    ``classes[j]`` (scikit-learn's layout)."""
+    index = {str(c): i for i, c in enumerate(classes)}
+    m = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for t, p in zip(np.asarray(y_true).tolist(), np.asarray(y_pred).tolist(), strict=True):
+        if str(t) in index and str(p) in index:
+            m[index[str(t)], index[str(p)]] += 1
+    return m

@@ -184,3 +184,28 @@ def stratified_split(
     mask = np.zeros(len(labels_arr), dtype=bool)
     mask[held] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def stratified_folds(labels: list, k: int, seed: int = 0) -> list[np.ndarray]:
+    """``k`` disjoint held-out index sets covering every example, each class dealt round-robin
+    over the folds in a random order fixed by ``seed`` (scikit-learn's ``StratifiedKFold``
+    with shuffling, in spirit). Every class needs at least ``k`` examples."""
+    labels_arr = np.asarray([str(x) for x in labels])
+    counts = Counter(labels_arr.tolist())
+    if k < 2:
+        raise InputError(f"--cv: expected at least 2 folds, got {k}")
+    label, fewest = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    if fewest < k:
+        raise InputError(
+            f"--cv {k}: the class {label!r} has {fewest} example(s); expected at least {k} "
+            "per class (use a smaller --cv)"
+        )
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels_arr), dtype=np.int64)
+    start = 0  # rotate where each class starts, so the folds differ in size by at most one
+    for label in sorted(counts):
+        members = np.flatnonzero(labels_arr == label)
+        rng.shuffle(members)
+        fold_of[members] = (start + np.arange(len(members))) % k
+        start = (start + len(members)) % k
+    return [np.flatnonzero(fold_of == f) for f in range(k)]

@@ -381,6 +381,29 @@ class SequenceClassifier(Estimator):
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def attention_weights(self, X: Sequence[Any]) -> list[np.ndarray]:
+        """The attention pool's weight on each step of each sequence (``(T_i,)``, summing to
+        1), for a model fitted with ``pooling="attention"``."""
+        self._check_fitted("attention_weights")
+        if self.pooling != "attention":
+            raise InputError(
+                "SequenceClassifier.attention_weights: the model pools with "
+                f"{self.pooling!r}; attention weights need pooling='attention'"
+            )
+        pool = next(
+            m
+            for m in map(self.model_.__getitem__, range(len(self.model_)))
+            if isinstance(m, AttentionPool)
+        )
+        seqs = self._encode(X, "attention_weights") if len(X) else []
+        out: list[np.ndarray] = []
+        for start in range(0, len(seqs), PREDICT_BATCH):
+            x, lengths = pad(seqs, np.arange(start, min(start + PREDICT_BATCH, len(seqs))))
+            self.model_(x, lengths)
+            a = np.asarray(pool.last_weights)  # (T, B)
+            out += [a[:n, b].astype(np.float64) for b, n in enumerate(lengths.tolist())]
+        return out
+
     def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
         """Accuracy on ``X``, ``y``."""
         labels = _labels(y, len(X), "score")

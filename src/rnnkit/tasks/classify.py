@@ -10,14 +10,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import nonneg_int, option, positive_float, positive_int, probability
-from ..data.labelled import check_classes, check_known_labels, read_labelled, stratified_split
+from ..data.labelled import (
+    Labelled,
+    check_classes,
+    check_known_labels,
+    read_labelled,
+    stratified_folds,
+    stratified_split,
+)
 from ..errors import CheckpointError, InputError
 from ..estimators.classifier import SequenceClassifier
 from ..files import check_output
 from ..io.checkpoint import load
-from ..metrics import report
+from ..metrics import confusion_matrix, report
 from ..training import last_path, plot_path
+from .classify_plots import plot_attention, plot_confusion
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,13 @@ class ClassifyConfig:
         3, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
     )
     seed: int = option(0, help="random seed")
+    cv: int = option(
+        0,
+        help="first score K-fold stratified cross-validation on --train (a fresh model per "
+        "fold, same options); --out then holds the model trained as without --cv; "
+        "0: no cross-validation",
+        type=nonneg_int,
+    )
     out: str = option("runs/classify.safetensors", help="the model file; loss curve beside it")
 
 
@@ -90,6 +107,8 @@ def train_classify(cfg: ClassifyConfig, force: bool = False, log: Any = None) ->
     check_classes(data, "--train")
     valid = read_labelled(cfg.valid, *columns, what="--valid") if cfg.valid else None
     test = read_labelled(cfg.test, *columns, what="--test") if cfg.test else None
+    folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []
+    cv = cross_validate(cfg, data, folds, valid, log) if folds else {}
     if valid is None:  # a stratified 10 % held out
         train_i, valid_i = stratified_split(data.labels, 0.1, cfg.seed)
         data, valid = data.subset(train_i), data.subset(valid_i)
@@ -109,11 +128,32 @@ def train_classify(cfg: ClassifyConfig, force: bool = False, log: Any = None) ->
         "steps": clf.n_steps_,
         "stopped": clf.stopped_,
         "checkpoint": str(out),
-    }
+    } | cv
     if test is not None:
         scores = report(test.labels, clf.predict(test.texts), classes)
         metrics |= {"test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"]}
     return metrics
+
+
+def cross_validate(
+    cfg: ClassifyConfig, data: Labelled, folds: list[np.ndarray], valid: Labelled | None, log: Any
+) -> dict[str, Any]:
+    """Accuracy on each held-out fold of a fresh estimator fitted on the others (validated on
+    ``valid`` if given, else on its own stratified 10 %); mean and (population) std."""
+    scores = []
+    for k, held in enumerate(folds, start=1):
+        part = data.subset(np.setdiff1d(np.arange(len(data)), held))
+        scored = data.subset(held)
+        check = (valid.texts, valid.labels) if valid is not None else (None, None)
+        clf = estimator(cfg).fit(part.texts, part.labels, *check)
+        scores.append(clf.score(scored.texts, scored.labels))
+        if log is not None:
+            log(f"cv fold {k}/{len(folds)}: accuracy {scores[-1]:.4f} on {len(held):,} examples")
+    return {
+        "cv_accuracy": scores,
+        "cv_accuracy_mean": float(np.mean(scores)),
+        "cv_accuracy_std": float(np.std(scores)),
+    }
 
 
 def load_classifier(path: str) -> SequenceClassifier:
@@ -125,13 +165,58 @@ def load_classifier(path: str) -> SequenceClassifier:
     return model
 
 
-def evaluate(path: str, test: str, text_column: str, label_column: str) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision/recall of a saved classifier."""
+def confusion_path(model: str) -> Path:
+    """``<model stem>.confusion.png`` beside the model."""
+    path = Path(model)
+    return path.with_name(f"{path.stem}.confusion.png")
+
+
+def evaluate(
+    path: str,
+    test: str,
+    text_column: str,
+    label_column: str,
+    plot: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision/recall of a saved classifier; the confusion
+    matrix drawn to ``plot`` (default `confusion_path`), its path under ``"plot"``."""
+    figure = check_output(
+        plot or confusion_path(path), "png", inputs=(path, test), force=force, what="--plot"
+    )
     clf = load_classifier(path)
     data = read_labelled(test, text_column, label_column, what="--test")
     classes = [str(c) for c in clf.classes_.tolist()]
     check_known_labels(data, classes, "--test")
-    return report(data.labels, clf.predict(data.texts).astype(str), classes)
+    predicted = clf.predict(data.texts).astype(str)
+    counts = confusion_matrix(data.labels, predicted, classes)
+    plot_confusion(counts, classes, figure, "--plot")
+    return report(data.labels, predicted, classes) | {
+        "confusion": counts.tolist(),
+        "plot": str(figure),
+    }
+
+
+EXPLAINED = 8  # inputs drawn by ``predict --explain``
+
+
+def check_explain(clf: SequenceClassifier, path: str, inputs: list[str], force: bool) -> Path:
+    """Before any input is read: ``--explain`` needs an attention-pooled model and a path."""
+    if clf.pooling != "attention":
+        raise InputError(
+            f"predict --explain: the model pools with {clf.pooling!r}; a heat map of attention "
+            "weights needs a model trained with --pooling attention"
+        )
+    return check_output(path, "png", inputs=inputs, force=force, what="--explain")
+
+
+def explain(clf: SequenceClassifier, lines: list[str], path: Path) -> Path:
+    """A heat map of the attention weights over the tokens of the first `EXPLAINED` lines."""
+    first = lines[:EXPLAINED]
+    weights = clf.attention_weights(first)
+    tokens = [clf.vocab_.split(text) or [clf.vocab_.unk] for text in first]
+    labels = [str(label) for label in clf.predict(first)]
+    return plot_attention(tokens, weights, labels, path, "--explain")
 
 
 def read_lines(files: list[str], stdin: Any) -> list[str]:

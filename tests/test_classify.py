@@ -98,17 +98,20 @@ def test_bad_fit_input():
         clf.fit(["a", np.array([1, 2])], [0, 1])
 
 
-def test_cross_val_score():
-    sklearn = pytest.importorskip("sklearn")
+def test_cross_val_score_and_grid_search():
+    """scikit-learn (in the test extras) sees an estimator: clone, cross_val_score and
+    GridSearchCV work on it."""
     from sklearn.base import clone
-    from sklearn.model_selection import cross_val_score
+    from sklearn.model_selection import GridSearchCV, cross_val_score
 
-    assert sklearn
     X, y = sign_task(150)
     clf = rnnkit.SequenceClassifier(epochs=8, **FAST)
     assert clone(clf).get_params() == clf.get_params()
     scores = cross_val_score(clf, X, y, cv=3)
     assert scores.mean() > 0.8
+    search = GridSearchCV(clf, {"pooling": ["mean", "last"]}, cv=2).fit(X, y)
+    assert search.best_params_["pooling"] in ("mean", "last")
+    assert search.best_estimator_.score(X, y) > 0.8
 
 
 def test_bucketing_and_padding():

@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant bench bench-quick bench-pool clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick bench bench-quick bench-pool clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,16 @@ eval-lm-quick: $(VENV)/.installed-test
 ## eval-lm's model (runs/eval/shakespeare.safetensors, never the quick run's)
 eval-quant: $(VENV)/.installed-test
 	$(PY) benchmarks/quantization.py --checkpoint runs/eval/shakespeare.safetensors --out runs/eval
+
+## eval-sentiment: movie-review polarity, stratified 10-fold cross-validation: rnnkit's
+## SequenceClassifier beside the same network in PyTorch, TF-IDF + logistic regression and
+## Kim (2014)'s CNNs; accuracy and training throughput (about an hour on 2 shared cores)
+eval-sentiment: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_sentiment.py
+
+## eval-sentiment-quick: the same on 300 snippets, 2 folds, 1 epoch (a smoke test)
+eval-sentiment-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_sentiment.py --quick
 
 ## bench: rnnkit against PyTorch and ONNX Runtime (training, inference, streaming, memory)
 bench: $(VENV)/.installed-test

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -131,3 +133,20 @@ def test_bench_runs_cases_by_id_and_names_an_unknown_one(tmp_path):
     )
     assert bad.returncode == 2
     assert "no case 'nope'; expected one of: " in bad.stderr.strip().splitlines()[-1]
+
+
+def test_eval_sentiment_quick_runs_every_side(tmp_path):
+    """`make eval-sentiment-quick`: three sides per fold, each in its own process."""
+    if not (ROOT.parent / "shared" / "data" / "sentiment" / "rt-polarity.pos").is_file():
+        pytest.skip("the movie-review data is not in ../shared/data/sentiment")
+    proc = _quick("eval_sentiment.py", tmp_path)
+    result = json.loads((tmp_path / "sentiment.json").read_text())
+    assert len(result["folds"]) == 2
+    for fold in result["folds"]:
+        for side in ("rnnkit", "torch", "tfidf"):
+            assert 0.0 <= fold[side]["accuracy"] <= 1.0
+        assert fold["rnnkit"]["seq_per_s"] > 0 and fold["torch"]["seq_per_s"] > 0
+    assert "| rnnkit SequenceClassifier |" in proc.stdout
+    assert "| CNN-rand (Kim 2014, published) | 76.1 |" in proc.stdout
+    assert "Training throughput rnnkit / PyTorch" in proc.stdout
+    assert (tmp_path / "sentiment.md").read_text().startswith("Movie-review polarity")

@@ -1,0 +1,105 @@
+"""The rnnkit and scikit-learn sides of `make eval-sentiment`, one fold per process.
+
+    python benchmarks/sentiment_sides.py rnnkit FOLD.npz PARAMS.json
+    python benchmarks/sentiment_sides.py tfidf FOLD.npz PARAMS.json
+
+rnnkit: ``SequenceClassifier(**PARAMS).fit(train texts, y, valid texts, y)`` as a user would
+call it; its vocabulary must be the one the fold file gives PyTorch (checked). Throughput is
+the `Trainer`'s own count (sequences over the seconds spent in training steps, without the
+first `WARMUP` steps), read through its ``on_step`` hook. tfidf: word 1-2 gram TF-IDF and logistic
+regression, ``C`` picked on the same validation part. Each prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_sentiment import load_data  # noqa: E402
+
+
+def _parts(npz) -> dict[str, tuple[list[str], np.ndarray]]:
+    texts, rows, y = load_data()[0], npz["rows"], npz["y"]
+    return {
+        name: ([texts[rows[i]] for i in npz[name]], y[npz[name]])
+        for name in ("train", "valid", "test")
+    }
+
+
+WARMUP = 20  # steps left out of the throughput on both sides: compiling, first allocations
+
+
+def seq_per_s(marks: list[tuple[int, float]]) -> float:
+    """Sequences per training second after the first `WARMUP` steps (all, if fewer)."""
+    skip = min(WARMUP, len(marks) // 2)
+    (n0, t0), (n1, t1) = marks[skip - 1] if skip else (0, 0.0), marks[-1]
+    return (n1 - n0) / max(t1 - t0, 1e-9)
+
+
+def run_rnnkit(npz, params: dict) -> dict:
+    import rnnkit.estimators.classifier as classifier
+    from rnnkit import SequenceClassifier
+
+    marks: list[tuple[int, float]] = []  # (sequences, training seconds) after each step
+
+    class Marked(classifier.Trainer):  # type: ignore[misc, name-defined]
+        def __init__(self, *args, **kwargs):  # the estimator does not keep the throughput
+            super().__init__(*args, **kwargs)
+            self.on_step = lambda t: marks.append((t.tokens, t.train_seconds))
+
+    classifier.Trainer = Marked
+    parts = _parts(npz)
+    clf = SequenceClassifier(**params)
+    t0 = time.perf_counter()
+    clf.fit(*parts["train"], *parts["valid"])
+    fit_seconds = time.perf_counter() - t0
+    if list(clf.vocab_.tokens) != npz["vocab"].tolist():
+        raise SystemExit("sentiment_sides: rnnkit's vocabulary differs from the fold file's")
+    per_epoch = -(-len(parts["train"][0]) // params["batch_size"])
+    return {
+        "accuracy": clf.score(*parts["test"]),
+        "seq_per_s": seq_per_s(marks),
+        "steps": clf.n_steps_,
+        "epochs": clf.n_steps_ / per_epoch,
+        "stopped": clf.stopped_,
+        "fit_seconds": fit_seconds,
+        "best_val_loss": clf.best_val_loss_,
+    }
+
+
+def run_tfidf(npz, params: dict) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    parts = _parts(npz)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    X_train = vectorizer.fit_transform(parts["train"][0])
+    X_valid, X_test = (vectorizer.transform(parts[k][0]) for k in ("valid", "test"))
+    t0 = time.perf_counter()
+    scored = []
+    for C in (0.3, 1.0, 3.0, 10.0, 30.0):
+        model = LogisticRegression(C=C, max_iter=2000).fit(X_train, parts["train"][1])
+        scored.append((model.score(X_valid, parts["valid"][1]), C, model))
+    valid_accuracy, C, model = max(scored, key=lambda s: (s[0], -s[1]))
+    return {
+        "accuracy": float(model.score(X_test, parts["test"][1])),
+        "C": C,
+        "valid_accuracy": float(valid_accuracy),
+        "fit_seconds": time.perf_counter() - t0,
+    }
+
+
+def main() -> None:
+    side, fold, params = sys.argv[1], Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text())
+    npz = np.load(fold)
+    run = {"rnnkit": run_rnnkit, "tfidf": run_tfidf}[side]
+    print(json.dumps(run(npz, params)))
+
+
+if __name__ == "__main__":
+    main()

@@ -52,17 +52,18 @@ def run_rnnkit(npz, params: dict) -> dict:
             super().__init__(*args, **kwargs)
             self.on_step = lambda t: marks.append((t.tokens, t.train_seconds))
 
-    classifier.Trainer = Marked
+    setattr(classifier, "Trainer", Marked)  # noqa: B010 - the hook, for this process only
     parts = _parts(npz)
     clf = SequenceClassifier(**params)
+    (x_train, y_train), (x_valid, y_valid) = parts["train"], parts["valid"]
     t0 = time.perf_counter()
-    clf.fit(*parts["train"], *parts["valid"])
+    clf.fit(x_train, list(y_train), x_valid, list(y_valid))
     fit_seconds = time.perf_counter() - t0
     if list(clf.vocab_.tokens) != npz["vocab"].tolist():
         raise SystemExit("sentiment_sides: rnnkit's vocabulary differs from the fold file's")
     per_epoch = -(-len(parts["train"][0]) // params["batch_size"])
     return {
-        "accuracy": clf.score(*parts["test"]),
+        "accuracy": clf.score(parts["test"][0], list(parts["test"][1])),
         "seq_per_s": seq_per_s(marks),
         "steps": clf.n_steps_,
         "epochs": clf.n_steps_ / per_epoch,

@@ -14,7 +14,7 @@ Each fold's training part loses a stratified 10 % (seeded) for validation: early
 and best weights for the networks, C for the baseline. Writes sentiment.json and sentiment.md
 into --out (runs/eval-sentiment; --quick: runs/eval-sentiment-quick) and prints the table.
 
-    python benchmarks/eval_sentiment.py                      # 10 folds, 3 epochs per side
+    python benchmarks/eval_sentiment.py                      # 10 folds, 6 epochs per side
     python benchmarks/eval_sentiment.py --folds 5 --minutes-per-fold 1
     python benchmarks/eval_sentiment.py --quick              # seconds: a smoke test
 """
@@ -184,7 +184,9 @@ def table(result: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folds", type=int, default=10, help="stratified folds (default 10)")
-    ap.add_argument("--epochs", type=float, default=3, help="budget per side and fold (3)")
+    ap.add_argument(
+        "--epochs", type=float, default=6, help="budget per side and fold, patience 3 (6)"
+    )
     ap.add_argument("--minutes-per-fold", type=float, default=None, help="instead of --epochs")
     ap.add_argument("--run-folds", type=int, default=None, help="only the first N folds")
     ap.add_argument("--tokens", default="word", choices=("word", "char"), help="default word")

@@ -209,7 +209,7 @@ def test_cli_folder_per_label(tmp_path, capsys):
         ("empty.csv", "", "empty.csv' is empty"),
         ("one.csv", "text,label\na,x\nb,x\n", "one class only"),
         ("ragged.csv", "text,label\na,x\nb,y,z\n", "ragged.csv' line 3 has 3 fields, expected 2"),
-        ("latin.csv", b"text,label\na,x\ncaf\xe9,y\n", "latin.csv' line 3 is not valid UTF-8"),
+        ("latin.csv", b"text,label\na,x\ncaf\xe9,y\n", "latin.csv' is not valid UTF-8 (line 3"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, capsys, name, content, expected):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .text import decode_utf8
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,6 @@ def read_labelled(
     return _read_table(path, text_column, label_column, what)
 
 
-def _decode(path: Path, what: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{what}: {str(path)!r} line {line} is not valid UTF-8 (byte {exc.start}); "
-            "expected UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
-        ) from None
-
-
 def _delimiter(path: Path, header: str) -> str:
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".tab"):
@@ -79,7 +68,7 @@ def _delimiter(path: Path, header: str) -> str:
 
 
 def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:
-    text = _decode(path, what)
+    text = decode_utf8(path, what)
     name = repr(str(path))
     if not text.strip():
         raise InputError(f"{what}: {name} is empty; expected a header row and examples")
@@ -131,7 +120,7 @@ def _read_folder(path: Path, what: str) -> Labelled:
     texts, labels, where = [], [], []
     for folder in folders:
         for file in sorted(p for p in folder.rglob("*.txt") if p.is_file()):
-            for number, line in enumerate(_decode(file, what).splitlines(), start=1):
+            for number, line in enumerate(decode_utf8(file, what).splitlines(), start=1):
                 if line.strip():
                     texts.append(line)
                     labels.append(folder.name)

@@ -31,18 +31,24 @@ def read_text(path: str | Path) -> str:
         return "\n".join(read_text(p) for p in files)
     if not path.is_file():
         raise InputError(f"text: no such file or folder {str(path)!r}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"text: {str(path)!r} is not valid UTF-8 (line {line}, byte {exc.start}); "
-            "expected a UTF-8 text file"
-        ) from None
+    text = decode_utf8(path, "text")
     if not text.strip():
         raise InputError(f"text: {str(path)!r} is empty; expected some text to learn from")
     return text
+
+
+def decode_utf8(path: Path, what: str) -> str:
+    """The text of a UTF-8 file (a leading byte-order mark dropped); else a one-line error
+    naming ``what``, the file and the line of the first bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{what}: {str(path)!r} is not valid UTF-8 (line {line}, byte {exc.start}); "
+            "expected UTF-8 text (convert it, e.g. with iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def default_corpus(max_chars: int = 2_000_000) -> tuple[str, str]:

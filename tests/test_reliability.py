@@ -300,6 +300,33 @@ CASES = [
         2,
         "u.csv",
     ),
+    Case(
+        "classify: one fold",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--cv", "1"],
+        2,
+        "--cv",
+    ),
+    Case(
+        "evaluate: plot onto a file rnnkit did not write",
+        lambda f, c: (
+            _run(_classify(f, f.text("l.csv", LABELLED)), c),
+            ["evaluate", str(f.root / "c.safetensors"), "--test", str(f["l.csv"])]
+            + ["--plot", str(f["notes.txt"])],
+        )[1],
+        2,
+        "not an rnnkit png file",
+        intact=("notes.txt",),
+    ),
+    Case(
+        "predict: explain without attention",
+        lambda f, c: (
+            _run(_classify(f, f.text("l.csv", LABELLED)), c),
+            ["predict", str(f.root / "c.safetensors"), "--explain", str(f.root / "a.png")],
+        )[1],
+        2,
+        "attention",
+        stdin="a fine film\n",
+    ),
 ]
 
 

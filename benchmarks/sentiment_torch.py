@@ -77,7 +77,7 @@ class Net(nn.Module):
         return self.linear(self.dropout(pooled))  # (B, C)
 
 
-WARMUP = 20  # steps left out of the throughput (as in sentiment_sides.py)
+WARMUP = 20  # steps left out of the throughput (as SequenceClassifier.throughput_ does)
 
 
 def seq_per_s(marks: list[tuple[int, float]]) -> float:

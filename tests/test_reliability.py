@@ -80,6 +80,13 @@ def _classify(f: Files, train: Path, out: str = "c.safetensors") -> list[str]:
     return ["train", "classify", "--train", str(train), "--out", str(f.root / out), "--epochs", "1"]
 
 
+def _classifier_trained(f: Files, capsys) -> None:
+    """A classifier trained into ``c.safetensors`` (and its ``.last``), both registered."""
+    _run(_classify(f, f.text("l.csv", LABELLED)), capsys)
+    for name in ("c.safetensors", "c.last.safetensors"):
+        f.made[name] = f.root / name
+
+
 def _with(argv: list[str], flag: str, value: str) -> list[str]:
     """``argv`` with ``flag``'s value replaced (or the flag added)."""
     if flag not in argv:
@@ -305,6 +312,22 @@ CASES = [
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--cv", "1"],
         2,
         "--cv",
+    ),
+    Case(
+        "classify: resume without a saved run",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--resume"],
+        2,
+        "no checkpoint",
+    ),
+    Case(
+        "classify: resume with other data",
+        lambda f, c: (
+            _classifier_trained(f, c),
+            [*_classify(f, f.text("l2.csv", LABELLED + LABELLED.splitlines()[1])), "--resume"],
+        )[1],
+        2,
+        "training data has changed",
+        intact=("c.safetensors", "c.last.safetensors"),
     ),
     Case(
         "evaluate: plot onto a file rnnkit did not write",

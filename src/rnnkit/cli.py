@@ -189,9 +189,15 @@ def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_options(p, ClassifyConfig, exclude=("train",))
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the fit saved in <out>.last.safetensors (default: a new run)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing file that is not an rnnkit file of this kind (default: off)",
+        help="replace an existing file that is not an rnnkit file of this kind; resume a fit "
+        "whose data or settings differ (default: off, refuse)",
     )
     p.add_argument(
         "--json",
@@ -235,7 +241,8 @@ def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.classify import ClassifyConfig, train_classify
     from .training import log_to_stderr
 
-    metrics = train_classify(from_args(ClassifyConfig, args), args.force, log_to_stderr)
+    cfg = from_args(ClassifyConfig, args)
+    metrics = train_classify(cfg, args.force, log_to_stderr, resume=args.resume)
     if "cv_accuracy" in metrics:
         folds = " ".join(f"{a:.4f}" for a in metrics["cv_accuracy"])
         print(

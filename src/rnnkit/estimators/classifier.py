@@ -24,13 +24,14 @@ import numpy as np
 from ..data.batches import bucket_batches, pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 from ..io.checkpoint import load_checkpoint
 from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
 from ..layers.module import Module
 from ..losses import cross_entropy, softmax
-from ..training import TrainConfig, Trainer
+from ..training import TrainConfig, Trainer, last_path, log_to_stderr, read_last
 from .base import Estimator
+from .resume import check_resume, fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLING = ("mean", "max", "last", "attention")
@@ -92,6 +93,30 @@ class ClassifyObjective:
         pass
 
 
+def saved_vocabulary(metadata: dict[str, Any]) -> Vocabulary:
+    """The vocabulary of the fit saved with ``metadata`` (a ``.last`` checkpoint's)."""
+    learned = metadata.get("learned")
+    if not isinstance(learned, dict) or "vocab" not in learned:
+        raise CheckpointError(
+            "resume: the saved run holds no vocabulary; expected the .last checkpoint of a "
+            "fit on text"
+        )
+    return Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
+
+
+WARMUP_STEPS = 20  # left out of `SequenceClassifier.throughput_`: compiling, first allocations
+
+
+def steady_throughput(marks: list[tuple[int, float]], overall: float) -> float:
+    """Sequences per second of training steps after the first `WARMUP_STEPS` (after the first
+    half, in a run of fewer than twice as many steps; ``overall`` in a run of one step)."""
+    skip = min(WARMUP_STEPS, len(marks) // 2)
+    if skip == 0:
+        return overall
+    (n0, t0), (n1, t1) = marks[skip - 1], marks[-1]
+    return (n1 - n0) / max(t1 - t0, 1e-9)
+
+
 def predict_proba(model: Sequential, seqs: list[np.ndarray]) -> np.ndarray:
     """Class probabilities ``(N, C)`` of a network, in batches sorted by length."""
     model.eval()
@@ -112,10 +137,13 @@ class SequenceClassifier(Estimator):
     ``X`` is a list of strings (tokenised by the estimator's vocabulary, ``tokens`` "char" or
     "word"), of 1-D integer token-id arrays, or of ``(T_i, F)`` float arrays; ``y`` the labels
     (any values numpy can sort). Learned: ``classes_``, ``model_`` (the `Sequential`),
-    ``vocab_`` (strings only), ``input_`` ("text", "ids" or "features"), ``history_``.
+    ``vocab_`` (strings only), ``input_`` ("text", "ids" or "features"), ``history_``,
+    ``n_steps_``, ``stopped_``, ``best_val_loss_`` and ``throughput_`` (training sequences per
+    second of step time, the first `WARMUP_STEPS` steps left out).
 
     The budget is ``epochs``, ``steps`` or ``minutes`` (the first one reached ends training;
-    none given: 10 epochs). Without ``fit(..., X_valid, y_valid)``, a stratified
+    none given: 10 epochs); ``fit(..., out=PATH, resume=True)`` continues a stopped fit.
+    Without ``fit(..., X_valid, y_valid)``, a stratified
     ``validation_fraction`` of the training data is held out. ``class_weight``: None,
     "balanced", or a dict label -> weight.
     """
@@ -182,11 +210,17 @@ class SequenceClassifier(Estimator):
         y_valid: Sequence[Any] | None = None,
         out: str | Path | None = None,
         metadata: dict[str, Any] | None = None,
+        resume: bool = False,
+        force: bool = False,
     ) -> SequenceClassifier:
         """Learn from ``X``, ``y``; returns self. ``out``: keep the best checkpoint there
         (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder;
-        ``metadata`` is added to the checkpoint's."""
+        ``metadata`` is added to the checkpoint's. ``resume``: continue the interrupted fit
+        saved at ``out`` (`rnnkit.estimators.resume`: same model and data, or ``force``)."""
         self._check_params()
+        if resume and out is None:
+            raise InputError("SequenceClassifier.fit: resume=True needs out, the saved run's path")
+        saved = read_last(last_path(Path(out))) if resume and out is not None else None
         labels = _labels(y, len(X), "fit")
         self.classes_ = np.unique(labels)
         if len(self.classes_) < 2:
@@ -214,21 +248,38 @@ class SequenceClassifier(Estimator):
             y_valid_idx = np.searchsorted(self.classes_, v)
         self.input_ = _input_kind(X_train, "fit")
         if self.input_ == "text":
-            self.vocab_ = Vocabulary.build(X_train, self.tokens, self.max_vocab, self.min_count)
+            self.vocab_ = (
+                Vocabulary.build(X_train, self.tokens, self.max_vocab, self.min_count)
+                if saved is None
+                else saved_vocabulary(saved.metadata)  # a resumed model keeps its vocabulary
+            )
         self.n_inputs_ = (
             int(max(int(np.max(s)) for s in (np.asarray(x) for x in X_train)) + 1)
             if self.input_ == "ids"
             else (len(self.vocab_) if self.input_ == "text" else _feature_size(X_train))
         )
         self.model_ = self._network()
+        train = (self._encode(X_train, "fit"), y_train)
+        valid = (self._encode(X_valid, "fit (validation)"), y_valid_idx)
         objective = ClassifyObjective(
-            self.model_,
-            (self._encode(X_train, "fit"), y_train),
-            (self._encode(X_valid, "fit (validation)"), y_valid_idx),
-            self.batch_size,
-            self._weights(targets),
-            self.seed,
+            self.model_, train, valid, self.batch_size, self._weights(targets), self.seed
         )
+        data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
+        keep_best = True
+        if saved is not None:
+            keep_best = check_resume(
+                last_path(Path(out or "")),
+                saved.metadata,
+                self.get_params(),
+                self._learned(),
+                data,
+                force,
+            )
+        if self.verbose:
+            log_to_stderr(
+                f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
+                f"classes {self.classes_.tolist()[:10]}"
+            )
         budget = (self.epochs, self.steps, self.minutes)
         cfg = TrainConfig(
             steps=self.steps,
@@ -246,15 +297,21 @@ class SequenceClassifier(Estimator):
         )
         with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
             path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
+            marks: list[tuple[int, float]] = []  # (sequences, training seconds) per step
             trainer = Trainer(
                 objective,
                 cfg,
                 path,
-                {**self._metadata(), **(metadata or {})},
+                {**self._metadata(), "data": data, **(metadata or {})},
                 progress=self.verbose,
+                on_step=lambda t: marks.append((t.tokens, t.train_seconds)),
                 quiet=not self.verbose,
                 plot=out is not None,
             )
+            if saved is not None:
+                position = trainer.resume(saved, keep_best=keep_best)
+                if self.verbose:
+                    log_to_stderr(f"resuming {last_path(path)} at {position}")
             result = trainer.run()
             self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
         self.model_.eval()
@@ -262,6 +319,7 @@ class SequenceClassifier(Estimator):
         self.n_steps_ = result.steps
         self.stopped_ = result.stopped
         self.best_val_loss_ = result.best_val_loss
+        self.throughput_ = steady_throughput(marks, result.tokens_per_s)
         return self
 
     def _check_params(self) -> None:

@@ -26,7 +26,7 @@ from ..estimators.classifier import SequenceClassifier
 from ..files import check_output
 from ..io.checkpoint import load
 from ..metrics import confusion_matrix, report
-from ..training import last_path, plot_path
+from ..training import last_path, plot_path, read_last
 from .classify_plots import plot_attention, plot_confusion
 
 
@@ -95,13 +95,23 @@ def estimator(cfg: ClassifyConfig) -> SequenceClassifier:
     )
 
 
-def train_classify(cfg: ClassifyConfig, force: bool = False, log: Any = None) -> dict[str, Any]:
-    """Check the outputs, read the data, fit, score; the metrics for ``--json``."""
+def train_classify(
+    cfg: ClassifyConfig, force: bool = False, log: Any = None, resume: bool = False
+) -> dict[str, Any]:
+    """Check the outputs, read the data, fit (or, with ``resume``, continue the fit saved at
+    ``--out``), score; the metrics for ``--json``."""
+    if resume and cfg.cv:
+        raise InputError(
+            "--resume continues the fit saved at --out; --cv refits every fold from scratch: "
+            "drop --cv (or --resume)"
+        )
     inputs = (cfg.train, cfg.valid, cfg.test)
     out = Path(cfg.out)
     check_output(out, "checkpoint", inputs=inputs, force=force)
     check_output(last_path(out), "checkpoint", inputs=inputs, force=force, what="--out (.last)")
     check_output(plot_path(out), "png", inputs=inputs, force=force, what="--out (loss plot)")
+    if resume:
+        read_last(last_path(out))  # before the data is read: a missing or damaged .last file
     columns = (cfg.text_column, cfg.label_column)
     data = read_labelled(cfg.train, *columns, what="--train")
     check_classes(data, "--train")
@@ -116,11 +126,16 @@ def train_classify(cfg: ClassifyConfig, force: bool = False, log: Any = None) ->
     for part, what in ((valid, "--valid"), (test, "--test")):
         if part is not None:
             check_known_labels(part, classes, what)
-    if log is not None:
-        log(f"data: {len(data):,} training, {len(valid):,} validation examples, {classes[:10]}")
-    clf = estimator(cfg)
+    clf = estimator(cfg)  # verbose: it logs the data's size and classes once they are checked
     clf.fit(
-        data.texts, data.labels, valid.texts, valid.labels, out=out, metadata={"run": asdict(cfg)}
+        data.texts,
+        data.labels,
+        valid.texts,
+        valid.labels,
+        out=out,
+        metadata={"run": asdict(cfg)},
+        resume=resume,
+        force=force,
     )
     metrics: dict[str, Any] = {
         "val_accuracy": clf.score(valid.texts, valid.labels),

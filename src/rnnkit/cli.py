@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .tasks.adding import AddingConfig
-    from .tasks.lm import SampleConfig
+    from .tasks.lm_config import SampleConfig
 
     parser = _Parser(prog="rnnkit", description="Recurrent neural networks on a CPU.")
     parser.add_argument(
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_lm_arguments(p: argparse.ArgumentParser) -> None:
-    from .tasks.lm import LMRunConfig
+    from .tasks.lm_config import LMRunConfig
 
     add_options(p, LMRunConfig)  # the run's settings, saved in the checkpoint
     p.add_argument(
@@ -300,7 +300,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.lm import SampleConfig, generate, load_lm
+    from .tasks.lm_config import SampleConfig
+    from .tasks.lm_generate import generate, load_lm
 
     cfg = from_args(SampleConfig, args)
     model, vocab = load_lm(args.checkpoint)

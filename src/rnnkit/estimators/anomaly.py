@@ -13,10 +13,14 @@ How a series is scored, one value at a time (each score uses only the values bef
    through the network to warm its state and the likelihood's windows.
 2. **Surprise.** A small GRU (`NextValueModel`, hidden 16) reads the normalised value ``z_t``
    and predicts a Gaussian ``N(mean, var)`` for ``z_{t+1}``; when it comes, its raw surprise is
-   ``erf(|z - mean| / sqrt(2 var))`` in [0, 1].
+   ``log(1 + (z - mean)^2 / var)``, the Gaussian NLL less its constant part.
 3. **Likelihood.** The score compares the short-window mean of the raw surprise with its
    long-window distribution (`rnnkit.estimators.likelihood`), as HTM's anomaly likelihood does,
    on a log scale in [0, 1].
+4. **Range check** (``range_check``, 0.05; None: off). A value beyond the range of the
+   series' values so far by more than 5 % of that range scores 1, as Numenta's HTM detector in
+   NAB does ("spatial anomaly"): a model fitted on the probationary period has no opinion on
+   values it never saw.
 
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes) and, during the probationary period
@@ -100,12 +104,13 @@ class AnomalyDetector(Estimator):
         hidden_size: int = 16,
         num_layers: int = 1,
         probation: int = 750,
-        short_window: int = 10,
+        short_window: int = 3,
         long_window: int = 8640,
         warmup: int = 100,
         steps: int = 300,
         lr: float = 1e-2,
         chunk: int = 64,
+        range_check: float | None = 0.05,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -118,20 +123,29 @@ class AnomalyDetector(Estimator):
         self.steps = steps
         self.lr = lr
         self.chunk = chunk
+        self.range_check = range_check
         self.seed = seed
 
     def _check_params(self) -> None:
         for name in ("hidden_size", "num_layers", "short_window", "long_window", "steps", "chunk"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"AnomalyDetector: {name} must be a positive integer, got {value!r}")
+                raise InputError(
+                    f"AnomalyDetector: {name} must be a positive integer, got {value!r}"
+                )
         if not isinstance(self.probation, (int, np.integer)) or self.probation < MIN_PROBATION:
             raise InputError(
                 f"AnomalyDetector: probation must be an integer of at least {MIN_PROBATION} "
                 f"values, got {self.probation!r}"
             )
         if not isinstance(self.warmup, (int, np.integer)) or self.warmup < 2:
-            raise InputError(f"AnomalyDetector: warmup must be an integer >= 2, got {self.warmup!r}")
+            raise InputError(
+                f"AnomalyDetector: warmup must be an integer >= 2, got {self.warmup!r}"
+            )
+        if self.range_check is not None and not self.range_check >= 0:
+            raise InputError(
+                f"AnomalyDetector: range_check must be >= 0 or None, got {self.range_check!r}"
+            )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
 
@@ -193,6 +207,12 @@ class AnomalyDetector(Estimator):
         lik = np.empty(err.size)
         likelihood.run(state, err, var[:-1], *self._windows(), lik)
         scores[P:] = lik[P - 1 :]  # lik[t - 1] scores z[t]
+        if self.range_check is not None:
+            lo = np.minimum.accumulate(z)[P - 1 : -1]  # the range of the values before t
+            hi = np.maximum.accumulate(z)[P - 1 : -1]
+            tol = self.range_check * (hi - lo)
+            out_of_range = ((z[P:] > hi + tol) | (z[P:] < lo - tol)) & (hi > lo)
+            scores[P:][out_of_range] = 1.0
         return scores
 
     def _windows(self) -> tuple[int, int, int]:
@@ -291,6 +311,18 @@ class DetectorPool:
             scores.update(self._step(ready))
         return {sid: scores[sid] for sid in values}
 
+    def _out_of_range(self, st: _StreamState, z: float) -> bool:
+        """The range check (`AnomalyDetector.range_check`); then the range takes ``z`` in."""
+        check = self.detector.range_check
+        lo, hi = st.lo, st.hi
+        out = (
+            check is not None
+            and hi > lo
+            and not lo - check * (hi - lo) <= z <= hi + check * (hi - lo)
+        )
+        st.lo, st.hi = min(lo, z), max(hi, z)
+        return bool(out)
+
     def _start(self, sid: Hashable, st: _StreamState) -> None:
         """The end of a stream's probationary period: its scale, the network (fitted now if it
         was not), and its buffered values fed through to warm the state and the likelihood."""
@@ -305,6 +337,7 @@ class DetectorPool:
         self._pool.join(sid)
         for value in z:  # the same steps as afterwards; the scores are not reported
             self._step({sid: value})
+        st.lo, st.hi = float(z.min()), float(z.max())
 
     def _step(self, ready: dict[Hashable, float]) -> dict[Hashable, float]:
         assert self._pool is not None
@@ -316,6 +349,8 @@ class DetectorPool:
             score = 0.0
             if st.var > 0:  # a prediction for this value
                 score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
+            if st.lo <= st.hi and self._out_of_range(st, z):
+                score = 1.0
             out = outs[sid]
             st.mu, st.var = NextValueModel.gaussian(np.array([z]), out)
             scores[sid] = float(score)
@@ -325,11 +360,11 @@ class DetectorPool:
 class _StreamState:
     """One stream's own part: its buffer (probation), scale, prediction, likelihood state."""
 
-    __slots__ = ("buffer", "mean", "sd", "mu", "var", "lik")
+    __slots__ = ("buffer", "mean", "sd", "mu", "var", "lik", "lo", "hi")
 
     def __init__(self, detector: AnomalyDetector) -> None:
         self.buffer: list[float] | None = []
         self.mean, self.sd = 0.0, 1.0
         self.mu, self.var = 0.0, 0.0  # the prediction for the next value (var 0: none yet)
         self.lik = likelihood.new_state(detector.short_window, detector.long_window)
-
+        self.lo, self.hi = math.inf, -math.inf  # the range of the values so far (after probation)

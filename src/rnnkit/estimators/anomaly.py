@@ -107,7 +107,7 @@ class AnomalyDetector(Estimator):
         short_window: int = 3,
         long_window: int = 8640,
         warmup: int = 100,
-        steps: int = 300,
+        steps: int = 100,
         lr: float = 1e-2,
         chunk: int = 64,
         range_check: float | None = 0.05,

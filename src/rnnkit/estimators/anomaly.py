@@ -97,6 +97,7 @@ class AnomalyDetector(Estimator):
     """
 
     _estimator_type = "outlier_detector"
+    model_: NextValueModel
 
     def __init__(
         self,
@@ -352,7 +353,8 @@ class DetectorPool:
             if st.lo <= st.hi and self._out_of_range(st, z):
                 score = 1.0
             out = outs[sid]
-            st.mu, st.var = NextValueModel.gaussian(np.array([z]), out)
+            mu, var = NextValueModel.gaussian(np.array([z]), out)
+            st.mu, st.var = float(mu), float(var)
             scores[sid] = float(score)
         return scores
 

@@ -8,16 +8,17 @@ surprise with the distribution of that mean over a long window of the stream's p
     m_t = mean(r_{t-W_s+1} .. r_t)                  short window (W_s = 3)
     mu, sd = mean and standard deviation of m over the last W_l steps before t (W_l = 8640)
     Q_t = P(N(mu, sd^2) >= m_t) = erfc((m_t - mu) / (sd sqrt 2)) / 2     (sd at least SD_FLOOR)
-    score_t = log(Q_t + 1e-10) / log(1e-10)         in [0, 1]: 1 when Q_t <= 1e-10
+    score_t = L / (L + log 1e10),  L = -log Q_t      in [0, 1): 0.5 where Q_t = 1e-10
 
 with ``r_t = log(1 + e_t^2 / v_t)`` the raw surprise of step t's prediction error ``e_t``
-under the predicted variance ``v_t``. The log scale is HTM's (``computeLogLikelihood``), computed from the tail probability directly.
-Until the long window holds ``warmup`` values the score is 0.
+under the predicted variance ``v_t``. A log scale as HTM's (``computeLogLikelihood``, which
+clips at Q = 1e-10), here without the clip, so that the most anomalous steps keep their order
+for a threshold. Until the long window holds ``warmup`` values the score is 0.
 
 The state of one stream is one float64 array (`new_state`): a few counters and sums, then the two
 windows as ring buffers, so memory per stream is constant: ``8 (8 + W_s + W_l)`` bytes (69 KB
-for the defaults). The window sums are updated per step and summed again from the buffer every
-W_l steps, so they do not drift. `step` (one value) and `run` (an array) are one compiled loop,
+for the defaults: W_s = 3, W_l = 8640). The window sums are updated per step and summed again
+from the buffer every W_l steps, so they do not drift. `step` (one value) and `run` (an array) are one compiled loop,
 so scoring a stream one value at a time and scoring the whole array agree exactly.
 """
 

@@ -101,7 +101,11 @@ def detect_csv(
             + f",{_fmt(scores[i][k])}"
         )
     text = "\n".join(lines) + "\n"
-    files.atomic_write(out, lambda tmp: Path(tmp).write_text(text), "--out")
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    files.atomic_write(out, write, "--out")
     if plot:
         _plot(series[0], scores[0], probation, plot)
     rows = len(order)
@@ -165,7 +169,8 @@ class LineScorer:
                 self.columns = (len(fields) - 2, len(fields) - 1, 0 if len(fields) == 3 else None)
                 self.width = len(fields)
             else:
-                return self._header(fields, where)
+                self._header(fields, where)
+                return None
         if len(fields) != self.width:
             raise InputError(
                 f"{where}: expected {self.width} comma-separated fields, got {len(fields)}"

@@ -18,8 +18,9 @@ for a threshold. Until the long window holds ``warmup`` values the score is 0.
 The state of one stream is one float64 array (`new_state`): a few counters and sums, then the two
 windows as ring buffers, so memory per stream is constant: ``8 (8 + W_s + W_l)`` bytes (69 KB
 for the defaults: W_s = 3, W_l = 8640). The window sums are updated per step and summed again
-from the buffer every W_l steps, so they do not drift. `step` (one value) and `run` (an array) are one compiled loop,
-so scoring a stream one value at a time and scoring the whole array agree exactly.
+from the buffer every W_l steps, so they do not drift. `step` (one value) and `run` (an array)
+are one compiled loop, so scoring a stream one value at a time and scoring the whole array agree
+exactly.
 """
 
 from __future__ import annotations

@@ -264,3 +264,11 @@ def test_stream_many_series_share_one_pool():
             assert scorer.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
     assert len(scorer.pool) == 2 and scorer.pool._pool is not None
     assert len(scorer.pool._pool) == 2  # both series in the one StreamPool
+
+
+def test_lstm_detector_streams_as_it_detects():
+    x = _smooth(500, seed=8)
+    det = rnnkit.AnomalyDetector(cell="lstm", probation=100, steps=5, seed=0).fit(x)
+    pool = det.pool()
+    streamed = np.array([pool.update(7, v) for v in x])
+    np.testing.assert_allclose(streamed, det.detect(x), atol=1e-9)

@@ -31,10 +31,12 @@ class NextValueConfig:
     hidden_size: int
     num_layers: int = 1
     dtype: str = "float64"
+    input_size: int = 1
 
 
 class NextValueModel(Module):
-    """One value in per step, ``(T, B, 1)``; the head's ``(T, B, 2)`` out."""
+    """One value (and ``input_size - 1`` features, such as the time of day) in per step,
+    ``(T, B, input_size)``; the head's ``(T, B, 2)`` out. The value is feature 0."""
 
     config_class = NextValueConfig
 
@@ -45,6 +47,7 @@ class NextValueModel(Module):
         num_layers: int = 1,
         seed: int | None = None,
         dtype: str = "float64",
+        input_size: int = 1,
     ) -> None:
         super().__init__()
         if cell not in RECURRENT:
@@ -53,19 +56,25 @@ class NextValueModel(Module):
             )
         seeds = np.random.SeedSequence(seed).generate_state(2)
         self.cell = cell
-        self.rnn = RECURRENT[cell](1, hidden_size, num_layers, seed=int(seeds[0]), dtype=dtype)
+        self.rnn = RECURRENT[cell](
+            input_size, hidden_size, num_layers, seed=int(seeds[0]), dtype=dtype
+        )
         self.head = Linear(hidden_size, 2, seed=int(seeds[1]), dtype=dtype)
         self.children = {"rnn": self.rnn, "head": self.head}
 
     @property
     def config(self) -> NextValueConfig:
         return NextValueConfig(
-            self.cell, self.rnn.hidden_size, self.rnn.num_layers, self.rnn.dtype.name
+            self.cell,
+            self.rnn.hidden_size,
+            self.rnn.num_layers,
+            self.rnn.dtype.name,
+            self.rnn.input_size,
         )
 
     @property
     def input_size(self) -> int:
-        return 1
+        return self.rnn.input_size
 
     # -- inference ---------------------------------------------------------------------------
     def initial_state(self, batch: int) -> Any:

@@ -7,13 +7,13 @@ How a series is scored, one value at a time (each score uses only the values bef
    and score 0. At its end the series' scale is fixed (mean and standard deviation of those
    values) and, when the detector has not been fitted yet, the network is fitted on them:
    full BPTT over overlapping chunks, Gaussian NLL, AdamW, ``steps`` steps. The network is then
-   **fixed**: it does not keep learning. Measured on NAB (``make eval-anomaly``), a network
-   fitted once and held fixed scored as well as online updates at a fraction of the cost, and
-   the likelihood below keeps adapting to the stream anyway. The buffered values are then fed
-   through the network to warm its state and the likelihood's windows.
+   **fixed**: it does not keep learning (online updates were not tried; the likelihood below
+   adapts to the stream, and a fixed network keeps the step at a few microseconds). The
+   buffered values are then fed through the network to warm its state and the likelihood's
+   windows.
 2. **Surprise.** A small GRU (`NextValueModel`, hidden 16) reads the normalised value ``z_t``
    and predicts a Gaussian ``N(mean, var)`` for ``z_{t+1}``; when it comes, its raw surprise is
-   ``log(1 + (z - mean)^2 / var)``, the Gaussian NLL less its constant part.
+   ``log(1 + (z - mean)^2 / var)``, which grows with the Gaussian NLL of the error.
 3. **Likelihood.** The score compares the short-window mean of the raw surprise with its
    long-window distribution (`rnnkit.estimators.likelihood`), as HTM's anomaly likelihood does,
    on a log scale in [0, 1].

@@ -56,10 +56,10 @@ def _tail_score(z: float) -> float:
 def step(state: np.ndarray, err: float, var: float, short: int, long: int, warmup: int) -> float:
     """Add one prediction error ``err`` of predicted variance ``var``; the step's score.
 
-    The raw surprise is ``r = log(1 + err^2 / var)``: the Gaussian NLL of the error less its
-    constant part, kept from going below 0 (a bounded surprise such as ``erf(|err| / sd)``
+    The raw surprise is ``r = log(1 + err^2 / var)``, which grows with the Gaussian NLL of the
+    error and is never below 0. A bounded surprise such as ``erf(|err| / sqrt(2 var))``
     saturates at 1, so a 40-sigma error counts as little as a 4-sigma one: on NAB it scored
-    5 against 43; `docs/ANOMALY.md`).
+    0-5 where ``log(1 + u^2)`` scored 15-32 (`docs/ANOMALY.md`).
     """
     raw = math.log1p(err * err / var)
     sbuf = state[_HEAD : _HEAD + short]

@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick bench bench-quick bench-pool clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,15 @@ eval-sentiment: $(VENV)/.installed-test
 ## eval-sentiment-quick: the same on 300 snippets, 2 folds, 1 epoch (a smoke test)
 eval-sentiment-quick: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_sentiment.py --quick
+
+## eval-anomaly: NAB (the files in ../shared/data/anomaly/nab/): rnnkit's AnomalyDetector and a
+## windowed-Gaussian detector, three profiles, throughput on one core, memory per stream (about 1 min)
+eval-anomaly: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_anomaly.py --out runs/eval-anomaly
+
+## eval-anomaly-quick: the same on 4 files with a short fit (a smoke test)
+eval-anomaly-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_anomaly.py --quick --out runs/eval-anomaly-quick
 
 ## bench: rnnkit against PyTorch and ONNX Runtime (training, inference, streaming, memory)
 bench: $(VENV)/.installed-test

@@ -18,6 +18,7 @@ from .errors import (
     TrainingDiverged,
 )
 from .estimators import Estimator, SequenceClassifier
+from .estimators.anomaly import AnomalyDetector
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -103,6 +104,7 @@ __all__ = [
     "apply_schedule",
     "clip_grad_norm",
     # estimators
+    "AnomalyDetector",
     "Estimator",
     "SequenceClassifier",
     # streaming

@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
 
+    from .tasks.detect import add_detect_arguments
+
+    add_detect_arguments(
+        sub.add_parser("detect", help="anomaly scores for a time series, from a CSV or stdin")
+    )
+
     demo = sub.add_parser(
         "demo", help="train RNN, GRU and LSTM on the adding problem: which one remembers?"
     )
@@ -438,7 +444,14 @@ def _progress():
     )
 
 
+def _detect(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.detect import run_detect
+
+    return run_detect(args)
+
+
 COMMANDS = {
+    "detect": _detect,
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,

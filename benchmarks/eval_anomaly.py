@@ -1,0 +1,200 @@
+"""NAB (Numenta Anomaly Benchmark) on the files in ../shared/data/anomaly/nab/: rnnkit's
+`AnomalyDetector` and a windowed-Gaussian detector written beside it, scored in the same run by
+`rnnkit.nab` (the three profiles, threshold optimised over these files, normalised between the
+null and the perfect detector), with the published scoreboard (all 58 files, standard profile).
+
+Also measured: throughput in points per second per stream on one core (the whole-series path,
+fit included and not, and the one-value-at-a-time `DetectorPool` path), and memory per stream.
+
+    python benchmarks/eval_anomaly.py [--data DIR] [--out runs/eval-anomaly] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RNNKIT_NUM_THREADS"):
+    os.environ[_var] = "1"  # one core: the throughput asked for is per stream on one core
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from rnnkit import nab  # noqa: E402
+from rnnkit.estimators.anomaly import AnomalyDetector  # noqa: E402
+
+# NAB scoreboard (numenta/NAB README), standard profile, all 58 files
+PUBLISHED = {
+    "ARTime": 74.9,
+    "Numenta HTM": 70.5,
+    "CAD OSE": 69.9,
+    "Random Cut Forest": 51.7,
+    "Windowed Gaussian": 39.6,
+    "Random": 11.0,
+}
+
+
+def read_nab_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ts = np.array([r["timestamp"] for r in rows], dtype="datetime64[ns]")
+    return ts, np.array([float(r["value"]) for r in rows])
+
+
+def windowed_gaussian(values: np.ndarray, window: int = 6400, step: int = 100) -> np.ndarray:
+    """NAB's windowed-Gaussian baseline, from its description: a value scores one less the
+    Gaussian tail probability ``Q(|x - mean| / sd)`` under the mean and standard deviation of
+    up to ``window`` earlier values; the window grows value by value to ``window`` values, then
+    slides ``step`` values at a time."""
+    n = values.size
+    c1 = np.concatenate([[0.0], np.cumsum(values)])
+    c2 = np.concatenate([[0.0], np.cumsum(values * values)])
+    scores = np.zeros(n)
+    start, end = 0, 0  # the window is values[start:end]
+    mean, sd = 0.0, 1.0
+    for t in range(n):
+        if end > 0:
+            z = abs(values[t] - mean) / sd
+            scores[t] = 1.0 - 0.5 * math.erfc(z / math.sqrt(2.0))
+        if end - start < window:
+            end = t + 1
+        elif t + 1 - end == step:
+            start, end = t + 1 - window, t + 1
+        else:
+            continue
+        k = end - start
+        mean = (c1[end] - c1[start]) / k
+        sd = math.sqrt(max((c2[end] - c2[start]) / k - mean * mean, 0.0)) or 1e-6
+    return scores
+
+
+def machine() -> dict:
+    import bench_machine
+
+    versions = bench_machine.versions()
+    return {
+        "cpu_model": bench_machine.cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "versions": {k: versions.get(k) for k in ("python", "numpy", "numba")},
+        "threads": {k: os.environ[k] for k in os.environ if k.endswith("_NUM_THREADS")},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "anomaly" / "nab"))
+    ap.add_argument("--out", default="runs/eval-anomaly")
+    ap.add_argument("--quick", action="store_true", help="4 files, a short fit (a smoke test)")
+    ap.add_argument("--params", default="{}", help="AnomalyDetector parameters as JSON")
+    args = ap.parse_args()
+    data = Path(args.data)
+    windows = nab.read_windows(data / "combined_windows.json")
+    names = sorted(n for n in windows if (data / "data" / n).is_file())
+    params = json.loads(args.params)
+    if args.quick:
+        names = names[:: max(1, len(names) // 4)][:4]
+        params.setdefault("steps", 10)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {json.dumps(machine())}", flush=True)
+    print(f"NAB: {len(names)} files from {data}; AnomalyDetector({params})", flush=True)
+
+    warm = np.sin(np.arange(200) / 5.0)  # compile the kernels before anything is timed
+    AnomalyDetector(probation=50, steps=2).fit(warm).detect(warm)
+    results: dict[str, dict[str, tuple[np.ndarray, nab.Labelled]]] = {"rnnkit": {}, "gauss": {}}
+    points, fit_s, detect_s, gauss_s = 0, 0.0, 0.0, 0.0
+    for name in names:
+        ts, values = read_nab_csv(data / "data" / name)
+        labels = nab.label_rows(ts, windows[name], name)
+        probation = nab.probation_length(values.size)
+        det = AnomalyDetector(probation=probation, **params)
+        t0 = time.perf_counter()
+        det.fit(values)
+        t1 = time.perf_counter()
+        scores = det.detect(values)
+        t2 = time.perf_counter()
+        g = windowed_gaussian(values)
+        t3 = time.perf_counter()
+        fit_s, detect_s, gauss_s = fit_s + t1 - t0, detect_s + t2 - t1, gauss_s + t3 - t2
+        points += values.size
+        results["rnnkit"][name] = (scores, labels)
+        results["gauss"][name] = (g, labels)
+        print(
+            f"  {name:58s} {values.size:6d} rows  fit {t1 - t0:5.2f} s  detect {t2 - t1:5.3f} s",
+            flush=True,
+        )
+
+    # one value at a time through a DetectorPool, on the longest file
+    longest = max(names, key=lambda n: (data / "data" / n).stat().st_size)
+    _, values = read_nab_csv(data / "data" / longest)
+    det = AnomalyDetector(probation=nab.probation_length(values.size), **params).fit(values)
+    batch = det.detect(values)
+    pool = det.pool()
+    t0 = time.perf_counter()
+    streamed = np.array([pool.update("s", v) for v in values])
+    stream_s = time.perf_counter() - t0
+    agree = float(np.max(np.abs(streamed - batch)))
+
+    table = {}
+    for side, files in results.items():
+        table[side] = {p: nab.score_corpus(files, p) for p in nab.PROFILES}
+    print()
+    print(f"{'detector':30s}{'standard':>10s}{'low FP':>10s}{'low FN':>10s}   files")
+    for side, label in (
+        ("rnnkit", "rnnkit AnomalyDetector"),
+        ("gauss", "windowed Gaussian (ours)"),
+    ):
+        s = table[side]
+        print(
+            f"{label:30s}{s['standard'].score:10.1f}{s['reward_low_FP_rate'].score:10.1f}"
+            f"{s['reward_low_FN_rate'].score:10.1f}   these {len(names)}"
+        )
+    for label, value in PUBLISHED.items():
+        print(f"{label + ' (published)':30s}{value:10.1f}{'':>20s}   all 58")
+    std = table["rnnkit"]["standard"]
+    print(
+        f"\nrnnkit, standard profile: threshold {std.threshold:.4f}, windows detected "
+        f"{std.tp}/{std.tp + std.fn}, false-positive rows {std.fp}"
+    )
+    memory = det.memory_per_stream()
+    throughput = {
+        "detect (whole series, one core)": round(points / detect_s),
+        "fit + detect": round(points / (fit_s + detect_s)),
+        "one value at a time (DetectorPool)": round(values.size / stream_s),
+        "windowed Gaussian": round(points / gauss_s),
+    }
+    report = {
+        "files": len(names),
+        "points": points,
+        "scores": {
+            side: {p: round(r.score, 2) for p, r in profiles.items()}
+            for side, profiles in table.items()
+        },
+        "thresholds": {p: r.threshold for p, r in table["rnnkit"].items()},
+        "throughput_points_per_s": throughput,
+        "stream_equals_batch_max_diff": agree,
+        "memory_per_stream_bytes": memory,
+        "params": det.get_params(),
+        "machine": machine(),
+    }
+    for k, v in throughput.items():
+        print(f"throughput, {k}: {v:,} points/s")
+    print(f"one value at a time vs whole series on {longest}: max |difference| {agree:.1e}")
+    print(f"memory per stream after its probationary period: {memory:,} bytes (constant)")
+    path = out / ("nab-quick.json" if args.quick else "nab.json")
+    path.write_text(json.dumps(report, indent=1, default=str))
+    print(f"report: {path}")
+
+
+if __name__ == "__main__":
+    main()

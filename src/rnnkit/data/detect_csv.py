@@ -1,0 +1,161 @@
+"""Time series for anomaly detection from a CSV with a header (NAB's ``timestamp,value``, and an
+optional series id column), read with one-line errors naming the file, row and column.
+
+Rules: every row needs the time and value columns (and the id column when one is named); a
+value must be a finite number (an empty field, text, NaN or infinity is an error, not a gap to
+fill); timestamps are all numbers (steps) or all dates/times NumPy reads (``2014-07-01
+00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a step back is
+an error). Rows are numbered as lines of the file, the header being line 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass
+class Series:
+    """One series: its rows' original text (written back as read) and its values."""
+
+    id: str
+    times: list[str] = field(default_factory=list)
+    values_text: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # row number in the file (in file order)
+
+
+def parse_time(text: str) -> float | np.datetime64 | None:
+    """A timestamp as a number (a step) or a ``datetime64``; None when it is neither."""
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return value if math.isfinite(value) else None
+    try:
+        return np.datetime64(text.strip(), "ns")
+    except ValueError:
+        return None
+
+
+def parse_value(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class TimeOrder:
+    """Checks that each series' timestamps are of one kind and strictly increase."""
+
+    def __init__(self) -> None:
+        self.kind: type | None = None
+        self.last: dict[str, tuple[object, str]] = {}
+
+    def check(self, sid: str, text: str, where: str, column: str) -> None:
+        t = parse_time(text)
+        if t is None:
+            raise InputError(
+                f"{where}, column {column!r}: expected a timestamp (a date/time such as "
+                f"2014-07-01 00:00:00, or a number), got {text[:40]!r}"
+            )
+        kind = type(t) if not isinstance(t, float) else float
+        if self.kind is None:
+            self.kind = kind
+        elif kind is not self.kind:
+            expected = "a number" if self.kind is float else "a date/time"
+            raise InputError(
+                f"{where}, column {column!r}: expected {expected} like the rows before, "
+                f"got {text[:40]!r}"
+            )
+        prev = self.last.get(sid)
+        if prev is not None and not t > prev[0]:  # type: ignore[operator]
+            what = "repeats" if t == prev[0] else "comes before"
+            series = f" of series {sid!r}" if sid else ""
+            raise InputError(
+                f"{where}, column {column!r}: timestamp {text[:40]!r} {what} the previous "
+                f"one{series} ({prev[1][:40]!r}); expected strictly increasing timestamps"
+            )
+        self.last[sid] = (t, text)
+
+
+def read_series(
+    path: str | os.PathLike,
+    time_column: str = "timestamp",
+    value_column: str = "value",
+    id_column: str | None = None,
+) -> tuple[list[Series], list[tuple[str, int]]]:
+    """The series of a CSV file, and the rows in file order as (series id, index in it)."""
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise InputError(f"{name!r}: no such file; expected a CSV file with a header")
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{name!r}: cannot read it ({exc.strerror})") from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None
+        if header is None:
+            raise InputError(f"{name!r}: the file is empty; expected a header and rows")
+        header = [h.strip() for h in header]
+        wanted = [c for c in (id_column, time_column, value_column) if c is not None]
+        for c in wanted:
+            if c not in header:
+                raise InputError(
+                    f"{name!r}: no column {c!r} in the header; the columns are {header[:20]}"
+                )
+        ti, vi = header.index(time_column), header.index(value_column)
+        ii = header.index(id_column) if id_column is not None else None
+        series: dict[str, Series] = {}
+        order: list[tuple[str, int]] = []
+        times = TimeOrder()
+        line = 1
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not f.strip() for f in row):
+                    continue  # a blank line
+                where = f"{name!r} row {line}"
+                if len(row) < len(header):
+                    missing = header[len(row)] if len(row) < len(header) else ""
+                    raise InputError(
+                        f"{where}: expected {len(header)} fields, got {len(row)} "
+                        f"(no column {missing!r})"
+                    )
+                sid = row[ii].strip() if ii is not None else ""
+                times.check(sid, row[ti].strip(), where, time_column)
+                value = parse_value(row[vi])
+                if value is None:
+                    raise InputError(
+                        f"{where}, column {value_column!r}: expected a finite number, got "
+                        f"{row[vi][:40]!r}"
+                    )
+                s = series.get(sid)
+                if s is None:
+                    s = series[sid] = Series(sid)
+                order.append((sid, len(s.values)))
+                s.times.append(row[ti].strip())
+                s.values_text.append(row[vi].strip())
+                s.values.append(value)
+                s.rows.append(line)
+        except csv.Error as exc:
+            raise InputError(f"{name!r} row {line + 1}: malformed CSV ({exc})") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{name!r} after row {line}: not UTF-8 text") from None
+    if not order:
+        raise InputError(f"{name!r}: no rows after the header")
+    return list(series.values()), order

@@ -1,0 +1,400 @@
+"""`AnomalyDetector`: online, causal anomaly scores from a recurrent model's surprise.
+
+How a series is scored, one value at a time (each score uses only the values before it):
+
+1. **Probationary period.** A series' first ``probation`` values (NAB's rule gives 15 % of a
+   file, at most 750) are its learning period: they are buffered (at most ``probation`` numbers)
+   and score 0. At its end the series' scale is fixed (mean and standard deviation of those
+   values) and, when the detector has not been fitted yet, the network is fitted on them:
+   full BPTT over overlapping chunks, Gaussian NLL, AdamW, ``steps`` steps. The network is then
+   **fixed**: it does not keep learning (online updates were not tried; the likelihood below
+   adapts to the stream, and a fixed network keeps the step at a few microseconds). The
+   buffered values are then fed through the network to warm its state and the likelihood's
+   windows.
+2. **Surprise.** A small GRU (`NextValueModel`, hidden 16) reads the normalised value ``z_t``
+   and predicts a Gaussian ``N(mean, var)`` for ``z_{t+1}``; when it comes, its raw surprise is
+   ``log(1 + (z - mean)^2 / var)``, which grows with the Gaussian NLL of the error.
+3. **Likelihood.** The score compares the short-window mean of the raw surprise with its
+   long-window distribution (`rnnkit.estimators.likelihood`), as HTM's anomaly likelihood does,
+   on a log scale in [0, 1].
+4. **Range check** (``range_check``, 0.05; None: off). A value beyond the range of the
+   series' values so far by more than 5 % of that range scores 1, as Numenta's HTM detector in
+   NAB does ("spatial anomaly"): a model fitted on the probationary period has no opinion on
+   values it never saw.
+
+Memory per stream is constant: the network's state (hidden floats), the likelihood's two
+windows (``8 (8 + short_window + long_window)`` bytes) and, during the probationary period
+only, up to ``probation`` buffered values.
+
+Many series share one network and one `StreamPool` (`DetectorPool`); each has its own scale,
+its own likelihood state and its own probationary period.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..losses import gaussian_nll
+from ..models.predictive import LOGVAR_MAX, LOGVAR_MIN, NextValueModel
+from ..optim import AdamW, clip_grad_norm
+from ..stream import StreamPool
+from . import likelihood
+from .base import Estimator
+
+MIN_PROBATION = 16  # values needed to fit the network and set a series' scale
+CLIP = 50.0  # normalised values beyond this many standard deviations are read as this
+
+
+def _as_series(x: Any, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"AnomalyDetector.{what}: expected a series of numbers") from None
+    if arr.ndim != 1:
+        raise InputError(
+            f"AnomalyDetector.{what}: expected a 1-D series (or a list of them), got shape "
+            f"{arr.shape}"
+        )
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise InputError(
+            f"AnomalyDetector.{what}: value {bad[0]} is {arr[bad[0]]}; expected finite numbers"
+        )
+    return arr
+
+
+def _series_list(X: Any, what: str) -> tuple[list[np.ndarray], bool]:
+    """The series of ``X`` and whether it was a single one."""
+    if isinstance(X, np.ndarray) and X.ndim == 1:
+        return [_as_series(X, what)], True
+    if isinstance(X, (list, tuple)) and X and all(np.ndim(x) == 0 for x in X):
+        return [_as_series(X, what)], True
+    if isinstance(X, (list, tuple)):
+        return [_as_series(x, what) for x in X], False
+    return [_as_series(X, what)], True
+
+
+def scale_of(values: np.ndarray) -> tuple[float, float]:
+    """A series' centre and scale from its probationary values (a flat one: 0.1 % of its level)."""
+    mean = float(np.mean(values))
+    sd = float(np.std(values))
+    if not sd > 1e-12 * max(1.0, abs(mean)):
+        sd = 1e-3 * max(abs(mean), 1.0)
+    return mean, sd
+
+
+class AnomalyDetector(Estimator):
+    """Anomaly scores in [0, 1] for streams of numbers; see the module docstring.
+
+    >>> det = AnomalyDetector(probation=200, seed=0)
+    >>> scores = det.fit_detect(values)           # one score per value, the first 200 are 0
+    >>> pool = det.pool(); pool.update("s1", 3.2) # streams, one value at a time
+    """
+
+    _estimator_type = "outlier_detector"
+    model_: NextValueModel
+
+    def __init__(
+        self,
+        cell: str = "gru",
+        hidden_size: int = 16,
+        num_layers: int = 1,
+        probation: int = 750,
+        short_window: int = 3,
+        long_window: int = 8640,
+        warmup: int = 100,
+        steps: int = 100,
+        lr: float = 1e-2,
+        chunk: int = 64,
+        range_check: float | None = 0.05,
+        seed: int = 0,
+    ) -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.probation = probation
+        self.short_window = short_window
+        self.long_window = long_window
+        self.warmup = warmup
+        self.steps = steps
+        self.lr = lr
+        self.chunk = chunk
+        self.range_check = range_check
+        self.seed = seed
+
+    def _check_params(self) -> None:
+        for name in ("hidden_size", "num_layers", "short_window", "long_window", "steps", "chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(
+                    f"AnomalyDetector: {name} must be a positive integer, got {value!r}"
+                )
+        if not isinstance(self.probation, (int, np.integer)) or self.probation < MIN_PROBATION:
+            raise InputError(
+                f"AnomalyDetector: probation must be an integer of at least {MIN_PROBATION} "
+                f"values, got {self.probation!r}"
+            )
+        if not isinstance(self.warmup, (int, np.integer)) or self.warmup < 2:
+            raise InputError(
+                f"AnomalyDetector: warmup must be an integer >= 2, got {self.warmup!r}"
+            )
+        if self.range_check is not None and not self.range_check >= 0:
+            raise InputError(
+                f"AnomalyDetector: range_check must be >= 0 or None, got {self.range_check!r}"
+            )
+        if not self.lr > 0:
+            raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
+        """Fit the network on the probationary part (the first ``probation`` values) of each
+        series of ``X`` (one series, or a list of them), each normalised by its own scale."""
+        self._check_params()
+        series, _ = _series_list(X, "fit")
+        parts = []
+        for k, s in enumerate(series):
+            head = s[: self.probation]
+            if head.size < MIN_PROBATION:
+                raise InputError(
+                    f"AnomalyDetector.fit: series {k} has {head.size} values; expected at least "
+                    f"{MIN_PROBATION}"
+                )
+            mean, sd = scale_of(head)
+            parts.append(np.clip((head - mean) / sd, -CLIP, CLIP))
+        self.model_ = NextValueModel(self.cell, self.hidden_size, self.num_layers, seed=self.seed)
+        self.losses_ = _train(self.model_, parts, self.steps, self.lr, self.chunk)
+        return self
+
+    def _learned(self) -> dict[str, Any]:
+        return {"losses": [float(v) for v in self.losses_]}
+
+    def _restore(self, learned: dict[str, Any], model: Any) -> None:
+        if not isinstance(model, NextValueModel):
+            raise InputError(f"expected a NextValueModel, got {type(model).__name__}")
+        self.model_ = model
+        self.losses_ = list(learned.get("losses", []))
+
+    # -- scoring -----------------------------------------------------------------------------
+    def detect(self, X: Any) -> Any:
+        """Scores of each value of a series (or of each series of a list), causal; the first
+        ``probation`` values of each series score 0 (its learning period)."""
+        self._check_fitted("detect")
+        series, single = _series_list(X, "detect")
+        out = [self._detect_one(s) for s in series]
+        return out[0] if single else out
+
+    def fit_detect(self, X: Any) -> Any:
+        """`fit` on the probationary parts, then `detect`: what ``rnnkit detect`` does."""
+        return self.fit(X).detect(X)
+
+    def _detect_one(self, s: np.ndarray) -> np.ndarray:
+        """The whole series at once: the sequence forward of the network, the likelihood's
+        loop; the same numbers as `DetectorPool` stepping through it (tested)."""
+        P = min(self.probation, s.size)
+        scores = np.zeros(s.size)
+        if s.size < self.probation:
+            return scores  # still learning
+        mean, sd = scale_of(s[:P])
+        z = np.clip((s - mean) / sd, -CLIP, CLIP)
+        out, _ = self.model_.stream_forward(z[:, None, None])  # (T, 1, 2)
+        mu, var = NextValueModel.gaussian(z[:, None], out[:, 0])  # predictions for z[t + 1]
+        state = likelihood.new_state(self.short_window, self.long_window)
+        err = z[1:] - mu[:-1]
+        lik = np.empty(err.size)
+        likelihood.run(state, err, var[:-1], *self._windows(), lik)
+        scores[P:] = lik[P - 1 :]  # lik[t - 1] scores z[t]
+        if self.range_check is not None:
+            lo = np.minimum.accumulate(z)[P - 1 : -1]  # the range of the values before t
+            hi = np.maximum.accumulate(z)[P - 1 : -1]
+            tol = self.range_check * (hi - lo)
+            out_of_range = ((z[P:] > hi + tol) | (z[P:] < lo - tol)) & (hi > lo)
+            scores[P:][out_of_range] = 1.0
+        return scores
+
+    def _windows(self) -> tuple[int, int, int]:
+        return int(self.short_window), int(self.long_window), int(self.warmup)
+
+    def pool(self) -> DetectorPool:
+        """Streams scored one value at a time, all through one `StreamPool`; fits the network
+        on the first stream to finish its probationary period if `fit` was not called."""
+        self._check_params()
+        return DetectorPool(self)
+
+    def memory_per_stream(self) -> int:
+        """Bytes held per stream after its probationary period: the network's state, the
+        likelihood's windows, the scale and the pending prediction."""
+        layers = self.num_layers * (2 if self.cell == "lstm" else 1)
+        return 8 * (layers * self.hidden_size + 8 + self.short_window + self.long_window + 5)
+
+
+def _train(model: NextValueModel, parts: list[np.ndarray], steps: int, lr: float, chunk: int):
+    """Full-batch BPTT over overlapping chunks of each normalised series; per-step losses."""
+    xs, ys = [], []
+    for z in parts:
+        n = z.size - 1  # inputs z[:-1], targets z[1:]
+        length = min(chunk, n)
+        starts = list(range(0, n - length + 1, max(1, length // 2)))
+        if starts[-1] != n - length:
+            starts.append(n - length)
+        for a in starts:
+            xs.append(z[a : a + length])
+            ys.append(z[a + 1 : a + length + 1])
+    width = max(x.size for x in xs)
+    x = np.zeros((width, len(xs), 1))
+    y = np.zeros((width, len(xs)))
+    mask = np.zeros((width, len(xs)))
+    for b, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
+        x[: xi.size, b, 0], y[: yi.size, b], mask[: yi.size, b] = xi, yi, 1.0
+    model.train()
+    opt = AdamW(model, lr=lr, weight_decay=0.0)
+    losses = []
+    for k in range(steps):
+        opt.lr = lr * 0.5 * (1 + math.cos(math.pi * k / steps))  # cosine to 0
+        model.zero_grad()
+        (mean, var), backward = model.forward_train(x)
+        loss, dmean, dvar = gaussian_nll(mean, var, y, mask=mask)
+        backward(dmean, dvar)
+        clip_grad_norm(model, 1.0)
+        opt.step()
+        losses.append(float(loss))
+    model.eval()
+    return losses
+
+
+class DetectorPool:
+    """Many streams scored one value at a time; one network, one `StreamPool`.
+
+    ``update(id, value)`` scores one value of one stream; ``update_many({id: value})`` one
+    value of each of several streams, in one batched network step. A stream joins at its first
+    value. The scores equal `AnomalyDetector.detect` on the same series (up to round-off).
+    """
+
+    def __init__(self, detector: AnomalyDetector) -> None:
+        self.detector = detector
+        self._pool: _Pool | None = None
+        self._streams: dict[Hashable, _StreamState] = {}
+        self._windows = detector._windows()
+        if hasattr(detector, "model_"):
+            self._pool = _Pool(detector.model_)
+
+    def __contains__(self, stream_id: Hashable) -> bool:
+        return stream_id in self._streams
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def update(self, stream_id: Hashable, value: float) -> float:
+        return self.update_many({stream_id: value})[stream_id]
+
+    def update_many(self, values: Mapping[Hashable, float]) -> dict[Hashable, float]:
+        scores: dict[Hashable, float] = {}
+        ready: dict[Hashable, float] = {}  # normalised values of streams past probation
+        for sid, value in values.items():
+            v = float(value)
+            if not math.isfinite(v):
+                raise InputError(f"DetectorPool: stream {sid!r}: expected a finite value, got {v}")
+            st = self._streams.get(sid)
+            if st is None:
+                st = self._streams[sid] = _StreamState(self.detector)
+            if st.buffer is not None:  # the probationary period
+                st.buffer.append(v)
+                scores[sid] = 0.0
+                if len(st.buffer) == self.detector.probation:
+                    self._start(sid, st)
+                continue
+            ready[sid] = min(max((v - st.mean) / st.sd, -CLIP), CLIP)
+        if ready:
+            scores.update(self._step(ready))
+        return {sid: scores[sid] for sid in values}
+
+    def _out_of_range(self, st: _StreamState, z: float) -> bool:
+        """The range check (`AnomalyDetector.range_check`); then the range takes ``z`` in."""
+        check = self.detector.range_check
+        lo, hi = st.lo, st.hi
+        out = (
+            check is not None
+            and hi > lo
+            and not lo - check * (hi - lo) <= z <= hi + check * (hi - lo)
+        )
+        st.lo, st.hi = min(lo, z), max(hi, z)
+        return bool(out)
+
+    def _start(self, sid: Hashable, st: _StreamState) -> None:
+        """The end of a stream's probationary period: its scale, the network (fitted now if it
+        was not), and its buffered values fed through to warm the state and the likelihood."""
+        assert st.buffer is not None
+        head = np.asarray(st.buffer)
+        st.buffer = None
+        st.mean, st.sd = scale_of(head)
+        if self._pool is None:
+            self.detector.fit(head)
+            self._pool = _Pool(self.detector.model_)
+        z = np.clip((head - st.mean) / st.sd, -CLIP, CLIP)
+        self._pool.join(sid)
+        for value in z:  # the same steps as afterwards; the scores are not reported
+            self._step({sid: value})
+        st.lo, st.hi = float(z.min()), float(z.max())
+
+    def _step(self, ready: dict[Hashable, float]) -> dict[Hashable, float]:
+        assert self._pool is not None
+        short, long, warmup = self._windows
+        if len(ready) == 1:  # one stream: the single-stream step, on its column of the pool
+            ((sid, z),) = ready.items()
+            outs = {sid: self._pool.step_one(sid, z)}
+        else:
+            outs = self._pool.step({sid: np.array([z]) for sid, z in ready.items()})
+        scores = {}
+        for sid, z in ready.items():
+            st = self._streams[sid]
+            score = 0.0
+            if st.var > 0:  # a prediction for this value
+                score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
+            if st.lo <= st.hi and self._out_of_range(st, z):
+                score = 1.0
+            d, s = outs[sid]  # NextValueModel.gaussian, on floats
+            st.mu, st.var = z + float(d), math.exp(min(max(float(s), LOGVAR_MIN), LOGVAR_MAX))
+            scores[sid] = float(score)
+        return scores
+
+
+class _Pool(StreamPool):
+    """A `StreamPool` that also steps one stream alone on the single-stream fused step (one
+    kernel call per layer), instead of the batched step's gather, products and scatter: at
+    hidden 16 the batched step of one stream costs several times the arithmetic.
+    (A candidate for `StreamPool` itself.)"""
+
+    def __init__(self, model: NextValueModel) -> None:
+        super().__init__(model)
+        self._x = np.empty(1, np.dtype(model.rnn.dtype))
+
+    def step_one(self, stream_id: Hashable, value: float) -> np.ndarray:
+        """One step of one stream of a one-feature model; its output."""
+        plan = self._stream._plan
+        with self._lock:
+            slot = self._slot[stream_id]
+            state = self._store[0][:, slot : slot + 1].copy()  # (L, 1, H); a GRU or RNN
+            self._x[0] = value
+            done = plan.step(self._x, state) if plan is not None and len(self._store) == 1 else None
+            if done is None:  # an LSTM, or what the fused step does not take: the batched step
+                return self._step_locked([stream_id], self._x[None].copy())[stream_id]
+            y, new = done
+            self._store[0][:, slot] = new[:, 0]
+            return y
+
+
+class _StreamState:
+    """One stream's own part: its buffer (probation), scale, prediction, likelihood state."""
+
+    __slots__ = ("buffer", "mean", "sd", "mu", "var", "lik", "lo", "hi")
+
+    def __init__(self, detector: AnomalyDetector) -> None:
+        self.buffer: list[float] | None = []
+        self.mean, self.sd = 0.0, 1.0
+        self.mu, self.var = 0.0, 0.0  # the prediction for the next value (var 0: none yet)
+        self.lik = likelihood.new_state(detector.short_window, detector.long_window)
+        self.lo, self.hi = math.inf, -math.inf  # the range of the values so far (after probation)

@@ -1,0 +1,274 @@
+"""Anomaly detection: the NAB scorer on hand-made cases, `AnomalyDetector`, ``rnnkit detect``."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import nab
+from rnnkit.cli import main
+from rnnkit.errors import InputError
+from rnnkit.tasks.detect import LineScorer
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+# -- the NAB scorer ----------------------------------------------------------------------------
+def _times(n: int) -> np.ndarray:
+    return np.datetime64("2020-01-01T00:00") + np.arange(n) * np.timedelta64(5, "m")
+
+
+def _window(ts: np.ndarray, a: int, b: int) -> tuple[str, str]:
+    return (str(ts[a]), str(ts[b]))
+
+
+def _corpus():
+    """Two files of 1,000 rows (probation 150): one with windows at 300-339 and 700-739, one
+    with none."""
+    ts = _times(1000)
+    lab1 = nab.label_rows(ts, [_window(ts, 300, 339), _window(ts, 700, 739)], "a")
+    lab2 = nab.label_rows(ts, [], "b")
+    return ts, lab1, lab2
+
+
+def test_probation_length_is_nabs_rule():
+    assert nab.probation_length(1000) == 150
+    assert nab.probation_length(22695) == 750  # capped at 15 % of 5000
+
+
+def test_scaled_sigmoid_values_from_nabs_docs():
+    assert nab.scaled_sigmoid(-1.0) == pytest.approx(0.98661, abs=1e-5)
+    assert nab.scaled_sigmoid(-0.5) == pytest.approx(0.84828, abs=1e-5)
+    assert nab.scaled_sigmoid(0.0) == pytest.approx(0.0, abs=1e-12)
+    assert nab.scaled_sigmoid(3.0) == -1.0
+
+
+def test_perfect_detector_scores_100_and_null_0_in_every_profile():
+    _, lab1, lab2 = _corpus()
+    perfect = np.zeros(1000)
+    perfect[[300, 700]] = 1.0
+    for profile in nab.PROFILES:
+        r = nab.score_corpus({"a": (perfect, lab1), "b": (np.zeros(1000), lab2)}, profile)
+        assert r.score == pytest.approx(100.0)
+        assert (r.tp, r.fn, r.fp) == (2, 0, 0)
+        null = nab.score_corpus({"a": (np.zeros(1000), lab1), "b": (np.zeros(1000), lab2)}, profile)
+        assert null.score == pytest.approx(0.0)
+
+
+def test_late_detection_false_positive_and_probation_by_hand():
+    _, lab1, lab2 = _corpus()
+    s1 = np.zeros(1000)
+    s1[319] = 1.0  # window 300-339 (width 40) at relative position -(339 - 319 + 1) / 40
+    s1[100] = 1.0  # in the probationary period: does not count
+    s2 = np.zeros(1000)
+    s2[500] = 1.0  # a file without windows: a false positive worth -A_fp
+    p = nab.PROFILES["standard"]
+    tp = nab.scaled_sigmoid(-21 / 40) / nab.scaled_sigmoid(-1.0)
+    raw = tp * p.tp - p.fn - p.fp  # one window late, one missed, one false positive
+    r = nab.score_corpus({"a": (s1, lab1), "b": (s2, lab2)}, "standard")
+    assert r.raw == pytest.approx(raw)
+    assert r.score == pytest.approx(100 * (raw + 2) / 4)
+    # a false positive just after a window costs less than -A_fp
+    s3 = np.zeros(1000)
+    s3[[300, 700, 742]] = 1.0
+    r3 = nab.score_corpus({"a": (s3, lab1)}, "standard")
+    after = nab.scaled_sigmoid(3 / 39) * p.fp
+    assert r3.raw == pytest.approx(2 * p.tp + after)
+    assert -p.fp < after < 0
+
+
+def test_threshold_is_optimised_over_the_corpus():
+    _, lab1, lab2 = _corpus()
+    s1 = np.full(1000, 0.1)
+    s1[[300, 700]] = 0.9
+    s2 = np.full(1000, 0.1)
+    s2[400] = 0.95  # above the windows' level: the best threshold lies between 0.1 and 0.9
+    r = nab.score_corpus({"a": (s1, lab1), "b": (s2, lab2)}, "standard")
+    assert r.threshold == pytest.approx(0.9)
+    assert (r.tp, r.fp) == (2, 1)
+    # with the low-FN profile's costlier misses, the same threshold still wins
+    assert nab.score_corpus({"a": (s1, lab1), "b": (s2, lab2)}, "reward_low_FN_rate").tp == 2
+
+
+# -- the detector ------------------------------------------------------------------------------
+def _smooth(n: int = 1200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return np.sin(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n)
+
+
+@pytest.fixture(scope="module")
+def detector() -> rnnkit.AnomalyDetector:
+    return rnnkit.AnomalyDetector(probation=200, steps=40, seed=0).fit(_smooth())
+
+
+def test_spike_in_a_smooth_series_scores_highest_in_its_window(detector):
+    x = _smooth(seed=1)
+    x[900] += 1.2  # inside the sine's range: found by the network, not the range check
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, range_check=None)
+    scores = det.fit(x).detect(x)
+    window = slice(880, 940)
+    assert np.argmax(scores[window]) + 880 in (900, 901, 902)
+    assert scores[900:903].max() > np.quantile(scores[200:880], 0.999)
+    assert np.all(scores[:200] == 0) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_streaming_equals_batch(detector):
+    x = _smooth(seed=2)
+    x[700] -= 2.0
+    batch = detector.detect(x)
+    pool = detector.pool()
+    streamed = np.array([pool.update("s", v) for v in x])
+    np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+    # two series stepped together in one batched network step each time
+    y = _smooth(seed=3)
+    pool2 = detector.pool()
+    both = [pool2.update_many({"x": a, "y": b}) for a, b in zip(x, y, strict=True)]
+    np.testing.assert_allclose([d["x"] for d in both], batch, atol=1e-9)
+    np.testing.assert_allclose([d["y"] for d in both], detector.detect(y), atol=1e-9)
+
+
+def test_memory_per_stream_is_constant(detector):
+    pool = detector.pool()
+    x = _smooth(3000, seed=4)
+    sizes = []
+    for k, v in enumerate(x):
+        pool.update("s", v)
+        if k in (500, 2999):
+            st = pool._streams["s"]
+            sizes.append((st.buffer, st.lik.nbytes))
+    assert sizes[0] == sizes[1] == (None, detector.memory_per_stream() - 8 * (16 + 5))
+
+
+def test_detector_save_load_round_trip(detector, tmp_path):
+    path = tmp_path / "det.safetensors"
+    rnnkit.save(detector, path)
+    back = rnnkit.load(path)
+    x = _smooth(seed=5)
+    np.testing.assert_array_equal(back.detect(x), detector.detect(x))
+
+
+def test_detector_bad_input():
+    with pytest.raises(rnnkit.NotFittedError):
+        rnnkit.AnomalyDetector().detect(np.zeros(10))
+    with pytest.raises(InputError, match="value 3 is nan"):
+        rnnkit.AnomalyDetector(probation=20).fit([0.0, 1.0, 2.0, math.nan] + [1.0] * 30)
+    with pytest.raises(InputError, match="probation must be"):
+        rnnkit.AnomalyDetector(probation=3).fit(np.zeros(100))
+
+
+# -- rnnkit detect -----------------------------------------------------------------------------
+def _write_csv(path: Path, values: np.ndarray, header: str = "timestamp,value") -> Path:
+    ts = _times(values.size)
+    lines = [header] + [
+        f"{str(t).replace('T', ' ')},{v:.6f}" for t, v in zip(ts, values, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_csv_end_to_end_and_stream_equals_csv(tmp_path, capsys):
+    x = _smooth(400, seed=6)
+    x[330] += 3.0
+    src = _write_csv(tmp_path / "series.csv", x)
+    out, png = tmp_path / "scores.csv", tmp_path / "scores.png"
+    args = ["detect", "--csv", str(src), "--out", str(out), "--plot", str(png)]
+    assert main([*args, "--probation", "100", "--json"]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0] == "timestamp,value,anomaly_score" and len(rows) == 401
+    scores = np.array([float(r.split(",")[2]) for r in rows[1:]])
+    assert np.argmax(scores) == 330 and np.all(scores[:100] == 0)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert '"rows": 400' in capsys.readouterr().out.splitlines()[-1]
+    # the same file line by line through --stream (fitted the same way, on the same rows)
+    scorer = LineScorer(100, {"seed": 0})
+    lines = src.read_text().splitlines()
+    answers = [scorer.handle(line) for line in lines]
+    assert answers[0] is None  # the header
+    streamed = np.array([float(a.split(",")[2]) for a in answers[1:]])
+    np.testing.assert_allclose(streamed, scores, atol=1e-8)
+    # a second run replaces its own output; a file that is not rnnkit's is refused
+    assert main([*args, "--probation", "100"]) == 0
+    (tmp_path / "mine.csv").write_text("precious\n")
+    assert main(["detect", "--csv", str(src), "--out", str(tmp_path / "mine.csv")]) == 2
+    assert (tmp_path / "mine.csv").read_text() == "precious\n"
+
+
+def test_cli_stream_answers_each_line_at_once(tmp_path):
+    x = _smooth(120, seed=7)
+    text = "".join(f"{k},{v:.5f}\n" for k, v in enumerate(x))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit.cli", "detect", "--stream", "--probation", "100"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(SRC), "OPENBLAS_THREAD_TIMEOUT": "4", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("0,1.5\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == "0,1.5,0\n"  # before the input ends
+    out, err = proc.communicate(text)  # its first line repeats timestamp 0
+    assert proc.returncode == 2 and out == ""
+    assert "line 2" in err and "repeats" in err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("time,value\n2020-01-01 00:00:00,1\n", "no column 'timestamp'"),
+        ("timestamp,value\n2020-01-01 00:00:00,abc\n", "row 2, column 'value': expected a finite"),
+        ("timestamp,value\n2020-01-01 00:00:00,NaN\n", "row 2, column 'value'"),
+        (
+            "timestamp,value\n2020-01-01 00:05:00,1\n2020-01-01 00:00:00,2\n",
+            "row 3, column 'timestamp': timestamp '2020-01-01 00:00:00' comes before",
+        ),
+        ("timestamp,value\n2020-01-01 00:05:00,1\n2020-01-01 00:05:00,2\n", "row 3.*repeats"),
+        ("timestamp,value\nyesterday,1\n", "row 2, column 'timestamp': expected a timestamp"),
+    ],
+)
+def test_cli_bad_csv_is_one_line_naming_file_row_column(tmp_path, capsys, content, message):
+    src = tmp_path / "bad.csv"
+    src.write_text(content)
+    assert main(["detect", "--csv", str(src), "--out", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.csv" in err
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_stream_bad_line_names_the_line():
+    scorer = LineScorer(100)
+    assert scorer.handle("timestamp,value\n") is None
+    assert scorer.handle("1,2.0\n") is not None
+    with pytest.raises(InputError, match="stdin line 3, column 'value'"):
+        scorer.handle("2,nan\n")
+    with pytest.raises(InputError, match="stdin line 4: expected 2"):
+        scorer.handle("3,1,2\n")
+
+
+def test_stream_many_series_share_one_pool():
+    scorer = LineScorer(20, {"steps": 5})
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        for sid in ("a", "b"):
+            assert scorer.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
+    assert len(scorer.pool) == 2 and scorer.pool._pool is not None
+    assert len(scorer.pool._pool) == 2  # both series in the one StreamPool
+
+
+def test_lstm_detector_streams_as_it_detects():
+    x = _smooth(500, seed=8)
+    det = rnnkit.AnomalyDetector(cell="lstm", probation=100, steps=5, seed=0).fit(x)
+    pool = det.pool()
+    streamed = np.array([pool.update(7, v) for v in x])
+    np.testing.assert_allclose(streamed, det.detect(x), atol=1e-9)

@@ -59,7 +59,7 @@ def step(state: np.ndarray, err: float, var: float, short: int, long: int, warmu
     The raw surprise is ``r = log(1 + err^2 / var)``, which grows with the Gaussian NLL of the
     error and is never below 0. A bounded surprise such as ``erf(|err| / sqrt(2 var))``
     saturates at 1, so a 40-sigma error counts as little as a 4-sigma one: on NAB it scored
-    0-5 where ``log(1 + u^2)`` scored 15-32 (`docs/ANOMALY.md`).
+    0-5 where ``log(1 + u^2)`` scored 15-32 (README, "Anomaly detection").
     """
     raw = math.log1p(err * err / var)
     sbuf = state[_HEAD : _HEAD + short]

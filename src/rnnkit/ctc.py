@@ -32,10 +32,12 @@ import numpy as np
 from numba import njit
 
 from .errors import InputError, ShapeError
+from .threads import in_parallel, thread_count
 
 __all__ = ["ctc_loss", "ctc_greedy_decode", "ctc_beam_decode"]
 
 NEG_INF = -np.inf
+MIN_WORK = 20_000  # cells per thread below which a second thread costs more than it saves
 
 
 @njit(inline="always")
@@ -56,68 +58,216 @@ def _lse3(a, b, c):
     return m + np.log(np.exp(a - m) + np.exp(b - m) + np.exp(c - m))
 
 
-@njit(cache=True, error_model="numpy")
-def _ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank):
-    """Per-sequence ``loss_b`` (B,) and ``exp(lp) - gamma`` (T, B, C), float64, as above."""
-    T, B, C = lp.shape
-    nll = np.empty(B)
-    grad = np.zeros((T, B, C))
-    L_max = 2 * targets.shape[1] + 1
-    alpha = np.empty((T, L_max))
-    beta = np.empty((T, L_max))
-    ext = np.empty(L_max, dtype=np.int64)  # l', the extended target
+# The fast path: the same recursions in probabilities, each step's row rescaled to sum 1 (Rabiner's
+# scaling), so that a step costs multiplications and additions instead of a log-sum-exp per cell.
+# A row is kept in an array padded with O zeros either side, so that s - 2 ... s + 2 need no test.
+O = 2
+TINY = 1e-250  # a row or overlap sum below this: the scaled recursion may have lost precision
+AGREE = 1e-9  # log P from every step must agree to this (relative to max(1, |log P|))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _band(t, T_b, L):
+    """The states ``s`` that lie on some complete path at step ``t``: ``[lo, hi]``."""
+    return max(0, L - 2 * (T_b - t)), min(L - 1, 2 * t + 1)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scaled(lp, b, T_b, L, ext, skip, y, m, beta, log_b, a_prev, a_cur, acc, grad, scale):
+    """``log P(l | x)`` of sequence ``b`` by the scaled recursions, and its gradient rows of
+    ``grad`` times ``scale``; NaN if the scaled numbers cannot be trusted (the caller then
+    takes the log-space path). With ``y_t(c) = exp(lp_t(c) - m_t)``, ``m_t = max_c lp_t(c)``::
+
+        alpha^_t(s) = y_t(l'_s) (alpha^_{t-1}(s) + alpha^_{t-1}(s-1) + k_s alpha^_{t-1}(s-2)) / c_t
+        beta^_t(s)  = (g_{t+1}(s) + g_{t+1}(s+1) + k_{s+2} g_{t+1}(s+2)) / d_t,
+                      g_{t+1}(s) = y_{t+1}(l'_s) beta^_{t+1}(s)
+
+    ``k_s`` is 1 where a path may skip the blank before ``s``; ``c_t`` and ``d_t`` make each row
+    sum to 1; ``alpha^_{-1} = (1, 0, ...)``, ``beta^_{T-1}`` is 1 at the last two states. Here
+    ``beta`` leaves out step ``t``'s own emission. Then at every step, with
+    ``Z_t = sum_s alpha^_t(s) beta^_t(s)``::
+
+        log P = sum_{u <= t} (m_u + log c_u) + sum_{u > t} (m_u + log d_{u-1}) + log Z_t
+        gamma_t(c) = sum_{s : l'_s = c} alpha^_t(s) beta^_t(s) / Z_t
+
+    The first must give one number at every ``t``: that is the check that no path was lost to
+    underflow (a contribution below 1e-308 of its row's sum).
+    """
+    C = lp.shape[2]
+    for t in range(T_b):  # emissions, relative to the step's likeliest class
+        mt = lp[t, b, 0]
+        for c in range(1, C):
+            mt = max(mt, lp[t, b, c])
+        if not (mt > NEG_INF and mt < np.inf):
+            return np.nan
+        m[t] = mt
+        for c in range(C):
+            y[t, c] = np.exp(lp[t, b, c] - mt)
+
+    # backward: beta^, from the last step
+    last = T_b - 1
+    beta[last, :] = 0.0
+    beta[last, O + L - 1] = 1.0
+    if L > 1:
+        beta[last, O + L - 2] = 1.0
+    log_b[last] = 0.0
+    for t in range(last - 1, -1, -1):
+        lo, hi = _band(t, T_b, L)
+        if lo > hi:
+            return np.nan  # no complete path: an infinite loss
+        nxt, cur, yn = beta[t + 1], beta[t], y[t + 1]
+        d = 0.0
+        for s in range(O + lo, O + hi + 1):
+            v = yn[ext[s]] * nxt[s] + yn[ext[s + 1]] * nxt[s + 1]
+            v += skip[s + 2] * yn[ext[s + 2]] * nxt[s + 2]
+            cur[s] = v
+            d += v
+        if not d >= TINY:
+            return np.nan
+        inv = 1.0 / d
+        for s in range(O + lo, O + hi + 1):
+            cur[s] *= inv
+        cur[O + lo - 2] = cur[O + lo - 1] = cur[O + hi + 1] = cur[O + hi + 2] = 0.0
+        log_b[t] = log_b[t + 1] + m[t + 1] + np.log(d)
+
+    # forward: alpha^, and at each step the posteriors and the gradient
+    a_prev[:] = 0.0
+    a_prev[O] = 1.0
+    log_a = 0.0
+    lowest, highest, log_p = np.inf, NEG_INF, 0.0
+    for t in range(T_b):
+        lo, hi = _band(t, T_b, L)
+        if lo > hi:
+            return np.nan
+        yt = y[t]
+        c_t = 0.0
+        for s in range(O + lo, O + hi + 1):
+            v = yt[ext[s]] * (a_prev[s] + a_prev[s - 1] + skip[s] * a_prev[s - 2])
+            a_cur[s] = v
+            c_t += v
+        if not c_t >= TINY:
+            return np.nan
+        inv = 1.0 / c_t
+        for s in range(O + lo, O + hi + 1):
+            a_cur[s] *= inv
+        a_cur[O + lo - 2] = a_cur[O + lo - 1] = a_cur[O + hi + 1] = a_cur[O + hi + 2] = 0.0
+        log_a += m[t] + np.log(c_t)
+
+        acc[:] = 0.0  # per class: sum of alpha^ beta^ over the states that emit it
+        z = 0.0
+        bt = beta[t]
+        for s in range(O + lo, O + hi + 1):
+            v = a_cur[s] * bt[s]
+            acc[ext[s]] += v
+            z += v
+        if not z >= TINY:
+            return np.nan
+        log_p = log_a + log_b[t] + np.log(z)
+        lowest, highest = min(lowest, log_p), max(highest, log_p)
+        e, inv_z = np.exp(m[t]), 1.0 / z
+        for c in range(C):  # exp(lp) - gamma, each sequence by its weight in the loss
+            grad[t, b, c] = scale * (yt[c] * e - acc[c] * inv_z)
+        a_prev, a_cur = a_cur, a_prev
+    if not highest - lowest <= AGREE * max(1.0, abs(log_p)):
+        return np.nan
+    return log_p
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _log_space(lp, b, T_b, L, ext, skip, grad, scale):
+    """The recursions of the module docstring as written, in log space: ``log P(l | x)`` of
+    sequence ``b``, and its gradient rows of ``grad`` times ``scale``. The reference, and the
+    path for what the scaled one cannot hold (an infinite loss, log-probabilities hundreds
+    apart along the alignments)."""
+    C = lp.shape[2]
+    alpha = np.empty((T_b, L))
+    beta = np.empty((T_b, L))
     acc = np.empty(C)  # lse over s of alpha + beta, per class
-    for b in range(B):
+
+    # forward: alpha
+    alpha[0, :] = NEG_INF
+    alpha[0, 0] = lp[0, b, ext[O]]
+    if L > 1:
+        alpha[0, 1] = lp[0, b, ext[O + 1]]
+    for t in range(1, T_b):
+        for s in range(L):
+            stay = alpha[t - 1, s]
+            move = alpha[t - 1, s - 1] if s >= 1 else NEG_INF
+            jump = alpha[t - 1, s - 2] if skip[O + s] != 0.0 else NEG_INF
+            alpha[t, s] = _lse3(stay, move, jump) + lp[t, b, ext[O + s]]
+    log_p = alpha[T_b - 1, L - 1]
+    if L > 1:
+        log_p = _lse2(log_p, alpha[T_b - 1, L - 2])
+
+    # backward: beta
+    last = T_b - 1
+    beta[last, :] = NEG_INF
+    beta[last, L - 1] = lp[last, b, ext[O + L - 1]]
+    if L > 1:
+        beta[last, L - 2] = lp[last, b, ext[O + L - 2]]
+    for t in range(last - 1, -1, -1):
+        for s in range(L):
+            stay = beta[t + 1, s]
+            move = beta[t + 1, s + 1] if s + 1 < L else NEG_INF
+            jump = beta[t + 1, s + 2] if s + 2 < L and skip[O + s + 2] != 0.0 else NEG_INF
+            beta[t, s] = _lse3(stay, move, jump) + lp[t, b, ext[O + s]]
+
+    # gradient: exp(lp) - gamma, where gamma collects alpha * beta / y per class
+    for t in range(T_b):
+        acc[:] = NEG_INF
+        for s in range(L):
+            acc[ext[O + s]] = _lse2(acc[ext[O + s]], alpha[t, s] + beta[t, s])
+        for c in range(C):
+            y = lp[t, b, c]
+            gamma = 0.0  # a class no alignment emits here (0 unless the loss is infinite)
+            if acc[c] != NEG_INF or log_p == NEG_INF:
+                gamma = np.exp(acc[c] - y - log_p)
+            grad[t, b, c] = scale * (np.exp(y) - gamma)
+    return log_p
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _extended(targets, b, S, blank, ext, skip):
+    """``l'`` of sequence ``b`` into ``ext`` and ``k`` into ``skip``, both padded by ``O``."""
+    ext[:] = blank
+    skip[:] = 0.0
+    for i in range(S):
+        s = 2 * i + 1
+        ext[O + s] = targets[b, i]
+        if i > 0 and targets[b, i] != targets[b, i - 1]:
+            skip[O + s] = 1.0  # over the blank between two different labels
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ctc_rows(
+    lp, targets, input_lengths, target_lengths, blank, scale, b0, b1, log_space, nll, grad
+):
+    """Sequences ``b0 <= b < b1``: ``nll[b] = loss_b`` and ``grad[:, b] = scale_b (exp(lp) -
+    gamma)`` (0 past ``T_b``); the scaled path unless it cannot be trusted, or ``log_space``."""
+    T, _, C = lp.shape
+    L_max = 2 * targets.shape[1] + 1
+    ext = np.empty(L_max + 2 * O, dtype=np.int64)
+    skip = np.empty(L_max + 2 * O)
+    y = np.empty((T, C))
+    m = np.empty(T)
+    beta = np.empty((T, L_max + 2 * O))
+    log_b = np.empty(T)
+    a_prev = np.empty(L_max + 2 * O)
+    a_cur = np.empty(L_max + 2 * O)
+    acc = np.empty(C)
+    for b in range(b0, b1):
         T_b, S = input_lengths[b], target_lengths[b]
         L = 2 * S + 1
-        for s in range(L):
-            ext[s] = blank if s % 2 == 0 else targets[b, s // 2]
-
-        # forward: alpha
-        alpha[0, :L] = NEG_INF
-        alpha[0, 0] = lp[0, b, blank]
-        if L > 1:
-            alpha[0, 1] = lp[0, b, ext[1]]
-        for t in range(1, T_b):
-            for s in range(L):
-                stay = alpha[t - 1, s]
-                move = alpha[t - 1, s - 1] if s >= 1 else NEG_INF
-                skip = NEG_INF  # over the blank between two different labels
-                if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                    skip = alpha[t - 1, s - 2]
-                alpha[t, s] = _lse3(stay, move, skip) + lp[t, b, ext[s]]
-        log_p = alpha[T_b - 1, L - 1]
-        if L > 1:
-            log_p = _lse2(log_p, alpha[T_b - 1, L - 2])
+        _extended(targets, b, S, blank, ext, skip)
+        log_p = np.nan
+        if not log_space:
+            log_p = _scaled(
+                lp, b, T_b, L, ext, skip, y, m, beta, log_b, a_prev, a_cur, acc, grad, scale[b]
+            )
+        if np.isnan(log_p):
+            log_p = _log_space(lp, b, T_b, L, ext, skip, grad, scale[b])
         nll[b] = -log_p
-
-        # backward: beta
-        last = T_b - 1
-        beta[last, :L] = NEG_INF
-        beta[last, L - 1] = lp[last, b, blank]
-        if L > 1:
-            beta[last, L - 2] = lp[last, b, ext[L - 2]]
-        for t in range(last - 1, -1, -1):
-            for s in range(L):
-                stay = beta[t + 1, s]
-                move = beta[t + 1, s + 1] if s + 1 < L else NEG_INF
-                skip = NEG_INF
-                if s + 2 < L and ext[s] != blank and ext[s] != ext[s + 2]:
-                    skip = beta[t + 1, s + 2]
-                beta[t, s] = _lse3(stay, move, skip) + lp[t, b, ext[s]]
-
-        # gradient: exp(lp) - gamma, where gamma collects alpha * beta / y per class
-        for t in range(T_b):
-            acc[:] = NEG_INF
-            for s in range(L):
-                acc[ext[s]] = _lse2(acc[ext[s]], alpha[t, s] + beta[t, s])
-            for c in range(C):
-                y = lp[t, b, c]
-                gamma = 0.0  # a class no alignment emits here (0 unless the loss is infinite)
-                if acc[c] != NEG_INF or log_p == NEG_INF:
-                    gamma = np.exp(acc[c] - y - log_p)
-                grad[t, b, c] = np.exp(y) - gamma
-    return nll, grad
+        grad[T_b:, b, :] = 0.0
 
 
 def ctc_loss(
@@ -168,18 +318,43 @@ def ctc_loss(
         )
     padded = _padded_targets(name, targets, tl, C, blank)
 
-    nll, grad = _ctc_forward_backward(lp.astype(np.float64), padded, il, tl, blank)
+    scale = np.ones(B) if reduction != "mean" else 1.0 / (B * np.maximum(tl, 1))
+    nll, grad = _forward_backward(lp, padded, il, tl, blank, scale)
     if zero_infinity:
         infinite = np.isinf(nll)
         nll[infinite] = 0.0
         grad[:, infinite] = 0.0
-
     if reduction == "none":
-        return nll, grad.astype(lp.dtype)
-    scale = np.ones(B) if reduction == "sum" else 1.0 / (B * np.maximum(tl, 1))
-    loss = float(np.sum(nll * scale))
-    grad *= scale[None, :, None]  # each sequence's gradient by its weight in the loss
-    return loss, grad.astype(lp.dtype)
+        return nll, grad
+    return float(np.sum(nll * scale)), grad
+
+
+def _forward_backward(
+    lp: np.ndarray,
+    targets: np.ndarray,
+    il: np.ndarray,
+    tl: np.ndarray,
+    blank: int,
+    scale: np.ndarray,
+    log_space: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(loss_b (B,) float64, scale_b (exp(lp) - gamma) in lp's dtype)``, the sequences cut
+    into one contiguous share per thread when there is enough work for it to pay."""
+    T, B, C = lp.shape
+    data = lp if lp.dtype in (np.float32, np.float64) else lp.astype(np.float64)
+    data = np.ascontiguousarray(data)
+    nll = np.empty(B)
+    grad = np.empty(data.shape, dtype=data.dtype)
+    work = int(np.sum(il * (2 * tl + 1 + C)))  # cells of the recursions and the gradient
+    n = min(thread_count(), B, max(1, work // MIN_WORK))
+    cuts = [B * p // n for p in range(n + 1)]
+
+    def rows(p: int) -> None:
+        args = (data, targets, il, tl, blank, scale, cuts[p], cuts[p + 1], log_space)
+        _ctc_rows(*args, nll, grad)
+
+    in_parallel(rows, n)
+    return nll, grad.astype(lp.dtype, copy=False)
 
 
 def _lengths(name: str, arg: str, lengths: object, batch: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 r"""Connectionist temporal classification (Graves et al., 2006): the loss, its gradient, decoders.
 
-All in log space. For one sequence with log-probabilities ``lp`` of shape ``(T_b, C)`` (rows of
-``log_softmax`` outputs), target ``l = (l_1, ..., l_S)`` and blank ``_``, the extended target
-``l'`` puts a blank around every label: ``l' = (_, l_1, _, l_2, ..., _, l_S, _)``, length
-``2S + 1``. A path may skip a blank between two different labels. With ``lse`` = log-sum-exp
-and terms with ``s`` out of range taken as ``-inf``::
+The definition, in log space. For one sequence with log-probabilities ``lp`` of shape
+``(T_b, C)`` (rows of ``log_softmax`` outputs), target ``l = (l_1, ..., l_S)`` and blank ``_``,
+the extended target ``l'`` puts a blank around every label:
+``l' = (_, l_1, _, l_2, ..., _, l_S, _)``, length ``2S + 1``. A path may skip a blank between
+two different labels. With ``lse`` = log-sum-exp and terms with ``s`` out of range taken as
+``-inf``::
 
     alpha_0(0) = lp_0(_)      alpha_0(1) = lp_0(l_1)      alpha_0(s) = -inf for s >= 2
     alpha_t(s) = lp_t(l'_s) + lse(alpha_{t-1}(s), alpha_{t-1}(s-1),
@@ -24,6 +25,17 @@ for ``log_probs`` is ``exp(lp_t(c)) - gamma_t(c)``: the gradient with respect to
 ``z`` when ``lp = log_softmax(z)`` (it sums to zero over ``c``, so backpropagating it through
 ``log_softmax`` gives it back unchanged). Steps ``t >= T_b`` get 0. Subtract ``exp(log_probs)``
 for the derivative with respect to ``log_probs`` taken as free variables.
+
+How it runs (`_scaled`, the fast path): the same recursions in probabilities, each step's row
+rescaled to sum 1 and the scales' logarithms summed (Rabiner, 1989), over the states that lie on
+some complete path only (``max(0, 2S + 1 - 2(T_b - t)) <= s <= min(2S, 2t + 1)``): a
+multiply-add per cell instead of three exponentials and a logarithm, one exponential per class
+and step, in float64 whatever the input. Its posteriors are normalised at each step, so they
+are as exact as the log-space ones. Every step gives ``log P`` anew; if they disagree (a path
+lost to underflow: alignments some 700 nats apart), or a row vanishes (an impossible
+alignment), that sequence is done by the log-space recursions above as written
+(`_log_space`, the reference; tests hold the two paths together). Sequences are shared out
+among rnnkit's threads (`rnnkit.threads`).
 """
 
 from __future__ import annotations
@@ -95,14 +107,14 @@ def _scaled(lp, b, T_b, L, ext, skip, y, m, beta, log_b, a_prev, a_cur, acc, gra
     """
     C = lp.shape[2]
     for t in range(T_b):  # emissions, relative to the step's likeliest class
-        mt = lp[t, b, 0]
+        mt = np.float64(lp[t, b, 0])  # float64 arithmetic whatever the input's dtype
         for c in range(1, C):
-            mt = max(mt, lp[t, b, c])
+            mt = max(mt, np.float64(lp[t, b, c]))
         if not (mt > NEG_INF and mt < np.inf):
             return np.nan
         m[t] = mt
         for c in range(C):
-            y[t, c] = np.exp(lp[t, b, c] - mt)
+            y[t, c] = np.exp(np.float64(lp[t, b, c]) - mt)
 
     # backward: beta^, from the last step
     last = T_b - 1
@@ -218,7 +230,7 @@ def _log_space(lp, b, T_b, L, ext, skip, grad, scale):
         for s in range(L):
             acc[ext[O + s]] = _lse2(acc[ext[O + s]], alpha[t, s] + beta[t, s])
         for c in range(C):
-            y = lp[t, b, c]
+            y = np.float64(lp[t, b, c])  # float64 arithmetic whatever the input's dtype
             gamma = 0.0  # a class no alignment emits here (0 unless the loss is infinite)
             if acc[c] != NEG_INF or log_p == NEG_INF:
                 gamma = np.exp(acc[c] - y - log_p)

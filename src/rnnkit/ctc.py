@@ -85,25 +85,27 @@ def _band(t, T_b, L):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _scaled(lp, b, T_b, L, ext, skip, y, m, beta, log_b, a_prev, a_cur, acc, grad, scale):
+def _scaled(lp, b, T_b, L, ext, skip, y, m, g, log_g, a_prev, a_cur, acc, grad, scale):
     """``log P(l | x)`` of sequence ``b`` by the scaled recursions, and its gradient rows of
     ``grad`` times ``scale``; NaN if the scaled numbers cannot be trusted (the caller then
-    takes the log-space path). With ``y_t(c) = exp(lp_t(c) - m_t)``, ``m_t = max_c lp_t(c)``::
+    takes the log-space path). With ``y_t(c) = exp(lp_t(c) - m_t)``, ``m_t = max_c lp_t(c)``,
+    and ``k_s`` 1 where a path may skip the blank before ``s`` (else 0)::
 
-        alpha^_t(s) = y_t(l'_s) (alpha^_{t-1}(s) + alpha^_{t-1}(s-1) + k_s alpha^_{t-1}(s-2)) / c_t
-        beta^_t(s)  = (g_{t+1}(s) + g_{t+1}(s+1) + k_{s+2} g_{t+1}(s+2)) / d_t,
-                      g_{t+1}(s) = y_{t+1}(l'_s) beta^_{t+1}(s)
+        p_t(s) = (a_{t-1}(s) + a_{t-1}(s-1) + k_s a_{t-1}(s-2)) / c_{t-1}    paths into s
+        a_t(s) = y_t(l'_s) p_t(s)          c_t = sum_s a_t(s)      a_{-1} = (1, 0, ...), c_{-1} = 1
+        g_t(s) = y_t(l'_s) (g_{t+1}(s) + g_{t+1}(s+1) + k_{s+2} g_{t+1}(s+2)) / d_{t+1}
+        g_{T-1}(s) = y_{T-1}(l'_s) at the last two states      d_t = sum_s g_t(s)
 
-    ``k_s`` is 1 where a path may skip the blank before ``s``; ``c_t`` and ``d_t`` make each row
-    sum to 1; ``alpha^_{-1} = (1, 0, ...)``, ``beta^_{T-1}`` is 1 at the last two states. Here
-    ``beta`` leaves out step ``t``'s own emission. Then at every step, with
-    ``Z_t = sum_s alpha^_t(s) beta^_t(s)``::
+    so ``a_t`` is ``alpha_t`` and ``g_t`` is ``beta_t`` up to a factor per step, and
+    ``p_t(s) g_t(s) = alpha_t(s) beta_t(s) / y_t(l'_s)`` up to one factor common to all ``s``.
+    Hence, with ``Z_t = sum_s p_t(s) g_t(s)``, at every step ``t``::
 
-        log P = sum_{u <= t} (m_u + log c_u) + sum_{u > t} (m_u + log d_{u-1}) + log Z_t
-        gamma_t(c) = sum_{s : l'_s = c} alpha^_t(s) beta^_t(s) / Z_t
+        gamma_t(c) = sum_{s : l'_s = c} p_t(s) g_t(s) / Z_t
+        log P = log Z_t + sum_{u < t} (m_u + log c_u) + sum_{u >= t} m_u + sum_{u > t} log d_u
 
-    The first must give one number at every ``t``: that is the check that no path was lost to
-    underflow (a contribution below 1e-308 of its row's sum).
+    ``log P`` must come out the same at every step: that is the check that no path was lost to
+    underflow (a contribution below about 1e-308 of its row's sum). ``log_g[t]`` keeps
+    ``sum_{u > t} (m_u + log d_u)``.
     """
     C = lp.shape[2]
     for t in range(T_b):  # emissions, relative to the step's likeliest class
@@ -116,69 +118,59 @@ def _scaled(lp, b, T_b, L, ext, skip, y, m, beta, log_b, a_prev, a_cur, acc, gra
         for c in range(C):
             y[t, c] = np.exp(np.float64(lp[t, b, c]) - mt)
 
-    # backward: beta^, from the last step
+    # backward: g, from the last step
     last = T_b - 1
-    beta[last, :] = 0.0
-    beta[last, O + L - 1] = 1.0
-    if L > 1:
-        beta[last, O + L - 2] = 1.0
-    log_b[last] = 0.0
+    g[last, :] = 0.0
+    for s in range(O + max(0, L - 2), O + L):
+        g[last, s] = y[last, ext[s]]
+    d_next = g[last, O + L - 1] + g[last, O + L - 2]
+    log_g[last] = 0.0
     for t in range(last - 1, -1, -1):
+        if not d_next >= TINY:
+            return np.nan
         lo, hi = _band(t, T_b, L)
         if lo > hi:
             return np.nan  # no complete path: an infinite loss
-        nxt, cur, yn = beta[t + 1], beta[t], y[t + 1]
+        nxt, cur, yt, inv = g[t + 1], g[t], y[t], 1.0 / d_next
         d = 0.0
         for s in range(O + lo, O + hi + 1):
-            v = yn[ext[s]] * nxt[s] + yn[ext[s + 1]] * nxt[s + 1]
-            v += skip[s + 2] * yn[ext[s + 2]] * nxt[s + 2]
+            v = yt[ext[s]] * (nxt[s] + nxt[s + 1] + skip[s + 2] * nxt[s + 2]) * inv
             cur[s] = v
             d += v
-        if not d >= TINY:
-            return np.nan
-        inv = 1.0 / d
-        for s in range(O + lo, O + hi + 1):
-            cur[s] *= inv
         cur[O + lo - 2] = cur[O + lo - 1] = cur[O + hi + 1] = cur[O + hi + 2] = 0.0
-        log_b[t] = log_b[t + 1] + m[t + 1] + np.log(d)
+        log_g[t] = log_g[t + 1] + m[t + 1] + np.log(d_next)
+        d_next = d
 
-    # forward: alpha^, and at each step the posteriors and the gradient
+    # forward: a, and at each step the posteriors and the gradient
     a_prev[:] = 0.0
     a_prev[O] = 1.0
-    log_a = 0.0
+    c_prev, log_a = 1.0, 0.0
     lowest, highest, log_p = np.inf, NEG_INF, 0.0
     for t in range(T_b):
         lo, hi = _band(t, T_b, L)
         if lo > hi:
             return np.nan
-        yt = y[t]
-        c_t = 0.0
+        yt, gt, inv = y[t], g[t], 1.0 / c_prev
+        acc[:] = 0.0  # per class: sum of p g over the states that emit it
+        c_t = z = 0.0
         for s in range(O + lo, O + hi + 1):
-            v = yt[ext[s]] * (a_prev[s] + a_prev[s - 1] + skip[s] * a_prev[s - 2])
+            p = (a_prev[s] + a_prev[s - 1] + skip[s] * a_prev[s - 2]) * inv
+            v = yt[ext[s]] * p
             a_cur[s] = v
             c_t += v
-        if not c_t >= TINY:
+            w = p * gt[s]
+            acc[ext[s]] += w
+            z += w
+        if not (c_t >= TINY and z >= TINY):
             return np.nan
-        inv = 1.0 / c_t
-        for s in range(O + lo, O + hi + 1):
-            a_cur[s] *= inv
         a_cur[O + lo - 2] = a_cur[O + lo - 1] = a_cur[O + hi + 1] = a_cur[O + hi + 2] = 0.0
-        log_a += m[t] + np.log(c_t)
-
-        acc[:] = 0.0  # per class: sum of alpha^ beta^ over the states that emit it
-        z = 0.0
-        bt = beta[t]
-        for s in range(O + lo, O + hi + 1):
-            v = a_cur[s] * bt[s]
-            acc[ext[s]] += v
-            z += v
-        if not z >= TINY:
-            return np.nan
-        log_p = log_a + log_b[t] + np.log(z)
+        log_p = log_a + m[t] + log_g[t] + np.log(z)
         lowest, highest = min(lowest, log_p), max(highest, log_p)
         e, inv_z = np.exp(m[t]), 1.0 / z
         for c in range(C):  # exp(lp) - gamma, each sequence by its weight in the loss
             grad[t, b, c] = scale * (yt[c] * e - acc[c] * inv_z)
+        log_a += m[t] + np.log(c_t)
+        c_prev = c_t
         a_prev, a_cur = a_cur, a_prev
     if not highest - lowest <= AGREE * max(1.0, abs(log_p)):
         return np.nan
@@ -262,8 +254,8 @@ def _ctc_rows(
     skip = np.empty(L_max + 2 * O)
     y = np.empty((T, C))
     m = np.empty(T)
-    beta = np.empty((T, L_max + 2 * O))
-    log_b = np.empty(T)
+    g = np.empty((T, L_max + 2 * O))
+    log_g = np.empty(T)
     a_prev = np.empty(L_max + 2 * O)
     a_cur = np.empty(L_max + 2 * O)
     acc = np.empty(C)
@@ -274,7 +266,7 @@ def _ctc_rows(
         log_p = np.nan
         if not log_space:
             log_p = _scaled(
-                lp, b, T_b, L, ext, skip, y, m, beta, log_b, a_prev, a_cur, acc, grad, scale[b]
+                lp, b, T_b, L, ext, skip, y, m, g, log_g, a_prev, a_cur, acc, grad, scale[b]
             )
         if np.isnan(log_p):
             log_p = _log_space(lp, b, T_b, L, ext, skip, grad, scale[b])

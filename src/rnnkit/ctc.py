@@ -343,15 +343,16 @@ def _forward_backward(
     log_space: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(loss_b (B,) float64, scale_b (exp(lp) - gamma) in lp's dtype)``, the sequences cut
-    into one contiguous share per thread when there is enough work for it to pay."""
+    into one contiguous run per thread, of about equal work, when there is enough to pay."""
     T, B, C = lp.shape
     data = lp if lp.dtype in (np.float32, np.float64) else lp.astype(np.float64)
     data = np.ascontiguousarray(data)
     nll = np.empty(B)
     grad = np.empty(data.shape, dtype=data.dtype)
-    work = int(np.sum(il * (2 * tl + 1 + C)))  # cells of the recursions and the gradient
-    n = min(thread_count(), B, max(1, work // MIN_WORK))
-    cuts = [B * p // n for p in range(n + 1)]
+    work = np.cumsum(il * (2 * tl + 1 + C))  # cells of the recursions and the gradient
+    n = max(1, min(thread_count(), B, int(work[-1]) // MIN_WORK if B else 0))
+    # thread p ends after the sequence whose work crosses p / n of the whole
+    cuts = [0, *(int(np.searchsorted(work, work[-1] * p / n)) + 1 for p in range(1, n)), B]
 
     def rows(p: int) -> None:
         args = (data, targets, il, tl, blank, scale, cuts[p], cuts[p + 1], log_space)

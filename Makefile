@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,11 @@ bench-quick: $(VENV)/.installed-test
 ## bench-pool: does stepping many streams as one batch (StreamPool) pay? (1 min)
 bench-pool: $(VENV)/.installed-test
 	$(PY) benchmarks/pool.py
+
+## bench-ctc: rnnkit's CTC loss and gradient against PyTorch's, speech and digit-string sizes,
+## 1 and 2 threads (a few minutes), into runs/bench-ctc
+bench-ctc: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_ctc.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -235,7 +235,7 @@ def pretrain(net: Net, seqs: list[np.ndarray], p: dict) -> None:
             )
             m = mask.reshape(-1).to(ce.dtype)
             losses.append((ce * m).sum() / m.sum().clamp(min=1))
-        loss = sum(losses) / len(losses)
+        loss = torch.stack(losses).mean()
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ctc import ctc_beam_decode, ctc_greedy_decode, ctc_loss
+from .ctc import ctc_loss
+from .ctc_decode import ctc_beam_decode, ctc_greedy_decode
 from .errors import InputError, ShapeError
 
 __all__ = [

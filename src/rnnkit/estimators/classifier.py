@@ -28,11 +28,9 @@ from ..errors import CheckpointError, InputError
 from ..io.checkpoint import load_checkpoint
 from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
 from ..layers.module import Module
-from ..layers.recurrent import Recurrent
 from ..losses import cross_entropy, softmax
 from ..training import TrainConfig, Trainer, last_path, log_to_stderr, read_last
 from .base import Estimator
-from .pretrain import pretrain
 from .resume import check_resume, fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -166,7 +164,6 @@ class SequenceClassifier(Estimator):
         pooling: str = "mean",
         attention_size: int = 64,
         dropout: float = 0.5,
-        pretrain_epochs: float = 0.0,
         class_weight: Any = None,
         batch_size: int = 32,
         lr: float = 3e-3,
@@ -191,7 +188,6 @@ class SequenceClassifier(Estimator):
         self.pooling = pooling
         self.attention_size = attention_size
         self.dropout = dropout
-        self.pretrain_epochs = pretrain_epochs
         self.class_weight = class_weight
         self.batch_size = batch_size
         self.lr = lr
@@ -283,22 +279,6 @@ class SequenceClassifier(Estimator):
             log_to_stderr(
                 f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
                 f"classes {self.classes_.tolist()[:10]}"
-            )
-        if self.pretrain_epochs and self.input_ != "features" and saved is None:
-            if self.verbose:
-                log_to_stderr(f"pretraining as a language model for {self.pretrain_epochs} epochs")
-            embedding, recurrent = self.model_[0], self.model_[1]
-            assert isinstance(embedding, Embedding) and isinstance(recurrent, Recurrent)
-            pretrain(
-                embedding,
-                recurrent,
-                train[0],
-                valid[0],
-                self.pretrain_epochs,
-                self.batch_size,
-                self.lr,
-                self.seed,
-                self.verbose,
             )
         budget = (self.epochs, self.steps, self.minutes)
         cfg = TrainConfig(

@@ -7,8 +7,7 @@ written in PyTorch and trained the way rnnkit's `Trainer` trains it.
 Same vocabulary ids (the fold file), same validation split, same batches (rnnkit's own
 `bucket_batches`, loaded from its file so that rnnkit is not imported here), same AdamW,
 learning rate, warm-up and cosine schedule, weight decay, clipping, budget, patience and
-best-weights rule, and the same language-model pretraining when ``pretrain_epochs`` is set.
-Only the engine differs. Prints one JSON line: accuracy, throughput.
+best-weights rule. Only the engine differs. Prints one JSON line: accuracy, throughput.
 
     python benchmarks/sentiment_torch.py FOLD.npz PARAMS.json
 """
@@ -190,58 +189,6 @@ def train(net: Net, data: dict, p: dict) -> dict:
     }
 
 
-OUTPUT_WORDS = 2000  # as rnnkit.estimators.pretrain: the most frequent tokens, then "other"
-
-
-def pretrain(net: Net, seqs: list[np.ndarray], p: dict) -> None:
-    """rnnkit's language-model pretraining (`rnnkit.estimators.pretrain`) of the embedding and
-    LSTM: the forward direction predicts the next token, the backward one the previous token,
-    over the top `OUTPUT_WORDS` tokens and "other"; masked mean cross-entropy; AdamW (no weight
-    decay), warm-up and cosine schedule, clipping 1; ``pretrain_epochs`` passes."""
-    epochs = p.get("pretrain_epochs") or 0
-    if not epochs:
-        return
-    H, D = p["hidden_size"], 2 if p["bidirectional"] else 1
-    outputs = min(net.embedding.num_embeddings, OUTPUT_WORDS + 1)
-    heads = nn.ModuleList(nn.Linear(H, outputs) for _ in range(D))
-    params = [*net.embedding.parameters(), *net.rnn.parameters(), *heads.parameters()]
-    opt = torch.optim.AdamW(params, lr=p["lr"], weight_decay=0.0)
-    lengths = np.array([len(s) for s in seqs])
-    per_epoch = -(-len(seqs) // p["batch_size"])
-    warmup, total = min(50, per_epoch), max(1, math.ceil(epochs * per_epoch))
-    net.train()
-    for step in range(total):
-        epoch, k = divmod(step, per_epoch)
-        if k == 0:
-            batches = BATCHES.bucket_batches(
-                lengths, p["batch_size"], np.random.default_rng([p["seed"], 7, epoch])
-            )
-        for group in opt.param_groups:
-            group["lr"] = lr_at(p, step + 1, total, None, warmup)
-        x, lens = BATCHES.pad(seqs, batches[k])
-        xt, lt = torch.from_numpy(x), torch.from_numpy(lens)
-        packed = pack_padded_sequence(net.embedding(xt), lt, enforce_sorted=False)
-        out, _ = pad_packed_sequence(net.rnn(packed)[0], total_length=x.shape[0])
-        capped = xt.clamp(max=outputs - 1)
-        steps = torch.arange(x.shape[0])[:, None]
-        fwd_t, bwd_t = torch.zeros_like(capped), torch.zeros_like(capped)
-        fwd_t[:-1], bwd_t[1:] = capped[1:], capped[:-1]
-        masks = [steps < lt[None, :] - 1, (steps >= 1) & (steps < lt[None, :])]
-        losses = []
-        for d, (target, mask) in enumerate(zip((fwd_t, bwd_t), masks, strict=False)):
-            logits = heads[d](out[..., d * H : (d + 1) * H])
-            ce = nn.functional.cross_entropy(
-                logits.reshape(-1, outputs), target.reshape(-1), reduction="none"
-            )
-            m = mask.reshape(-1).to(ce.dtype)
-            losses.append((ce * m).sum() / m.sum().clamp(min=1))
-        loss = torch.stack(losses).mean()
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-
-
 def split(npz, name: str) -> tuple[list[np.ndarray], np.ndarray]:
     flat, offsets, index = npz["flat"], npz["offsets"], npz[name]
     seqs = [flat[offsets[i] : offsets[i + 1]] for i in index]
@@ -257,7 +204,6 @@ def main() -> None:
     data = {name: split(npz, name) for name in ("train", "valid", "test")}
     net = Net(int(len(npz["vocab"])), int(npz["y"].max()) + 1, params)
     t0 = time.perf_counter()
-    pretrain(net, data["train"][0], params)
     result = train(net, data, params)
     result["fit_seconds"] = time.perf_counter() - t0
     proba = predict_proba(net, data["test"][0])

@@ -21,114 +21,28 @@ from typing import Any
 
 import numpy as np
 
-from ..data.batches import bucket_batches, pad
+from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
-from ..errors import CheckpointError, InputError
+from ..errors import InputError
 from ..io.checkpoint import load_checkpoint
 from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
 from ..layers.module import Module
-from ..losses import cross_entropy, softmax
 from ..training import TrainConfig, Trainer, last_path, log_to_stderr, read_last
 from .base import Estimator
+from .classify_objective import (
+    PREDICT_BATCH,
+    ClassifyObjective,
+    predict_proba,
+    saved_vocabulary,
+    steady_throughput,
+)
+from .inputs import KINDS, feature_size, input_kind, labels_of
 from .resume import check_resume, fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLING = ("mean", "max", "last", "attention")
 DEFAULT_EPOCHS = 10  # the budget when none is given
-PREDICT_BATCH = 256
-
-
-class ClassifyObjective:
-    """One training step: a bucketed batch forward and backward, class-weighted
-    cross-entropy. Batches of epoch ``e`` are drawn from a generator seeded by (seed, e),
-    so a resumed run sees the same batches; nothing is carried between steps."""
-
-    def __init__(
-        self,
-        model: Sequential,
-        train: tuple[list[np.ndarray], np.ndarray],
-        valid: tuple[list[np.ndarray], np.ndarray],
-        batch_size: int,
-        weights: np.ndarray | None,
-        seed: int,
-    ) -> None:
-        self.model, self.train, self.valid = model, train, valid
-        self.batch_size, self.weights, self.seed = batch_size, weights, seed
-        self.lengths = np.array([len(s) for s in train[0]])
-        self.steps_per_epoch = -(-len(self.lengths) // batch_size)
-        self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
-        self.eval_note = ""
-
-    def _batches(self, epoch: int) -> list[np.ndarray]:
-        if self._epoch[0] != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
-        return self._epoch[1]
-
-    def train_step(self, step: int) -> tuple[float, int]:
-        epoch, k = divmod(step, self.steps_per_epoch)
-        index = self._batches(epoch)[k]
-        x, lengths = pad(self.train[0], index)
-        y = self.train[1][index]
-        self.model.train()
-        logits, backward = self.model.forward_train(x, lengths)
-        mask = None if self.weights is None else self.weights[y]
-        loss, dlogits = cross_entropy(logits, y, mask=mask)
-        backward(dlogits)
-        return loss, len(index)
-
-    def evaluate(self) -> float:
-        seqs, y = self.valid
-        proba = predict_proba(self.model, seqs)
-        self.model.train()
-        nll = -np.log(np.maximum(proba[np.arange(len(y)), y], 1e-12))
-        self.eval_note = f"accuracy {np.mean(proba.argmax(1) == y):.3f}"
-        return float(np.mean(nll))
-
-    def carry_arrays(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_carry(self, arrays: dict[str, np.ndarray]) -> None:
-        pass
-
-
-def saved_vocabulary(metadata: dict[str, Any]) -> Vocabulary:
-    """The vocabulary of the fit saved with ``metadata`` (a ``.last`` checkpoint's)."""
-    learned = metadata.get("learned")
-    if not isinstance(learned, dict) or "vocab" not in learned:
-        raise CheckpointError(
-            "resume: the saved run holds no vocabulary; expected the .last checkpoint of a "
-            "fit on text"
-        )
-    return Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
-
-
-WARMUP_STEPS = 20  # left out of `SequenceClassifier.throughput_`: compiling, first allocations
-
-
-def steady_throughput(marks: list[tuple[int, float]], overall: float) -> float:
-    """Sequences per second of training steps after the first `WARMUP_STEPS` (after the first
-    half, in a run of fewer than twice as many steps; ``overall`` in a run of one step)."""
-    skip = min(WARMUP_STEPS, len(marks) // 2)
-    if skip == 0:
-        return overall
-    (n0, t0), (n1, t1) = marks[skip - 1], marks[-1]
-    return (n1 - n0) / max(t1 - t0, 1e-9)
-
-
-def predict_proba(model: Sequential, seqs: list[np.ndarray]) -> np.ndarray:
-    """Class probabilities ``(N, C)`` of a network, in batches sorted by length."""
-    model.eval()
-    out: np.ndarray | None = None
-    for index in bucket_batches([len(s) for s in seqs], PREDICT_BATCH):
-        x, lengths = pad(seqs, index)
-        p = softmax(np.asarray(model(x, lengths), dtype=np.float64))
-        if out is None:
-            out = np.zeros((len(seqs), p.shape[1]))
-        out[index] = p
-    assert out is not None
-    return out
 
 
 class SequenceClassifier(Estimator):
@@ -221,7 +135,7 @@ class SequenceClassifier(Estimator):
         if resume and out is None:
             raise InputError("SequenceClassifier.fit: resume=True needs out, the saved run's path")
         saved = read_last(last_path(Path(out))) if resume and out is not None else None
-        labels = _labels(y, len(X), "fit")
+        labels = labels_of(y, len(X), "SequenceClassifier.fit")
         self.classes_ = np.unique(labels)
         if len(self.classes_) < 2:
             raise InputError(
@@ -239,14 +153,14 @@ class SequenceClassifier(Estimator):
             y_train, y_valid_idx = targets[train_i], targets[valid_i]
         else:
             X_train, y_train = list(X), targets
-            v = _labels(y_valid, len(X_valid), "fit (validation)")
+            v = labels_of(y_valid, len(X_valid), "SequenceClassifier.fit (validation)")
             unknown = sorted(set(v.tolist()) - set(self.classes_.tolist()))
             if unknown:
                 raise InputError(
                     f"SequenceClassifier.fit: the validation labels {unknown[:5]} are not in y"
                 )
             y_valid_idx = np.searchsorted(self.classes_, v)
-        self.input_ = _input_kind(X_train, "fit")
+        self.input_ = input_kind(X_train, "SequenceClassifier.fit")
         if self.input_ == "text":
             self.vocab_ = (
                 Vocabulary.build(X_train, self.tokens, self.max_vocab, self.min_count)
@@ -256,7 +170,7 @@ class SequenceClassifier(Estimator):
         self.n_inputs_ = (
             int(max(int(np.max(s)) for s in (np.asarray(x) for x in X_train)) + 1)
             if self.input_ == "ids"
-            else (len(self.vocab_) if self.input_ == "text" else _feature_size(X_train))
+            else (len(self.vocab_) if self.input_ == "text" else feature_size(X_train))
         )
         self.model_ = self._network()
         train = (self._encode(X_train, "fit"), y_train)
@@ -395,11 +309,11 @@ class SequenceClassifier(Estimator):
 
     # -- inputs --------------------------------------------------------------------------------
     def _encode(self, X: Sequence[Any], what: str) -> list[np.ndarray]:
-        kind = _input_kind(X, what)
+        kind = input_kind(X, f"SequenceClassifier.{what}")
         if kind != self.input_:
             raise InputError(
-                f"SequenceClassifier.{what}: expected {_KINDS[self.input_]} as in fit, "
-                f"got {_KINDS[kind]}"
+                f"SequenceClassifier.{what}: expected {KINDS[self.input_]} as in fit, "
+                f"got {KINDS[kind]}"
             )
         if kind == "text":
             return self.vocab_.encode_many(X)
@@ -464,7 +378,7 @@ class SequenceClassifier(Estimator):
 
     def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
         """Accuracy on ``X``, ``y``."""
-        labels = _labels(y, len(X), "score")
+        labels = labels_of(y, len(X), "SequenceClassifier.score")
         return float(np.mean(self.predict(X) == labels))
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -489,53 +403,3 @@ class SequenceClassifier(Estimator):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
-
-
-_KINDS = {
-    "text": "strings",
-    "ids": "1-D integer token-id arrays",
-    "features": "(T, F) float arrays",
-}
-
-
-def _labels(y: Any, n: int, what: str) -> np.ndarray:
-    labels = np.asarray(y)
-    if labels.ndim != 1 or len(labels) != n:
-        raise InputError(
-            f"SequenceClassifier.{what}: expected y with one label per sequence ({n}), "
-            f"got shape {labels.shape}"
-        )
-    return labels
-
-
-def _input_kind(X: Sequence[Any], what: str) -> str:
-    """ "text", "ids" or "features", from the first sequence; all must be alike."""
-    if len(X) == 0:
-        raise InputError(f"SequenceClassifier.{what}: X is empty; expected sequences")
-    kinds = set()
-    for x in X:
-        if isinstance(x, str):
-            kinds.add("text")
-            continue
-        a = np.asarray(x)
-        if a.dtype.kind in "iu" and a.ndim == 1:
-            kinds.add("ids")
-        elif a.dtype.kind == "f" and a.ndim in (1, 2):
-            kinds.add("features")
-        else:
-            raise InputError(
-                f"SequenceClassifier.{what}: expected strings, 1-D integer arrays or (T, F) "
-                f"float arrays, got an array of dtype {a.dtype} and shape {a.shape}"
-            )
-        if len(kinds) > 1:
-            break
-    if len(kinds) > 1:
-        raise InputError(
-            f"SequenceClassifier.{what}: X mixes {' and '.join(_KINDS[k] for k in sorted(kinds))}"
-        )
-    return kinds.pop()
-
-
-def _feature_size(X: Sequence[Any]) -> int:
-    a = np.asarray(X[0])
-    return 1 if a.ndim == 1 else int(a.shape[1])

@@ -1,0 +1,109 @@
+"""What `SequenceClassifier` trains and predicts with: the training objective over bucketed
+batches, batched probabilities, the steady-state throughput, and the saved vocabulary of a run to
+resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..data.batches import bucket_batches, pad
+from ..data.text import Vocabulary
+from ..errors import CheckpointError
+from ..layers import Sequential
+from ..losses import cross_entropy, softmax
+
+PREDICT_BATCH = 256
+
+
+class ClassifyObjective:
+    """One training step: a bucketed batch forward and backward, class-weighted
+    cross-entropy. Batches of epoch ``e`` are drawn from a generator seeded by (seed, e),
+    so a resumed run sees the same batches; nothing is carried between steps."""
+
+    def __init__(
+        self,
+        model: Sequential,
+        train: tuple[list[np.ndarray], np.ndarray],
+        valid: tuple[list[np.ndarray], np.ndarray],
+        batch_size: int,
+        weights: np.ndarray | None,
+        seed: int,
+    ) -> None:
+        self.model, self.train, self.valid = model, train, valid
+        self.batch_size, self.weights, self.seed = batch_size, weights, seed
+        self.lengths = np.array([len(s) for s in train[0]])
+        self.steps_per_epoch = -(-len(self.lengths) // batch_size)
+        self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
+        self.eval_note = ""
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
+        return self._epoch[1]
+
+    def train_step(self, step: int) -> tuple[float, int]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        index = self._batches(epoch)[k]
+        x, lengths = pad(self.train[0], index)
+        y = self.train[1][index]
+        self.model.train()
+        logits, backward = self.model.forward_train(x, lengths)
+        mask = None if self.weights is None else self.weights[y]
+        loss, dlogits = cross_entropy(logits, y, mask=mask)
+        backward(dlogits)
+        return loss, len(index)
+
+    def evaluate(self) -> float:
+        seqs, y = self.valid
+        proba = predict_proba(self.model, seqs)
+        self.model.train()
+        nll = -np.log(np.maximum(proba[np.arange(len(y)), y], 1e-12))
+        self.eval_note = f"accuracy {np.mean(proba.argmax(1) == y):.3f}"
+        return float(np.mean(nll))
+
+    def carry_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_carry(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def saved_vocabulary(metadata: dict[str, Any]) -> Vocabulary:
+    """The vocabulary of the fit saved with ``metadata`` (a ``.last`` checkpoint's)."""
+    learned = metadata.get("learned")
+    if not isinstance(learned, dict) or "vocab" not in learned:
+        raise CheckpointError(
+            "resume: the saved run holds no vocabulary; expected the .last checkpoint of a "
+            "fit on text"
+        )
+    return Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
+
+
+WARMUP_STEPS = 20  # left out of `SequenceClassifier.throughput_`: compiling, first allocations
+
+
+def steady_throughput(marks: list[tuple[int, float]], overall: float) -> float:
+    """Sequences per second of training steps after the first `WARMUP_STEPS` (after the first
+    half, in a run of fewer than twice as many steps; ``overall`` in a run of one step)."""
+    skip = min(WARMUP_STEPS, len(marks) // 2)
+    if skip == 0:
+        return overall
+    (n0, t0), (n1, t1) = marks[skip - 1], marks[-1]
+    return (n1 - n0) / max(t1 - t0, 1e-9)
+
+
+def predict_proba(model: Sequential, seqs: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities ``(N, C)`` of a network, in batches sorted by length."""
+    model.eval()
+    out: np.ndarray | None = None
+    for index in bucket_batches([len(s) for s in seqs], PREDICT_BATCH):
+        x, lengths = pad(seqs, index)
+        p = softmax(np.asarray(model(x, lengths), dtype=np.float64))
+        if out is None:
+            out = np.zeros((len(seqs), p.shape[1]))
+        out[index] = p
+    assert out is not None
+    return out

@@ -4,8 +4,9 @@ TF-IDF + logistic regression baseline, and Kim (2014)'s published CNN numbers.
 
 Per fold, interleaved, each side in its own process with the same thread pins:
 
-1. rnnkit: ``SequenceClassifier(tokens=..., <budget>)``, the defaults otherwise
-   (`benchmarks/sentiment_sides.py`);
+1. rnnkit: the `SequenceClassifier` that ``rnnkit train classify`` trains by default (words
+   seen at least twice, embedding 128, bidirectional LSTM 64, mean pooling, dropout 0.5),
+   with the budget below (`benchmarks/sentiment_sides.py`);
 2. PyTorch: the same network, vocabulary ids, validation split, batches, optimizer,
    schedule and budget (`benchmarks/sentiment_torch.py`);
 3. TF-IDF (word 1-2 grams) + LogisticRegression, C picked on the validation split.
@@ -22,6 +23,7 @@ into --out (runs/eval-sentiment; --quick: runs/eval-sentiment-quick) and prints 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -195,7 +197,7 @@ def main() -> None:
     args = ap.parse_args()
     from sklearn.model_selection import StratifiedKFold
 
-    from rnnkit import SequenceClassifier
+    from rnnkit.tasks.classify import ClassifyConfig, estimator
 
     texts, y = load_data()
     rows = np.arange(len(texts))
@@ -207,7 +209,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     minutes = args.minutes_per_fold
     budget = {"epochs": None, "minutes": minutes} if minutes else {"epochs": args.epochs}
-    params = SequenceClassifier(tokens=args.tokens, seed=SEED, **budget).get_params()
+    # the model `rnnkit train classify` trains by default (words seen at least twice, ...)
+    cli = dataclasses.replace(ClassifyConfig(), tokens=args.tokens, seed=SEED, **budget)
+    params = estimator(cli).set_params(verbose=False).get_params()
     budget_text = f"{minutes:g} minutes" if minutes else f"{args.epochs:g} epochs"
     budget_text += f" (patience {params['patience']}, best validation loss kept)"
     result = {

@@ -50,6 +50,7 @@ def test_interrupted_then_resumed_fit_equals_an_uninterrupted_one(tmp_path, monk
         interrupt_at(m, 7)
         cut = rnnkit.SequenceClassifier(**SMALL).fit(X, y, out=tmp_path / "b.safetensors")
     assert cut.stopped_ == "interrupted" and cut.n_steps_ == 7
+    assert whole.throughput_ > 0 and np.isfinite(whole.throughput_)  # sequences per second
     assert cut.n_steps_ < whole.n_steps_
     resumed = rnnkit.SequenceClassifier(**SMALL).fit(
         X, y, out=tmp_path / "b.safetensors", resume=True

@@ -17,7 +17,7 @@ from .errors import (
     ShapeError,
     TrainingDiverged,
 )
-from .estimators import Estimator, SequenceClassifier
+from .estimators import Estimator, Forecaster, SequenceClassifier
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -104,6 +104,7 @@ __all__ = [
     "clip_grad_norm",
     # estimators
     "Estimator",
+    "Forecaster",
     "SequenceClassifier",
     # streaming
     "Stream",

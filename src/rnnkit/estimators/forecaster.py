@@ -275,7 +275,22 @@ class Forecaster(Estimator):
             "cell": self.cell,
         }
         assert L % P == 0
-        return ForecastEnsemble(self.n_models, net, seed=self.seed)
+        model = ForecastEnsemble(self.n_models, net, seed=self.seed)
+        for k in range(self.n_models):
+            self._start_at_seasonal_naive(model.member(k).skip.params["weight"])
+        return model
+
+    def _start_at_seasonal_naive(self, w: np.ndarray) -> None:
+        """Set the head's linear skip to the seasonal naive forecast (each step the value one
+        season earlier among the last points the head sees; the last value without a season):
+        training starts from that benchmark and learns what improves on it."""
+        skip, K = self._skip(), w.shape[0] // self.horizon
+        first = self.hidden_size  # z follows the recurrent state in the head's input
+        m = self.season if 1 < self.season <= skip else 1
+        for j in range(self.horizon):
+            lag = first + skip - m + (j % m)
+            for k in range(K if self.output != "gaussian" else 1):
+                w[j * K + k, lag] = 1.0
 
     def _skip(self) -> int:
         """Last points handed to the head directly: whole cycles covering the horizon."""

@@ -63,14 +63,16 @@ class Panel:
     def filled(self) -> int:
         return sum(s.filled for s in self.series)
 
-    def format_time(self, t: int) -> str:
-        """A time of this panel as the CSV writes it."""
+    def format_time(self, t: int, step: int = 1) -> str:
+        """A time of this panel as the CSV writes it (a date alone for steps of whole days)."""
         if self.kind == "int":
             return str(int(t))
         if self.kind == "months":
             return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
         stamp = np.datetime64(int(t), "s")
-        return str(stamp.astype("datetime64[D]")) if t % DAY == 0 else str(stamp).replace("T", " ")
+        if t % DAY == 0 and step % DAY == 0:
+            return str(stamp.astype("datetime64[D]"))
+        return str(stamp).replace("T", " ")
 
 
 def parse_freq(freq: str | None, what: str = "--freq") -> tuple[str, int] | None:

@@ -61,6 +61,9 @@ MIN_STEPS_PER_EPOCH = 25
 INPUT_CLIP = 20.0  # scaled inputs beyond this are clipped (an outlier cannot blow up a step)
 VAR_FLOOR = 1e-4  # the smallest variance of a Gaussian output, in scaled units
 PREDICT_BATCH = 1024
+# The Gaussian NLL 0.5 * (log v + d^2 / v) is at least 0.5 * log(VAR_FLOOR); reported above that
+# bound, it stays positive, as the trainer's divergence guard expects of a loss
+NLL_OFFSET = -0.5 * math.log(VAR_FLOOR)
 
 
 class Forecaster(Estimator):
@@ -594,6 +597,7 @@ class ForecastObjective:
             raw = out[..., 1]
             var = softplus(raw) + VAR_FLOOR
             loss, dmean, dvar = gaussian_nll(out[..., 0], var, target.astype(out.dtype))
+            loss += NLL_OFFSET
             grad = np.stack([dmean, dvar / (1 + np.exp(-raw))], axis=-1)  # softplus' = sigmoid
             return loss, grad
         loss, grad = pinball(out, target.astype(out.dtype), est._levels())
@@ -626,7 +630,7 @@ class ForecastObjective:
         actual = self.store.values[pos]
         target = (actual - loc[:, None]) / scale[:, None]
         if var is not None:
-            loss = gaussian_nll(q[..., 0], var, target)[0]
+            loss = gaussian_nll(q[..., 0], var, target)[0] + NLL_OFFSET
         else:
             loss = pinball(q, target, est._levels())[0]
         point = _unscale(est._point(q), loc, scale)

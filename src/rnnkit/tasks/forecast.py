@@ -78,6 +78,9 @@ class ForecastConfig:
     minutes: float | None = option(
         None, help="budget in wall-clock minutes", type=positive_float, default_help="none"
     )
+    steps: int | None = option(
+        None, help="budget in optimizer steps", type=positive_int, default_help="none"
+    )
     patience: int = option(
         5, help="stop after N evaluations without a better validation loss; 0: never",
         type=nonneg_int,
@@ -99,6 +102,7 @@ def estimator(cfg: ForecastConfig, season: int) -> Forecaster:
         lr=cfg.lr,
         epochs=cfg.epochs,
         minutes=cfg.minutes,
+        steps=cfg.steps,
         patience=cfg.patience or None,
         seed=cfg.seed,
         verbose=True,
@@ -127,6 +131,12 @@ def cut(series: list[Series], drop: int) -> list[Series]:
 def describe(panel: Panel, horizon: int, log: Any) -> list[Series]:
     """Report the data; the series long enough to score (more than ``horizon`` points)."""
     lengths = [len(s.values) for s in panel.series]
+    if max(lengths) < 2 * horizon + 1:
+        raise InputError(
+            f"--horizon: every series is too short for horizon {horizon} ({max(lengths)} points "
+            f"at most); expected at least 2 * horizon + 1 = {2 * horizon + 1} (training windows "
+            "and the held-out last horizon)"
+        )
     kept = [s for s in panel.series if len(s.values) > horizon + 1]
     if log is not None:
         log(
@@ -239,7 +249,7 @@ def forecast(
     for i, s in enumerate(panel.series):
         times = s.times(h, offset=len(s.values))
         for k in range(h):
-            row = [_csv_field(s.uid), panel.format_time(int(times[k])), f"{point[i, k]:.6g}"]
+            row = [_csv_field(s.uid), panel.format_time(int(times[k]), s.step), f"{point[i, k]:.6g}"]
             row += [f"{quant[i, k, j]:.6g}" for j in range(len(levels))]
             lines.append(",".join(row))
     text = "\n".join(lines) + "\n"

@@ -239,7 +239,9 @@ def read_long_csv(
         kind = "months"
         rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
     series = [
-        _regular(uid, r, grid[1] if grid else None, (name, what, time_column, target_column), future)
+        _regular(
+            uid, r, grid[1] if grid else None, (name, what, time_column, target_column), future
+        )
         for uid, r in rows.items()
     ]
     return Panel(series, kind, cov_names, count)
@@ -252,8 +254,10 @@ def _to_month(seconds: int) -> int:
 def _looks_monthly(rows: dict[str, list]) -> bool:
     diffs = [b[1] - a[1] for r in rows.values() for a, b in zip(r, r[1:], strict=False)]
     days = np.asarray(diffs) / DAY
-    return len(days) > 0 and bool(np.all((days >= 28) & (days <= 31 * 12 + 1))) and (
-        float(np.median(days)) >= 28
+    return (
+        len(days) > 0
+        and bool(np.all((days >= 28) & (days <= 31 * 12 + 1)))
+        and (float(np.median(days)) >= 28)
     )
 
 
@@ -323,8 +327,10 @@ def _regular(
     full = np.arange(index[-1] + 1)
     n = int(index[last]) + 1
     values = np.interp(full[:n], index[: last + 1], y[: last + 1])
-    covs = np.stack([np.interp(full, index, c) for c in cov.T], axis=1) if cov.shape[1] else (
-        np.zeros((len(full), 0))
+    covs = (
+        np.stack([np.interp(full, index, c) for c in cov.T], axis=1)
+        if cov.shape[1]
+        else (np.zeros((len(full), 0)))
     )
     filled = n - (last + 1)
     return Series(uid, values, int(t[0]), int(step), covs, filled)

@@ -148,10 +148,10 @@ class Forecaster(Estimator):
         if self.scaling not in SCALINGS:
             raise InputError(f"{name}: scaling must be one of {SCALINGS}, got {self.scaling!r}")
         q = np.asarray(self.quantiles, dtype=np.float64)
-        if self.output == "quantile" and (q.ndim != 1 or len(q) == 0 or np.any((q <= 0) | (q >= 1))):
-            raise InputError(
-                f"{name}: quantiles must be levels in (0, 1), got {list(np.ravel(q))}"
-            )
+        if self.output == "quantile" and (
+            q.ndim != 1 or len(q) == 0 or np.any((q <= 0) | (q >= 1))
+        ):
+            raise InputError(f"{name}: quantiles must be levels in (0, 1), got {list(np.ravel(q))}")
 
     def _levels(self) -> np.ndarray:
         if self.output == "quantile":
@@ -204,8 +204,8 @@ class Forecaster(Estimator):
         self.lookback_, self.patch_ = self._geometry()
         self.n_covariates_ = series[0].covariates.shape[1]
         positive = all(np.all(s.values[: len(s.values) - H] > 0) for s in series)
-        self.scaling_ = ("level" if positive else "standard") if self.scaling == "auto" else (
-            self.scaling
+        self.scaling_ = (
+            ("level" if positive else "standard") if self.scaling == "auto" else (self.scaling)
         )
         if self.n_covariates_:
             stacked = np.concatenate([s.covariates[: len(s.values)] for s in series])
@@ -347,11 +347,13 @@ class Forecaster(Estimator):
         z = np.concatenate(extra, axis=1).astype(np.float32)
         return x, z, scaled[:, L:], loc, scale
 
-    # -- predictions in the scaled space ------------------------------------------------------------
+    # -- predictions in the scaled space -------------------------------------------------------
     def _scaled(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The ensemble's forecast (B, H, Q) in scaled units (quantile levels of `_levels`,
         or the Gaussian mean as Q = 1), and the Gaussian variance (B, H) or None."""
-        outs = [np.asarray(self.model_.member(k)(x, z), np.float64) for k in range(len(self.model_))]
+        outs = [
+            np.asarray(self.model_.member(k)(x, z), np.float64) for k in range(len(self.model_))
+        ]
         if self.output == "gaussian":
             means = np.stack([o[..., 0] for o in outs])
             var = np.stack([softplus(o[..., 1]) + VAR_FLOOR for o in outs])
@@ -414,16 +416,20 @@ class Forecaster(Estimator):
     def _point(self, q: np.ndarray) -> np.ndarray:
         if self.output == "gaussian":
             return q[..., 0]
-        return self._interpolate(q, np.array([0.5]))[..., 0] if self.output == "quantile" else (
-            q[..., 0]
+        return (
+            self._interpolate(q, np.array([0.5]))[..., 0]
+            if self.output == "quantile"
+            else (q[..., 0])
         )
 
     def _interpolate(self, q: np.ndarray, levels: np.ndarray) -> np.ndarray:
         trained = self._levels()
         if len(levels) == 0:
             return np.zeros((*q.shape[:-1], 0))
-        if self.output != "quantile" or np.any(levels < trained[0] - 1e-9) or np.any(
-            levels > trained[-1] + 1e-9
+        if (
+            self.output != "quantile"
+            or np.any(levels < trained[0] - 1e-9)
+            or np.any(levels > trained[-1] + 1e-9)
         ):
             raise InputError(
                 f"Forecaster: quantiles {levels.tolist()} are outside the trained levels "
@@ -471,7 +477,9 @@ class Forecaster(Estimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """The central ``coverage`` prediction interval: ``(lower, upper)``, each (N, horizon)."""
         if not 0 < coverage < 1:
-            raise InputError(f"Forecaster.predict_interval: coverage must be in (0, 1), got {coverage}")
+            raise InputError(
+                f"Forecaster.predict_interval: coverage must be in (0, 1), got {coverage}"
+            )
         q = self.predict_quantiles(y, [(1 - coverage) / 2, (1 + coverage) / 2], times, covariates)
         return q[..., 0], q[..., 1]
 
@@ -479,7 +487,14 @@ class Forecaster(Estimator):
         """Minus the mean sMAPE of the forecasts of ``y`` against ``y_future`` (greater is
         better, as scikit-learn expects)."""
         pred = self.predict(y)
-        return -float(np.mean([smape(np.asarray(a)[: self.horizon], p) for a, p in zip(y_future, pred, strict=True)]))
+        return -float(
+            np.mean(
+                [
+                    smape(np.asarray(a)[: self.horizon], p)
+                    for a, p in zip(y_future, pred, strict=True)
+                ]
+            )
+        )
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _learned(self) -> dict[str, Any]:
@@ -589,9 +604,7 @@ class ForecastObjective:
         self.steps_per_epoch = max(MIN_STEPS_PER_EPOCH, per_epoch)
         self.eval_note = ""
 
-    def _loss(
-        self, out: np.ndarray, target: np.ndarray
-    ) -> tuple[float, np.ndarray]:
+    def _loss(self, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         est = self.est
         if est.output == "gaussian":
             raw = out[..., 1]
@@ -645,7 +658,7 @@ class ForecastObjective:
         pass
 
 
-# -- inputs -----------------------------------------------------------------------------------------
+# -- inputs ------------------------------------------------------------------------------------
 def as_series(
     y: Sequence[Any],
     times: Sequence[Any] | None,
@@ -661,7 +674,9 @@ def as_series(
         raise InputError(f"{name}: expected at least one series, got none")
     for arg, given in (("times", times), ("covariates", covariates)):
         if given is not None and len(given) != len(y):
-            raise InputError(f"{name}: {arg} has {len(given)} entries, expected one per series ({len(y)})")
+            raise InputError(
+                f"{name}: {arg} has {len(given)} entries, expected one per series ({len(y)})"
+            )
     out: list[Series] = []
     kinds = set()
     for i, values in enumerate(y):
@@ -670,7 +685,9 @@ def as_series(
             raise InputError(f"{name}: series {i} is empty; expected at least one point")
         if not np.all(np.isfinite(v)):
             k = int(np.argmax(~np.isfinite(v)))
-            raise InputError(f"{name}: series {i} holds {v[k]} at position {k}; expected finite numbers")
+            raise InputError(
+                f"{name}: series {i} holds {v[k]} at position {k}; expected finite numbers"
+            )
         t_kind, start, step = "int", 0, 1
         if times is not None:
             t_kind, start, step = _grid(np.asarray(times[i]), len(v), f"{name}: times[{i}]")
@@ -692,7 +709,9 @@ def as_series(
         raise InputError(f"{name}: the model was fitted on {kind!r} times, got {found!r}")
     widths = {s.covariates.shape[1] for s in out}
     if len(widths) > 1:
-        raise InputError(f"{name}: the series have different numbers of covariates {sorted(widths)}")
+        raise InputError(
+            f"{name}: the series have different numbers of covariates {sorted(widths)}"
+        )
     return out, found
 
 

@@ -63,7 +63,15 @@ class ForecastNet(Module):
         if cell not in RECURRENT:
             raise InputError(f"ForecastNet: cell must be one of {list(RECURRENT)}, got {cell!r}")
         self._config = ForecastNetConfig(
-            input_size, extra_size, horizon, outputs, hidden_size, head_size, num_layers, cell, dtype
+            input_size,
+            extra_size,
+            horizon,
+            outputs,
+            hidden_size,
+            head_size,
+            num_layers,
+            cell,
+            dtype,
         )
         seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(4)]
         width = hidden_size + extra_size

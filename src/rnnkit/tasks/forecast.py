@@ -82,7 +82,8 @@ class ForecastConfig:
         None, help="budget in optimizer steps", type=positive_int, default_help="none"
     )
     patience: int = option(
-        5, help="stop after N evaluations without a better validation loss; 0: never",
+        5,
+        help="stop after N evaluations without a better validation loss; 0: never",
         type=nonneg_int,
     )
     seed: int = option(0, help="random seed")
@@ -165,7 +166,10 @@ def validation_scores(
     lower = list(quant[..., 0]) if levels else None
     upper = list(quant[..., 1]) if levels else None
     scores = score_forecasts(
-        [h.values for h in history], actual, list(point[:, :horizon]), season,
+        [h.values for h in history],
+        actual,
+        list(point[:, :horizon]),
+        season,
         None if lower is None else [lo[:horizon] for lo in lower],
         None if upper is None else [hi[:horizon] for hi in upper],
         alpha=1 - INTERVAL,
@@ -229,7 +233,9 @@ def forecast(
 ) -> dict[str, Any]:
     """Forecast the ``horizon`` steps after each series of ``csv`` into ``out`` (CSV)."""
     target = check_output(out, "forecast-csv", inputs=(path, csv), force=force)
-    figure = check_output(plot, "png", inputs=(path, csv), force=force, what="--plot") if plot else None
+    figure = (
+        check_output(plot, "png", inputs=(path, csv), force=force, what="--plot") if plot else None
+    )
     model = load_forecaster(path)
     h = model.horizon if horizon is None else horizon
     if h > model.horizon:
@@ -249,11 +255,19 @@ def forecast(
     for i, s in enumerate(panel.series):
         times = s.times(h, offset=len(s.values))
         for k in range(h):
-            row = [_csv_field(s.uid), panel.format_time(int(times[k]), s.step), f"{point[i, k]:.6g}"]
+            row = [
+                _csv_field(s.uid),
+                panel.format_time(int(times[k]), s.step),
+                f"{point[i, k]:.6g}",
+            ]
             row += [f"{quant[i, k, j]:.6g}" for j in range(len(levels))]
             lines.append(",".join(row))
     text = "\n".join(lines) + "\n"
-    atomic_write(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), "--out")
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    atomic_write(target, write, "--out")
     result: dict[str, Any] = {"series": len(panel.series), "horizon": h, "out": str(target)}
     if figure is not None:
         draw(panel, point[:, :h], quant[:, :h] if levels else None, figure)
@@ -282,8 +296,14 @@ def draw(panel: Panel, point: np.ndarray, quant: np.ndarray | None, path: Path) 
         future = np.arange(n, n + h)
         ax.plot(future, point[i], color="C0", lw=1.5, label="forecast")
         if quant is not None:
-            ax.fill_between(future, quant[i, :, 0], quant[i, :, 1], color="C0", alpha=0.25,
-                            label="80 % interval")
+            ax.fill_between(
+                future,
+                quant[i, :, 0],
+                quant[i, :, 1],
+                color="C0",
+                alpha=0.25,
+                label="80 % interval",
+            )
         ax.set_title(s.uid, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
@@ -313,7 +333,8 @@ def backtest(
             f"the longest in {cfg.csv!r} has {longest}"
         )
     if log is not None and len(usable) < len(panel.series):
-        log(f"backtest: {len(panel.series) - len(usable)} series shorter than {need} points left out")
+        short = len(panel.series) - len(usable)
+        log(f"backtest: {short} series shorter than {need} points left out")
     if model_path is not None:
         model = load_forecaster(model_path)
         if model.horizon < H:
@@ -343,7 +364,9 @@ def backtest(
 
 # -- the command line ---------------------------------------------------------------------------
 def _column_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--id-column", default="unique_id", help="the series column (default: unique_id)")
+    p.add_argument(
+        "--id-column", default="unique_id", help="the series column (default: unique_id)"
+    )
     p.add_argument("--time-column", default="ds", help="the time column (default: ds)")
     p.add_argument("--target-column", default="y", help="the target column (default: y)")
 
@@ -364,8 +387,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_train_parser(tasks: Any) -> None:
     """``rnnkit train forecast``."""
     p = tasks.add_parser("forecast", help="a global forecaster for many series from a long CSV")
-    p.add_argument("--csv", required=True, help="long-format CSV (unique_id,ds,y; more columns "
-                   "are covariates)")
+    p.add_argument(
+        "--csv", required=True, help="long-format CSV (unique_id,ds,y; more columns are covariates)"
+    )
     p.add_argument("--horizon", required=True, type=positive_int, help="steps to forecast")
     add_options(p, ForecastConfig, exclude=("csv", "horizon"))
     _common(p)
@@ -376,9 +400,15 @@ def add_parsers(sub: Any) -> None:
     f = sub.add_parser("forecast", help="forecast each series of a long CSV with a forecaster")
     f.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train forecast'")
     f.add_argument("--csv", required=True, help="long-format CSV of the histories to forecast")
-    f.add_argument("--horizon", type=positive_int, default=None,
-                   help="steps to forecast, at most the model's (default: the model's)")
-    f.add_argument("--out", required=True, help="where to write unique_id,ds,y_hat[,y_lo_80,y_hi_80]")
+    f.add_argument(
+        "--horizon",
+        type=positive_int,
+        default=None,
+        help="steps to forecast, at most the model's (default: the model's)",
+    )
+    f.add_argument(
+        "--out", required=True, help="where to write unique_id,ds,y_hat[,y_lo_80,y_hi_80]"
+    )
     f.add_argument("--plot", default=None, help="draw the first 4 series as PNG (default: none)")
     f.add_argument("--freq", default=None, help="the step between rows (default: the most common)")
     _column_arguments(f)
@@ -386,10 +416,18 @@ def add_parsers(sub: Any) -> None:
     b = sub.add_parser("backtest", help="score a forecaster at K rolling origins of a long CSV")
     b.add_argument("--csv", required=True, help="long-format CSV (unique_id,ds,y)")
     b.add_argument("--horizon", required=True, type=positive_int, help="steps to forecast")
-    b.add_argument("--origins", type=positive_int, default=3,
-                   help="rolling origins, horizon apart, ending at each series' end (default: 3)")
-    b.add_argument("--model", default=None, help="score this model instead of training one on "
-                   "the data before the first origin (default: train)")
+    b.add_argument(
+        "--origins",
+        type=positive_int,
+        default=3,
+        help="rolling origins, horizon apart, ending at each series' end (default: 3)",
+    )
+    b.add_argument(
+        "--model",
+        default=None,
+        help="score this model instead of training one on "
+        "the data before the first origin (default: train)",
+    )
     add_options(b, ForecastConfig, exclude=("csv", "horizon", "out"))
     _common(b)
 
@@ -407,8 +445,14 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_forecast(args: argparse.Namespace) -> dict[str, Any]:
     result = forecast(
-        args.checkpoint, args.csv, args.horizon, args.out, args.plot, args.force,
-        (args.id_column, args.time_column, args.target_column), args.freq,
+        args.checkpoint,
+        args.csv,
+        args.horizon,
+        args.out,
+        args.plot,
+        args.force,
+        (args.id_column, args.time_column, args.target_column),
+        args.freq,
     )
     print(f"forecasts of {result['series']} series, {result['horizon']} steps: {result['out']}")
     if "plot" in result:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def statsforecast_side(train_path: str, out_path: str, limit: int | None) -> Non
         [(uid, k + 1, v) for uid, values in series.items() for k, v in enumerate(values)],
         columns=["unique_id", "ds", "y"],
     )
-    result = {}
+    result: dict[str, Any] = {}
     for name, model in (
         ("AutoETS", AutoETS(season_length=SEASON)),
         ("AutoTheta", AutoTheta(season_length=SEASON)),

@@ -265,8 +265,27 @@ def test_cli_refuses_to_overwrite_a_file_it_did_not_write(tmp_path, capsys):
     precious = tmp_path / "notes.csv"
     precious.write_text("mine\n")
     model = tmp_path / "m.safetensors"
-    assert main(["train", "forecast", "--csv", csv, "--horizon", "4", "--out", str(model),
-                 "--steps", "2", "--models", "1", "--hidden", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "forecast",
+                "--csv",
+                csv,
+                "--horizon",
+                "4",
+                "--out",
+                str(model),
+                "--steps",
+                "2",
+                "--models",
+                "1",
+                "--hidden",
+                "4",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["forecast", str(model), "--csv", csv, "--out", str(precious)]) == 2
     assert "not an rnnkit forecast-csv file" in capsys.readouterr().err
@@ -276,8 +295,27 @@ def test_cli_refuses_to_overwrite_a_file_it_did_not_write(tmp_path, capsys):
 def test_covariates_need_their_future_rows(tmp_path, capsys):
     csv = _tiny_csv(tmp_path / "cov.csv", covariate=True)
     model = tmp_path / "m.safetensors"
-    assert main(["train", "forecast", "--csv", csv, "--horizon", "6", "--out", str(model),
-                 "--steps", "2", "--models", "1", "--hidden", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "forecast",
+                "--csv",
+                csv,
+                "--horizon",
+                "6",
+                "--out",
+                str(model),
+                "--steps",
+                "2",
+                "--models",
+                "1",
+                "--hidden",
+                "4",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     out = tmp_path / "f.csv"
     assert main(["forecast", str(model), "--csv", csv, "--out", str(out)]) == 2

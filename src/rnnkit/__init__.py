@@ -17,7 +17,7 @@ from .errors import (
     ShapeError,
     TrainingDiverged,
 )
-from .estimators import Estimator, SequenceClassifier
+from .estimators import Estimator, Forecaster, SequenceClassifier
 from .estimators.anomaly import AnomalyDetector
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
@@ -106,6 +106,7 @@ __all__ = [
     # estimators
     "AnomalyDetector",
     "Estimator",
+    "Forecaster",
     "SequenceClassifier",
     # streaming
     "Stream",

@@ -30,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .tasks import forecast as forecast_task
     from .tasks.adding import AddingConfig
     from .tasks.lm_config import SampleConfig
 
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify_arguments(
         tasks.add_parser("classify", help="a text classifier from a CSV/TSV or folders per label")
     )
+    forecast_task.add_train_parser(tasks)
+    forecast_task.add_parsers(sub)  # rnnkit forecast, rnnkit backtest
 
     ev = sub.add_parser("evaluate", help="score a classifier on labelled data")
     ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
@@ -240,7 +243,17 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
+    if args.task == "forecast":
+        from .tasks.forecast import run_train
+
+        return run_train(args)
     return _train_classify(args) if args.task == "classify" else _train_lm(args)
+
+
+def _forecast(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.forecast import run_backtest, run_forecast
+
+    return run_forecast(args) if args.command == "forecast" else run_backtest(args)
 
 
 def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
@@ -458,6 +471,8 @@ COMMANDS = {
     "generate": _generate,
     "stream": _stream,
     "demo": _demo,
+    "forecast": _forecast,
+    "backtest": _forecast,
 }
 
 

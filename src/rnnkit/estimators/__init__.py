@@ -2,5 +2,6 @@
 
 from .base import Estimator
 from .classifier import SequenceClassifier
+from .forecaster import Forecaster
 
-__all__ = ["Estimator", "SequenceClassifier"]
+__all__ = ["Estimator", "Forecaster", "SequenceClassifier"]

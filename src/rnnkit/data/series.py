@@ -1,0 +1,336 @@
+"""Many time series from a long-format CSV (``unique_id,ds,y``, the convention of
+statsforecast and Nixtla), put on a regular grid; calendar features from their time stamps.
+
+- ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``) or an integer step;
+  rows of a series must be in time order, without duplicates. Series may interleave and have
+  different lengths and starts (ragged).
+- The step is ``freq`` when given (``H``, ``D``, ``W``, ``15min``, ``M``, ``Q``, ``Y``, or an
+  integer for integer ``ds``), else the most common difference within the series.
+- Missing steps (a gap of k steps between two rows) are filled by linear interpolation between
+  the rows around them, ``y`` and covariates alike; how many were filled is reported.
+- Every column besides id, time and target is a numeric covariate. A missing or non-numeric
+  value is a one-line error naming the file, line and column; with ``future=True`` (forecasting)
+  rows after a series' last ``y`` may leave ``y`` empty: they carry the covariates of the
+  steps to forecast.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+# seconds per unit of a fixed-length frequency; months are counted apart
+UNITS = {"s": 1, "min": 60, "t": 60, "h": 3600, "d": 86400, "w": 604800}
+MONTHS = {"m": 1, "ms": 1, "q": 3, "qs": 3, "y": 12, "a": 12, "ys": 12}
+DAY = 86400
+
+
+@dataclass
+class Series:
+    """One series on a regular grid: ``times[i] = start + i * step`` in the panel's ``kind``
+    of time ("int" steps, "seconds" or "months" since 1970), ``values`` ``(n,)`` and
+    ``covariates`` ``(n + future, C)`` (the rows past the values are the future's)."""
+
+    uid: str
+    values: np.ndarray
+    start: int
+    step: int
+    covariates: np.ndarray
+    filled: int = 0  # missing steps filled by interpolation
+
+    def times(self, count: int | None = None, offset: int = 0) -> np.ndarray:
+        n = len(self.values) if count is None else count
+        return self.start + (offset + np.arange(n)) * self.step
+
+
+@dataclass
+class Panel:
+    """The series of one file, in the order their ids first appear."""
+
+    series: list[Series]
+    kind: str  # "int", "seconds" or "months"
+    covariate_names: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    @property
+    def filled(self) -> int:
+        return sum(s.filled for s in self.series)
+
+    def format_time(self, t: int, step: int = 1) -> str:
+        """A time of this panel as the CSV writes it (a date alone for steps of whole days)."""
+        if self.kind == "int":
+            return str(int(t))
+        if self.kind == "months":
+            return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
+        stamp = np.datetime64(int(t), "s")
+        if t % DAY == 0 and step % DAY == 0:
+            return str(stamp.astype("datetime64[D]"))
+        return str(stamp).replace("T", " ")
+
+
+def parse_freq(freq: str | None, what: str = "--freq") -> tuple[str, int] | None:
+    """``("seconds", 3600)`` for ``"H"``, ``("months", 3)`` for ``"Q"``, ``("int", 5)`` for
+    ``"5"``; None for None."""
+    if freq is None:
+        return None
+    text = freq.strip().lower()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    unit = text[len(digits) :]
+    count = int(digits) if digits else 1
+    if not unit:
+        return ("int", count) if digits and count > 0 else None
+    if unit in UNITS and count > 0:
+        return "seconds", count * UNITS[unit]
+    if unit in MONTHS and count > 0:
+        return "months", count * MONTHS[unit]
+    raise InputError(
+        f"{what}: unknown frequency {freq!r}; expected an integer step or a count and a unit: "
+        "s, min, H, D, W, M, Q, Y (for example 15min)"
+    )
+
+
+def default_season(kind: str, step: int) -> int:
+    """The usual seasonal period of a frequency: 24 for hourly, 7 for daily, 12 for monthly."""
+    if kind == "months":
+        return {1: 12, 3: 4}.get(step, 1)
+    if kind == "seconds":
+        if step < DAY and DAY % step == 0:
+            return DAY // step  # one day
+        return {DAY: 7, 7 * DAY: 52}.get(step, 1)
+    return 1
+
+
+def calendar_size(kind: str, season: int) -> int:
+    return {"seconds": 6, "months": 2}.get(kind, 2 if season > 1 else 0)
+
+
+def calendar(kind: str, season: int, t: np.ndarray) -> np.ndarray:
+    """Calendar features of times ``t`` (any shape) -> ``t.shape + (calendar_size,)``: sine
+    and cosine of the hour of the day, the day of the week and the day of the year (time
+    stamps), of the month of the year (months), or of the position in the season (steps)."""
+    t = np.asarray(t, dtype=np.float64)
+    if kind == "seconds":
+        phases = [
+            (t % DAY) / DAY,
+            ((t // DAY + 3) % 7) / 7,  # 1970-01-01 was a Thursday: Monday is 0
+            (t % (365.2425 * DAY)) / (365.2425 * DAY),
+        ]
+    elif kind == "months":
+        phases = [(t % 12) / 12]
+    else:
+        phases = [(t % season) / season] if season > 1 else []
+    out = [f(2 * np.pi * p) for p in phases for f in (np.sin, np.cos)]
+    return np.stack(out, axis=-1) if out else np.zeros((*t.shape, 0))
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _time_value(text: str) -> tuple[str, int] | None:
+    """("int", n), ("seconds", s) or None when ``text`` is neither."""
+    text = text.strip()
+    try:
+        return "int", int(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.replace(tzinfo=None) - stamp.utcoffset()  # type: ignore[operator]
+    seconds = (stamp - datetime(1970, 1, 1)).total_seconds()
+    return "seconds", int(round(seconds))
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value
+
+
+def read_long_csv(
+    path: str | Path,
+    id_column: str = "unique_id",
+    time_column: str = "ds",
+    target_column: str = "y",
+    freq: str | None = None,
+    future: bool = False,
+    what: str = "--csv",
+) -> Panel:
+    """Read a long-format CSV into a `Panel` (see the module docstring for the rules)."""
+    name = str(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read {name!r} ({exc.strerror})") from None
+    with fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
+        header = [h.strip() for h in header]
+        for col in (id_column, time_column, target_column):
+            if col not in header:
+                raise InputError(
+                    f"{what}: {name!r} has no column {col!r} in its header (columns: "
+                    f"{', '.join(header[:10])}); expected {id_column}, {time_column}, "
+                    f"{target_column} (rename with --id-column/--time-column/--target-column)"
+                )
+        i_id, i_t, i_y = (header.index(c) for c in (id_column, time_column, target_column))
+        cov_index = [k for k in range(len(header)) if k not in (i_id, i_t, i_y)]
+        cov_names = [header[k] for k in cov_index]
+        rows: dict[str, list[tuple[int, int, float, list[float]]]] = {}
+        kinds: set[str] = set()
+        count = 0
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{what}: {name!r}, line {line}: {len(row)} fields, expected {len(header)} "
+                    f"as in the header"
+                )
+            count += 1
+            where = f"{what}: {name!r}, line {line}, column"
+            parsed = _time_value(row[i_t])
+            if parsed is None:
+                raise InputError(
+                    f"{where} {time_column!r}: expected a time stamp (ISO 8601) or an integer "
+                    f"step, got {row[i_t]!r}"
+                )
+            kinds.add(parsed[0])
+            if len(kinds) > 1:
+                raise InputError(
+                    f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
+                )
+            y = _number(row[i_y]) if row[i_y].strip() else math.nan
+            if y is None:
+                raise InputError(f"{where} {target_column!r}: expected a number, got {row[i_y]!r}")
+            covs = []
+            for k, c in zip(cov_index, cov_names, strict=True):
+                v = _number(row[k])
+                if v is None or not math.isfinite(v):
+                    raise InputError(
+                        f"{where} {c!r}: expected a number (covariate), got {row[k]!r}"
+                    )
+                covs.append(v)
+            rows.setdefault(row[i_id].strip(), []).append((line, parsed[1], y, covs))
+    if not rows:
+        raise InputError(f"{what}: {name!r} has a header but no rows")
+    kind = kinds.pop()
+    grid = parse_freq(freq)
+    if grid is not None and grid[0] != kind:
+        if not (grid[0] == "months" and kind == "seconds"):
+            raise InputError(
+                f"--freq: {freq!r} does not fit {time_column!r} of {name!r}, which holds "
+                f"{'integer steps' if kind == 'int' else 'time stamps'}"
+            )
+    if grid is None and kind == "seconds" and _looks_monthly(rows):
+        grid = ("months", _month_step(rows))
+    if grid is not None and grid[0] == "months":
+        kind = "months"
+        rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
+    series = [
+        _regular(
+            uid, r, grid[1] if grid else None, (name, what, time_column, target_column), future
+        )
+        for uid, r in rows.items()
+    ]
+    return Panel(series, kind, cov_names, count)
+
+
+def _to_month(seconds: int) -> int:
+    return int(np.datetime64(seconds, "s").astype("datetime64[M]").astype(np.int64))
+
+
+def _looks_monthly(rows: dict[str, list]) -> bool:
+    diffs = [b[1] - a[1] for r in rows.values() for a, b in zip(r, r[1:], strict=False)]
+    days = np.asarray(diffs) / DAY
+    return (
+        len(days) > 0
+        and bool(np.all((days >= 28) & (days <= 31 * 12 + 1)))
+        and (float(np.median(days)) >= 28)
+    )
+
+
+def _month_step(rows: dict[str, list]) -> int:
+    months = [
+        _to_month(b[1]) - _to_month(a[1])
+        for r in rows.values()
+        for a, b in zip(r, r[1:], strict=False)
+    ]
+    values, counts = np.unique(months, return_counts=True)
+    return max(1, int(values[np.argmax(counts)]))
+
+
+def _regular(
+    uid: str,
+    rows: list[tuple[int, int, float, list[float]]],
+    step: int | None,
+    where: tuple[str, str, str, str],
+    future: bool,
+) -> Series:
+    name, what, time_column, target_column = where
+    lines = [r[0] for r in rows]
+    t = np.array([r[1] for r in rows], dtype=np.int64)
+    y = np.array([r[2] for r in rows], dtype=np.float64)
+    cov = np.array([r[3] for r in rows], dtype=np.float64).reshape(len(rows), -1)
+    d = np.diff(t)
+    if np.any(d <= 0):
+        k = int(np.argmax(d <= 0)) + 1
+        how = "repeats" if d[k - 1] == 0 else "is before"
+        raise InputError(
+            f"{what}: {name!r}, line {lines[k]}, column {time_column!r}: the time of series "
+            f"{uid!r} {how} the one on line {lines[k - 1]}; expected increasing times within "
+            "each series"
+        )
+    if step is None:
+        if len(d):
+            values, counts = np.unique(d, return_counts=True)
+            step = int(values[np.argmax(counts)])
+        else:
+            step = 1 if y.size else 1
+    if len(d) and np.any(d % step):
+        k = int(np.argmax(d % step != 0)) + 1
+        raise InputError(
+            f"{what}: {name!r}, line {lines[k]}, column {time_column!r}: series {uid!r} is off "
+            f"its grid of one step every {step} (the step from line {lines[k - 1]} is {d[k - 1]}); "
+            "expected regular times (set --freq)"
+        )
+    observed = ~np.isnan(y)
+    if future:
+        last = int(np.flatnonzero(observed)[-1]) if observed.any() else -1
+        gaps = ~observed[: last + 1]
+    else:
+        last, gaps = len(y) - 1, ~observed
+    if np.any(gaps) or last < 0:
+        k = int(np.argmax(gaps)) if np.any(gaps) else 0
+        raise InputError(
+            f"{what}: {name!r}, line {lines[k]}, column {target_column!r}: missing value "
+            f"(empty or NaN) in series {uid!r}; expected a number"
+        )
+    if not np.all(np.isfinite(y[: last + 1])):
+        k = int(np.argmax(~np.isfinite(y[: last + 1])))
+        raise InputError(
+            f"{what}: {name!r}, line {lines[k]}, column {target_column!r}: {y[k]} in series "
+            f"{uid!r}; expected a finite number"
+        )
+    index = (t - t[0]) // step
+    full = np.arange(index[-1] + 1)
+    n = int(index[last]) + 1
+    values = np.interp(full[:n], index[: last + 1], y[: last + 1])
+    covs = (
+        np.stack([np.interp(full, index, c) for c in cov.T], axis=1)
+        if cov.shape[1]
+        else (np.zeros((len(full), 0)))
+    )
+    filled = n - (last + 1)
+    return Series(uid, values, int(t[0]), int(step), covs, filled)

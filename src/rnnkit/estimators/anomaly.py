@@ -17,13 +17,23 @@ How a series is scored, one value at a time (each score uses only the values bef
 3. **Likelihood.** The score compares the short-window mean of the raw surprise with its
    long-window distribution (`rnnkit.estimators.likelihood`), as HTM's anomaly likelihood does,
    on a log scale in [0, 1].
-4. **Range check** (``range_check``, 0.05; None: off). A value beyond the range of the
+4. **Seasonal difference** (``season``, "auto"). When the probationary values repeat with a
+   period ``S`` (`rnnkit.estimators.season.find_period`: an autocorrelation peak of at least
+   0.5), the value ``S`` rows earlier is a second prediction; its error ``z_t - z_{t-S}``
+   (variance from the probationary period) goes through a likelihood of its own, and the score
+   is the larger of the two. The network does not carry a phase across hundreds of rows; this
+   catches a period that goes flat or loses its peak.
+5. **Range check** (``range_check``, 0.05; None: off). A value beyond the range of the
    series' values so far by more than 5 % of that range scores 1, as Numenta's HTM detector in
    NAB does ("spatial anomaly"): a model fitted on the probationary period has no opinion on
    values it never saw.
+6. **Rest after an alarm** (``alarm`` 0.5, ``rest`` ``probation // 4``): after a score of at
+   least ``alarm`` (Q = 1e-10 in the likelihood), the next ``rest`` scores are halved, so that
+   an event is reported once, not on each of its rows (NAB charges each row).
 
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
-windows (``8 (8 + short_window + long_window)`` bytes) and, during the probationary period
+windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second
+likelihood and the last period of values, and, during the probationary period
 only, up to ``probation`` buffered values.
 
 Many series share one network and one `StreamPool` (`DetectorPool`); each has its own scale,
@@ -45,9 +55,13 @@ from ..optim import AdamW, clip_grad_norm
 from ..stream import StreamPool
 from . import likelihood
 from .base import Estimator
+from .season import Alarm, find_period
 
 MIN_PROBATION = 16  # values needed to fit the network and set a series' scale
 CLIP = 50.0  # normalised values beyond this many standard deviations are read as this
+MIN_ACF = 0.5  # season="auto": a series repeats when its autocorrelation peaks this high
+DAMP = 0.5  # scores in the rest period after an alarm are multiplied by this
+VAR_FLOOR = 1e-6  # the smallest variance of a seasonal difference assumed (normalised)
 
 
 def _as_series(x: Any, what: str) -> np.ndarray:
@@ -112,6 +126,9 @@ class AnomalyDetector(Estimator):
         lr: float = 1e-2,
         chunk: int = 64,
         range_check: float | None = 0.05,
+        season: int | str | None = "auto",
+        alarm: float | None = 0.5,
+        rest: int | None = None,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -125,6 +142,9 @@ class AnomalyDetector(Estimator):
         self.lr = lr
         self.chunk = chunk
         self.range_check = range_check
+        self.season = season
+        self.alarm = alarm
+        self.rest = rest
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -146,6 +166,30 @@ class AnomalyDetector(Estimator):
         if self.range_check is not None and not self.range_check >= 0:
             raise InputError(
                 f"AnomalyDetector: range_check must be >= 0 or None, got {self.range_check!r}"
+            )
+        if not (
+            self.season is None
+            or self.season == "auto"
+            or (isinstance(self.season, (int, np.integer)) and self.season >= 0)
+        ):
+            raise InputError(
+                f"AnomalyDetector: season must be 'auto', a period in rows (0: none) or None, "
+                f"got {self.season!r}"
+            )
+        if isinstance(self.season, (int, np.integer)) and self.season > self.probation // 2:
+            raise InputError(
+                f"AnomalyDetector: season {self.season} is longer than half the probationary "
+                f"period ({self.probation} values); expected at most {self.probation // 2}"
+            )
+        if self.alarm is not None and not 0 < self.alarm <= 1:
+            raise InputError(
+                f"AnomalyDetector: alarm must be in (0, 1] or None, got {self.alarm!r}"
+            )
+        if self.rest is not None and not (
+            isinstance(self.rest, (int, np.integer)) and self.rest >= 0
+        ):
+            raise InputError(
+                f"AnomalyDetector: rest must be a non-negative integer or None, got {self.rest!r}"
             )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
@@ -207,14 +251,34 @@ class AnomalyDetector(Estimator):
         err = z[1:] - mu[:-1]
         lik = np.empty(err.size)
         likelihood.run(state, err, var[:-1], *self._windows(), lik)
-        scores[P:] = lik[P - 1 :]  # lik[t - 1] scores z[t]
+        raw = lik[P - 1 :].copy()  # lik[t - 1] scores z[t]
+        period = self._period(z[:P])
+        if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
+            state = likelihood.new_state(self.short_window, self.long_window)
+            diff = z[period:] - z[:-period]
+            seasonal = np.empty(diff.size)
+            svar = np.full(diff.size, seasonal_variance(z[:P], period))
+            likelihood.run(state, diff, svar, *self._windows(), seasonal)
+            np.maximum(raw, seasonal[P - period :], out=raw)
         if self.range_check is not None:
             lo = np.minimum.accumulate(z)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(z)[P - 1 : -1]
             tol = self.range_check * (hi - lo)
             out_of_range = ((z[P:] > hi + tol) | (z[P:] < lo - tol)) & (hi > lo)
-            scores[P:][out_of_range] = 1.0
+            raw[out_of_range] = 1.0
+        scores[P:] = self._alarm().run(raw)
         return scores
+
+    def _period(self, head: np.ndarray) -> int:
+        """The seasonal period of a series from its normalised probationary values."""
+        if self.season == "auto":
+            return find_period(head, MIN_ACF)
+        return int(self.season or 0)
+
+    def _alarm(self) -> Alarm:
+        level = math.inf if self.alarm is None else float(self.alarm)
+        rest = int(self.probation) // 4 if self.rest is None else int(self.rest)
+        return Alarm(level, rest, DAMP)
 
     def _windows(self) -> tuple[int, int, int]:
         return int(self.short_window), int(self.long_window), int(self.warmup)
@@ -229,7 +293,15 @@ class AnomalyDetector(Estimator):
         """Bytes held per stream after its probationary period: the network's state, the
         likelihood's windows, the scale and the pending prediction."""
         layers = self.num_layers * (2 if self.cell == "lstm" else 1)
-        return 8 * (layers * self.hidden_size + 8 + self.short_window + self.long_window + 5)
+        lik = 8 + self.short_window + self.long_window
+        period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
+        seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
+        return 8 * (layers * self.hidden_size + lik + 5 + seasonal)
+
+
+def seasonal_variance(head: np.ndarray, period: int) -> float:
+    """The variance of the seasonal difference over a series' normalised probationary values."""
+    return max(float(np.var(head[period:] - head[:-period])), VAR_FLOOR)
 
 
 def _train(model: NextValueModel, parts: list[np.ndarray], steps: int, lr: float, chunk: int):
@@ -335,10 +407,16 @@ class DetectorPool:
             self.detector.fit(head)
             self._pool = _Pool(self.detector.model_)
         z = np.clip((head - st.mean) / st.sd, -CLIP, CLIP)
+        period = self.detector._period(z)
+        if period:
+            st.season = np.zeros(period)
+            st.svar = seasonal_variance(z, period)
+            st.slik = likelihood.new_state(self.detector.short_window, self.detector.long_window)
         self._pool.join(sid)
         for value in z:  # the same steps as afterwards; the scores are not reported
             self._step({sid: value})
         st.lo, st.hi = float(z.min()), float(z.max())
+        st.alarm = self.detector._alarm()
 
     def _step(self, ready: dict[Hashable, float]) -> dict[Hashable, float]:
         assert self._pool is not None
@@ -354,8 +432,19 @@ class DetectorPool:
             score = 0.0
             if st.var > 0:  # a prediction for this value
                 score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
+            if st.season is not None:  # the value one period earlier, as a second prediction
+                period = st.season.size
+                k = st.seen % period
+                if st.seen >= period:
+                    diff = z - st.season[k]
+                    seasonal = likelihood.step(st.slik, diff, st.svar, short, long, warmup)
+                    score = max(score, seasonal)
+                st.season[k] = z
+            st.seen += 1
             if st.lo <= st.hi and self._out_of_range(st, z):
                 score = 1.0
+            if st.alarm is not None:
+                score = st.alarm(score)
             d, s = outs[sid]  # NextValueModel.gaussian, on floats
             st.mu, st.var = z + float(d), math.exp(min(max(float(s), LOGVAR_MIN), LOGVAR_MAX))
             scores[sid] = float(score)
@@ -390,7 +479,21 @@ class _Pool(StreamPool):
 class _StreamState:
     """One stream's own part: its buffer (probation), scale, prediction, likelihood state."""
 
-    __slots__ = ("buffer", "mean", "sd", "mu", "var", "lik", "lo", "hi")
+    __slots__ = (
+        "buffer",
+        "mean",
+        "sd",
+        "mu",
+        "var",
+        "lik",
+        "lo",
+        "hi",
+        "season",
+        "svar",
+        "slik",
+        "seen",
+        "alarm",
+    )
 
     def __init__(self, detector: AnomalyDetector) -> None:
         self.buffer: list[float] | None = []
@@ -398,3 +501,8 @@ class _StreamState:
         self.mu, self.var = 0.0, 0.0  # the prediction for the next value (var 0: none yet)
         self.lik = likelihood.new_state(detector.short_window, detector.long_window)
         self.lo, self.hi = math.inf, -math.inf  # the range of the values so far (after probation)
+        self.season: np.ndarray | None = None  # the last period of values (a ring), if periodic
+        self.svar = 1.0  # the variance of the seasonal difference
+        self.slik = self.lik[:0]  # the seasonal difference's likelihood state
+        self.seen = 0  # values stepped
+        self.alarm: Alarm | None = None  # the rest period after an alarm (after probation)

@@ -348,11 +348,11 @@ class DetectorPool:
 
     def __init__(self, detector: AnomalyDetector) -> None:
         self.detector = detector
-        self._pool: _Pool | None = None
+        self._pool: StreamPool | None = None
         self._streams: dict[Hashable, _StreamState] = {}
         self._windows = detector._windows()
         if hasattr(detector, "model_"):
-            self._pool = _Pool(detector.model_)
+            self._pool = StreamPool(detector.model_)
 
     def __contains__(self, stream_id: Hashable) -> bool:
         return stream_id in self._streams
@@ -405,7 +405,7 @@ class DetectorPool:
         st.mean, st.sd = scale_of(head)
         if self._pool is None:
             self.detector.fit(head)
-            self._pool = _Pool(self.detector.model_)
+            self._pool = StreamPool(self.detector.model_)
         z = np.clip((head - st.mean) / st.sd, -CLIP, CLIP)
         period = self.detector._period(z)
         if period:
@@ -423,7 +423,7 @@ class DetectorPool:
         short, long, warmup = self._windows
         if len(ready) == 1:  # one stream: the single-stream step, on its column of the pool
             ((sid, z),) = ready.items()
-            outs = {sid: self._pool.step_one(sid, z)}
+            outs = {sid: self._pool.step_one(sid, np.array([z]))}
         else:
             outs = self._pool.step({sid: np.array([z]) for sid, z in ready.items()})
         scores = {}
@@ -449,31 +449,6 @@ class DetectorPool:
             st.mu, st.var = z + float(d), math.exp(min(max(float(s), LOGVAR_MIN), LOGVAR_MAX))
             scores[sid] = float(score)
         return scores
-
-
-class _Pool(StreamPool):
-    """A `StreamPool` that also steps one stream alone on the single-stream fused step (one
-    kernel call per layer), instead of the batched step's gather, products and scatter: at
-    hidden 16 the batched step of one stream costs several times the arithmetic.
-    (A candidate for `StreamPool` itself.)"""
-
-    def __init__(self, model: NextValueModel) -> None:
-        super().__init__(model)
-        self._x = np.empty(1, np.dtype(model.rnn.dtype))
-
-    def step_one(self, stream_id: Hashable, value: float) -> np.ndarray:
-        """One step of one stream of a one-feature model; its output."""
-        plan = self._stream._plan
-        with self._lock:
-            slot = self._slot[stream_id]
-            state = self._store[0][:, slot : slot + 1].copy()  # (L, 1, H); a GRU or RNN
-            self._x[0] = value
-            done = plan.step(self._x, state) if plan is not None and len(self._store) == 1 else None
-            if done is None:  # an LSTM, or what the fused step does not take: the batched step
-                return self._step_locked([stream_id], self._x[None].copy())[stream_id]
-            y, new = done
-            self._store[0][:, slot] = new[:, 0]
-            return y
 
 
 class _StreamState:

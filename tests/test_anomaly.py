@@ -173,6 +173,18 @@ def test_a_missing_daily_peak_is_found_by_the_seasonal_difference():
     assert scores["auto"][late].max() > scores[None][late].max()
 
 
+def test_a_periodic_series_is_scored_by_its_better_predictor():
+    # a clean square wave: the network cannot time the jumps, the value a period earlier can;
+    # chosen by its likelihood on the probationary values, it raises no alarm at the jumps
+    rng = np.random.default_rng(1)
+    t = np.arange(3000)
+    x = np.where(t % 288 < 90, 5.0, 0.0) + 0.01 * rng.standard_normal(3000)
+    det = rnnkit.AnomalyDetector(probation=600, steps=20, alarm=None)
+    assert det.fit_detect(x)[600:].max() < 0.5
+    det.set_params(season=None)
+    assert det.fit_detect(x)[600:].max() > 0.5  # the network alone is surprised by them
+
+
 def test_alarm_damps_the_rest_period():
     alarm = Alarm(level=0.5, rest=2, damp=0.5)
     out = alarm.run(np.array([0.1, 0.6, 0.8, 0.8, 0.8, 0.4]))

@@ -21,8 +21,10 @@ How a series is scored, one value at a time (each score uses only the values bef
    period ``S`` (`rnnkit.estimators.season.find_period`: an autocorrelation peak of at least
    0.5), the value ``S`` rows earlier is a second prediction; its error ``z_t - z_{t-S}``
    (variance from the probationary period) goes through a likelihood of its own, and the score
-   is the larger of the two. The network does not carry a phase across hundreds of rows; this
-   catches a period that goes flat or loses its peak.
+   is the larger of the two; when the value one period earlier predicts the probationary values
+   better than the network does (a lower Gaussian NLL over them), it is the seasonal score alone.
+   The network does not carry a phase across hundreds of rows; this catches a period that goes
+   flat or loses its peak, and does not raise an alarm at every expected jump.
 5. **Range check** (``range_check``, 0.05; None: off). A value beyond the range of the
    series' values so far by more than 5 % of that range scores 1, as Numenta's HTM detector in
    NAB does ("spatial anomaly"): a model fitted on the probationary period has no opinion on
@@ -252,14 +254,16 @@ class AnomalyDetector(Estimator):
         lik = np.empty(err.size)
         likelihood.run(state, err, var[:-1], *self._windows(), lik)
         raw = lik[P - 1 :].copy()  # lik[t - 1] scores z[t]
-        period = self._period(z[:P])
+        period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
             diff = z[period:] - z[:-period]
             seasonal = np.empty(diff.size)
-            svar = np.full(diff.size, seasonal_variance(z[:P], period))
-            likelihood.run(state, diff, svar, *self._windows(), seasonal)
-            np.maximum(raw, seasonal[P - period :], out=raw)
+            likelihood.run(state, diff, np.full(diff.size, svar), *self._windows(), seasonal)
+            if use_net:
+                np.maximum(raw, seasonal[P - period :], out=raw)
+            else:
+                raw = seasonal[P - period :].copy()
         if self.range_check is not None:
             lo = np.minimum.accumulate(z)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(z)[P - 1 : -1]
@@ -269,11 +273,19 @@ class AnomalyDetector(Estimator):
         scores[P:] = self._alarm().run(raw)
         return scores
 
-    def _period(self, head: np.ndarray) -> int:
-        """The seasonal period of a series from its normalised probationary values."""
-        if self.season == "auto":
-            return find_period(head, MIN_ACF)
-        return int(self.season or 0)
+    def _season_of(self, head: np.ndarray) -> tuple[int, float, bool]:
+        """A series' period (0: none), the variance of its seasonal difference, and whether
+        the network's surprise counts: not when the value one period earlier predicts the
+        probationary values better (a lower Gaussian NLL over them) than the network does."""
+        period = find_period(head, MIN_ACF) if self.season == "auto" else int(self.season or 0)
+        if not period:
+            return 0, 1.0, True
+        svar = seasonal_variance(head, period)
+        out, _ = self.model_.stream_forward(head[:, None, None])
+        mu, var = NextValueModel.gaussian(head[:, None], out[:, 0])  # mu[t] predicts head[t + 1]
+        net = _nll(head[period:] - mu[period - 1 : -1], var[period - 1 : -1])
+        seasonal = _nll(head[period:] - head[:-period], np.full(head.size - period, svar))
+        return period, svar, bool(net <= seasonal)
 
     def _alarm(self) -> Alarm:
         level = math.inf if self.alarm is None else float(self.alarm)
@@ -297,6 +309,11 @@ class AnomalyDetector(Estimator):
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
         seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
         return 8 * (layers * self.hidden_size + lik + 5 + seasonal)
+
+
+def _nll(err: np.ndarray, var: np.ndarray) -> float:
+    """The mean Gaussian negative log-likelihood of errors ``err`` of variances ``var``."""
+    return float(np.mean(0.5 * (np.log(2 * np.pi * var) + err * err / var)))
 
 
 def seasonal_variance(head: np.ndarray, period: int) -> float:
@@ -407,10 +424,9 @@ class DetectorPool:
             self.detector.fit(head)
             self._pool = StreamPool(self.detector.model_)
         z = np.clip((head - st.mean) / st.sd, -CLIP, CLIP)
-        period = self.detector._period(z)
+        period, st.svar, st.use_net = self.detector._season_of(z)
         if period:
             st.season = np.zeros(period)
-            st.svar = seasonal_variance(z, period)
             st.slik = likelihood.new_state(self.detector.short_window, self.detector.long_window)
         self._pool.join(sid)
         for value in z:  # the same steps as afterwards; the scores are not reported
@@ -438,7 +454,7 @@ class DetectorPool:
                 if st.seen >= period:
                     diff = z - st.season[k]
                     seasonal = likelihood.step(st.slik, diff, st.svar, short, long, warmup)
-                    score = max(score, seasonal)
+                    score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
             st.seen += 1
             if st.lo <= st.hi and self._out_of_range(st, z):
@@ -468,6 +484,7 @@ class _StreamState:
         "slik",
         "seen",
         "alarm",
+        "use_net",
     )
 
     def __init__(self, detector: AnomalyDetector) -> None:
@@ -481,3 +498,4 @@ class _StreamState:
         self.slik = self.lik[:0]  # the seasonal difference's likelihood state
         self.seen = 0  # values stepped
         self.alarm: Alarm | None = None  # the rest period after an alarm (after probation)
+        self.use_net = True  # whether the network's surprise counts (see `_season_of`)

@@ -14,6 +14,7 @@ import rnnkit
 from rnnkit import nab
 from rnnkit.cli import main
 from rnnkit.errors import InputError
+from rnnkit.estimators.season import Alarm, find_period
 from rnnkit.tasks.detect import LineScorer
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -142,8 +143,52 @@ def test_memory_per_stream_is_constant(detector):
         pool.update("s", v)
         if k in (500, 2999):
             st = pool._streams["s"]
-            sizes.append((st.buffer, st.lik.nbytes))
-    assert sizes[0] == sizes[1] == (None, detector.memory_per_stream() - 8 * (16 + 5))
+            assert st.season is not None
+            sizes.append((st.buffer, st.lik.nbytes + st.slik.nbytes + st.season.nbytes))
+    assert st.season.size == 50  # the sine's period, found in the probationary values
+    fixed = rnnkit.AnomalyDetector(probation=200, season=50)
+    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (16 + 5 + 3))
+    assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
+
+
+def test_find_period():
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    assert find_period(np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(600)) == 48
+    assert find_period(rng.standard_normal(600)) == 0  # no period
+    assert find_period(np.zeros(100)) == 0  # flat
+
+
+def test_a_missing_daily_peak_is_found_by_the_seasonal_difference():
+    rng = np.random.default_rng(0)
+    t = np.arange(3000)
+    x = np.where(t % 100 < 20, 5.0, 0.0) + 0.1 * rng.standard_normal(3000)
+    x[2400:2420] = 0.1 * rng.standard_normal(20)  # one day without its peak
+    scores = {}
+    for season in ("auto", None):
+        det = rnnkit.AnomalyDetector(probation=400, steps=20, season=season, alarm=None)
+        scores[season] = det.fit_detect(x)
+    late = slice(2400, 2425)
+    assert scores["auto"][late].max() > scores["auto"][400:2400].max()  # the highest
+    assert scores["auto"][late].max() > scores[None][late].max()
+
+
+def test_a_periodic_series_is_scored_by_its_better_predictor():
+    # a clean square wave: the network cannot time the jumps, the value a period earlier can;
+    # chosen by its likelihood on the probationary values, it raises no alarm at the jumps
+    rng = np.random.default_rng(1)
+    t = np.arange(3000)
+    x = np.where(t % 288 < 90, 5.0, 0.0) + 0.01 * rng.standard_normal(3000)
+    det = rnnkit.AnomalyDetector(probation=600, steps=20, alarm=None)
+    assert det.fit_detect(x)[600:].max() < 0.5
+    det.set_params(season=None)
+    assert det.fit_detect(x)[600:].max() > 0.5  # the network alone is surprised by them
+
+
+def test_alarm_damps_the_rest_period():
+    alarm = Alarm(level=0.5, rest=2, damp=0.5)
+    out = alarm.run(np.array([0.1, 0.6, 0.8, 0.8, 0.8, 0.4]))
+    np.testing.assert_allclose(out, [0.1, 0.6, 0.4, 0.4, 0.8, 0.2])
 
 
 def test_detector_save_load_round_trip(detector, tmp_path):
@@ -161,6 +206,14 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(probation=20).fit([0.0, 1.0, 2.0, math.nan] + [1.0] * 30)
     with pytest.raises(InputError, match="probation must be"):
         rnnkit.AnomalyDetector(probation=3).fit(np.zeros(100))
+    with pytest.raises(InputError, match="season 150 is longer than half"):
+        rnnkit.AnomalyDetector(probation=200, season=150).fit(np.zeros(300))
+    with pytest.raises(InputError, match="season must be"):
+        rnnkit.AnomalyDetector(season="weekly").fit(np.zeros(800))
+    with pytest.raises(InputError, match=r"alarm must be in \(0, 1\]"):
+        rnnkit.AnomalyDetector(alarm=2.0).fit(np.zeros(800))
+    with pytest.raises(InputError, match="rest must be"):
+        rnnkit.AnomalyDetector(rest=-1).fit(np.zeros(800))
 
 
 # -- rnnkit detect -----------------------------------------------------------------------------

@@ -125,6 +125,13 @@ def _truncate_vocab(meta: dict[str, str]) -> None:
     meta["extra"] = json.dumps(extra)
 
 
+SERIES = "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,2\n"
+
+
+def _detect(f: Files, text: str) -> list[str]:
+    return ["detect", "--csv", str(f.text("s.csv", text)), "--out", str(f.root / "scores.csv")]
+
+
 # -- the table -------------------------------------------------------------------------------------
 @dataclass
 class Case:
@@ -349,6 +356,51 @@ CASES = [
         2,
         "attention",
         stdin="a fine film\n",
+    ),
+    # rnnkit detect
+    Case(
+        "detect: no value column",
+        lambda f, c: _detect(f, "timestamp,val\n2014-01-01 00:00:00,1\n"),
+        2,
+        "no column 'value' in the header",
+    ),
+    Case(
+        "detect: a value that is not a number",
+        lambda f, c: _detect(f, SERIES + "2014-01-01 00:10:00,abc\n"),
+        2,
+        "row 4, column 'value': expected a finite number, got 'abc'",
+    ),
+    Case(
+        "detect: NaN",
+        lambda f, c: _detect(f, SERIES + "2014-01-01 00:10:00,nan\n"),
+        2,
+        "row 4, column 'value': expected a finite number, got 'nan'",
+    ),
+    Case(
+        "detect: timestamps out of order",
+        lambda f, c: _detect(f, SERIES + "2014-01-01 00:01:00,3\n"),
+        2,
+        "row 4, column 'timestamp': timestamp '2014-01-01 00:01:00' comes before",
+    ),
+    Case(
+        "detect: a repeated timestamp",
+        lambda f, c: _detect(f, SERIES + "2014-01-01 00:05:00,3\n"),
+        2,
+        "repeats the previous one",
+    ),
+    Case(
+        "detect: out is a file rnnkit did not write",
+        lambda f, c: [*_detect(f, SERIES)[:-1], str(f["notes.txt"])],
+        2,
+        "exists and is not an rnnkit scores file",
+        intact=("notes.txt",),
+    ),
+    Case(
+        "detect: a bad line on the stream",
+        lambda f, c: ["detect", "--stream"],
+        2,
+        "stdin line 2, column 'value'",
+        stdin="2014-01-01 00:00:00,1\n2014-01-01 00:05:00,x\n",
     ),
 ]
 

@@ -180,6 +180,28 @@ def test_pool_gives_each_stream_what_a_dedicated_stream_gives():
         pool.step({"zzz": np.zeros(3)})
 
 
+@pytest.mark.parametrize("make", LAYERS)
+def test_pool_step_one_equals_the_batched_step(make):
+    layer = make()
+    rng = np.random.default_rng(7)
+    one, batched = rnnkit.StreamPool(layer), rnnkit.StreamPool(layer)
+    for pool in (one, batched):
+        for k in ("a", "b", "c"):
+            pool.join(k)
+    for _ in range(12):
+        k = ["a", "b", "c"][rng.integers(3)]  # one stream at a time, the others stay put
+        x = rng.standard_normal(3).astype(np.float32)
+        np.testing.assert_allclose(
+            one.step_one(k, x), batched.step({k: x})[k], rtol=1e-5, atol=1e-6
+        )
+    for k in ("a", "b", "c"):
+        _close(one.state(k), batched.state(k))
+    with pytest.raises(rnnkit.InputError, match="no stream 'zzz'; join it first"):
+        one.step_one("zzz", np.zeros(3))
+    with pytest.raises(rnnkit.ShapeError):
+        one.step_one("a", np.zeros(4))  # the wrong input size: the general path says so
+
+
 def test_pool_grows_reuses_slots_and_takes_a_starting_state():
     rng = np.random.default_rng(5)
     layer = rnnkit.GRU(4, 5, seed=1)

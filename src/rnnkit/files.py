@@ -73,11 +73,22 @@ def _head_has_signature(magic: bytes, size: int = 4096) -> Callable[[Path], bool
     return sniff
 
 
+def _is_scores_csv(path: Path) -> bool:
+    """A scores file ``rnnkit detect`` wrote: its header line ends with ``,anomaly_score``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.rstrip("\r\n").endswith(",anomaly_score")
+
+
 KINDS: dict[str, Callable[[Path], bool]] = {
     "checkpoint": _is_checkpoint,
     "state": _is_state,
     "png": _head_has_signature(b"\x89PNG\r\n\x1a\n"),  # written with Software: rnnkit
     "onnx": _head_has_signature(b"", 256),  # the producer name comes first in the file
+    "scores": _is_scores_csv,  # rnnkit detect's results (NAB's format)
 }
 
 

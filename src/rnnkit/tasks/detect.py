@@ -35,20 +35,6 @@ from ..nab import probation_length
 from ..signals import Stopped, StopSignal
 
 STREAM_PROBATION = 750
-HEADER_SUFFIX = ",anomaly_score"
-
-
-def _is_scores_csv(path: Path) -> bool:
-    """A scores file `detect` wrote: its header line ends with ``,anomaly_score``."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline(4096)
-    except (OSError, UnicodeDecodeError):
-        return False
-    return first.rstrip("\r\n").endswith(HEADER_SUFFIX)
-
-
-files.KINDS.setdefault("scores", _is_scores_csv)
 
 
 def _fmt(score: float) -> str:

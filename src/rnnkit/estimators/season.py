@@ -1,0 +1,76 @@
+"""A series' period, found in its probationary values, and the alarm's rest period.
+
+`find_period` looks for the lag of the strongest peak of the autocorrelation of a series'
+probationary values (between ``MIN_PERIOD`` rows and half of them). When that peak reaches
+``min_acf`` the series is taken to repeat with that period, and `AnomalyDetector` adds a second
+surprise, the **seasonal difference** ``z_t - z_{t-S}`` (the value one period earlier as the
+prediction), scored by the same anomaly likelihood as the network's error. A recurrent network
+of 16 units does not carry a phase across a period of hundreds of rows, so it cannot say that
+today's rise is missing; the seasonal difference can (NAB's artificial daily series that go
+flat, jump down or lose their jump: README, "Anomaly detection").
+
+`Alarm` is the rest period after an alarm: a detector that fires once per event (as HTM, CAD
+OSE and ARTime effectively do on NAB) instead of on every row of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_PERIOD = 4  # shorter repetitions are left to the network
+NEAR = 0.97  # a peak this close to the highest one, at a shorter lag, is preferred
+
+
+def find_period(values: np.ndarray, min_acf: float = 0.5) -> int:
+    """The period (in rows) of ``values``, or 0 when the autocorrelation has no peak at least
+    ``min_acf`` between `MIN_PERIOD` rows and half of them.
+
+    The autocorrelation at lag ``L`` is ``sum(x_t x_{t+L}) / (n - L)`` over ``sum(x_t^2) / n``
+    (the mean removed); a peak is a lag above its neighbours. Multiples of a period peak as
+    high as the period itself, so the shortest lag peaking within ``NEAR`` of the highest
+    peak is taken."""
+    x = np.asarray(values, np.float64) - np.mean(values)
+    n = x.size
+    energy = float(x @ x)
+    if n < 2 * MIN_PERIOD + 2 or not energy > 0:
+        return 0
+    size = 1 << (2 * n - 1).bit_length()  # the FFT's linear (not circular) correlation
+    f = np.fft.rfft(x, size)
+    raw = np.fft.irfft(f * np.conj(f), size)[: n // 2 + 1]
+    acf = raw / (n - np.arange(raw.size)) * (n / energy)
+    lags = np.arange(MIN_PERIOD, n // 2)
+    peak = (acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])
+    if not peak.any():
+        return 0
+    peaks = lags[peak]
+    top = acf[peaks].max()
+    if top < min_acf:
+        return 0
+    # the shortest of the peaks nearly as high as the highest: a period's multiples peak too
+    return int(peaks[np.argmax(acf[peaks] >= NEAR * top)])
+
+
+class Alarm:
+    """After a score at least ``level``, the next ``rest`` scores are multiplied by ``damp``.
+
+    NAB credits only the first detection inside an anomaly window and charges every detection
+    outside one, so a detector should fire once per event; damping (rather than zeroing) keeps
+    the order of the damped scores for a threshold below ``level * damp``."""
+
+    __slots__ = ("level", "rest", "damp", "since")
+
+    def __init__(self, level: float, rest: int, damp: float) -> None:
+        self.level, self.rest, self.damp = level, rest, damp
+        self.since = rest + 1  # rows since the last alarm
+
+    def __call__(self, score: float) -> float:
+        self.since += 1
+        if self.since <= self.rest:
+            return score * self.damp
+        if score >= self.level:
+            self.since = 0
+        return score
+
+    def run(self, scores: np.ndarray) -> np.ndarray:
+        """`__call__` on each score in turn."""
+        return np.array([self(float(s)) for s in scores])

@@ -62,7 +62,7 @@ eval-quant: $(VENV)/.installed-test
 
 ## eval-sentiment: movie-review polarity, stratified 10-fold cross-validation: rnnkit's
 ## SequenceClassifier beside the same network in PyTorch, TF-IDF + logistic regression and
-## Kim (2014)'s CNNs; accuracy and training throughput (about 20 minutes on this 2-core machine, quiet)
+## Kim (2014)'s CNNs; accuracy and training throughput (about 20-25 minutes on this 2-core machine)
 eval-sentiment: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_sentiment.py
 

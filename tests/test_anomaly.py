@@ -147,7 +147,8 @@ def test_memory_per_stream_is_constant(detector):
             sizes.append((st.buffer, st.lik.nbytes + st.slik.nbytes + st.season.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     fixed = rnnkit.AnomalyDetector(probation=200, season=50)
-    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (16 + 5 + 3))
+    state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
+    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 5 + 3))
     assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
 
 
@@ -325,3 +326,67 @@ def test_lstm_detector_streams_as_it_detects():
     pool = det.pool()
     streamed = np.array([pool.update(7, v) for v in x])
     np.testing.assert_allclose(streamed, det.detect(x), atol=1e-9)
+
+
+# -- an ensemble of small networks (members) ---------------------------------------------------
+def test_members_are_independent_networks_in_one_stack():
+    from rnnkit.estimators.anomaly import _train
+    from rnnkit.models.predictive import NextValueModel
+
+    z = _smooth(300)
+    x = z[:, None, None]
+    big = NextValueModel("gru", 6, seed=3, members=3)
+    spawned = np.random.SeedSequence(3).spawn(3)
+    seeds = [3] + [int(s.generate_state(1)[0]) for s in spawned[1:]]
+    singles = [NextValueModel("gru", 6, seed=s) for s in seeds]
+    out, _ = big.stream_forward(x)  # (T, 1, 6): d_1..d_3, s_1..s_3
+    for k, m in enumerate(singles):
+        own, _ = m.stream_forward(x)
+        np.testing.assert_allclose(out[..., [k, 3 + k]], own, atol=1e-12)
+    masks = big.block_masks()
+    _train(big, [z], 5, 1e-2, 64)
+    params = {**big.rnn.params, "head.weight": big.head.params["weight"]}
+    for key, mask in masks.items():  # nothing flows across members, however trained
+        assert np.all(params[key][mask == 0] == 0), key
+        assert np.any(params[key][mask == 1] != 0), key
+    assert big.config.hidden_size == 6 and big.config.members == 3
+
+
+def test_members_prediction_is_the_moment_matched_mixture():
+    from rnnkit.models.predictive import NextValueModel
+
+    out = np.array([[0.1, 0.3, math.log(0.5), math.log(1.5)]])  # d = 0.1, 0.3; var = 0.5, 1.5
+    mean, var = NextValueModel.gaussian(np.array([[2.0]]), out)
+    assert mean[0] == pytest.approx(2.2)
+    assert var[0] == pytest.approx(1.0 + 0.01)  # the mean variance + the spread of the means
+    one, var1 = NextValueModel.gaussian(np.array([[2.0]]), out[:, [0, 2]])
+    assert one[0] == pytest.approx(2.1) and var1[0] == pytest.approx(0.5)
+
+
+def test_members_stream_as_they_detect_and_round_trip(tmp_path):
+    x = _smooth(seed=6)
+    x[800] += 1.5
+    det = rnnkit.AnomalyDetector(probation=200, steps=10, members=2, hidden_size=8, seed=0)
+    batch = det.fit_detect(x)
+    pool = det.pool()
+    streamed = np.array([pool.update("s", v) for v in x])
+    np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+    path = tmp_path / "ens.safetensors"
+    rnnkit.save(det, path)
+    np.testing.assert_array_equal(rnnkit.load(path).detect(x), batch)
+    single = rnnkit.AnomalyDetector(probation=200, hidden_size=8, members=1)
+    assert det.memory_per_stream() == single.memory_per_stream() + 8 * 8
+
+
+def test_regressor_and_next_value_model_share_their_construction():
+    from rnnkit.models import SequenceRegressor
+    from rnnkit.models.predictive import NextValueModel
+
+    a = SequenceRegressor("gru", 1, 8, 2, seed=11, dtype="float64")
+    b = NextValueModel("gru", 8, seed=11)
+    for key, value in a.state_dict().items():
+        np.testing.assert_array_equal(value, b.state_dict()[key])
+    with pytest.raises(InputError, match="NextValueModel: unknown cell 'tcn'"):
+        NextValueModel("tcn", 8)
+    with pytest.raises(InputError, match="SequenceRegressor: unknown cell 'tcn'"):
+        SequenceRegressor("tcn", 1, 8, 2)

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from ..layers import GRU, LSTM, RNN, Linear, Module
-
-RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+from ..layers import Module
+from .stack import recurrent_with_head
 
 
 @dataclass(frozen=True)
@@ -41,16 +39,10 @@ class SequenceRegressor(Module):
         dtype: str = "float32",
     ) -> None:
         super().__init__()
-        if cell not in RECURRENT:
-            raise InputError(
-                f"SequenceRegressor: unknown cell {cell!r}; expected one of {sorted(RECURRENT)}"
-            )
-        seeds = np.random.SeedSequence(seed).generate_state(2)
         self.cell = cell
-        self.rnn = RECURRENT[cell](
-            input_size, hidden_size, num_layers, seed=int(seeds[0]), dtype=dtype
+        self.rnn, self.head = recurrent_with_head(
+            "SequenceRegressor", cell, input_size, hidden_size, output_size, num_layers, seed, dtype
         )
-        self.head = Linear(hidden_size, output_size, seed=int(seeds[1]), dtype=dtype)
         self.children = {"rnn": self.rnn, "head": self.head}
 
     @property

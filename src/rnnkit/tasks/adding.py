@@ -88,7 +88,9 @@ def train_adding(cfg: AddingConfig, report: Callable[[int, float], None] | None 
         loss, dpred = mse(pred, target)
         backward(dpred)
         # before clipping, which scales every step alike: the profile is relative
-        log_rel = np.log(gradient_by_distance(model.rnn.grad_norms[0]))  # (T,)
+        norms = model.rnn.grad_norms
+        assert norms is not None  # filled by the backward just run
+        log_rel = np.log(gradient_by_distance(norms[0]))  # (T,)
         if step <= window:
             log_first += log_rel / window
         if step > cfg.steps - window:

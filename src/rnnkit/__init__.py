@@ -19,6 +19,7 @@ from .errors import (
 )
 from .estimators import Estimator, SequenceClassifier
 from .estimators.anomaly import AnomalyDetector
+from .estimators.music import MusicModel
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -106,6 +107,7 @@ __all__ = [
     # estimators
     "AnomalyDetector",
     "Estimator",
+    "MusicModel",
     "SequenceClassifier",
     # streaming
     "Stream",

@@ -110,8 +110,7 @@ def main() -> None:
             z = net(x, lens)
             n = int(lens.sum())
             loss = (
-                torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none")
-                * mask
+                torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none") * mask
             ).sum() / n
             opt.zero_grad()
             loss.backward()

@@ -23,7 +23,7 @@ def _constant_model(p: dict[int, float]) -> MusicModel:
     """A fitted MusicModel whose every step predicts key probabilities ``p`` (pitch -> p,
     others 0.5): recurrent and output weights zero, the output bias the logits."""
     net = PianoRollNet("gru", 4, dtype="float64")
-    for name, w in net.named_parameters().items():
+    for w in net.named_parameters().values():
         w[...] = 0.0
     bias = net.head.params["bias"]
     for pitch, prob in p.items():
@@ -49,7 +49,9 @@ def test_nll_is_the_published_metric_on_a_hand_computed_case():
 
 
 def _tiny_net(output: str, keys: int = 5, seed: int = 0) -> PianoRollNet:
-    return PianoRollNet("gru", 6, output=output, nade_hidden=4, keys=keys, dtype="float64", seed=seed)
+    return PianoRollNet(
+        "gru", 6, output=output, nade_hidden=4, keys=keys, dtype="float64", seed=seed
+    )
 
 
 @pytest.mark.parametrize("output", ["sigmoid", "nade"])

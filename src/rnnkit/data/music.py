@@ -249,9 +249,7 @@ def read_music(path: str | Path, steps_per_quarter: int = 1) -> dict[str, list[n
 
 def _long_enough(roll: np.ndarray, path: Path) -> np.ndarray:
     if len(roll) < 2:
-        raise InputError(
-            f"music: {str(path)!r} lasts {len(roll)} step; expected at least 2 steps"
-        )
+        raise InputError(f"music: {str(path)!r} lasts {len(roll)} step; expected at least 2 steps")
     return roll
 
 

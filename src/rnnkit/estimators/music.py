@@ -180,7 +180,9 @@ class MusicModel(Estimator):
 
     def _check_params(self) -> None:
         if self.cell not in RECURRENT:
-            raise InputError(f"MusicModel: cell must be one of {list(RECURRENT)}, got {self.cell!r}")
+            raise InputError(
+                f"MusicModel: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
+            )
         if self.output not in OUTPUTS:
             raise InputError(f"MusicModel: output must be one of {OUTPUTS}, got {self.output!r}")
         if not isinstance(self.transpose, (int, np.integer)) or not 0 <= self.transpose < KEYS:
@@ -325,16 +327,16 @@ class MusicModel(Estimator):
         if not isinstance(steps, (int, np.integer)) or steps < 0:
             raise InputError(f"MusicModel.generate: steps must be an integer >= 0, got {steps!r}")
         if not temperature >= 0 or not np.isfinite(temperature):
-            raise InputError(
-                f"MusicModel.generate: temperature must be >= 0, got {temperature!r}"
-            )
+            raise InputError(f"MusicModel.generate: temperature must be >= 0, got {temperature!r}")
         rng = np.random.default_rng(seed)
         if prime is None:
             start = roll_from_steps([self.openings_[rng.integers(len(self.openings_))]], "opening")
         else:
             start = as_roll(prime, "MusicModel.generate: prime")
             if len(start) == 0:
-                raise InputError("MusicModel.generate: the prime has no steps; expected one or more")
+                raise InputError(
+                    "MusicModel.generate: the prime has no steps; expected one or more"
+                )
         self.model_.eval()
         h, state = self.model_.read(start[:, None, :])  # (P, 1, H)
         out = [start]

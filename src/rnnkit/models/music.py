@@ -112,9 +112,7 @@ class PianoRollNet(Module):
         b, b_backward = self.head.forward_train(d)  # (T, B, K)
         c, c_backward = self.cond.forward_train(d)  # (T, B, Hn)
         flat = targets.reshape(T * B, self.keys).astype(b.dtype)
-        z, nade_backward = self.nade.forward_train(
-            flat, b.reshape(T * B, -1), c.reshape(T * B, -1)
-        )
+        z, nade_backward = self.nade.forward_train(flat, b.reshape(T * B, -1), c.reshape(T * B, -1))
 
         def nade_chain(dz: np.ndarray) -> None:
             db, dc = nade_backward(dz.reshape(T * B, self.keys))

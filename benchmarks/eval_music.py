@@ -39,7 +39,7 @@ RUNS = [
     ("tanh RNN, 80 units (~20k)", "rnnkit", {"cell": "rnn", "hidden_size": 80, **SMALL}),
     ("GRU, 46 units (~20k), PyTorch", "torch", {"cell": "gru", "hidden_size": 46, **SMALL}),
     (
-        "best independent: GRU, 200 units",
+        "larger GRU, 200 units, dropout 0.5",
         "rnnkit",
         {
             "cell": "gru",

@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc clean
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc clean eval-music eval-music-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,16 @@ eval-anomaly: $(VENV)/.installed-test
 ## eval-anomaly-quick: the same on 4 files with a short fit (a smoke test)
 eval-anomaly-quick: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_anomaly.py --quick --out runs/eval-anomaly-quick
+
+## eval-music: JSB Chorales against Chung et al. (2014): rnnkit's GRU, LSTM and tanh RNN at ~20k
+## parameters, a larger GRU, the joint (NADE) output and the same GRU in PyTorch, one process
+## each (about 15 minutes on this 2-core machine), into runs/eval-music
+eval-music: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_music.py --out runs/eval-music
+
+## eval-music-quick: the same runs for 2 epochs each (a smoke test), into runs/eval-music-quick
+eval-music-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_music.py --quick --out runs/eval-music-quick
 
 ## bench: rnnkit against PyTorch and ONNX Runtime (training, inference, streaming, memory)
 bench: $(VENV)/.installed-test

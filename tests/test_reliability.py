@@ -87,6 +87,23 @@ def _classifier_trained(f: Files, capsys) -> None:
         f.made[name] = f.root / name
 
 
+CHORALES = '{"train": [[[60, 64], [62, 65], [64, 67]], [[60], [59, 62], [60, 64]]], ' + (
+    '"valid": [[[60, 64], [62, 65]]], "test": [[[64, 67], [60, 64]]]}'
+)
+
+
+def _music(f: Files, data: Path, out: str = "m.safetensors") -> list[str]:
+    argv = ["train", "music", "--data", str(data), "--out", str(f.root / out)]
+    return [*argv, "--hidden", "4", "--epochs", "1"]
+
+
+def _music_trained(f: Files, capsys) -> Path:
+    """A tiny music model trained for one epoch into ``m.safetensors``."""
+    code, err = _run(_music(f, f.text("jsb.json", CHORALES)), capsys)
+    assert code == 0, err
+    return f.root / "m.safetensors"
+
+
 def _with(argv: list[str], flag: str, value: str) -> list[str]:
     """``argv`` with ``flag``'s value replaced (or the flag added)."""
     if flag not in argv:
@@ -401,6 +418,62 @@ CASES = [
         2,
         "stdin line 2, column 'value'",
         stdin="2014-01-01 00:00:00,1\n2014-01-01 00:05:00,x\n",
+    ),
+    # music
+    Case(
+        "music: JSON of the wrong shape",
+        lambda f, c: _music(f, f.text("w.json", '{"train": [[60, 64, 67]]}')),
+        2,
+        "w.json' train[0] step 0: expected a list of MIDI pitches",
+    ),
+    Case(
+        "music: a pitch off the keyboard",
+        lambda f, c: _music(f, f.text("p.json", CHORALES.replace("[59, 62]", "[59, 120]"))),
+        2,
+        "pitch 120 is outside the piano",
+    ),
+    Case(
+        "music: an empty MIDI file",
+        lambda f, c: _music(f, f.text("e.mid", b"")),
+        2,
+        "e.mid' is not a readable MIDI file",
+    ),
+    Case(
+        "music: out is the data",
+        lambda f, c: _music(f, f.text("jsb.json", CHORALES), out="jsb.json"),
+        2,
+        "is also an input of this run",
+        intact=("jsb.json",),
+    ),
+    Case(
+        "generate: --midi with a language model",
+        lambda f, c: ["generate", str(_trained(f, c)), "--midi", str(f.root / "o.mid")],
+        2,
+        "--midi applies to music models",
+    ),
+    Case(
+        "generate: --midi onto a file rnnkit did not write",
+        lambda f, c: ["generate", str(_music_trained(f, c)), "--midi", str(f["notes.txt"])],
+        2,
+        "not an rnnkit midi file",
+        intact=("notes.txt",),
+    ),
+    Case(
+        "generate: a corrupt MIDI prime",
+        lambda f, c: [
+            "generate",
+            str(_music_trained(f, c)),
+            "--prime",
+            str(f.text("c.mid", b"MThd\x00\x00\x00\x06garbage")),
+        ],
+        2,
+        "c.mid' is not a readable MIDI file",
+    ),
+    Case(
+        "generate: --top-k with a music model",
+        lambda f, c: ["generate", str(_music_trained(f, c)), "--top-k", "3"],
+        2,
+        "--top-k applies to language models",
     ),
 ]
 

@@ -19,6 +19,7 @@ from .errors import (
 )
 from .estimators import Estimator, Forecaster, SequenceClassifier
 from .estimators.anomaly import AnomalyDetector
+from .estimators.music import MusicModel
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -107,6 +108,7 @@ __all__ = [
     "AnomalyDetector",
     "Estimator",
     "Forecaster",
+    "MusicModel",
     "SequenceClassifier",
     # streaming
     "Stream",

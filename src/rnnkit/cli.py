@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forecast_task.add_train_parser(tasks)
     forecast_task.add_parsers(sub)  # rnnkit forecast, rnnkit backtest
+    _add_music_arguments(
+        tasks.add_parser("music", help="a polyphonic music model from the JSB JSON or MIDI files")
+    )
 
     ev = sub.add_parser("evaluate", help="score a classifier on labelled data")
     ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
@@ -83,9 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an --explain file that is not a PNG rnnkit wrote (default: refuse)",
     )
 
-    gen = sub.add_parser("generate", help="generate text from a language-model checkpoint")
-    gen.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train lm'")
+    gen = sub.add_parser(
+        "generate", help="generate text from a language model, or music from a music model"
+    )
+    gen.add_argument(
+        "checkpoint",
+        help="a .safetensors file written by 'rnnkit train lm' or 'rnnkit train music'",
+    )
     add_options(gen, SampleConfig)
+    _add_music_generate_arguments(gen)
 
     stream = sub.add_parser(
         "stream", help="serve a checkpoint line by line from stdin, state kept across lines"
@@ -182,6 +191,57 @@ def _add_lm_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_music_arguments(p: argparse.ArgumentParser) -> None:
+    from .tasks.music import MusicConfig
+
+    p.add_argument(
+        "--data",
+        required=True,
+        help="the JSB JSON (train/valid/test parts, or a list of pieces, each a list of steps "
+        "of MIDI pitches), a .mid file or a folder of .mid files",
+    )
+    add_options(p, MusicConfig, exclude=("data",))
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the fit saved in <out>.last.safetensors (default: a new run)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing file that is not an rnnkit file of this kind; resume a fit "
+        "whose data or settings differ (default: off, refuse)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final metrics as one JSON object on the last line (default: off)",
+    )
+
+
+def _add_music_generate_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `rnnkit generate` for music checkpoints (--prime is then a MIDI file)."""
+    p.set_defaults(length=None)  # None: not given (an error for a music model), else 500
+    p.add_argument(
+        "--midi", default=None, help="music: write the piece as a MIDI file (default: none)"
+    )
+    p.add_argument(
+        "--png", default=None, help="music: draw the piano roll as a PNG (default: none)"
+    )
+    p.add_argument(
+        "--steps",
+        type=integer,
+        default=None,
+        help="music: time steps to generate after the prime (default: 64)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="music: replace a --midi or --png file that rnnkit did not write (default: refuse)",
+    )
+    p.add_argument("--json", action="store_true", help="music: the files written, as JSON")
+
+
 def _add_column_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default="text", help="the text column (default: text)")
     p.add_argument("--label-column", default="label", help="the label column (default: label)")
@@ -247,6 +307,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         from .tasks.forecast import run_train
 
         return run_train(args)
+    if args.task == "music":
+        return _train_music(args)
     return _train_classify(args) if args.task == "classify" else _train_lm(args)
 
 
@@ -254,6 +316,23 @@ def _forecast(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.forecast import run_backtest, run_forecast
 
     return run_forecast(args) if args.command == "forecast" else run_backtest(args)
+
+
+def _train_music(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.music import MusicConfig, train_music
+    from .training import log_to_stderr
+
+    cfg = from_args(MusicConfig, args)
+    metrics = train_music(cfg, args.force, log_to_stderr, resume=args.resume)
+    line = f"validation NLL {metrics['val_nll']:.3f}"
+    if "test_nll" in metrics:
+        line += f", test NLL {metrics['test_nll']:.3f}"
+    print(
+        f"{line} nats per step (summed over 88 keys); {metrics['parameters']:,} parameters, "
+        f"{metrics['steps']} steps ({metrics['stopped']})"
+    )
+    print(f"checkpoint: {metrics['checkpoint']}")
+    return metrics
 
 
 def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
@@ -321,7 +400,15 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.lm_config import SampleConfig
     from .tasks.lm_generate import generate, load_lm
+    from .tasks.music import check_generate_options, generate_music, is_music_checkpoint
 
+    music = is_music_checkpoint(args.checkpoint)
+    check_generate_options(args, music)
+    if music:
+        return generate_music(args)
+    args.json = False  # the text is the output
+    if args.length is None:
+        args.length = SampleConfig().length
     cfg = from_args(SampleConfig, args)
     model, vocab = load_lm(args.checkpoint)
     pieces = generate(model, vocab, cfg.prime, cfg.length, cfg.temperature, cfg.top_k, cfg.seed)

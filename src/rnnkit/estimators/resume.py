@@ -37,6 +37,8 @@ MODEL_PARAMS = frozenset(
         "pooling",
         "attention_size",
         "dropout",
+        "output",  # MusicModel: independent sigmoids or NADE
+        "nade_hidden",
     }
 )
 IGNORED = frozenset({"verbose"})  # changes nothing the run computes

@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     _add_lm_arguments(tasks.add_parser("lm", help="a recurrent language model on any text"))
     _add_classify_arguments(
-        tasks.add_parser("classify", help="a text classifier from a CSV/TSV or folders per label")
+        tasks.add_parser(
+            "classify",
+            help="a text or audio classifier from a CSV/TSV, a manifest of .wav files, or "
+            "folders per label",
+        )
     )
 
     ev = sub.add_parser("evaluate", help="score a classifier on labelled data")
@@ -63,9 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
 
-    pr = sub.add_parser("predict", help="label each line of text with a classifier")
+    pr = sub.add_parser("predict", help="label each line of text, or each WAV file")
     pr.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
-    pr.add_argument("files", nargs="*", help="text files, one example per line (default: stdin)")
+    pr.add_argument(
+        "files",
+        nargs="*",
+        help="text files, one example per line (default: stdin); for an audio classifier, "
+        ".wav files",
+    )
     pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     pr.add_argument(
         "--explain",
@@ -191,7 +200,8 @@ def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
         "--train",
         required=True,
         help="CSV/TSV with a header (text and label columns), or a folder with one subfolder "
-        "per label of .txt files, one example per line",
+        "per label of .txt files, one example per line; audio: a folder per label of .wav "
+        "files, or a CSV manifest with path and label columns",
     )
     add_options(p, ClassifyConfig, exclude=("train",))
     p.add_argument(
@@ -283,11 +293,27 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.classify import check_explain, explain, load_classifier, read_lines
+    from .tasks.classify import (
+        check_explain,
+        explain,
+        front_end,
+        load_classifier,
+        predict_audio,
+        read_lines,
+    )
 
     clf = load_classifier(args.checkpoint)
     inputs = [args.checkpoint, *args.files]
     figure = check_explain(clf, args.explain, inputs, args.force) if args.explain else None
+    front = front_end(args.checkpoint)
+    if front is not None:  # an audio classifier: one line per WAV file
+        for name, p in zip(args.files, predict_audio(clf, front, args.files), strict=True):
+            k = int(p.argmax())
+            label, prob = str(clf.classes_[k]), float(p[k])
+            record = {"file": name, "label": label, "probability": prob}
+            print(json.dumps(record) if args.json else f"{name}\t{label}\t{prob:.4f}")
+        args.json = False
+        return {}
     lines = read_lines(args.files, sys.stdin)
     if lines:
         proba = clf.predict_proba(lines)

@@ -123,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
 
+    from .tasks.speech_data import FsddConfig
+
+    data = sub.add_parser("data", help="prepare data sets for the tasks")
+    kinds = data.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    fsdd = kinds.add_parser(
+        "fsdd",
+        help="the Free Spoken Digit Dataset: folders per label for classification, digit "
+        "strings with transcripts for CTC",
+    )
+    add_options(fsdd, FsddConfig)
+    fsdd.add_argument("--json", action="store_true", help="counts as JSON on the last line")
+
     from .tasks.detect import add_detect_arguments
 
     add_detect_arguments(
@@ -470,6 +482,18 @@ def _progress():
     )
 
 
+def _data(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.speech_data import FsddConfig, prepare
+    from .training import log_to_stderr
+
+    result = prepare(from_args(FsddConfig, args), log_to_stderr)
+    print(
+        f"{result['out']}: {result['classify_train']} + {result['classify_test']} recordings "
+        f"in folders per digit (classify/), {result['strings']} digit strings (strings/)"
+    )
+    return result
+
+
 def _detect(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.detect import run_detect
 
@@ -477,6 +501,7 @@ def _detect(args: argparse.Namespace) -> dict[str, Any]:
 
 
 COMMANDS = {
+    "data": _data,
     "detect": _detect,
     "train": _train,
     "evaluate": _evaluate,

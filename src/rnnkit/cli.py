@@ -50,6 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+    from .tasks.transcribe import TranscribeConfig
+
+    tr = tasks.add_parser(
+        "transcribe", help="a CTC speech transcriber from a manifest of .wav files and transcripts"
+    )
+    tr.add_argument(
+        "--train", required=True, help="manifest CSV/TSV with path and transcript columns"
+    )
+    add_options(tr, TranscribeConfig, exclude=("train",))
+    tr.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file that is not an rnnkit checkpoint (default: refuse)",
+    )
+    tr.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
+
+    ts = sub.add_parser("transcribe", help="transcribe WAV files with a CTC transcriber")
+    ts.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train transcribe'")
+    ts.add_argument("files", nargs="*", help=".wav files to transcribe")
+    ts.add_argument(
+        "--beam", type=integer, default=1, help="prefix beam search width; 1: greedy (default: 1)"
+    )
+    ts.add_argument(
+        "--test",
+        default=None,
+        help="a manifest (path,transcript) to score: character and word error rates "
+        "(default: none)",
+    )
+    ts.add_argument(
+        "--transcript-column",
+        default="transcript",
+        help="the --test manifest's transcript column (default: transcript)",
+    )
+    ts.add_argument("--json", action="store_true", help="CER and WER as JSON on the last line")
+
     ev = sub.add_parser("evaluate", help="score a classifier on labelled data")
     ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
     ev.add_argument("--test", required=True, help="CSV/TSV with a header, or folders per label")
@@ -262,7 +297,41 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
+    if args.task == "transcribe":
+        return _train_transcribe(args)
     return _train_classify(args) if args.task == "classify" else _train_lm(args)
+
+
+def _train_transcribe(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.transcribe import TranscribeConfig, train_transcribe
+
+    cfg = from_args(TranscribeConfig, args)
+    metrics = train_transcribe(cfg, args.force)
+    line = f"best validation loss {metrics['best_val_loss']:.4f}"
+    if "test_wer" in metrics:
+        line += f", test CER {metrics['test_cer']:.4f}, WER {metrics['test_wer']:.4f}"
+    print(f"{line}; {metrics['steps']} steps ({metrics['stopped']})")
+    print(f"checkpoint: {metrics['checkpoint']}")
+    return metrics
+
+
+def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
+    from .errors import InputError
+    from .tasks.transcribe import transcribe_files
+
+    if args.beam < 1:
+        raise InputError(f"--beam: expected at least 1, got {args.beam}")
+    out, metrics = transcribe_files(
+        args.checkpoint, args.files, args.beam, args.test, args.transcript_column
+    )
+    for name, text in out:
+        print(f"{name}\t{text}")
+    if metrics:
+        print(
+            f"CER {metrics['cer']:.4f}  WER {metrics['wer']:.4f}  "
+            f"({metrics['utterances']} utterances)"
+        )
+    return metrics
 
 
 def _train_classify(args: argparse.Namespace) -> dict[str, Any]:
@@ -506,6 +575,7 @@ COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,
+    "transcribe": _transcribe,
     "generate": _generate,
     "stream": _stream,
     "demo": _demo,

@@ -283,7 +283,7 @@ def log_probs_of(model: Sequential, seqs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 class CTCObjective:
-    """One training step: a bucketed batch forward and backward through the CTC loss (its
+    """One training step: a bucketed batch forward and backward through the CTC loss per step (its
     gradient with respect to the logits, `rnnkit.ctc`). Epoch ``e``'s batches come from a
     generator seeded by (seed, e)."""
 
@@ -311,13 +311,20 @@ class CTCObjective:
             self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
         return self._epoch[1]
 
-    def _loss(self, logits: np.ndarray, lengths: np.ndarray, targets: list[np.ndarray]):
+    def _loss(
+        self, logits: np.ndarray, lengths: np.ndarray, targets: list[np.ndarray]
+    ) -> tuple[float, np.ndarray]:
+        """Mean over the batch of each utterance's CTC loss per step (steady from batch to
+        batch whatever the utterances' lengths, unlike the loss per character), and its
+        gradient with respect to the logits."""
         lp = log_softmax(np.asarray(logits, dtype=np.float64))
         tl = np.array([len(t) for t in targets])
         padded = np.zeros((len(targets), max(1, int(tl.max()))), dtype=np.int64)
         for b, t in enumerate(targets):
             padded[b, : len(t)] = t
-        return ctc_loss(lp, padded, lengths, tl, reduction="mean", zero_infinity=True)
+        nll, grad = ctc_loss(lp, padded, lengths, tl, reduction="none", zero_infinity=True)
+        weight = 1.0 / (len(targets) * np.asarray(lengths, dtype=np.float64))  # (B,)
+        return float(np.sum(np.asarray(nll) * weight)), grad * weight[None, :, None]
 
     def train_step(self, step: int) -> tuple[float, int]:
         epoch, k = divmod(step, self.steps_per_epoch)

@@ -146,7 +146,9 @@ class FrontEnd:
 
         spectrum = np.fft.rfft(frames * self._window, self.n_fft)
         power = (spectrum.real**2 + spectrum.imag**2) / self.n_fft  # (T, n_fft/2 + 1)
-        mel = power @ self._bank.T
+        # not `power @ bank.T`: BLAS sums in an order that depends on the number of rows, and
+        # a frame must come out the same whether computed alone (streaming) or with others
+        mel = np.sum(power[:, None, :] * self._bank[None, :, :], axis=2)  # (T, n_mels)
         log_mel = np.log(np.where(mel == 0.0, EPS, mel))  # (T, n_mels)
         if not self.n_mfcc:
             return log_mel
@@ -194,8 +196,8 @@ class _StreamingDelta:
 
     def __init__(self, N: int) -> None:
         self.N = N
-        denominator = 2 * np.sum(np.arange(1, N + 1) ** 2)
-        self.weights = np.arange(-N, N + 1, dtype=np.float64) / denominator
+        self.weights = np.arange(-N, N + 1, dtype=np.float64)
+        self.denominator = 2 * np.sum(np.arange(1, N + 1) ** 2)
         self.buffer: deque[np.ndarray] = deque()
 
     def push(self, frame: np.ndarray) -> list[np.ndarray]:
@@ -216,7 +218,11 @@ class _StreamingDelta:
         out = []
         while len(self.buffer) >= 2 * self.N + 1:
             window = list(self.buffer)[: 2 * self.N + 1]
-            out.append(sum(w * f for w, f in zip(self.weights, window, strict=True) if w))
+            total = np.zeros_like(window[0], dtype=np.float64)
+            for w, f in zip(self.weights, window, strict=True):
+                if w:
+                    total += w * f  # in `delta`'s order, so the sums round alike
+            out.append(total / self.denominator)
             self.buffer.popleft()
         return out
 

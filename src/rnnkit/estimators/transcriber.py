@@ -1,11 +1,13 @@
 """`Transcriber`: speech to characters with the CTC loss (Graves et al., 2006).
 
-    feature frames (T, F), normalised by the training set's mean and std, k frames stacked
+    feature frames (T, F), normalised (running statistics), k frames stacked
         -> GRU/LSTM/RNN (stacked; unidirectional to stream, or bidirectional)
         -> Linear -> log_softmax over the blank and the characters -> CTC loss
 
-Frames are normalised with fixed statistics (learned in `fit`) rather than per utterance, so a
-live stream (`rnnkit.estimators.transcriber_stream`) sees the very numbers the whole file gives.
+Frames are normalised causally (`RunningStats`: each frame by the mean and variance of its
+utterance so far, the training set's statistics as a prior; ``norm="global"``: by the training
+set's alone) rather than by the whole utterance's, so a live stream
+(`rnnkit.estimators.transcriber_stream`) sees the very numbers the whole file gives.
 Stacking ``stack`` frames into one step (a 20 ms step for ``stack=2``) halves the sequence the
 recurrent layer runs over; the end is padded with zero (mean) frames to a whole step.
 Decoding is greedy (best path) or prefix beam search (`rnnkit.ctc_decode`). Training runs
@@ -57,6 +59,8 @@ class Transcriber(Estimator):
         num_layers: int = 2,
         bidirectional: bool = False,
         stack: int = 2,
+        norm: str = "running",
+        prior_frames: int = 100,
         dropout: float = 0.1,
         batch_size: int = 16,
         lr: float = 3e-3,
@@ -74,6 +78,8 @@ class Transcriber(Estimator):
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.stack = stack
+        self.norm = norm
+        self.prior_frames = prior_frames
         self.dropout = dropout
         self.batch_size = batch_size
         self.lr = lr
@@ -100,6 +106,8 @@ class Transcriber(Estimator):
             raise InputError(
                 f"Transcriber: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
             )
+        if self.norm not in ("running", "global"):
+            raise InputError(f"Transcriber: norm must be 'running' or 'global', got {self.norm!r}")
         if self.stack < 1:
             raise InputError(f"Transcriber: stack must be at least 1, got {self.stack}")
         X, y = _check(X, y, "Transcriber.fit")
@@ -178,8 +186,17 @@ class Transcriber(Estimator):
         return Sequential(recurrent, Linear(width, len(self.alphabet_) + 1, seed=seeds[1]))
 
     # -- inputs --------------------------------------------------------------------------------
-    def normalise(self, frames: np.ndarray) -> np.ndarray:
-        return ((np.asarray(frames, dtype=np.float32) - self.mean_) / self.std_).astype(np.float32)
+    def normalise(self, frames: np.ndarray, running: RunningStats | None = None) -> np.ndarray:
+        """Frames normalised (module docstring); ``running``: the statistics carried from the
+        frames before (a stream's), else a new utterance starts."""
+        x = np.asarray(frames, dtype=np.float64)
+        if self.norm == "global":
+            return ((x - self.mean_) / self.std_).astype(np.float32)
+        stats = running if running is not None else self.running_stats()
+        return stats.normalise(x)
+
+    def running_stats(self) -> RunningStats:
+        return RunningStats(self.mean_, self.std_, self.prior_frames)
 
     def stacked(self, frames: np.ndarray) -> np.ndarray:
         """``(ceil(T / stack), F * stack)``: normalised frames, ``stack`` per step, zero-padded."""
@@ -280,6 +297,39 @@ def log_probs_of(model: Sequential, seqs: list[np.ndarray]) -> list[np.ndarray]:
         for b, i in enumerate(index):
             out[int(i)] = lp[: lengths[b], b]
     return out
+
+
+class RunningStats:
+    """Causal mean and variance normalisation: frame ``t`` is normalised by the mean and
+    variance of frames ``0..t`` of its utterance, with the training set's statistics counted as
+    ``prior`` frames already seen::
+
+        m_t = (prior mu + sum_{s<=t} x_s) / (prior + t + 1)
+        v_t = (prior (sigma^2 + mu^2) + sum_{s<=t} x_s^2) / (prior + t + 1) - m_t^2
+
+    It adapts to a speaker's voice and microphone as cepstral mean and variance normalisation
+    does, but needs no future frame: a stream (which carries this object) and the whole file
+    (cumulative sums, the same additions in the same order) give the same numbers."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, prior: int) -> None:
+        mu, sd = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        self.prior = float(prior)
+        self.s1 = self.prior * mu
+        self.s2 = self.prior * (sd**2 + mu**2)
+        self.n = self.prior
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(x.shape, dtype=np.float32)
+        # cumulative sums that start from the carried ones: each step adds one frame, in
+        # order, whatever the number of frames per call
+        s1 = np.cumsum(np.vstack([self.s1[None], x]), axis=0)[1:]
+        s2 = np.cumsum(np.vstack([self.s2[None], x * x]), axis=0)[1:]
+        n = self.n + np.arange(1, len(x) + 1, dtype=np.float64)[:, None]
+        mean = s1 / n
+        var = np.maximum(s2 / n - mean * mean, 1e-10)
+        self.s1, self.s2, self.n = s1[-1], s2[-1], float(n[-1, 0])
+        return ((x - mean) / np.sqrt(var)).astype(np.float32)
 
 
 class CTCObjective:

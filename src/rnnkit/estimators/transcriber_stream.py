@@ -1,7 +1,8 @@
 """`LiveTranscriber`: a unidirectional `Transcriber` fed audio as it arrives.
 
 Samples go through `StreamingFeatures` (the same numbers as the whole file), are normalised
-with the model's fixed statistics and stacked ``stack`` frames to a step; each step goes through
+as the model does (its running statistics carried, or its fixed ones) and stacked ``stack``
+frames to a step; each step goes through
 the recurrent layer held in a `Stream` (its state carried) and the output layer; the greedy CTC
 decoder emits a character when the likeliest class is neither the blank nor the class of the
 step before. Over a whole recording the emitted characters are exactly the offline greedy
@@ -42,6 +43,7 @@ class LiveTranscriber:
         self.features.reset()
         self.stream.reset()
         self._pending: list[np.ndarray] = []
+        self._stats = self.model.running_stats()  # used by norm="running" only
         self._previous = 0  # the class of the step before (0: blank)
         self._steps = 0
 
@@ -67,7 +69,7 @@ class LiveTranscriber:
 
     def _frames(self, frames: np.ndarray) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
-        for frame in self.model.normalise(frames):
+        for frame in self.model.normalise(frames, self._stats):
             self._pending.append(frame)
             if len(self._pending) == self.model.stack:
                 x = np.concatenate(self._pending)

@@ -152,6 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="on a malformed line: report it and go on, or stop with status 2 (default: stop)",
     )
     stream.add_argument(
+        "--audio",
+        default=None,
+        metavar="WAV",
+        help="recognise speech live from a WAV file, or from raw 16-bit mono PCM at the model's "
+        "rate on stdin with '-', with a transcriber from 'rnnkit train transcribe' "
+        "(default: none, lines of text or numbers from stdin)",
+    )
+    stream.add_argument(
+        "--realtime",
+        action="store_true",
+        help="with --audio: feed the audio at the speed of speech (default: as fast as possible)",
+    )
+    stream.add_argument(
+        "--json", action="store_true", help="with --audio: the transcript and latency as JSON"
+    )
+    stream.add_argument(
         "--quantize",
         choices=["int8", "bfloat16"],
         default=None,
@@ -431,6 +447,10 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
     from .signals import StopSignal
     from .tasks.streaming import LineServer, serve
 
+    if args.audio is not None:
+        from .tasks.speech_stream import stream_audio
+
+        return stream_audio(args.checkpoint, args.audio, args.realtime, sys.stdout)
     server = LineServer(args.checkpoint, args.quantize)
     if args.state:
         _load_stream_state(server, args)

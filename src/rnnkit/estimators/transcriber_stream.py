@@ -47,6 +47,15 @@ class LiveTranscriber:
         self._previous = 0  # the class of the step before (0: blank)
         self._steps = 0
 
+    def warm_up(self) -> None:
+        """Run a few steps of low noise and start over: compiling the step kernels is then
+        done before the first real frame, and out of ``timings``."""
+        rng = np.random.default_rng(0)
+        noise = 1e-3 * rng.standard_normal(int(self.front.rate * 0.2))
+        self.push(noise)
+        self.flush()
+        self.timings.clear()
+
     @property
     def step_seconds(self) -> float:
         return self.model.stack * self.front.hop

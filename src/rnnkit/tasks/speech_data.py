@@ -48,6 +48,13 @@ class FsddConfig:
         0.002, help="standard deviation of the added white noise (full scale 1)", type=nonneg_float
     )
     test_speaker: str = option("theo", help="the speaker whose strings are held out for testing")
+    perturb: float = option(
+        0.15,
+        help="speed perturbation of the training speakers' clips: each played up to this "
+        "fraction faster or slower (pitch and formants move with it, as another voice's "
+        "would; Ko et al. 2015); the test speaker's are left as recorded; 0: none",
+        type=nonneg_float,
+    )
     seed: int = option(0, help="random seed")
 
 
@@ -124,8 +131,9 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
             k = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
             picks = [clips[int(i)] for i in rng.integers(0, len(clips), k)]
             pieces = [_silence(rng, 0.05, 0.3)]
+            perturb = cfg.perturb if speaker != cfg.test_speaker else 0.0
             for j, (p, _) in enumerate(picks):
-                pieces.append(audio[p])
+                pieces.append(_speed(audio[p], rng, perturb))
                 end = j == len(picks) - 1
                 pieces.append(_silence(rng, 0.05, 0.3) if end else _silence(rng, 0.02, cfg.max_gap))
             signal = np.concatenate(pieces)
@@ -141,6 +149,19 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
     _write_csv(out / "train.csv", [header, *(r for r in rows if r[2] != cfg.test_speaker)])
     _write_csv(out / "test.csv", [header, *(r for r in rows if r[2] == cfg.test_speaker)])
     return rows
+
+
+STEPS = 20  # speed factors in steps of 1/20
+
+
+def _speed(x: np.ndarray, rng: np.random.Generator, perturb: float) -> np.ndarray:
+    """``x`` played at a random speed within ``1 +- perturb`` (in steps of 1/20): resampled by
+    ``STEPS / down``, kept at the same rate."""
+    from ..audio.wav import resample
+
+    reach = int(round(perturb * STEPS))
+    down = STEPS + int(rng.integers(-reach, reach + 1)) if reach else STEPS
+    return x if down == STEPS else resample(x, down, STEPS)
 
 
 def _silence(rng: np.random.Generator, low: float, high: float) -> np.ndarray:

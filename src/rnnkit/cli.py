@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: none)",
     )
     ts.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="replace each word by the nearest word of the training transcripts (a closed "
+        "vocabulary, such as digits) (default: off, characters as decoded)",
+    )
+    ts.add_argument(
         "--transcript-column",
         default="transcript",
         help="the --test manifest's transcript column (default: transcript)",
@@ -338,7 +344,7 @@ def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
     if args.beam < 1:
         raise InputError(f"--beam: expected at least 1, got {args.beam}")
     out, metrics = transcribe_files(
-        args.checkpoint, args.files, args.beam, args.test, args.transcript_column
+        args.checkpoint, args.files, args.beam, args.test, args.transcript_column, args.lexicon
     )
     for name, text in out:
         print(f"{name}\t{text}")

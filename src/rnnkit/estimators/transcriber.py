@@ -31,7 +31,7 @@ from ..io.checkpoint import load_checkpoint
 from ..layers import Linear, Sequential
 from ..layers.module import Module
 from ..losses import log_softmax
-from ..metrics_text import error_rate
+from ..metrics_text import edit_distance, error_rate
 from ..training import TrainConfig, Trainer, log_to_stderr
 from .base import Estimator
 from .classifier import RECURRENT
@@ -46,7 +46,8 @@ class Transcriber(Estimator):
 
     ``X``: a list of ``(T_i, F)`` float arrays (speech features, `rnnkit.audio.FrontEnd`);
     ``texts``: their transcripts. Learned: ``alphabet_`` (the characters; class ``i + 1`` is
-    ``alphabet_[i]``, class 0 the blank), ``mean_``/``std_`` (the feature statistics),
+    ``alphabet_[i]``, class 0 the blank), ``words_`` (the words of the transcripts, for
+    ``predict(..., lexicon=True)``), ``mean_``/``std_`` (the feature statistics),
     ``model_``, ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_``.
     """
 
@@ -121,6 +122,7 @@ class Transcriber(Estimator):
         else:
             X_valid, y_valid = _check(X_valid, y_valid, "Transcriber.fit (validation)")
         self.alphabet_ = "".join(sorted(set("".join(y))))
+        self.words_ = sorted({w for text in y for w in text.split()})
         if not self.alphabet_:
             raise InputError("Transcriber.fit: every transcript is empty; expected some text")
         frames = np.concatenate(X).astype(np.float64)
@@ -241,20 +243,31 @@ class Transcriber(Estimator):
         self._check_fitted("predict")
         return log_probs_of(self.model_, self._encode(X, "predict"))
 
-    def predict(self, X: Sequence[np.ndarray], beam: int = 1) -> list[str]:
-        """The transcript of each utterance: greedy (``beam=1``) or prefix beam search."""
+    def predict(self, X: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False) -> list[str]:
+        """The transcript of each utterance: greedy (``beam=1``) or prefix beam search;
+        ``lexicon``: each word replaced by the nearest (in edit distance) of the words of the
+        training transcripts, for a closed vocabulary such as digits."""
         if beam < 1:
             raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
         out = []
         for lp in self.log_probs(X):
             lp3 = lp[:, None, :]
             labels = ctc_greedy_decode(lp3)[0] if beam == 1 else ctc_beam_decode(lp3, beam=beam)[0]
-            out.append(self.text_of(labels))
+            text = self.text_of(labels)
+            out.append(" ".join(map(self.nearest_word, text.split())) if lexicon else text)
         return out
 
-    def score(self, X: Sequence[np.ndarray], y: Sequence[str], beam: int = 1) -> dict[str, float]:
+    def nearest_word(self, word: str) -> str:
+        """The training vocabulary's word nearest to ``word`` (the first of equals)."""
+        if not self.words_ or word in self.words_:
+            return word
+        return min(self.words_, key=lambda w: edit_distance(w, word))
+
+    def score(
+        self, X: Sequence[np.ndarray], y: Sequence[str], beam: int = 1, lexicon: bool = False
+    ) -> dict[str, float]:
         """Character and word error rates (edit distance over the reference's length)."""
-        hyp = self.predict(X, beam)
+        hyp = self.predict(X, beam, lexicon)
         return {
             "cer": error_rate(list(y), hyp, words=False),
             "wer": error_rate(list(y), hyp, words=True),
@@ -264,6 +277,7 @@ class Transcriber(Estimator):
     def _learned(self) -> dict[str, Any]:
         return {
             "alphabet": self.alphabet_,
+            "words": self.words_,
             "mean": self.mean_.tolist(),
             "std": self.std_.tolist(),
             "n_inputs": self.n_inputs_,
@@ -271,6 +285,7 @@ class Transcriber(Estimator):
 
     def _restore(self, learned: dict[str, Any], model: Module) -> None:
         self.alphabet_ = str(learned["alphabet"])
+        self.words_ = [str(w) for w in learned.get("words", [])]
         self.mean_ = np.asarray(learned["mean"], dtype=np.float32)
         self.std_ = np.asarray(learned["std"], dtype=np.float32)
         self.n_inputs_ = int(learned["n_inputs"])

@@ -123,16 +123,23 @@ def load_transcriber(path: str) -> tuple[Transcriber, FrontEnd]:
 
 
 def transcribe_files(
-    path: str, files: list[str], beam: int = 1, test: str | None = None, column: str = "transcript"
+    path: str,
+    files: list[str],
+    beam: int = 1,
+    test: str | None = None,
+    column: str = "transcript",
+    lexicon: bool = False,
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
     """``(file, transcript)`` for each WAV file, and with ``test`` (a manifest) its CER/WER."""
     model, front = load_transcriber(path)
     if not files and not test:
         raise InputError("transcribe: expected .wav files or --test MANIFEST; got neither")
-    out = list(zip(files, model.predict(featurise(files, front, "transcribe"), beam), strict=True))
+    out = list(
+        zip(files, model.predict(featurise(files, front, "transcribe"), beam, lexicon), strict=True)
+    )
     metrics: dict[str, Any] = {}
     if test:
         data = read_manifest(test, column, "--test")
-        scores = model.score(featurise(data.texts, front, "--test"), data.labels, beam)
+        scores = model.score(featurise(data.texts, front, "--test"), data.labels, beam, lexicon)
         metrics = {"cer": scores["cer"], "wer": scores["wer"], "utterances": len(data)}
     return out, metrics

@@ -124,7 +124,9 @@ class FrontEnd:
     @cached_property
     def _lift(self) -> np.ndarray:
         n = np.arange(self.n_mfcc)
-        return 1.0 + (self.lifter / 2.0) * np.sin(np.pi * n / self.lifter) if self.lifter else 1.0
+        if not self.lifter:
+            return np.ones(self.n_mfcc)
+        return 1.0 + (self.lifter / 2.0) * np.sin(np.pi * n / self.lifter)
 
     # -- whole recordings ------------------------------------------------------------------
     def n_frames(self, n_samples: int) -> int:

@@ -12,6 +12,7 @@ transcript (tests/test_speech.py). Each `push` records its compute time in ``tim
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class LiveTranscriber:
         self.model, self.front = model, front
         self.features = StreamingFeatures(front)
         self.stream = Stream(model.model_[0])
-        self.head = model.model_[1]
+        self.head: Any = model.model_[1]  # the Linear output layer
         self.timings: list[float] = []  # seconds of compute per push
         self.reset()
 

@@ -293,3 +293,14 @@ def test_a_bad_wav_in_a_folder_names_the_file(tmp_path, capsys):
                          "--out", str(tmp_path / "c.safetensors")], capsys)  # fmt: skip
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "quiet.wav" in err and "silence only" in err
+
+
+def test_lexicon_snaps_words_to_the_nearest_training_word():
+    model = Transcriber()
+    model.words_ = ["eight", "seven", "three", "zero"]
+    assert [model.nearest_word(w) for w in ("thre", "seve", "zro", "eight")] == [
+        "three",
+        "seven",
+        "zero",
+        "eight",
+    ]

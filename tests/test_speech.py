@@ -5,6 +5,8 @@ language to zero error and streams to the same transcript, and the audio command
 from __future__ import annotations
 
 import io
+import json
+import sys
 import wave
 from pathlib import Path
 
@@ -234,7 +236,7 @@ def _run(argv, capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_classify_and_transcribe_audio_end_to_end(tmp_path, capsys):
+def test_classify_and_transcribe_audio_end_to_end(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(1)
     rows = ["path,label"]
     for label in ("a", "b"):
@@ -271,6 +273,15 @@ def test_classify_and_transcribe_audio_end_to_end(tmp_path, capsys):
                            "--test", str(tmp_path / "t.csv"), "--json"], capsys)  # fmt: skip
     assert code == 0, err
     assert out.startswith(str(tmp_path / "u0.wav") + "\t") and '"wer"' in out.splitlines()[-1]
+    code, out, err = _run(["stream", tmodel, "--audio", str(tmp_path / "u0.wav"), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out.splitlines()[-1])
+    assert report["frames"] > 10 and report["hop_ms"] == 10.0 and "per frame" in err
+    raw = (np.round(two_tone(rng, 2)[0] * 32767)).astype("<i2").tobytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    code, out, err = _run(["stream", tmodel, "--audio", "-", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["frames"] == len(raw) // 2 // 80
 
 
 def test_manifest_row_to_a_missing_file_names_the_line(tmp_path, capsys):

@@ -81,6 +81,16 @@ eval-forecast: $(VENV)/.installed-test
 eval-forecast-quick: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[forecast]'
 	$(PY) benchmarks/eval_forecast.py --quick --out runs/eval-forecast-quick
+.PHONY: eval-speech eval-speech-quick
+## eval-speech: spoken digits (FSDD): classification on the usual split, leave one speaker out
+## beside the same network in PyTorch, CTC transcription of an unseen speaker's digit strings,
+## live streaming latency (about 20 minutes on this 2-core machine)
+eval-speech: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_speech.py
+
+## eval-speech-quick: the same with 1 epoch each (a smoke test)
+eval-speech-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_speech.py --quick
 
 ## eval-anomaly: NAB (the files in ../shared/data/anomaly/nab/): rnnkit's AnomalyDetector and a
 ## windowed-Gaussian detector, three profiles, mean over seeds 0-4, throughput on one core, memory per stream (about 2-5 min)

@@ -147,6 +147,24 @@ SERIES = "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,2\n"
 
 def _detect(f: Files, text: str) -> list[str]:
     return ["detect", "--csv", str(f.text("s.csv", text)), "--out", str(f.root / "scores.csv")]
+def _wav(f: Files, name: str, seconds: float = 0.3) -> Path:
+    """A short 16-bit WAV file of a tone (speech commands' input)."""
+    from scipy.io import wavfile
+
+    t = np.arange(int(8000 * seconds)) / 8000
+    path = f.root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wavfile.write(path, 8000, (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
+    f.made[name] = path
+    return path
+
+
+def _manifest(f: Files, name: str, rows: str) -> list[str]:
+    _wav(f, "a.wav")
+    return ["train", "transcribe", "--train", str(f.text(name, rows)), "--epochs", "1"] + [
+        "--out",
+        str(f.root / "t.safetensors"),
+    ]
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -474,6 +492,58 @@ CASES = [
         lambda f, c: ["generate", str(_music_trained(f, c)), "--top-k", "3"],
         2,
         "--top-k applies to language models",
+    ),
+    # speech (issue 22)
+    Case(
+        "classify: audio manifest row to a missing file",
+        lambda f, c: (
+            _wav(f, "a.wav"),
+            _classify(f, f.text("m.csv", "path,label\na.wav,x\nb.wav,y\n")),
+        )[1],
+        2,
+        "line 3: no such audio file",
+    ),
+    Case(
+        "classify: a .wav that is not WAV",
+        lambda f, c: (
+            _wav(f, "x/one/a.wav"),
+            _wav(f, "x/two/b.wav").write_text("plain text"),
+            _classify(f, f.root / "x"),
+        )[2],
+        2,
+        "is not a WAV file",
+    ),
+    Case(
+        "train transcribe: a manifest of text, not audio",
+        lambda f, c: _manifest(f, "m.csv", "text,transcript\nhello,one\n"),
+        2,
+        "not a manifest of audio files",
+    ),
+    Case(
+        "train transcribe: empty WAV file",
+        lambda f, c: (f.text("e.wav", b""), _manifest(f, "m.csv", "path,transcript\ne.wav,one\n"))[
+            1
+        ],
+        2,
+        "is empty",
+    ),
+    Case(
+        "transcribe: not a transcriber",
+        lambda f, c: ["transcribe", str(f["gru.safetensors"]), str(_wav(f, "a.wav"))],
+        2,
+        "holds no transcriber",
+    ),
+    Case(
+        "stream --audio: not a transcriber",
+        lambda f, c: ["stream", str(f["gru.safetensors"]), "--audio", str(_wav(f, "a.wav"))],
+        2,
+        "holds no transcriber",
+    ),
+    Case(
+        "data fsdd: no recordings folder",
+        lambda f, c: ["data", "fsdd", "--recordings", str(f.root / "none"), "--out", str(f.root)],
+        2,
+        "no such folder",
     ),
 ]
 

@@ -44,13 +44,58 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     _add_lm_arguments(tasks.add_parser("lm", help="a recurrent language model on any text"))
     _add_classify_arguments(
-        tasks.add_parser("classify", help="a text classifier from a CSV/TSV or folders per label")
+        tasks.add_parser(
+            "classify",
+            help="a text or audio classifier from a CSV/TSV, a manifest of .wav files, or "
+            "folders per label",
+        )
     )
     forecast_task.add_train_parser(tasks)
     forecast_task.add_parsers(sub)  # rnnkit forecast, rnnkit backtest
     _add_music_arguments(
         tasks.add_parser("music", help="a polyphonic music model from the JSB JSON or MIDI files")
     )
+
+    from .tasks.transcribe import TranscribeConfig
+
+    tr = tasks.add_parser(
+        "transcribe", help="a CTC speech transcriber from a manifest of .wav files and transcripts"
+    )
+    tr.add_argument(
+        "--train", required=True, help="manifest CSV/TSV with path and transcript columns"
+    )
+    add_options(tr, TranscribeConfig, exclude=("train",))
+    tr.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file that is not an rnnkit checkpoint (default: refuse)",
+    )
+    tr.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
+
+    ts = sub.add_parser("transcribe", help="transcribe WAV files with a CTC transcriber")
+    ts.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train transcribe'")
+    ts.add_argument("files", nargs="*", help=".wav files to transcribe")
+    ts.add_argument(
+        "--beam", type=integer, default=1, help="prefix beam search width; 1: greedy (default: 1)"
+    )
+    ts.add_argument(
+        "--test",
+        default=None,
+        help="a manifest (path,transcript) to score: character and word error rates "
+        "(default: none)",
+    )
+    ts.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="replace each word by the nearest word of the training transcripts (a closed "
+        "vocabulary, such as digits) (default: off, characters as decoded)",
+    )
+    ts.add_argument(
+        "--transcript-column",
+        default="transcript",
+        help="the --test manifest's transcript column (default: transcript)",
+    )
+    ts.add_argument("--json", action="store_true", help="CER and WER as JSON on the last line")
 
     ev = sub.add_parser("evaluate", help="score a classifier on labelled data")
     ev.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
@@ -69,9 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
 
-    pr = sub.add_parser("predict", help="label each line of text with a classifier")
+    pr = sub.add_parser("predict", help="label each line of text, or each WAV file")
     pr.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train classify'")
-    pr.add_argument("files", nargs="*", help="text files, one example per line (default: stdin)")
+    pr.add_argument(
+        "files",
+        nargs="*",
+        help="text files, one example per line (default: stdin); for an audio classifier, "
+        ".wav files",
+    )
     pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     pr.add_argument(
         "--explain",
@@ -120,11 +170,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="on a malformed line: report it and go on, or stop with status 2 (default: stop)",
     )
     stream.add_argument(
+        "--audio",
+        default=None,
+        metavar="WAV",
+        help="recognise speech live from a WAV file, or from raw 16-bit mono PCM at the model's "
+        "rate on stdin with '-', with a transcriber from 'rnnkit train transcribe' "
+        "(default: none, lines of text or numbers from stdin)",
+    )
+    stream.add_argument(
+        "--realtime",
+        action="store_true",
+        help="with --audio: feed the audio at the speed of speech (default: as fast as possible)",
+    )
+    stream.add_argument(
+        "--json", action="store_true", help="with --audio: the transcript and latency as JSON"
+    )
+    stream.add_argument(
         "--quantize",
         choices=["int8", "bfloat16"],
         default=None,
         help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
+
+    from .tasks.speech_data import FsddConfig
+
+    data = sub.add_parser("data", help="prepare data sets for the tasks")
+    kinds = data.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    fsdd = kinds.add_parser(
+        "fsdd",
+        help="the Free Spoken Digit Dataset: folders per label for classification, digit "
+        "strings with transcripts for CTC",
+    )
+    add_options(fsdd, FsddConfig)
+    fsdd.add_argument("--json", action="store_true", help="counts as JSON on the last line")
 
     from .tasks.detect import add_detect_arguments
 
@@ -254,7 +332,8 @@ def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
         "--train",
         required=True,
         help="CSV/TSV with a header (text and label columns), or a folder with one subfolder "
-        "per label of .txt files, one example per line",
+        "per label of .txt files, one example per line; audio: a folder per label of .wav "
+        "files, or a CSV manifest with path and label columns",
     )
     add_options(p, ClassifyConfig, exclude=("train",))
     p.add_argument(
@@ -307,6 +386,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         from .tasks.forecast import run_train
 
         return run_train(args)
+    if args.task == "transcribe":
+        return _train_transcribe(args)
     if args.task == "music":
         return _train_music(args)
     return _train_classify(args) if args.task == "classify" else _train_lm(args)
@@ -332,6 +413,38 @@ def _train_music(args: argparse.Namespace) -> dict[str, Any]:
         f"{metrics['steps']} steps ({metrics['stopped']})"
     )
     print(f"checkpoint: {metrics['checkpoint']}")
+    return metrics
+
+
+def _train_transcribe(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.transcribe import TranscribeConfig, train_transcribe
+
+    cfg = from_args(TranscribeConfig, args)
+    metrics = train_transcribe(cfg, args.force)
+    line = f"best validation loss {metrics['best_val_loss']:.4f}"
+    if "test_wer" in metrics:
+        line += f", test CER {metrics['test_cer']:.4f}, WER {metrics['test_wer']:.4f}"
+    print(f"{line}; {metrics['steps']} steps ({metrics['stopped']})")
+    print(f"checkpoint: {metrics['checkpoint']}")
+    return metrics
+
+
+def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
+    from .errors import InputError
+    from .tasks.transcribe import transcribe_files
+
+    if args.beam < 1:
+        raise InputError(f"--beam: expected at least 1, got {args.beam}")
+    out, metrics = transcribe_files(
+        args.checkpoint, args.files, args.beam, args.test, args.transcript_column, args.lexicon
+    )
+    for name, text in out:
+        print(f"{name}\t{text}")
+    if metrics:
+        print(
+            f"CER {metrics['cer']:.4f}  WER {metrics['wer']:.4f}  "
+            f"({metrics['utterances']} utterances)"
+        )
     return metrics
 
 
@@ -375,11 +488,27 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
-    from .tasks.classify import check_explain, explain, load_classifier, read_lines
+    from .tasks.classify import (
+        check_explain,
+        explain,
+        front_end,
+        load_classifier,
+        predict_audio,
+        read_lines,
+    )
 
     clf = load_classifier(args.checkpoint)
     inputs = [args.checkpoint, *args.files]
     figure = check_explain(clf, args.explain, inputs, args.force) if args.explain else None
+    front = front_end(args.checkpoint)
+    if front is not None:  # an audio classifier: one line per WAV file
+        for name, p in zip(args.files, predict_audio(clf, front, args.files), strict=True):
+            k = int(p.argmax())
+            label, prob = str(clf.classes_[k]), float(p[k])
+            record = {"file": name, "label": label, "probability": prob}
+            print(json.dumps(record) if args.json else f"{name}\t{label}\t{prob:.4f}")
+        args.json = False
+        return {}
     lines = read_lines(args.files, sys.stdin)
     if lines:
         proba = clf.predict_proba(lines)
@@ -424,6 +553,10 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
     from .signals import StopSignal
     from .tasks.streaming import LineServer, serve
 
+    if args.audio is not None:
+        from .tasks.speech_stream import stream_audio
+
+        return stream_audio(args.checkpoint, args.audio, args.realtime, sys.stdout)
     server = LineServer(args.checkpoint, args.quantize)
     if args.state:
         _load_stream_state(server, args)
@@ -544,6 +677,18 @@ def _progress():
     )
 
 
+def _data(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.speech_data import FsddConfig, prepare
+    from .training import log_to_stderr
+
+    result = prepare(from_args(FsddConfig, args), log_to_stderr)
+    print(
+        f"{result['out']}: {result['classify_train']} + {result['classify_test']} recordings "
+        f"in folders per digit (classify/), {result['strings']} digit strings (strings/)"
+    )
+    return result
+
+
 def _detect(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.detect import run_detect
 
@@ -551,10 +696,12 @@ def _detect(args: argparse.Namespace) -> dict[str, Any]:
 
 
 COMMANDS = {
+    "data": _data,
     "detect": _detect,
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,
+    "transcribe": _transcribe,
     "generate": _generate,
     "stream": _stream,
     "demo": _demo,

@@ -5,6 +5,11 @@
   comma-separated, others by their header line;
 - a folder with one subfolder per label, whose ``.txt`` files hold one example per line.
 
+Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
+``.wav`` files (Keras' ``audio_dataset_from_directory``), or a CSV/TSV manifest with a ``path``
+column (relative paths are read from the manifest's folder) and the label column. Then
+``texts`` holds the files' paths and ``audio`` is true.
+
 Each problem ends in one `InputError` line naming the file and the line: a missing column, an
 empty file, a row with more or fewer fields than the header, text that is not UTF-8.
 """
@@ -32,6 +37,7 @@ class Labelled:
     labels: list[str]
     where: list[str]
     source: str
+    audio: bool = False
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -43,6 +49,7 @@ class Labelled:
             [self.labels[i] for i in pick],
             [self.where[i] for i in pick],
             self.source,
+            self.audio,
         )
 
 
@@ -77,12 +84,16 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
     try:
         header = [h.strip() for h in next(reader)]
         for column in (text_column, label_column):
+            if column == text_column and AUDIO_COLUMN in header:
+                continue  # an audio manifest
             if column not in header:
                 raise InputError(
                     f"{what}: {name} line 1 (the header) has no column {column!r}; found "
                     f"{header[:8]} (name the columns with --text-column/--label-column)"
                 )
-        ti, li = header.index(text_column), header.index(label_column)
+        audio = text_column not in header and AUDIO_COLUMN in header
+        ti = header.index(AUDIO_COLUMN if audio else text_column)
+        li = header.index(label_column)
         texts, labels, where = [], [], []
         for row in reader:
             line = reader.line_num
@@ -97,7 +108,11 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
             label = row[li].strip()
             if not label:
                 raise InputError(f"{what}: {name} line {line} has an empty label")
-            texts.append(row[ti])
+            if audio:
+                file = _audio_file(path, row[ti].strip(), f"{what}: {name} line {line}")
+                texts.append(file)
+            else:
+                texts.append(row[ti])
             labels.append(label)
             where.append(f"{name} line {line}")
     except csv.Error as exc:
@@ -106,7 +121,22 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
         ) from None
     if not texts:
         raise InputError(f"{what}: {name} has a header but no examples")
-    return Labelled(texts, labels, where, str(path))
+    return Labelled(texts, labels, where, str(path), audio)
+
+
+AUDIO_COLUMN = "path"  # the column of a manifest of audio files
+
+
+def _audio_file(manifest: Path, value: str, where: str) -> str:
+    """The path of a manifest row's file, relative to the manifest's folder; it must exist."""
+    file = Path(value)
+    if not file.is_absolute():
+        file = manifest.parent / file
+    if not value or not file.is_file():
+        raise InputError(f"{where}: no such audio file {str(file)!r}")
+    if file.suffix.lower() != ".wav":
+        raise InputError(f"{where}: {str(file)!r} is not a .wav file; expected WAV audio")
+    return str(file)
 
 
 def _read_folder(path: Path, what: str) -> Labelled:
@@ -118,6 +148,13 @@ def _read_folder(path: Path, what: str) -> Labelled:
             ".txt files with one example per line"
         )
     texts, labels, where = [], [], []
+    wavs = [p for f in folders for p in sorted(f.rglob("*")) if p.suffix.lower() == ".wav"]
+    if wavs and not any(any(f.rglob("*.txt")) for f in folders):  # audio, one folder per label
+        for file in wavs:
+            texts.append(str(file))
+            labels.append(file.relative_to(path).parts[0])
+            where.append(repr(str(file)))
+        return Labelled(texts, labels, where, str(path), audio=True)
     for folder in folders:
         for file in sorted(p for p in folder.rglob("*.txt") if p.is_file()):
             for number, line in enumerate(decode_utf8(file, what).splitlines(), start=1):
@@ -128,7 +165,7 @@ def _read_folder(path: Path, what: str) -> Labelled:
     if not texts:
         raise InputError(
             f"{what}: folder {name} holds no examples; expected .txt files with one example "
-            "per line in its subfolders (one per label)"
+            "per line (or .wav files) in its subfolders (one per label)"
         )
     return Labelled(texts, labels, where, str(path))
 

@@ -1,7 +1,10 @@
-"""Text classification: ``rnnkit train classify``, ``evaluate`` and ``predict``.
+"""Text and audio classification: ``rnnkit train classify``, ``evaluate`` and ``predict``.
 
 Read labelled files (`rnnkit.data.labelled`: CSV/TSV with a header, or one folder per label),
-fit a `SequenceClassifier` from the run's config, evaluate, and report.
+fit a `SequenceClassifier` from the run's config, evaluate, and report. Audio (a folder per
+label of ``.wav`` files, or a manifest with a ``path`` column) goes through the speech front end
+(`rnnkit.audio`, MFCCs with deltas) first; its settings are saved in the model under
+``"frontend"``, so ``evaluate`` and ``predict`` featurise WAV files the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.features import FrontEnd
+from ..audio.files import featurise, front_end_of
 from ..config import nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import (
     Labelled,
@@ -24,7 +29,7 @@ from ..data.labelled import (
 from ..errors import CheckpointError, InputError
 from ..estimators.classifier import SequenceClassifier
 from ..files import check_output
-from ..io.checkpoint import load
+from ..io.checkpoint import load, load_checkpoint
 from ..metrics import confusion_matrix, report
 from ..training import last_path, plot_path, read_last
 from .classify_plots import plot_attention, plot_confusion
@@ -117,51 +122,78 @@ def train_classify(
     check_classes(data, "--train")
     valid = read_labelled(cfg.valid, *columns, what="--valid") if cfg.valid else None
     test = read_labelled(cfg.test, *columns, what="--test") if cfg.test else None
+    front = FrontEnd() if data.audio else None
+    X = inputs_of(data, front, "--train")
     folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []
-    cv = cross_validate(cfg, data, folds, valid, log) if folds else {}
+    X_valid = inputs_of(valid, front, "--valid") if valid is not None else None
+    cv = cross_validate(cfg, X, data, folds, X_valid, valid, log) if folds else {}
     if valid is None:  # a stratified 10 % held out
         train_i, valid_i = stratified_split(data.labels, 0.1, cfg.seed)
+        X, X_valid = [X[i] for i in train_i], [X[i] for i in valid_i]
         data, valid = data.subset(train_i), data.subset(valid_i)
+    assert X_valid is not None
     classes = sorted(set(data.labels))
     for part, what in ((valid, "--valid"), (test, "--test")):
         if part is not None:
             check_known_labels(part, classes, what)
     clf = estimator(cfg)  # verbose: it logs the data's size and classes once they are checked
+    extra = {"frontend": asdict(front)} if front is not None else {}
     clf.fit(
-        data.texts,
+        X,
         data.labels,
-        valid.texts,
+        X_valid,
         valid.labels,
         out=out,
-        metadata={"run": asdict(cfg)},
+        metadata={"run": asdict(cfg), **extra},
         resume=resume,
         force=force,
     )
     metrics: dict[str, Any] = {
-        "val_accuracy": clf.score(valid.texts, valid.labels),
+        "val_accuracy": clf.score(X_valid, valid.labels),
         "best_val_loss": clf.best_val_loss_,
         "steps": clf.n_steps_,
         "stopped": clf.stopped_,
         "checkpoint": str(out),
     } | cv
     if test is not None:
-        scores = report(test.labels, clf.predict(test.texts), classes)
+        predicted = clf.predict(inputs_of(test, front, "--test"))
+        scores = report(test.labels, predicted, classes)
         metrics |= {"test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"]}
     return metrics
 
 
+def inputs_of(data: Labelled, front: FrontEnd | None, what: str) -> list[Any]:
+    """What the estimator reads: the texts, or the feature frames of the audio files."""
+    if front is None and data.audio:
+        raise InputError(
+            f"{what}: {data.source!r} holds audio files; the model reads text (train it on "
+            "audio, or give text)"
+        )
+    if front is not None and not data.audio:
+        raise InputError(
+            f"{what}: {data.source!r} holds text; the model reads audio (expected a folder per "
+            "label of .wav files, or a manifest with a 'path' column)"
+        )
+    return featurise(data.texts, front, what) if front is not None else data.texts
+
+
 def cross_validate(
-    cfg: ClassifyConfig, data: Labelled, folds: list[np.ndarray], valid: Labelled | None, log: Any
+    cfg: ClassifyConfig,
+    X: list[Any],
+    data: Labelled,
+    folds: list[np.ndarray],
+    X_valid: list[Any] | None,
+    valid: Labelled | None,
+    log: Any,
 ) -> dict[str, Any]:
     """Accuracy on each held-out fold of a fresh estimator fitted on the others (validated on
     ``valid`` if given, else on its own stratified 10 %); mean and (population) std."""
     scores = []
     for k, held in enumerate(folds, start=1):
-        part = data.subset(np.setdiff1d(np.arange(len(data)), held))
-        scored = data.subset(held)
-        check = (valid.texts, valid.labels) if valid is not None else (None, None)
-        clf = estimator(cfg).fit(part.texts, part.labels, *check)
-        scores.append(clf.score(scored.texts, scored.labels))
+        rest = np.setdiff1d(np.arange(len(data)), held)
+        check = (X_valid, valid.labels) if valid is not None else (None, None)
+        clf = estimator(cfg).fit([X[i] for i in rest], [data.labels[i] for i in rest], *check)
+        scores.append(clf.score([X[i] for i in held], [data.labels[i] for i in held]))
         if log is not None:
             log(f"cv fold {k}/{len(folds)}: accuracy {scores[-1]:.4f} on {len(held):,} examples")
     return {
@@ -173,11 +205,30 @@ def cross_validate(
 
 def load_classifier(path: str) -> SequenceClassifier:
     model = load(path)
-    if not isinstance(model, SequenceClassifier) or model.input_ != "text":
+    if not isinstance(model, SequenceClassifier) or model.input_ not in ("text", "features"):
         raise CheckpointError(
-            f"{path!r} holds no text classifier; expected a model from 'rnnkit train classify'"
+            f"{path!r} holds no text or audio classifier; expected a model from "
+            "'rnnkit train classify'"
+        )
+    if model.input_ == "features" and front_end(path) is None:
+        raise CheckpointError(
+            f"{path!r} holds a classifier of feature frames without a front end; expected a "
+            "model from 'rnnkit train classify' on text or audio"
         )
     return model
+
+
+def front_end(path: str) -> FrontEnd | None:
+    """The audio front end saved with a classifier; None for text."""
+    saved = load_checkpoint(path).metadata.get("frontend")
+    return front_end_of(saved) if isinstance(saved, dict) else None
+
+
+def predict_audio(clf: SequenceClassifier, front: FrontEnd, files: list[str]) -> np.ndarray:
+    """Class probabilities ``(N, C)`` of WAV files."""
+    if not files:
+        raise InputError("predict: an audio classifier needs .wav files to label; got none")
+    return clf.predict_proba(featurise(files, front, "predict"))
 
 
 def confusion_path(model: str) -> Path:
@@ -203,7 +254,7 @@ def evaluate(
     data = read_labelled(test, text_column, label_column, what="--test")
     classes = [str(c) for c in clf.classes_.tolist()]
     check_known_labels(data, classes, "--test")
-    predicted = clf.predict(data.texts).astype(str)
+    predicted = clf.predict(inputs_of(data, front_end(path), "--test")).astype(str)
     counts = confusion_matrix(data.labels, predicted, classes)
     plot_confusion(counts, classes, figure, "--plot")
     return report(data.labels, predicted, classes) | {

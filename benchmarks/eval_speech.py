@@ -1,0 +1,350 @@
+"""`make eval-speech`: spoken digits (the Free Spoken Digit Dataset, 5 speakers x 500
+recordings) recognised by classification and by CTC transcription, also live.
+
+1. Classification, the dataset's usual split (recordings 0-4 of each speaker for testing,
+   5-49 for training): ``rnnkit train classify`` on the folders per digit that
+   ``rnnkit data fsdd`` writes (MFCC + deltas, bidirectional GRU, max pooling).
+2. Speaker independence: leave one speaker out, 5 folds. Per fold, interleaved, each side in
+   its own process with the same thread pins and the same features (rnnkit's front end), folds,
+   validation split, batches and budget: rnnkit's `SequenceClassifier` and the same network in
+   PyTorch (`benchmarks/speech_torch.py`). No published speaker-independent FSDD figure is
+   known to us; PyTorch is the peer.
+3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
+   speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
+   characters), word error rate greedy and with a beam of 8.
+4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
+   against the offline greedy one, and the compute per frame (median, p99) against the hop.
+
+Writes speech.json and speech.md into --out (runs/eval-speech; --quick: runs/eval-speech-quick).
+
+    python benchmarks/eval_speech.py                # about 15-20 minutes on 2 cores
+    python benchmarks/eval_speech.py --quick        # a smoke test
+    python benchmarks/eval_speech.py --side rnnkit FOLD.npz PARAMS.json   # one LOSO side
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "speech" / "fsdd" / "recordings"
+THREADS = "2"
+SEED = 0
+VALIDATION = 0.1
+AUDIO_MODEL: dict[str, Any] = {
+    "cell": "gru",
+    "hidden": 128,
+    "pooling": "max",
+}  # the classifier's options
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[key] = THREADS
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def machine() -> dict:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_machine
+
+    flags = bench_machine.isa() or []
+    versions = bench_machine.versions()
+    return {
+        "cpu_model": bench_machine.cpu_model(),
+        "cores": os.cpu_count(),
+        "avx512": any(f.startswith("avx512") for f in flags),
+        "load_average": os.getloadavg(),
+        "versions": {k: versions.get(k) for k in ("python", "numpy", "numba", "torch")},
+        "threads": {k: v for k, v in _env().items() if k.endswith("_NUM_THREADS")}
+        | {"torch.set_num_threads": int(THREADS)},
+        "commit": bench_machine.git_commit(ROOT),
+    }
+
+
+# -- one side of a leave-one-speaker-out fold (its own process) ------------------------------
+def rnnkit_side(fold: Path, params_path: Path) -> None:
+    from rnnkit.estimators.classifier import SequenceClassifier
+
+    params = json.loads(params_path.read_text())
+    npz = np.load(fold)
+    flat, offsets = npz["flat"], npz["offsets"]
+
+    def part(name: str) -> tuple[list[np.ndarray], list[int]]:
+        index = npz[name]
+        return [flat[offsets[i] : offsets[i + 1]] for i in index], npz["y"][index].tolist()
+
+    (X, y), (Xv, yv), (Xt, yt) = part("train"), part("valid"), part("test")
+    t0 = time.perf_counter()
+    clf = SequenceClassifier(**params).fit(X, y, Xv, yv)
+    fit = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "accuracy": clf.score(Xt, yt),
+                "seq_per_s": clf.throughput_,
+                "steps": clf.n_steps_,
+                "epochs": clf.n_steps_ / -(-len(X) // params["batch_size"]),
+                "fit_seconds": fit,
+            }
+        )
+    )
+
+
+def _side(side: str, fold: Path, params: Path) -> dict:
+    if side == "torch":
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "speech_torch.py"), str(fold), str(params)]
+    else:
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--side",
+            side,
+            str(fold),
+            str(params),
+        ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"eval-speech: the {side} side failed with status {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- the parts -------------------------------------------------------------------------------
+def classify_usual(fsdd: Path, out: Path, epochs: float) -> dict:
+    from rnnkit.tasks.classify import ClassifyConfig, train_classify
+
+    cfg = ClassifyConfig(
+        train=str(fsdd / "classify" / "train"),
+        test=str(fsdd / "classify" / "test"),
+        epochs=epochs,
+        seed=SEED,
+        out=str(out / "classify.safetensors"),
+        **AUDIO_MODEL,
+    )
+    t0 = time.perf_counter()
+    metrics = train_classify(cfg, force=True)
+    options = " ".join(f"--{k} {v}" for k, v in AUDIO_MODEL.items())
+    return metrics | {
+        "seconds": time.perf_counter() - t0,
+        "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} {options} "
+        f"--epochs {epochs:g} --out {cfg.out}",
+    }
+
+
+def speaker_folds(fsdd: Path, epochs: float, tmp: Path, log) -> dict:
+    """Leave one speaker out: rnnkit and PyTorch, interleaved, per fold."""
+    from rnnkit.audio import FrontEnd
+    from rnnkit.audio.files import featurise
+    from rnnkit.data.labelled import read_labelled, stratified_split
+    from rnnkit.tasks.classify import ClassifyConfig, estimator
+
+    data = read_labelled(fsdd / "classify" / "all.csv")
+    speakers = np.array([Path(p).stem.split("_")[1] for p in data.texts])
+    y = np.array([int(label) for label in data.labels])
+    feats = featurise(data.texts, FrontEnd())
+    flat = np.concatenate(feats)
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
+    cfg = dataclasses.replace(ClassifyConfig(), epochs=epochs, seed=SEED, **AUDIO_MODEL)
+    params = estimator(cfg).set_params(verbose=False).get_params()
+    params_path = tmp / "params.json"
+    params_path.write_text(json.dumps(params))
+    folds = {}
+    for speaker in sorted(set(speakers.tolist())):
+        train = np.flatnonzero(speakers != speaker)
+        keep, held = stratified_split(y[train].tolist(), VALIDATION, SEED)
+        fold = tmp / f"{speaker}.npz"
+        np.savez(
+            fold,
+            flat=flat,
+            offsets=offsets,
+            y=y,
+            train=train[keep],
+            valid=train[held],
+            test=np.flatnonzero(speakers == speaker),
+        )
+        folds[speaker] = {side: _side(side, fold, params_path) for side in ("rnnkit", "torch")}
+        got = folds[speaker]
+        log(
+            f"held-out speaker {speaker}: rnnkit {got['rnnkit']['accuracy']:.3f} "
+            f"({got['rnnkit']['fit_seconds']:.0f} s), torch {got['torch']['accuracy']:.3f} "
+            f"({got['torch']['fit_seconds']:.0f} s)"
+        )
+    return {"params": params, "folds": folds}
+
+
+def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) -> dict:
+    from rnnkit.audio import read_wav
+    from rnnkit.audio.files import featurise
+    from rnnkit.estimators.transcriber_stream import LiveTranscriber
+    from rnnkit.tasks.transcribe import (
+        TranscribeConfig,
+        load_transcriber,
+        read_manifest,
+        train_transcribe,
+    )
+
+    cfg = TranscribeConfig(
+        train=str(fsdd / "strings" / "train.csv"),
+        test=str(fsdd / "strings" / "test.csv"),
+        epochs=epochs,
+        seed=SEED,
+        out=str(out / "transcribe.safetensors"),
+    )
+    t0 = time.perf_counter()
+    metrics = train_transcribe(cfg, force=True)
+    seconds = time.perf_counter() - t0
+    model, front = load_transcriber(cfg.out)
+    test = read_manifest(cfg.test or "", "transcript", "--test")
+    X = featurise(test.texts, front)
+    beam = model.score(X, test.labels, beam=8)
+    lexicon = model.score(X, test.labels, lexicon=True)
+    offline = model.predict(X)
+    live = LiveTranscriber(model, front)
+    live.warm_up()
+    same = 0
+    n = min(stream_utterances, len(test))
+    for path, expected in zip(test.texts[:n], offline[:n], strict=True):
+        x = read_wav(path, front.rate)
+        got = []
+        for start in range(0, len(x), front.frame_step):
+            got += live.push(x[start : start + front.frame_step])
+        got += live.flush()
+        same += "".join(c for c, _ in got) == expected
+    per_frame = np.asarray(live.timings) * 1e3
+    return {
+        "command": f"rnnkit train transcribe --train {cfg.train} --test {cfg.test} "
+        f"--epochs {epochs:g} --out {cfg.out}",
+        "test_utterances": len(test),
+        "wer_greedy": metrics["test_wer"],
+        "cer_greedy": metrics["test_cer"],
+        "wer_beam8": beam["wer"],
+        "cer_beam8": beam["cer"],
+        "wer_lexicon": lexicon["wer"],
+        "steps": metrics["steps"],
+        "seconds": seconds,
+        "stream_same": same,
+        "stream_utterances": n,
+        "frame_ms_median": float(np.median(per_frame)),
+        "frame_ms_p99": float(np.percentile(per_frame, 99)),
+        "hop_ms": 1e3 * front.hop,
+    }
+
+
+def table(r: dict) -> str:
+    c, loso, t, m = r["classify"], r["loso"], r["transcribe"], r["machine"]
+    acc = {s: [f[s]["accuracy"] * 100 for f in loso["folds"].values()] for s in ("rnnkit", "torch")}
+    speed = {s: [f[s]["seq_per_s"] for f in loso["folds"].values()] for s in ("rnnkit", "torch")}
+    ratio = float(np.median([a / b for a, b in zip(speed["rnnkit"], speed["torch"], strict=True)]))
+    per = ", ".join(
+        f"{k} {v['rnnkit']['accuracy'] * 100:.1f} / {v['torch']['accuracy'] * 100:.1f}"
+        for k, v in loso["folds"].items()
+    )
+    lines = [
+        "| measure | rnnkit | PyTorch, same network | target |",
+        "|---|---|---|---|",
+        f"| digit accuracy, usual split (recordings 0-4 of each speaker) | "
+        f"{c['test_accuracy'] * 100:.1f} % | | >= 98 % |",
+        f"| leave one speaker out, mean accuracy (5 folds) | {np.mean(acc['rnnkit']):.1f} % | "
+        f"{np.mean(acc['torch']):.1f} % | mean >= 90 % |",
+        f"| leave one speaker out, worst fold | {min(acc['rnnkit']):.1f} % | "
+        f"{min(acc['torch']):.1f} % | |",
+        f"| digit strings of an unseen speaker, WER greedy / beam 8 | "
+        f"{t['wer_greedy'] * 100:.1f} % / {t['wer_beam8'] * 100:.1f} % | | <= 10 % |",
+        f"| same, greedy, words snapped to the digit lexicon (--lexicon) | "
+        f"{t['wer_lexicon'] * 100:.1f} % | | <= 10 % |",
+        f"| same, CER greedy / beam 8 | {t['cer_greedy'] * 100:.1f} % / "
+        f"{t['cer_beam8'] * 100:.1f} % | | |",
+        f"| streaming transcript = offline greedy | {t['stream_same']} of "
+        f"{t['stream_utterances']} utterances | | all |",
+        f"| streaming compute per 10 ms frame, median / p99 | {t['frame_ms_median']:.3f} ms / "
+        f"{t['frame_ms_p99']:.3f} ms | | far below {t['hop_ms']:.0f} ms |",
+        "",
+        f"Leave-one-speaker-out accuracy per held-out speaker (rnnkit / PyTorch): {per}. "
+        f"Training throughput rnnkit / PyTorch on the same batches: {ratio:.2f}x (median over "
+        f"folds). Budget per side and fold: {loso['params']['epochs']:g} epochs, patience "
+        f"{loso['params']['patience']}, best validation loss kept.",
+        "",
+        f"Commands: `{c['command']}`; `{t['command']}` (test: {t['test_utterances']} "
+        "utterances of the held-out speaker).",
+        "",
+        f"Where it ran: {m['cpu_model']}, {m['cores']} cores, AVX-512 "
+        f"{'yes' if m['avx512'] else 'no'}, load average {m['load_average'][0]:.1f} at the start; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + "; "
+        + ", ".join(f"{k}={v}" for k, v in m["threads"].items())
+        + f"; commit {m['commit']}. {r['date']}, {r['minutes']:.0f} minutes.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=float, default=15, help="classification epochs (15)")
+    ap.add_argument("--loso-epochs", type=float, default=6, help="per side and fold (6)")
+    ap.add_argument("--ctc-epochs", type=float, default=20, help="transcriber epochs (20)")
+    ap.add_argument("--stream", type=int, default=100, help="test utterances streamed (100)")
+    ap.add_argument("--quick", action="store_true", help="1 epoch each: a smoke test")
+    ap.add_argument("--out", type=Path, default=None, help="default runs/eval-speech")
+    ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.side == "rnnkit":
+        rnnkit_side(Path(args.side_args[0]), Path(args.side_args[1]))
+        return
+    if not DATA.is_dir():
+        raise SystemExit(f"eval-speech: the data is missing: {DATA}")
+    from rnnkit.tasks.speech_data import FsddConfig, prepare
+    from rnnkit.training import log_to_stderr
+
+    if args.quick:
+        args.epochs = args.loso_epochs = args.ctc_epochs = 1
+        args.stream = 5
+    out = args.out or ROOT / "runs" / ("eval-speech-quick" if args.quick else "eval-speech")
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"date": datetime.date.today().isoformat(), "machine": machine()}
+    print("where it runs: " + json.dumps(result["machine"]), file=sys.stderr)
+    start = time.perf_counter()
+    fsdd = out / "fsdd"
+    prepare(FsddConfig(recordings=str(DATA), out=str(fsdd), seed=SEED), log_to_stderr)
+    _all_manifest(fsdd)
+    result["classify"] = classify_usual(fsdd, out, args.epochs)
+    log_to_stderr(f"usual split: test accuracy {result['classify']['test_accuracy']:.4f}")
+    with tempfile.TemporaryDirectory(prefix="eval-speech-") as tmp:
+        result["loso"] = speaker_folds(fsdd, args.loso_epochs, Path(tmp), log_to_stderr)
+    result["transcribe"] = transcription(fsdd, out, args.ctc_epochs, args.stream)
+    result["minutes"] = (time.perf_counter() - start) / 60
+    text = table(result)
+    (out / "speech.json").write_text(json.dumps(result, indent=1))
+    (out / "speech.md").write_text(text + "\n")
+    print(text)
+
+
+def _all_manifest(fsdd: Path) -> None:
+    """``classify/all.csv``: every recording (the folds are made from it)."""
+    rows: list[str] = []
+    for part in ("train", "test"):
+        lines = (fsdd / "classify" / f"{part}.csv").read_text().splitlines()
+        rows += lines[1:] if rows else lines
+    (fsdd / "classify" / "all.csv").write_text("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

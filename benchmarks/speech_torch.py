@@ -1,0 +1,87 @@
+"""The PyTorch side of `make eval-speech`'s speaker-independence folds: the audio classifier
+`rnnkit train classify` trains in the evaluation (GRU or LSTM over MFCC frames, bidirectional,
+max or mean pooling over the valid steps, dropout, linear) in torch.nn, trained the way
+rnnkit's `Trainer` trains it.
+
+Same feature frames (rnnkit's front end, from the fold file), same validation split, same
+batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
+`benchmarks/sentiment_torch.py`'s. Only the engine differs. Prints one JSON line.
+
+    python benchmarks/speech_torch.py FOLD.npz PARAMS.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sentiment_torch  # noqa: E402  (the Trainer's loop in torch; rnnkit is not imported)
+
+CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+class Net(nn.Module):
+    """`SequenceClassifier._network` for feature frames, in torch.nn."""
+
+    def __init__(self, features: int, classes: int, p: dict) -> None:
+        super().__init__()
+        if p["pooling"] not in ("mean", "max"):
+            raise SystemExit("speech_torch: only mean or max pooling")
+        self.pooling = p["pooling"]
+        self.rnn = CELLS[p["cell"]](
+            features,
+            p["hidden_size"],
+            p["num_layers"],
+            dropout=p["dropout"] if p["num_layers"] > 1 else 0.0,
+            bidirectional=p["bidirectional"],
+        )
+        width = p["hidden_size"] * (2 if p["bidirectional"] else 1)
+        self.dropout = nn.Dropout(p["dropout"])
+        self.linear = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.rnn(packed)[0])  # (T, B, D*H), zeros past the end
+        if self.pooling == "mean":
+            pooled = out.sum(0) / lengths.to(out.dtype)[:, None]
+        else:
+            steps = torch.arange(out.shape[0])[:, None]
+            pad = (steps >= lengths[None, :])[:, :, None]
+            pooled = out.masked_fill(pad, -math.inf).amax(0)
+        return self.linear(self.dropout(pooled))  # (B, C)
+
+
+def split(npz, name: str) -> tuple[list[np.ndarray], np.ndarray]:
+    flat, offsets, index = npz["flat"], npz["offsets"], npz[name]
+    seqs = [flat[offsets[i] : offsets[i + 1]] for i in index]
+    return seqs, npz["y"][index].astype(np.int64)
+
+
+def main() -> None:
+    fold, params = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    torch.manual_seed(params["seed"])
+    npz = np.load(fold)
+    data = {name: split(npz, name) for name in ("train", "valid", "test")}
+    net = Net(int(npz["flat"].shape[1]), int(npz["y"].max()) + 1, params)
+    t0 = time.perf_counter()
+    result = sentiment_torch.train(net, data, params)  # type: ignore[arg-type]
+    result["fit_seconds"] = time.perf_counter() - t0
+    proba = sentiment_torch.predict_proba(net, data["test"][0])  # type: ignore[arg-type]
+    result["accuracy"] = float(np.mean(proba.argmax(1) == data["test"][1]))
+    result["threads"] = torch.get_num_threads()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

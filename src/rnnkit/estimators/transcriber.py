@@ -1,0 +1,426 @@
+"""`Transcriber`: speech to characters with the CTC loss (Graves et al., 2006).
+
+    feature frames (T, F), normalised (running statistics), k frames stacked
+        -> GRU/LSTM/RNN (stacked; unidirectional to stream, or bidirectional)
+        -> Linear -> log_softmax over the blank and the characters -> CTC loss
+
+Frames are normalised causally (`RunningStats`: each frame by the mean and variance of its
+utterance so far, the training set's statistics as a prior; ``norm="global"``: by the training
+set's alone) rather than by the whole utterance's, so a live stream
+(`rnnkit.estimators.transcriber_stream`) sees the very numbers the whole file gives.
+Stacking ``stack`` frames into one step (a 20 ms step for ``stack=2``) halves the sequence the
+recurrent layer runs over; the end is padded with zero (mean) frames to a whole step.
+Decoding is greedy (best path) or prefix beam search (`rnnkit.ctc_decode`). Training runs
+through the one `Trainer`; validation reports the loss and the character error rate.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ctc import ctc_loss
+from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode
+from ..data.batches import bucket_batches, pad
+from ..errors import InputError
+from ..io.checkpoint import load_checkpoint
+from ..layers import Linear, Sequential
+from ..layers.module import Module
+from ..losses import log_softmax
+from ..metrics_text import edit_distance, error_rate
+from ..training import TrainConfig, Trainer, log_to_stderr
+from .base import Estimator
+from .classifier import RECURRENT
+
+BLANK = "_"  # shown for the blank; index 0
+DEFAULT_EPOCHS = 20
+PREDICT_BATCH = 64
+
+
+class Transcriber(Estimator):
+    """Transcribe speech: ``Transcriber().fit(X, texts).predict(X)``.
+
+    ``X``: a list of ``(T_i, F)`` float arrays (speech features, `rnnkit.audio.FrontEnd`);
+    ``texts``: their transcripts. Learned: ``alphabet_`` (the characters; class ``i + 1`` is
+    ``alphabet_[i]``, class 0 the blank), ``words_`` (the words of the transcripts, for
+    ``predict(..., lexicon=True)``), ``mean_``/``std_`` (the feature statistics),
+    ``model_``, ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_``.
+    """
+
+    model_: Sequential
+
+    def __init__(
+        self,
+        cell: str = "gru",
+        hidden_size: int = 160,
+        num_layers: int = 2,
+        bidirectional: bool = False,
+        stack: int = 2,
+        norm: str = "running",
+        prior_frames: int = 100,
+        dropout: float = 0.1,
+        batch_size: int = 16,
+        lr: float = 3e-3,
+        clip: float = 5.0,
+        epochs: float | None = None,
+        steps: int | None = None,
+        minutes: float | None = None,
+        patience: int | None = 5,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.stack = stack
+        self.norm = norm
+        self.prior_frames = prior_frames
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.lr = lr
+        self.clip = clip
+        self.epochs = epochs
+        self.steps = steps
+        self.minutes = minutes
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.verbose = verbose
+
+    # -- fit -----------------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Sequence[np.ndarray],
+        y: Sequence[str],
+        X_valid: Sequence[np.ndarray] | None = None,
+        y_valid: Sequence[str] | None = None,
+        out: str | Path | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Transcriber:
+        if self.cell not in RECURRENT:
+            raise InputError(
+                f"Transcriber: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
+            )
+        if self.norm not in ("running", "global"):
+            raise InputError(f"Transcriber: norm must be 'running' or 'global', got {self.norm!r}")
+        if self.stack < 1:
+            raise InputError(f"Transcriber: stack must be at least 1, got {self.stack}")
+        X, y = _check(X, y, "Transcriber.fit")
+        if X_valid is None:
+            rng = np.random.default_rng(self.seed)
+            order = rng.permutation(len(X))
+            n = max(1, int(round(self.validation_fraction * len(X))))
+            held, kept = order[:n], order[n:] if len(X) > n else order
+            X_valid, y_valid = [X[i] for i in held], [y[i] for i in held]
+            X, y = [X[i] for i in kept], [y[i] for i in kept]
+        else:
+            X_valid, y_valid = _check(X_valid, y_valid, "Transcriber.fit (validation)")
+        self.alphabet_ = "".join(sorted(set("".join(y))))
+        self.words_ = sorted({w for text in y for w in text.split()})
+        if not self.alphabet_:
+            raise InputError("Transcriber.fit: every transcript is empty; expected some text")
+        frames = np.concatenate(X).astype(np.float64)
+        self.mean_ = frames.mean(axis=0).astype(np.float32)
+        self.std_ = np.maximum(frames.std(axis=0), 1e-5).astype(np.float32)
+        self.n_inputs_ = int(frames.shape[1])
+        self.model_ = self._network()
+        train = (self._encode(X, "fit"), self._targets(y, "fit"))
+        valid = (self._encode(X_valid, "fit (validation)"), self._targets(y_valid, "fit"))
+        objective = CTCObjective(
+            self.model_, train, valid, y_valid, self, self.batch_size, self.seed
+        )
+        if self.verbose:
+            log_to_stderr(
+                f"data: {len(X):,} training, {len(X_valid):,} validation utterances, "
+                f"{self.n_inputs_} features x {self.stack} stacked, alphabet {self.alphabet_!r}"
+            )
+        budget = (self.epochs, self.steps, self.minutes)
+        cfg = TrainConfig(
+            steps=self.steps,
+            minutes=self.minutes,
+            epochs=DEFAULT_EPOCHS if budget == (None, None, None) else self.epochs,
+            lr=self.lr,
+            min_lr=self.lr / 30,
+            warmup_steps=min(100, objective.steps_per_epoch),
+            clip=self.clip,
+            eval_every=objective.steps_per_epoch,
+            unit="utterance",
+            patience=self.patience,
+            guard_validation=False,
+        )
+        with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
+            path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
+            trainer = Trainer(
+                objective,
+                cfg,
+                path,
+                {**self._metadata(), **(metadata or {})},
+                progress=self.verbose,
+                quiet=not self.verbose,
+                plot=out is not None,
+            )
+            result = trainer.run()
+            self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
+        self.model_.eval()
+        self.history_ = result.history
+        self.n_steps_ = result.steps
+        self.stopped_ = result.stopped
+        self.best_val_loss_ = result.best_val_loss
+        return self
+
+    def _network(self) -> Sequential:
+        seeds = [int(s) for s in np.random.SeedSequence(self.seed).generate_state(2)]
+        width = self.hidden_size * (2 if self.bidirectional else 1)
+        recurrent = RECURRENT[self.cell](
+            self.n_inputs_ * self.stack,
+            self.hidden_size,
+            self.num_layers,
+            dropout=self.dropout if self.num_layers > 1 else 0.0,
+            bidirectional=self.bidirectional,
+            seed=seeds[0],
+        )
+        return Sequential(recurrent, Linear(width, len(self.alphabet_) + 1, seed=seeds[1]))
+
+    # -- inputs --------------------------------------------------------------------------------
+    def normalise(self, frames: np.ndarray, running: RunningStats | None = None) -> np.ndarray:
+        """Frames normalised (module docstring); ``running``: the statistics carried from the
+        frames before (a stream's), else a new utterance starts."""
+        x = np.asarray(frames, dtype=np.float64)
+        if self.norm == "global":
+            return ((x - self.mean_) / self.std_).astype(np.float32)
+        stats = running if running is not None else self.running_stats()
+        return stats.normalise(x)
+
+    def running_stats(self) -> RunningStats:
+        return RunningStats(self.mean_, self.std_, self.prior_frames)
+
+    def stacked(self, frames: np.ndarray) -> np.ndarray:
+        """``(ceil(T / stack), F * stack)``: normalised frames, ``stack`` per step, zero-padded."""
+        x = self.normalise(frames)
+        k = self.stack
+        T = -(-len(x) // k)
+        padded = np.zeros((T * k, x.shape[1]), dtype=np.float32)
+        padded[: len(x)] = x
+        return padded.reshape(T, k * x.shape[1])
+
+    def _encode(self, X: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
+        out = []
+        for i, x in enumerate(X):
+            a = np.asarray(x, dtype=np.float32)
+            if a.ndim != 2 or a.shape[1] != self.n_inputs_ or len(a) == 0:
+                raise InputError(
+                    f"Transcriber.{what}: X[{i}] has shape {a.shape}, expected (T, "
+                    f"{self.n_inputs_}) with T >= 1"
+                )
+            out.append(self.stacked(a))
+        return out
+
+    def _targets(self, texts: Sequence[str], what: str) -> list[np.ndarray]:
+        index = {c: i + 1 for i, c in enumerate(self.alphabet_)}
+        out = []
+        for n, text in enumerate(texts):
+            unknown = sorted(set(text) - set(index))
+            if unknown:
+                raise InputError(
+                    f"Transcriber.{what}: transcript {n} has characters {unknown[:5]} not in "
+                    f"the training transcripts' alphabet {self.alphabet_!r}"
+                )
+            out.append(np.array([index[c] for c in text], dtype=np.int64))
+        return out
+
+    def text_of(self, labels: Sequence[int]) -> str:
+        return "".join(self.alphabet_[c - 1] for c in labels)
+
+    # -- predict -------------------------------------------------------------------------------
+    def log_probs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``(T_i', n_classes)`` log-probabilities per step of each utterance."""
+        self._check_fitted("predict")
+        return log_probs_of(self.model_, self._encode(X, "predict"))
+
+    def predict(self, X: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False) -> list[str]:
+        """The transcript of each utterance: greedy (``beam=1``) or prefix beam search;
+        ``lexicon``: each word replaced by the nearest (in edit distance) of the words of the
+        training transcripts, for a closed vocabulary such as digits."""
+        if beam < 1:
+            raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
+        out = []
+        for lp in self.log_probs(X):
+            lp3 = lp[:, None, :]
+            labels = ctc_greedy_decode(lp3)[0] if beam == 1 else ctc_beam_decode(lp3, beam=beam)[0]
+            text = self.text_of(labels)
+            out.append(" ".join(map(self.nearest_word, text.split())) if lexicon else text)
+        return out
+
+    def nearest_word(self, word: str) -> str:
+        """The training vocabulary's word nearest to ``word`` (the first of equals)."""
+        if not self.words_ or word in self.words_:
+            return word
+        return min(self.words_, key=lambda w: edit_distance(w, word))
+
+    def score(
+        self, X: Sequence[np.ndarray], y: Sequence[str], beam: int = 1, lexicon: bool = False
+    ) -> dict[str, float]:
+        """Character and word error rates (edit distance over the reference's length)."""
+        hyp = self.predict(X, beam, lexicon)
+        return {
+            "cer": error_rate(list(y), hyp, words=False),
+            "wer": error_rate(list(y), hyp, words=True),
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _learned(self) -> dict[str, Any]:
+        return {
+            "alphabet": self.alphabet_,
+            "words": self.words_,
+            "mean": self.mean_.tolist(),
+            "std": self.std_.tolist(),
+            "n_inputs": self.n_inputs_,
+        }
+
+    def _restore(self, learned: dict[str, Any], model: Module) -> None:
+        self.alphabet_ = str(learned["alphabet"])
+        self.words_ = [str(w) for w in learned.get("words", [])]
+        self.mean_ = np.asarray(learned["mean"], dtype=np.float32)
+        self.std_ = np.asarray(learned["std"], dtype=np.float32)
+        self.n_inputs_ = int(learned["n_inputs"])
+        if not isinstance(model, Sequential):
+            raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
+        model.eval()
+        self.model_ = model
+
+
+def _check(X: Any, y: Any, where: str) -> tuple[list[np.ndarray], list[str]]:
+    if y is None or len(X) != len(y):
+        raise InputError(f"{where}: expected as many transcripts as utterances")
+    if len(X) == 0:
+        raise InputError(f"{where}: expected at least one utterance, got none")
+    return list(X), [str(t) for t in y]
+
+
+def log_probs_of(model: Sequential, seqs: list[np.ndarray]) -> list[np.ndarray]:
+    model.eval()
+    out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
+    for index in bucket_batches([len(s) for s in seqs], PREDICT_BATCH):
+        x, lengths = pad(seqs, index)
+        lp = log_softmax(np.asarray(model(x, lengths), dtype=np.float64))
+        for b, i in enumerate(index):
+            out[int(i)] = lp[: lengths[b], b]
+    return out
+
+
+class RunningStats:
+    """Causal mean and variance normalisation: frame ``t`` is normalised by the mean and
+    variance of frames ``0..t`` of its utterance, with the training set's statistics counted as
+    ``prior`` frames already seen::
+
+        m_t = (prior mu + sum_{s<=t} x_s) / (prior + t + 1)
+        v_t = (prior (sigma^2 + mu^2) + sum_{s<=t} x_s^2) / (prior + t + 1) - m_t^2
+
+    It adapts to a speaker's voice and microphone as cepstral mean and variance normalisation
+    does, but needs no future frame: a stream (which carries this object) and the whole file
+    (cumulative sums, the same additions in the same order) give the same numbers."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, prior: int) -> None:
+        mu, sd = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        self.prior = float(prior)
+        self.s1 = self.prior * mu
+        self.s2 = self.prior * (sd**2 + mu**2)
+        self.n = self.prior
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(x.shape, dtype=np.float32)
+        # cumulative sums that start from the carried ones: each step adds one frame, in
+        # order, whatever the number of frames per call
+        s1 = np.cumsum(np.vstack([self.s1[None], x]), axis=0)[1:]
+        s2 = np.cumsum(np.vstack([self.s2[None], x * x]), axis=0)[1:]
+        n = self.n + np.arange(1, len(x) + 1, dtype=np.float64)[:, None]
+        mean = s1 / n
+        var = np.maximum(s2 / n - mean * mean, 1e-10)
+        self.s1, self.s2, self.n = s1[-1], s2[-1], float(n[-1, 0])
+        return ((x - mean) / np.sqrt(var)).astype(np.float32)
+
+
+class CTCObjective:
+    """One training step: a bucketed batch forward and backward through the CTC loss per step (its
+    gradient with respect to the logits, `rnnkit.ctc`). Epoch ``e``'s batches come from a
+    generator seeded by (seed, e)."""
+
+    def __init__(
+        self,
+        model: Sequential,
+        train: tuple[list[np.ndarray], list[np.ndarray]],
+        valid: tuple[list[np.ndarray], list[np.ndarray]],
+        valid_texts: list[str],
+        owner: Transcriber,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.model, self.train, self.valid = model, train, valid
+        self.valid_texts, self.owner = valid_texts, owner
+        self.batch_size, self.seed = batch_size, seed
+        self.lengths = np.array([len(s) for s in train[0]])
+        self.steps_per_epoch = -(-len(self.lengths) // batch_size)
+        self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
+        self.eval_note = ""
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
+        return self._epoch[1]
+
+    def _loss(
+        self, logits: np.ndarray, lengths: np.ndarray, targets: list[np.ndarray]
+    ) -> tuple[float, np.ndarray]:
+        """Mean over the batch of each utterance's CTC loss per step (steady from batch to
+        batch whatever the utterances' lengths, unlike the loss per character), and its
+        gradient with respect to the logits."""
+        lp = log_softmax(np.asarray(logits, dtype=np.float64))
+        tl = np.array([len(t) for t in targets])
+        padded = np.zeros((len(targets), max(1, int(tl.max()))), dtype=np.int64)
+        for b, t in enumerate(targets):
+            padded[b, : len(t)] = t
+        nll, grad = ctc_loss(lp, padded, lengths, tl, reduction="none", zero_infinity=True)
+        weight = 1.0 / (len(targets) * np.asarray(lengths, dtype=np.float64))  # (B,)
+        return float(np.sum(np.asarray(nll) * weight)), grad * weight[None, :, None]
+
+    def train_step(self, step: int) -> tuple[float, int]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        index = self._batches(epoch)[k]
+        x, lengths = pad(self.train[0], index)
+        self.model.train()
+        logits, backward = self.model.forward_train(x, lengths)
+        loss, grad = self._loss(logits, lengths, [self.train[1][int(i)] for i in index])
+        backward(grad.astype(logits.dtype))
+        return float(loss), len(index)
+
+    def evaluate(self) -> float:
+        seqs, targets = self.valid
+        total, hyp = 0.0, []
+        self.model.eval()
+        for index in bucket_batches([len(s) for s in seqs], PREDICT_BATCH):
+            x, lengths = pad(seqs, index)
+            logits = self.model(x, lengths)
+            loss, _ = self._loss(logits, lengths, [targets[int(i)] for i in index])
+            total += float(loss) * len(index)
+        self.model.train()
+        for lp in log_probs_of(self.model, seqs):
+            hyp.append(self.owner.text_of(ctc_greedy_decode(lp[:, None, :])[0]))
+        self.model.train()
+        cer = error_rate(self.valid_texts, hyp, words=False)
+        wer = error_rate(self.valid_texts, hyp, words=True)
+        self.eval_note = f"CER {cer:.3f} WER {wer:.3f}"
+        return total / len(seqs)
+
+    def carry_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_carry(self, arrays: dict[str, np.ndarray]) -> None:
+        pass

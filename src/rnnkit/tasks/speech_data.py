@@ -1,0 +1,173 @@
+"""``rnnkit data fsdd``: the Free Spoken Digit Dataset laid out for classification and for CTC.
+
+FSDD's recordings are ``{digit}_{speaker}_{index}.wav`` (8 kHz, mono, 16-bit). From them:
+
+- ``OUT/classify/{train,test}/<digit>/``: one folder per label (symbolic links to the
+  recordings), and ``OUT/classify/{train,test}.csv`` manifests (``path,label,speaker``): the
+  dataset's usual split, recordings 0-4 of each speaker for testing, 5-49 for training;
+- ``OUT/strings/``: digit-string utterances, each 2 to 7 clips of one speaker joined by short
+  random silences with a little white noise (``OUT/strings/<speaker>_<n>.wav``), with their
+  transcripts ("four one seven") in ``OUT/strings/all.csv`` (``path,transcript,speaker``), and
+  ``train.csv``/``test.csv`` with ``--test-speaker``'s utterances held out: transcription by a
+  model that never heard that speaker.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..audio.wav import read_wav
+from ..config import nonneg_float, option, positive_int
+from ..errors import InputError
+
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+RATE = 8000
+
+
+@dataclass(frozen=True)
+class FsddConfig:
+    """One ``rnnkit data fsdd`` run; each field is also its option."""
+
+    recordings: str = option(
+        "../shared/data/speech/fsdd/recordings", help="FSDD's recordings folder"
+    )
+    out: str = option("runs/fsdd", help="the folder to write into")
+    strings: int = option(300, help="digit-string utterances per speaker", type=positive_int)
+    min_digits: int = option(2, help="fewest clips in an utterance", type=positive_int)
+    max_digits: int = option(7, help="most clips in an utterance", type=positive_int)
+    max_gap: float = option(0.25, help="longest silence between clips, seconds", type=nonneg_float)
+    noise: float = option(
+        0.002, help="standard deviation of the added white noise (full scale 1)", type=nonneg_float
+    )
+    test_speaker: str = option("theo", help="the speaker whose strings are held out for testing")
+    perturb: float = option(
+        0.15,
+        help="speed perturbation of the training speakers' clips: each played up to this "
+        "fraction faster or slower (pitch and formants move with it, as another voice's "
+        "would; Ko et al. 2015); the test speaker's are left as recorded; 0: none",
+        type=nonneg_float,
+    )
+    seed: int = option(0, help="random seed")
+
+
+def scan(folder: str) -> list[tuple[Path, int, str, int]]:
+    """``(path, digit, speaker, index)`` of every FSDD-named WAV file in ``folder``."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"--recordings: no such folder {folder!r}")
+    found = []
+    for file in sorted(path.iterdir()):
+        m = NAME.match(file.name)
+        if m:
+            found.append((file.resolve(), int(m[1]), m[2], int(m[3])))
+    if not found:
+        raise InputError(
+            f"--recordings: {folder!r} holds no files named {{digit}}_{{speaker}}_{{index}}.wav"
+        )
+    return found
+
+
+def prepare(cfg: FsddConfig, log: Any = None) -> dict[str, Any]:
+    if cfg.min_digits > cfg.max_digits:
+        raise InputError(
+            f"--min-digits {cfg.min_digits} is more than --max-digits {cfg.max_digits}"
+        )
+    found = scan(cfg.recordings)
+    speakers = sorted({s for _, _, s, _ in found})
+    if cfg.test_speaker not in speakers:
+        raise InputError(f"--test-speaker: {cfg.test_speaker!r} is not one of {speakers}")
+    out = Path(cfg.out)
+    n_classify = _classify_layout(found, out / "classify")
+    if log:
+        log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
+    rows = _strings(found, speakers, out / "strings", cfg, log)
+    return {
+        "classify_train": n_classify["train"],
+        "classify_test": n_classify["test"],
+        "strings": len(rows),
+        "speakers": speakers,
+        "out": str(out),
+    }
+
+
+def _classify_layout(found: list, out: Path) -> dict[str, int]:
+    counts = {"train": 0, "test": 0}
+    manifests = {}
+    for part in counts:
+        for digit in range(10):
+            (out / part / str(digit)).mkdir(parents=True, exist_ok=True)
+        manifests[part] = [("path", "label", "speaker")]
+    for path, digit, speaker, index in found:
+        part = "test" if index < 5 else "train"
+        link = out / part / str(digit) / path.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(path, link)
+        manifests[part].append((str(path), str(digit), speaker))
+        counts[part] += 1
+    for part, rows in manifests.items():
+        _write_csv(out / f"{part}.csv", rows)
+    return counts
+
+
+def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: Any) -> list:
+    from scipy.io import wavfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    rows: list[tuple[str, ...]] = []
+    for speaker in speakers:
+        clips = [(p, d) for p, d, s, _ in found if s == speaker]
+        audio = {p: read_wav(p, RATE, "--recordings") for p, _ in clips}
+        for n in range(cfg.strings):
+            k = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
+            picks = [clips[int(i)] for i in rng.integers(0, len(clips), k)]
+            pieces = [_silence(rng, 0.05, 0.3)]
+            perturb = cfg.perturb if speaker != cfg.test_speaker else 0.0
+            for j, (p, _) in enumerate(picks):
+                pieces.append(_speed(audio[p], rng, perturb))
+                end = j == len(picks) - 1
+                pieces.append(_silence(rng, 0.05, 0.3) if end else _silence(rng, 0.02, cfg.max_gap))
+            signal = np.concatenate(pieces)
+            signal = signal + cfg.noise * rng.standard_normal(len(signal))
+            pcm = np.clip(np.round(signal * 32767), -32768, 32767).astype(np.int16)
+            file = out / f"{speaker}_{n}.wav"
+            wavfile.write(file, RATE, pcm)
+            rows.append((str(file.resolve()), " ".join(WORDS[d] for _, d in picks), speaker))
+        if log:
+            log(f"strings: {cfg.strings} utterances of {speaker}")
+    header = ("path", "transcript", "speaker")
+    _write_csv(out / "all.csv", [header, *rows])
+    _write_csv(out / "train.csv", [header, *(r for r in rows if r[2] != cfg.test_speaker)])
+    _write_csv(out / "test.csv", [header, *(r for r in rows if r[2] == cfg.test_speaker)])
+    return rows
+
+
+STEPS = 20  # speed factors in steps of 1/20
+
+
+def _speed(x: np.ndarray, rng: np.random.Generator, perturb: float) -> np.ndarray:
+    """``x`` played at a random speed within ``1 +- perturb`` (in steps of 1/20): resampled by
+    ``STEPS / down``, kept at the same rate."""
+    from ..audio.wav import resample
+
+    reach = int(round(perturb * STEPS))
+    down = STEPS + int(rng.integers(-reach, reach + 1)) if reach else STEPS
+    return x if down == STEPS else resample(x, down, STEPS)
+
+
+def _silence(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    return np.zeros(int(RATE * rng.uniform(low, high)))
+
+
+def _write_csv(path: Path, rows: list) -> None:
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)

@@ -1,0 +1,145 @@
+"""Speech transcription with CTC: ``rnnkit train transcribe`` and ``rnnkit transcribe``.
+
+Read a manifest (CSV/TSV with a header: ``path`` to a WAV file, relative to the manifest's
+folder, and ``transcript``), featurise with the speech front end (`rnnkit.audio`, saved in the
+model under ``"frontend"``), fit a `Transcriber`, report the character and word error rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..audio.features import FrontEnd
+from ..audio.files import featurise, front_end_of
+from ..config import nonneg_int, option, positive_float, positive_int, probability
+from ..data.labelled import Labelled, read_labelled
+from ..errors import CheckpointError, InputError
+from ..estimators.transcriber import Transcriber
+from ..files import check_output
+from ..io.checkpoint import load, load_checkpoint
+from ..training import plot_path
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """One ``rnnkit train transcribe`` run; each field is also its option."""
+
+    train: str = option("", help="manifest CSV/TSV with path and transcript columns")
+    valid: str | None = option(None, help="validation manifest", default_help="a random 10 %")
+    test: str | None = option(None, help="test manifest, scored at the end", default_help="none")
+    transcript_column: str = option("transcript", help="the manifest's transcript column")
+    cell: str = option("gru", help="recurrent cell", choices=("lstm", "gru", "rnn"))
+    layers: int = option(2, help="stacked recurrent layers", type=positive_int)
+    hidden: int = option(160, help="hidden size per direction", type=positive_int)
+    bidirectional: bool = option(
+        False, help="read each utterance both ways (cannot stream with rnnkit stream --audio)"
+    )
+    stack: int = option(2, help="feature frames (10 ms each) per recurrent step", type=positive_int)
+    dropout: float = option(0.1, help="dropout between recurrent layers", type=probability)
+    batch: int = option(16, help="utterances per batch", type=positive_int)
+    lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
+    epochs: float | None = option(
+        None, help="budget in passes over the data", type=positive_float, default_help="20"
+    )
+    minutes: float | None = option(
+        None, help="budget in wall-clock minutes", type=positive_float, default_help="none"
+    )
+    patience: int = option(
+        5, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
+    )
+    beam: int = option(1, help="beam width for --test (1: greedy)", type=positive_int)
+    seed: int = option(0, help="random seed")
+    out: str = option("runs/transcribe.safetensors", help="the model file; loss curve beside it")
+
+
+def read_manifest(path: str, column: str, what: str) -> Labelled:
+    """The files and transcripts of a manifest (`rnnkit.data.labelled`'s reader)."""
+    data = read_labelled(path, "text", column, what=what)
+    if not data.audio:
+        raise InputError(
+            f"{what}: {path!r} is not a manifest of audio files; expected a CSV/TSV with a "
+            f"'path' column of .wav files and a {column!r} column"
+        )
+    return data
+
+
+def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, Any]:
+    out = Path(cfg.out)
+    inputs = (cfg.train, cfg.valid, cfg.test)
+    check_output(out, "checkpoint", inputs=inputs, force=force)
+    check_output(plot_path(out), "png", inputs=inputs, force=force, what="--out (loss plot)")
+    col = cfg.transcript_column
+    data = read_manifest(cfg.train, col, "--train")
+    valid = read_manifest(cfg.valid, col, "--valid") if cfg.valid else None
+    test = read_manifest(cfg.test, col, "--test") if cfg.test else None
+    front = FrontEnd(norm="none")  # the model normalises with fixed statistics: streamable
+    X = featurise(data.texts, front, "--train")
+    X_valid = featurise(valid.texts, front, "--valid") if valid else None
+    model = Transcriber(
+        cell=cfg.cell,
+        hidden_size=cfg.hidden,
+        num_layers=cfg.layers,
+        bidirectional=cfg.bidirectional,
+        stack=cfg.stack,
+        dropout=cfg.dropout,
+        batch_size=cfg.batch,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        minutes=cfg.minutes,
+        patience=cfg.patience or None,
+        seed=cfg.seed,
+        verbose=True,
+    )
+    model.fit(
+        X,
+        data.labels,
+        X_valid,
+        valid.labels if valid else None,
+        out=out,
+        metadata={"run": asdict(cfg), "frontend": asdict(front)},
+    )
+    metrics: dict[str, Any] = {
+        "best_val_loss": model.best_val_loss_,
+        "steps": model.n_steps_,
+        "stopped": model.stopped_,
+        "checkpoint": str(out),
+    }
+    if test is not None:
+        scores = model.score(featurise(test.texts, front, "--test"), test.labels, cfg.beam)
+        metrics |= {"test_cer": scores["cer"], "test_wer": scores["wer"]}
+    return metrics
+
+
+def load_transcriber(path: str) -> tuple[Transcriber, FrontEnd]:
+    model = load(path)
+    saved = load_checkpoint(path).metadata.get("frontend")
+    if not isinstance(model, Transcriber) or not isinstance(saved, dict):
+        raise CheckpointError(
+            f"{path!r} holds no transcriber; expected a model from 'rnnkit train transcribe'"
+        )
+    return model, front_end_of(saved)
+
+
+def transcribe_files(
+    path: str,
+    files: list[str],
+    beam: int = 1,
+    test: str | None = None,
+    column: str = "transcript",
+    lexicon: bool = False,
+) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """``(file, transcript)`` for each WAV file, and with ``test`` (a manifest) its CER/WER."""
+    model, front = load_transcriber(path)
+    if not files and not test:
+        raise InputError("transcribe: expected .wav files or --test MANIFEST; got neither")
+    out = list(
+        zip(files, model.predict(featurise(files, front, "transcribe"), beam, lexicon), strict=True)
+    )
+    metrics: dict[str, Any] = {}
+    if test:
+        data = read_manifest(test, column, "--test")
+        scores = model.score(featurise(data.texts, front, "--test"), data.labels, beam, lexicon)
+        metrics = {"cer": scores["cer"], "wer": scores["wer"], "utterances": len(data)}
+    return out, metrics

@@ -147,6 +147,8 @@ SERIES = "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,2\n"
 
 def _detect(f: Files, text: str) -> list[str]:
     return ["detect", "--csv", str(f.text("s.csv", text)), "--out", str(f.root / "scores.csv")]
+
+
 def _wav(f: Files, name: str, seconds: float = 0.3) -> Path:
     """A short 16-bit WAV file of a tone (speech commands' input)."""
     from scipy.io import wavfile

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-import rnnkit.estimators.classifier as classifier
+import rnnkit.estimators.fitting as fitting
 from rnnkit.cli import main
 from rnnkit.errors import CheckpointError, InputError, RnnkitWarning
 from test_classify import examples, write_rows
@@ -24,7 +24,7 @@ def texts(n=96, seed=0):
 def interrupt_at(monkeypatch, step):
     """Make the classifier's Trainer stop itself after ``step`` steps, as SIGINT would."""
 
-    class Stopping(classifier.Trainer):
+    class Stopping(fitting.Trainer):
         def run(self):
             hook = self.on_step
 
@@ -36,7 +36,7 @@ def interrupt_at(monkeypatch, step):
             self.on_step = stop
             return super().run()
 
-    monkeypatch.setattr(classifier, "Trainer", Stopping)
+    monkeypatch.setattr(fitting, "Trainer", Stopping)
 
 
 def weights(clf):

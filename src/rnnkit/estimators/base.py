@@ -29,6 +29,13 @@ class Estimator:
 
     _estimator_type: ClassVar[str] = ""  # "classifier", "regressor": scikit-learn reads it
     model_: Module  # the fitted network (absent before fit)
+    # what `rnnkit.estimators.fitting.run_fit` sets on every fitted estimator
+    history_: dict[str, list]
+    n_steps_: int
+    stopped_: str
+    best_val_loss_: float
+    train_minutes_: float
+    throughput_: float
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -14,7 +14,6 @@ best weights kept, the divergence guard.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,17 @@ from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
 from ..errors import InputError
-from ..io.checkpoint import load_checkpoint
 from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
 from ..layers.module import Module
-from ..training import TrainConfig, Trainer, last_path, log_to_stderr, read_last
+from ..training import last_path, log_to_stderr, read_last
 from .base import Estimator
 from .classify_objective import (
     PREDICT_BATCH,
     ClassifyObjective,
     predict_proba,
     saved_vocabulary,
-    steady_throughput,
 )
+from .fitting import run_fit
 from .inputs import KINDS, feature_size, input_kind, labels_of
 from .resume import check_resume, fingerprint
 
@@ -194,46 +192,16 @@ class SequenceClassifier(Estimator):
                 f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
                 f"classes {self.classes_.tolist()[:10]}"
             )
-        budget = (self.epochs, self.steps, self.minutes)
-        cfg = TrainConfig(
-            steps=self.steps,
-            minutes=self.minutes,
-            epochs=DEFAULT_EPOCHS if budget == (None, None, None) else self.epochs,
-            lr=self.lr,
-            min_lr=self.lr / 30,
-            warmup_steps=min(50, objective.steps_per_epoch),
-            weight_decay=self.weight_decay,
-            clip=self.clip,
-            eval_every=objective.steps_per_epoch,
+        run_fit(
+            self,
+            objective,
             unit="example",
-            patience=self.patience,
-            guard_validation=False,  # a rising validation loss is overfitting: patience's job
+            default_epochs=DEFAULT_EPOCHS,
+            out=out,
+            metadata={"data": data, **(metadata or {})},
+            saved=saved,
+            keep_best=keep_best,
         )
-        with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
-            path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
-            marks: list[tuple[int, float]] = []  # (sequences, training seconds) per step
-            trainer = Trainer(
-                objective,
-                cfg,
-                path,
-                {**self._metadata(), "data": data, **(metadata or {})},
-                progress=self.verbose,
-                on_step=lambda t: marks.append((t.tokens, t.train_seconds)),
-                quiet=not self.verbose,
-                plot=out is not None,
-            )
-            if saved is not None:
-                position = trainer.resume(saved, keep_best=keep_best)
-                if self.verbose:
-                    log_to_stderr(f"resuming {last_path(path)} at {position}")
-            result = trainer.run()
-            self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
-        self.model_.eval()
-        self.history_ = result.history
-        self.n_steps_ = result.steps
-        self.stopped_ = result.stopped
-        self.best_val_loss_ = result.best_val_loss
-        self.throughput_ = steady_throughput(marks, result.tokens_per_s)
         return self
 
     def _check_params(self) -> None:

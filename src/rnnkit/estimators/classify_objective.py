@@ -1,5 +1,5 @@
 """What `SequenceClassifier` trains and predicts with: the training objective over bucketed
-batches, batched probabilities, the steady-state throughput, and the saved vocabulary of a run to
+batches, batched probabilities, and the saved vocabulary of a run to
 resume."""
 
 from __future__ import annotations
@@ -80,19 +80,6 @@ def saved_vocabulary(metadata: dict[str, Any]) -> Vocabulary:
             "fit on text"
         )
     return Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
-
-
-WARMUP_STEPS = 20  # left out of `SequenceClassifier.throughput_`: compiling, first allocations
-
-
-def steady_throughput(marks: list[tuple[int, float]], overall: float) -> float:
-    """Sequences per second of training steps after the first `WARMUP_STEPS` (after the first
-    half, in a run of fewer than twice as many steps; ``overall`` in a run of one step)."""
-    skip = min(WARMUP_STEPS, len(marks) // 2)
-    if skip == 0:
-        return overall
-    (n0, t0), (n1, t1) = marks[skip - 1], marks[-1]
-    return (n1 - n0) / max(t1 - t0, 1e-9)
 
 
 def predict_proba(model: Sequential, seqs: list[np.ndarray]) -> np.ndarray:

@@ -36,7 +36,6 @@ evaluations without improvement and the best weights are kept.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
@@ -48,12 +47,11 @@ from ..data.series import Series, calendar, calendar_size
 from ..data.windows import WindowStore, as_series
 from ..errors import InputError
 from ..forecast_metrics import smape
-from ..io.checkpoint import load_checkpoint
 from ..layers.module import Module
 from ..losses import gaussian_nll, pinball
 from ..models.forecast import ForecastEnsemble
-from ..training import TrainConfig, Trainer
 from .base import Estimator
+from .fitting import run_fit
 
 OUTPUTS = ("point", "quantile", "gaussian")
 SCALINGS = ("auto", "level", "standard")
@@ -228,40 +226,14 @@ class Forecaster(Estimator):
         valid = np.flatnonzero(n > H)
         self.model_ = self._network()
         objective = ForecastObjective(self, store, trainable, lo, hi, valid, n - H)
-        budget = (self.epochs, self.steps, self.minutes)
-        cfg = TrainConfig(
-            steps=self.steps,
-            minutes=self.minutes,
-            epochs=DEFAULT_EPOCHS if budget == (None, None, None) else self.epochs,
-            lr=self.lr,
-            min_lr=self.lr / 30,
-            warmup_steps=min(50, objective.steps_per_epoch),
-            weight_decay=self.weight_decay,
-            clip=self.clip,
-            eval_every=objective.steps_per_epoch,
+        run_fit(
+            self,
+            objective,
             unit="window",
-            patience=self.patience,
-            guard_validation=False,
+            default_epochs=DEFAULT_EPOCHS,
+            out=out,
+            metadata=metadata,
         )
-        with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
-            path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
-            trainer = Trainer(
-                objective,
-                cfg,
-                path,
-                {**self._metadata(), **(metadata or {})},
-                progress=self.verbose,
-                quiet=not self.verbose,
-                plot=out is not None,
-            )
-            result = trainer.run()
-            self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
-        self.model_.eval()
-        self.history_ = result.history
-        self.n_steps_ = result.steps
-        self.stopped_ = result.stopped
-        self.best_val_loss_ = result.best_val_loss
-        self.train_minutes_ = result.minutes
         return self
 
     def _network(self) -> ForecastEnsemble:

@@ -14,7 +14,6 @@ weights kept, resume. ``transpose=n`` moves each training piece by a random shif
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,12 @@ import numpy as np
 from ..data.batches import bucket_batches, pad
 from ..data.music import KEYS, as_roll, roll_from_steps, steps_from_roll
 from ..errors import InputError
-from ..io.checkpoint import load_checkpoint
 from ..layers.module import Module
 from ..losses import bce_with_logits
 from ..models.music import OUTPUTS, RECURRENT, PianoRollNet
-from ..training import TrainConfig, Trainer, last_path, log_to_stderr, read_last
+from ..training import last_path, log_to_stderr, read_last
 from .base import Estimator
-from .classifier import steady_throughput
+from .fitting import run_fit
 from .resume import check_resume, fingerprint
 
 DEFAULT_EPOCHS = 30  # the budget when none is given
@@ -258,46 +256,16 @@ class MusicModel(Estimator):
                 f"data: {len(train):,} training pieces ({steps:,} predicted steps), "
                 f"{len(valid):,} validation pieces; {self.model_.num_parameters():,} parameters"
             )
-        budget = (self.epochs, self.steps, self.minutes)
-        cfg = TrainConfig(
-            steps=self.steps,
-            minutes=self.minutes,
-            epochs=DEFAULT_EPOCHS if budget == (None, None, None) else self.epochs,
-            lr=self.lr,
-            min_lr=self.lr / 30,
-            warmup_steps=min(50, objective.steps_per_epoch),
-            weight_decay=self.weight_decay,
-            clip=self.clip,
-            eval_every=objective.steps_per_epoch,
+        run_fit(
+            self,
+            objective,
             unit="frame",
-            patience=self.patience,
-            guard_validation=False,  # a rising validation loss is overfitting: patience's job
+            default_epochs=DEFAULT_EPOCHS,
+            out=out,
+            metadata={"data": data, **(metadata or {})},
+            saved=saved,
+            keep_best=keep_best,
         )
-        with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
-            path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
-            marks: list[tuple[int, float]] = []
-            trainer = Trainer(
-                objective,
-                cfg,
-                path,
-                {**self._metadata(), "data": data, **(metadata or {})},
-                progress=self.verbose,
-                on_step=lambda t: marks.append((t.tokens, t.train_seconds)),
-                quiet=not self.verbose,
-                plot=out is not None,
-            )
-            if saved is not None:
-                position = trainer.resume(saved, keep_best=keep_best)
-                if self.verbose:
-                    log_to_stderr(f"resuming {last_path(path)} at {position}")
-            result = trainer.run()
-            self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
-        self.model_.eval()
-        self.history_ = result.history
-        self.n_steps_ = result.steps
-        self.stopped_ = result.stopped
-        self.best_val_loss_ = result.best_val_loss
-        self.throughput_ = steady_throughput(marks, result.tokens_per_s)
         return self
 
     # -- scoring -------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ through the one `Trainer`; validation reports the loss and the character error r
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,14 @@ from ..ctc import ctc_loss
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode
 from ..data.batches import bucket_batches, pad
 from ..errors import InputError
-from ..io.checkpoint import load_checkpoint
 from ..layers import Linear, Sequential
 from ..layers.module import Module
 from ..losses import log_softmax
 from ..metrics_text import edit_distance, error_rate
-from ..training import TrainConfig, Trainer, log_to_stderr
+from ..training import log_to_stderr
 from .base import Estimator
 from .classifier import RECURRENT
+from .fitting import run_fit
 
 BLANK = "_"  # shown for the blank; index 0
 DEFAULT_EPOCHS = 20
@@ -140,38 +139,15 @@ class Transcriber(Estimator):
                 f"data: {len(X):,} training, {len(X_valid):,} validation utterances, "
                 f"{self.n_inputs_} features x {self.stack} stacked, alphabet {self.alphabet_!r}"
             )
-        budget = (self.epochs, self.steps, self.minutes)
-        cfg = TrainConfig(
-            steps=self.steps,
-            minutes=self.minutes,
-            epochs=DEFAULT_EPOCHS if budget == (None, None, None) else self.epochs,
-            lr=self.lr,
-            min_lr=self.lr / 30,
-            warmup_steps=min(100, objective.steps_per_epoch),
-            clip=self.clip,
-            eval_every=objective.steps_per_epoch,
+        run_fit(
+            self,
+            objective,
             unit="utterance",
-            patience=self.patience,
-            guard_validation=False,
+            default_epochs=DEFAULT_EPOCHS,
+            out=out,
+            metadata=metadata,
+            warmup=100,
         )
-        with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
-            path = Path(out) if out is not None else Path(tmp) / "model.safetensors"
-            trainer = Trainer(
-                objective,
-                cfg,
-                path,
-                {**self._metadata(), **(metadata or {})},
-                progress=self.verbose,
-                quiet=not self.verbose,
-                plot=out is not None,
-            )
-            result = trainer.run()
-            self.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
-        self.model_.eval()
-        self.history_ = result.history
-        self.n_steps_ = result.steps
-        self.stopped_ = result.stopped
-        self.best_val_loss_ = result.best_val_loss
         return self
 
     def _network(self) -> Sequential:

@@ -183,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --audio: feed the audio at the speed of speech (default: as fast as possible)",
     )
     stream.add_argument(
-        "--json", action="store_true", help="with --audio: the transcript and latency as JSON"
+        "--json",
+        action="store_true",
+        help="with --audio: the transcript and latency as JSON (default: off)",
     )
     stream.add_argument(
         "--quantize",
@@ -317,7 +319,9 @@ def _add_music_generate_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="music: replace a --midi or --png file that rnnkit did not write (default: refuse)",
     )
-    p.add_argument("--json", action="store_true", help="music: the files written, as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="music: the files written, as JSON (default: off)"
+    )
 
 
 def _add_column_arguments(p: argparse.ArgumentParser) -> None:

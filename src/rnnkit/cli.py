@@ -281,22 +281,7 @@ def _add_music_arguments(p: argparse.ArgumentParser) -> None:
         "of MIDI pitches), a .mid file or a folder of .mid files",
     )
     add_options(p, MusicConfig, exclude=("data",))
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the fit saved in <out>.last.safetensors (default: a new run)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an existing file that is not an rnnkit file of this kind; resume a fit "
-        "whose data or settings differ (default: off, refuse)",
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print the final metrics as one JSON object on the last line (default: off)",
-    )
+    _add_fit_flags(p)
 
 
 def _add_music_generate_arguments(p: argparse.ArgumentParser) -> None:
@@ -329,17 +314,8 @@ def _add_column_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default="label", help="the label column (default: label)")
 
 
-def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
-    from .tasks.classify import ClassifyConfig
-
-    p.add_argument(
-        "--train",
-        required=True,
-        help="CSV/TSV with a header (text and label columns), or a folder with one subfolder "
-        "per label of .txt files, one example per line; audio: a folder per label of .wav "
-        "files, or a CSV manifest with path and label columns",
-    )
-    add_options(p, ClassifyConfig, exclude=("train",))
+def _add_fit_flags(p: argparse.ArgumentParser) -> None:
+    """--resume, --force and --json of an estimator's training command."""
     p.add_argument(
         "--resume",
         action="store_true",
@@ -356,6 +332,20 @@ def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the final metrics as one JSON object on the last line (default: off)",
     )
+
+
+def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
+    from .tasks.classify import ClassifyConfig
+
+    p.add_argument(
+        "--train",
+        required=True,
+        help="CSV/TSV with a header (text and label columns), or a folder with one subfolder "
+        "per label of .txt files, one example per line; audio: a folder per label of .wav "
+        "files, or a CSV manifest with path and label columns",
+    )
+    add_options(p, ClassifyConfig, exclude=("train",))
+    _add_fit_flags(p)
 
 
 # -- commands --------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ eval-speech-quick: $(VENV)/.installed-test
 ## eval-anomaly: NAB (the files in ../shared/data/anomaly/nab/): rnnkit's AnomalyDetector and a
 ## windowed-Gaussian detector, three profiles, mean over seeds 0-4, throughput on one core, memory per stream (about 2-5 min)
 eval-anomaly: $(VENV)/.installed-test
-	$(PY) benchmarks/eval_anomaly.py --seeds 0,1,2,3,4 --out runs/eval-anomaly
+	$(PY) benchmarks/eval_anomaly.py --seeds 0,1,2,3,4 --out runs/eval-anomaly \
+	    $(if $(NAB_RESULTS),--published $(NAB_RESULTS))
 
 ## eval-anomaly-quick: the same on 4 files with a short fit (a smoke test)
 eval-anomaly-quick: $(VENV)/.installed-test

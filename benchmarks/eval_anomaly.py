@@ -9,8 +9,13 @@ fit included and not, and the one-value-at-a-time `DetectorPool` path), and memo
 With ``--seeds 0,1,2,3,4`` rnnkit is scored once per seed of its networks: the table shows
 the mean over the seeds, then each seed and the lowest (throughput is timed on the first).
 
+With ``--published NAB/results`` (the ``results`` folder of a checkout of numenta/NAB, which
+holds each scoreboard detector's scores for every row of every file), those detectors are scored
+by the same scorer on the same files, so that they compare with rnnkit exactly (the published
+scoreboard is on all 58 files; these are fewer). Nothing is downloaded: the folder is optional.
+
     python benchmarks/eval_anomaly.py [--data DIR] [--out runs/eval-anomaly] [--quick]
-                                      [--seeds 0,1,2,3,4]
+                                      [--seeds 0,1,2,3,4] [--published NAB/results]
 """
 
 from __future__ import annotations
@@ -45,6 +50,34 @@ PUBLISHED = {
     "Windowed Gaussian": 39.6,
     "Random": 11.0,
 }
+# the same detectors' own results files in a NAB checkout: folder name -> label
+PUBLISHED_FILES = {
+    "ARTime": "ARTime",
+    "numenta": "Numenta HTM",
+    "contextOSE": "CAD OSE",
+    "randomCutForest": "Random Cut Forest",
+    "windowedGaussian": "Windowed Gaussian",
+}
+
+
+def score_published(
+    results: Path, names: list[str], labels: dict[str, nab.Labelled]
+) -> dict[str, dict[str, float]]:
+    """Each scoreboard detector's own scores (NAB's ``results/<detector>/<category>/
+    <detector>_<file>.csv``) on ``names``, by `rnnkit.nab`: profile -> normalised score."""
+    table: dict[str, dict[str, float]] = {}
+    for folder, label in PUBLISHED_FILES.items():
+        files: dict[str, tuple[np.ndarray, nab.Labelled]] = {}
+        for name in names:
+            category, file = name.split("/")
+            path = results / folder / category / f"{folder}_{file}"
+            if not path.is_file():
+                raise SystemExit(f"--published: {path} is missing (expected NAB's results folder)")
+            with open(path, newline="") as f:
+                scores = np.array([float(r["anomaly_score"]) for r in csv.DictReader(f)])
+            files[name] = (scores, labels[name])
+        table[label] = {p: nab.score_corpus(files, p).score for p in nab.PROFILES}
+    return table
 
 
 def read_nab_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +134,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="4 files, a short fit (a smoke test)")
     ap.add_argument("--params", default="{}", help="AnomalyDetector parameters as JSON")
     ap.add_argument("--seeds", default="0", help="seeds of rnnkit's networks, comma-separated")
+    ap.add_argument(
+        "--published",
+        default=None,
+        help="the results folder of a numenta/NAB checkout: score its detectors on these files",
+    )
     args = ap.parse_args()
     data = Path(args.data)
     windows = nab.read_windows(data / "combined_windows.json")
@@ -174,16 +212,26 @@ def main() -> None:
         p: float(np.mean([s[p].score for s in seed_scores.values()])) for p in nab.PROFILES
     }
     print()
-    print(f"{'detector':30s}{'standard':>10s}{'low FP':>10s}{'low FN':>10s}   files")
+    print(f"{'detector':38s}{'standard':>10s}{'low FP':>10s}{'low FN':>10s}   files")
     rows_out = [(f"rnnkit AnomalyDetector{' (mean)' if len(seeds) > 1 else ''}", mean_over_seeds)]
     rows_out += [("windowed Gaussian (ours)", {p: r.score for p, r in table["gauss"].items()})]
     for label, s in rows_out:
         print(
-            f"{label:30s}{s['standard']:10.1f}{s['reward_low_FP_rate']:10.1f}"
+            f"{label:38s}{s['standard']:10.1f}{s['reward_low_FP_rate']:10.1f}"
             f"{s['reward_low_FN_rate']:10.1f}   these {len(names)}"
         )
+    published = (
+        score_published(Path(args.published), names, {n: rows[n][1] for n in names})
+        if args.published
+        else {}
+    )
+    for label, s in published.items():
+        print(
+            f"{label + ' (its results files)':38s}{s['standard']:10.1f}"
+            f"{s['reward_low_FP_rate']:10.1f}{s['reward_low_FN_rate']:10.1f}   these {len(names)}"
+        )
     for label, value in PUBLISHED.items():
-        print(f"{label + ' (published)':30s}{value:10.1f}{'':>20s}   all 58")
+        print(f"{label + ' (published)':38s}{value:10.1f}{'':>20s}   all 58")
     print()
     for seed, profiles in seed_scores.items():
         std = profiles["standard"]
@@ -210,6 +258,9 @@ def main() -> None:
         "scores": {
             "rnnkit_mean_over_seeds": {p: round(v, 2) for p, v in mean_over_seeds.items()},
             "gauss": {p: round(r.score, 2) for p, r in table["gauss"].items()},
+            "published_results_files": {
+                k: {p: round(v, 2) for p, v in d.items()} for k, d in published.items()
+            },
         },
         "rnnkit_per_seed": {
             seed: {p: round(r.score, 2) for p, r in s.items()} for seed, s in seed_scores.items()

@@ -14,6 +14,9 @@ holds each scoreboard detector's scores for every row of every file), those dete
 by the same scorer on the same files, so that they compare with rnnkit exactly (the published
 scoreboard is on all 58 files; these are fewer). Nothing is downloaded: the folder is optional.
 
+``--data`` may also be a checkout of numenta/NAB (all 58 files, the windows in
+``labels/``).
+
     python benchmarks/eval_anomaly.py [--data DIR] [--out runs/eval-anomaly] [--quick]
                                       [--seeds 0,1,2,3,4] [--published NAB/results]
 """
@@ -141,7 +144,10 @@ def main() -> None:
     )
     args = ap.parse_args()
     data = Path(args.data)
-    windows = nab.read_windows(data / "combined_windows.json")
+    labels_file = data / "combined_windows.json"
+    if not labels_file.is_file():  # a checkout of numenta/NAB keeps it in labels/
+        labels_file = data / "labels" / "combined_windows.json"
+    windows = nab.read_windows(labels_file)
     names = sorted(n for n in windows if (data / "data" / n).is_file())
     params = json.loads(args.params)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -199,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
 
+    from .serve.config import ServeConfig
+
+    serve = sub.add_parser(
+        "serve", help="serve a checkpoint's streams over HTTP and WebSocket (the serve extra)"
+    )
+    serve.add_argument("checkpoint", help="a .safetensors checkpoint (layer, regressor or LM)")
+    add_options(serve, ServeConfig)
+
     from .tasks.speech_data import FsddConfig
 
     data = sub.add_parser("data", help="prepare data sets for the tasks")
@@ -602,6 +610,16 @@ def _load_stream_state(server: Any, args: argparse.Namespace) -> None:
         server.stream.load_state(path)
 
 
+def _serve(args: argparse.Namespace) -> dict[str, Any]:
+    from .serve.config import ServeConfig
+    from .serve.run import serve
+
+    signum = serve(args.checkpoint, from_args(ServeConfig, args))
+    if signum:
+        raise SystemExit(128 + signum)
+    return {}
+
+
 def _demo(args: argparse.Namespace) -> dict[str, Any]:
     from .files import check_output
     from .tasks.adding import (
@@ -714,6 +732,7 @@ COMMANDS = {
     "translate": _translate,
     "generate": _generate,
     "stream": _stream,
+    "serve": _serve,
     "demo": _demo,
     "forecast": _forecast,
     "backtest": _forecast,

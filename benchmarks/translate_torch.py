@@ -57,22 +57,24 @@ sys.path.insert(0, str(ROOT / "src"))
 from rnnkit.data.batches import bucket_batches  # noqa: E402
 from rnnkit.data.pairs import BOS, EOS, PAD  # noqa: E402
 
-# rnnkit's default Seq2Seq; eval_translate passes rnnkit's own values with --params
+# rnnkit's default `Seq2Seq` (its parameters' names); eval_translate passes rnnkit's own values
+# (`Seq2Seq().get_params()`) with --params
 DEFAULTS: dict[str, Any] = {
     "embedding_dim": 256,
     "hidden_size": 256,
     "num_layers": 1,
     "attention": "general",
     "input_feeding": False,
-    "dropout": 0.1,
+    "dropout": 0.2,
     "batch_size": 64,
-    "lr": 3e-3,
+    "lr": 2e-3,
     "weight_decay": 0.0,
-    "clip": 1.0,
-    "warmup_steps": 50,
-    "min_count": 1,  # vocabulary: tokens seen at least this often in training
+    "clip": 5.0,
+    "warmup_steps": 50,  # `run_fit`'s (at most one epoch)
+    "min_count": 2,  # vocabulary: tokens seen at least this often in training
+    "max_vocab": None,
     "length_penalty": 1.0,
-    "max_ratio": 2.0,
+    "max_length_ratio": 2.0,
     "decode_batch": 64,  # rows per decoding batch (sentences x beam)
     "val_beam": 1,  # validation BLEU decodes greedily (cheaper; the test uses --beam)
     "seed": 0,
@@ -175,8 +177,9 @@ class Seq2Seq(nn.Module):
         ht, a = self.output(h, keys, pk, pad)
         return ht[0], state, None if a is None else a[0]
 
-    def forward(self, src, lengths, tgt_in):
-        """Teacher forcing: logits (T, B, V) for the decoder inputs (T, B) (<bos> first)."""
+    def forward(self, src, lengths, tgt_in, mask):
+        """Teacher forcing: logits (N, V) of the N real target steps ``mask`` (T, B) marks, for
+        the decoder inputs (T, B) (<bos> first); padding never reaches the output layer."""
         keys, pk, pad, state = self.encode(src, lengths)
         if not self.stepwise:  # one GRU call over all steps, one batched attention
             h, _ = self.decoder(self.drop(self.tgt_embed(tgt_in)), state)
@@ -188,7 +191,7 @@ class Seq2Seq(nn.Module):
                 feed, state, _ = self.step(tgt_in[t], state, feed, keys, pk, pad)
                 outs.append(feed)
             ht = torch.stack(outs)
-        return self.out(self.drop(ht))
+        return self.out(self.drop(ht[mask]))
 
 
 @torch.no_grad()
@@ -204,7 +207,7 @@ def beam_search(net: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, beam: in
     keys, pk, pad, state = net.encode(src, lengths)
     rep = torch.arange(B).repeat_interleave(K)  # row b*K + k is sentence b's beam k
     keys, pk, pad, state = keys[:, rep], pk[:, rep], pad[:, rep], state[:, rep]
-    limit = (p["max_ratio"] * lengths.double()).long()[rep] + 2  # (N,)
+    limit = (p["max_length_ratio"] * lengths.double()).long()[rep] + 2  # (N,)
     feed = torch.zeros(N, net.hidden)
     tokens = torch.full((N,), BOS, dtype=torch.long)
     scores = torch.full((B, K), -math.inf, dtype=torch.float64)
@@ -280,8 +283,12 @@ def load_data(args: argparse.Namespace, p: dict) -> dict:
         parts = {"train": split.train, "valid": split.valid, "test": split.test}
         describe = split.describe
     tok = Tokenizer()
-    src_vocab = Vocab.build([tok.tokenize(s) for s, _ in parts["train"]], p["min_count"])
-    tgt_vocab = Vocab.build([tok.tokenize(t) for _, t in parts["train"]], p["min_count"])
+    src_vocab = Vocab.build(
+        [tok.tokenize(s) for s, _ in parts["train"]], p["min_count"], p["max_vocab"]
+    )
+    tgt_vocab = Vocab.build(
+        [tok.tokenize(t) for _, t in parts["train"]], p["min_count"], p["max_vocab"]
+    )
     data: dict[str, Any] = {"tokenizer": tok, "source_vocab": src_vocab, "target_vocab": tgt_vocab}
     for name, part in parts.items():
         data[name] = {
@@ -329,6 +336,20 @@ def translate(net: Seq2Seq, src: list, beam: int, p: dict):
     return hyps, atts
 
 
+@torch.no_grad()
+def teacher_forced_loss(net: Seq2Seq, src: list, tgt: list, size: int = 128) -> float:
+    """Cross-entropy per target token under teacher forcing, no dropout."""
+    net.eval()
+    total, count = 0.0, 0
+    for index in bucket_batches([len(s) for s in src], size):
+        x, lengths, y_in, y_out = tensors(src, tgt, index)
+        mask = y_out != PAD
+        z = net(x, lengths, y_in, mask)
+        total += float(nn.functional.cross_entropy(z, y_out[mask], reduction="sum"))
+        count += int(mask.sum())
+    return total / max(count, 1)
+
+
 def texts(data: dict, hyps: list[list[int]]) -> list[str]:
     tok, vocab = data["tokenizer"], data["target_vocab"]
     return [tok.detokenize(vocab.decode(h)) for h in hyps]
@@ -351,17 +372,21 @@ def lr_at(step: int, lr: float, warmup: int, progress: float) -> float:
     return lr / 30 + (lr - lr / 30) * (1 + math.cos(math.pi * q)) / 2
 
 
-def train(data: dict, p: dict, minutes: float, log) -> tuple[Seq2Seq, dict]:
+def train(
+    data: dict, p: dict, minutes: float, log, steps: int | None = None
+) -> tuple[Seq2Seq, dict]:
     """Train for ``minutes`` of wall-clock (evaluation included); the best weights by
-    validation BLEU; what the run measured."""
+    validation BLEU; what the run measured. ``steps``: that many steps instead, no validation
+    (a throughput run)."""
     src, tgt = data["train"]["src"], data["train"]["tgt"]
     valid = data["valid"]
     net = Seq2Seq(len(data["source_vocab"]), len(data["target_vocab"]), p)
     opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-    lengths = np.array([len(s) for s in src])
+    # batches of similar source, then target, lengths (rnnkit's `TranslateObjective` keys)
+    keys = np.array([len(a) * 1000 + len(b) for a, b in zip(src, tgt, strict=True)])
     per_epoch = -(-len(src) // p["batch_size"])
     warmup = min(p["warmup_steps"], per_epoch)
-    budget = 60.0 * minutes
+    budget = math.inf if steps else 60.0 * minutes
     start = time.perf_counter()
     decay_start = None
     step, epoch, pairs_seen, train_s = 0, 0, 0, 0.0
@@ -369,17 +394,20 @@ def train(data: dict, p: dict, minutes: float, log) -> tuple[Seq2Seq, dict]:
     best_bleu, best_state, history = -1.0, None, []
 
     def validate() -> float:
+        """As rnnkit's `TranslateObjective.evaluate`: the teacher-forced loss (logged), then
+        the greedy BLEU that picks the best weights."""
+        val_loss = teacher_forced_loss(net, valid["src"], valid["tgt"])
         hyps, _ = translate(net, valid["src"], p["val_beam"], p)
         bleu = score(texts(data, hyps), valid["references"])[0]
-        history.append([step, bleu])
+        history.append([step, val_loss, bleu])
         return bleu
 
     while True:
         rng = np.random.default_rng([p["seed"], epoch])
         stop = False
-        for index in bucket_batches(lengths, p["batch_size"], rng):
+        for index in bucket_batches(keys, p["batch_size"], rng):
             elapsed = time.perf_counter() - start
-            if elapsed >= budget:
+            if elapsed >= budget or (steps and step >= steps):
                 stop = True
                 break
             t0 = time.perf_counter()
@@ -387,18 +415,18 @@ def train(data: dict, p: dict, minutes: float, log) -> tuple[Seq2Seq, dict]:
             taken = step + 1
             if taken >= warmup and decay_start is None:
                 decay_start = elapsed
-            progress = (
-                0.0
-                if decay_start is None
-                else (elapsed - decay_start) / max(budget - decay_start, 1e-9)
-            )
+            if decay_start is None:
+                progress = 0.0
+            elif steps:
+                progress = (taken - warmup) / max(steps - warmup, 1)
+            else:
+                progress = (elapsed - decay_start) / max(budget - decay_start, 1e-9)
             for group in opt.param_groups:
                 group["lr"] = lr_at(taken, p["lr"], warmup, progress)
             x, lens, y_in, y_out = tensors(src, tgt, index)
-            z = net(x, lens, y_in)  # (T, B, V)
-            loss = nn.functional.cross_entropy(
-                z.view(-1, z.shape[-1]), y_out.view(-1), ignore_index=PAD
-            )
+            mask = y_out != PAD
+            z = net(x, lens, y_in, mask)  # (N, V): the real target steps
+            loss = nn.functional.cross_entropy(z, y_out[mask])  # the mean over target tokens
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), p["clip"])
@@ -410,6 +438,8 @@ def train(data: dict, p: dict, minutes: float, log) -> tuple[Seq2Seq, dict]:
         if stop:
             break
         epoch += 1
+        if steps:
+            continue
         bleu = validate()
         log(
             f"epoch {epoch}, step {step}, {(time.perf_counter() - start) / 60:.1f} min: "
@@ -417,7 +447,9 @@ def train(data: dict, p: dict, minutes: float, log) -> tuple[Seq2Seq, dict]:
         )
         if bleu > best_bleu:
             best_bleu, best_state = bleu, copy.deepcopy(net.state_dict())
-    if not history or history[-1][0] != step:
+    if steps:
+        best_state = net.state_dict()
+    elif not history or history[-1][0] != step:
         bleu = validate()
         log(f"end, step {step}: validation BLEU {bleu:.2f}")
         if bleu > best_bleu:
@@ -441,6 +473,17 @@ def train(data: dict, p: dict, minutes: float, log) -> tuple[Seq2Seq, dict]:
     }
 
 
+def examples(sources: list[str], refs: list[str], text: list[str], n: int = 10) -> list[dict]:
+    """The translations of the first ``n`` distinct test sources, with all their references."""
+    found: dict[str, dict] = {}
+    for source, ref, hyp in zip(sources, refs, text, strict=True):
+        if source not in found and len(found) == n:
+            break
+        found.setdefault(source, {"source": source, "translation": hyp, "references": []})
+        found[source]["references"].append(ref)
+    return list(found.values())
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", required=True, help="tab-separated source<TAB>target lines")
@@ -450,6 +493,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=20.0, help="training budget (default: 20)")
     ap.add_argument("--beam", type=int, default=5, help="beam width (default: 5)")
     ap.add_argument("--threads", type=int, default=None, help="(default: $OMP_NUM_THREADS or 1)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train this many steps, no validation or test: a throughput run (default: off)",
+    )
     ap.add_argument("--params", default="{}", help="JSON overriding DEFAULTS (default: {})")
     args = ap.parse_args(argv)
     threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "1"))
@@ -466,7 +515,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{data['describe']}; vocabularies {len(data['source_vocab'])} and "
         f"{len(data['target_vocab'])}; {threads} threads, {args.minutes:g} minutes"
     )
-    net, result = train(data, p, args.minutes, log)
+    net, result = train(data, p, args.minutes, log, args.steps)
+    if args.steps:
+        print(json.dumps({"side": "torch", **result, "threads": threads}))
+        return
     test = data["test"]
     t0 = time.perf_counter()
     hyps, _ = translate(net, test["src"], args.beam, p)
@@ -484,12 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": threads,
         "parameters": sum(q.numel() for q in net.parameters()),
         "params": p,
-        "examples": [
-            {"source": s, "reference": r, "translation": h}
-            for s, r, h in zip(
-                test["sources"][:10], test["references"][:10], text[:10], strict=True
-            )
-        ],
+        "examples": examples(test["sources"], test["references"], text),
     }
     print(json.dumps(result))
 

@@ -3,8 +3,10 @@
 Each step: the learning rate from the schedule, the objective's forward and backward, global-norm
 clipping, the divergence guard (`guard`), AdamW. Every ``eval_every`` steps: an evaluation,
 guarded too, the best checkpoint kept and the ``.last`` one written (`checkpoints`), an early
-stop after ``patience`` evaluations without a better one. Progress on stderr (`report`); SIGINT
-or SIGTERM stops after the current step, evaluates and saves; `resume` continues exactly.
+stop after ``patience`` evaluations without a better one (better: a lower validation loss, or
+a lower ``objective.selection()`` where the objective has one, such as minus BLEU). Progress
+on stderr (`report`); SIGINT or SIGTERM stops after the current step, evaluates and saves;
+`resume` continues exactly.
 """
 
 from __future__ import annotations
@@ -172,8 +174,10 @@ class Trainer:
         val = float(self.objective.evaluate())
         self._guard_validation(val)  # before anything is saved: diverged weights never are
         self.history["val"].append([self.step, val])
-        if val < self.best_val:
-            self.best_val, self.since_best = val, 0
+        select = getattr(self.objective, "selection", None)  # e.g. -BLEU; lower is better
+        score = val if select is None else float(select())
+        if score < self.best_val:
+            self.best_val, self.since_best = score, 0
             self._save_best()
         else:
             self.since_best += 1

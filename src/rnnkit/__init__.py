@@ -20,6 +20,7 @@ from .errors import (
 from .estimators import Estimator, Forecaster, SequenceClassifier
 from .estimators.anomaly import AnomalyDetector
 from .estimators.music import MusicModel
+from .estimators.seq2seq import Seq2Seq
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -109,6 +110,7 @@ __all__ = [
     "Estimator",
     "Forecaster",
     "MusicModel",
+    "Seq2Seq",
     "SequenceClassifier",
     # streaming
     "Stream",

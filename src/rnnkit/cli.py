@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         tasks.add_parser("music", help="a polyphonic music model from the JSB JSON or MIDI files")
     )
 
+    from .tasks import translate as translate_task
+
+    translate_task.add_train_parser(tasks)  # rnnkit train translate
+    translate_task.add_parser(sub)  # rnnkit translate
+
     from .tasks.transcribe import TranscribeConfig
 
     tr = tasks.add_parser(
@@ -382,6 +387,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         return run_train(args)
     if args.task == "transcribe":
         return _train_transcribe(args)
+    if args.task == "translate":
+        from .tasks.translate import run_train
+
+        return run_train(args)
     if args.task == "music":
         return _train_music(args)
     return _train_classify(args) if args.task == "classify" else _train_lm(args)
@@ -683,6 +692,12 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _translate(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.translate import run_translate
+
+    return run_translate(args)
+
+
 def _detect(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.detect import run_detect
 
@@ -696,6 +711,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "predict": _predict,
     "transcribe": _transcribe,
+    "translate": _translate,
     "generate": _generate,
     "stream": _stream,
     "demo": _demo,

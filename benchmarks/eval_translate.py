@@ -301,10 +301,15 @@ def main() -> None:
     p.add_argument("--langs", default="fra,deu", help="which pairs: fra, deu or both")
     p.add_argument("--repeats", type=int, default=3, help="interleaved throughput rounds")
     p.add_argument("--throughput-steps", type=int, default=60, help="steps per throughput run")
+    p.add_argument(
+        "--threads", default="2", help="BLAS/OpenMP/torch threads of every run, both sides"
+    )
     p.add_argument("--out", type=Path, default=None, help="results folder")
     p.add_argument("--quick", action="store_true", help="a tiny model for seconds: a smoke test")
     p.add_argument("--throughput-worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
+    global THREADS
+    THREADS = str(args.threads)
     if args.throughput_worker:
         path, steps = args.throughput_worker
         print(json.dumps(throughput_worker(path, int(steps), args.quick)))

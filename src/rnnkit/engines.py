@@ -153,6 +153,9 @@ def _score(fn: Callable[[Any, _P], _R], key: str, blob: bytes, part: _P) -> _R:
     """One partition in a worker: the model loaded on the worker's first partition, reused."""
     model = _LOADED.get(key)
     if model is None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")  # for good: a worker is one thread
         model = from_bytes(blob)
         _LOADED.clear()  # one model at a time per worker
         _LOADED[key] = model

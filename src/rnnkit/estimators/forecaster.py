@@ -387,7 +387,8 @@ class Forecaster(Estimator):
         if self.output != "gaussian":  # a level outside the trained ones, before any work
             self._interpolate(np.zeros((1, 1, len(self._levels()))), np.array(lv))
         parts = [(series[s], lv) for s in partitions(len(series), PARTITION)]
-        done = map_partitions(_forecast_partition, self, parts, engine)
+        with one_blas_thread():  # once: threadpoolctl costs ~10 ms a call (engine workers: 1)
+            done = map_partitions(_forecast_partition, self, parts, engine)
         return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
 
     def _forecast_part(
@@ -397,8 +398,7 @@ class Forecaster(Estimator):
         store = self._store(series)
         rows = np.arange(len(series))
         origins = np.array([len(s.values) for s in series])
-        with one_blas_thread():
-            q, var, loc, scale = self._predict_store(store, rows, origins)
+        q, var, loc, scale = self._predict_store(store, rows, origins)
         point = self._point(q)
         lv = np.asarray(levels, dtype=np.float64)
         if var is not None:

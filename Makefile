@@ -133,6 +133,13 @@ bench-quick: $(VENV)/.installed-test
 bench-pool: $(VENV)/.installed-test
 	$(PY) benchmarks/pool.py
 
+.PHONY: bench-engines
+## bench-engines: many series on Ray or Dask: series per second of local, ray x1/x2 and dask
+## x1/x2, forecasting M4 Hourly and scoring NAB, startup apart (about 15 min), into runs/bench-engines
+bench-engines: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[ray,dask]'
+	$(PY) benchmarks/bench_engines.py --out runs/bench-engines
+
 ## bench-ctc: rnnkit's CTC loss and gradient against PyTorch's, speech and digit-string sizes,
 ## 1 and 2 threads (a few minutes), into runs/bench-ctc
 bench-ctc: $(VENV)/.installed-test

@@ -6,6 +6,7 @@ process-wide settings it runs fastest with are made by `tune_process`, when aske
 
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
 from ._version import __version__
+from .engines import Engine
 from .errors import (
     CheckpointError,
     InputError,
@@ -112,6 +113,8 @@ __all__ = [
     "MusicModel",
     "Seq2Seq",
     "SequenceClassifier",
+    # many series on Ray or Dask
+    "Engine",
     # streaming
     "Stream",
     "StreamPool",

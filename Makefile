@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc clean eval-music eval-music-quick eval-translate eval-translate-quick
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc bench-distributed bench-engines clean eval-music eval-music-quick eval-translate eval-translate-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -144,6 +144,11 @@ bench-engines: $(VENV)/.installed-test
 ## 1 and 2 threads (a few minutes), into runs/bench-ctc
 bench-ctc: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_ctc.py
+
+## bench-distributed: 2 processes x 1 thread against 1 process x 2 threads, the all-reduce's
+## share, 1-8 processes on loopback, the extrapolation to 8 and 64 machines (~10 min)
+bench-distributed: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_distributed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

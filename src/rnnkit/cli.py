@@ -18,8 +18,8 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from ._version import __version__
-from .config import add_options, from_args, integer
-from .errors import RnnkitError, RnnkitWarning, TrainingDiverged
+from .config import add_options, from_args, integer, positive_int
+from .errors import DistributedError, RnnkitError, RnnkitWarning, TrainingDiverged
 from .process import tune_process
 from .signals import Stopped
 
@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing --out file that is not an rnnkit checkpoint (default: refuse)",
     )
     tr.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
+
+    for trainer in tasks.choices.values():  # every trainer: data-parallel on this machine
+        trainer.add_argument(
+            "--nproc",
+            type=positive_int,
+            default=1,
+            help="train as this many processes on this machine through torchrun, gradients "
+            "all-reduced (the distributed extra); on several machines start torchrun yourself "
+            "(default: 1, this process alone)",
+        )
 
     ts = sub.add_parser("transcribe", help="transcribe WAV files with a CTC transcriber")
     ts.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train transcribe'")
@@ -365,6 +375,7 @@ def _add_classify_arguments(p: argparse.ArgumentParser) -> None:
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.lm import DEFAULT_MINUTES, LMRunConfig, SampleConfig, generate, load_lm, train_lm
     from .training import log_to_stderr
+    from .training.distributed import is_writer
 
     cfg = from_args(LMRunConfig, args)
     if cfg.steps is None and cfg.minutes is None:
@@ -378,7 +389,7 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"checkpoint: {metrics['checkpoint']} (best validation loss {metrics['best_val_loss']:.4f})"
     )
-    if args.sample > 0:
+    if args.sample > 0 and is_writer():
         model, vocab = load_lm(cfg.out)
         temperature = SampleConfig().temperature
         print(f"--- sample ({args.sample} {cfg.tokens}s, temperature {temperature}) ---")
@@ -751,6 +762,25 @@ def _restart_with_blas_timeout() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "rnnkit.cli", *sys.argv[1:]])
 
 
+def _launch(nproc: int, argv: list[str]) -> int:
+    """``--nproc N``: the same command as N processes through torchrun, without ``--nproc``."""
+    from .training.distributed import launch
+
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    try:
+        return launch(nproc, rest)
+    except RnnkitError as exc:
+        print(f"rnnkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """rnnkit's warnings as one line each; others as Python shows them."""
     if issubclass(category, RnnkitWarning):
@@ -768,6 +798,12 @@ def main(argv: list[str] | None = None) -> int:
     # first: malloc set before the first large buffer
     tune_process()
     args = build_parser().parse_args(argv)
+    if getattr(args, "nproc", 1) > 1:
+        return _launch(args.nproc, sys.argv[1:] if argv is None else argv)
+    from .training.distributed import is_writer
+
+    if not is_writer():  # a rank of a data-parallel run but the first: rank 0 reports
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -780,6 +816,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except DistributedError as exc:  # a rank stopped: the others report it, then resume
+        print(f"rnnkit: error: {exc}", file=sys.stderr)
+        return 1
     except TrainingDiverged as exc:
         print(f"rnnkit: {exc}", file=sys.stderr)
         return 1

@@ -44,6 +44,12 @@ class RnnkitWarning(UserWarning):
     each as one line ``rnnkit: warning: ...``."""
 
 
+class DistributedError(RnnkitError):
+    """A rank of a data-parallel run stopped (killed, out of memory, its machine lost): the
+    others stop too, naming it (`rnnkit.training.distributed`); the run resumes from its last
+    checkpoint with ``--resume``. The CLI reports it with exit status 1."""
+
+
 class TrainingDiverged(RnnkitError):
     """The loss or the gradient norm became NaN, infinite, or exploded (`rnnkit.training`'s
     divergence guard). The CLI reports it with exit status 1, apart from bad input (2)."""

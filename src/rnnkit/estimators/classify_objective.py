@@ -13,6 +13,7 @@ from ..data.text import Vocabulary
 from ..errors import CheckpointError
 from ..layers import Sequential
 from ..losses import cross_entropy, softmax
+from ..training.distributed import shard
 
 PREDICT_BATCH = 256
 
@@ -37,6 +38,7 @@ class ClassifyObjective:
         self.steps_per_epoch = -(-len(self.lengths) // batch_size)
         self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
         self.eval_note = ""
+        self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -47,6 +49,9 @@ class ClassifyObjective:
     def train_step(self, step: int) -> tuple[float, int]:
         epoch, k = divmod(step, self.steps_per_epoch)
         index = self._batches(epoch)[k]
+        index = index[shard(len(index), self.shard)]
+        if len(index) == 0:  # a rank with no rows of a short last batch
+            return 0.0, 0
         x, lengths = pad(self.train[0], index)
         y = self.train[1][index]
         self.model.train()

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io.checkpoint import Checkpoint, load_checkpoint
+from ..io.checkpoint import Checkpoint
 from ..training import TrainConfig, Trainer, TrainResult, last_path, log_to_stderr
 
 WARMUP_STEPS = 20  # left out of ``throughput_``: compiling, first allocations
@@ -79,7 +79,7 @@ def run_fit(
             if est.verbose:
                 log_to_stderr(f"resuming {last_path(path)} at {position}")
         result = trainer.run()
-        est.model_.load_state_dict(load_checkpoint(path).model.state_dict())  # the best
+        trainer.load_best()  # into est.model_, on every rank of a data-parallel run
     est.model_.eval()
     est.history_ = result.history
     est.n_steps_ = result.steps

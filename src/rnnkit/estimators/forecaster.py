@@ -51,6 +51,7 @@ from ..forecast_metrics import smape
 from ..layers.module import Module
 from ..losses import gaussian_nll, pinball
 from ..models.forecast import ForecastEnsemble
+from ..training.distributed import shard
 from .base import Estimator
 from .fitting import run_fit
 
@@ -575,6 +576,7 @@ class ForecastObjective:
         per_epoch = math.ceil(windows / (est.batch_size * max(est.patch_, 1)))
         self.steps_per_epoch = max(MIN_STEPS_PER_EPOCH, per_epoch)
         self.eval_note = ""
+        self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its windows
 
     def _loss(self, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         est = self.est
@@ -597,12 +599,18 @@ class ForecastObjective:
             rng = np.random.default_rng([est.seed, step, k])
             rows = self.trainable[rng.integers(len(self.trainable), size=B)]
             origins = rng.integers(self.lo[rows], self.hi[rows] + 1)
+            mine = shard(B, self.shard)  # every rank draws the same windows, keeps its own
+            rows, origins = rows[mine], origins[mine]
+            if len(rows) == 0:  # more ranks than windows in a batch
+                continue
             x, z, target, _, _ = est._windows(self.store, rows, origins)
             out, backward = self.model.member(k).forward_train(x, z)
             loss, grad = self._loss(out, target)
             backward(grad)
             losses.append(loss)
-        return float(np.mean(losses)), B * len(self.model)
+        if not losses:
+            return 0.0, 0
+        return float(np.mean(losses)), len(rows) * len(self.model)
 
     def evaluate(self) -> float:
         est = self.est

@@ -27,6 +27,7 @@ from ..layers.module import Module
 from ..losses import bce_with_logits
 from ..models.music import OUTPUTS, RECURRENT, PianoRollNet
 from ..training import last_path, log_to_stderr, read_last
+from ..training.distributed import shard
 from .base import Estimator
 from .fitting import run_fit
 from .resume import check_resume, fingerprint
@@ -76,6 +77,7 @@ class MusicObjective:
         self.room = [(-int(u[0]), KEYS - 1 - int(u[-1])) if u.size else (0, 0) for u in used]
         self._epoch: tuple[int, list[np.ndarray], np.ndarray] = (-1, [], np.zeros(0))
         self.eval_note = ""
+        self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
 
     def _plan(self, epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
         """The epoch's batches and each piece's transposition."""
@@ -94,6 +96,9 @@ class MusicObjective:
         epoch, k = divmod(step, self.steps_per_epoch)
         batches, shifts = self._plan(epoch)
         index = batches[k]
+        index = index[shard(len(index), self.shard)]
+        if len(index) == 0:  # a rank with no rows of a short last batch
+            return 0.0, 0
         rolls = [np.roll(self.train[i], int(shifts[i]), axis=1) for i in index]
         x, lengths = pad([r[:-1] for r in rolls], np.arange(len(rolls)))
         y, _ = pad([r[1:] for r in rolls], np.arange(len(rolls)))

@@ -31,6 +31,7 @@ from ..layers.module import Module
 from ..losses import log_softmax
 from ..metrics_text import edit_distance, error_rate
 from ..training import log_to_stderr
+from ..training.distributed import shard
 from .base import Estimator
 from .classifier import RECURRENT
 from .fitting import run_fit
@@ -345,6 +346,7 @@ class CTCObjective:
         self.steps_per_epoch = -(-len(self.lengths) // batch_size)
         self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
         self.eval_note = ""
+        self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -370,6 +372,9 @@ class CTCObjective:
     def train_step(self, step: int) -> tuple[float, int]:
         epoch, k = divmod(step, self.steps_per_epoch)
         index = self._batches(epoch)[k]
+        index = index[shard(len(index), self.shard)]
+        if len(index) == 0:  # a rank with no rows of a short last batch
+            return 0.0, 0
         x, lengths = pad(self.train[0], index)
         self.model.train()
         logits, backward = self.model.forward_train(x, lengths)

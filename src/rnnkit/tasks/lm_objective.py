@@ -12,20 +12,40 @@ import numpy as np
 from ..data.text import TokenStreams
 from ..losses import cross_entropy
 from ..models.language import LanguageModel
+from ..training.distributed import check_divides, shard
 
 
 class LMObjective:
-    """Truncated BPTT over ``batch`` parallel streams with the hidden state carried along."""
+    """Truncated BPTT over ``batch`` parallel streams with the hidden state carried along.
+
+    ``shard = (rank, world)``: in a data-parallel run, this process's streams of the batch
+    (`rnnkit.training.distributed.shard`); the carried state is this rank's, and the whole
+    batch's when saved (``carry_axis``: the streams' axis of the state)."""
+
+    carry_axis = 1  # the state is (layers, B, H)
 
     def __init__(self, model: LanguageModel, train: TokenStreams, valid: TokenStreams) -> None:
         self.model, self.train, self.valid = model, train, valid
         self.state: Any = None
+        self._shard: tuple[int, int] | None = None
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        return self._shard
+
+    @shard.setter
+    def shard(self, part: tuple[int, int] | None) -> None:
+        if part is not None:
+            check_divides(self.train.batch, part[1], "train lm: --batch")
+        self._shard = part
 
     def train_step(self, step: int) -> tuple[float, int]:
         k = step % len(self.train)
         if k == 0:
             self.state = None  # a new pass over the data starts from a zero state
         x, y = self.train.chunk(k)
+        rows = shard(self.train.batch, self._shard)
+        x, y = x[:, rows], y[:, rows]
         logits, state, backward = self.model.forward_train(x, self.state)
         loss, dlogits = cross_entropy(logits, y)
         backward(dlogits)
@@ -46,6 +66,9 @@ class LMObjective:
             self.state = None
             return
         parts = tuple(arrays[f"state{i}"] for i in range(len(arrays)))
+        if self._shard is not None and parts[0].shape[1] == self.train.batch:
+            rows = shard(self.train.batch, self._shard)  # the whole batch's state, saved
+            parts = tuple(p[:, rows] for p in parts)
         self.state = parts if len(parts) == 2 else parts[0]
 
 

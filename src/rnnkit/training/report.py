@@ -14,6 +14,7 @@ import numpy as np
 from ..files import save_figure
 from .checkpoints import plot_path
 from .config import TrainConfig
+from .distributed import is_writer
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -102,7 +103,9 @@ def plot_losses(history: dict[str, list], unit: str, out: Path) -> Path | None:
 
 
 def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A line on stderr; in a data-parallel run, from rank 0 only."""
+    if is_writer():
+        print(message, file=sys.stderr, flush=True)
 
 
 def _duration(seconds: float) -> str:

@@ -7,6 +7,11 @@ stop after ``patience`` evaluations without a better one (better: a lower valida
 a lower ``objective.selection()`` where the objective has one, such as minus BLEU). Progress
 on stderr (`report`); SIGINT or SIGTERM stops after the current step, evaluates and saves;
 `resume` continues exactly.
+
+Under ``torchrun`` (``WORLD_SIZE`` above 1) the run is data-parallel (`distributed`): each
+process takes its shard of every batch, the gradients are all-reduced before the clipping, and
+rank 0 alone evaluates and writes; the ranks decide alike on the stop, the schedule's clock and
+early stopping from the numbers they share.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError
-from ..io.checkpoint import Checkpoint
+from ..errors import CheckpointError, InputError
+from ..io.checkpoint import Checkpoint, load_checkpoint
 from ..optim import AdamW, clip_grad_norm
 from ..signals import StopSignal
 from .checkpoints import last_path, read_last, save_best, save_last
 from .config import Objective, TrainConfig, TrainResult, decay_progress, learning_rates, with_epochs
+from .distributed import Distributed
 from .guard import diverged, step_trouble, validation_trouble
 from .report import evaluation_line, plot_losses, progress_bar, progress_line
 
@@ -33,6 +39,8 @@ class Trainer:
     ``progress``: report progress on stderr, as a live bar when it is a terminal and as a
     plain line every ``progress_every`` seconds when it is not (a log file, a pipe).
     ``quiet``: no evaluation lines either; ``plot=False``: no loss-curve PNG.
+    ``distributed``: the data-parallel run this process is a rank of; by default the one
+    ``torchrun`` describes in the environment (`Distributed.from_environment`), if any.
     """
 
     def __init__(
@@ -46,7 +54,17 @@ class Trainer:
         progress_every: float = 30.0,
         quiet: bool = False,
         plot: bool = True,
+        distributed: Distributed | None | str = "auto",
     ) -> None:
+        if isinstance(distributed, str):  # "auto"
+            distributed = Distributed.from_environment()
+        self.dist: Distributed | None = distributed
+        self.writer = self.dist is None or self.dist.rank == 0  # writes files, logs
+        quiet, plot, progress = (
+            quiet or not self.writer,
+            plot and self.writer,
+            progress and self.writer,
+        )
         self.quiet, self.write_plot = quiet, plot
         self.objective, self.out = objective, Path(out)
         self.cfg = cfg = with_epochs(cfg, objective)
@@ -65,8 +83,18 @@ class Trainer:
         self.since_best = 0  # evaluations since the best one (for `TrainConfig.patience`)
         self.history: dict[str, list] = {"train": [], "val": []}  # [loss], [[step, loss]]
         self._stop = StopSignal()  # asked for by SIGINT, SIGTERM or `request_stop`
-        if not self.out.parent.is_dir():
+        self._any_stop = False  # distributed: a stop asked for on some rank, after the step
+        self._run_start = time.perf_counter()
+        if self.writer and not self.out.parent.is_dir():
             self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.dist is not None:
+            if not hasattr(objective, "shard"):
+                raise InputError(
+                    f"{type(objective).__name__} cannot train on several processes; expected "
+                    "an objective with a shard attribute (rnnkit.training.distributed)"
+                )
+            objective.shard = self.dist.part  # type: ignore[attr-defined]
+            self.dist.attach(self.model)
 
     def request_stop(self) -> None:
         """Stop after the current step, evaluate, and save the state to resume from."""
@@ -126,12 +154,25 @@ class Trainer:
         }
 
     def _save_last(self) -> None:
-        opt_state = self.opt.state_dict()
         carry = self.objective.carry_arrays()
-        save_last(self.model, self.out, self.metadata, self._train_state(), opt_state, carry)
+        if self.dist is not None:  # the whole batch's carried state, on rank 0
+            axis = getattr(self.objective, "carry_axis", 0)
+            carry = self.dist.gather_rows(carry, axis, self.step)
+        if self.writer:
+            opt_state = self.opt.state_dict()
+            save_last(self.model, self.out, self.metadata, self._train_state(), opt_state, carry)
 
     def _save_best(self) -> None:
-        save_best(self.model, self.out, self.metadata, self.step, self.best_val)
+        if self.writer:
+            save_best(self.model, self.out, self.metadata, self.step, self.best_val)
+
+    def load_best(self) -> None:
+        """The best checkpoint's weights (at ``out``) into the model; distributed, rank 0
+        reads the file and every rank gets its weights."""
+        if self.writer:
+            self.model.load_state_dict(load_checkpoint(self.out).model.state_dict())
+        if self.dist is not None:
+            self.dist.broadcast_arrays(list(self.model.named_parameters().values()), self.step)
 
     def resume(
         self, ckpt: Checkpoint | None = None, carry: bool = True, keep_best: bool = True
@@ -167,15 +208,21 @@ class Trainer:
         self.decay_start = state.get("decay_start")  # older checkpoints: steps of equal time
         if self.decay_start is None and self.step >= self.cfg.warmup_steps:
             self.decay_start = self.elapsed * self.cfg.warmup_steps / self.step
+        if self.dist is not None:  # each rank its own dropout draws again
+            self.dist.jump_generators(self.model)
         return self.position()
 
     # -- the loop ---------------------------------------------------------------------------
     def _evaluate(self, log: Any) -> float:
-        val = float(self.objective.evaluate())
+        val = float(self.objective.evaluate()) if self.writer else math.nan
+        select = getattr(self.objective, "selection", None)  # e.g. -BLEU; lower is better
+        score = val if select is None or not self.writer else float(select())
+        if self.dist is not None:  # rank 0's numbers and clock: every rank decides alike
+            val, score, self.elapsed = self.dist.broadcast_values(
+                [val, score, self._clock()], self.step
+            )
         self._guard_validation(val)  # before anything is saved: diverged weights never are
         self.history["val"].append([self.step, val])
-        select = getattr(self.objective, "selection", None)  # e.g. -BLEU; lower is better
-        score = val if select is None else float(select())
         if score < self.best_val:
             self.best_val, self.since_best = score, 0
             self._save_best()
@@ -193,6 +240,10 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.zero_grad()
         loss, n = self.objective.train_step(self.step)
+        if self.dist is not None:  # the whole global batch's gradients, loss and count
+            loss, n, self._any_stop, self.elapsed = self.dist.reduce_step(
+                self.step, loss, n, self._stop.requested, self._clock()
+            )
         norm = clip_grad_norm(self.model, self.cfg.clip)
         self._guard(loss, norm)
         self.opt.step()
@@ -201,6 +252,18 @@ class Trainer:
         self.step += 1
         self.history["train"].append(float(loss))
         return float(loss)
+
+    def _clock(self) -> float:
+        return time.perf_counter() - self._run_start
+
+    def _tick(self) -> None:
+        """The run's clock after a step or an evaluation; distributed, the ranks' shared one
+        (set by the step's all-reduce and the evaluation's broadcast)."""
+        if self.dist is None:
+            self.elapsed = self._clock()
+
+    def _stopping(self) -> bool:
+        return self._stop.requested if self.dist is None else self._any_stop
 
     def run(self) -> TrainResult:
         from rich.console import Console
@@ -215,18 +278,19 @@ class Trainer:
         bar, task = progress_bar(console, live)
         last_val = self.history["val"][-1][1] if self.history["val"] else math.nan
         stopped = "budget"
-        run_start = time.perf_counter() - self.elapsed
+        run_start = self._run_start = time.perf_counter() - self.elapsed
+        self._any_stop = False
         next_line = time.perf_counter() + self.progress_every  # plain progress lines
         self._stop.clear()
         # SIGINT, SIGTERM: finish the step, evaluate, save; a second one aborts (`Stopped`)
         with self._stop.installed(), self._stop.armed():
             with bar:
-                while self._fraction() < 1.0 and not self._stop.requested:
+                while self._fraction() < 1.0 and not self._stopping():
                     loss = self._train_one_step()
-                    self.elapsed = time.perf_counter() - run_start
+                    self._tick()
                     if self.step % self.cfg.eval_every == 0:
                         last_val = self._evaluate(say)
-                        self.elapsed = time.perf_counter() - run_start
+                        self._tick()
                         if self.cfg.patience is not None and self.since_best >= self.cfg.patience:
                             stopped = "early"
                             say(
@@ -246,10 +310,11 @@ class Trainer:
                         next_line = time.perf_counter() + self.progress_every
                     if self.on_step is not None:
                         self.on_step(self)  # a hook: progress reports, tests, early stops
-                if self._stop.requested:
+                if self._stopping():
                     stopped = "interrupted"
                     say(
-                        f"interrupted at step {self.step} ({self._stop.name}): "
+                        f"interrupted at step {self.step} "
+                        f"({self._stop.name or 'a signal to another rank'}): "
                         "saving to resume later"
                     )
                 if stopped == "interrupted" or not (

@@ -214,7 +214,7 @@ class Seq2Seq(Estimator):
             saved=saved,
             keep_best=keep_best,
         )
-        self.best_val_bleu_ = -float(result.best_val_loss)  # the Trainer keeps the lowest -BLEU
+        self.best_val_bleu_ = round(-float(result.best_val_loss), 4)  # the lowest -BLEU kept
         return self
 
     def _network(self) -> Seq2SeqNet:

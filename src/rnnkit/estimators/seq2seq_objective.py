@@ -44,7 +44,7 @@ def shifted(tgt: np.ndarray) -> np.ndarray:
 class TranslateObjective:
     """`rnnkit.training.Objective` for `Seq2Seq` (module docstring); after `evaluate`,
     ``eval_note`` shows the validation BLEU and `selection` (what the best checkpoint and
-    patience go by, lower is better) is minus it."""
+    patience go by, lower is better) is minus it (ties broken by the loss)."""
 
     def __init__(
         self, owner: Any, train: tuple[list, list], valid: tuple[list, list], references: list[str]
@@ -60,6 +60,7 @@ class TranslateObjective:
         self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
         self.eval_note = ""
         self.bleu = 0.0
+        self.loss = 0.0
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -101,10 +102,13 @@ class TranslateObjective:
         self.bleu = sacrebleu_scores(hyp, self.references)["bleu"]
         self.eval_note = f"BLEU {self.bleu:.2f} (greedy)"
         self.model.train()
-        return total / max(count, 1)
+        self.loss = total / max(count, 1)
+        return self.loss
 
     def selection(self) -> float:
-        return -self.bleu
+        """Minus the validation BLEU; equal BLEU (0 for sentences under 4 words, say) goes
+        by the validation loss, through a millionth of it."""
+        return -self.bleu + 1e-6 * self.loss
 
     def carry_arrays(self) -> dict[str, np.ndarray]:
         return {}

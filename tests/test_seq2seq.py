@@ -16,7 +16,7 @@ from rnnkit import Seq2Seq
 from rnnkit.cli import main
 from rnnkit.data.batches import pad
 from rnnkit.data.pairs import EOS, UNK, Tokenizer, Vocab, read_pairs, split_pairs
-from rnnkit.errors import InputError, NotFittedError, RnnkitWarning
+from rnnkit.errors import CheckpointError, InputError, NotFittedError, RnnkitWarning
 from rnnkit.estimators.seq2seq_objective import shifted, token_cross_entropy
 from rnnkit.layers import Attention
 from rnnkit.losses import cross_entropy, log_softmax
@@ -440,3 +440,21 @@ def test_cli_bad_pairs_file_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
     assert "bad.txt' line 2 has no tab" in err
     code, _, err = _run(["translate", str(pairs)], capsys)
     assert code == 2 and err.startswith("rnnkit: error:")
+
+
+def test_a_stopped_fit_resumes_where_it_stopped(tmp_path: Path) -> None:
+    X, y = _sequences(5, 200, "copy")
+    out = tmp_path / "m.safetensors"
+    small = {"min_count": 1, "embedding_dim": 8, "hidden_size": 16, "batch_size": 50}
+    first = Seq2Seq(**small, epochs=1).fit(X, y, X[:20], y[:20], out=out)
+    assert first.n_steps_ == 4
+    with pytest.raises(CheckpointError, match="pass force=True"):
+        Seq2Seq(**small, epochs=2).fit(X, y, X[:20], y[:20], out=out, resume=True)
+    with pytest.raises(CheckpointError, match="cannot change shape"):
+        Seq2Seq(**{**small, "attention": "dot"}, epochs=2).fit(X, y, out=out, resume=True)
+    with pytest.warns(RnnkitWarning, match="resume"):
+        again = Seq2Seq(**small, epochs=2).fit(
+            X, y, X[:20], y[:20], out=out, resume=True, force=True
+        )
+    assert again.n_steps_ == 8
+    assert len(again.history_["train"]) == 8

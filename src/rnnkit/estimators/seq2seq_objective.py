@@ -9,6 +9,7 @@ the batch's target tokens). Epoch ``e``'s batches come from a generator seeded b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,21 @@ from ..data.pairs import BOS
 from ..models.seq2seq_decode import translate_ids
 
 EVAL_BATCH = 128
+
+
+def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """Corpus BLEU and chrF (sacreBLEU, its default settings) and their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(list(hypotheses), [list(references)])
+    c = chrf.corpus_score(list(hypotheses), [list(references)])
+    return {
+        "bleu": float(b.score),
+        "chrf": float(c.score),
+        "signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
 
 
 def token_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -83,8 +99,6 @@ class TranslateObjective:
 
     def evaluate(self) -> float:
         """Teacher-forced loss per target token; greedy BLEU into ``eval_note``."""
-        from .seq2seq import sacrebleu_scores
-
         self.model.eval()
         src_all, tgt_all = self.valid
         total, count = 0.0, 0

@@ -458,3 +458,33 @@ def test_a_stopped_fit_resumes_where_it_stopped(tmp_path: Path) -> None:
         )
     assert again.n_steps_ == 8
     assert len(again.history_["train"]) == 8
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"attention": "additive", "teacher_forcing": 0.8, "teacher_forcing_decay": 0.1},
+        {"input_feeding": True, "cell": "lstm", "level": "char", "tie_embeddings": True},
+        {"attention": "none", "num_layers": 2, "beam": 3},
+    ],
+)
+def test_the_step_loop_options_train_and_translate(options: dict) -> None:
+    X, y = _sequences(6, 300, "copy")
+    model = Seq2Seq(
+        **{
+            "min_count": 1,
+            "embedding_dim": 16,
+            "hidden_size": 16,
+            "lr": 1e-2,
+            "epochs": 3,
+            "batch_size": 16,
+        }
+        | options
+    ).fit(X, y, X[:30], y[:30])
+    losses = model.history_["train"]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])  # it learns
+    out = model.predict(X[:5])
+    assert len(out) == 5 and all(isinstance(s, str) for s in out)
+    assert model.model_.stepwise == (
+        options.get("attention") == "additive" or "input_feeding" in options
+    )

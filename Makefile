@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc clean eval-music eval-music-quick
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-serve bench-ctc clean eval-music eval-music-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -122,6 +122,11 @@ bench-quick: $(VENV)/.installed-test
 ## bench-pool: does stepping many streams as one batch (StreamPool) pay? (1 min)
 bench-pool: $(VENV)/.installed-test
 	$(PY) benchmarks/pool.py
+
+## bench-serve: rnnkit serve on loopback: steps/s and p50/p99 latency at 1, 100 and 1,000
+## streams of a 128-unit LSTM, against the server without its micro-batcher (about 3 minutes)
+bench-serve: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_serve.py
 
 ## bench-ctc: rnnkit's CTC loss and gradient against PyTorch's, speech and digit-string sizes,
 ## 1 and 2 threads (a few minutes), into runs/bench-ctc

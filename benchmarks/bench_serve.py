@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,48 @@ class Connection:
         self.writer.close()
 
 
+class HttpStepper:
+    """Steps one stream by ``POST /streams/{id}/step`` on its own keep-alive connection."""
+
+    def __init__(self, conn: Connection, stream_id: str, body: bytes) -> None:
+        self.conn, self.path, self.body = conn, f"/streams/{stream_id}/step", body
+
+    @classmethod
+    async def open(cls, host: str, port: int, stream_id: str, body: bytes) -> HttpStepper:
+        return cls(await Connection.open(host, port), stream_id, body)
+
+    async def step(self) -> bool:
+        status, _ = await self.conn.request("POST", self.path, self.body)
+        return status == 200
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+class WsStepper:
+    """Steps one stream by a message on its WebSocket (the `websockets` client)."""
+
+    def __init__(self, ws: Any, body: bytes) -> None:
+        self.ws, self.body = ws, body.decode()
+
+    @classmethod
+    async def open(cls, host: str, port: int, stream_id: str, body: bytes) -> WsStepper:
+        from websockets.asyncio.client import connect
+
+        ws = await connect(f"ws://{host}:{port}/streams/{stream_id}/ws", max_size=None)
+        return cls(ws, body)
+
+    async def step(self) -> bool:
+        await self.ws.send(self.body)
+        return not (await self.ws.recv()).startswith('{"error"')
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+TRANSPORTS: dict[str, Any] = {"http": HttpStepper, "ws": WsStepper}
+
+
 async def _open_streams(host: str, port: int, n: int, prefix: str) -> list[str]:
     conn = await Connection.open(host, port)
     ids = []
@@ -93,13 +136,22 @@ async def _open_streams(host: str, port: int, n: int, prefix: str) -> list[str]:
 
 
 async def _load(
-    host: str, port: int, ids: list[str], seconds: float, rate: float | None, seed: int
+    host: str,
+    port: int,
+    ids: list[str],
+    seconds: float,
+    rate: float | None,
+    seed: int,
+    transport: str = "http",
 ) -> dict:
     """Step every stream for ``seconds`` (after a warm-up of a fifth of it), closed loop or
     paced at ``rate`` Hz; the steps answered and their latencies."""
     rng = np.random.default_rng(seed)
     bodies = [json.dumps({"x": rng.standard_normal(F).round(4).tolist()}).encode() for _ in ids]
-    conns = await asyncio.gather(*(Connection.open(host, port) for _ in ids))
+    kind = TRANSPORTS[transport]
+    conns = await asyncio.gather(
+        *(kind.open(host, port, s, b) for s, b in zip(ids, bodies, strict=True))
+    )
     latencies: list[float] = []
     counted = [0]
     warm = time.perf_counter() + seconds / 5
@@ -107,7 +159,7 @@ async def _load(
     errors = [0]
 
     async def one(i: int) -> None:
-        path, body, conn = f"/streams/{ids[i]}/step", bodies[i], conns[i]
+        conn = conns[i]
         due = time.perf_counter() + (random.random() / rate if rate else 0.0)
         while True:
             if rate:
@@ -118,19 +170,19 @@ async def _load(
                 due += 1.0 / rate
             else:
                 start = time.perf_counter()
-            if start >= end:
+            if max(start, time.perf_counter()) >= end:  # (a late server: stop on time too)
                 return
-            status, _ = await conn.request("POST", path, body)
+            ok = await conn.step()
             done = time.perf_counter()
-            if status != 200:
+            if not ok:
                 errors[0] += 1
             if start >= warm:
                 latencies.append(done - start)
-                counted[0] += 1
+            if warm <= done < end:
+                counted[0] += 1  # answered within the measured window
 
     await asyncio.gather(*(one(i) for i in range(len(ids))))
-    for c in conns:
-        c.close()
+    await asyncio.gather(*(c.close() for c in conns))
     lat = np.array(latencies) * 1e3
     return {
         "steps_per_s": counted[0] / seconds,
@@ -225,6 +277,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="length of each measured run")
     p.add_argument("--repeats", type=int, default=3, help="runs of each case per server")
     p.add_argument("--rate", type=float, default=10.0, help="steps per second per paced stream")
+    p.add_argument("--transports", default="http,ws", help="comma-separated: http (POST /step), ws")
     p.add_argument("--pin", action="store_true", help="servers on one core, client on another")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-serve", help="output folder")
     args = p.parse_args()
@@ -285,14 +338,16 @@ def main() -> int:
             for name, (_, port_) in servers.items():  # compile and warm both paths, untimed
                 for n in (1, min(32, max(counts))):
                     asyncio.run(_load(host, port_, ids[name][:n], 1.0, None, seed=99))
-            for load, rate in (("closed", None), ("paced", args.rate)):
+            plan = [(t, load, rate) for t in args.transports.split(",")
+                    for load, rate in (("closed", None), ("paced", args.rate))]  # fmt: skip
+            for transport, load, rate in plan:
                 for n in counts:
                     runs: dict[str, list[dict]] = {name: [] for name in servers}
                     for r in range(repeats):
                         for name, (proc, port_) in servers.items():  # A B A B
                             m0 = asyncio.run(_metrics(host, port_))
                             got = asyncio.run(
-                                _load(host, port_, ids[name][:n], seconds, rate, seed=r)
+                                _load(host, port_, ids[name][:n], seconds, rate, r, transport)
                             )
                             m1 = asyncio.run(_metrics(host, port_))
                             steps = m1["rnnkit_serve_steps_total"] - m0["rnnkit_serve_steps_total"]
@@ -302,7 +357,7 @@ def main() -> int:
                             got["mean_batch"] = steps / rounds if rounds else 0.0
                             got["rss_mb"] = _rss_mb(proc.pid)
                             runs[name].append(got)
-                    key = f"{load} {n}"
+                    key = f"{transport} {load} {n}"
                     results["cases"][key] = {
                         name: {k: _median([g[k] for g in gs]) for k in gs[0]}
                         for name, gs in runs.items()
@@ -317,7 +372,8 @@ def main() -> int:
         "seconds": seconds,
         "repeats": repeats,
         "rate_hz": args.rate,
-        "client": f"raw HTTP/1.1 keep-alive on {loop_name}, one connection per stream",
+        "client": f"raw HTTP/1.1 keep-alive or websockets on {loop_name}, "
+        "one connection per stream",
         "cores": f"servers on core {cores[0]}, client on core {cores[1]}"
         if two
         else "servers and client unpinned",
@@ -358,19 +414,19 @@ def _table(results: dict) -> str:
         f"load average (1 min) {s['load_average'][0][0]:.1f} before, "
         f"{s['load_average'][1][0]:.1f} after",
         "",
-        "| load | streams | server | steps/s | p50 ms | p99 ms | streams per batched step "
+        "| via | load | streams | server | steps/s | p50 ms | p99 ms | streams per batched step "
         "| batched / per-request: steps/s, p99 |",
-        "|---|---:|---|---:|---:|---:|---:|---|",
+        "|---|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for key, case in results["cases"].items():
-        load, n = key.split()
+        transport, load, n = key.split()
         b, u = case["batched"], case["per-request"]
         ratio = f"{_ratio(b['steps_per_s'], u['steps_per_s'])}, {_ratio(b['p99_ms'], u['p99_ms'])}"
         for name, c in case.items():
             shown = ratio if name == "batched" else ""
             lines.append(
-                f"| {load} | {n} | {name} | {c['steps_per_s']:.0f} | {_ms(c['p50_ms'])} "
-                f"| {_ms(c['p99_ms'])} | {c['mean_batch']:.1f} | {shown} |"
+                f"| {transport} | {load} | {n} | {name} | {c['steps_per_s']:.0f} "
+                f"| {_ms(c['p50_ms'])} | {_ms(c['p99_ms'])} | {c['mean_batch']:.1f} | {shown} |"
             )
     lines += [
         "",

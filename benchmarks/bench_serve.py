@@ -234,6 +234,12 @@ def _start(checkpoint: Path, extra: list[str], core: int | None) -> tuple[subpro
     return proc, port
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -346,15 +352,20 @@ def main() -> int:
                     for r in range(repeats):
                         for name, (proc, port_) in servers.items():  # A B A B
                             m0 = asyncio.run(_metrics(host, port_))
+                            cpu0 = _cpu_seconds(proc.pid)
                             got = asyncio.run(
                                 _load(host, port_, ids[name][:n], seconds, rate, r, transport)
                             )
+                            cpu1 = _cpu_seconds(proc.pid)
                             m1 = asyncio.run(_metrics(host, port_))
                             steps = m1["rnnkit_serve_steps_total"] - m0["rnnkit_serve_steps_total"]
                             rounds = (
                                 m1["rnnkit_serve_rounds_total"] - m0["rnnkit_serve_rounds_total"]
                             )
                             got["mean_batch"] = steps / rounds if rounds else 0.0
+                            # the server's CPU per step: little changed by other work on the
+                            # machine, unlike the latencies (accepting the connections is in it)
+                            got["cpu_us_per_step"] = (cpu1 - cpu0) / steps * 1e6 if steps else None
                             got["rss_mb"] = _rss_mb(proc.pid)
                             runs[name].append(got)
                     key = f"{transport} {load} {n}"
@@ -390,6 +401,10 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} us"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -415,8 +430,8 @@ def _table(results: dict) -> str:
         f"{s['load_average'][1][0]:.1f} after",
         "",
         "| via | load | streams | server | steps/s | p50 ms | p99 ms | streams per batched step "
-        "| batched / per-request: steps/s, p99 |",
-        "|---|---|---:|---|---:|---:|---:|---:|---|",
+        "| server CPU per step | batched / per-request: steps/s, p99 |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for key, case in results["cases"].items():
         transport, load, n = key.split()
@@ -426,7 +441,8 @@ def _table(results: dict) -> str:
             shown = ratio if name == "batched" else ""
             lines.append(
                 f"| {transport} | {load} | {n} | {name} | {c['steps_per_s']:.0f} "
-                f"| {_ms(c['p50_ms'])} | {_ms(c['p99_ms'])} | {c['mean_batch']:.1f} | {shown} |"
+                f"| {_ms(c['p50_ms'])} | {_ms(c['p99_ms'])} | {c['mean_batch']:.1f} "
+                f"| {_us(c['cpu_us_per_step'])} | {shown} |"
             )
     lines += [
         "",

@@ -108,7 +108,8 @@ class WsStepper:
     async def open(cls, host: str, port: int, stream_id: str, body: bytes) -> WsStepper:
         from websockets.asyncio.client import connect
 
-        ws = await connect(f"ws://{host}:{port}/streams/{stream_id}/ws", max_size=None)
+        url = f"ws://{host}:{port}/streams/{stream_id}/ws"
+        ws = await connect(url, max_size=None, open_timeout=120)
         return cls(ws, body)
 
     async def step(self) -> bool:
@@ -149,9 +150,13 @@ async def _load(
     rng = np.random.default_rng(seed)
     bodies = [json.dumps({"x": rng.standard_normal(F).round(4).tolist()}).encode() for _ in ids]
     kind = TRANSPORTS[transport]
-    conns = await asyncio.gather(
-        *(kind.open(host, port, s, b) for s, b in zip(ids, bodies, strict=True))
-    )
+    gate = asyncio.Semaphore(64)  # connections opened at once
+
+    async def connect(stream_id: str, body: bytes) -> Any:
+        async with gate:
+            return await kind.open(host, port, stream_id, body)
+
+    conns = await asyncio.gather(*(connect(s, b) for s, b in zip(ids, bodies, strict=True)))
     latencies: list[float] = []
     counted = [0]
     warm = time.perf_counter() + seconds / 5
@@ -353,9 +358,13 @@ def main() -> int:
                         for name, (proc, port_) in servers.items():  # A B A B
                             m0 = asyncio.run(_metrics(host, port_))
                             cpu0 = _cpu_seconds(proc.pid)
-                            got = asyncio.run(
-                                _load(host, port_, ids[name][:n], seconds, rate, r, transport)
-                            )
+                            try:
+                                got = asyncio.run(
+                                    _load(host, port_, ids[name][:n], seconds, rate, r, transport)
+                                )
+                            except (OSError, TimeoutError) as exc:  # the case fails, not the run
+                                print(f"{transport} {load} {n} {name}: {exc!r}", file=sys.stderr)
+                                continue
                             cpu1 = _cpu_seconds(proc.pid)
                             m1 = asyncio.run(_metrics(host, port_))
                             steps = m1["rnnkit_serve_steps_total"] - m0["rnnkit_serve_steps_total"]
@@ -369,6 +378,8 @@ def main() -> int:
                             got["rss_mb"] = _rss_mb(proc.pid)
                             runs[name].append(got)
                     key = f"{transport} {load} {n}"
+                    if not all(runs.values()):
+                        continue
                     results["cases"][key] = {
                         name: {k: _median([g[k] for g in gs]) for k in gs[0]}
                         for name, gs in runs.items()

@@ -28,24 +28,9 @@ from ..training import last_path, log_to_stderr, read_last
 from .base import Estimator
 from .fitting import run_fit
 from .resume import check_resume, fingerprint
-from .seq2seq_objective import TranslateObjective
+from .seq2seq_objective import TranslateObjective, sacrebleu_scores
 
 DEFAULT_EPOCHS = 10
-
-
-def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """Corpus BLEU and chrF (sacreBLEU, its default settings) and their signatures."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    bleu, chrf = BLEU(), CHRF()
-    b = bleu.corpus_score(list(hypotheses), [list(references)])
-    c = chrf.corpus_score(list(hypotheses), [list(references)])
-    return {
-        "bleu": float(b.score),
-        "chrf": float(c.score),
-        "signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-    }
 
 
 class Seq2Seq(Estimator):
@@ -214,7 +199,8 @@ class Seq2Seq(Estimator):
             saved=saved,
             keep_best=keep_best,
         )
-        self.best_val_bleu_ = -float(result.best_val_loss)  # the Trainer keeps the lowest -BLEU
+        # the Trainer kept the lowest -BLEU + 1e-6 loss: BLEU to 4 decimals, never -0.0
+        self.best_val_bleu_ = round(max(0.0, -float(result.best_val_loss)), 4)
         return self
 
     def _network(self) -> Seq2SeqNet:

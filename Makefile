@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc bench-distributed bench-engines clean eval-music eval-music-quick eval-translate eval-translate-quick
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-serve bench-ctc bench-distributed bench-engines clean eval-music eval-music-quick eval-translate eval-translate-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -133,12 +133,16 @@ bench-quick: $(VENV)/.installed-test
 bench-pool: $(VENV)/.installed-test
 	$(PY) benchmarks/pool.py
 
-.PHONY: bench-engines
 ## bench-engines: many series on Ray or Dask: series per second of local, ray x1/x2 and dask
 ## x1/x2, forecasting M4 Hourly and scoring NAB, startup apart (about 15 min), into runs/bench-engines
 bench-engines: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[ray,dask]'
 	$(PY) benchmarks/bench_engines.py --out runs/bench-engines
+
+## bench-serve: rnnkit serve on loopback: steps/s and p50/p99 latency at 1, 100 and 1,000
+## streams of a 128-unit LSTM, against the server without its micro-batcher (about 3 minutes)
+bench-serve: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_serve.py
 
 ## bench-ctc: rnnkit's CTC loss and gradient against PyTorch's, speech and digit-string sizes,
 ## 1 and 2 threads (a few minutes), into runs/bench-ctc

@@ -87,6 +87,7 @@ def lm_worker(args: argparse.Namespace) -> dict[str, Any]:
         "val_loss": result.val_loss,
         "wall_s": wall,
         "grad_bytes": int(sum(g.nbytes for g in model.named_grads().values())),
+        "params": model.num_parameters(),
     }
     if trainer.dist is not None:
         stats = trainer.dist.stats
@@ -165,6 +166,38 @@ def ring_seconds(n: int, size: float, alpha: float, beta: float) -> float:
     return 0.0 if n == 1 else 2 * (n - 1) * alpha + 2 * (n - 1) / n * size / beta
 
 
+def extrapolate(compute: float, grad_bytes: int, params: int, tokens: int) -> None:
+    """Section 3: the measured model, and the default ``train lm`` model (2 x LSTM 512, batch
+    32 x 100 per machine) with the compute scaled by parameters x tokens per step."""
+    from rnnkit.models.language import LanguageModel
+
+    default = LanguageModel(100, "lstm", 512, 2, 64, 0.1, False, seed=0)
+    d_params = default.num_parameters()
+    d_compute = compute * (d_params / params) * (32 * 100 / tokens)
+    print(
+        "\n3. extrapolation (ring all-reduce after the backward, no overlap): "
+        f"T_compute {1e3 * compute:.1f} ms per step per machine (measured here: 1 thread, "
+        f"{tokens} tokens, {params:,} parameters); the default train lm model "
+        f"({d_params:,} parameters, 32 x 100 tokens per machine) scaled to "
+        f"{1e3 * d_compute:.0f} ms"
+    )
+    print(
+        "| model | link (latency, bandwidth) | machines | all-reduce (ms) | step (ms) "
+        "| efficiency |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
+    models = (("measured", compute, grad_bytes), ("train lm default", d_compute, 4 * d_params))
+    for name, t_c, size in models:
+        for link in ALPHA:
+            for n in (8, 64):
+                comm = ring_seconds(n, size, ALPHA[link], BETA[link])
+                print(
+                    f"| {name} | {link} ({1e6 * ALPHA[link]:.0f} us, {BETA[link] / 1e9:.2f} GB/s) "
+                    f"| {n} | {1e3 * comm:.2f} | {1e3 * (t_c + comm):.1f} "
+                    f"| {100 * t_c / (t_c + comm):.0f} % |"
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (default: off)")
@@ -177,7 +210,19 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=30, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="write the results here (default: none)")
+    ap.add_argument(
+        "--extrapolate",
+        default=None,
+        help="print only section 3 from a --json file of an earlier run (default: none)",
+    )
     args = ap.parse_args()
+    if args.extrapolate:
+        saved = json.loads(Path(args.extrapolate).read_text())
+        one_proc = saved["sim"]["1"]
+        params = one_proc.get("params") or one_proc["grad_bytes"] // 4
+        tokens = saved.get("tokens_per_process", max(1, args.batch // 2) * args.bptt)
+        extrapolate(one_proc["step_s"], one_proc["grad_bytes"], params, tokens)
+        return
     if args.worker == "lm":
         print(json.dumps(lm_worker(args)))
         return
@@ -254,25 +299,11 @@ def main() -> None:
         )
 
     # 3. extrapolation: compute per step from 1 process x 1 thread at the per-process batch
-    compute = sim[1]["step_s"]
-    print(
-        f"\n3. extrapolation (ring all-reduce, no overlap with the backward): compute "
-        f"{1e3 * compute:.1f} ms per step per machine (measured, 1 thread, batch {per}), "
-        f"gradients {grad_bytes / 1e6:.2f} MB"
-    )
-    print("| link (latency, bandwidth) | machines | all-reduce (ms) | step (ms) | efficiency |")
-    print("|---|---:|---:|---:|---:|")
-    for link in ALPHA:
-        for n in (8, 64):
-            comm = ring_seconds(n, grad_bytes, ALPHA[link], BETA[link])
-            eff = compute / (compute + comm)
-            print(
-                f"| {link} ({1e6 * ALPHA[link]:.0f} us, {BETA[link] / 1e9:.2f} GB/s) | {n} "
-                f"| {1e3 * comm:.2f} | {1e3 * (compute + comm):.1f} | {100 * eff:.0f} % |"
-            )
+    extrapolate(sim[1]["step_s"], grad_bytes, sim[1]["params"], per * args.bptt)
     print(f"\nload average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"two": two, "one": one, "sim": sim}, indent=1))
+        results = {"two": two, "one": one, "sim": sim, "tokens_per_process": per * args.bptt}
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

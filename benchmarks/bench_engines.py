@@ -10,8 +10,9 @@ the 24 NAB files (``../shared/data/anomaly/nab/data``), both saved. The data are
 series to forecast, 24 x 2 = 48 streams (247,092 values) to score.
 
 Each side (local, ray x1, ray x2, dask x1, dask x2) runs in its own process, all with one
-thread per process (``RNNKIT_NUM_THREADS``, ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` = 1):
-local is this one process; the engines' workers are processes of one thread each. A side
+thread per process (``RNNKIT_NUM_THREADS``, ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` = 1)
+and `rnnkit.tune_process`'s malloc settings: local is that one process; the engines' workers
+are processes of one thread each, tuned the same way. A side
 measures: **startup**, the seconds from nothing to the end of the first forecast (the
 cluster's start, the workers importing rnnkit and loading the model, one pass); then
 **warm** series per second, the median of ``--warm`` more passes on the running cluster; the
@@ -84,7 +85,9 @@ def nab_values() -> list[np.ndarray]:
 # -- one side, in its own process ------------------------------------------------------------------
 def side(name: str, out: Path, copies: tuple[int, int], warm: int) -> dict:
     """Startup and warm throughput of one side, forecasting then detecting."""
-    from rnnkit import Engine, engines, load
+    from rnnkit import Engine, engines, load, tune_process
+
+    tune_process()  # as the `rnnkit` command does; the engines' workers do it too
     from rnnkit.data.windows import as_series
 
     kind, count = SIDES[name]

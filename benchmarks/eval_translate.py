@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,19 @@ def examples_md(results: dict) -> list[str]:
     return lines
 
 
+def _kept(path: Path, args: argparse.Namespace, train: Any) -> dict:
+    """A model's metrics: with --keep, those a run of the same budget and beam saved in
+    ``path``; else (or if there are none) from training it now, saved there."""
+    if args.keep and path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("budget") == [args.minutes, args.beam, THREADS]:
+            print(f"  kept from {path}", file=sys.stderr, flush=True)
+            return saved
+    result = {**train(), "budget": [args.minutes, args.beam, THREADS]}
+    path.write_text(json.dumps(result))
+    return result
+
+
 def run_language(lang: str, args: argparse.Namespace, out: Path, params: dict) -> dict:
     name, file = LANGS[lang]
     path = args.data / file
@@ -238,11 +252,15 @@ def run_language(lang: str, args: argparse.Namespace, out: Path, params: dict) -
         tag = "attention" if not extra else "none"
         ckpt = out / f"eng-{lang}-{tag}.safetensors"
         print(f"{name}: {model}, {args.minutes:g} min ...", file=sys.stderr, flush=True)
-        models[model] = train_rnnkit(path, ckpt, extra, args)
+        models[model] = _kept(
+            out / f"eng-{lang}-{tag}.json", args, partial(train_rnnkit, path, ckpt, extra, args)
+        )
         checkpoints[model] = ckpt
         _say(model, models[model])
     print(f"{name}: {TORCH_RUN}, {args.minutes:g} min ...", file=sys.stderr, flush=True)
-    models[TORCH_RUN] = train_torch(path, args, params)
+    models[TORCH_RUN] = _kept(
+        out / f"eng-{lang}-torch.json", args, partial(train_torch, path, args, params)
+    )
     _say(TORCH_RUN, models[TORCH_RUN])
 
     sources = test_sources(path, EXAMPLES)
@@ -305,6 +323,11 @@ def main() -> None:
         "--threads", default="2", help="BLAS/OpenMP/torch threads of every run, both sides"
     )
     p.add_argument("--out", type=Path, default=None, help="results folder")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse each model's metrics saved in --out by a run of the same budget",
+    )
     p.add_argument("--quick", action="store_true", help="a tiny model for seconds: a smoke test")
     p.add_argument("--throughput-worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -16,7 +16,7 @@ from rnnkit import Seq2Seq
 from rnnkit.cli import main
 from rnnkit.data.batches import pad
 from rnnkit.data.pairs import EOS, UNK, Tokenizer, Vocab, read_pairs, split_pairs
-from rnnkit.errors import InputError, NotFittedError, RnnkitWarning
+from rnnkit.errors import CheckpointError, InputError, NotFittedError, RnnkitWarning
 from rnnkit.estimators.seq2seq_objective import shifted, token_cross_entropy
 from rnnkit.layers import Attention
 from rnnkit.losses import cross_entropy, log_softmax
@@ -440,3 +440,51 @@ def test_cli_bad_pairs_file_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
     assert "bad.txt' line 2 has no tab" in err
     code, _, err = _run(["translate", str(pairs)], capsys)
     assert code == 2 and err.startswith("rnnkit: error:")
+
+
+def test_a_stopped_fit_resumes_where_it_stopped(tmp_path: Path) -> None:
+    X, y = _sequences(5, 200, "copy")
+    out = tmp_path / "m.safetensors"
+    small = {"min_count": 1, "embedding_dim": 8, "hidden_size": 16, "batch_size": 50}
+    first = Seq2Seq(**small, epochs=1).fit(X, y, X[:20], y[:20], out=out)
+    assert first.n_steps_ == 4
+    with pytest.raises(CheckpointError, match="pass force=True"):
+        Seq2Seq(**small, epochs=2).fit(X, y, X[:20], y[:20], out=out, resume=True)
+    with pytest.raises(CheckpointError, match="cannot change shape"):
+        Seq2Seq(**{**small, "attention": "dot"}, epochs=2).fit(X, y, out=out, resume=True)
+    with pytest.warns(RnnkitWarning, match="resume"):
+        again = Seq2Seq(**small, epochs=2).fit(
+            X, y, X[:20], y[:20], out=out, resume=True, force=True
+        )
+    assert again.n_steps_ == 8
+    assert len(again.history_["train"]) == 8
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"attention": "additive", "teacher_forcing": 0.8, "teacher_forcing_decay": 0.1},
+        {"input_feeding": True, "cell": "lstm", "level": "char", "tie_embeddings": True},
+        {"attention": "none", "num_layers": 2, "beam": 3},
+    ],
+)
+def test_the_step_loop_options_train_and_translate(options: dict) -> None:
+    X, y = _sequences(6, 300, "copy")
+    model = Seq2Seq(
+        **{
+            "min_count": 1,
+            "embedding_dim": 16,
+            "hidden_size": 16,
+            "lr": 1e-2,
+            "epochs": 3,
+            "batch_size": 16,
+        }
+        | options
+    ).fit(X, y, X[:30], y[:30])
+    losses = model.history_["train"]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])  # it learns
+    out = model.predict(X[:5])
+    assert len(out) == 5 and all(isinstance(s, str) for s in out)
+    assert model.model_.stepwise == (
+        options.get("attention") == "additive" or "input_feeding" in options
+    )

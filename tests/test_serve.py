@@ -331,9 +331,11 @@ def _start(checkpoint: Path, states: Path) -> tuple[subprocess.Popen, str]:
         env=env,
     )
     assert proc.stderr is not None
-    line = proc.stderr.readline()
-    found = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
-    assert found, line + proc.stderr.read()
+    said = ""
+    while not (found := re.search(r"serve: .* on (http://127\.0\.0\.1:\d+) ", said)):
+        line = proc.stderr.readline()  # (a warning from a library may come first)
+        assert line, said + proc.stderr.read()
+        said += line
     url = found.group(1)
     for _ in range(200):  # the socket is bound: wait until the app answers
         try:
@@ -351,7 +353,7 @@ def test_sigterm_saves_every_stream_and_a_restarted_server_resumes_them(tmp_path
     xs = _inputs(4)
     proc, url = _start(checkpoint, tmp_path / "states")
     try:
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, timeout=120.0) as client:
             for sid, reference in references.items():
                 client.post("/streams", json={"id": sid})
                 for x in xs[:3]:
@@ -364,7 +366,7 @@ def test_sigterm_saves_every_stream_and_a_restarted_server_resumes_them(tmp_path
     assert "3 streams saved to" in err
     proc, url = _start(checkpoint, tmp_path / "states")
     try:
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, timeout=120.0) as client:
             for (
                 sid,
                 reference,

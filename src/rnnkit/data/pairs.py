@@ -265,7 +265,10 @@ class Split:
 
 
 def _count(part: float | int, n: int, cap: int | None) -> int:
-    k = int(round(part * n)) if isinstance(part, float) else int(part)
+    if isinstance(part, float):  # a fraction: at least one when above 0
+        k = max(1, int(round(part * n))) if part > 0 else 0
+    else:
+        k = int(part)
     return min(k, cap) if cap is not None and isinstance(part, float) else k
 
 

@@ -28,24 +28,9 @@ from ..training import last_path, log_to_stderr, read_last
 from .base import Estimator
 from .fitting import run_fit
 from .resume import check_resume, fingerprint
-from .seq2seq_objective import TranslateObjective
+from .seq2seq_objective import TranslateObjective, sacrebleu_scores
 
 DEFAULT_EPOCHS = 10
-
-
-def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """Corpus BLEU and chrF (sacreBLEU, its default settings) and their signatures."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    bleu, chrf = BLEU(), CHRF()
-    b = bleu.corpus_score(list(hypotheses), [list(references)])
-    c = chrf.corpus_score(list(hypotheses), [list(references)])
-    return {
-        "bleu": float(b.score),
-        "chrf": float(c.score),
-        "signature": str(bleu.get_signature()),
-        "chrf_signature": str(chrf.get_signature()),
-    }
 
 
 class Seq2Seq(Estimator):
@@ -214,7 +199,7 @@ class Seq2Seq(Estimator):
             saved=saved,
             keep_best=keep_best,
         )
-        self.best_val_bleu_ = -float(result.best_val_loss)  # the Trainer keeps the lowest -BLEU
+        self.best_val_bleu_ = round(-float(result.best_val_loss), 4)  # the lowest -BLEU kept
         return self
 
     def _network(self) -> Seq2SeqNet:

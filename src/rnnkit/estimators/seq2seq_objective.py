@@ -9,6 +9,7 @@ the batch's target tokens). Epoch ``e``'s batches come from a generator seeded b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,21 @@ from ..data.pairs import BOS
 from ..models.seq2seq_decode import translate_ids
 
 EVAL_BATCH = 128
+
+
+def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """Corpus BLEU and chrF (sacreBLEU, its default settings) and their signatures."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(list(hypotheses), [list(references)])
+    c = chrf.corpus_score(list(hypotheses), [list(references)])
+    return {
+        "bleu": float(b.score),
+        "chrf": float(c.score),
+        "signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
 
 
 def token_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -44,7 +60,7 @@ def shifted(tgt: np.ndarray) -> np.ndarray:
 class TranslateObjective:
     """`rnnkit.training.Objective` for `Seq2Seq` (module docstring); after `evaluate`,
     ``eval_note`` shows the validation BLEU and `selection` (what the best checkpoint and
-    patience go by, lower is better) is minus it."""
+    patience go by, lower is better) is minus it (ties broken by the loss)."""
 
     def __init__(
         self, owner: Any, train: tuple[list, list], valid: tuple[list, list], references: list[str]
@@ -60,6 +76,7 @@ class TranslateObjective:
         self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
         self.eval_note = ""
         self.bleu = 0.0
+        self.loss = 0.0
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -82,8 +99,6 @@ class TranslateObjective:
 
     def evaluate(self) -> float:
         """Teacher-forced loss per target token; greedy BLEU into ``eval_note``."""
-        from .seq2seq import sacrebleu_scores
-
         self.model.eval()
         src_all, tgt_all = self.valid
         total, count = 0.0, 0
@@ -101,10 +116,13 @@ class TranslateObjective:
         self.bleu = sacrebleu_scores(hyp, self.references)["bleu"]
         self.eval_note = f"BLEU {self.bleu:.2f} (greedy)"
         self.model.train()
-        return total / max(count, 1)
+        self.loss = total / max(count, 1)
+        return self.loss
 
     def selection(self) -> float:
-        return -self.bleu
+        """Minus the validation BLEU; equal BLEU (0 for sentences under 4 words, say) goes
+        by the validation loss, through a millionth of it."""
+        return -self.bleu + 1e-6 * self.loss
 
     def carry_arrays(self) -> dict[str, np.ndarray]:
         return {}

@@ -73,9 +73,9 @@ def greedy_batch(
     t = 0
     while not done.all():
         feed, state, w = net.step(tokens, state, keys, mask, feed)
-        logp = _log_probs(net, feed)
-        _force_eos(logp, np.flatnonzero(~done & (t + 1 >= limit)), keep_eos=True)
-        tokens = logp.argmax(axis=1)
+        logits = np.asarray(net.out(feed))  # the argmax of the logits is the log-softmax's
+        _force_eos(logits, np.flatnonzero(~done & (t + 1 >= limit)), keep_eos=True)
+        tokens = logits.argmax(axis=1)
         for b in np.flatnonzero(~done):
             if attention and w is not None:
                 weights[b].append(w[: lengths[b], b])

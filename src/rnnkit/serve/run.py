@@ -69,6 +69,7 @@ def serve(checkpoint: str | os.PathLike, config: ServeConfig, log: IO[str] = sys
         ) from None
     model = load_model(checkpoint, config.quantize)
     service = StreamService(model, make_store(config), config)
+    service.warm_up()
     app = create_app(service, log)
     sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]

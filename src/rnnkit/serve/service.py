@@ -80,6 +80,16 @@ class StreamService:
             self.pool, self.config.max_batch, self.config.batch, on_round=self._round_done
         )
 
+    def warm_up(self) -> None:
+        """Step a scratch pool once alone and once batched, so that the first requests do not
+        wait for the step kernels to compile or load."""
+        pool = StreamPool(self.model)
+        x = np.zeros(self.step_shape, self.dtype) if not self.takes_ids else np.int64(0)
+        pool.join(0)
+        pool.join(1)
+        pool.step_one(0, x)
+        pool.step({0: x, 1: x})
+
     def _round_done(self, streams: int) -> None:
         self.counts.steps += streams
         self.counts.rounds += 1

@@ -86,6 +86,9 @@ class TranslateConfig:
     length_penalty: float = option(
         1.0, help="beam scores divided by length to this power", type=nonneg_float
     )
+    max_length_ratio: float = option(
+        2.0, help="longest translation: this times the source's tokens, plus 2", type=positive_float
+    )
     seed: int = option(0, help="random seed (the held-out split too)")
     out: str = option("runs/translate.safetensors", help="the model file; loss curve beside it")
 
@@ -130,6 +133,7 @@ def train_translate(cfg: TranslateConfig, force: bool = False, resume: bool = Fa
         teacher_forcing_decay=cfg.teacher_forcing_decay,
         beam=cfg.beam,
         length_penalty=cfg.length_penalty,
+        max_length_ratio=cfg.max_length_ratio,
         batch_size=cfg.batch,
         lr=cfg.lr,
         epochs=cfg.epochs,

@@ -1,7 +1,9 @@
 """The PyTorch side of `make eval-music`: the independent-sigmoid model of `MusicModel` written
 in PyTorch (nn.GRU/LSTM/RNN, dropout, nn.Linear, BCE with logits), trained as rnnkit trains it:
 the same split, the same batches (rnnkit's `bucket_batches` with the same seeds), AdamW with the
-same warm-up and cosine schedule, clipping, validation every epoch, early stopping, best weights.
+same warm-up and cosine schedule, clipping, validation every epoch, early stopping, best weights,
+and the same weight noise where asked for (``weight_noise``: Gaussian noise on every weight
+matrix for each batch, the gradient taken at the noisy weights and applied to the clean ones).
 
     python benchmarks/music_torch.py DATA.json '{"cell": "gru", "hidden_size": 46, ...}'
 
@@ -91,10 +93,11 @@ def main() -> None:
     per_epoch = -(-len(train) // B)
     steps = math.ceil(params["epochs"] * per_epoch)
     warmup = min(50, per_epoch)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=params.get("weight_decay", 0.0))
     lengths = np.array([len(r) - 1 for r in train])
     best, best_state, since, step, frames, train_s = math.inf, None, 0, 0, 0, 0.0
     patience = params.get("patience")
+    noise = params.get("weight_noise", 0.0)
     start = time.perf_counter()
     epoch = 0
     while step < steps:
@@ -107,6 +110,13 @@ def main() -> None:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step + 1, lr, warmup, steps)
             x, y, mask, lens = batch(train, index)
+            clean = []
+            if noise:
+                with torch.no_grad():
+                    for w in net.parameters():
+                        if w.dim() >= 2:
+                            clean.append((w, w.detach().clone()))
+                            w.add_(torch.randn_like(w) * noise)
             z = net(x, lens)
             n = int(lens.sum())
             loss = (
@@ -114,6 +124,9 @@ def main() -> None:
             ).sum() / n
             opt.zero_grad()
             loss.backward()
+            with torch.no_grad():
+                for w, c in clean:
+                    w.copy_(c)
             torch.nn.utils.clip_grad_norm_(net.parameters(), params.get("clip", 1.0))
             opt.step()
             train_s += time.perf_counter() - t0

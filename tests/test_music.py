@@ -289,3 +289,62 @@ def test_train_music_and_generate_midi_end_to_end(tmp_path, capsys):
     assert main(["generate", str(model), "--length", "5"]) == 2
     err = capsys.readouterr().err
     assert "--length applies to language models" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ema_evaluates_and_keeps_the_moving_average_of_the_weights(tmp_path):
+    from rnnkit.io.checkpoint import load_checkpoint
+    from rnnkit.layers import Linear
+    from rnnkit.training import TrainConfig, Trainer, last_path
+
+    class Objective:  # gradients that change with the step; every evaluation better than the last
+        steps_per_epoch = 1
+
+        def __init__(self) -> None:
+            self.model = Linear(3, 2, seed=0, dtype="float64")
+            self.seen: list[dict] = []
+
+        def train_step(self, step: int) -> tuple[float, int]:
+            for g in self.model.named_grads().values():
+                g[...] = np.cos(step + np.arange(g.size)).reshape(g.shape)
+            return 1.0, 1
+
+        def evaluate(self) -> float:
+            self.seen.append(self.model.state_dict())
+            return -float(len(self.seen))
+
+        def carry_arrays(self) -> dict:
+            return {}
+
+        def load_carry(self, arrays: dict) -> None:
+            pass
+
+    objective = Objective()
+    raw = [objective.model.state_dict()]
+    cfg = TrainConfig(steps=6, eval_every=2, ema=0.15, warmup_steps=0, lr=0.1, clip=10.0)
+    out = tmp_path / "m.safetensors"
+    hook = lambda t: raw.append(t.model.state_dict())  # noqa: E731
+    trainer = Trainer(objective, cfg, out, progress=False, quiet=True, plot=False, on_step=hook)
+    trainer.run()
+    average = {k: v.copy() for k, v in raw[0].items()}
+    expected = []
+    for t in range(6):
+        decay = min(0.15, (1 + t) / (10 + t))
+        for k in average:
+            average[k] += (1 - decay) * (raw[t + 1][k] - average[k])
+        if (t + 1) % 2 == 0:
+            expected.append({k: v.copy() for k, v in average.items()})
+    assert len(objective.seen) == 3
+    for seen, want in zip(objective.seen, expected, strict=True):  # evaluated: the average
+        for k in want:
+            np.testing.assert_allclose(seen[k], want[k], rtol=1e-12)
+            assert not np.allclose(want[k], raw[-1][k])
+    last = load_checkpoint(last_path(out))  # to resume: the trained weights, the average beside
+    for k, v in objective.model.named_parameters().items():
+        np.testing.assert_array_equal(v, raw[-1][k])
+        np.testing.assert_array_equal(last.model.state_dict()[k], raw[-1][k])
+        np.testing.assert_allclose(last.arrays[f"ema/{k}"], average[k], rtol=1e-12)
+    trainer.load_best()  # kept as the best: the average
+    for k, v in objective.model.named_parameters().items():
+        np.testing.assert_allclose(v, average[k], rtol=1e-12)
+    with pytest.raises(InputError, match="ema"):
+        TrainConfig(steps=1, ema=1.0)

@@ -2,7 +2,8 @@
 
 `run_fit` builds the run's `TrainConfig` from the estimator's budget (``epochs``, ``steps``,
 ``minutes``; none given: the estimator's default epochs), learning rate (cosine to a 30th of it
-after a linear warm-up), weight decay, clipping and patience; validates once per epoch; keeps
+after a linear warm-up), weight decay, clipping, patience and the moving average of the weights
+(``ema``, where the estimator has one); validates once per epoch; keeps
 the best weights (loaded back into ``model_`` at the end); continues a saved run when given
 one (`rnnkit.estimators.resume` checked it first). It sets what every fitted estimator reports:
 ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_``, ``train_minutes_`` and
@@ -60,6 +61,7 @@ def run_fit(
         unit=unit,
         patience=est.patience,
         guard_validation=False,  # a rising validation loss is overfitting: patience's job
+        ema=getattr(est, "ema", 0.0),
     )
     with tempfile.TemporaryDirectory(prefix="rnnkit-fit-") as tmp:
         path = Path(out) if out is not None else Path(tmp) / "model.safetensors"

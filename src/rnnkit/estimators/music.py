@@ -160,7 +160,8 @@ class MusicModel(Estimator):
     ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_`` (validation NLL per step) and
     ``throughput_`` (training time steps per second, the first steps left out).
     ``weight_noise``: the standard deviation of Gaussian noise added to every weight matrix for
-    each training batch (0: none).
+    each training batch (0: none); ``ema``: validate and keep an exponential moving average of
+    the weights with this decay per step (0: the weights themselves; `TrainConfig.ema`).
 
     The budget is ``epochs``, ``steps`` or ``minutes`` (none given: 30 epochs); without
     ``X_valid``, the last ``validation_fraction`` of the pieces is held out.
@@ -183,6 +184,7 @@ class MusicModel(Estimator):
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         weight_noise: float = 0.0,
+        ema: float = 0.0,
         clip: float = 1.0,
         epochs: float | None = None,
         steps: int | None = None,
@@ -204,6 +206,7 @@ class MusicModel(Estimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.weight_noise = weight_noise
+        self.ema = ema
         self.clip = clip
         self.epochs = epochs
         self.steps = steps
@@ -228,6 +231,8 @@ class MusicModel(Estimator):
             raise InputError(
                 f"MusicModel: weight_noise must be a number >= 0, got {self.weight_noise!r}"
             )
+        if not 0 <= self.ema < 1:
+            raise InputError(f"MusicModel: ema must be in [0, 1), got {self.ema!r}")
         if not 0 < self.validation_fraction < 1:
             raise InputError(
                 "MusicModel: validation_fraction must be in (0, 1), "

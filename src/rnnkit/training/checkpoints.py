@@ -33,12 +33,15 @@ def save_last(
     train_state: dict[str, Any],
     opt_state: dict[str, Any],
     carry: dict[str, np.ndarray],
+    averaged: dict[str, np.ndarray] | None = None,
 ) -> None:
     """``<out>.last.safetensors``: the model, the optimizer's state (its buffers as ``opt/``
-    arrays, its scalars in the metadata), the carried state as ``carry/`` arrays, and the
-    trainer's counters as the metadata's ``train``."""
+    arrays, its scalars in the metadata), the carried state as ``carry/`` arrays, the moving
+    average of the weights (`TrainConfig.ema`) as ``ema/`` arrays, and the trainer's counters
+    as the metadata's ``train``."""
     arrays = {f"opt/{k}": v for k, v in opt_state["buffers"].items()}
     arrays.update({f"carry/{k}": v for k, v in carry.items()})
+    arrays.update({f"ema/{k}": v for k, v in (averaged or {}).items()})
     meta = dict(metadata, train=train_state, optimizer=_scalars(opt_state))
     save(model, last_path(out), metadata=meta, arrays=arrays)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     unit: str = "token"  # what the throughput counts: "char" or "token"
     patience: int | None = None  # stop after this many evaluations without a better one
     guard_validation: bool = True  # a validation loss far above the first loss: diverged
+    ema: float = 0.0  # evaluate and keep a moving average of the weights of this decay (0: off)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.minutes is None and self.epochs is None:
@@ -65,6 +66,8 @@ class TrainConfig:
             raise InputError(f"TrainConfig: minutes must be positive, got {self.minutes}")
         if self.warmup_steps < 0:
             raise InputError(f"TrainConfig: warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.ema < 1:
+            raise InputError(f"TrainConfig: ema must be in [0, 1), got {self.ema}")
         if self.eval_every <= 0:
             raise InputError(f"TrainConfig: eval_every must be positive, got {self.eval_every}")
 

@@ -1,7 +1,9 @@
 """`Trainer`: the loop that runs an `Objective` to its budget.
 
 Each step: the learning rate from the schedule, the objective's forward and backward, global-norm
-clipping, the divergence guard (`guard`), AdamW. Every ``eval_every`` steps: an evaluation,
+clipping, the divergence guard (`guard`), AdamW, and with ``TrainConfig.ema`` a moving average
+of the weights (Polyak averaging; its decay ``min(ema, (1 + t) / (10 + t))`` at step ``t``),
+which is then what is evaluated and kept as the best. Every ``eval_every`` steps: an evaluation,
 guarded too, the best checkpoint kept and the ``.last`` one written (`checkpoints`), an early
 stop after ``patience`` evaluations without a better one (better: a lower validation loss, or
 a lower ``objective.selection()`` where the objective has one, such as minus BLEU). Progress
@@ -18,9 +20,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import CheckpointError, InputError
 from ..io.checkpoint import Checkpoint, load_checkpoint
@@ -82,6 +88,9 @@ class Trainer:
         self.best_val = math.inf
         self.since_best = 0  # evaluations since the best one (for `TrainConfig.patience`)
         self.history: dict[str, list] = {"train": [], "val": []}  # [loss], [[step, loss]]
+        self.averaged: dict[str, np.ndarray] | None = (
+            {k: v.copy() for k, v in self.model.named_parameters().items()} if cfg.ema else None
+        )
         self._stop = StopSignal()  # asked for by SIGINT, SIGTERM or `request_stop`
         self._any_stop = False  # distributed: a stop asked for on some rank, after the step
         self._run_start = time.perf_counter()
@@ -160,7 +169,15 @@ class Trainer:
             carry = self.dist.gather_rows(carry, axis, self.step)
         if self.writer:
             opt_state = self.opt.state_dict()
-            save_last(self.model, self.out, self.metadata, self._train_state(), opt_state, carry)
+            save_last(
+                self.model,
+                self.out,
+                self.metadata,
+                self._train_state(),
+                opt_state,
+                carry,
+                self.averaged,
+            )
 
     def _save_best(self) -> None:
         if self.writer:
@@ -196,6 +213,9 @@ class Trainer:
         self.opt.load_state_dict(opt_state)
         carried = {k[6:]: v for k, v in ckpt.arrays.items() if k.startswith("carry/")}
         self.objective.load_carry(carried if carry else {})
+        if self.averaged is not None:  # a run saved without an average starts it here
+            for k, v in self.averaged.items():
+                v[...] = ckpt.arrays.get(f"ema/{k}", self.model.named_parameters()[k])
         for key, gen in self.model.generators().items():
             gen.bit_generator.state = state["generators"][key]
         self.step, self.elapsed = state["step"], state["elapsed"]
@@ -213,7 +233,40 @@ class Trainer:
         return self.position()
 
     # -- the loop ---------------------------------------------------------------------------
+    @contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The moving average of the weights in the model for the duration (if there is one)."""
+        if self.averaged is None:
+            yield
+            return
+        params = self.model.named_parameters()
+        raw = {k: v.copy() for k, v in params.items()}
+        for k, v in params.items():
+            v[...] = self.averaged[k]
+        try:
+            yield
+        finally:
+            for k, v in params.items():
+                v[...] = raw[k]
+
+    def _update_average(self) -> None:
+        if self.averaged is None:
+            return
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        for k, v in self.model.named_parameters().items():
+            a = self.averaged[k]
+            a += (1 - decay) * (v - a)
+
     def _evaluate(self, log: Any) -> float:
+        with self._averaged_weights():  # evaluated and kept as the best: the average
+            val = self._evaluate_model()
+        self._save_last()  # the weights trained on, the average beside them
+        speed = self.tokens / max(self.train_seconds, 1e-9)
+        note = getattr(self.objective, "eval_note", "")  # e.g. "accuracy 0.912"
+        log(evaluation_line(self.cfg, self.step, self.history["train"], val, speed, note))
+        return val
+
+    def _evaluate_model(self) -> float:
         val = float(self.objective.evaluate()) if self.writer else math.nan
         select = getattr(self.objective, "selection", None)  # e.g. -BLEU; lower is better
         score = val if select is None or not self.writer else float(select())
@@ -228,10 +281,6 @@ class Trainer:
             self._save_best()
         else:
             self.since_best += 1
-        self._save_last()
-        speed = self.tokens / max(self.train_seconds, 1e-9)
-        note = getattr(self.objective, "eval_note", "")  # e.g. "accuracy 0.912"
-        log(evaluation_line(self.cfg, self.step, self.history["train"], val, speed, note))
         return val
 
     def _train_one_step(self) -> float:
@@ -247,6 +296,7 @@ class Trainer:
         norm = clip_grad_norm(self.model, self.cfg.clip)
         self._guard(loss, norm)
         self.opt.step()
+        self._update_average()
         self.train_seconds += time.perf_counter() - t0
         self.tokens += n
         self.step += 1

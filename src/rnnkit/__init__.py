@@ -8,6 +8,7 @@ from . import models  # noqa: F401  (registers the task models, so any checkpoin
 from ._version import __version__
 from .errors import (
     CheckpointError,
+    DistributedError,
     InputError,
     NotFittedError,
     OutputError,
@@ -127,6 +128,7 @@ __all__ = [
     "explain",
     # errors
     "CheckpointError",
+    "DistributedError",
     "InputError",
     "NotFittedError",
     "OutputError",

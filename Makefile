@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 # read when NumPy loads OpenBLAS, so it must be in the environment (rnnkit.tune_process)
 export OPENBLAS_THREAD_TIMEOUT ?= 4
 
-.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-ctc bench-distributed clean eval-music eval-music-quick
+.PHONY: run demo test lint typecheck parity eval-lm eval-lm-quick eval-quant eval-sentiment eval-sentiment-quick eval-forecast eval-forecast-quick eval-anomaly eval-anomaly-quick bench bench-quick bench-pool bench-serve bench-ctc bench-distributed bench-engines clean eval-music eval-music-quick eval-translate eval-translate-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -108,6 +108,16 @@ eval-anomaly-quick: $(VENV)/.installed-test
 eval-music: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_music.py --out runs/eval-music
 
+## eval-translate: English to French and English to German (../shared/data/translation): rnnkit's
+## Seq2Seq with and without attention beside the same network in PyTorch, 20 minutes each,
+## beam 5; test BLEU, chrF, training pairs/s (about 2.5 hours on this 2-core machine)
+eval-translate: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_translate.py --minutes 20 --out runs/eval-translate
+
+## eval-translate-quick: the same with a tiny model for seconds on eng-fra (a smoke test)
+eval-translate-quick: $(VENV)/.installed-test
+	$(PY) benchmarks/eval_translate.py --quick --out runs/eval-translate-quick
+
 ## eval-music-quick: the same runs for 2 epochs each (a smoke test), into runs/eval-music-quick
 eval-music-quick: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_music.py --quick --out runs/eval-music-quick
@@ -122,6 +132,17 @@ bench-quick: $(VENV)/.installed-test
 ## bench-pool: does stepping many streams as one batch (StreamPool) pay? (1 min)
 bench-pool: $(VENV)/.installed-test
 	$(PY) benchmarks/pool.py
+
+## bench-engines: many series on Ray or Dask: series per second of local, ray x1/x2 and dask
+## x1/x2, forecasting M4 Hourly and scoring NAB, startup apart (about 15 min), into runs/bench-engines
+bench-engines: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[ray,dask]'
+	$(PY) benchmarks/bench_engines.py --out runs/bench-engines
+
+## bench-serve: rnnkit serve on loopback: steps/s and p50/p99 latency at 1, 100 and 1,000
+## streams of a 128-unit LSTM, against the server without its micro-batcher (about 3 minutes)
+bench-serve: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_serve.py
 
 ## bench-ctc: rnnkit's CTC loss and gradient against PyTorch's, speech and digit-string sizes,
 ## 1 and 2 threads (a few minutes), into runs/bench-ctc

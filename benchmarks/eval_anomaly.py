@@ -44,6 +44,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from rnnkit import nab  # noqa: E402
 from rnnkit.estimators.anomaly import AnomalyDetector  # noqa: E402
 
+Files = dict[str, tuple[np.ndarray, nab.Labelled]]  # name -> (scores, its labelled rows)
+
 # NAB scoreboard (numenta/NAB README), standard profile, all 58 files
 PUBLISHED = {
     "ARTime": 74.9,
@@ -65,10 +67,12 @@ PUBLISHED_FILES = {
 
 def score_published(
     results: Path, names: list[str], labels: dict[str, nab.Labelled]
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, Files]]:
     """Each scoreboard detector's own scores (NAB's ``results/<detector>/<category>/
-    <detector>_<file>.csv``) on ``names``, by `rnnkit.nab`: profile -> normalised score."""
+    <detector>_<file>.csv``) on ``names``, by `rnnkit.nab`: profile -> normalised score; and
+    the scores read, per detector."""
     table: dict[str, dict[str, float]] = {}
+    read: dict[str, Files] = {}
     for folder, label in PUBLISHED_FILES.items():
         files: dict[str, tuple[np.ndarray, nab.Labelled]] = {}
         for name in names:
@@ -80,7 +84,22 @@ def score_published(
                 scores = np.array([float(r["anomaly_score"]) for r in csv.DictReader(f)])
             files[name] = (scores, labels[name])
         table[label] = {p: nab.score_corpus(files, p).score for p in nab.PROFILES}
-    return table
+        read[label] = files
+    return table, read
+
+
+def by_category(files: Files, threshold: float) -> dict[str, tuple[int, int, int]]:
+    """Per NAB category, at one corpus threshold: (windows detected, windows, rows flagged
+    outside every window), counted as `rnnkit.nab.score_corpus` counts them."""
+    counts: dict[str, list[int]] = {}
+    for name, (scores, lab) in files.items():
+        c = counts.setdefault(name.split("/")[0], [0, 0, 0])
+        flagged = (np.asarray(scores) >= threshold) & (lab.window != -2)
+        inside = np.unique(lab.window[flagged & (lab.window >= 0)])
+        c[0] += inside.size
+        c[1] += int(np.unique(lab.window[lab.window >= 0]).size)
+        c[2] += int(np.sum(flagged & (lab.window == -1)))
+    return {k: (v[0], v[1], v[2]) for k, v in sorted(counts.items())}
 
 
 def read_nab_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -226,10 +245,10 @@ def main() -> None:
             f"{label:38s}{s['standard']:10.1f}{s['reward_low_FP_rate']:10.1f}"
             f"{s['reward_low_FN_rate']:10.1f}   these {len(names)}"
         )
-    published = (
+    published, published_files = (
         score_published(Path(args.published), names, {n: rows[n][1] for n in names})
         if args.published
-        else {}
+        else ({}, {})
     )
     for label, s in published.items():
         print(
@@ -246,6 +265,21 @@ def main() -> None:
             f"{profiles['reward_low_FN_rate'].score:.1f}; standard threshold {std.threshold:.4f}, "
             f"windows detected {std.tp}/{std.tp + std.fn}, false-positive rows {std.fp}"
         )
+    # where the windows are found and the false alarms raised, at each detector's threshold
+    sides = {f"rnnkit seed {seeds[0]}": (per_seed[seeds[0]], seed_scores[seeds[0]])}
+    sides.update(
+        {k: (f, {"standard": nab.score_corpus(f, "standard")}) for k, f in published_files.items()}
+    )
+    categories: dict[str, dict[str, tuple[int, int, int]]] = {}
+    print("\nper category, standard threshold: windows detected / windows, false-positive rows")
+    for label, (files, profiles) in sides.items():
+        categories[label] = by_category(files, profiles["standard"].threshold)
+    for category in categories[next(iter(categories))]:
+        cells = "  ".join(
+            "{:3d}/{:<3d} fp {:4d}".format(*categories[k][category]) for k in categories
+        )
+        print(f"  {category:24s} {cells}")
+    print(f"  {'(columns)':24s} {' | '.join(categories)}")
     standard = [s["standard"].score for s in seed_scores.values()]
     print(
         f"rnnkit standard over seeds {seeds}: mean {np.mean(standard):.1f}, "
@@ -274,6 +308,7 @@ def main() -> None:
         "thresholds": {
             seed: {p: r.threshold for p, r in s.items()} for seed, s in seed_scores.items()
         },
+        "by_category_windows_detected_windows_fp_rows": categories,
         "throughput_points_per_s": throughput,
         "stream_equals_batch_max_diff": agree,
         "memory_per_stream_bytes": memory,

@@ -73,6 +73,8 @@ def _env() -> dict[str, str]:
 
 def worker(data: str, params: dict, out: str | None) -> dict:
     """One rnnkit model: fit on train (validation for early stopping), score every part."""
+    import numpy as np
+
     from rnnkit import MusicModel, save
     from rnnkit.data.music import read_json
 
@@ -88,6 +90,7 @@ def worker(data: str, params: dict, out: str | None) -> dict:
         "train_nll": model.nll(parts["train"]),
         "parameters": model.model_.num_parameters(),
         "epochs": len(model.history_["val"]),
+        "best_epoch": int(np.argmin([v for _, v in model.history_["val"]])) + 1,
         "seconds": seconds,
         "frames_per_s": model.throughput_,
     }

@@ -19,6 +19,7 @@ from rnnkit.config import (
     positive_int,
     probability,
 )
+from rnnkit.serve.config import ServeConfig
 from rnnkit.tasks.adding import AddingConfig
 from rnnkit.tasks.lm import LMRunConfig, SampleConfig
 
@@ -139,6 +140,7 @@ def test_toy_help_shows_every_default():
         (["demo", "--help"], AddingConfig),
         (["generate", "--help"], SampleConfig),
         (["stream", "--help"], None),  # options of the serving process, none of them config
+        (["serve", "--help"], ServeConfig),
     ],
 )
 def test_help_shows_every_field_of_the_run_config_with_its_default(argv, cls):

@@ -14,7 +14,7 @@ import rnnkit
 from rnnkit.cli import main
 from rnnkit.data.music import KEYS, LOWEST, read_json, read_midi, read_music, write_midi
 from rnnkit.errors import InputError
-from rnnkit.estimators.music import MusicModel
+from rnnkit.estimators.music import MusicModel, MusicObjective
 from rnnkit.losses import bce_with_logits
 from rnnkit.models.music import PianoRollNet
 
@@ -46,6 +46,37 @@ def test_nll_is_the_published_metric_on_a_hand_computed_case():
     # averaged over the 3 predicted steps (not per piece); the first step of a piece is read only
     assert model.nll([a, b]) == pytest.approx(sum(steps) / 3, rel=1e-12)
     assert model.score([a, b]) == pytest.approx(-sum(steps) / 3, rel=1e-12)
+
+
+def test_weight_noise_takes_the_gradient_at_noisy_weights_and_leaves_them_clean():
+    rng = np.random.default_rng(2)
+    rolls = [(rng.random((int(n), KEYS)) < 0.05).astype(np.uint8) for n in (7, 9, 8, 6)]
+    net = PianoRollNet("gru", 6, dtype="float64", seed=1)
+    clean = net.state_dict()
+    noisy = MusicObjective(net, rolls, rolls, 2, 0, seed=3, weight_noise=0.1)
+    noise = noisy.noise(0)
+    # every weight matrix, no bias; the same noise again for the same step, other noise later
+    assert set(noise) == {k for k, w in clean.items() if w.ndim == 2}
+    assert all(np.array_equal(noise[k], e) for k, e in noisy.noise(0).items())
+    assert not np.allclose(noise["head.weight"], noisy.noise(1)["head.weight"])
+    net.zero_grad()
+    loss = noisy.train_step(0)[0]
+    got = {k: g.copy() for k, g in net.named_grads().items()}
+    for k, w in net.named_parameters().items():  # the weights are back to the clean ones
+        np.testing.assert_array_equal(w, clean[k])
+    # the same batch without noise at the clean weights plus that noise: the same gradient
+    plain = MusicObjective(net, rolls, rolls, 2, 0, seed=3)
+    for k, e in noise.items():
+        net.named_parameters()[k][...] += e
+    net.zero_grad()
+    assert plain.train_step(0)[0] == pytest.approx(loss, rel=1e-12)
+    for k, g in net.named_grads().items():
+        np.testing.assert_allclose(got[k], g, rtol=1e-10, atol=1e-12)
+    net.load_state_dict(clean)
+    net.zero_grad()
+    assert plain.train_step(0)[0] != pytest.approx(loss, rel=1e-6)  # the noise mattered
+    with pytest.raises(InputError, match="weight_noise"):
+        MusicModel(weight_noise=-0.1, epochs=1).fit(rolls)
 
 
 def _tiny_net(output: str, keys: int = 5, seed: int = 0) -> PianoRollNet:

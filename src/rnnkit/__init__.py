@@ -6,6 +6,7 @@ process-wide settings it runs fastest with are made by `tune_process`, when aske
 
 from . import models  # noqa: F401  (registers the task models, so any checkpoint loads)
 from ._version import __version__
+from .engines import Engine
 from .errors import (
     CheckpointError,
     DistributedError,
@@ -21,6 +22,7 @@ from .errors import (
 from .estimators import Estimator, Forecaster, SequenceClassifier
 from .estimators.anomaly import AnomalyDetector
 from .estimators.music import MusicModel
+from .estimators.seq2seq import Seq2Seq
 from .explain import explain
 from .io.checkpoint import Checkpoint, load, load_checkpoint, save
 from .io.onnx import export_onnx, import_onnx
@@ -110,7 +112,10 @@ __all__ = [
     "Estimator",
     "Forecaster",
     "MusicModel",
+    "Seq2Seq",
     "SequenceClassifier",
+    # many series on Ray or Dask
+    "Engine",
     # streaming
     "Stream",
     "StreamPool",

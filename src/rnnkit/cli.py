@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         tasks.add_parser("music", help="a polyphonic music model from the JSB JSON or MIDI files")
     )
 
+    from .tasks import translate as translate_task
+
+    translate_task.add_train_parser(tasks)  # rnnkit train translate
+    translate_task.add_parser(sub)  # rnnkit translate
+
     from .tasks.transcribe import TranscribeConfig
 
     tr = tasks.add_parser(
@@ -203,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
+
+    from .serve.config import ServeConfig
+
+    serve = sub.add_parser(
+        "serve", help="serve a checkpoint's streams over HTTP and WebSocket (the serve extra)"
+    )
+    serve.add_argument("checkpoint", help="a .safetensors checkpoint (layer, regressor or LM)")
+    add_options(serve, ServeConfig)
 
     from .tasks.speech_data import FsddConfig
 
@@ -393,6 +406,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         return run_train(args)
     if args.task == "transcribe":
         return _train_transcribe(args)
+    if args.task == "translate":
+        from .tasks.translate import run_train
+
+        return run_train(args)
     if args.task == "music":
         return _train_music(args)
     return _train_classify(args) if args.task == "classify" else _train_lm(args)
@@ -604,6 +621,16 @@ def _load_stream_state(server: Any, args: argparse.Namespace) -> None:
         server.stream.load_state(path)
 
 
+def _serve(args: argparse.Namespace) -> dict[str, Any]:
+    from .serve.config import ServeConfig
+    from .serve.run import serve
+
+    signum = serve(args.checkpoint, from_args(ServeConfig, args))
+    if signum:
+        raise SystemExit(128 + signum)
+    return {}
+
+
 def _demo(args: argparse.Namespace) -> dict[str, Any]:
     from .files import check_output
     from .tasks.adding import (
@@ -694,6 +721,12 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _translate(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks.translate import run_translate
+
+    return run_translate(args)
+
+
 def _detect(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.detect import run_detect
 
@@ -707,8 +740,10 @@ COMMANDS = {
     "evaluate": _evaluate,
     "predict": _predict,
     "transcribe": _transcribe,
+    "translate": _translate,
     "generate": _generate,
     "stream": _stream,
+    "serve": _serve,
     "demo": _demo,
     "forecast": _forecast,
     "backtest": _forecast,

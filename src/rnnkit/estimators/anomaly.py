@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engines import Engine, map_partitions, partitions
 from ..errors import InputError
 from ..losses import gaussian_nll
 from ..models.predictive import LOGVAR_MAX, LOGVAR_MIN, NextValueModel
@@ -68,6 +69,7 @@ CLIP = 50.0  # normalised values beyond this many standard deviations are read a
 MIN_ACF = 0.5  # season="auto": a series repeats when its autocorrelation peaks this high
 DAMP = 0.5  # scores in the rest period after an alarm are multiplied by this
 VAR_FLOOR = 1e-6  # the smallest variance of a seasonal difference assumed (normalised)
+PARTITION = 4  # series scored by one call, here or on an engine's worker (rnnkit.engines)
 
 
 def _as_series(x: Any, what: str) -> np.ndarray:
@@ -242,17 +244,24 @@ class AnomalyDetector(Estimator):
         self.losses_ = list(learned.get("losses", []))
 
     # -- scoring -----------------------------------------------------------------------------
-    def detect(self, X: Any) -> Any:
+    def detect(self, X: Any, engine: str | Engine = "local") -> Any:
         """Scores of each value of a series (or of each series of a list), causal; the first
-        ``probation`` values of each series score 0 (its learning period)."""
+        ``probation`` values of each series score 0 (its learning period). The series are
+        scored in partitions of `PARTITION`, here or on ``engine``'s workers ("ray", "dask" or
+        an `rnnkit.Engine`; `rnnkit.engines`): the same numbers, in the order of ``X``."""
         self._check_fitted("detect")
         series, single = _series_list(X, "detect")
-        out = [self._detect_one(s) for s in series]
+        parts = [series[s] for s in partitions(len(series), PARTITION)]
+        out = [
+            scores
+            for done in map_partitions(_detect_partition, self, parts, engine)
+            for scores in done
+        ]
         return out[0] if single else out
 
-    def fit_detect(self, X: Any) -> Any:
+    def fit_detect(self, X: Any, engine: str | Engine = "local") -> Any:
         """`fit` on the probationary parts, then `detect`: what ``rnnkit detect`` does."""
-        return self.fit(X).detect(X)
+        return self.fit(X).detect(X, engine)
 
     def _detect_one(self, s: np.ndarray) -> np.ndarray:
         """The whole series at once: the sequence forward of the network, the likelihood's
@@ -325,6 +334,12 @@ class AnomalyDetector(Estimator):
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
         seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
         return 8 * (layers * self.hidden_size * self.members + lik + 5 + seasonal)
+
+
+def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
+    """One partition's scores (`rnnkit.engines.map_partitions` calls it, here or on a
+    worker)."""
+    return [model._detect_one(s) for s in series]
 
 
 def _nll(err: np.ndarray, var: np.ndarray) -> float:

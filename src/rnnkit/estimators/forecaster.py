@@ -45,6 +45,7 @@ import numpy as np
 
 from ..data.series import Series, calendar, calendar_size
 from ..data.windows import WindowStore, as_series
+from ..engines import Engine, map_partitions, partitions
 from ..errors import InputError
 from ..forecast_metrics import smape
 from ..layers.module import Module
@@ -61,6 +62,7 @@ MIN_STEPS_PER_EPOCH = 25
 INPUT_CLIP = 20.0  # scaled inputs beyond this are clipped (an outlier cannot blow up a step)
 VAR_FLOOR = 1e-4  # the smallest variance of a Gaussian output, in scaled units
 PREDICT_BATCH = 1024
+PARTITION = 64  # series forecast by one call, here or on an engine's worker (rnnkit.engines)
 # The Gaussian NLL 0.5 * (log v + d^2 / v) is at least 0.5 * log(VAR_FLOOR); reported above that
 # bound, it stays positive, as the trainer's divergence guard expects of a loss
 NLL_OFFSET = -0.5 * math.log(VAR_FLOOR)
@@ -356,11 +358,18 @@ class Forecaster(Estimator):
 
     # -- predict -----------------------------------------------------------------------------------
     def forecast_series(
-        self, series: list[Series], levels: Sequence[float] = ()
+        self,
+        series: list[Series],
+        levels: Sequence[float] = (),
+        engine: str | Engine = "local",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Point forecasts (N, horizon) after the end of each series, and the quantiles
         ``levels`` (N, horizon, len(levels)) (from the Gaussian, or interpolated between the
-        trained quantile levels; a level outside them is an `InputError`)."""
+        trained quantile levels; a level outside them is an `InputError`).
+
+        The series are forecast in partitions of `PARTITION` consecutive series, one after the
+        other here or on ``engine``'s workers ("ray", "dask" or an `rnnkit.Engine`;
+        `rnnkit.engines`): the same numbers either way, in the order of ``series``."""
         self._check_fitted("predict")
         for s in series:
             if s.covariates.shape[1] != self.n_covariates_:
@@ -373,11 +382,24 @@ class Forecaster(Estimator):
                     f"Forecaster.predict: series {s.uid!r} has covariates for "
                     f"{len(s.covariates) - len(s.values)} future steps; expected {self.horizon}"
                 )
+        lv = tuple(float(p) for p in levels)
+        if any(not 0 < p < 1 for p in lv):
+            raise InputError(f"Forecaster: quantile levels must be in (0, 1), got {list(lv)}")
+        if self.output != "gaussian":  # a level outside the trained ones, before any work
+            self._interpolate(np.zeros((1, 1, len(self._levels()))), np.array(lv))
+        parts = [(series[s], lv) for s in partitions(len(series), PARTITION)]
+        with one_blas_thread():  # once: threadpoolctl costs ~10 ms a call (engine workers: 1)
+            done = map_partitions(_forecast_partition, self, parts, engine)
+        return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
+
+    def _forecast_part(
+        self, series: list[Series], levels: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`forecast_series` of one partition."""
         store = self._store(series)
         rows = np.arange(len(series))
         origins = np.array([len(s.values) for s in series])
-        with one_blas_thread():
-            q, var, loc, scale = self._predict_store(store, rows, origins)
+        q, var, loc, scale = self._predict_store(store, rows, origins)
         point = self._point(q)
         lv = np.asarray(levels, dtype=np.float64)
         if var is not None:
@@ -424,11 +446,13 @@ class Forecaster(Estimator):
         y: Sequence[Any],
         times: Sequence[Any] | None = None,
         covariates: Sequence[Any] | None = None,
+        engine: str | Engine = "local",
     ) -> np.ndarray:
-        """Point forecasts ``(N, horizon)`` of the ``horizon`` steps after each series."""
+        """Point forecasts ``(N, horizon)`` of the ``horizon`` steps after each series
+        (``engine``: where, `forecast_series`)."""
         self._check_fitted("predict")
         series, _ = as_series(y, times, covariates, "predict", self.kind_)
-        return self.forecast_series(series)[0]
+        return self.forecast_series(series, engine=engine)[0]
 
     def predict_quantiles(
         self,
@@ -436,11 +460,12 @@ class Forecaster(Estimator):
         quantiles: Sequence[float],
         times: Sequence[Any] | None = None,
         covariates: Sequence[Any] | None = None,
+        engine: str | Engine = "local",
     ) -> np.ndarray:
         """``(N, horizon, len(quantiles))`` forecast quantiles."""
         self._check_fitted("predict")
         series, _ = as_series(y, times, covariates, "predict", self.kind_)
-        return self.forecast_series(series, quantiles)[1]
+        return self.forecast_series(series, quantiles, engine)[1]
 
     def predict_interval(
         self,
@@ -448,13 +473,15 @@ class Forecaster(Estimator):
         coverage: float = 0.8,
         times: Sequence[Any] | None = None,
         covariates: Sequence[Any] | None = None,
+        engine: str | Engine = "local",
     ) -> tuple[np.ndarray, np.ndarray]:
         """The central ``coverage`` prediction interval: ``(lower, upper)``, each (N, horizon)."""
         if not 0 < coverage < 1:
             raise InputError(
                 f"Forecaster.predict_interval: coverage must be in (0, 1), got {coverage}"
             )
-        q = self.predict_quantiles(y, [(1 - coverage) / 2, (1 + coverage) / 2], times, covariates)
+        levels = [(1 - coverage) / 2, (1 + coverage) / 2]
+        q = self.predict_quantiles(y, levels, times, covariates, engine)
         return q[..., 0], q[..., 1]
 
     def score(self, y: Sequence[Any], y_future: Sequence[Any]) -> float:
@@ -507,6 +534,14 @@ def one_blas_thread() -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def _forecast_partition(
+    model: Forecaster, part: tuple[list[Series], tuple[float, ...]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One partition's forecasts (`rnnkit.engines.map_partitions` calls it, here or on a
+    worker): ``(point, quantiles)`` of its series at its levels."""
+    return model._forecast_part(*part)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:

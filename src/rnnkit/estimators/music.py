@@ -9,7 +9,10 @@ and averaged over all predicted steps of a set (`nll`, `step_nll`).
 Training goes through the one `Trainer`: whole pieces (full BPTT), padded batches of similar
 lengths, AdamW with warm-up and cosine decay, validation every epoch, early stopping, the best
 weights kept, resume. ``transpose=n`` moves each training piece by a random shift of up to
-``n`` semitones each epoch (kept on the keyboard).
+``n`` semitones each epoch (kept on the keyboard). ``weight_noise=s`` trains with Gaussian
+weight noise (Graves 2011; Chung et al. 2014 used 0.075 on JSB Chorales): before each batch, every
+weight matrix gets fresh noise of standard deviation ``s``, the gradient is taken at the noisy
+weights and applied to the clean ones (biases are left alone).
 """
 
 from __future__ import annotations
@@ -68,9 +71,11 @@ class MusicObjective:
         batch_size: int,
         transpose: int,
         seed: int,
+        weight_noise: float = 0.0,
     ) -> None:
         self.model, self.train, self.valid = model, train, valid
         self.batch_size, self.transpose, self.seed = batch_size, transpose, seed
+        self.weight_noise = weight_noise
         self.lengths = np.array([len(r) - 1 for r in train])
         self.steps_per_epoch = -(-len(train) // batch_size)
         used = [np.flatnonzero(r.any(axis=0)) for r in train]
@@ -104,11 +109,34 @@ class MusicObjective:
         y, _ = pad([r[1:] for r in rolls], np.arange(len(rolls)))
         mask = (np.arange(len(x))[:, None] < lengths[None, :]).astype(np.float32)
         self.model.train()
+        clean = self._add_noise(step)
         z, backward = self.model.forward_train(x.astype(np.float32), y, lengths)
         n = int(lengths.sum())
         loss, dz = bce_with_logits(z, y, mask=mask, reduction="sum")
         backward(dz / n)
+        for w, c in clean:  # the gradient was taken at the noisy weights; the step is on these
+            w[...] = c
         return float(loss) / n, n
+
+    def noise(self, step: int) -> dict[str, np.ndarray]:
+        """The weight noise of training step ``step``: one array per weight matrix (none with
+        ``weight_noise=0``), from a generator seeded by (seed, step), so a resume sees the same."""
+        if not self.weight_noise:
+            return {}
+        rng = np.random.default_rng([self.seed, 1, step])
+        return {
+            k: rng.normal(0.0, self.weight_noise, w.shape).astype(w.dtype)
+            for k, w in self.model.named_parameters().items()
+            if w.ndim >= 2
+        }
+
+    def _add_noise(self, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        params = self.model.named_parameters()
+        clean = []
+        for k, e in self.noise(step).items():
+            clean.append((params[k], params[k].copy()))
+            params[k] += e
+        return clean
 
     def evaluate(self) -> float:
         total, count = step_nll(self.model, self.valid)
@@ -131,6 +159,8 @@ class MusicModel(Estimator):
     ``openings_`` (the first step of each training piece: where unprimed generation starts),
     ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_`` (validation NLL per step) and
     ``throughput_`` (training time steps per second, the first steps left out).
+    ``weight_noise``: the standard deviation of Gaussian noise added to every weight matrix for
+    each training batch (0: none).
 
     The budget is ``epochs``, ``steps`` or ``minutes`` (none given: 30 epochs); without
     ``X_valid``, the last ``validation_fraction`` of the pieces is held out.
@@ -152,6 +182,7 @@ class MusicModel(Estimator):
         batch_size: int = 16,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        weight_noise: float = 0.0,
         clip: float = 1.0,
         epochs: float | None = None,
         steps: int | None = None,
@@ -172,6 +203,7 @@ class MusicModel(Estimator):
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.weight_noise = weight_noise
         self.clip = clip
         self.epochs = epochs
         self.steps = steps
@@ -191,6 +223,10 @@ class MusicModel(Estimator):
         if not isinstance(self.transpose, (int, np.integer)) or not 0 <= self.transpose < KEYS:
             raise InputError(
                 f"MusicModel: transpose must be an integer in [0, {KEYS}), got {self.transpose!r}"
+            )
+        if not self.weight_noise >= 0 or not np.isfinite(self.weight_noise):
+            raise InputError(
+                f"MusicModel: weight_noise must be a number >= 0, got {self.weight_noise!r}"
             )
         if not 0 < self.validation_fraction < 1:
             raise InputError(
@@ -239,7 +275,13 @@ class MusicModel(Estimator):
         self.openings_ = [steps_from_roll(r[:1])[0] for r in train]
         self.model_ = self._network()
         objective = MusicObjective(
-            self.model_, train, valid, self.batch_size, int(self.transpose), self.seed
+            self.model_,
+            train,
+            valid,
+            self.batch_size,
+            int(self.transpose),
+            self.seed,
+            float(self.weight_noise),
         )
         data = {
             "train": fingerprint(train, np.zeros(0)),

@@ -39,6 +39,12 @@ MODEL_PARAMS = frozenset(
         "dropout",
         "output",  # MusicModel: independent sigmoids or NADE
         "nade_hidden",
+        "level",  # Seq2Seq: the tokenizer and the decoder's wiring
+        "lowercase",
+        "split_punctuation",
+        "attention",
+        "input_feeding",
+        "tie_embeddings",
     }
 )
 IGNORED = frozenset({"verbose"})  # changes nothing the run computes

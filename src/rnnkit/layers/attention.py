@@ -14,6 +14,11 @@ Backward, from ``dc`` (and optionally ``da``):
     da_tb += k_tb . dc_b          dk_tb = a_tb dc_b + (from the scores)
     de_tb = a_tb (da_tb - sum_s a_sb da_sb)          (softmax; 0 at masked steps)
 
+Many queries at once (``forward_train_many``: queries ``(S, B, Q)``, one per decoder step, all
+known before attention, as in Luong et al.'s attention after the decoder RNN): the same
+equations for every query, as batched products ``(B, S, K) @ (B, K, T)``; contexts ``(S, B, K)``
+and weights ``(S, T, B)``.
+
 ``AttentionPool`` pools a sequence with a learned query: ``e_t = v . tanh(W x_t + b)``,
 ``y = sum_t a_t x_t``; it keeps the last weights ``(T, B)`` in ``last_weights`` for heat maps.
 """
@@ -193,6 +198,64 @@ class Attention(Module):
             return dq, dk + dk_context
 
         return (c, a), backward
+
+    # -- many queries ---------------------------------------------------------------------------
+    def many(self, queries, keys, mask=None, lengths=None):
+        """Inference for queries ``(S, B, Q)``: ``contexts (S, B, K), weights (S, T, B)``."""
+        (c, a), _ = self.forward_train_many(queries, keys, mask, lengths)
+        return c, a
+
+    def forward_train_many(self, queries, keys, mask=None, lengths=None):
+        """``(contexts, weights), backward``; ``dqueries, dkeys = backward(dcontexts)``."""
+        k = as_float_array("Attention", "keys", keys, self.dtype)
+        check_shape("Attention", "keys", k, (None, None, self.key_size), ("T", "B", "K"))
+        T, B, _ = k.shape
+        q = as_float_array("Attention", "queries", queries, self.dtype)
+        check_shape("Attention", "queries", q, (None, B, self.query_size), ("S", "B", "Q"))
+        m = mask_from("Attention", mask, lengths, T, B).T[:, None, :]  # (B, 1, T)
+        qb, kb = q.transpose(1, 0, 2), k.transpose(1, 0, 2)  # (B, S, Q), (B, T, K)
+        if self.kind == "additive":
+            wq = qb @ self.params["weight_query"].T  # (B, S, A)
+            wk = kb @ self.params["weight_key"].T  # (B, T, A)
+            cache = np.tanh(wq[:, :, None, :] + wk[:, None, :, :])  # (B, S, T, A)
+            e = cache @ self.params["v"]  # (B, S, T)
+        else:
+            cache = qb if self.kind == "dot" else qb @ self.params["weight"]  # u (B, S, K)
+            e = cache @ kb.transpose(0, 2, 1)  # (B, S, T)
+        e = np.where(m, e, -np.inf)
+        z = np.exp(e - e.max(axis=2, keepdims=True))
+        a = z / z.sum(axis=2, keepdims=True)  # (B, S, T), 0 at masked keys
+        c = a @ kb  # (B, S, K)
+
+        def backward(dcontexts):
+            dc = as_float_array("Attention", "dcontexts", dcontexts, self.dtype)
+            dcb = dc.transpose(1, 0, 2)  # (B, S, K)
+            da = dcb @ kb.transpose(0, 2, 1)  # (B, S, T): c = a k
+            dkb = a.transpose(0, 2, 1) @ dcb  # (B, T, K)
+            de = a * (da - (a * da).sum(axis=2, keepdims=True))  # back through the softmax
+            if self.kind == "additive":
+                s = cache
+                self.grads["v"] += np.einsum("bst,bsta->a", de, s)
+                dz = de[..., None] * self.params["v"] * (1 - s * s)  # back through tanh
+                dzq, dzk = dz.sum(axis=2), dz.sum(axis=1)  # (B, S, A), (B, T, A)
+                A = self.attention_size
+                self.grads["weight_query"] += dzq.reshape(-1, A).T @ qb.reshape(-1, self.query_size)
+                self.grads["weight_key"] += dzk.reshape(-1, A).T @ kb.reshape(-1, self.key_size)
+                dqb = dzq @ self.params["weight_query"]
+                dkb = dkb + dzk @ self.params["weight_key"]
+            else:
+                u = cache
+                du = de @ kb  # (B, S, K): e = u k
+                dkb = dkb + de.transpose(0, 2, 1) @ u
+                if self.kind == "dot":
+                    dqb = du
+                else:
+                    K = self.key_size
+                    self.grads["weight"] += qb.reshape(-1, self.query_size).T @ du.reshape(-1, K)
+                    dqb = du @ self.params["weight"].T
+            return dqb.transpose(1, 0, 2), dkb.transpose(1, 0, 2)
+
+        return (c.transpose(1, 0, 2), a.transpose(1, 2, 0)), backward
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import files
 from ..data.detect_csv import TimeOrder, parse_value, read_series
+from ..engines import Engine, add_engine_arguments, engine_from_args
 from ..errors import InputError
 from ..estimators.anomaly import AnomalyDetector
 from ..files import check_output, save_figure
@@ -52,8 +53,10 @@ def detect_csv(
     force: bool = False,
     detector: dict[str, Any] | None = None,
     log: Any = None,
+    engine: str | Engine = "local",
 ) -> dict[str, Any]:
-    """Score every row of ``csv_path`` into ``out``; the metrics for ``--json``."""
+    """Score every row of ``csv_path`` into ``out``; the metrics for ``--json``. The network
+    is fitted here; the series are scored here or on ``engine``'s workers (`rnnkit.engines`)."""
     check_output(out, "scores", inputs=(csv_path,), force=force)
     if plot:
         check_output(plot, "png", inputs=(csv_path, out), force=force, what="--plot")
@@ -74,7 +77,7 @@ def detect_csv(
     t0 = time.perf_counter()
     det.fit([v for v in values if v.size >= probation])
     fitted = time.perf_counter()
-    scores = [det.detect(v) for v in values]
+    scores = det.detect(values, engine)
     done = time.perf_counter()
     head = [id_column] if id_column else []
     lines = [",".join([*head, time_column, value_column, "anomaly_score"])]
@@ -254,6 +257,7 @@ def add_detect_arguments(p: Any) -> None:
         help="replace an --out or --plot file that rnnkit did not write (default: refuse)",
     )
     p.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
+    add_engine_arguments(p)
 
 
 def run_detect(args: Any) -> dict[str, Any]:
@@ -264,9 +268,12 @@ def run_detect(args: Any) -> dict[str, Any]:
     if args.probation is not None and args.probation < 16:
         raise InputError(f"--probation: expected at least 16 rows, got {args.probation}")
     params = {"seed": args.seed}
+    engine = engine_from_args(args)
     if args.stream:
         if args.out or args.plot:
             raise InputError("--out and --plot go with --csv; --stream writes to stdout")
+        if engine.kind != "local":
+            raise InputError("--engine: --stream scores in this process; --engine goes with --csv")
         if hasattr(sys.stdin, "reconfigure"):
             sys.stdin.reconfigure(errors="replace")
         stop = StopSignal()
@@ -292,6 +299,7 @@ def run_detect(args: Any) -> dict[str, Any]:
         args.force,
         params,
         log_to_stderr,
+        engine,
     )
     print(
         f"{metrics['rows']:,} rows of {metrics['series']} series scored "

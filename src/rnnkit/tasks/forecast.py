@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import add_options, from_args, nonneg_int, option, positive_float, positive_int
 from ..data.series import Panel, Series, default_season, read_long_csv
+from ..engines import Engine, add_engine_arguments, engine_from_args
 from ..errors import CheckpointError, InputError
 from ..estimators.forecaster import Forecaster
 from ..files import KINDS, atomic_write, check_output, save_figure
@@ -230,8 +231,10 @@ def forecast(
     force: bool = False,
     columns: tuple[str, str, str] = ("unique_id", "ds", "y"),
     freq: str | None = None,
+    engine: str | Engine = "local",
 ) -> dict[str, Any]:
-    """Forecast the ``horizon`` steps after each series of ``csv`` into ``out`` (CSV)."""
+    """Forecast the ``horizon`` steps after each series of ``csv`` into ``out`` (CSV), here or
+    on ``engine``'s workers (`rnnkit.engines`)."""
     target = check_output(out, "forecast-csv", inputs=(path, csv), force=force)
     figure = (
         check_output(plot, "png", inputs=(path, csv), force=force, what="--plot") if plot else None
@@ -249,7 +252,7 @@ def forecast(
             f"--csv: {csv!r} has {panel.kind} times, the model was trained on {model.kind_} times"
         )
     levels = LEVELS if model.output != "point" else ()
-    point, quant = model.forecast_series(panel.series, levels)
+    point, quant = model.forecast_series(panel.series, levels, engine)
     header = [columns[0], columns[1], "y_hat"] + (["y_lo_80", "y_hi_80"] if levels else [])
     lines = [",".join(header)]
     for i, s in enumerate(panel.series):
@@ -413,6 +416,7 @@ def add_parsers(sub: Any) -> None:
     f.add_argument("--freq", default=None, help="the step between rows (default: the most common)")
     _column_arguments(f)
     _common(f)
+    add_engine_arguments(f)
     b = sub.add_parser("backtest", help="score a forecaster at K rolling origins of a long CSV")
     b.add_argument("--csv", required=True, help="long-format CSV (unique_id,ds,y)")
     b.add_argument("--horizon", required=True, type=positive_int, help="steps to forecast")
@@ -453,6 +457,7 @@ def run_forecast(args: argparse.Namespace) -> dict[str, Any]:
         args.force,
         (args.id_column, args.time_column, args.target_column),
         args.freq,
+        engine_from_args(args),
     )
     print(f"forecasts of {result['series']} series, {result['horizon']} steps: {result['out']}")
     if "plot" in result:

@@ -3,8 +3,10 @@
 Each step: the learning rate from the schedule, the objective's forward and backward, global-norm
 clipping, the divergence guard (`guard`), AdamW. Every ``eval_every`` steps: an evaluation,
 guarded too, the best checkpoint kept and the ``.last`` one written (`checkpoints`), an early
-stop after ``patience`` evaluations without a better one. Progress on stderr (`report`); SIGINT
-or SIGTERM stops after the current step, evaluates and saves; `resume` continues exactly.
+stop after ``patience`` evaluations without a better one (better: a lower validation loss, or
+a lower ``objective.selection()`` where the objective has one, such as minus BLEU). Progress
+on stderr (`report`); SIGINT or SIGTERM stops after the current step, evaluates and saves;
+`resume` continues exactly.
 
 Under ``torchrun`` (``WORLD_SIZE`` above 1) the run is data-parallel (`distributed`): each
 process takes its shard of every batch, the gradients are all-reduced before the clipping, and
@@ -213,12 +215,16 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def _evaluate(self, log: Any) -> float:
         val = float(self.objective.evaluate()) if self.writer else math.nan
-        if self.dist is not None:  # rank 0's loss and clock: every rank decides alike
-            val, self.elapsed = self.dist.broadcast_values([val, self._clock()], self.step)
+        select = getattr(self.objective, "selection", None)  # e.g. -BLEU; lower is better
+        score = val if select is None or not self.writer else float(select())
+        if self.dist is not None:  # rank 0's numbers and clock: every rank decides alike
+            val, score, self.elapsed = self.dist.broadcast_values(
+                [val, score, self._clock()], self.step
+            )
         self._guard_validation(val)  # before anything is saved: diverged weights never are
         self.history["val"].append([self.step, val])
-        if val < self.best_val:
-            self.best_val, self.since_best = val, 0
+        if score < self.best_val:
+            self.best_val, self.since_best = score, 0
             self._save_best()
         else:
             self.since_best += 1

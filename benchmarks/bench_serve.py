@@ -25,7 +25,7 @@ Also: `Stream.step` and a batched `StreamPool.step` timed in this process before
 floor a server adds its HTTP work to), and the server's resident memory before and after
 opening 10,000 streams (their states, ids and bookkeeping), over the state's own bytes.
 
-    python benchmarks/bench_serve.py            # about 3 minutes
+    python benchmarks/bench_serve.py            # about 10 minutes
     python benchmarks/bench_serve.py --quick    # seconds: a smoke test
 """
 

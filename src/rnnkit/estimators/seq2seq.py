@@ -199,7 +199,8 @@ class Seq2Seq(Estimator):
             saved=saved,
             keep_best=keep_best,
         )
-        self.best_val_bleu_ = round(-float(result.best_val_loss), 4)  # the lowest -BLEU kept
+        # the Trainer kept the lowest -BLEU + 1e-6 loss: BLEU to 4 decimals, never -0.0
+        self.best_val_bleu_ = round(max(0.0, -float(result.best_val_loss)), 4)
         return self
 
     def _network(self) -> Seq2SeqNet:

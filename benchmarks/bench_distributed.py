@@ -211,6 +211,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="write the results here (default: none)")
     ap.add_argument(
+        "--same-batch-only", action="store_true", help="run section 1 alone (default: off)"
+    )
+    ap.add_argument(
         "--extrapolate",
         default=None,
         help="print only section 3 from a --json file of an earlier run (default: none)",
@@ -270,6 +273,12 @@ def main() -> None:
         f"{two[0]['bytes_per_step'] / 1e6:.2f} MB in {two[0]['messages_per_step']} messages "
         "per step per rank"
     )
+
+    if args.same_batch_only:
+        print(f"\nload average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"two": two, "one": one}, indent=1))
+        return
 
     # 2. more processes than cores: batch per process fixed
     per = max(1, args.batch // 2)

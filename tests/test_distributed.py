@@ -132,8 +132,9 @@ import numpy as np
 
 
 def train_all(root):
-    \"\"\"A language model, a classifier and a forecaster, a few steps each, into root/.\"\"\"
-    from rnnkit import Forecaster, SequenceClassifier
+    \"\"\"A language model, a classifier (class-weighted), a forecaster and a translator, a few
+    steps each, into root/.\"\"\"
+    from rnnkit import Forecaster, Seq2Seq, SequenceClassifier
     from rnnkit.tasks.lm import LMRunConfig, train_lm
 
     root = Path(root)
@@ -148,14 +149,19 @@ def train_all(root):
     y = ["pos" if s.count("good") + s.count("great") >= s.count("bad") + s.count("awful")
          else "neg" for s in X]
     clf = SequenceClassifier(embedding_dim=8, hidden_size=8, attention_size=8, dropout=0.0,
-                             batch_size=10, steps=7, seed=0)
+                             batch_size=10, steps=7, seed=0, class_weight="balanced")
     clf.fit(X[:50], y[:50], X[50:], y[50:], out=root / "classify.safetensors")
     t = np.arange(120)
     series = [np.sin(t / 4 + k) * (1 + k) + 5 * k + rng.normal(0, 0.1, len(t)) for k in range(4)]
     fc = Forecaster(horizon=3, season=4, hidden_size=8, head_size=8, n_models=2, batch_size=12,
                     steps=6, seed=0)
     fc.fit(series, out=root / "forecast.safetensors")
-    return steps + [clf.n_steps_, fc.n_steps_, clf.score(X[50:], y[50:])]
+    src = [" ".join(rng.choice(words, size=int(rng.integers(1, 5)))) for _ in range(50)]
+    tgt = [" ".join(reversed(s.split())) for s in src]
+    tr = Seq2Seq(min_count=1, embedding_dim=8, hidden_size=8, dropout=0.0, beam=1,
+                 batch_size=10, steps=6, seed=0)
+    tr.fit(src[:40], tgt[:40], src[40:], tgt[40:], out=root / "translate.safetensors")
+    return steps + [clf.n_steps_, fc.n_steps_, tr.n_steps_, clf.score(X[50:], y[50:])]
 
 
 if __name__ == "__main__":
@@ -182,16 +188,19 @@ def test_every_rank_ends_the_fit_with_the_same_best_weights(runs):
     root, one, results = runs
     ends = [r[1].split() for r in results]
     assert ends[0] == ends[1]  # steps, and the accuracy of the best weights loaded on each rank
-    assert [int(x) for x in ends[0][:3]] == one[:3]
+    assert [int(x) for x in ends[0][:4]] == one[:4]
     assert results[1][2] == ""  # rank 1 logs nothing: rank 0 does
 
 
-@pytest.mark.parametrize("kind", ["lm", "classify", "forecast"])
+@pytest.mark.parametrize("kind", ["lm", "classify", "forecast", "translate"])
 def test_two_ranks_give_the_weights_of_one_process_on_the_same_batches(runs, kind):
     root, _, _ = runs
     one, two = root / "one" / f"{kind}.safetensors", root / "two" / f"{kind}.safetensors"
     assert same_weights(last_path(one), last_path(two)) < 1e-4
     assert same_weights(one, two) < 1e-4  # the best checkpoint too
+    # each rank saw its share only: the units counted over both are one process's
+    tokens = [load_checkpoint(last_path(p)).metadata["train"]["tokens"] for p in (one, two)]
+    assert tokens[0] == tokens[1] > 0
     if kind == "lm":  # the carried state saved is the whole batch's, gathered from both ranks
         carry = load_checkpoint(last_path(two)).arrays
         assert carry["carry/state0"].shape[1] == 8

@@ -9,6 +9,7 @@ from ._version import __version__
 from .engines import Engine
 from .errors import (
     CheckpointError,
+    DistributedError,
     InputError,
     NotFittedError,
     OutputError,
@@ -132,6 +133,7 @@ __all__ = [
     "explain",
     # errors
     "CheckpointError",
+    "DistributedError",
     "InputError",
     "NotFittedError",
     "OutputError",

@@ -39,6 +39,7 @@ class ClassifyObjective:
         self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
         self.eval_note = ""
         self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
+        self.loss_weight = 0.0  # what the last step's loss is a mean over (class weights)
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -51,12 +52,14 @@ class ClassifyObjective:
         index = self._batches(epoch)[k]
         index = index[shard(len(index), self.shard)]
         if len(index) == 0:  # a rank with no rows of a short last batch
+            self.loss_weight = 0.0
             return 0.0, 0
         x, lengths = pad(self.train[0], index)
         y = self.train[1][index]
         self.model.train()
         logits, backward = self.model.forward_train(x, lengths)
         mask = None if self.weights is None else self.weights[y]
+        self.loss_weight = float(len(index) if mask is None else np.sum(mask))
         loss, dlogits = cross_entropy(logits, y, mask=mask)
         backward(dlogits)
         return loss, len(index)

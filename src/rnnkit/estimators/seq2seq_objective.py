@@ -17,6 +17,7 @@ import numpy as np
 from ..data.batches import bucket_batches, pad
 from ..data.pairs import BOS
 from ..models.seq2seq_decode import translate_ids
+from ..training.distributed import shard
 
 EVAL_BATCH = 128
 
@@ -77,6 +78,8 @@ class TranslateObjective:
         self.eval_note = ""
         self.bleu = 0.0
         self.loss = 0.0
+        self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its pairs
+        self.loss_weight = 0.0  # the last step's target tokens, what its loss is a mean over
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -87,6 +90,10 @@ class TranslateObjective:
     def train_step(self, step: int) -> tuple[float, int]:
         epoch, k = divmod(step, self.steps_per_epoch)
         index = self._batches(epoch)[k]
+        index = index[shard(len(index), self.shard)]
+        self.loss_weight = 0.0
+        if len(index) == 0:  # a rank with no pairs of a short last batch
+            return 0.0, 0
         src, src_len = pad(self.train[0], index)
         tgt, tgt_len = pad(self.train[1], index)
         mask = np.arange(tgt.shape[0])[:, None] < tgt_len[None, :]
@@ -95,6 +102,7 @@ class TranslateObjective:
         logits, backward = self.model.forward_train(src, src_len, shifted(tgt), mask)
         loss, grad = token_cross_entropy(logits, tgt[mask])
         backward(grad)
+        self.loss_weight = float(mask.sum())
         return loss, len(index)
 
     def evaluate(self) -> float:

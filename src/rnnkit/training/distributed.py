@@ -9,13 +9,14 @@ trains as before. ``rnnkit train ... --nproc N`` starts ``torchrun`` for one mac
 What each step does (`Trainer` calls it between the backward and the clipping):
 - every rank runs the objective on its rows of the global batch (`shard`: contiguous, the same
   split of the same batch on every rank, as PyTorch's ``DistributedSampler`` does), giving its
-  mean loss over its ``n`` units and the gradients of that mean;
-- the gradients are summed as ``sum_r n_r g_r / sum_r n_r``: the gradient of the mean over the
+  mean loss over its ``w`` weights (its ``n`` units, or the objective's ``loss_weight`` when the
+  loss is a mean over something else: target tokens, class weights) and that mean's gradients;
+- the gradients are summed as ``sum_r w_r g_r / sum_r w_r``: the gradient of the mean over the
   whole global batch, exactly what one process on the whole batch computes;
 - the model's gradient arrays are views into a few flat buffers (`GradientBuckets`, at most
   `BUCKET_BYTES` each), seen by torch through ``torch.from_numpy`` without a copy, so a step
-  sends one message per bucket plus one of four float64 numbers (the loss, ``n``, a stop asked
-  for by a signal on any rank, the clock) and copies nothing;
+  sends one message per bucket plus one of five float64 numbers (the loss, ``w``, ``n``, a stop
+  asked for by a signal on any rank, the clock) and copies nothing;
 - clipping, the divergence guard and AdamW then run on every rank on the same numbers, so the
   weights stay identical without being sent again.
 
@@ -203,7 +204,7 @@ class Distributed:
         """Move the gradients into buckets, give every rank rank 0's weights, and give each
         rank its own dropout draws (its generators jumped ``rank`` times)."""
         self.buckets = GradientBuckets(model)
-        self.stats.bytes_per_step = self.buckets.nbytes + 4 * 8
+        self.stats.bytes_per_step = self.buckets.nbytes + 5 * 8
         self.stats.messages_per_step = len(self.buckets.flats) + 1
         self.broadcast_arrays(list(model.named_parameters().values()))
         self.jump_generators(model)
@@ -216,19 +217,27 @@ class Distributed:
 
     # -- the collectives --------------------------------------------------------------------
     def reduce_step(
-        self, step: int, loss: float, n: int, stop: bool, elapsed: float
+        self,
+        step: int,
+        loss: float,
+        n: int,
+        stop: bool,
+        elapsed: float,
+        weight: float | None = None,
     ) -> tuple[float, int, bool, float]:
         """The gradients of the whole global batch on every rank, from each rank's gradients
-        of its mean loss over ``n`` units; returns the global mean loss, the global ``n``,
-        whether any rank was asked to stop, and the ranks' mean clock."""
+        of its mean loss over ``weight`` (default ``n``, its units); returns the global mean
+        loss, the global ``n``, whether any rank was asked to stop, and the ranks' mean
+        clock."""
         import torch
         import torch.distributed as dist
 
         assert self.buckets is not None, "Distributed.attach(model) first"
         t0 = time.perf_counter()
+        w = float(n if weight is None else weight)
         for flat in self.buckets.flats:
-            flat *= n
-        numbers = np.array([loss * n, n, float(stop), elapsed], dtype=np.float64)
+            flat *= w
+        numbers = np.array([loss * w if w else 0.0, w, n, float(stop), elapsed])
         tensors = [torch.from_numpy(numbers)] + [torch.from_numpy(f) for f in self.buckets.flats]
         try:
             works = [dist.all_reduce(t, op=dist.ReduceOp.SUM, async_op=True) for t in tensors]
@@ -236,7 +245,7 @@ class Distributed:
                 work.wait()
         except RuntimeError as exc:
             self.fail(exc, step)
-        total = numbers[1]
+        total = numbers[1]  # the weights; numbers[2]: the units
         if total > 0:
             for flat in self.buckets.flats:
                 flat *= 1.0 / total
@@ -245,7 +254,8 @@ class Distributed:
         self.stats.steps += 1
         self.stats.step_seconds.append(seconds)
         mean_loss = numbers[0] / total if total > 0 else math.nan
-        return float(mean_loss), int(round(total)), bool(numbers[2] > 0), numbers[3] / self.world
+        units = int(round(numbers[2]))
+        return float(mean_loss), units, bool(numbers[3] > 0), float(numbers[4]) / self.world
 
     def broadcast_values(self, values: list[float], step: int) -> list[float]:
         """Rank 0's ``values`` on every rank (its validation loss, its clock)."""

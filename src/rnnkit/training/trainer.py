@@ -290,8 +290,9 @@ class Trainer:
         self.model.zero_grad()
         loss, n = self.objective.train_step(self.step)
         if self.dist is not None:  # the whole global batch's gradients, loss and count
+            weight = getattr(self.objective, "loss_weight", None)  # what the loss averages
             loss, n, self._any_stop, self.elapsed = self.dist.reduce_step(
-                self.step, loss, n, self._stop.requested, self._clock()
+                self.step, loss, n, self._stop.requested, self._clock(), weight
             )
         norm = clip_grad_norm(self.model, self.cfg.clip)
         self._guard(loss, norm)

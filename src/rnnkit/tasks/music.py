@@ -53,6 +53,11 @@ class MusicConfig:
     batch: int = option(8, help="pieces per batch", type=positive_int)
     lr: float = option(1e-2, help="peak learning rate of AdamW", type=positive_float)
     weight_decay: float = option(0.0, help="AdamW weight decay", type=nonneg_float)
+    weight_noise: float = option(
+        0.0,
+        help="std of Gaussian noise on every weight matrix per batch (0: none)",
+        type=nonneg_float,
+    )
     epochs: float | None = option(
         None, help="budget in passes over the data", type=positive_float, default_help="60"
     )
@@ -83,6 +88,7 @@ def estimator(cfg: MusicConfig, verbose: bool = True) -> MusicModel:
         batch_size=cfg.batch,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
+        weight_noise=cfg.weight_noise,
         epochs=epochs,
         minutes=cfg.minutes,
         patience=cfg.patience or None,

@@ -229,6 +229,45 @@ CASES = [
         intact=("notes.txt",),
         stdin="1,2,3\n",
     ),
+    Case(
+        "translation pairs file is the out",
+        lambda f, c: [
+            "train",
+            "translate",
+            "--pairs",
+            str(f.text("p.tsv", "Go.\tVa !\nHi.\tSalut.\n")),
+            "--out",
+            str(f["p.tsv"]),
+        ],
+        2,
+        "is also an input of this run",
+        intact=("p.tsv",),
+    ),
+    Case(
+        "translation pairs without a tab",
+        lambda f, c: [
+            "train",
+            "translate",
+            "--pairs",
+            str(f.text("np.txt", "no tabs here\n")),
+            "--out",
+            str(f.root / "m.safetensors"),
+        ],
+        2,
+        "np.txt' line 1 has no tab",
+    ),
+    Case(
+        "detect on an unknown engine",
+        lambda f, c: [*_detect(f, SERIES), "--engine", "spark"],
+        2,
+        "--engine",
+    ),
+    Case(
+        "music with negative weight noise",
+        lambda f, c: [*_music(f, f.text("jsb.json", CHORALES)), "--weight-noise", "-1"],
+        2,
+        "--weight-noise",
+    ),
     # silent wrong results
     Case(
         "divergence during warm-up",

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .tasks import translate as translate_task
 
-    translate_task.add_train_parser(tasks)  # rnnkit train translate
+    _add_fit_flags(translate_task.add_train_parser(tasks))  # rnnkit train translate
     translate_task.add_parser(sub)  # rnnkit translate
 
     from .tasks.transcribe import TranscribeConfig

@@ -226,8 +226,8 @@ def plot_attention(source: list[str], target: list[str], weights: np.ndarray, pa
 
 
 # -- the command line ----------------------------------------------------------------------------
-def add_train_parser(tasks: Any) -> None:
-    """``rnnkit train translate``."""
+def add_train_parser(tasks: Any) -> Any:
+    """``rnnkit train translate``; the parser, for the command's fit flags."""
     p = tasks.add_parser(
         "translate", help="an encoder-decoder with attention from tab-separated sentence pairs"
     )
@@ -235,22 +235,7 @@ def add_train_parser(tasks: Any) -> None:
         "--pairs", required=True, help="tab-separated source<TAB>target lines (Tatoeba/Anki)"
     )
     add_options(p, TranslateConfig, exclude=("pairs",))
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the fit saved in <out>.last.safetensors (default: a new run)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an existing file that is not an rnnkit file of this kind; resume a fit "
-        "whose data or settings differ (default: off, refuse)",
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print the final metrics as one JSON object on the last line (default: off)",
-    )
+    return p  # the command adds --resume, --force and --json, as for every estimator
 
 
 def add_parser(sub: Any) -> None:

@@ -110,9 +110,10 @@ eval-music: $(VENV)/.installed-test
 
 ## eval-translate: English to French and English to German (../shared/data/translation): rnnkit's
 ## Seq2Seq with and without attention beside the same network in PyTorch, 20 minutes each,
-## beam 5; test BLEU, chrF, training pairs/s (about 2.5 hours on this 2-core machine)
+## one thread each, the two compared models side by side on a core each; beam 5; test BLEU,
+## chrF, training pairs/s (about 75 minutes on this 2-core machine)
 eval-translate: $(VENV)/.installed-test
-	$(PY) benchmarks/eval_translate.py --minutes 20 --out runs/eval-translate
+	$(PY) benchmarks/eval_translate.py --minutes 20 --threads 1 --parallel 2 --out runs/eval-translate
 
 ## eval-translate-quick: the same with a tiny model for seconds on eng-fra (a smoke test)
 eval-translate-quick: $(VENV)/.installed-test

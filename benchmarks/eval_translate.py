@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data" / "translation"
 LANGS = {"fra": ("English to French", "eng-fra.txt"), "deu": ("English to German", "eng-deu.txt")}
 THREADS = "2"
+PARALLEL = 1  # models trained at once, each pinned to a core
 EXAMPLES = 3
 # the rnnkit runs: name, extra options of `rnnkit train translate`
 RNNKIT_RUNS = [("rnnkit, attention", []), ("rnnkit, no attention", ["--attention", "none"])]
@@ -53,7 +55,7 @@ QUICK = {"embedding": 32, "hidden": 32}
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RNNKIT_NUM_THREADS"):
         env[key] = THREADS
     env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     env["PYTHONPATH"] = os.pathsep.join(
@@ -62,9 +64,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], stdin: str | None = None) -> tuple[dict, list[str]]:
-    """Run a command in its own process; the JSON of its last stdout line and the lines
-    before it."""
+def _run(
+    cmd: list[str], stdin: str | None = None, cpu: int | None = None
+) -> tuple[dict, list[str]]:
+    """Run a command in its own process (pinned to core ``cpu`` by ``taskset`` if given); the
+    JSON of its last stdout line and the lines before it."""
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.run(
         cmd, input=stdin, capture_output=True, text=True, env=_env(), cwd=ROOT, check=False
     )
@@ -106,13 +112,15 @@ def test_sources(path: Path, n: int) -> list[str]:
     return seen
 
 
-def train_rnnkit(path: Path, out: Path, extra: list[str], args: argparse.Namespace) -> dict:
+def train_rnnkit(
+    path: Path, out: Path, extra: list[str], args: argparse.Namespace, cpu: int | None = None
+) -> dict:
     cmd = [sys.executable, "-m", "rnnkit.cli", "train", "translate", "--pairs", str(path)]
     cmd += ["--minutes", str(args.minutes), "--beam", str(args.beam), "--out", str(out)]
     cmd += ["--json", "--force", *extra]
     if args.quick:
         cmd += ["--embedding", str(QUICK["embedding"]), "--hidden", str(QUICK["hidden"])]
-    return _run(cmd)[0]
+    return _run(cmd, cpu=cpu)[0]
 
 
 def translate_rnnkit(model: Path, sentences: list[str], beam: int, png: Path | None) -> list[str]:
@@ -124,11 +132,11 @@ def translate_rnnkit(model: Path, sentences: list[str], beam: int, png: Path | N
     return lines[: len(sentences)]
 
 
-def train_torch(path: Path, args: argparse.Namespace, params: dict) -> dict:
+def train_torch(path: Path, args: argparse.Namespace, params: dict, cpu: int | None = None) -> dict:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "translate_torch.py"), "--pairs", str(path)]
     cmd += ["--minutes", str(args.minutes), "--beam", str(args.beam), "--threads", THREADS]
     cmd += ["--params", json.dumps(params)]
-    return _run(cmd)[0]
+    return _run(cmd, cpu=cpu)[0]
 
 
 def throughput_rnnkit(path: Path, steps: int, quick: bool) -> float:
@@ -175,6 +183,7 @@ def machine() -> dict:
         "load_average": os.getloadavg(),
         "versions": {k: versions.get(k) for k in ("python", "numpy", "numba", "torch")},
         "threads": THREADS,
+        "parallel": PARALLEL,
     }
 
 
@@ -228,40 +237,77 @@ def examples_md(results: dict) -> list[str]:
     return lines
 
 
-def _kept(path: Path, args: argparse.Namespace, train: Any) -> dict:
+def _kept(path: Path, args: argparse.Namespace, train: Any, cpu: int | None = None) -> dict:
     """A model's metrics: with --keep, those a run of the same budget and beam saved in
-    ``path``; else (or if there are none) from training it now, saved there."""
+    ``path``; else (or if there are none) from training it now (``train(cpu)``), saved there
+    with the load average it ran under."""
     if args.keep and path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("budget") == [args.minutes, args.beam, THREADS]:
             print(f"  kept from {path}", file=sys.stderr, flush=True)
             return saved
-    result = {**train(), "budget": [args.minutes, args.beam, THREADS]}
+    result = {**train(cpu), "budget": [args.minutes, args.beam, THREADS]}
+    result["load_average_after"] = os.getloadavg()
     path.write_text(json.dumps(result))
     return result
 
 
-def run_language(lang: str, args: argparse.Namespace, out: Path, params: dict) -> dict:
-    name, file = LANGS[lang]
-    path = args.data / file
-    if not path.is_file():
-        raise SystemExit(f"eval-translate: the data is missing: {path}")
-    models: dict[str, dict] = {}
-    checkpoints: dict[str, Path] = {}
-    for model, extra in RNNKIT_RUNS:
-        tag = "attention" if not extra else "none"
-        ckpt = out / f"eng-{lang}-{tag}.safetensors"
-        print(f"{name}: {model}, {args.minutes:g} min ...", file=sys.stderr, flush=True)
-        models[model] = _kept(
-            out / f"eng-{lang}-{tag}.json", args, partial(train_rnnkit, path, ckpt, extra, args)
-        )
-        checkpoints[model] = ckpt
-        _say(model, models[model])
-    print(f"{name}: {TORCH_RUN}, {args.minutes:g} min ...", file=sys.stderr, flush=True)
-    models[TORCH_RUN] = _kept(
-        out / f"eng-{lang}-torch.json", args, partial(train_torch, path, args, params)
-    )
-    _say(TORCH_RUN, models[TORCH_RUN])
+def train_all(langs: list[str], args: argparse.Namespace, out: Path, params: dict) -> dict:
+    """Train (or, with --keep, reload) every model: {lang: {model: metrics}}.
+
+    With ``--parallel 2`` the models run two at a time, each pinned to its own core, in rounds
+    that put side by side the two models being compared (rnnkit with attention beside PyTorch
+    with attention on the same pairs; then the two models without attention), so that both
+    sides of a comparison see the same machine load in the same minutes."""
+    jobs: list[tuple[str, str, Any]] = []  # (lang, model, train(cpu))
+    for lang in langs:
+        path = args.data / LANGS[lang][1]
+        if not path.is_file():
+            raise SystemExit(f"eval-translate: the data is missing: {path}")
+        for model, extra in RNNKIT_RUNS:
+            if extra:
+                continue
+            ckpt = out / f"eng-{lang}-attention.safetensors"
+            jobs.append((lang, model, partial(train_rnnkit, path, ckpt, extra, args)))
+        jobs.append((lang, TORCH_RUN, partial(train_torch, path, args, params)))
+    for lang in langs:
+        path = args.data / LANGS[lang][1]
+        for model, extra in RNNKIT_RUNS:
+            if extra:
+                ckpt = out / f"eng-{lang}-none.safetensors"
+                jobs.append((lang, model, partial(train_rnnkit, path, ckpt, extra, args)))
+    tags = {"rnnkit, attention": "attention", "rnnkit, no attention": "none", TORCH_RUN: "torch"}
+    found: dict[str, dict[str, dict]] = {lang: {} for lang in langs}
+    step = max(1, args.parallel)
+    for start in range(0, len(jobs), step):
+        group = jobs[start : start + step]
+        names = " | ".join(f"{LANGS[lang][0]}: {model}" for lang, model, _ in group)
+        print(f"{names}, {args.minutes:g} min ...", file=sys.stderr, flush=True)
+        pins = list(range(len(group))) if step > 1 else [None] * len(group)
+        with ThreadPoolExecutor(max_workers=len(group)) as pool:
+            futures = [
+                pool.submit(_kept, out / f"eng-{lang}-{tags[model]}.json", args, train, cpu)
+                for (lang, model, train), cpu in zip(group, pins, strict=True)
+            ]
+            for (lang, model, _), future in zip(group, futures, strict=True):
+                found[lang][model] = future.result()
+                _say(f"{LANGS[lang][0]}: {model}", found[lang][model])
+    # the table's order: attention, no attention, PyTorch
+    order = [m for m, _ in RNNKIT_RUNS] + [TORCH_RUN]
+    return {lang: {m: found[lang][m] for m in order} for lang in langs}
+
+
+def run_language(
+    lang: str, args: argparse.Namespace, out: Path, params: dict, models: dict[str, dict]
+) -> dict:
+    """One language pair's examples, attention plot and throughput rounds, beside the
+    metrics of its trained ``models``."""
+    path = args.data / LANGS[lang][1]
+    name = LANGS[lang][0]
+    checkpoints = {
+        model: out / f"eng-{lang}-{'attention' if not extra else 'none'}.safetensors"
+        for model, extra in RNNKIT_RUNS
+    }
 
     sources = test_sources(path, EXAMPLES)
     torch_examples = {e["source"]: e for e in models[TORCH_RUN]["examples"]}
@@ -322,6 +368,14 @@ def main() -> None:
     p.add_argument(
         "--threads", default="2", help="BLAS/OpenMP/torch threads of every run, both sides"
     )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="models trained at once: 2 pins the two compared models to a core each "
+        "(use with --threads 1)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results folder")
     p.add_argument(
         "--keep",
@@ -331,8 +385,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a tiny model for seconds: a smoke test")
     p.add_argument("--throughput-worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
-    global THREADS
+    global THREADS, PARALLEL
     THREADS = str(args.threads)
+    PARALLEL = args.parallel
     if args.throughput_worker:
         path, steps = args.throughput_worker
         print(json.dumps(throughput_worker(path, int(steps), args.quick)))
@@ -356,7 +411,8 @@ def main() -> None:
     )
     params = torch_params(args.quick)
     start = time.time()
-    results = {lang: run_language(lang, args, out, params) for lang in langs}
+    trained = train_all(langs, args, out, params)
+    results = {lang: run_language(lang, args, out, params, trained[lang]) for lang in langs}
     report = {
         "machine": where,
         "command": " ".join(sys.argv),

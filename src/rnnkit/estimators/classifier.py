@@ -36,7 +36,7 @@ from .classify_objective import (
 )
 from .fitting import run_fit
 from .inputs import KINDS, feature_size, input_kind, labels_of
-from .resume import check_resume, fingerprint
+from .resume import fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLING = ("mean", "max", "last", "attention")
@@ -177,16 +177,6 @@ class SequenceClassifier(Estimator):
             self.model_, train, valid, self.batch_size, self._weights(targets), self.seed
         )
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
-        keep_best = True
-        if saved is not None:
-            keep_best = check_resume(
-                last_path(Path(out or "")),
-                saved.metadata,
-                self.get_params(),
-                self._learned(),
-                data,
-                force,
-            )
         if self.verbose:
             log_to_stderr(
                 f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
@@ -198,9 +188,10 @@ class SequenceClassifier(Estimator):
             unit="example",
             default_epochs=DEFAULT_EPOCHS,
             out=out,
-            metadata={"data": data, **(metadata or {})},
+            metadata=metadata,
             saved=saved,
-            keep_best=keep_best,
+            data=data,
+            force=force,
         )
         return self
 

@@ -5,7 +5,7 @@
 after a linear warm-up), weight decay, clipping, patience and the moving average of the weights
 (``ema``, where the estimator has one); validates once per epoch; keeps
 the best weights (loaded back into ``model_`` at the end); continues a saved run when given
-one (`rnnkit.estimators.resume` checked it first). It sets what every fitted estimator reports:
+one (after `rnnkit.estimators.resume` checked it). It sets what every fitted estimator reports:
 ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_``, ``train_minutes_`` and
 ``throughput_`` (units per second of step time, the first `WARMUP_STEPS` steps left out).
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from ..io.checkpoint import Checkpoint
 from ..training import TrainConfig, Trainer, TrainResult, last_path, log_to_stderr
+from .resume import check_resume
 
 WARMUP_STEPS = 20  # left out of ``throughput_``: compiling, first allocations
 
@@ -42,11 +43,27 @@ def run_fit(
     metadata: dict[str, Any] | None = None,
     warmup: int = 50,
     saved: Checkpoint | None = None,
-    keep_best: bool = True,
+    data: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train ``est.model_`` on ``objective`` as the module says; ``out``: keep the best
     checkpoint there (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder.
-    ``metadata`` is added to the checkpoint's (the estimator's own comes first)."""
+    ``metadata`` is added to the checkpoint's (the estimator's own comes first), and ``data``
+    (the fingerprints of the training and validation data) under ``"data"``. A ``saved`` run is
+    continued after `check_resume` compared it with this fit (``force``: despite changed
+    settings or data)."""
+    keep_best = True
+    if saved is not None:
+        keep_best = check_resume(
+            last_path(Path(out or "")),
+            saved.metadata,
+            est.get_params(),
+            est._learned(),
+            data or {},
+            force,
+        )
+    if data is not None:
+        metadata = {"data": data, **(metadata or {})}
     budget = (est.epochs, est.steps, est.minutes)
     cfg = TrainConfig(
         steps=est.steps,

@@ -33,7 +33,7 @@ from ..training import last_path, log_to_stderr, read_last
 from ..training.distributed import shard
 from .base import Estimator
 from .fitting import run_fit
-from .resume import check_resume, fingerprint
+from .resume import fingerprint
 
 DEFAULT_EPOCHS = 30  # the budget when none is given
 SCORE_BATCH = 64
@@ -292,16 +292,6 @@ class MusicModel(Estimator):
             "train": fingerprint(train, np.zeros(0)),
             "valid": fingerprint(valid, np.zeros(0)),
         }
-        keep_best = True
-        if saved is not None:
-            keep_best = check_resume(
-                last_path(Path(out or "")),
-                saved.metadata,
-                self.get_params(),
-                self._learned(),
-                data,
-                force,
-            )
         if self.verbose:
             steps = sum(len(r) - 1 for r in train)
             log_to_stderr(
@@ -314,9 +304,10 @@ class MusicModel(Estimator):
             unit="frame",
             default_epochs=DEFAULT_EPOCHS,
             out=out,
-            metadata={"data": data, **(metadata or {})},
+            metadata=metadata,
             saved=saved,
-            keep_best=keep_best,
+            data=data,
+            force=force,
         )
         return self
 

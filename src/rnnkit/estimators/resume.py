@@ -120,7 +120,7 @@ def check_resume(
             "to continue anyway"
         )
     for reason in reasons:
-        warnings.warn(f"resume (forced): {reason}", RnnkitWarning, stacklevel=3)
+        warnings.warn(f"resume (forced): {reason}", RnnkitWarning, stacklevel=4)
     return not data_changed
 
 

@@ -27,7 +27,7 @@ from ..models.seq2seq_decode import translate_ids
 from ..training import last_path, log_to_stderr, read_last
 from .base import Estimator
 from .fitting import run_fit
-from .resume import check_resume, fingerprint
+from .resume import fingerprint
 from .seq2seq_objective import TranslateObjective, sacrebleu_scores
 
 DEFAULT_EPOCHS = 10
@@ -174,16 +174,6 @@ class Seq2Seq(Estimator):
             "train": fingerprint([*train[0], *train[1]], np.zeros(0)),
             "valid": fingerprint([*held[0], *held[1]], np.zeros(0)),
         }
-        keep_best = True
-        if saved is not None:
-            keep_best = check_resume(
-                last_path(Path(out or "")),
-                saved.metadata,
-                self.get_params(),
-                self._learned(),
-                data,
-                force,
-            )
         if self.verbose:
             log_to_stderr(
                 f"data: {len(pairs):,} training, {len(valid):,} validation pairs; vocabularies "
@@ -195,9 +185,10 @@ class Seq2Seq(Estimator):
             unit="pair",
             default_epochs=DEFAULT_EPOCHS,
             out=out,
-            metadata={"data": data, **(metadata or {})},
+            metadata=metadata,
             saved=saved,
-            keep_best=keep_best,
+            data=data,
+            force=force,
         )
         # the Trainer kept the lowest -BLEU + 1e-6 loss: BLEU to 4 decimals, never -0.0
         self.best_val_bleu_ = round(max(0.0, -float(result.best_val_loss)), 4)

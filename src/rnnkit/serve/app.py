@@ -11,14 +11,15 @@
     GET    /openapi.json, /docs     the schema (FastAPI's)
 
 Bodies are read and checked by hand, not by pydantic: a size limit before anything is parsed
-(413), one-line messages (``{"error": "..."}``), and no validation layer on the step's hot
-path. The schema still documents every body (``openapi_extra``).
+(413), one-line messages (``{"error": "..."}``). The schema still documents every body
+(``openapi_extra``). The app returned is FastAPI's wrapped in `StepFront` (`front.py`), which
+serves the step route and the WebSocket itself, on a lean raw-ASGI path, and hands the rest to
+FastAPI; with ``--no-front`` (``ServeConfig.front``) the FastAPI routes below serve them.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, which name
 # classes imported inside `create_app`
 import asyncio
-import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from .._version import __version__
+from .front import StepFront, dumps, loads, outputs
 from .metrics import CONTENT_TYPE, Metrics
 from .service import ServeError, StreamService
 
@@ -60,7 +62,8 @@ def _error_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def create_app(service: StreamService, log: Any = None) -> Any:
-    """The ASGI app. At shutdown it saves every stream to the service's store and says so on
+    """The ASGI app (`StepFront` over FastAPI's, or FastAPI's alone with ``front=False`` in the
+    service's config). At shutdown it saves every stream to the service's store and says so on
     ``log`` (stderr)."""
     from fastapi import FastAPI, Request, WebSocket
     from fastapi.exceptions import RequestValidationError
@@ -93,7 +96,7 @@ def create_app(service: StreamService, log: Any = None) -> Any:
 
     def answer(route: str, payload: Any, status: int = 200) -> Response:
         metrics.requests.labels(route, str(status)).inc()
-        return Response(_dumps(payload), status, media_type="application/json")
+        return Response(dumps(payload), status, media_type="application/json")
 
     def refuse(route: str, status: int, message: str) -> Response:
         return answer(route, {"error": message}, status)
@@ -125,7 +128,7 @@ def create_app(service: StreamService, log: Any = None) -> Any:
         body = b"".join(chunks)
         if not body.strip() and not required:
             return {}
-        return _loads(body)
+        return loads(body)
 
     @app.post(
         "/streams",
@@ -153,8 +156,7 @@ def create_app(service: StreamService, log: Any = None) -> Any:
         start = time.perf_counter()
         ys = await service.step(stream_id, xs)
         metrics.latency.observe(time.perf_counter() - start)
-        out = {"ys": [y.tolist() for y in ys]} if many else {"y": ys[0].tolist()}
-        return answer("/streams/{id}/step", out)
+        return answer("/streams/{id}/step", outputs(ys, many))
 
     @app.get("/streams/{stream_id}/state", summary="a stream's state", responses=_error_doc(404))
     async def stream_state(stream_id: str) -> Response:
@@ -197,20 +199,18 @@ def create_app(service: StreamService, log: Any = None) -> Any:
                 try:
                     if len(data) > limit:
                         raise ServeError(413, f"message over {limit} bytes (--max-body)")
-                    xs, many = service.read_inputs(_loads(data))
+                    xs, many = service.read_inputs(loads(data))
                     ys = await service.step(stream_id, xs)
-                    out: dict[str, Any] = (
-                        {"ys": [y.tolist() for y in ys]} if many else {"y": ys[0].tolist()}
-                    )
+                    out = outputs(ys, many)
                     metrics.requests.labels(route, "200").inc()
                 except ServeError as exc:
                     metrics.requests.labels(route, str(exc.status)).inc()
                     out = {"error": str(exc), "status": exc.status}
-                await websocket.send_text(_dumps(out).decode())
+                await websocket.send_text(dumps(out).decode())
         except WebSocketDisconnect:
             return
 
-    return app
+    return StepFront(app, service, metrics) if service.config.front else app
 
 
 async def _sweep(service: StreamService) -> None:
@@ -227,16 +227,3 @@ async def _sweep(service: StreamService) -> None:
 def _route(request: Any) -> str:
     route = request.scope.get("route")
     return getattr(route, "path", "unmatched").replace("{stream_id}", "{id}")
-
-
-def _loads(body: bytes | str) -> Any:
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ServeError(400, f"the body is not JSON ({exc})") from None
-    except RecursionError:
-        raise ServeError(400, "the body is JSON nested too deep") from None
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()

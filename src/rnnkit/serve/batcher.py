@@ -1,16 +1,22 @@
-"""`MicroBatcher`: the steps of streams that arrive together run as one batched step.
+"""`MicroBatcher`: opportunistic batching. A step request never waits for company: when
+nothing is in flight it is stepped at once; only the requests that come in while a step is in
+flight are gathered into one `StreamPool.step`.
 
-A request to step a stream puts its inputs in that stream's queue and gets a future. The first
-request of a quiet moment schedules a round with ``loop.call_soon``: the round runs once the
-event loop has run what was ready before it (the other requests read in the same pass over the
-sockets), takes the next input of every stream with work queued, steps them all in one
-`StreamPool.step` (one stream alone: `StreamPool.step_one`, the fused single-stream step), and
-resolves each request whose last input it took. A request of several inputs takes one round per
-input, so its stream's steps stay in order while other streams are batched beside it. Streams
-still waiting after a round (more inputs, or more streams than ``max_batch``) schedule the next.
-
-Rounds run on the event loop's thread, one at a time: a round is microseconds to a few
+Steps run on the event loop's thread, one at a time: a step is microseconds to a few
 milliseconds of NumPy, and running it there keeps the pool's states free of any interleaving.
+So "in flight" means: from a step until the event loop has run what was ready when it ran. A
+request that finds the batcher idle is stepped on the spot (`StreamPool.step_one`, the fused
+single-stream step, which gives the numbers of `Stream.step` exactly), and the batcher marks
+itself busy with ``loop.call_soon``. The requests that reach it before that mark comes round
+(read from the sockets in the same pass of the event loop: they arrived while the step ran)
+put their inputs in their stream's queue and get a future; the mark then runs them as one
+round: the next input of every stream with work queued, stepped together in one
+`StreamPool.step` (one stream alone: `step_one`), each request resolved once its last input
+is done. A request of several inputs takes one round per input, so its stream's steps stay in
+order while other streams are batched beside it. Streams still waiting after a round (more
+inputs, or more streams than ``max_batch``) make the next round; when a round finds no queue,
+the batcher is idle again. Under light load every request is stepped at once; under heavy
+load the rounds grow with the backlog.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ class _Job:
 
 
 class MicroBatcher:
-    """Steps streams of one `StreamPool` in batched rounds (``batched=False``: each request
-    stepped at once on its own, the baseline a benchmark compares with).
+    """Steps streams of one `StreamPool`: at once when idle, else in batched rounds
+    (``batched=False``: each request stepped at once on its own, never batched).
 
-    ``on_round(streams)`` is called after every round with the number of streams it stepped.
+    ``on_round(streams)`` is called after every step with the number of streams it stepped (1
+    for a step at once).
     """
 
     def __init__(
@@ -59,11 +66,17 @@ class MicroBatcher:
         return stream_id in self._queues
 
     def submit(self, stream_id: Hashable, xs: np.ndarray) -> asyncio.Future:
-        """Queue ``xs`` ``(T, ...)`` for the stream; the future gives its T outputs in order."""
+        """Step ``xs`` ``(T, ...)`` of the stream, at once if nothing is in flight, else in the
+        next round; the future gives its T outputs in order."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self.batched:
             self._at_once(stream_id, xs, future)
+            return future
+        if not self._scheduled:  # idle: no company to wait for
+            self._at_once(stream_id, xs, future)
+            self._scheduled = True  # busy until the loop has run what is ready now
+            loop.call_soon(self._round)
             return future
         job = _Job(xs, future)
         queue = self._queues.get(stream_id)
@@ -71,9 +84,6 @@ class MicroBatcher:
             self._queues[stream_id] = deque((job,))
         else:
             queue.append(job)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._round)
         return future
 
     def _at_once(self, stream_id: Hashable, xs: np.ndarray, future: asyncio.Future) -> None:
@@ -89,6 +99,8 @@ class MicroBatcher:
 
     def _round(self) -> None:
         self._scheduled = False
+        if not self._queues:
+            return  # nothing came in while the last step was in flight: idle again
         ids = list(self._queues)[: self.max_batch]
         inputs = {s: (job := self._queues[s][0]).xs[job.done] for s in ids}
         outputs, failed = self._step(inputs)
@@ -110,9 +122,9 @@ class MicroBatcher:
                 self._queues[s] = queue  # to the back: streams beyond max_batch go first next
         if self.on_round is not None:
             self.on_round(len(outputs))
-        if self._queues and not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._round)
+        # busy again until the loop has run what is ready now (the next round may be empty)
+        self._scheduled = True
+        asyncio.get_running_loop().call_soon(self._round)
 
     def _step(self, inputs: dict[Hashable, Any]) -> tuple[dict, dict[Hashable, Exception]]:
         """The outputs by stream; and the exception of each stream that could not step. A

@@ -44,8 +44,14 @@ class ServeConfig:
     )
     batch: bool = option(
         True,
-        help="step the streams that arrive together in one batched step (--no-batch: each "
-        "request on its own, the benchmark's baseline)",
+        help="step the requests that come in while a step is in flight together, in one "
+        "batched step; a request that finds the server idle is stepped at once (--no-batch: "
+        "each request on its own, never batched)",
+    )
+    front: bool = option(
+        True,
+        help="serve step requests and WebSocket messages on the lean raw-ASGI path in front of "
+        "FastAPI (--no-front: through FastAPI's routing, the benchmark's baseline)",
     )
     quantize: str | None = option(
         None,

@@ -8,6 +8,7 @@ to the store; then the command exits with 128 + the signal's number, as shells d
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -73,11 +74,15 @@ def serve(checkpoint: str | os.PathLike, config: ServeConfig, log: IO[str] = sys
     app = create_app(service, log)
     sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
+    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            loop=loop,
+            http=http,
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # the app never reads the client's address
             ws_max_size=config.max_body,
             timeout_graceful_shutdown=10,
             backlog=4096,
@@ -85,7 +90,8 @@ def serve(checkpoint: str | os.PathLike, config: ServeConfig, log: IO[str] = sys
     )
     store = service.store.describe() if service.store is not None else "memory only"
     print(
-        f"rnnkit serve: {Path(checkpoint).name} on http://{host}:{port} (states: {store})",
+        f"rnnkit serve: {Path(checkpoint).name} on http://{host}:{port} (states: {store}; "
+        f"{loop}, {http})",
         file=log,
         flush=True,
     )
@@ -98,6 +104,12 @@ def serve(checkpoint: str | os.PathLike, config: ServeConfig, log: IO[str] = sys
             signal.signal(s, handler)
         sock.close()
     return caught[0] if caught else 0
+
+
+def _fastest(compiled: str, fallback: str) -> str:
+    """uvloop and httptools (in ``uvicorn[standard]``) when installed, else the pure-Python
+    event loop and HTTP parser."""
+    return compiled if importlib.util.find_spec(compiled) is not None else fallback
 
 
 def _signals() -> tuple[int, ...]:

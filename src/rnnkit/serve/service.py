@@ -121,6 +121,30 @@ class StreamService:
             raise ServeError(422, "expected 'xs' to be a non-empty list of steps")
         return self._array(raw, "xs" if many else "x", body["xs" if many else "x"]), many
 
+    def read_binary(self, data: bytes) -> np.ndarray:
+        """``(T, ...)`` inputs from a binary WebSocket message: T steps of little-endian
+        float32 numbers (``input_size`` of them each) or, for a language model, of int32
+        token ids, one each."""
+        width = 4 * (self.step_shape[0] if self.step_shape else 1)
+        if not data or len(data) % width:
+            what = "int32 token ids" if self.takes_ids else f"{self._what()} (float32)"
+            raise ServeError(
+                422,
+                f"expected a binary message of whole steps of {what}, {width} bytes each, "
+                f"got {len(data)} bytes",
+            )
+        if self.takes_ids:
+            ids = np.frombuffer(data, "<i4").astype(np.int64)
+            if ids.min() < 0 or ids.max() >= self.vocab_size:
+                raise ServeError(
+                    422, f"expected token ids in [0, {self.vocab_size}), got {_clip(ids.tolist())}"
+                )
+            return ids
+        xs = np.frombuffer(data, "<f4").reshape(-1, *self.step_shape).astype(self.dtype)
+        if not np.isfinite(xs).all():
+            raise ServeError(422, "expected finite numbers in the message, got NaN or infinity")
+        return xs
+
     def _array(self, raw: list, name: str, given: Any) -> np.ndarray:
         if self.takes_ids:
             if not all(type(v) is int for v in raw):

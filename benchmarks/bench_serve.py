@@ -399,9 +399,11 @@ def main() -> int:
                     for load, rate in (("closed", None), ("paced", args.rate))]  # fmt: skip
             for transport, load, rate in plan:
                 for n in counts:
-                    runs: dict[str, list[dict]] = {name: [] for name in servers}
+                    # binary messages need the front: not the FastAPI path
+                    serving = {k: v for k, v in servers.items() if transport != "wsb" or k != PEER}
+                    runs: dict[str, list[dict]] = {name: [] for name in serving}
                     for r in range(repeats):
-                        for name, (proc, port_) in servers.items():  # A B C A B C
+                        for name, (proc, port_) in serving.items():  # A B C A B C
                             m0 = asyncio.run(_metrics(host, port_))
                             cpu0 = _cpu_seconds(proc.pid)
                             try:

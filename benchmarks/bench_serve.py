@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -367,6 +368,10 @@ def main() -> int:
     machine = describe(blas(), keep_env=True)
     machine["rnnkit_commit"] = git_commit(ROOT / "src")
     results: dict = {"machine": machine, "floor": floor, "cases": {}, "memory": {}}
+    # the client's start-up objects out of the collector's full passes (a stall of some 100 ms
+    # each, which the latencies would charge to the server), as the server does
+    gc.collect()
+    gc.freeze()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = rnnkit.save(model, Path(tmp) / "lstm128.safetensors")
         servers = {

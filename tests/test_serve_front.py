@@ -94,6 +94,7 @@ BAD = [
     (b'{"x": [1, 2', 400),
     (b"", 400),
     (b"\xff\xfe", 400),
+    (b"[" * 1500 + b"]" * 1500, 400),  # nested too deep
     (b"[" * 100_000, 413),
 ]
 
@@ -144,7 +145,7 @@ def test_binary_websocket_messages_round_trip_as_little_endian_float32():
     model = _lstm()
     reference = rnnkit.Stream(model)
     xs = _inputs(7, seed=2)
-    with _client(model) as client:
+    with _client(model, max_body=4000) as client:
         client.post("/streams", json={"id": "b"})
         with client.websocket_connect("/streams/b/ws", subprotocols=[BINARY]) as ws:
             assert ws.accepted_subprotocol == BINARY
@@ -165,6 +166,8 @@ def test_binary_websocket_messages_round_trip_as_little_endian_float32():
             bad[1] = np.nan
             ws.send_bytes(bad.astype("<f4").tobytes())
             assert ws.receive_json()["status"] == 422
+            ws.send_bytes(b"\x00" * 16 * 300)  # over --max-body
+            assert ws.receive_json()["status"] == 413
             ws.send_text(json.dumps({"x": xs[6].tolist()}))  # text messages stay JSON
             y = np.asarray(ws.receive_json()["y"], np.float32)
             assert np.array_equal(y, reference.step(xs[6]))

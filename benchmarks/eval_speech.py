@@ -51,6 +51,7 @@ AUDIO_MODEL: dict[str, Any] = {
 }  # the classifier's options
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 MODEL_OPTIONS = ("hidden", "layers", "dropout")
+CTC_OPTIONS = ("units",) + AUGMENT_OPTIONS
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -263,7 +264,16 @@ def loso_table(loso: dict) -> str:
     return "\n".join(lines)
 
 
-def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) -> dict:
+def transcription(
+    fsdd: Path,
+    out: Path,
+    epochs: float,
+    stream_utterances: int,
+    options: dict | None = None,
+    tag: str = "",
+) -> dict:
+    """Train on the training speakers' strings, score the held-out speaker's; ``options``:
+    `TranscribeConfig` fields (``units``, ``vtlp``, the masks), as given to the command."""
     from rnnkit.audio import read_wav
     from rnnkit.audio.files import featurise
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
@@ -279,7 +289,8 @@ def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) 
         test=str(fsdd / "strings" / "test.csv"),
         epochs=epochs,
         seed=SEED,
-        out=str(out / "transcribe.safetensors"),
+        out=str(out / f"transcribe{'-' + tag if tag else ''}.safetensors"),
+        **{k: v for k, v in (options or {}).items() if v is not None},
     )
     t0 = time.perf_counter()
     metrics = train_transcribe(cfg, force=True)
@@ -300,11 +311,14 @@ def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) 
         for start in range(0, len(x), front.frame_step):
             got += live.push(x[start : start + front.frame_step])
         got += live.flush()
-        same += "".join(c for c, _ in got) == expected
+        same += model.separator.join(c for c, _ in got) == expected
     per_frame = np.asarray(live.timings) * 1e3
+    given = " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in (options or {}).items() if v is not None
+    )
     return {
         "command": f"rnnkit train transcribe --train {cfg.train} --test {cfg.test} "
-        f"--epochs {epochs:g} --out {cfg.out}",
+        f"--epochs {epochs:g} {given + ' ' if given else ''}--out {cfg.out}",
         "test_utterances": len(test),
         "wer_greedy": metrics["test_wer"],
         "cer_greedy": metrics["test_cer"],
@@ -403,6 +417,13 @@ def main() -> None:
             default=None,
             help="leave one speaker out: the classifier's (the audio model's)",
         )
+    for name in CTC_OPTIONS:
+        ap.add_argument(
+            "--ctc-" + name.replace("_", "-"),
+            type={"units": str, "vtlp": float}.get(name, int),
+            default=None,
+            help="transcription: as 'rnnkit train transcribe' (its default)",
+        )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
@@ -441,7 +462,16 @@ def main() -> None:
         result["loso"]["options"] = {k: getattr(args, k) for k in AUGMENT_OPTIONS + MODEL_OPTIONS}
         print(loso_table(result["loso"]))
     if "transcribe" in parts:
-        result["transcribe"] = transcription(fsdd, out, args.ctc_epochs, args.stream)
+        options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}
+        result["transcribe"] = transcription(
+            fsdd, out, args.ctc_epochs, args.stream, options, args.tag
+        )
+        t = result["transcribe"]
+        print(
+            f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
+            f"lexicon {t['wer_lexicon']:.3f}; CER {t['cer_greedy']:.3f}; stream = offline "
+            f"{t['stream_same']}/{t['stream_utterances']}; {t['seconds'] / 60:.1f} min"
+        )
     result["minutes"] = (time.perf_counter() - start) / 60
     if parts != {"usual", "loso", "transcribe"} or args.sides != ["rnnkit", "torch"]:
         name = f"{'-'.join(sorted(parts))}{'-' + args.tag if args.tag else ''}.json"

@@ -194,3 +194,57 @@ def test_cli_rejects_bad_augmentation_values_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err, err
         assert len([line for line in err.splitlines() if "error" in line.lower()]) == 1
+
+
+# -- the transcriber -------------------------------------------------------------------------
+def two_words(rng: np.random.Generator, n: int) -> tuple[np.ndarray, str]:
+    """'lo' a 400 Hz tone, 'hi' a 1600 Hz tone, 80-120 ms each, short silences between."""
+    words = rng.choice(["lo", "hi"], n).tolist()
+    parts = [np.zeros(int(RATE * 0.05))]
+    for w in words:
+        t = np.arange(int(RATE * rng.uniform(0.08, 0.12))) / RATE
+        tone = 0.5 * np.sin(2 * np.pi * (400 if w == "lo" else 1600) * t)
+        parts += [tone, np.zeros(int(RATE * rng.uniform(0.04, 0.08)))]
+    x = np.concatenate(parts)
+    return x + 0.01 * rng.standard_normal(len(x)), " ".join(words)
+
+
+def test_word_units_with_augmentation_learn_stream_and_reload(tmp_path):
+    from rnnkit.estimators.transcriber import Transcriber
+    from rnnkit.estimators.transcriber_stream import LiveTranscriber
+    from rnnkit.io.checkpoint import load, save
+
+    rng = np.random.default_rng(0)
+    data = [two_words(rng, int(rng.integers(1, 5))) for _ in range(80)]
+    front = FrontEnd(norm="none")
+    X = [front.features(x) for x, _ in data]
+    y = [text for _, text in data]
+    warped = WarpedEpochs([x for x, _ in data[:60]], front, 0.05, seed=0)
+    model = Transcriber(hidden_size=32, num_layers=1, stack=1, epochs=40, batch_size=8,
+                        lr=1e-2, patience=None, units="word", time_masks=1, time_mask_width=2,
+                        feature_masks=1, feature_mask_width=2, feature_blocks=3)  # fmt: skip
+    model.fit(X[:60], y[:60], X[60:], y[60:], X_epoch=warped)
+    assert model.alphabet_ == ("hi", "lo")
+    assert model.score(X[60:], y[60:])["wer"] == 0.0
+    live = LiveTranscriber(model, front)
+    for (x, _), expected in zip(data[60:70], model.predict(X[60:70]), strict=True):
+        got = live.push(x) + live.flush()
+        assert model.separator.join(w for w, _ in got) == expected
+    save(model, tmp_path / "w.safetensors")
+    again = load(tmp_path / "w.safetensors")
+    assert again.alphabet_ == ("hi", "lo") and again.predict(X[60:]) == model.predict(X[60:])
+    with pytest.raises(InputError, match=r"has words \['mid'\] not in"):
+        model.fit(X[:4], ["lo", "hi", "lo", "hi"], X[:1], ["mid"])
+
+
+def test_transcriber_bad_settings_give_one_line_errors():
+    from rnnkit.estimators.transcriber import Transcriber
+
+    X, y = [np.zeros((10, 6), np.float32)] * 2, ["a", "b"]
+    for params, message in (
+        ({"units": "phone"}, "units must be 'char' or 'word', got 'phone'"),
+        ({"feature_masks": -2}, "feature_masks must be an integer >= 0, got -2"),
+    ):
+        with pytest.raises(InputError, match=message) as info:
+            Transcriber(epochs=1, **params).fit(X, y)
+        assert "\n" not in str(info.value)

@@ -19,6 +19,7 @@ Writes speech.json and speech.md into --out (runs/eval-speech; --quick: runs/eva
 
     python benchmarks/eval_speech.py                # about 15-20 minutes on 2 cores
     python benchmarks/eval_speech.py --quick        # a smoke test
+    python benchmarks/eval_speech.py --parts loso --sides rnnkit --vtlp 0 --tag plain
     python benchmarks/eval_speech.py --side rnnkit FOLD.npz PARAMS.json   # one LOSO side
 """
 
@@ -48,12 +49,20 @@ AUDIO_MODEL: dict[str, Any] = {
     "hidden": 128,
     "pooling": "max",
 }  # the classifier's options
+AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
+MODEL_OPTIONS = ("hidden", "layers", "dropout")
+CTC_OPTIONS = ("units",) + AUGMENT_OPTIONS
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    threads = env.get("EVAL_SPEECH_THREADS", THREADS)
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[key] = THREADS
+        env[key] = threads
     env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
@@ -74,31 +83,44 @@ def machine() -> dict:
         "load_average": os.getloadavg(),
         "versions": {k: versions.get(k) for k in ("python", "numpy", "numba", "torch")},
         "threads": {k: v for k, v in _env().items() if k.endswith("_NUM_THREADS")}
-        | {"torch.set_num_threads": int(THREADS)},
+        | {"torch.set_num_threads": int(_env()["OMP_NUM_THREADS"])},
         "commit": bench_machine.git_commit(ROOT),
     }
 
 
 # -- one side of a leave-one-speaker-out fold (its own process) ------------------------------
+def load_fold(fold: Path) -> dict[str, np.ndarray]:
+    """A fold's indices with the features they index (``flat``, ``offsets``, ``y`` and, with
+    VTLP, ``warped``: the features of each epoch), from the shared features file."""
+    npz = dict(np.load(fold))
+    return npz | dict(np.load(str(npz.pop("features"))))
+
+
 def rnnkit_side(fold: Path, params_path: Path) -> None:
     from rnnkit.estimators.classifier import SequenceClassifier
 
     params = json.loads(params_path.read_text())
-    npz = np.load(fold)
+    npz = load_fold(fold)
     flat, offsets = npz["flat"], npz["offsets"]
 
     def part(name: str) -> tuple[list[np.ndarray], list[int]]:
         index = npz[name]
         return [flat[offsets[i] : offsets[i + 1]] for i in index], npz["y"][index].tolist()
 
+    def epoch(e: int) -> list[np.ndarray]:
+        warped = npz["warped"][e % len(npz["warped"])]
+        return [warped[offsets[i] : offsets[i + 1]] for i in npz["train"]]
+
     (X, y), (Xv, yv), (Xt, yt) = part("train"), part("valid"), part("test")
     t0 = time.perf_counter()
-    clf = SequenceClassifier(**params).fit(X, y, Xv, yv)
+    X_epoch = epoch if "warped" in npz else None
+    clf = SequenceClassifier(**params).fit(X, y, Xv, yv, X_epoch=X_epoch)
     fit = time.perf_counter() - t0
     print(
         json.dumps(
             {
                 "accuracy": clf.score(Xt, yt),
+                "valid_accuracy": clf.score(Xv, yv),
                 "seq_per_s": clf.throughput_,
                 "steps": clf.n_steps_,
                 "epochs": clf.n_steps_ / -(-len(X) // params["batch_size"]),
@@ -149,48 +171,109 @@ def classify_usual(fsdd: Path, out: Path, epochs: float) -> dict:
     }
 
 
-def speaker_folds(fsdd: Path, epochs: float, tmp: Path, log) -> dict:
-    """Leave one speaker out: rnnkit and PyTorch, interleaved, per fold."""
+def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
+    """Leave one speaker out: rnnkit and PyTorch, interleaved, per fold. ``--validate split``:
+    a stratified 10 % of the training speakers' recordings for early stopping (the measured
+    setting); ``speaker``: the next speaker's recordings instead, trained on the other three,
+    a speaker-independent validation score for choosing settings without the test speaker."""
     from rnnkit.audio import FrontEnd
+    from rnnkit.audio.augment import warp_factors
     from rnnkit.audio.files import featurise
+    from rnnkit.audio.wav import read_wav
     from rnnkit.data.labelled import read_labelled, stratified_split
-    from rnnkit.tasks.classify import ClassifyConfig, estimator
+    from rnnkit.tasks.classify import ClassifyConfig, augmentation, estimator
 
     data = read_labelled(fsdd / "classify" / "all.csv")
     speakers = np.array([Path(p).stem.split("_")[1] for p in data.texts])
     y = np.array([int(label) for label in data.labels])
-    feats = featurise(data.texts, FrontEnd())
+    front = FrontEnd()
+    feats = featurise(data.texts, front)
     flat = np.concatenate(feats)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
-    cfg = dataclasses.replace(ClassifyConfig(), epochs=epochs, seed=SEED, **AUDIO_MODEL)
-    params = estimator(cfg).set_params(verbose=False).get_params()
+    cfg = dataclasses.replace(
+        ClassifyConfig(),
+        epochs=args.loso_epochs,
+        seed=SEED,
+        **(AUDIO_MODEL | model_options(args)),
+        **{k: getattr(args, k) for k in AUGMENT_OPTIONS},
+    )
+    vtlp = augmentation(cfg, audio=True)["vtlp"]
+    arrays = {"flat": flat, "offsets": offsets, "y": y}
+    if vtlp:  # every recording warped afresh for each epoch, both sides read the same
+        samples = [read_wav(p, front.rate) for p in data.texts]
+        epochs = int(np.ceil(args.loso_epochs))
+        warped = []
+        for e in range(epochs):
+            alphas = warp_factors(len(samples), vtlp, SEED, e)
+            warped.append(
+                np.concatenate(
+                    [front.features(x, warp=float(a)) for x, a in zip(samples, alphas, strict=True)]
+                )
+            )
+        arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
+        log(f"VTLP {vtlp}: {epochs} epochs of warped features")
+    features = tmp / "features.npz"
+    np.savez(features, **arrays)
+    params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))
+    names = sorted(set(speakers.tolist()))
     folds = {}
-    for speaker in sorted(set(speakers.tolist())):
-        train = np.flatnonzero(speakers != speaker)
-        keep, held = stratified_split(y[train].tolist(), VALIDATION, SEED)
+    for k, speaker in enumerate(names):
+        if args.validate == "speaker":
+            validator = names[(k + 1) % len(names)]
+            train = np.flatnonzero((speakers != speaker) & (speakers != validator))
+            valid = np.flatnonzero(speakers == validator)
+        else:
+            rest = np.flatnonzero(speakers != speaker)
+            keep, held = stratified_split(y[rest].tolist(), VALIDATION, SEED)
+            train, valid = rest[keep], rest[held]
         fold = tmp / f"{speaker}.npz"
         np.savez(
             fold,
-            flat=flat,
-            offsets=offsets,
-            y=y,
-            train=train[keep],
-            valid=train[held],
+            features=str(features),
+            train=train,
+            valid=valid,
             test=np.flatnonzero(speakers == speaker),
         )
-        folds[speaker] = {side: _side(side, fold, params_path) for side in ("rnnkit", "torch")}
+        folds[speaker] = {side: _side(side, fold, params_path) for side in args.sides}
         got = folds[speaker]
         log(
-            f"held-out speaker {speaker}: rnnkit {got['rnnkit']['accuracy']:.3f} "
-            f"({got['rnnkit']['fit_seconds']:.0f} s), torch {got['torch']['accuracy']:.3f} "
-            f"({got['torch']['fit_seconds']:.0f} s)"
+            f"held-out speaker {speaker}: "
+            + ", ".join(
+                f"{side} {got[side]['accuracy']:.3f} (validation {got[side]['valid_accuracy']:.3f}"
+                f", {got[side]['fit_seconds']:.0f} s)"
+                for side in args.sides
+            )
         )
-    return {"params": params, "folds": folds}
+    return {"params": params, "vtlp": vtlp, "validate": args.validate, "folds": folds}
 
 
-def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) -> dict:
+def loso_table(loso: dict) -> str:
+    """Per fold and side: test (and validation) accuracy; the mean and the worst fold."""
+    sides = list(next(iter(loso["folds"].values())))
+    lines = []
+    for side in sides:
+        acc = {k: v[side]["accuracy"] * 100 for k, v in loso["folds"].items()}
+        val = {k: v[side]["valid_accuracy"] * 100 for k, v in loso["folds"].items()}
+        lines.append(
+            f"{side}: mean {np.mean(list(acc.values())):.1f} %, worst {min(acc.values()):.1f} % "
+            f"({', '.join(f'{k} {a:.1f}' for k, a in acc.items())}); validation "
+            f"({loso['validate']}) mean {np.mean(list(val.values())):.1f} %"
+        )
+    return "\n".join(lines)
+
+
+def transcription(
+    fsdd: Path,
+    out: Path,
+    epochs: float,
+    stream_utterances: int,
+    options: dict | None = None,
+    tag: str = "",
+) -> dict:
+    """Train on the training speakers' strings, score the held-out speaker's; ``options``:
+    `TranscribeConfig` fields (``units``, ``vtlp``, the masks), as given to the command."""
     from rnnkit.audio import read_wav
     from rnnkit.audio.files import featurise
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
@@ -206,7 +289,8 @@ def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) 
         test=str(fsdd / "strings" / "test.csv"),
         epochs=epochs,
         seed=SEED,
-        out=str(out / "transcribe.safetensors"),
+        out=str(out / f"transcribe{'-' + tag if tag else ''}.safetensors"),
+        **{k: v for k, v in (options or {}).items() if v is not None},
     )
     t0 = time.perf_counter()
     metrics = train_transcribe(cfg, force=True)
@@ -227,11 +311,14 @@ def transcription(fsdd: Path, out: Path, epochs: float, stream_utterances: int) 
         for start in range(0, len(x), front.frame_step):
             got += live.push(x[start : start + front.frame_step])
         got += live.flush()
-        same += "".join(c for c, _ in got) == expected
+        same += model.separator.join(c for c, _ in got) == expected
     per_frame = np.asarray(live.timings) * 1e3
+    given = " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in (options or {}).items() if v is not None
+    )
     return {
         "command": f"rnnkit train transcribe --train {cfg.train} --test {cfg.test} "
-        f"--epochs {epochs:g} --out {cfg.out}",
+        f"--epochs {epochs:g} {given + ' ' if given else ''}--out {cfg.out}",
         "test_utterances": len(test),
         "wer_greedy": metrics["test_wer"],
         "cer_greedy": metrics["test_cer"],
@@ -303,17 +390,55 @@ def main() -> None:
     ap.add_argument("--stream", type=int, default=100, help="test utterances streamed (100)")
     ap.add_argument("--quick", action="store_true", help="1 epoch each: a smoke test")
     ap.add_argument("--out", type=Path, default=None, help="default runs/eval-speech")
+    ap.add_argument(
+        "--parts", default="usual,loso,transcribe", help="which parts (usual,loso,transcribe)"
+    )
+    ap.add_argument(
+        "--sides", default="rnnkit,torch", help="leave-one-speaker-out sides (rnnkit,torch)"
+    )
+    ap.add_argument(
+        "--validate",
+        choices=("split", "speaker"),
+        default="split",
+        help="leave-one-speaker-out validation: a stratified 10 %% of the training speakers, or "
+        "the next speaker, trained on the other three (split)",
+    )
+    for name in AUGMENT_OPTIONS:
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float if name == "vtlp" else int,
+            default=None,
+            help="leave one speaker out: as 'rnnkit train classify' (its audio default)",
+        )
+    for name in MODEL_OPTIONS:
+        ap.add_argument(
+            f"--{name}",
+            type=float if name == "dropout" else int,
+            default=None,
+            help="leave one speaker out: the classifier's (the audio model's)",
+        )
+    for name in CTC_OPTIONS:
+        ap.add_argument(
+            "--ctc-" + name.replace("_", "-"),
+            type={"units": str, "vtlp": float}.get(name, int),
+            default=None,
+            help="transcription: as 'rnnkit train transcribe' (its default)",
+        )
+    ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
+    ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side == "rnnkit":
         rnnkit_side(Path(args.side_args[0]), Path(args.side_args[1]))
         return
-    if not DATA.is_dir():
-        raise SystemExit(f"eval-speech: the data is missing: {DATA}")
+    if not args.recordings.is_dir():
+        raise SystemExit(f"eval-speech: the data is missing: {args.recordings}")
     from rnnkit.tasks.speech_data import FsddConfig, prepare
     from rnnkit.training import log_to_stderr
 
+    parts = set(args.parts.split(","))
+    args.sides = args.sides.split(",")
     if args.quick:
         args.epochs = args.loso_epochs = args.ctc_epochs = 1
         args.stream = 5
@@ -323,14 +448,36 @@ def main() -> None:
     print("where it runs: " + json.dumps(result["machine"]), file=sys.stderr)
     start = time.perf_counter()
     fsdd = out / "fsdd"
-    prepare(FsddConfig(recordings=str(DATA), out=str(fsdd), seed=SEED), log_to_stderr)
-    _all_manifest(fsdd)
-    result["classify"] = classify_usual(fsdd, out, args.epochs)
-    log_to_stderr(f"usual split: test accuracy {result['classify']['test_accuracy']:.4f}")
-    with tempfile.TemporaryDirectory(prefix="eval-speech-") as tmp:
-        result["loso"] = speaker_folds(fsdd, args.loso_epochs, Path(tmp), log_to_stderr)
-    result["transcribe"] = transcription(fsdd, out, args.ctc_epochs, args.stream)
+    if not (fsdd / "classify" / "all.csv").is_file():
+        prepare(
+            FsddConfig(recordings=str(args.recordings), out=str(fsdd), seed=SEED), log_to_stderr
+        )
+        _all_manifest(fsdd)
+    if "usual" in parts:
+        result["classify"] = classify_usual(fsdd, out, args.epochs)
+        log_to_stderr(f"usual split: test accuracy {result['classify']['test_accuracy']:.4f}")
+    if "loso" in parts:
+        with tempfile.TemporaryDirectory(prefix="eval-speech-") as tmp:
+            result["loso"] = speaker_folds(fsdd, args, Path(tmp), log_to_stderr)
+        result["loso"]["options"] = {k: getattr(args, k) for k in AUGMENT_OPTIONS + MODEL_OPTIONS}
+        print(loso_table(result["loso"]))
+    if "transcribe" in parts:
+        options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}
+        result["transcribe"] = transcription(
+            fsdd, out, args.ctc_epochs, args.stream, options, args.tag
+        )
+        t = result["transcribe"]
+        print(
+            f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
+            f"lexicon {t['wer_lexicon']:.3f}; CER {t['cer_greedy']:.3f}; stream = offline "
+            f"{t['stream_same']}/{t['stream_utterances']}; {t['seconds'] / 60:.1f} min"
+        )
     result["minutes"] = (time.perf_counter() - start) / 60
+    if parts != {"usual", "loso", "transcribe"} or args.sides != ["rnnkit", "torch"]:
+        name = f"{'-'.join(sorted(parts))}{'-' + args.tag if args.tag else ''}.json"
+        (out / name).write_text(json.dumps(result, indent=1))
+        print(f"{out / name}: {result['minutes']:.1f} minutes", file=sys.stderr)
+        return
     text = table(result)
     (out / "speech.json").write_text(json.dumps(result, indent=1))
     (out / "speech.md").write_text(text + "\n")

@@ -110,9 +110,11 @@ def predict_proba(net: Net, seqs: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def train(net: Net, data: dict, p: dict) -> dict:
+def train(net: Net, data: dict, p: dict, epoch_inputs=None, mask=None) -> dict:
     """The `Trainer` loop: a step per bucketed batch, validation every epoch, patience, the
-    best weights kept; the budget in epochs or minutes."""
+    best weights kept; the budget in epochs or minutes. Augmentation as rnnkit's
+    `ClassifyObjective` does it: ``epoch_inputs(e)``, the training sequences of epoch ``e``
+    (same lengths); ``mask(x, lengths, step)``, the padded batch masked."""
     seqs, y = data["train"]
     lengths = np.array([len(s) for s in seqs])
     per_epoch = -(-len(seqs) // p["batch_size"])
@@ -142,6 +144,8 @@ def train(net: Net, data: dict, p: dict) -> dict:
             batches = BATCHES.bucket_batches(
                 lengths, p["batch_size"], np.random.default_rng([p["seed"], epoch])
             )
+            if epoch_inputs is not None:
+                seqs = epoch_inputs(epoch)
         taken = step + 1
         progress = None
         if p["minutes"] is not None and taken >= warmup:
@@ -155,6 +159,8 @@ def train(net: Net, data: dict, p: dict) -> dict:
         index = batches[k]
         x, lens = BATCHES.pad(seqs, index)
         t0 = time.perf_counter()
+        if mask is not None:  # timed, as in rnnkit's train_step
+            x = mask(x, lens, step)
         net.train()
         opt.zero_grad()
         logits = net(torch.from_numpy(x), torch.from_numpy(lens))

@@ -5,13 +5,16 @@ rnnkit's `Trainer` trains it.
 
 Same feature frames (rnnkit's front end, from the fold file), same validation split, same
 batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
-`benchmarks/sentiment_torch.py`'s. Only the engine differs. Prints one JSON line.
+`benchmarks/sentiment_torch.py`'s. Same augmentation: the fold's VTLP-warped features of each
+epoch, and the masks of `rnnkit/audio/augment.py` (loaded by path, so rnnkit is not imported)
+drawn from the same seeds as rnnkit's. Only the engine differs. Prints one JSON line.
 
     python benchmarks/speech_torch.py FOLD.npz PARAMS.json
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -26,6 +29,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sentiment_torch  # noqa: E402  (the Trainer's loop in torch; rnnkit is not imported)
+
+AUGMENT = sentiment_torch.ROOT / "src" / "rnnkit" / "audio" / "augment.py"
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
@@ -61,24 +66,51 @@ class Net(nn.Module):
         return self.linear(self.dropout(pooled))  # (B, C)
 
 
-def split(npz, name: str) -> tuple[list[np.ndarray], np.ndarray]:
-    flat, offsets, index = npz["flat"], npz["offsets"], npz[name]
+def split(npz, name: str, flat: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    flat = npz["flat"] if flat is None else flat
+    offsets, index = npz["offsets"], npz[name]
     seqs = [flat[offsets[i] : offsets[i + 1]] for i in index]
     return seqs, npz["y"][index].astype(np.int64)
+
+
+def augmentation(npz, params: dict):
+    """``(epoch_inputs, mask)`` for `sentiment_torch.train`: the fold's warped features of
+    epoch ``e`` (``warped[e % E]``), and rnnkit's `mask_batch` with the run's settings."""
+    epoch_inputs = None
+    if "warped" in npz:
+        warped = npz["warped"]  # (E, frames, F)
+        epoch_inputs = lambda e: split(npz, "train", warped[e % len(warped)])[0]  # noqa: E731
+    spec = importlib.util.spec_from_file_location("rnnkit_augment", AUGMENT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mask = module.masker(
+        params["seed"],
+        params.get("time_masks", 0),
+        params.get("time_mask_width", 0),
+        params.get("feature_masks", 0),
+        params.get("feature_mask_width", 0),
+        params.get("feature_blocks", 1),
+    )
+    return epoch_inputs, mask
 
 
 def main() -> None:
     fold, params = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(params["seed"])
-    npz = np.load(fold)
+    npz = dict(np.load(fold))
+    npz |= dict(np.load(str(npz.pop("features")))) if "features" in npz else {}
     data = {name: split(npz, name) for name in ("train", "valid", "test")}
+    epoch_inputs, mask = augmentation(npz, params)
     net = Net(int(npz["flat"].shape[1]), int(npz["y"].max()) + 1, params)
     t0 = time.perf_counter()
-    result = sentiment_torch.train(net, data, params)  # type: ignore[arg-type]
+    result = sentiment_torch.train(net, data, params, epoch_inputs, mask)  # type: ignore[arg-type]
     result["fit_seconds"] = time.perf_counter() - t0
     proba = sentiment_torch.predict_proba(net, data["test"][0])  # type: ignore[arg-type]
     result["accuracy"] = float(np.mean(proba.argmax(1) == data["test"][1]))
+    valid = sentiment_torch.predict_proba(net, data["valid"][0])  # type: ignore[arg-type]
+    result["valid_accuracy"] = float(np.mean(valid.argmax(1) == data["valid"][1]))
     result["threads"] = torch.get_num_threads()
     print(json.dumps(result))
 

@@ -36,6 +36,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import InputError
+from .augment import vtlp_warp
 
 EPS = np.finfo(np.float64).eps  # in place of a zero power, as python_speech_features
 
@@ -48,11 +49,15 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_mels: int, n_fft: int, rate: int, low: float, high: float) -> np.ndarray:
+def mel_filterbank(
+    n_mels: int, n_fft: int, rate: int, low: float, high: float, warp: float = 1.0
+) -> np.ndarray:
     """``(n_mels, n_fft // 2 + 1)`` triangles on FFT bins ``floor((n_fft + 1) f / rate)`` of
-    ``n_mels + 2`` points evenly spaced in mel from ``low`` to ``high`` Hz."""
+    ``n_mels + 2`` points evenly spaced in mel from ``low`` to ``high`` Hz; ``warp``: those
+    frequencies first warped by VTLP's factor (`rnnkit.audio.augment.vtlp_warp`)."""
     points = np.linspace(hz_to_mel(low), hz_to_mel(high), n_mels + 2)
-    bins = np.floor((n_fft + 1) * mel_to_hz(points) / rate).astype(np.int64)
+    hz = vtlp_warp(mel_to_hz(points), warp, high)
+    bins = np.floor((n_fft + 1) * hz / rate).astype(np.int64)
     bank = np.zeros((n_mels, n_fft // 2 + 1))
     for m in range(n_mels):
         left, centre, right = bins[m], bins[m + 1], bins[m + 2]
@@ -113,8 +118,12 @@ class FrontEnd:
 
     @cached_property
     def _bank(self) -> np.ndarray:
+        return self.bank()
+
+    def bank(self, warp: float = 1.0) -> np.ndarray:
+        """The mel filterbank, its frequencies warped by ``warp`` (VTLP; 1: none)."""
         high = self.high if self.high is not None else self.rate / 2
-        return mel_filterbank(self.n_mels, self.n_fft, self.rate, self.low, high)
+        return mel_filterbank(self.n_mels, self.n_fft, self.rate, self.low, high, warp)
 
     @cached_property
     def _window(self) -> np.ndarray:
@@ -142,15 +151,17 @@ class FrontEnd:
         index = np.arange(w)[None, :] + h * np.arange(T)[:, None]
         return padded[index]
 
-    def base(self, frames: np.ndarray) -> np.ndarray:
-        """``(T, base_size)`` MFCCs (or log-mel energies) of pre-emphasised frames ``(T, w)``."""
+    def base(self, frames: np.ndarray, warp: float = 1.0) -> np.ndarray:
+        """``(T, base_size)`` MFCCs (or log-mel energies) of pre-emphasised frames ``(T, w)``;
+        ``warp``: through the filterbank warped by that VTLP factor (training only)."""
         from scipy.fft import dct
 
         spectrum = np.fft.rfft(frames * self._window, self.n_fft)
         power = (spectrum.real**2 + spectrum.imag**2) / self.n_fft  # (T, n_fft/2 + 1)
         # not `power @ bank.T`: BLAS sums in an order that depends on the number of rows, and
         # a frame must come out the same whether computed alone (streaming) or with others
-        mel = np.sum(power[:, None, :] * self._bank[None, :, :], axis=2)  # (T, n_mels)
+        bank = self._bank if warp == 1.0 else self.bank(warp)
+        mel = np.sum(power[:, None, :] * bank[None, :, :], axis=2)  # (T, n_mels)
         log_mel = np.log(np.where(mel == 0.0, EPS, mel))  # (T, n_mels)
         if not self.n_mfcc:
             return log_mel
@@ -159,9 +170,10 @@ class FrontEnd:
         cep[:, 0] = np.log(np.where(energy == 0.0, EPS, energy))  # c0: log frame energy
         return cep
 
-    def features(self, samples: np.ndarray) -> np.ndarray:
-        """``(T, size)`` float32 features of a whole recording (samples at ``rate``)."""
-        base = self.base(self.frames(samples))
+    def features(self, samples: np.ndarray, warp: float = 1.0) -> np.ndarray:
+        """``(T, size)`` float32 features of a whole recording (samples at ``rate``);
+        ``warp``: a VTLP factor for a training copy (`rnnkit.audio.augment`; 1: none)."""
+        base = self.base(self.frames(samples), warp)
         parts = [base]
         for _ in range(self.deltas):
             parts.append(delta(parts[-1], self.delta_width))

@@ -14,12 +14,13 @@ best weights kept, the divergence guard.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..audio.augment import check_masks, masker
 from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
@@ -58,6 +59,13 @@ class SequenceClassifier(Estimator):
     Without ``fit(..., X_valid, y_valid)``, a stratified
     ``validation_fraction`` of the training data is held out. ``class_weight``: None,
     "balanced", or a dict label -> weight.
+
+    Augmentation, in training only (`rnnkit.audio.augment`): ``time_masks`` runs of up to
+    ``time_mask_width`` steps and ``feature_masks`` runs of up to ``feature_mask_width``
+    features of each of ``feature_blocks`` blocks set to 0 in every training batch of feature
+    frames (SpecAugment; 0: none); ``fit(..., X_epoch=f)`` trains epoch ``e`` on ``f(e)``
+    instead of ``X`` (the same lengths), e.g. recordings featurised with a fresh vocal tract
+    length warp each epoch (`rnnkit.audio.augment.WarpedEpochs`).
     """
 
     _estimator_type = "classifier"
@@ -81,6 +89,11 @@ class SequenceClassifier(Estimator):
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         clip: float = 1.0,
+        time_masks: int = 0,
+        time_mask_width: int = 0,
+        feature_masks: int = 0,
+        feature_mask_width: int = 0,
+        feature_blocks: int = 1,
         epochs: float | None = None,
         steps: int | None = None,
         minutes: float | None = None,
@@ -105,6 +118,11 @@ class SequenceClassifier(Estimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.clip = clip
+        self.time_masks = time_masks
+        self.time_mask_width = time_mask_width
+        self.feature_masks = feature_masks
+        self.feature_mask_width = feature_mask_width
+        self.feature_blocks = feature_blocks
         self.epochs = epochs
         self.steps = steps
         self.minutes = minutes
@@ -124,11 +142,14 @@ class SequenceClassifier(Estimator):
         metadata: dict[str, Any] | None = None,
         resume: bool = False,
         force: bool = False,
+        X_epoch: Callable[[int], Sequence[Any]] | None = None,
     ) -> SequenceClassifier:
         """Learn from ``X``, ``y``; returns self. ``out``: keep the best checkpoint there
         (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder;
         ``metadata`` is added to the checkpoint's. ``resume``: continue the interrupted fit
-        saved at ``out`` (`rnnkit.estimators.resume`: same model and data, or ``force``)."""
+        saved at ``out`` (`rnnkit.estimators.resume`: same model and data, or ``force``).
+        ``X_epoch``: epoch ``e`` trains on ``X_epoch(e)`` (feature frames of the lengths of
+        ``X``'s) in place of ``X``; validation and the data's fingerprint use ``X``."""
         self._check_params()
         if resume and out is None:
             raise InputError("SequenceClassifier.fit: resume=True needs out, the saved run's path")
@@ -149,6 +170,8 @@ class SequenceClassifier(Estimator):
                 valid_i = train_i  # too few examples to hold any out: validate on training data
             X_train, X_valid = [X[i] for i in train_i], [X[i] for i in valid_i]
             y_train, y_valid_idx = targets[train_i], targets[valid_i]
+            if X_epoch is not None:
+                X_epoch = _picked(X_epoch, train_i)
         else:
             X_train, y_train = list(X), targets
             v = labels_of(y_valid, len(X_valid), "SequenceClassifier.fit (validation)")
@@ -176,6 +199,21 @@ class SequenceClassifier(Estimator):
         objective = ClassifyObjective(
             self.model_, train, valid, self.batch_size, self._weights(targets), self.seed
         )
+        objective.mask = masker(
+            self.seed,
+            self.time_masks,
+            self.time_mask_width,
+            self.feature_masks,
+            self.feature_mask_width,
+            self.feature_blocks,
+        )
+        if self.input_ != "features" and (objective.mask is not None or X_epoch is not None):
+            raise InputError(
+                "SequenceClassifier.fit: masks and X_epoch augment feature frames; X holds "
+                f"{KINDS[self.input_]}"
+            )
+        if X_epoch is not None:
+            objective.train_epoch = _checked_epochs(X_epoch, train[0], self._encode)
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
         if self.verbose:
             log_to_stderr(
@@ -208,6 +246,14 @@ class SequenceClassifier(Estimator):
             raise InputError(
                 f"SequenceClassifier: tokens must be 'char' or 'word', got {self.tokens!r}"
             )
+        check_masks(
+            self.time_masks,
+            self.time_mask_width,
+            self.feature_masks,
+            self.feature_mask_width,
+            self.feature_blocks,
+            "SequenceClassifier",
+        )
         if not 0 <= self.validation_fraction < 1:
             raise InputError(
                 "SequenceClassifier: validation_fraction must be in [0, 1), "
@@ -362,3 +408,28 @@ class SequenceClassifier(Estimator):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
+
+
+def _picked(X_epoch: Callable[[int], Sequence[Any]], index: np.ndarray) -> Callable[[int], Any]:
+    """``X_epoch`` restricted to the examples ``index`` picks."""
+    return lambda epoch: [X_epoch(epoch)[int(i)] for i in index]
+
+
+def _checked_epochs(
+    X_epoch: Callable[[int], Sequence[Any]],
+    X: list[np.ndarray],
+    encode: Callable[[Sequence[Any], str], list[np.ndarray]],
+) -> Callable[[int], list[np.ndarray]]:
+    """``X_epoch``'s sequences encoded as ``X``'s were, checked to match them in number and
+    length (the batches are cut by length)."""
+
+    def epoch_inputs(epoch: int) -> list[np.ndarray]:
+        seqs = encode(X_epoch(epoch), f"fit (X_epoch({epoch}))")
+        if len(seqs) != len(X) or any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
+            raise InputError(
+                f"SequenceClassifier.fit: X_epoch({epoch}) must hold {len(X)} sequences of the "
+                "lengths of X's"
+            )
+        return seqs
+
+    return epoch_inputs

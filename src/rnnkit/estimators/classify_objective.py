@@ -4,6 +4,7 @@ resume."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,24 @@ class ClassifyObjective:
         self.eval_note = ""
         self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
         self.loss_weight = 0.0  # what the last step's loss is a mean over (class weights)
+        # augmentation (`SequenceClassifier`): masks on each training batch, f(x, lengths,
+        # step); the training inputs of each epoch, f(epoch), in place of train[0]
+        self.mask: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None
+        self.train_epoch: Callable[[int], list[np.ndarray]] | None = None
+        self._inputs: tuple[int, list[np.ndarray]] = (-1, train[0])
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
             rng = np.random.default_rng([self.seed, epoch])
             self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
         return self._epoch[1]
+
+    def _train_inputs(self, epoch: int) -> list[np.ndarray]:
+        if self.train_epoch is None:
+            return self.train[0]
+        if self._inputs[0] != epoch:
+            self._inputs = (epoch, self.train_epoch(epoch))
+        return self._inputs[1]
 
     def train_step(self, step: int) -> tuple[float, int]:
         epoch, k = divmod(step, self.steps_per_epoch)
@@ -54,7 +67,9 @@ class ClassifyObjective:
         if len(index) == 0:  # a rank with no rows of a short last batch
             self.loss_weight = 0.0
             return 0.0, 0
-        x, lengths = pad(self.train[0], index)
+        x, lengths = pad(self._train_inputs(epoch), index)
+        if self.mask is not None:
+            x = self.mask(x, lengths, step)
         y = self.train[1][index]
         self.model.train()
         logits, backward = self.model.forward_train(x, lengths)

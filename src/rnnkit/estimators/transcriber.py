@@ -1,4 +1,4 @@
-"""`Transcriber`: speech to characters with the CTC loss (Graves et al., 2006).
+"""`Transcriber`: speech to characters (or words) with the CTC loss (Graves et al., 2006).
 
     feature frames (T, F), normalised (running statistics), k frames stacked
         -> GRU/LSTM/RNN (stacked; unidirectional to stream, or bidirectional)
@@ -12,16 +12,23 @@ Stacking ``stack`` frames into one step (a 20 ms step for ``stack=2``) halves th
 recurrent layer runs over; the end is padded with zero (mean) frames to a whole step.
 Decoding is greedy (best path) or prefix beam search (`rnnkit.ctc_decode`). Training runs
 through the one `Trainer`; validation reports the loss and the character error rate.
+
+``units="word"``: one CTC class per word of the training transcripts instead of per
+character, for a closed vocabulary such as the ten digits: the decoder can then only emit
+whole words it knows. Augmentation in training only (`rnnkit.audio.augment`): SpecAugment
+masks on each batch of stacked steps, and ``fit(..., X_epoch=f)`` to train epoch ``e`` on
+``f(e)`` (VTLP-warped features of the same recordings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..audio.augment import check_masks, masker
 from ..ctc import ctc_loss
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode
 from ..data.batches import bucket_batches, pad
@@ -45,8 +52,12 @@ class Transcriber(Estimator):
     """Transcribe speech: ``Transcriber().fit(X, texts).predict(X)``.
 
     ``X``: a list of ``(T_i, F)`` float arrays (speech features, `rnnkit.audio.FrontEnd`);
-    ``texts``: their transcripts. Learned: ``alphabet_`` (the characters; class ``i + 1`` is
-    ``alphabet_[i]``, class 0 the blank), ``words_`` (the words of the transcripts, for
+    ``texts``: their transcripts. ``units``: "char" or "word" (module docstring). Masks
+    (``time_masks`` of up to ``time_mask_width`` steps, ``feature_masks`` of up to
+    ``feature_mask_width`` features of each of ``feature_blocks`` blocks of a stacked step;
+    0: none) in training only. Learned: ``alphabet_`` (the characters, or with
+    ``units="word"`` the tuple of words; class ``i + 1`` is ``alphabet_[i]``, class 0 the
+    blank), ``words_`` (the words of the transcripts, for
     ``predict(..., lexicon=True)``), ``mean_``/``std_`` (the feature statistics),
     ``model_``, ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_``.
     """
@@ -66,6 +77,12 @@ class Transcriber(Estimator):
         batch_size: int = 16,
         lr: float = 3e-3,
         clip: float = 5.0,
+        units: str = "char",
+        time_masks: int = 0,
+        time_mask_width: int = 0,
+        feature_masks: int = 0,
+        feature_mask_width: int = 0,
+        feature_blocks: int = 1,
         epochs: float | None = None,
         steps: int | None = None,
         minutes: float | None = None,
@@ -85,6 +102,12 @@ class Transcriber(Estimator):
         self.batch_size = batch_size
         self.lr = lr
         self.clip = clip
+        self.units = units
+        self.time_masks = time_masks
+        self.time_mask_width = time_mask_width
+        self.feature_masks = feature_masks
+        self.feature_mask_width = feature_mask_width
+        self.feature_blocks = feature_blocks
         self.epochs = epochs
         self.steps = steps
         self.minutes = minutes
@@ -102,7 +125,21 @@ class Transcriber(Estimator):
         y_valid: Sequence[str] | None = None,
         out: str | Path | None = None,
         metadata: dict[str, Any] | None = None,
+        X_epoch: Callable[[int], Sequence[np.ndarray]] | None = None,
     ) -> Transcriber:
+        """Learn from utterances ``X`` and transcripts ``y``; returns self. ``X_epoch``:
+        epoch ``e`` trains on ``X_epoch(e)`` (the same utterances, the same lengths) in place
+        of ``X``; the feature statistics and validation use ``X``."""
+        if self.units not in ("char", "word"):
+            raise InputError(f"Transcriber: units must be 'char' or 'word', got {self.units!r}")
+        check_masks(
+            self.time_masks,
+            self.time_mask_width,
+            self.feature_masks,
+            self.feature_mask_width,
+            self.feature_blocks,
+            "Transcriber",
+        )
         if self.cell not in RECURRENT:
             raise InputError(
                 f"Transcriber: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
@@ -119,10 +156,15 @@ class Transcriber(Estimator):
             held, kept = order[:n], order[n:] if len(X) > n else order
             X_valid, y_valid = [X[i] for i in held], [y[i] for i in held]
             X, y = [X[i] for i in kept], [y[i] for i in kept]
+            if X_epoch is not None:
+                whole = X_epoch
+                X_epoch = lambda e: [whole(e)[int(i)] for i in kept]  # noqa: E731
         else:
             X_valid, y_valid = _check(X_valid, y_valid, "Transcriber.fit (validation)")
-        self.alphabet_ = "".join(sorted(set("".join(y))))
         self.words_ = sorted({w for text in y for w in text.split()})
+        self.alphabet_ = (
+            "".join(sorted(set("".join(y)))) if self.units == "char" else tuple(self.words_)
+        )
         if not self.alphabet_:
             raise InputError("Transcriber.fit: every transcript is empty; expected some text")
         frames = np.concatenate(X).astype(np.float64)
@@ -135,6 +177,16 @@ class Transcriber(Estimator):
         objective = CTCObjective(
             self.model_, train, valid, y_valid, self, self.batch_size, self.seed
         )
+        objective.mask = masker(
+            self.seed,
+            self.time_masks,
+            self.time_mask_width,
+            self.feature_masks,
+            self.feature_mask_width,
+            self.feature_blocks,
+        )
+        if X_epoch is not None:
+            objective.train_epoch = self._checked_epochs(X_epoch, train[0])
         if self.verbose:
             log_to_stderr(
                 f"data: {len(X):,} training, {len(X_valid):,} validation utterances, "
@@ -198,21 +250,45 @@ class Transcriber(Estimator):
             out.append(self.stacked(a))
         return out
 
+    def _checked_epochs(
+        self, X_epoch: Callable[[int], Sequence[np.ndarray]], X: list[np.ndarray]
+    ) -> Callable[[int], list[np.ndarray]]:
+        """``X_epoch``'s utterances stacked as ``X``'s were, checked to match them in number
+        and length."""
+
+        def epoch_inputs(epoch: int) -> list[np.ndarray]:
+            seqs = self._encode(X_epoch(epoch), f"fit (X_epoch({epoch}))")
+            if len(seqs) != len(X) or any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
+                raise InputError(
+                    f"Transcriber.fit: X_epoch({epoch}) must hold {len(X)} utterances of the "
+                    "lengths of X's"
+                )
+            return seqs
+
+        return epoch_inputs
+
     def _targets(self, texts: Sequence[str], what: str) -> list[np.ndarray]:
         index = {c: i + 1 for i, c in enumerate(self.alphabet_)}
         out = []
         for n, text in enumerate(texts):
-            unknown = sorted(set(text) - set(index))
+            pieces = list(text) if self.units == "char" else text.split()
+            unknown = sorted(set(pieces) - set(index))
             if unknown:
+                what_units = "characters" if self.units == "char" else "words"
                 raise InputError(
-                    f"Transcriber.{what}: transcript {n} has characters {unknown[:5]} not in "
-                    f"the training transcripts' alphabet {self.alphabet_!r}"
+                    f"Transcriber.{what}: transcript {n} has {what_units} {unknown[:5]} not in "
+                    f"the training transcripts' {list(self.alphabet_)[:20]!r}"
                 )
-            out.append(np.array([index[c] for c in text], dtype=np.int64))
+            out.append(np.array([index[c] for c in pieces], dtype=np.int64))
         return out
 
+    @property
+    def separator(self) -> str:
+        """What goes between decoded symbols: nothing for characters, a space for words."""
+        return " " if getattr(self, "units", "char") == "word" else ""
+
     def text_of(self, labels: Sequence[int]) -> str:
-        return "".join(self.alphabet_[c - 1] for c in labels)
+        return self.separator.join(self.alphabet_[c - 1] for c in labels)
 
     # -- predict -------------------------------------------------------------------------------
     def log_probs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -253,7 +329,7 @@ class Transcriber(Estimator):
     # -- checkpoints ---------------------------------------------------------------------------
     def _learned(self) -> dict[str, Any]:
         return {
-            "alphabet": self.alphabet_,
+            "alphabet": self.alphabet_ if self.units == "char" else list(self.alphabet_),
             "words": self.words_,
             "mean": self.mean_.tolist(),
             "std": self.std_.tolist(),
@@ -261,7 +337,8 @@ class Transcriber(Estimator):
         }
 
     def _restore(self, learned: dict[str, Any], model: Module) -> None:
-        self.alphabet_ = str(learned["alphabet"])
+        alphabet = learned["alphabet"]
+        self.alphabet_ = str(alphabet) if self.units == "char" else tuple(map(str, alphabet))
         self.words_ = [str(w) for w in learned.get("words", [])]
         self.mean_ = np.asarray(learned["mean"], dtype=np.float32)
         self.std_ = np.asarray(learned["std"], dtype=np.float32)
@@ -347,12 +424,24 @@ class CTCObjective:
         self._epoch: tuple[int, list[np.ndarray]] = (-1, [])
         self.eval_note = ""
         self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
+        # augmentation (`Transcriber`): masks on each training batch, f(x, lengths, step);
+        # the training inputs of each epoch, f(epoch), in place of train[0]
+        self.mask: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None
+        self.train_epoch: Callable[[int], list[np.ndarray]] | None = None
+        self._inputs: tuple[int, list[np.ndarray]] = (-1, train[0])
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
             rng = np.random.default_rng([self.seed, epoch])
             self._epoch = (epoch, bucket_batches(self.lengths, self.batch_size, rng))
         return self._epoch[1]
+
+    def _train_inputs(self, epoch: int) -> list[np.ndarray]:
+        if self.train_epoch is None:
+            return self.train[0]
+        if self._inputs[0] != epoch:
+            self._inputs = (epoch, self.train_epoch(epoch))
+        return self._inputs[1]
 
     def _loss(
         self, logits: np.ndarray, lengths: np.ndarray, targets: list[np.ndarray]
@@ -375,7 +464,9 @@ class CTCObjective:
         index = index[shard(len(index), self.shard)]
         if len(index) == 0:  # a rank with no rows of a short last batch
             return 0.0, 0
-        x, lengths = pad(self.train[0], index)
+        x, lengths = pad(self._train_inputs(epoch), index)
+        if self.mask is not None:
+            x = self.mask(x, lengths, step)
         self.model.train()
         logits, backward = self.model.forward_train(x, lengths)
         loss, grad = self._loss(logits, lengths, [self.train[1][int(i)] for i in index])

@@ -9,15 +9,18 @@ label of ``.wav`` files, or a manifest with a ``path`` column) goes through the 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..audio.augment import WarpedEpochs
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
-from ..config import nonneg_int, option, positive_float, positive_int, probability
+from ..audio.wav import read_wav
+from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import (
     Labelled,
     check_classes,
@@ -33,6 +36,21 @@ from ..io.checkpoint import load, load_checkpoint
 from ..metrics import confusion_matrix, report
 from ..training import last_path, plot_path, read_last
 from .classify_plots import plot_attention, plot_confusion
+
+AUDIO_AUGMENT = {  # what --vtlp and the masks are for audio when not given (text: none)
+    "vtlp": 0.1,
+    "time_masks": 2,
+    "time_mask_width": 5,
+    "feature_masks": 2,
+    "feature_mask_width": 2,
+}
+
+
+def vtlp_spread(text: str) -> float:
+    value = nonneg_float(text)
+    if value >= 0.5:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.5), got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,39 @@ class ClassifyConfig:
     )
     dropout: float = option(0.5, help="dropout before the output layer", type=probability)
     balanced: bool = option(False, help="weight classes inversely to their frequency")
+    vtlp: float | None = option(
+        None,
+        help="audio, training only: vocal tract length perturbation, each recording "
+        "featurised with its mel filters warped by a fresh factor in [1-V, 1+V] every epoch "
+        "(Jaitly and Hinton 2013); 0: none",
+        type=vtlp_spread,
+        default_help=f"{AUDIO_AUGMENT['vtlp']} for audio",
+    )
+    time_masks: int | None = option(
+        None,
+        help="audio, training only: SpecAugment time masks per recording",
+        type=nonneg_int,
+        default_help=f"{AUDIO_AUGMENT['time_masks']} for audio",
+    )
+    time_mask_width: int | None = option(
+        None,
+        help="widest time mask in 10 ms frames (at most a fifth of the recording)",
+        type=nonneg_int,
+        default_help=f"{AUDIO_AUGMENT['time_mask_width']} for audio",
+    )
+    feature_masks: int | None = option(
+        None,
+        help="audio, training only: SpecAugment masks of adjacent cepstral coefficients per "
+        "recording (the same ones of the deltas too)",
+        type=nonneg_int,
+        default_help=f"{AUDIO_AUGMENT['feature_masks']} for audio",
+    )
+    feature_mask_width: int | None = option(
+        None,
+        help="widest feature mask in coefficients",
+        type=nonneg_int,
+        default_help=f"{AUDIO_AUGMENT['feature_mask_width']} for audio",
+    )
     batch: int = option(32, help="examples per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
     epochs: float | None = option(
@@ -78,7 +129,22 @@ class ClassifyConfig:
     out: str = option("runs/classify.safetensors", help="the model file; loss curve beside it")
 
 
-def estimator(cfg: ClassifyConfig) -> SequenceClassifier:
+def augmentation(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
+    """The run's --vtlp and mask settings: as given, else `AUDIO_AUGMENT` for audio and none
+    for text (where giving any is an error)."""
+    given = {k: getattr(cfg, k) for k in AUDIO_AUGMENT if getattr(cfg, k) is not None}
+    if not audio:
+        if any(given.values()):
+            name = next(k for k, v in given.items() if v)
+            raise InputError(
+                f"--{name.replace('_', '-')}: augments audio; --train holds text (drop it)"
+            )
+        return dict.fromkeys(AUDIO_AUGMENT, 0)
+    return AUDIO_AUGMENT | given
+
+
+def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
+    augment = augmentation(cfg, audio)
     return SequenceClassifier(
         tokens=cfg.tokens,
         min_count=cfg.min_count if cfg.tokens == "word" else 1,
@@ -92,6 +158,11 @@ def estimator(cfg: ClassifyConfig) -> SequenceClassifier:
         class_weight="balanced" if cfg.balanced else None,
         batch_size=cfg.batch,
         lr=cfg.lr,
+        time_masks=augment["time_masks"],
+        time_mask_width=augment["time_mask_width"],
+        feature_masks=augment["feature_masks"],
+        feature_mask_width=augment["feature_mask_width"],
+        feature_blocks=1 + FrontEnd().deltas if audio else 1,
         epochs=cfg.epochs,
         minutes=cfg.minutes,
         patience=cfg.patience or None,
@@ -124,6 +195,7 @@ def train_classify(
     test = read_labelled(cfg.test, *columns, what="--test") if cfg.test else None
     front = FrontEnd() if data.audio else None
     X = inputs_of(data, front, "--train")
+    paths = list(data.texts)
     folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []
     X_valid = inputs_of(valid, front, "--valid") if valid is not None else None
     cv = cross_validate(cfg, X, data, folds, X_valid, valid, log) if folds else {}
@@ -131,12 +203,19 @@ def train_classify(
         train_i, valid_i = stratified_split(data.labels, 0.1, cfg.seed)
         X, X_valid = [X[i] for i in train_i], [X[i] for i in valid_i]
         data, valid = data.subset(train_i), data.subset(valid_i)
+        paths = [paths[i] for i in train_i]
     assert X_valid is not None
     classes = sorted(set(data.labels))
     for part, what in ((valid, "--valid"), (test, "--test")):
         if part is not None:
             check_known_labels(part, classes, what)
-    clf = estimator(cfg)  # verbose: it logs the data's size and classes once they are checked
+    # verbose: it logs the data's size and classes once they are checked
+    clf = estimator(cfg, audio=front is not None)
+    vtlp = augmentation(cfg, front is not None)["vtlp"]
+    X_epoch = None
+    if front is not None and vtlp:
+        samples = [read_wav(p, front.rate, "--train") for p in paths]
+        X_epoch = WarpedEpochs(samples, front, vtlp, cfg.seed)
     extra = {"frontend": asdict(front)} if front is not None else {}
     clf.fit(
         X,
@@ -147,6 +226,7 @@ def train_classify(
         metadata={"run": asdict(cfg), **extra},
         resume=resume,
         force=force,
+        X_epoch=X_epoch,
     )
     metrics: dict[str, Any] = {
         "val_accuracy": clf.score(X_valid, valid.labels),
@@ -192,7 +272,9 @@ def cross_validate(
     for k, held in enumerate(folds, start=1):
         rest = np.setdiff1d(np.arange(len(data)), held)
         check = (X_valid, valid.labels) if valid is not None else (None, None)
-        clf = estimator(cfg).fit([X[i] for i in rest], [data.labels[i] for i in rest], *check)
+        clf = estimator(cfg, audio=data.audio).fit(
+            [X[i] for i in rest], [data.labels[i] for i in rest], *check
+        )
         scores.append(clf.score([X[i] for i in held], [data.labels[i] for i in held]))
         if log is not None:
             log(f"cv fold {k}/{len(folds)}: accuracy {scores[-1]:.4f} on {len(held):,} examples")

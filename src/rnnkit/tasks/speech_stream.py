@@ -70,6 +70,8 @@ def stream_audio(
                 say(t)
             else:
                 word.append(c)
+                if model.units == "word":  # a whole word per emission
+                    say(t)
         if end is not None:
             say(end)
 

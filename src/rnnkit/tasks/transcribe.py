@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..audio.augment import WarpedEpochs
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
+from ..audio.wav import read_wav
 from ..config import nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import Labelled, read_labelled
 from ..errors import CheckpointError, InputError
@@ -20,6 +22,15 @@ from ..estimators.transcriber import Transcriber
 from ..files import check_output
 from ..io.checkpoint import load, load_checkpoint
 from ..training import plot_path
+from .classify import vtlp_spread
+
+TRANSCRIBE_AUGMENT = {  # the defaults of --vtlp and the masks
+    "vtlp": 0.0,
+    "time_masks": 0,
+    "time_mask_width": 0,
+    "feature_masks": 0,
+    "feature_mask_width": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,40 @@ class TranscribeConfig:
         False, help="read each utterance both ways (cannot stream with rnnkit stream --audio)"
     )
     stack: int = option(2, help="feature frames (10 ms each) per recurrent step", type=positive_int)
+    units: str = option(
+        "char",
+        help="CTC output units: characters, or the words of the training transcripts (a closed "
+        "vocabulary such as digits; the decoder then emits whole known words)",
+        choices=("char", "word"),
+    )
+    vtlp: float = option(
+        TRANSCRIBE_AUGMENT["vtlp"],
+        help="training only: vocal tract length perturbation, each utterance featurised with "
+        "its mel filters warped by a fresh factor in [1-V, 1+V] every epoch; 0: none",
+        type=vtlp_spread,
+    )
+    time_masks: int = option(
+        TRANSCRIBE_AUGMENT["time_masks"],
+        help="training only: SpecAugment time masks per utterance",
+        type=nonneg_int,
+    )
+    time_mask_width: int = option(
+        TRANSCRIBE_AUGMENT["time_mask_width"],
+        help="widest time mask in recurrent steps (--stack frames each; at most a fifth of the "
+        "utterance)",
+        type=nonneg_int,
+    )
+    feature_masks: int = option(
+        TRANSCRIBE_AUGMENT["feature_masks"],
+        help="training only: SpecAugment masks of adjacent cepstral coefficients per utterance "
+        "(the same ones of every stacked frame and delta)",
+        type=nonneg_int,
+    )
+    feature_mask_width: int = option(
+        TRANSCRIBE_AUGMENT["feature_mask_width"],
+        help="widest feature mask in coefficients",
+        type=nonneg_int,
+    )
     dropout: float = option(0.1, help="dropout between recurrent layers", type=probability)
     batch: int = option(16, help="utterances per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
@@ -83,6 +128,12 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         num_layers=cfg.layers,
         bidirectional=cfg.bidirectional,
         stack=cfg.stack,
+        units=cfg.units,
+        time_masks=cfg.time_masks,
+        time_mask_width=cfg.time_mask_width,
+        feature_masks=cfg.feature_masks,
+        feature_mask_width=cfg.feature_mask_width,
+        feature_blocks=cfg.stack * (1 + front.deltas),
         dropout=cfg.dropout,
         batch_size=cfg.batch,
         lr=cfg.lr,
@@ -99,6 +150,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         valid.labels if valid else None,
         out=out,
         metadata={"run": asdict(cfg), "frontend": asdict(front)},
+        X_epoch=warped_epochs(data.texts, front, cfg.vtlp, cfg.seed),
     )
     metrics: dict[str, Any] = {
         "best_val_loss": model.best_val_loss_,
@@ -110,6 +162,15 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         scores = model.score(featurise(test.texts, front, "--test"), test.labels, cfg.beam)
         metrics |= {"test_cer": scores["cer"], "test_wer": scores["wer"]}
     return metrics
+
+
+def warped_epochs(paths: list[str], front: FrontEnd, vtlp: float, seed: int) -> WarpedEpochs | None:
+    """The training utterances featurised afresh each epoch with VTLP (None when ``vtlp`` is
+    0); the samples kept as float32."""
+    if not vtlp:
+        return None
+    samples = [read_wav(p, front.rate, "--train").astype("float32") for p in paths]
+    return WarpedEpochs(samples, front, vtlp, seed)
 
 
 def load_transcriber(path: str) -> tuple[Transcriber, FrontEnd]:

@@ -1,0 +1,181 @@
+r"""Training-time augmentation against speaker variation: vocal tract length perturbation of the
+mel filterbank (`vtlp_warp`, `WarpedEpochs`) and SpecAugment-style masks on feature batches
+(`mask_batch`). Neither is applied at prediction.
+
+**VTLP** (Jaitly & Hinton, 2013). A vocal tract ``alpha`` times shorter moves every formant up
+by about ``alpha``; so each training utterance is featurised with its mel filters' edge
+frequencies warped piecewise-linearly by a random ``alpha`` in ``[1 - v, 1 + v]``::
+
+    f' = alpha f                                         f <= f0 = F_hi min(alpha, 1) / alpha
+    f' = top - (top - F_hi min(alpha, 1)) / (top - f0) (top - f)      above f0
+
+``top`` is the filterbank's upper edge (the Nyquist frequency by default) and
+``F_hi = VTLP_BOUNDARY top``: the warp is a stretch below ``f0`` and maps ``[f0, top]``
+linearly onto what is left, so the band stays the band. ``alpha = 1`` gives the filterbank
+unchanged, hence the plain features. `WarpedEpochs` draws a fresh ``alpha`` per utterance and
+epoch (from a generator seeded by ``(seed, epoch)``).
+
+**Masks** (SpecAugment, Park et al., 2019), on a padded time-major batch ``(T, B, F)`` of
+normalised features (so 0 is the utterance's mean): per sequence, ``time_masks`` runs of
+``t ~ U{0..time_width}`` steps (at most `TIME_RATIO` of its length) and ``feature_masks`` runs
+of ``f ~ U{0..feature_width}`` channels set to 0. ``F`` is ``blocks`` equal blocks (for MFCCs
+with deltas: the cepstra, their deltas and delta-deltas) and a feature mask hits the same
+channels of every block. On MFCCs a feature mask hides cepstral coefficients (quefrencies)
+rather than mel bands. The masks of step ``s`` come from a generator seeded by
+``(seed, MASK_STREAM, s)``, so another engine reading this file draws the very same masks.
+
+This file needs numpy only: `benchmarks/speech_torch.py` loads it by path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    from ..errors import InputError
+except ImportError:  # loaded by path, outside the package (benchmarks/speech_torch.py)
+    InputError = ValueError  # type: ignore[assignment,misc]
+
+VTLP_BOUNDARY = 0.6  # F_hi as a fraction of the top edge: 4.8 kHz of 8 kHz at 16 kHz audio
+TIME_RATIO = 0.2  # a time mask covers at most this fraction of its sequence
+MASK_STREAM = 7  # the masks' random stream, apart from the batches' (seed, epoch)
+
+
+def vtlp_warp(hz: np.ndarray, alpha: float, top: float) -> np.ndarray:
+    """Frequencies ``hz`` (in ``[0, top]``) warped by ``alpha`` (module docstring)."""
+    f = np.asarray(hz, dtype=np.float64)
+    if alpha == 1.0:
+        return f.copy()
+    boundary = VTLP_BOUNDARY * top * min(alpha, 1.0)
+    f0 = boundary / alpha
+    above = top - (top - boundary) / (top - f0) * (top - f)
+    return np.where(f <= f0, alpha * f, above)
+
+
+def check_vtlp(v: float, where: str) -> float:
+    """``v`` as a number in ``[0, 0.5)``, else a one-line error naming ``where``."""
+    if not isinstance(v, (int, float)) or not 0 <= v < 0.5:
+        raise InputError(
+            f"{where}: vtlp must be a number in [0, 0.5) (the warp factor's spread around 1, "
+            f"e.g. 0.1 for 0.9-1.1), got {v!r}"
+        )
+    return float(v)
+
+
+def warp_factors(n: int, v: float, seed: int, epoch: int) -> np.ndarray:
+    """``n`` warp factors uniform in ``[1 - v, 1 + v]`` for ``epoch`` (all 1 when ``v`` is 0)."""
+    if v == 0:
+        return np.ones(n)
+    return np.random.default_rng([seed, epoch]).uniform(1.0 - v, 1.0 + v, n)
+
+
+class WarpedEpochs:
+    """The training recordings featurised afresh for each epoch with VTLP:
+    ``WarpedEpochs(samples, front, 0.1)(epoch)`` is a list of ``(T_i, front.size)`` features,
+    utterance ``i`` warped by ``warp_factors(...)[i]``. Lengths do not change with the warp.
+    ``front`` is a `rnnkit.audio.FrontEnd` (anything with ``features(samples, warp=)``)."""
+
+    def __init__(self, samples: Sequence[np.ndarray], front: Any, vtlp: float, seed: int = 0):
+        self.samples = list(samples)
+        self.front = front
+        self.vtlp = check_vtlp(vtlp, "WarpedEpochs")
+        self.seed = seed
+
+    def factors(self, epoch: int) -> np.ndarray:
+        return warp_factors(len(self.samples), self.vtlp, self.seed, epoch)
+
+    def __call__(self, epoch: int) -> list[np.ndarray]:
+        alphas = self.factors(epoch)
+        return [
+            self.front.features(x, warp=float(a)) for x, a in zip(self.samples, alphas, strict=True)
+        ]
+
+    def subset(self, index: Sequence[int]) -> WarpedEpochs:
+        """The same, for the recordings ``index`` picks (factors drawn over those alone)."""
+        return WarpedEpochs([self.samples[int(i)] for i in index], self.front, self.vtlp, self.seed)
+
+
+def check_masks(
+    time_masks: Any,
+    time_width: Any,
+    feature_masks: Any,
+    feature_width: Any,
+    blocks: Any,
+    where: str,
+) -> None:
+    """One-line errors for bad mask settings."""
+    for name, value in (
+        ("time_masks", time_masks),
+        ("time_mask_width", time_width),
+        ("feature_masks", feature_masks),
+        ("feature_mask_width", feature_width),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InputError(f"{where}: {name} must be an integer >= 0, got {value!r}")
+    if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
+        raise InputError(f"{where}: feature_blocks must be an integer >= 1, got {blocks!r}")
+
+
+def mask_batch(
+    x: np.ndarray,
+    lengths: np.ndarray,
+    seed: int,
+    step: int,
+    time_masks: int,
+    time_width: int,
+    feature_masks: int,
+    feature_width: int,
+    blocks: int = 1,
+) -> np.ndarray:
+    """A copy of the padded batch ``x`` ``(T, B, F)`` with the masks of ``step`` set to 0
+    (module docstring); ``x`` itself unchanged. Raises InputError if ``F`` is not a multiple of
+    ``blocks`` or ``feature_width`` is wider than a block."""
+    T, B, F = x.shape
+    if F % blocks:
+        raise InputError(f"mask_batch: {F} features do not split into {blocks} equal blocks")
+    block = F // blocks
+    if feature_masks and feature_width > block:
+        raise InputError(
+            f"mask_batch: feature_mask_width {feature_width} is wider than a block of {block} "
+            "features"
+        )
+    out = np.array(x, copy=True)
+    if not (time_masks and time_width) and not (feature_masks and feature_width):
+        return out
+    rng = np.random.default_rng([seed, MASK_STREAM, step])
+    for b in range(B):
+        n = int(lengths[b])
+        widest = min(time_width, int(TIME_RATIO * n))
+        for _ in range(time_masks if time_width else 0):
+            t = int(rng.integers(0, widest + 1))
+            start = int(rng.integers(0, n - t + 1))
+            out[start : start + t, b, :] = 0
+        for _ in range(feature_masks if feature_width else 0):
+            f = int(rng.integers(0, feature_width + 1))
+            start = int(rng.integers(0, block - f + 1))
+            for k in range(blocks):
+                out[:n, b, k * block + start : k * block + start + f] = 0
+    return out
+
+
+def masker(
+    seed: int,
+    time_masks: int,
+    time_width: int,
+    feature_masks: int,
+    feature_width: int,
+    blocks: int = 1,
+) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None:
+    """``f(x, lengths, step)``: `mask_batch` with these settings; None when they mask nothing."""
+    if not (time_masks and time_width) and not (feature_masks and feature_width):
+        return None
+
+    def apply(x: np.ndarray, lengths: np.ndarray, step: int) -> np.ndarray:
+        return mask_batch(
+            x, lengths, seed, step, time_masks, time_width, feature_masks, feature_width, blocks
+        )
+
+    return apply

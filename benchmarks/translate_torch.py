@@ -537,6 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         "parameters": sum(q.numel() for q in net.parameters()),
         "params": p,
         "examples": examples(test["sources"], test["references"], text),
+        "hypotheses": text,  # for eval-translate's paired bootstrap against rnnkit
     }
     print(json.dumps(result))
 

@@ -141,7 +141,7 @@ bench-engines: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_engines.py --out runs/bench-engines
 
 ## bench-serve: rnnkit serve on loopback: steps/s and p50/p99 latency at 1, 100 and 1,000
-## streams of a 128-unit LSTM, against the server without its micro-batcher (about 10 minutes)
+## streams of a 128-unit LSTM, against --no-batch and the FastAPI path, --no-front (about 10 minutes)
 bench-serve: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_serve.py
 

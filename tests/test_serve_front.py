@@ -13,6 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +255,51 @@ def test_no_batch_steps_every_request_at_once():
 
     asyncio.run(run())
     assert rounds == [1, 1, 1, 1]
+
+
+# -- a real server ------------------------------------------------------------------------------
+def test_a_real_server_runs_uvloop_and_httptools_and_serves_the_front(tmp_path):
+    """Under uvicorn (not the test client): the start line names the event loop and the HTTP
+    parser, and HTTP and binary WebSocket steps answer `Stream.step`'s numbers."""
+    import httpx
+    from websockets.sync.client import connect
+
+    model = _lstm()
+    reference = rnnkit.Stream(model)
+    checkpoint = rnnkit.save(model, tmp_path / "lstm.safetensors")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_THREAD_TIMEOUT": "4"}
+    env["PYTHONPATH"] = str(Path(rnnkit.__file__).parents[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit.cli", "serve", str(checkpoint), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        said = ""
+        while not (found := re.search(r"serve: .* on http://(127\.0\.0\.1:\d+) ", said)):
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+        assert "uvloop, httptools" in said, said
+        address = found.group(1)
+        xs = _inputs(3, seed=5)
+        with httpx.Client(base_url=f"http://{address}", timeout=60.0) as client:
+            for _ in range(200):  # the socket is bound: wait until the app answers
+                try:
+                    client.get("/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            client.post("/streams", json={"id": "real"})
+            r = client.post("/streams/real/step", json={"x": xs[0].tolist()})
+            assert np.array_equal(np.asarray(r.json()["y"], np.float32), reference.step(xs[0]))
+        with connect(f"ws://{address}/streams/real/ws", subprotocols=[BINARY]) as ws:
+            assert ws.subprotocol == BINARY
+            ws.send(xs[1:].astype("<f4").tobytes())
+            ys = np.frombuffer(ws.recv(timeout=60), "<f4").reshape(2, H)
+        assert np.array_equal(ys, np.stack([reference.step(x) for x in xs[1:]]))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

@@ -221,17 +221,23 @@ def table(results: dict, args: argparse.Namespace) -> list[str]:
                 f"{speed['steps']} steps"
             )
         sig = r.get("significance", {})
-        if "p_value" in sig:
-            chance = f" (paired bootstrap p = {sig['p_value']:.3f}, {sig['sentences']:,} pairs)"
-        elif "ci95" in sig:
+        none = models["rnnkit, no attention"]
+        chance, chance_none = "", ""
+        if sig:
             lo, hi = sig["ci95"]
-            chance = f" (rnnkit's 95 % bootstrap interval {lo:.2f}-{hi:.2f})"
-        else:
-            chance = ""
+            chance = (
+                f" (paired bootstrap p = {sig['p_vs_torch']:.3f})"
+                if sig.get("p_vs_torch") is not None
+                else f" (rnnkit's 95 % bootstrap interval {lo:.2f}-{hi:.2f})"
+            )
+            chance_none = f" (paired bootstrap p = {sig['p_vs_no_attention']:.3f})"
         lines.append(
             note
             + f"; test BLEU rnnkit - PyTorch {ours['test_bleu'] - theirs['test_bleu']:+.2f}"
             + chance
+            + f"; attention - none {ours['test_bleu'] - none['test_bleu']:+.2f}"
+            + chance_none
+            + (f"; {sig['sentences']:,} test pairs" if sig else "")
             + "."
         )
     return lines
@@ -362,12 +368,13 @@ def run_language(
 
 
 def significance(path: Path, lang: str, out: Path, models: dict[str, dict], beam: int) -> dict:
-    """Is rnnkit's test BLEU (with attention) different from PyTorch's by more than chance?
+    """Are rnnkit's test BLEU differences more than chance?
 
-    rnnkit's saved model translates the test sources again (beam ``beam``); with PyTorch's
-    test translations (saved by its run) sacreBLEU's paired bootstrap resampling (1,000
-    resamples, seed 12345) gives the p-value of the difference; without them (an older run),
-    the 95 % confidence interval of rnnkit's BLEU alone."""
+    rnnkit's saved models (with and without attention) translate the test sources again
+    (beam ``beam``). sacreBLEU's paired bootstrap resampling (1,000 resamples, seed 12345)
+    gives the p-value of rnnkit with attention against rnnkit without, and against PyTorch
+    when its run saved its test translations (an older run did not: then only the 95 %
+    bootstrap interval of rnnkit's BLEU is given for that comparison)."""
     import numpy as np
     from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest, _bootstrap_resample, estimate_ci
@@ -376,35 +383,36 @@ def significance(path: Path, lang: str, out: Path, models: dict[str, dict], beam
     from rnnkit.data.pairs import read_pairs, split_pairs
 
     test = split_pairs(read_pairs(path), 0, source=repr(str(path))).test
+    sources = [s for s, _ in test]
     model = rnnkit.load(str(out / f"eng-{lang}-attention.safetensors"))
-    hyps = model.predict([s for s, _ in test], beam)
+    hyps = model.predict(sources, beam)
+    none = rnnkit.load(str(out / f"eng-{lang}-none.safetensors")).predict(sources, beam)
     refs = [model.tokenizer_.normalize(t) for _, t in test]
     bleu = BLEU()
+    stats = bleu._extract_corpus_statistics(hyps, [refs])
+    _, resampled = _bootstrap_resample(stats, bleu, 1000)
+    mean, ci = estimate_ci(np.array([x.score for x in resampled]))
     result: dict[str, Any] = {
         "sentences": len(test),
+        "test": "paired bootstrap resampling, 1000 resamples (sacreBLEU)",
         "rnnkit_bleu": bleu.corpus_score(hyps, [refs]).score,
+        "ci95": [float(mean - ci), float(mean + ci)],
     }
-    theirs = models[TORCH_RUN].get("hypotheses")
-    if theirs and len(theirs) == len(hyps):
-        test_ = PairedTest(
-            [(TORCH_RUN, theirs), ("rnnkit, attention", hyps)],
+
+    def p_value(baseline: tuple[str, list[str]]) -> float | None:
+        paired = PairedTest(
+            [baseline, ("rnnkit, attention", hyps)],
             {"BLEU": BLEU()},
             [refs],
             test_type="bs",
             n_samples=1000,
         )
-        _, scores = test_()
-        ours = scores["BLEU"][1]
-        p_value = getattr(ours, "p_value", None)
-        result |= {"test": "paired bootstrap, 1000 resamples", "p_value": p_value}
-    else:
-        stats = bleu._extract_corpus_statistics(hyps, [refs])
-        _, resampled = _bootstrap_resample(stats, bleu, 1000)
-        mean, ci = estimate_ci(np.array([x.score for x in resampled]))
-        result |= {
-            "test": "bootstrap, 1000 resamples",
-            "ci95": [float(mean - ci), float(mean + ci)],
-        }
+        return getattr(paired()[1]["BLEU"][1], "p_value", None)
+
+    result["p_vs_no_attention"] = p_value(("rnnkit, no attention", none))
+    theirs = models[TORCH_RUN].get("hypotheses")
+    if theirs and len(theirs) == len(hyps):
+        result["p_vs_torch"] = p_value((TORCH_RUN, theirs))
     return result
 
 

@@ -33,6 +33,7 @@ last checkpoint with ``--resume``.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import sys
@@ -197,6 +198,7 @@ class Distributed:
                 f"{addr}:{port} ({_first_line(exc)})"
             ) from None
         _JOINED = dist.PrefixStore("rnnkit/health", store)
+        atexit.register(_leave)
         return cls(rank, world, _JOINED)
 
     # -- setting up -------------------------------------------------------------------------
@@ -356,6 +358,21 @@ class Distributed:
                 dist.destroy_process_group()
             except RuntimeError:
                 pass
+
+
+def _leave() -> None:
+    """At exit: the process group destroyed (its gloo threads joined) and the store dropped
+    while the interpreter still runs; left to the C++ destructors, a rank could end with
+    "terminate called without an active exception" (SIGABRT) after a run that went well."""
+    global _JOINED
+    _JOINED = None
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except RuntimeError:
+            pass
 
 
 def _first_line(exc: BaseException) -> str:

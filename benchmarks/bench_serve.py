@@ -141,9 +141,11 @@ class BinaryWsStepper:
     @classmethod
     async def open(cls, host: str, port: int, stream_id: str, body: bytes) -> BinaryWsStepper:
         from websockets.asyncio.client import connect
+        from websockets.typing import Subprotocol
 
         url = f"ws://{host}:{port}/streams/{stream_id}/ws"
-        ws = await connect(url, max_size=None, open_timeout=120, subprotocols=["rnnkit.binary"])
+        binary = [Subprotocol("rnnkit.binary")]
+        ws = await connect(url, max_size=None, open_timeout=120, subprotocols=binary)
         return cls(ws, body)
 
     async def step(self) -> bool:

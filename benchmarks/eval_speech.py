@@ -198,7 +198,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         **{k: getattr(args, k) for k in AUGMENT_OPTIONS},
     )
     vtlp = augmentation(cfg, audio=True)["vtlp"]
-    arrays = {"flat": flat, "offsets": offsets, "y": y}
+    arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
     if vtlp:  # every recording warped afresh for each epoch, both sides read the same
         samples = [read_wav(p, front.rate) for p in data.texts]
         epochs = int(np.ceil(args.loso_epochs))

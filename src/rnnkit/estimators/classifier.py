@@ -27,7 +27,7 @@ from ..data.text import Vocabulary
 from ..errors import InputError
 from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
 from ..layers.module import Module
-from ..training import last_path, log_to_stderr, read_last
+from ..training import last_path, read_last
 from .base import Estimator
 from .classify_objective import (
     PREDICT_BATCH,
@@ -215,14 +215,14 @@ class SequenceClassifier(Estimator):
         if X_epoch is not None:
             objective.train_epoch = _checked_epochs(X_epoch, train[0], self._encode)
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
-        if self.verbose:
-            log_to_stderr(
-                f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
-                f"classes {self.classes_.tolist()[:10]}"
-            )
+        describe = (
+            f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
+            f"classes {self.classes_.tolist()[:10]}"
+        )
         run_fit(
             self,
             objective,
+            describe=describe,
             unit="example",
             default_epochs=DEFAULT_EPOCHS,
             out=out,

@@ -45,13 +45,15 @@ def run_fit(
     saved: Checkpoint | None = None,
     data: dict[str, Any] | None = None,
     force: bool = False,
+    describe: str | None = None,
 ) -> TrainResult:
     """Train ``est.model_`` on ``objective`` as the module says; ``out``: keep the best
     checkpoint there (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder.
     ``metadata`` is added to the checkpoint's (the estimator's own comes first), and ``data``
     (the fingerprints of the training and validation data) under ``"data"``. A ``saved`` run is
     continued after `check_resume` compared it with this fit (``force``: despite changed
-    settings or data)."""
+    settings or data). ``describe``: a line about the data, logged (``est.verbose``) after
+    that check, so that a refused resume ends in its one-line error alone."""
     keep_best = True
     if saved is not None:
         keep_best = check_resume(
@@ -64,6 +66,8 @@ def run_fit(
         )
     if data is not None:
         metadata = {"data": data, **(metadata or {})}
+    if describe and est.verbose:
+        log_to_stderr(describe)
     budget = (est.epochs, est.steps, est.minutes)
     cfg = TrainConfig(
         steps=est.steps,

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..layers.module import Module
 from ..losses import bce_with_logits
 from ..models.music import OUTPUTS, RECURRENT, PianoRollNet
-from ..training import last_path, log_to_stderr, read_last
+from ..training import last_path, read_last
 from ..training.distributed import shard
 from .base import Estimator
 from .fitting import run_fit
@@ -292,15 +292,15 @@ class MusicModel(Estimator):
             "train": fingerprint(train, np.zeros(0)),
             "valid": fingerprint(valid, np.zeros(0)),
         }
-        if self.verbose:
-            steps = sum(len(r) - 1 for r in train)
-            log_to_stderr(
-                f"data: {len(train):,} training pieces ({steps:,} predicted steps), "
-                f"{len(valid):,} validation pieces; {self.model_.num_parameters():,} parameters"
-            )
+        steps = sum(len(r) - 1 for r in train)
+        describe = (
+            f"data: {len(train):,} training pieces ({steps:,} predicted steps), "
+            f"{len(valid):,} validation pieces; {self.model_.num_parameters():,} parameters"
+        )
         run_fit(
             self,
             objective,
+            describe=describe,
             unit="frame",
             default_epochs=DEFAULT_EPOCHS,
             out=out,

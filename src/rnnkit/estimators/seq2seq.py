@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..layers.module import Module
 from ..models.seq2seq import ATTENTIONS, RECURRENT, Seq2SeqNet
 from ..models.seq2seq_decode import translate_ids
-from ..training import last_path, log_to_stderr, read_last
+from ..training import last_path, read_last
 from .base import Estimator
 from .fitting import run_fit
 from .resume import fingerprint
@@ -174,14 +174,14 @@ class Seq2Seq(Estimator):
             "train": fingerprint([*train[0], *train[1]], np.zeros(0)),
             "valid": fingerprint([*held[0], *held[1]], np.zeros(0)),
         }
-        if self.verbose:
-            log_to_stderr(
-                f"data: {len(pairs):,} training, {len(valid):,} validation pairs; vocabularies "
-                f"{len(self.source_vocab_):,} source, {len(self.target_vocab_):,} target tokens"
-            )
+        describe = (
+            f"data: {len(pairs):,} training, {len(valid):,} validation pairs; vocabularies "
+            f"{len(self.source_vocab_):,} source, {len(self.target_vocab_):,} target tokens"
+        )
         result = run_fit(
             self,
             objective,
+            describe=describe,
             unit="pair",
             default_epochs=DEFAULT_EPOCHS,
             out=out,

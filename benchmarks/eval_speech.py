@@ -213,7 +213,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
         log(f"VTLP {vtlp}: {epochs} epochs of warped features")
     features = tmp / "features.npz"
-    np.savez(features, **arrays)
+    np.savez(features, **arrays)  # type: ignore[arg-type]
     params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))

@@ -213,7 +213,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
         log(f"VTLP {vtlp}: {epochs} epochs of warped features")
     features = tmp / "features.npz"
-    np.savez(features, **arrays)
+    np.savez(features, **arrays)  # type: ignore[arg-type]
     params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))
@@ -385,7 +385,7 @@ def table(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=float, default=15, help="classification epochs (15)")
-    ap.add_argument("--loso-epochs", type=float, default=6, help="per side and fold (6)")
+    ap.add_argument("--loso-epochs", type=float, default=12, help="per side and fold (12)")
     ap.add_argument("--ctc-epochs", type=float, default=20, help="transcriber epochs (20)")
     ap.add_argument("--stream", type=int, default=100, help="test utterances streamed (100)")
     ap.add_argument("--quick", action="store_true", help="1 epoch each: a smoke test")

@@ -248,3 +248,21 @@ def test_transcriber_bad_settings_give_one_line_errors():
         with pytest.raises(InputError, match=message) as info:
             Transcriber(epochs=1, **params).fit(X, y)
         assert "\n" not in str(info.value)
+
+
+def test_x_epoch_is_called_once_per_epoch_with_the_internal_split():
+    from rnnkit.estimators.transcriber import Transcriber
+
+    X, y = _toy(20)
+    calls: list[int] = []
+
+    def epoch(e: int) -> list[np.ndarray]:
+        calls.append(e)
+        return X
+
+    SequenceClassifier(hidden_size=4, epochs=2, patience=None).fit(X, y, X_epoch=epoch)
+    assert calls == [0, 1]
+    calls.clear()
+    texts = ["ab" if k % 2 else "ba" for k in range(20)]
+    Transcriber(hidden_size=4, num_layers=1, epochs=2, patience=None).fit(X, texts, X_epoch=epoch)
+    assert calls == [0, 1]

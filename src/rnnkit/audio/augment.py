@@ -98,6 +98,19 @@ class WarpedEpochs:
         return WarpedEpochs([self.samples[int(i)] for i in index], self.front, self.vtlp, self.seed)
 
 
+def picked(
+    X_epoch: Callable[[int], Sequence[Any]], index: np.ndarray
+) -> Callable[[int], list[Any]]:
+    """``X_epoch`` restricted to the examples ``index`` picks (one call of ``X_epoch`` per
+    epoch)."""
+
+    def epoch_inputs(epoch: int) -> list[Any]:
+        whole = X_epoch(epoch)
+        return [whole[int(i)] for i in index]
+
+    return epoch_inputs
+
+
 def check_masks(
     time_masks: Any,
     time_width: Any,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.augment import check_masks, masker
+from ..audio.augment import check_masks, masker, picked
 from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
@@ -171,7 +171,7 @@ class SequenceClassifier(Estimator):
             X_train, X_valid = [X[i] for i in train_i], [X[i] for i in valid_i]
             y_train, y_valid_idx = targets[train_i], targets[valid_i]
             if X_epoch is not None:
-                X_epoch = _picked(X_epoch, train_i)
+                X_epoch = picked(X_epoch, train_i)
         else:
             X_train, y_train = list(X), targets
             v = labels_of(y_valid, len(X_valid), "SequenceClassifier.fit (validation)")
@@ -408,11 +408,6 @@ class SequenceClassifier(Estimator):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
-
-
-def _picked(X_epoch: Callable[[int], Sequence[Any]], index: np.ndarray) -> Callable[[int], Any]:
-    """``X_epoch`` restricted to the examples ``index`` picks."""
-    return lambda epoch: [X_epoch(epoch)[int(i)] for i in index]
 
 
 def _checked_epochs(

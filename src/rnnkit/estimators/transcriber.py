@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.augment import check_masks, masker
+from ..audio.augment import check_masks, masker, picked
 from ..ctc import ctc_loss
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode
 from ..data.batches import bucket_batches, pad
@@ -157,8 +157,7 @@ class Transcriber(Estimator):
             X_valid, y_valid = [X[i] for i in held], [y[i] for i in held]
             X, y = [X[i] for i in kept], [y[i] for i in kept]
             if X_epoch is not None:
-                whole = X_epoch
-                X_epoch = lambda e: [whole(e)[int(i)] for i in kept]  # noqa: E731
+                X_epoch = picked(X_epoch, kept)
         else:
             X_valid, y_valid = _check(X_valid, y_valid, "Transcriber.fit (validation)")
         self.words_ = sorted({w for text in y for w in text.split()})

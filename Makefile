@@ -84,7 +84,7 @@ eval-forecast-quick: $(VENV)/.installed-test
 .PHONY: eval-speech eval-speech-quick
 ## eval-speech: spoken digits (FSDD): classification on the usual split, leave one speaker out
 ## beside the same network in PyTorch, CTC transcription of an unseen speaker's digit strings,
-## live streaming latency (about 20 minutes on this 2-core machine)
+## live streaming latency (about 5 minutes on this 2-core machine when quiet)
 eval-speech: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_speech.py
 

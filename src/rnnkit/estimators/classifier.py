@@ -36,7 +36,7 @@ from .classify_objective import (
     saved_vocabulary,
 )
 from .fitting import run_fit
-from .inputs import KINDS, feature_size, input_kind, labels_of
+from .inputs import KINDS, checked_epochs, feature_size, input_kind, labels_of
 from .resume import fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -213,7 +213,9 @@ class SequenceClassifier(Estimator):
                 f"{KINDS[self.input_]}"
             )
         if X_epoch is not None:
-            objective.train_epoch = _checked_epochs(X_epoch, train[0], self._encode)
+            objective.train_epoch = checked_epochs(
+                X_epoch, train[0], self._encode, "SequenceClassifier", "sequences"
+            )
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
         describe = (
             f"data: {len(X_train):,} training, {len(X_valid):,} validation examples, "
@@ -408,23 +410,3 @@ class SequenceClassifier(Estimator):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
-
-
-def _checked_epochs(
-    X_epoch: Callable[[int], Sequence[Any]],
-    X: list[np.ndarray],
-    encode: Callable[[Sequence[Any], str], list[np.ndarray]],
-) -> Callable[[int], list[np.ndarray]]:
-    """``X_epoch``'s sequences encoded as ``X``'s were, checked to match them in number and
-    length (the batches are cut by length)."""
-
-    def epoch_inputs(epoch: int) -> list[np.ndarray]:
-        seqs = encode(X_epoch(epoch), f"fit (X_epoch({epoch}))")
-        if len(seqs) != len(X) or any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
-            raise InputError(
-                f"SequenceClassifier.fit: X_epoch({epoch}) must hold {len(X)} sequences of the "
-                "lengths of X's"
-            )
-        return seqs
-
-    return epoch_inputs

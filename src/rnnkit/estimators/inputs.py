@@ -4,7 +4,7 @@ errors name the estimator and the method."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,3 +56,25 @@ def input_kind(X: Sequence[Any], where: str) -> str:
 def feature_size(X: Sequence[Any]) -> int:
     a = np.asarray(X[0])
     return 1 if a.ndim == 1 else int(a.shape[1])
+
+
+def checked_epochs(
+    X_epoch: Callable[[int], Sequence[Any]],
+    X: list[np.ndarray],
+    encode: Callable[[Sequence[Any], str], list[np.ndarray]],
+    who: str,
+    unit: str,
+) -> Callable[[int], list[np.ndarray]]:
+    """``X_epoch``'s sequences (an epoch's augmented training inputs) encoded as ``X``'s were,
+    checked to match them in number and length (the batches are cut by length); ``who`` and
+    ``unit`` name the estimator's fit and its sequences in the one-line error."""
+
+    def epoch_inputs(epoch: int) -> list[np.ndarray]:
+        seqs = encode(X_epoch(epoch), f"fit (X_epoch({epoch}))")
+        if len(seqs) != len(X) or any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
+            raise InputError(
+                f"{who}.fit: X_epoch({epoch}) must hold {len(X)} {unit} of the lengths of X's"
+            )
+        return seqs
+
+    return epoch_inputs

@@ -42,6 +42,7 @@ from ..training.distributed import shard
 from .base import Estimator
 from .classifier import RECURRENT
 from .fitting import run_fit
+from .inputs import checked_epochs
 
 BLANK = "_"  # shown for the blank; index 0
 DEFAULT_EPOCHS = 20
@@ -185,7 +186,9 @@ class Transcriber(Estimator):
             self.feature_blocks,
         )
         if X_epoch is not None:
-            objective.train_epoch = self._checked_epochs(X_epoch, train[0])
+            objective.train_epoch = checked_epochs(
+                X_epoch, train[0], self._encode, "Transcriber", "utterances"
+            )
         if self.verbose:
             log_to_stderr(
                 f"data: {len(X):,} training, {len(X_valid):,} validation utterances, "
@@ -248,23 +251,6 @@ class Transcriber(Estimator):
                 )
             out.append(self.stacked(a))
         return out
-
-    def _checked_epochs(
-        self, X_epoch: Callable[[int], Sequence[np.ndarray]], X: list[np.ndarray]
-    ) -> Callable[[int], list[np.ndarray]]:
-        """``X_epoch``'s utterances stacked as ``X``'s were, checked to match them in number
-        and length."""
-
-        def epoch_inputs(epoch: int) -> list[np.ndarray]:
-            seqs = self._encode(X_epoch(epoch), f"fit (X_epoch({epoch}))")
-            if len(seqs) != len(X) or any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
-                raise InputError(
-                    f"Transcriber.fit: X_epoch({epoch}) must hold {len(X)} utterances of the "
-                    "lengths of X's"
-                )
-            return seqs
-
-        return epoch_inputs
 
     def _targets(self, texts: Sequence[str], what: str) -> list[np.ndarray]:
         index = {c: i + 1 for i, c in enumerate(self.alphabet_)}

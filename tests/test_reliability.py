@@ -397,6 +397,30 @@ CASES = [
         "--cv",
     ),
     Case(
+        "classify: --vtlp out of range",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--vtlp", "0.7"],
+        2,
+        "[0, 0.5)",
+    ),
+    Case(
+        "classify: an audio augmentation on text",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--vtlp", "0.1"],
+        2,
+        "augments audio",
+    ),
+    Case(
+        "transcribe: unknown --units",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--units", "x"],
+        2,
+        "--units",
+    ),
+    Case(
+        "transcribe: a negative number of masks",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--time-masks", "-1"],
+        2,
+        "--time-masks",
+    ),
+    Case(
         "classify: resume without a saved run",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--resume"],
         2,

@@ -65,10 +65,11 @@ DEFAULTS: dict[str, Any] = {
     "num_layers": 1,
     "attention": "general",
     "input_feeding": False,
-    "dropout": 0.2,
+    "dropout": None,  # None: rnnkit's rule by the training pairs (`default_dropout`)
     "batch_size": 64,
     "lr": 2e-3,
     "weight_decay": 0.0,
+    "label_smoothing": 0.0,
     "clip": 5.0,
     "warmup_steps": 50,  # `run_fit`'s (at most one epoch)
     "min_count": 2,  # vocabulary: tokens seen at least this often in training
@@ -426,7 +427,8 @@ def train(
             x, lens, y_in, y_out = tensors(src, tgt, index)
             mask = y_out != PAD
             z = net(x, lens, y_in, mask)  # (N, V): the real target steps
-            loss = nn.functional.cross_entropy(z, y_out[mask])  # the mean over target tokens
+            # the mean over target tokens
+            loss = nn.functional.cross_entropy(z, y_out[mask], label_smoothing=p["label_smoothing"])
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), p["clip"])
@@ -511,9 +513,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"translate_torch: {message}", file=sys.stderr, flush=True)
 
     data = load_data(args, p)
+    if p["dropout"] is None:  # rnnkit's own rule, on the same training pairs
+        from rnnkit.estimators.seq2seq import default_dropout
+
+        p["dropout"] = default_dropout(len(data["train"]["src"]))
     log(
         f"{data['describe']}; vocabularies {len(data['source_vocab'])} and "
-        f"{len(data['target_vocab'])}; {threads} threads, {args.minutes:g} minutes"
+        f"{len(data['target_vocab'])}; dropout {p['dropout']:g}; {threads} threads, "
+        f"{args.minutes:g} minutes"
     )
     net, result = train(data, p, args.minutes, log, args.steps)
     if args.steps:

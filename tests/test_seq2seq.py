@@ -17,6 +17,7 @@ from rnnkit.cli import main
 from rnnkit.data.batches import pad
 from rnnkit.data.pairs import EOS, UNK, Tokenizer, Vocab, read_pairs, split_pairs
 from rnnkit.errors import CheckpointError, InputError, NotFittedError, RnnkitWarning
+from rnnkit.estimators.seq2seq import SMALL_CORPUS, default_dropout
 from rnnkit.estimators.seq2seq_objective import shifted, token_cross_entropy
 from rnnkit.layers import Attention
 from rnnkit.losses import cross_entropy, log_softmax
@@ -280,6 +281,21 @@ def test_token_cross_entropy_equals_the_masked_loss_of_losses() -> None:
     np.testing.assert_allclose(dgot, dwant[mask], atol=1e-7)
 
 
+def test_label_smoothing_is_torchs_and_its_gradient_checks() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((9, 13))
+    targets = rng.integers(0, 13, 9)
+    got, dgot = token_cross_entropy(logits.copy(), targets, smoothing=0.1)
+    z = torch.tensor(logits, requires_grad=True)
+    want = torch.nn.functional.cross_entropy(z, torch.tensor(targets), label_smoothing=0.1)
+    want.backward()
+    assert got == pytest.approx(float(want.detach()), rel=1e-12)
+    np.testing.assert_allclose(dgot, z.grad.numpy(), atol=1e-12)
+    num = numeric_grad(lambda: token_cross_entropy(logits.copy(), targets, 0.1)[0], logits)
+    np.testing.assert_allclose(dgot, num, atol=1e-7)
+
+
 # -- decoding ----------------------------------------------------------------------------------
 def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse() -> None:
     rng = np.random.default_rng(6)
@@ -373,6 +389,21 @@ def test_save_and_load_translate_identically(reverser, tmp_path: Path) -> None:
     assert back.get_params() == reverser.get_params()
     assert back.target_vocab_.tokens == reverser.target_vocab_.tokens
     assert back.tokenizer_ == reverser.tokenizer_
+
+
+def test_dropout_by_default_follows_the_corpus_size(reverser, tmp_path: Path) -> None:
+    assert default_dropout(SMALL_CORPUS - 1) == 0.4  # small corpora overfit: more dropout
+    assert default_dropout(SMALL_CORPUS) == 0.2
+    assert reverser.dropout == 0.0 and reverser.dropout_ == 0.0  # given: used as given
+    X, y = _sequences(7, 60, "copy")
+    small = {"min_count": 1, "embedding_dim": 8, "hidden_size": 8, "epochs": 1}
+    model = Seq2Seq(**small).fit(X, y, X[:10], y[:10])
+    assert model.dropout is None  # the parameter stays as given (scikit-learn's contract)
+    assert model.dropout_ == 0.4 and model.model_.config.dropout == 0.4
+    back = rnnkit.load(rnnkit.save(model, tmp_path / "d.safetensors"))
+    assert back.dropout is None and back.dropout_ == 0.4
+    with pytest.raises(InputError, match=r"dropout must lie in \[0, 1\) or be None, got 1.5"):
+        Seq2Seq(dropout=1.5).fit(X, y)
 
 
 def test_predict_before_fit_and_bad_params_are_clear_errors() -> None:

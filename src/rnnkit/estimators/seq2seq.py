@@ -31,6 +31,17 @@ from .resume import fingerprint
 from .seq2seq_objective import TranslateObjective, sacrebleu_scores
 
 DEFAULT_EPOCHS = 10
+# ``dropout=None``: the rate by the number of training pairs (`default_dropout`)
+DEFAULT_DROPOUT = 0.2
+SMALL_CORPUS = 30_000  # training pairs; below this a corpus counts as small
+SMALL_CORPUS_DROPOUT = 0.4
+
+
+def default_dropout(n_pairs: int) -> float:
+    """The dropout `Seq2Seq` uses when none is given: ``SMALL_CORPUS_DROPOUT`` (0.4) for fewer
+    than ``SMALL_CORPUS`` (30,000) training pairs, where the default model overfits within a
+    few epochs, else ``DEFAULT_DROPOUT`` (0.2)."""
+    return SMALL_CORPUS_DROPOUT if n_pairs < SMALL_CORPUS else DEFAULT_DROPOUT
 
 
 class Seq2Seq(Estimator):
@@ -40,7 +51,9 @@ class Seq2Seq(Estimator):
     vocabularies of the tokens seen ``min_count`` times, at most ``max_vocab``. Network
     (`rnnkit.models.seq2seq.Seq2SeqNet`): ``cell``, ``embedding_dim``, ``hidden_size``,
     ``num_layers``, ``attention`` (general, dot, additive, none), ``input_feeding``,
-    ``dropout``, ``tie_embeddings``. Training: teacher forcing with ratio ``teacher_forcing``
+    ``dropout`` (None: by the corpus size, `default_dropout`; the rate used is ``dropout_``),
+    ``tie_embeddings``. Training: the cross-entropy of the target tokens with
+    ``label_smoothing`` (0: none), teacher forcing with ratio ``teacher_forcing``
     lowered by ``teacher_forcing_decay`` per epoch (below 1 the decoder runs step by step),
     AdamW at ``lr``, batches of ``batch_size`` pairs of similar lengths, a budget of
     ``epochs``, ``steps`` or ``minutes`` (none: 10 epochs), ``patience`` evaluations without a
@@ -64,8 +77,9 @@ class Seq2Seq(Estimator):
         num_layers: int = 1,
         attention: str = "general",
         input_feeding: bool = False,
-        dropout: float = 0.2,
+        dropout: float | None = None,
         tie_embeddings: bool = False,
+        label_smoothing: float = 0.0,
         teacher_forcing: float = 1.0,
         teacher_forcing_decay: float = 0.0,
         beam: int = 5,
@@ -95,6 +109,7 @@ class Seq2Seq(Estimator):
         self.input_feeding = input_feeding
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
+        self.label_smoothing = label_smoothing
         self.teacher_forcing = teacher_forcing
         self.teacher_forcing_decay = teacher_forcing_decay
         self.beam = beam
@@ -128,6 +143,12 @@ class Seq2Seq(Estimator):
             raise InputError(f"{name}: beam must be at least 1, got {self.beam}")
         if self.batch_size < 1:
             raise InputError(f"{name}: batch_size must be at least 1, got {self.batch_size}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise InputError(
+                f"{name}: label_smoothing must lie in [0, 1), got {self.label_smoothing}"
+            )
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"{name}: dropout must lie in [0, 1) or be None, got {self.dropout}")
 
     def fit(
         self,
@@ -165,6 +186,7 @@ class Seq2Seq(Estimator):
             )
         else:
             self._restore_vocabs(saved.metadata["learned"])
+        self.dropout_ = default_dropout(len(pairs)) if self.dropout is None else self.dropout
         self.model_ = self._network()
         train = self._encode_pairs(pairs)
         held = self._encode_pairs(valid)
@@ -176,7 +198,9 @@ class Seq2Seq(Estimator):
         }
         describe = (
             f"data: {len(pairs):,} training, {len(valid):,} validation pairs; vocabularies "
-            f"{len(self.source_vocab_):,} source, {len(self.target_vocab_):,} target tokens"
+            f"{len(self.source_vocab_):,} source, {len(self.target_vocab_):,} target tokens; "
+            f"dropout {self.dropout_:g}"
+            + (_dropout_reason(len(pairs)) if self.dropout is None else "")
         )
         result = run_fit(
             self,
@@ -204,7 +228,7 @@ class Seq2Seq(Estimator):
             self.cell,
             self.attention,
             self.input_feeding,
-            self.dropout,
+            self.dropout_,
             self.tie_embeddings,
             seed=self.seed,
         )
@@ -298,6 +322,13 @@ class Seq2Seq(Estimator):
             self.best_val_bleu_ = float(learned["best_val_bleu"])
         model.eval()
         self.model_ = model
+        self.dropout_ = model.config.dropout
+
+
+def _dropout_reason(n_pairs: int) -> str:
+    if n_pairs < SMALL_CORPUS:
+        return f" (fewer than {SMALL_CORPUS:,} training pairs)"
+    return f" ({SMALL_CORPUS:,} training pairs or more)"
 
 
 def _pairs(X: Any, y: Any, where: str) -> list[tuple[str, str]]:

@@ -55,11 +55,11 @@ class Seq2Seq(Estimator):
     ``tie_embeddings``. Training: the cross-entropy of the target tokens with
     ``label_smoothing`` (0: none), teacher forcing with ratio ``teacher_forcing``
     lowered by ``teacher_forcing_decay`` per epoch (below 1 the decoder runs step by step),
-    AdamW at ``lr``, batches of ``batch_size`` pairs of similar lengths, a budget of
-    ``epochs``, ``steps`` or ``minutes`` (none: 10 epochs), ``patience`` evaluations without a
-    better validation BLEU. Decoding: ``beam`` (1: greedy), ``length_penalty``,
-    ``max_length_ratio``. Learned: ``tokenizer_``, ``source_vocab_``, ``target_vocab_``,
-    ``model_``, ``best_val_bleu_``, ``history_`` ...
+    AdamW at ``lr`` with ``weight_decay``, batches of ``batch_size`` pairs of similar
+    lengths, a budget of ``epochs``, ``steps`` or ``minutes`` (none: 10 epochs), ``patience``
+    evaluations without a better validation BLEU. Decoding: ``beam`` (1: greedy),
+    ``length_penalty``, ``max_length_ratio``. Learned: ``tokenizer_``, ``source_vocab_``,
+    ``target_vocab_``, ``model_``, ``dropout_``, ``best_val_bleu_``, ``history_`` ...
     """
 
     model_: Seq2SeqNet
@@ -87,6 +87,7 @@ class Seq2Seq(Estimator):
         max_length_ratio: float = 2.0,
         batch_size: int = 64,
         lr: float = 2e-3,
+        weight_decay: float = 0.0,
         clip: float = 5.0,
         epochs: float | None = None,
         steps: int | None = None,
@@ -117,6 +118,7 @@ class Seq2Seq(Estimator):
         self.max_length_ratio = max_length_ratio
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.clip = clip
         self.epochs = epochs
         self.steps = steps

@@ -82,6 +82,7 @@ class TranslateConfig:
     )
     batch: int = option(64, help="sentence pairs per batch", type=positive_int)
     lr: float = option(2e-3, help="peak learning rate of AdamW", type=positive_float)
+    weight_decay: float = option(0.0, help="AdamW's decoupled weight decay", type=nonneg_float)
     epochs: float | None = option(
         None, help="budget in passes over the data", type=positive_float, default_help="10"
     )
@@ -146,6 +147,7 @@ def train_translate(cfg: TranslateConfig, force: bool = False, resume: bool = Fa
         max_length_ratio=cfg.max_length_ratio,
         batch_size=cfg.batch,
         lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
         epochs=cfg.epochs,
         minutes=cfg.minutes,
         patience=cfg.patience or None,

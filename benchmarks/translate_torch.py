@@ -65,10 +65,10 @@ DEFAULTS: dict[str, Any] = {
     "num_layers": 1,
     "attention": "general",
     "input_feeding": False,
-    "dropout": None,  # None: rnnkit's rule by the training pairs (`default_dropout`)
+    "dropout": 0.2,
     "batch_size": 64,
     "lr": 2e-3,
-    "weight_decay": 0.0,
+    "weight_decay": 0.1,
     "label_smoothing": 0.0,
     "clip": 5.0,
     "warmup_steps": 50,  # `run_fit`'s (at most one epoch)
@@ -513,10 +513,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"translate_torch: {message}", file=sys.stderr, flush=True)
 
     data = load_data(args, p)
-    if p["dropout"] is None:  # rnnkit's own rule, on the same training pairs
-        from rnnkit.estimators.seq2seq import default_dropout
-
-        p["dropout"] = default_dropout(len(data["train"]["src"]))
     log(
         f"{data['describe']}; vocabularies {len(data['source_vocab'])} and "
         f"{len(data['target_vocab'])}; dropout {p['dropout']:g}; {threads} threads, "

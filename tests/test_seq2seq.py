@@ -17,7 +17,6 @@ from rnnkit.cli import main
 from rnnkit.data.batches import pad
 from rnnkit.data.pairs import EOS, UNK, Tokenizer, Vocab, read_pairs, split_pairs
 from rnnkit.errors import CheckpointError, InputError, NotFittedError, RnnkitWarning
-from rnnkit.estimators.seq2seq import SMALL_CORPUS, default_dropout
 from rnnkit.estimators.seq2seq_objective import shifted, token_cross_entropy
 from rnnkit.layers import Attention
 from rnnkit.losses import cross_entropy, log_softmax
@@ -389,21 +388,6 @@ def test_save_and_load_translate_identically(reverser, tmp_path: Path) -> None:
     assert back.get_params() == reverser.get_params()
     assert back.target_vocab_.tokens == reverser.target_vocab_.tokens
     assert back.tokenizer_ == reverser.tokenizer_
-
-
-def test_dropout_by_default_follows_the_corpus_size(reverser, tmp_path: Path) -> None:
-    assert default_dropout(SMALL_CORPUS - 1) == 0.4  # small corpora overfit: more dropout
-    assert default_dropout(SMALL_CORPUS) == 0.2
-    assert reverser.dropout == 0.0 and reverser.dropout_ == 0.0  # given: used as given
-    X, y = _sequences(7, 60, "copy")
-    small = {"min_count": 1, "embedding_dim": 8, "hidden_size": 8, "epochs": 1}
-    model = Seq2Seq(**small).fit(X, y, X[:10], y[:10])
-    assert model.dropout is None  # the parameter stays as given (scikit-learn's contract)
-    assert model.dropout_ == 0.4 and model.model_.config.dropout == 0.4
-    back = rnnkit.load(rnnkit.save(model, tmp_path / "d.safetensors"))
-    assert back.dropout is None and back.dropout_ == 0.4
-    with pytest.raises(InputError, match=r"dropout must lie in \[0, 1\) or be None, got 1.5"):
-        Seq2Seq(dropout=1.5).fit(X, y)
 
 
 def test_predict_before_fit_and_bad_params_are_clear_errors() -> None:

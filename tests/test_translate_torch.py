@@ -92,12 +92,10 @@ def test_beam_one_is_greedy(attention: str) -> None:
     assert len(wide) == len(SRC)
 
 
-def test_default_dropout_is_rnnkits_rule_on_the_same_training_pairs(tmp_path, capsys) -> None:
+def test_the_training_options_reach_a_run(tmp_path, capsys) -> None:
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("".join(f"w{i} x{i % 5} .\tv{i} y{i % 3} .\n" for i in range(60)))
-    params = '{"embedding_dim": 8, "hidden_size": 8, "label_smoothing": 0.1}'
+    params = '{"embedding_dim": 8, "hidden_size": 8, "label_smoothing": 0.1, "weight_decay": 0.1}'
     TT.main(["--pairs", str(pairs), "--steps", "2", "--threads", "1", "--params", params])
     out, err = capsys.readouterr()
-    assert TT.DEFAULTS["dropout"] is None
-    assert "dropout 0.4;" in err  # a small corpus: `default_dropout`'s rate, as rnnkit's
-    assert '"steps": 2' in out
+    assert "dropout 0.2;" in err and '"steps": 2' in out

@@ -31,17 +31,6 @@ from .resume import fingerprint
 from .seq2seq_objective import TranslateObjective, sacrebleu_scores
 
 DEFAULT_EPOCHS = 10
-# ``dropout=None``: the rate by the number of training pairs (`default_dropout`)
-DEFAULT_DROPOUT = 0.2
-SMALL_CORPUS = 30_000  # training pairs; below this a corpus counts as small
-SMALL_CORPUS_DROPOUT = 0.4
-
-
-def default_dropout(n_pairs: int) -> float:
-    """The dropout `Seq2Seq` uses when none is given: ``SMALL_CORPUS_DROPOUT`` (0.4) for fewer
-    than ``SMALL_CORPUS`` (30,000) training pairs, where the default model overfits within a
-    few epochs, else ``DEFAULT_DROPOUT`` (0.2)."""
-    return SMALL_CORPUS_DROPOUT if n_pairs < SMALL_CORPUS else DEFAULT_DROPOUT
 
 
 class Seq2Seq(Estimator):
@@ -51,15 +40,14 @@ class Seq2Seq(Estimator):
     vocabularies of the tokens seen ``min_count`` times, at most ``max_vocab``. Network
     (`rnnkit.models.seq2seq.Seq2SeqNet`): ``cell``, ``embedding_dim``, ``hidden_size``,
     ``num_layers``, ``attention`` (general, dot, additive, none), ``input_feeding``,
-    ``dropout`` (None: by the corpus size, `default_dropout`; the rate used is ``dropout_``),
-    ``tie_embeddings``. Training: the cross-entropy of the target tokens with
+    ``dropout``, ``tie_embeddings``. Training: the cross-entropy of the target tokens with
     ``label_smoothing`` (0: none), teacher forcing with ratio ``teacher_forcing``
     lowered by ``teacher_forcing_decay`` per epoch (below 1 the decoder runs step by step),
     AdamW at ``lr`` with ``weight_decay``, batches of ``batch_size`` pairs of similar
     lengths, a budget of ``epochs``, ``steps`` or ``minutes`` (none: 10 epochs), ``patience``
     evaluations without a better validation BLEU. Decoding: ``beam`` (1: greedy),
     ``length_penalty``, ``max_length_ratio``. Learned: ``tokenizer_``, ``source_vocab_``,
-    ``target_vocab_``, ``model_``, ``dropout_``, ``best_val_bleu_``, ``history_`` ...
+    ``target_vocab_``, ``model_``, ``best_val_bleu_``, ``history_`` ...
     """
 
     model_: Seq2SeqNet
@@ -77,7 +65,7 @@ class Seq2Seq(Estimator):
         num_layers: int = 1,
         attention: str = "general",
         input_feeding: bool = False,
-        dropout: float | None = None,
+        dropout: float = 0.2,
         tie_embeddings: bool = False,
         label_smoothing: float = 0.0,
         teacher_forcing: float = 1.0,
@@ -87,7 +75,7 @@ class Seq2Seq(Estimator):
         max_length_ratio: float = 2.0,
         batch_size: int = 64,
         lr: float = 2e-3,
-        weight_decay: float = 0.0,
+        weight_decay: float = 0.1,
         clip: float = 5.0,
         epochs: float | None = None,
         steps: int | None = None,
@@ -149,8 +137,8 @@ class Seq2Seq(Estimator):
             raise InputError(
                 f"{name}: label_smoothing must lie in [0, 1), got {self.label_smoothing}"
             )
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"{name}: dropout must lie in [0, 1) or be None, got {self.dropout}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"{name}: dropout must lie in [0, 1), got {self.dropout}")
 
     def fit(
         self,
@@ -188,7 +176,6 @@ class Seq2Seq(Estimator):
             )
         else:
             self._restore_vocabs(saved.metadata["learned"])
-        self.dropout_ = default_dropout(len(pairs)) if self.dropout is None else self.dropout
         self.model_ = self._network()
         train = self._encode_pairs(pairs)
         held = self._encode_pairs(valid)
@@ -200,9 +187,7 @@ class Seq2Seq(Estimator):
         }
         describe = (
             f"data: {len(pairs):,} training, {len(valid):,} validation pairs; vocabularies "
-            f"{len(self.source_vocab_):,} source, {len(self.target_vocab_):,} target tokens; "
-            f"dropout {self.dropout_:g}"
-            + (_dropout_reason(len(pairs)) if self.dropout is None else "")
+            f"{len(self.source_vocab_):,} source, {len(self.target_vocab_):,} target tokens"
         )
         result = run_fit(
             self,
@@ -230,7 +215,7 @@ class Seq2Seq(Estimator):
             self.cell,
             self.attention,
             self.input_feeding,
-            self.dropout_,
+            self.dropout,
             self.tie_embeddings,
             seed=self.seed,
         )
@@ -324,13 +309,6 @@ class Seq2Seq(Estimator):
             self.best_val_bleu_ = float(learned["best_val_bleu"])
         model.eval()
         self.model_ = model
-        self.dropout_ = model.config.dropout
-
-
-def _dropout_reason(n_pairs: int) -> str:
-    if n_pairs < SMALL_CORPUS:
-        return f" (fewer than {SMALL_CORPUS:,} training pairs)"
-    return f" ({SMALL_CORPUS:,} training pairs or more)"
 
 
 def _pairs(X: Any, y: Any, where: str) -> list[tuple[str, str]]:

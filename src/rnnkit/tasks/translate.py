@@ -30,7 +30,7 @@ from ..config import (
 )
 from ..data.pairs import read_pairs, split_pairs
 from ..errors import CheckpointError, InputError
-from ..estimators.seq2seq import DEFAULT_DROPOUT, SMALL_CORPUS, SMALL_CORPUS_DROPOUT, Seq2Seq
+from ..estimators.seq2seq import Seq2Seq
 from ..files import check_output, save_figure
 from ..io.checkpoint import load
 from ..training import log_to_stderr, plot_path
@@ -63,13 +63,7 @@ class TranslateConfig:
     embedding: int = option(256, help="embedding size", type=positive_int)
     hidden: int = option(256, help="hidden size (half per encoder direction)", type=positive_int)
     layers: int = option(1, help="recurrent layers of encoder and decoder", type=positive_int)
-    dropout: float | None = option(
-        None,
-        help="dropout on embeddings and outputs",
-        type=probability,
-        default_help=f"{SMALL_CORPUS_DROPOUT:g} below {SMALL_CORPUS:,} training pairs, else "
-        f"{DEFAULT_DROPOUT:g}",
-    )
+    dropout: float = option(0.2, help="dropout on embeddings and outputs", type=probability)
     tie_embeddings: bool = option(False, help="share the decoder's embedding and output weights")
     label_smoothing: float = option(
         0.0, help="label smoothing of the training loss; 0: none", type=probability
@@ -82,7 +76,7 @@ class TranslateConfig:
     )
     batch: int = option(64, help="sentence pairs per batch", type=positive_int)
     lr: float = option(2e-3, help="peak learning rate of AdamW", type=positive_float)
-    weight_decay: float = option(0.0, help="AdamW's decoupled weight decay", type=nonneg_float)
+    weight_decay: float = option(0.1, help="AdamW's decoupled weight decay", type=nonneg_float)
     epochs: float | None = option(
         None, help="budget in passes over the data", type=positive_float, default_help="10"
     )
@@ -167,7 +161,6 @@ def train_translate(cfg: TranslateConfig, force: bool = False, resume: bool = Fa
     metrics: dict[str, Any] = {
         "val_bleu": model.best_val_bleu_,
         "val_decoding": "greedy",
-        "dropout": model.dropout_,
         "pairs_per_second": model.throughput_,
         "train_pairs": len(pairs),
         "valid_pairs": len(valid),

@@ -148,7 +148,7 @@ def test_memory_per_stream_is_constant(detector):
     assert st.season.size == 50  # the sine's period, found in the probationary values
     fixed = rnnkit.AnomalyDetector(probation=200, season=50)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
-    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 5 + 3))
+    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 6 + 3))
     assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
 
 

@@ -215,6 +215,44 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(alarm=2.0).fit(np.zeros(800))
     with pytest.raises(InputError, match="rest must be"):
         rnnkit.AnomalyDetector(rest=-1).fit(np.zeros(800))
+    with pytest.raises(InputError, match="transform must be 'auto' or None"):
+        rnnkit.AnomalyDetector(transform="boxcox").fit(np.zeros(800))
+
+
+def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:
+    """Counts with multiplicative bursts (as tweet volumes): noise proportional to the level."""
+    rng = np.random.default_rng(seed)
+    level = 20 * np.exp(0.8 * np.sin(2 * np.pi * np.arange(n) / 97) + 0.4 * rng.standard_normal(n))
+    return np.round(level)
+
+
+def test_log_is_chosen_for_multiplicative_counts_only():
+    from rnnkit.estimators.anomaly import log_fits_better
+
+    assert log_fits_better(_bursty())
+    assert not log_fits_better(_smooth())  # negative values: never the log
+    assert not log_fits_better(_smooth() + 5.0)  # additive noise: the values as they are
+    assert not log_fits_better(np.full(300, 3.0))  # flat
+
+
+def test_log_transform_streams_as_it_detects_and_can_be_turned_off():
+    x = _bursty(seed=1)
+    x[1200] = 4 * x[1100:1200].max()  # a burst beyond the range so far
+    x[1300] = 0.0
+    det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0).fit(x)
+    batch = det.detect(x)
+    pool = det.pool()
+    assert pool.update("s", x[0]) == 0.0
+    streamed = [0.0] + [pool.update("s", v) for v in x[1:]]
+    assert pool._streams["s"].log  # the stream reads log(1 + x)
+    np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+    assert batch[1200] == 1.0  # the range check is on the values as they came
+    off = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, transform=None).fit(x)
+    assert not np.allclose(off.detect(x), batch)
+    pool_off = off.pool()
+    for v in x[:301]:
+        pool_off.update("s", v)
+    assert not pool_off._streams["s"].log
 
 
 # -- rnnkit detect -----------------------------------------------------------------------------

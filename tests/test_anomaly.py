@@ -144,7 +144,9 @@ def test_memory_per_stream_is_constant(detector):
         if k in (500, 2999):
             st = pool._streams["s"]
             assert st.season is not None
-            sizes.append((st.buffer, st.lik.nbytes + st.slik.nbytes + st.season.nbytes))
+            assert st.level is not None
+            held = st.lik.nbytes + st.slik.nbytes + st.season.nbytes
+            sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     fixed = rnnkit.AnomalyDetector(probation=200, season=50)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars

@@ -60,6 +60,7 @@ from ..losses import gaussian_nll
 from ..models.predictive import LOGVAR_MAX, LOGVAR_MIN, NextValueModel
 from ..optim import AdamW, clip_grad_norm
 from ..stream import StreamPool
+from . import level as recent_level
 from . import likelihood
 from .base import Estimator
 from .season import Alarm, find_period
@@ -154,6 +155,7 @@ class AnomalyDetector(Estimator):
         range_check: float | None = 0.05,
         season: int | str | None = "auto",
         transform: str | None = "auto",
+        level: bool = True,
         alarm: float | None = 0.4,
         rest: int | None = None,
         seed: int = 0,
@@ -172,6 +174,7 @@ class AnomalyDetector(Estimator):
         self.range_check = range_check
         self.season = season
         self.transform = transform
+        self.level = level
         self.alarm = alarm
         self.rest = rest
         self.seed = seed
@@ -218,6 +221,8 @@ class AnomalyDetector(Estimator):
                 f"AnomalyDetector: season {self.season} is longer than half the probationary "
                 f"period ({self.probation} values); expected at most {self.probation // 2}"
             )
+        if not isinstance(self.level, (bool, np.bool_)):
+            raise InputError(f"AnomalyDetector: level must be True or False, got {self.level!r}")
         if self.transform not in ("auto", None):
             raise InputError(
                 f"AnomalyDetector: transform must be 'auto' or None, got {self.transform!r}"
@@ -314,6 +319,16 @@ class AnomalyDetector(Estimator):
                 np.maximum(raw, seasonal[P - period :], out=raw)
             else:
                 raw = seasonal[P - period :].copy()
+        if self.level:  # the recent level's likelihood; level_scores[t] scores z[t]
+            level_scores = np.empty(z.size)
+            recent_level.run(
+                recent_level.new_state(P),
+                likelihood.new_state(self.short_window, self.long_window),
+                z,
+                *self._windows(),
+                level_scores,
+            )
+            np.maximum(raw, level_scores[P:], out=raw)
         if self.range_check is not None:
             lo = np.minimum.accumulate(s)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(s)[P - 1 : -1]
@@ -360,12 +375,14 @@ class AnomalyDetector(Estimator):
 
     def memory_per_stream(self) -> int:
         """Bytes held per stream after its probationary period: the network's state, the
-        likelihood's windows, the scale and the pending prediction."""
+        likelihood's windows, the scale and the pending prediction, the seasonal difference's
+        and the recent level's windows."""
         layers = self.num_layers * (2 if self.cell == "lstm" else 1)
         lik = 8 + self.short_window + self.long_window
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
         seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
-        return 8 * (layers * self.hidden_size * self.members + lik + 6 + seasonal)
+        level = lik + 5 + self.probation if self.level else 0  # its window and likelihood
+        return 8 * (layers * self.hidden_size * self.members + lik + 6 + seasonal + level)
 
 
 def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
@@ -500,6 +517,9 @@ class DetectorPool:
         if period:
             st.season = np.zeros(period)
             st.slik = likelihood.new_state(self.detector.short_window, self.detector.long_window)
+        if self.detector.level:
+            st.level = recent_level.new_state(self.detector.probation)
+            st.llik = likelihood.new_state(self.detector.short_window, self.detector.long_window)
         self._pool.join(sid)
         for zt, value in zip(z, head, strict=True):  # the same steps as afterwards; the
             self._step({sid: (zt, value)})  # scores are not reported
@@ -528,6 +548,9 @@ class DetectorPool:
                     seasonal = likelihood.step(st.slik, diff, st.svar, short, long, warmup)
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
+            if st.level is not None:  # the recent level, a third prediction
+                lev = recent_level.step(st.level, st.llik, z, short, long, warmup)
+                score = max(score, lev)
             st.seen += 1
             if st.lo <= st.hi and self._out_of_range(st, value):
                 score = 1.0
@@ -563,6 +586,8 @@ class _StreamState:
         "alarm",
         "use_net",
         "log",
+        "level",
+        "llik",
     )
 
     def __init__(self, detector: AnomalyDetector) -> None:
@@ -578,3 +603,5 @@ class _StreamState:
         self.alarm: Alarm | None = None  # the rest period after an alarm (after probation)
         self.use_net = True  # whether the network's surprise counts (see `_season_of`)
         self.log = False  # whether the network reads log(1 + value) (see `log_fits_better`)
+        self.level: np.ndarray | None = None  # the recent level's window (see `level`)
+        self.llik = self.lik[:0]  # the recent level's likelihood state

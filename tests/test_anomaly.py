@@ -217,6 +217,8 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(alarm=2.0).fit(np.zeros(800))
     with pytest.raises(InputError, match="rest must be"):
         rnnkit.AnomalyDetector(rest=-1).fit(np.zeros(800))
+    with pytest.raises(InputError, match="level must be True or False"):
+        rnnkit.AnomalyDetector(level="yes").fit(np.zeros(800))
     with pytest.raises(InputError, match="transform must be 'auto' or None"):
         rnnkit.AnomalyDetector(transform="boxcox").fit(np.zeros(800))
 
@@ -241,7 +243,7 @@ def test_log_transform_streams_as_it_detects_and_can_be_turned_off():
     x = _bursty(seed=1)
     x[1200] = 4 * x[1100:1200].max()  # a burst beyond the range so far
     x[1300] = 0.0
-    det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0).fit(x)
+    det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, transform="auto").fit(x)
     batch = det.detect(x)
     pool = det.pool()
     assert pool.update("s", x[0]) == 0.0
@@ -249,7 +251,7 @@ def test_log_transform_streams_as_it_detects_and_can_be_turned_off():
     assert pool._streams["s"].log  # the stream reads log(1 + x)
     np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
     assert batch[1200] == 1.0  # the range check is on the values as they came
-    off = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, transform=None).fit(x)
+    off = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0).fit(x)  # the default: None
     assert not np.allclose(off.detect(x), batch)
     pool_off = off.pool()
     for v in x[:301]:
@@ -430,3 +432,22 @@ def test_regressor_and_next_value_model_share_their_construction():
         NextValueModel("tcn", 8)
     with pytest.raises(InputError, match="SequenceRegressor: unknown cell 'tcn'"):
         SequenceRegressor("tcn", 1, 8, 2)
+
+
+def test_a_level_shift_inside_the_range_is_found_by_the_recent_level():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(2000)
+    x[400] = 12.0  # an early spike: the range check will not see the shift below
+    x[1200:] += 4.0  # a level shift the one-step network follows at once
+    scores = {}
+    for level in (True, False):
+        det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, level=level, alarm=None)
+        scores[level] = det.fit(x).detect(x)
+    quiet = scores[True][500:1200].max()  # the same for both: the level is steady there
+    assert scores[False][500:1200].max() == pytest.approx(quiet)
+    assert scores[True][1200:1210].max() > 0.5 > 2 * quiet  # the shift stands out
+    assert scores[False][1200:1210].max() < 0.4  # the network alone: a blip, then nothing
+    assert scores[False][1205:1212].max() < quiet < scores[True][1205:1212].min()  # it lasts
+    pool = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, alarm=None).fit(x).pool()
+    streamed = [pool.update("s", v) for v in x]
+    np.testing.assert_allclose(streamed, scores[True], rtol=0, atol=1e-9)

@@ -154,7 +154,7 @@ class AnomalyDetector(Estimator):
         chunk: int = 64,
         range_check: float | None = 0.05,
         season: int | str | None = "auto",
-        transform: str | None = "auto",
+        transform: str | None = None,
         level: bool = True,
         alarm: float | None = 0.4,
         rest: int | None = None,

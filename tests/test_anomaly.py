@@ -150,7 +150,7 @@ def test_memory_per_stream_is_constant(detector):
     assert st.season.size == 50  # the sine's period, found in the probationary values
     fixed = rnnkit.AnomalyDetector(probation=200, season=50)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
-    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 6 + 3))
+    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 6 + 3 + 2))
     assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
 
 
@@ -243,7 +243,7 @@ def test_log_transform_streams_as_it_detects_and_can_be_turned_off():
     x = _bursty(seed=1)
     x[1200] = 4 * x[1100:1200].max()  # a burst beyond the range so far
     x[1300] = 0.0
-    det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, transform="auto").fit(x)
+    det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0).fit(x)  # transform="auto"
     batch = det.detect(x)
     pool = det.pool()
     assert pool.update("s", x[0]) == 0.0
@@ -251,7 +251,7 @@ def test_log_transform_streams_as_it_detects_and_can_be_turned_off():
     assert pool._streams["s"].log  # the stream reads log(1 + x)
     np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
     assert batch[1200] == 1.0  # the range check is on the values as they came
-    off = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0).fit(x)  # the default: None
+    off = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, transform=None).fit(x)
     assert not np.allclose(off.detect(x), batch)
     pool_off = off.pool()
     for v in x[:301]:

@@ -154,7 +154,7 @@ class AnomalyDetector(Estimator):
         chunk: int = 64,
         range_check: float | None = 0.05,
         season: int | str | None = "auto",
-        transform: str | None = None,
+        transform: str | None = "auto",
         level: bool = True,
         alarm: float | None = 0.4,
         rest: int | None = None,
@@ -299,7 +299,7 @@ class AnomalyDetector(Estimator):
         scores = np.zeros(s.size)
         if s.size < self.probation:
             return scores  # still learning
-        x, _ = self._model_space(s, s[:P])
+        x, logged = self._model_space(s, s[:P])
         mean, sd = scale_of(x[:P])
         z = np.clip((x - mean) / sd, -CLIP, CLIP)
         out, _ = self.model_.stream_forward(z[:, None, None])  # (T, 1, 2)
@@ -324,7 +324,7 @@ class AnomalyDetector(Estimator):
             recent_level.run(
                 recent_level.new_state(P),
                 likelihood.new_state(self.short_window, self.long_window),
-                z,
+                self._level_space(s, P) if logged else z,
                 *self._windows(),
                 level_scores,
             )
@@ -344,6 +344,13 @@ class AnomalyDetector(Estimator):
         if self.transform == "auto" and log_fits_better(head):
             return np.log1p(np.maximum(values, 0.0)), True
         return values, False
+
+    @staticmethod
+    def _level_space(s: np.ndarray, P: int) -> np.ndarray:
+        """The values as they came, normalised by their probationary scale: what the recent
+        level judges when the network reads ``log(1 + x)``."""
+        mean, sd = scale_of(s[:P])
+        return np.clip((s - mean) / sd, -CLIP, CLIP)
 
     def _season_of(self, head: np.ndarray) -> tuple[int, float, bool]:
         """A series' period (0: none), the variance of its seasonal difference, and whether
@@ -381,7 +388,7 @@ class AnomalyDetector(Estimator):
         lik = 8 + self.short_window + self.long_window
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
         seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
-        level = lik + 5 + self.probation if self.level else 0  # its window and likelihood
+        level = lik + 7 + self.probation if self.level else 0  # its window, scale, likelihood
         return 8 * (layers * self.hidden_size * self.members + lik + 6 + seasonal + level)
 
 
@@ -512,6 +519,7 @@ class DetectorPool:
             self._pool = StreamPool(self.detector.model_)
         x, st.log = self.detector._model_space(head, head)
         st.mean, st.sd = scale_of(x)
+        st.lmean, st.lsd = scale_of(head) if st.log else (st.mean, st.sd)
         z = np.clip((x - st.mean) / st.sd, -CLIP, CLIP)
         period, st.svar, st.use_net = self.detector._season_of(z)
         if period:
@@ -549,7 +557,8 @@ class DetectorPool:
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
             if st.level is not None:  # the recent level, a third prediction
-                lev = recent_level.step(st.level, st.llik, z, short, long, warmup)
+                zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
+                lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
                 score = max(score, lev)
             st.seen += 1
             if st.lo <= st.hi and self._out_of_range(st, value):
@@ -588,6 +597,8 @@ class _StreamState:
         "log",
         "level",
         "llik",
+        "lmean",
+        "lsd",
     )
 
     def __init__(self, detector: AnomalyDetector) -> None:
@@ -605,3 +616,4 @@ class _StreamState:
         self.log = False  # whether the network reads log(1 + value) (see `log_fits_better`)
         self.level: np.ndarray | None = None  # the recent level's window (see `level`)
         self.llik = self.lik[:0]  # the recent level's likelihood state
+        self.lmean, self.lsd = 0.0, 1.0  # the scale of the values as they came (for the level)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
 from ..ctc import ctc_loss
-from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode
+from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
 from ..errors import InputError
 from ..layers import Linear, Sequential
@@ -290,10 +290,25 @@ class Transcriber(Estimator):
         out = []
         for lp in self.log_probs(X):
             lp3 = lp[:, None, :]
-            labels = ctc_greedy_decode(lp3)[0] if beam == 1 else ctc_beam_decode(lp3, beam=beam)[0]
+            if lexicon and beam > 1:
+                words, separator = self.lexicon_labels()
+                labels = ctc_lexicon_beam_decode(lp3, words, separator, beam=beam)[0]
+            elif beam > 1:
+                labels = ctc_beam_decode(lp3, beam=beam)[0]
+            else:
+                labels = ctc_greedy_decode(lp3)[0]
             text = self.text_of(labels)
             out.append(" ".join(map(self.nearest_word, text.split())) if lexicon else text)
         return out
+
+    def lexicon_labels(self) -> tuple[list[list[int]], int | None]:
+        """The training transcripts' words as class labels, and the space's class (None for
+        word units): what `rnnkit.ctc_decode.ctc_lexicon_beam_decode` takes."""
+        index = {c: i + 1 for i, c in enumerate(self.alphabet_)}
+        if self.units == "word":
+            return [[index[w]] for w in self.words_ if w in index], None
+        words = [[index[c] for c in w] for w in self.words_ if all(c in index for c in w)]
+        return words, index.get(" ")
 
     def nearest_word(self, word: str) -> str:
         """The training vocabulary's word nearest to ``word`` (the first of equals)."""

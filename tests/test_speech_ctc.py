@@ -110,3 +110,44 @@ def _split(labels: list[int], separator: int) -> list[list[int]]:
         else:
             words[-1].append(c)
     return [w for w in words if w]
+
+
+def test_utterance_normalisation_is_offline_only():
+    from rnnkit.audio import FrontEnd
+    from rnnkit.estimators.transcriber_stream import LiveTranscriber
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(3.0, 2.0, size=(int(rng.integers(20, 40)), 6)) for _ in range(8)]
+    y = ["ab", "ba", "a", "b"] * 2
+    model = Transcriber(hidden_size=8, num_layers=1, norm="utterance", epochs=1, stack=1)
+    model.fit(X, y, X[:2], y[:2])
+    z = model.normalise(X[0])
+    assert np.allclose(z.mean(axis=0), 0, atol=1e-5) and np.allclose(z.std(axis=0), 1, atol=1e-4)
+    with pytest.raises(InputError, match="whole utterance's statistics") as info:
+        LiveTranscriber(model, FrontEnd(norm="none"))
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="norm must be 'running', 'global' or 'utterance'"):
+        Transcriber(norm="cmvn", epochs=1).fit(X, y)
+
+
+def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_speech.py"
+    spec = importlib.util.spec_from_file_location("eval_speech", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    strings = tmp_path / "strings"
+    strings.mkdir()
+    header = "path,transcript,speaker"
+    rows = [f"/x/{s}_{i}.wav,one two,{s}" for s in ("ann", "bob", "eve", "zed") for i in range(3)]
+    (strings / "train.csv").write_text("\n".join([header, *rows]) + "\n")
+    (strings / "test.csv").write_text(f"{header}\n/x/cat_0.wav,one,cat\n")
+    train, valid = module.speaker_manifests(strings, tmp_path)
+    kept = Path(train).read_text().splitlines()
+    held = Path(valid).read_text().splitlines()
+    assert kept[0] == held[0] == header
+    assert {r.rsplit(",", 1)[1] for r in held[1:]} == {"eve"}  # the one after "cat"
+    assert len(held) == 4 and len(kept) == 10 and "eve" not in "".join(kept)

@@ -6,7 +6,8 @@
 
 Frames are normalised causally (`RunningStats`: each frame by the mean and variance of its
 utterance so far, the training set's statistics as a prior; ``norm="global"``: by the training
-set's alone) rather than by the whole utterance's, so a live stream
+set's alone) rather than by the whole utterance's (``norm="utterance"``, offline only), so a
+live stream
 (`rnnkit.estimators.transcriber_stream`) sees the very numbers the whole file gives.
 Stacking ``stack`` frames into one step (a 20 ms step for ``stack=2``) halves the sequence the
 recurrent layer runs over; the end is padded with zero (mean) frames to a whole step.
@@ -145,8 +146,10 @@ class Transcriber(Estimator):
             raise InputError(
                 f"Transcriber: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
             )
-        if self.norm not in ("running", "global"):
-            raise InputError(f"Transcriber: norm must be 'running' or 'global', got {self.norm!r}")
+        if self.norm not in ("running", "global", "utterance"):
+            raise InputError(
+                f"Transcriber: norm must be 'running', 'global' or 'utterance', got {self.norm!r}"
+            )
         if self.stack < 1:
             raise InputError(f"Transcriber: stack must be at least 1, got {self.stack}")
         X, y = _check(X, y, "Transcriber.fit")
@@ -225,6 +228,8 @@ class Transcriber(Estimator):
         x = np.asarray(frames, dtype=np.float64)
         if self.norm == "global":
             return ((x - self.mean_) / self.std_).astype(np.float32)
+        if self.norm == "utterance":  # the whole utterance's statistics: cannot stream
+            return ((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-5)).astype(np.float32)
         stats = running if running is not None else self.running_stats()
         return stats.normalise(x)
 
@@ -283,8 +288,10 @@ class Transcriber(Estimator):
 
     def predict(self, X: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False) -> list[str]:
         """The transcript of each utterance: greedy (``beam=1``) or prefix beam search;
-        ``lexicon``: each word replaced by the nearest (in edit distance) of the words of the
-        training transcripts, for a closed vocabulary such as digits."""
+        ``lexicon``: keep to the words of the training transcripts, a closed vocabulary such
+        as digits: with ``beam > 1`` the beam search only spells those words
+        (`rnnkit.ctc_decode.ctc_lexicon_beam_decode`); greedy output has each word replaced
+        by the nearest of them in edit distance."""
         if beam < 1:
             raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
         out = []

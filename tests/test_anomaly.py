@@ -202,6 +202,20 @@ def test_detector_save_load_round_trip(detector, tmp_path):
     np.testing.assert_array_equal(back.detect(x), detector.detect(x))
 
 
+def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector, tmp_path):
+    meta = detector._metadata()
+    for name in ("level", "transform"):  # a checkpoint written before these parameters
+        del meta["params"][name]
+    path = tmp_path / "old.safetensors"
+    rnnkit.save(detector.model_, path, metadata=meta)
+    back = rnnkit.load(path)
+    assert back.get_params() == {**detector.get_params(), "level": False, "transform": None}
+    before = rnnkit.load(tmp_path / "old.safetensors").set_params(level=True, transform="auto")
+    x = _smooth(seed=5)
+    x[700] += 5.0
+    assert not np.array_equal(back.detect(x), before.detect(x))  # the parameters matter
+
+
 def test_detector_bad_input():
     with pytest.raises(rnnkit.NotFittedError):
         rnnkit.AnomalyDetector().detect(np.zeros(10))

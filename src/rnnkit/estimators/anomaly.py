@@ -145,6 +145,7 @@ class AnomalyDetector(Estimator):
     """
 
     _estimator_type = "outlier_detector"
+    _added_params = {"transform": None, "level": False}  # checkpoints from before them
     model_: NextValueModel
 
     def __init__(

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,6 +150,8 @@ def test_memory_per_stream_is_constant(detector):
             sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     fixed = rnnkit.AnomalyDetector(probation=200, season=50)
+    learning = fixed.memory_per_stream() - fixed.set_params(learn_every=0).memory_per_stream()
+    assert learning > 0  # its own network (test_online_learning_memory_is_constant)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
     assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 6 + 3 + 2))
     assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
@@ -367,13 +370,19 @@ def test_stream_bad_line_names_the_line():
 
 
 def test_stream_many_series_share_one_pool():
-    scorer = LineScorer(20, {"steps": 5})
+    scorer = LineScorer(20, {"steps": 5, "learn_every": 0})
     rng = np.random.default_rng(0)
     for k in range(60):
         for sid in ("a", "b"):
             assert scorer.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
     assert len(scorer.pool) == 2 and scorer.pool._pool is not None
     assert len(scorer.pool._pool) == 2  # both series in the one StreamPool
+    learning = LineScorer(20, {"steps": 5})  # the default: each series its own network
+    for k in range(60):
+        for sid in ("a", "b"):
+            assert learning.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
+    own = [learning.pool._streams[sid].own for sid in ("a", "b")]
+    assert own[0] is not None and own[1] is not None and own[0].model is not own[1].model
 
 
 def test_lstm_detector_streams_as_it_detects():
@@ -430,8 +439,9 @@ def test_members_stream_as_they_detect_and_round_trip(tmp_path):
     path = tmp_path / "ens.safetensors"
     rnnkit.save(det, path)
     np.testing.assert_array_equal(rnnkit.load(path).detect(x), batch)
-    single = rnnkit.AnomalyDetector(probation=200, hidden_size=8, members=1)
-    assert det.memory_per_stream() == single.memory_per_stream() + 8 * 8
+    single = rnnkit.AnomalyDetector(probation=200, hidden_size=8, members=1, learn_every=0)
+    fixed = rnnkit.AnomalyDetector(**{**det.get_params(), "learn_every": 0})
+    assert fixed.memory_per_stream() == single.memory_per_stream() + 8 * 8
 
 
 def test_regressor_and_next_value_model_share_their_construction():
@@ -465,3 +475,61 @@ def test_a_level_shift_inside_the_range_is_found_by_the_recent_level():
     pool = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, alarm=None).fit(x).pool()
     streamed = [pool.update("s", v) for v in x]
     np.testing.assert_allclose(streamed, scores[True], rtol=0, atol=1e-9)
+
+
+# -- online learning (learn_every) --------------------------------------------------------------
+def _with(detector: rnnkit.AnomalyDetector, every: int, **params: Any) -> rnnkit.AnomalyDetector:
+    """The fitted ``detector`` whose network keeps learning every ``every`` values."""
+    det = rnnkit.AnomalyDetector(**{**detector.get_params(), "learn_every": every, **params})
+    det.model_, det.losses_ = detector.model_, detector.losses_
+    return det
+
+
+def test_online_learning_streams_as_it_detects(detector):
+    det = _with(detector, 100, season=None)  # the network's surprise alone, not the sine's
+    before = {k: v.copy() for k, v in detector.model_.state_dict().items()}
+    x = _smooth(seed=2)
+    x[700] -= 2.0
+    batch = det.detect(x)
+    fixed = _with(detector, 0, season=None).detect(x)
+    assert np.array_equal(batch[:301], fixed[:301])  # the first update is after row 299
+    assert not np.allclose(batch[301:], fixed[301:], atol=1e-6)  # then it did learn
+    pool = det.pool()
+    streamed = np.array([pool.update("s", v) for v in x])
+    np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+    y = np.abs(_smooth(seed=3)) * 40 + 1  # two series, one on the log scale, stepped together
+    both = [pool.update_many({"x2": a, "y": b}) for a, b in zip(x, y, strict=True)]
+    np.testing.assert_allclose([d["x2"] for d in both], batch, atol=1e-9)
+    np.testing.assert_allclose([d["y"] for d in both], det.detect(y), atol=1e-9)
+    for key, value in det.model_.state_dict().items():  # each stream learns on its own copy
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_online_learning_is_causal(detector):
+    det = _with(detector, 100)
+    x = _smooth(seed=6)
+    scores = det.detect(x)
+    for r in (299, 300, 301, 650):  # around an update (after rows 299, 399, ...) and between
+        y = x.copy()
+        y[r:] += np.linspace(1.0, 3.0, y.size - r)  # a different future from row r on
+        changed = det.detect(y)
+        np.testing.assert_array_equal(changed[:r], scores[:r])  # scored before it came
+        assert changed[r:].max() > scores[r:].max() or changed[r] != scores[r]
+
+
+def test_online_learning_memory_is_constant(detector):
+    det = _with(detector, 100)
+    pool = det.pool()
+    held = []
+    for k, v in enumerate(_smooth(3000, seed=4)):
+        pool.update("s", v)
+        if k in (500, 2999):
+            st = pool._streams["s"]
+            arrays = [st.recent, st.lik, st.slik, st.season, st.level, st.llik]
+            arrays += list(st.learner.model.state_dict().values())
+            arrays += list(st.learner.opt.buffers.values())
+            held.append(sum(a.nbytes for a in arrays))
+    assert held[0] == held[1]
+    params = det.model_.num_parameters()
+    extra = det.memory_per_stream() - _with(detector, 0).memory_per_stream()
+    assert extra == 8 * (4 * params + det.probation + 1)  # weights, grads, 2 moments, ring

@@ -69,7 +69,7 @@ from ..models.predictive import LOGVAR_MAX, LOGVAR_MIN, NextValueModel
 from ..optim import AdamW, clip_grad_norm
 from ..stream import StreamPool
 from . import level as recent_level
-from . import likelihood
+from . import likelihood, online
 from .base import Estimator
 from .season import Alarm, find_period
 
@@ -145,7 +145,8 @@ class AnomalyDetector(Estimator):
     """
 
     _estimator_type = "outlier_detector"
-    _added_params = {"transform": None, "level": False}  # checkpoints from before them
+    # checkpoints from before these parameters load with the values they behaved by
+    _added_params = {"transform": None, "level": False, "learn_every": 0}
     model_: NextValueModel
 
     def __init__(
@@ -165,6 +166,9 @@ class AnomalyDetector(Estimator):
         season: int | str | None = "auto",
         transform: str | None = "auto",
         level: bool = True,
+        learn_every: int = 1000,
+        learn_steps: int = 5,
+        learn_lr: float = 3e-3,
         alarm: float | None = 0.4,
         rest: int | None = None,
         seed: int = 0,
@@ -184,6 +188,9 @@ class AnomalyDetector(Estimator):
         self.season = season
         self.transform = transform
         self.level = level
+        self.learn_every = learn_every
+        self.learn_steps = learn_steps
+        self.learn_lr = learn_lr
         self.alarm = alarm
         self.rest = rest
         self.seed = seed
@@ -248,6 +255,14 @@ class AnomalyDetector(Estimator):
             )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
+        for name in ("learn_every", "learn_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise InputError(
+                    f"AnomalyDetector: {name} must be a non-negative integer, got {value!r}"
+                )
+        if not self.learn_lr > 0:
+            raise InputError(f"AnomalyDetector: learn_lr must be positive, got {self.learn_lr!r}")
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
@@ -311,8 +326,8 @@ class AnomalyDetector(Estimator):
         x, logged = self._model_space(s, s[:P])
         mean, sd = scale_of(x[:P])
         z = np.clip((x - mean) / sd, -CLIP, CLIP)
-        out, _ = self.model_.stream_forward(z[:, None, None])  # (T, 1, 2)
-        mu, var = NextValueModel.gaussian(z[:, None], out[:, 0])  # predictions for z[t + 1]
+        out = self._network_out(z, P)  # (T, 2K)
+        mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
         state = likelihood.new_state(self.short_window, self.long_window)
         err = z[1:] - mu[:-1]
         lik = np.empty(err.size)
@@ -346,6 +361,20 @@ class AnomalyDetector(Estimator):
             raw[out_of_range] = 1.0
         scores[P:] = self._alarm().run(raw)
         return scores
+
+    def _network_out(self, z: np.ndarray, P: int) -> np.ndarray:
+        """The network's outputs for the whole normalised series, learning online from row
+        ``P`` on when ``learn_every`` is set (`rnnkit.estimators.online`)."""
+        return online.network_out(
+            self.model_,
+            z,
+            P,
+            int(self.learn_every),
+            int(self.learn_steps),
+            float(self.learn_lr),
+            int(self.probation),
+            int(self.chunk),
+        )
 
     def _model_space(self, values: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, bool]:
         """The values the network reads (before scaling): ``log(1 + x)`` when ``transform`` is
@@ -398,7 +427,14 @@ class AnomalyDetector(Estimator):
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
         seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
         level = lik + 7 + self.probation if self.level else 0  # its window, scale, likelihood
-        return 8 * (layers * self.hidden_size * self.members + lik + 6 + seasonal + level)
+        learning = 0
+        if self.learn_every:  # its own network, gradients, AdamW moments, last values
+            model = getattr(self, "model_", None) or NextValueModel(
+                self.cell, self.hidden_size, self.num_layers, members=self.members
+            )
+            learning = online.learner_bytes(model, int(self.probation))
+        state = layers * self.hidden_size * self.members
+        return 8 * (state + lik + 6 + seasonal + level) + learning
 
 
 def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
@@ -537,7 +573,13 @@ class DetectorPool:
         if self.detector.level:
             st.level = recent_level.new_state(self.detector.probation)
             st.llik = likelihood.new_state(self.detector.short_window, self.detector.long_window)
-        self._pool.join(sid)
+        if self.detector.learn_every:  # its own network, which keeps learning
+            st.learner = online.Learner(self.detector.model_, float(self.detector.learn_lr))
+            st.own = StreamPool(st.learner.model)  # the step plan follows the weights' updates
+            st.own.join(sid)
+            st.recent = np.zeros(self.detector.probation)
+        else:
+            self._pool.join(sid)
         for zt, value in zip(z, head, strict=True):  # the same steps as afterwards; the
             self._step({sid: (zt, value)})  # scores are not reported
         st.lo, st.hi = float(head.min()), float(head.max())
@@ -546,11 +588,17 @@ class DetectorPool:
     def _step(self, ready: dict[Hashable, tuple[float, float]]) -> dict[Hashable, float]:
         assert self._pool is not None
         short, long, warmup = self._windows
-        if len(ready) == 1:  # one stream: the single-stream step, on its column of the pool
-            ((sid, (z, _)),) = ready.items()
-            outs = {sid: self._pool.step_one(sid, np.array([z]))}
-        else:
-            outs = self._pool.step({sid: np.array([z]) for sid, (z, _) in ready.items()})
+        shared = {sid: v for sid, v in ready.items() if self._streams[sid].own is None}
+        outs = {}
+        if len(shared) == 1:  # one stream: the single-stream step, on its column of the pool
+            ((sid, (z, _)),) = shared.items()
+            outs[sid] = self._pool.step_one(sid, np.array([z]))
+        elif shared:
+            outs = self._pool.step({sid: np.array([z]) for sid, (z, _) in shared.items()})
+        for sid, (z, _) in ready.items():  # streams with their own network (learn_every)
+            own = self._streams[sid].own
+            if own is not None:
+                outs[sid] = own.step_one(sid, np.array([z]))
         scores = {}
         for sid, (z, value) in ready.items():
             st = self._streams[sid]
@@ -581,8 +629,27 @@ class DetectorPool:
             else:
                 mu, var = NextValueModel.gaussian(np.array([z]), out)
                 st.mu, st.var = float(mu), float(var)
+            if st.learner is not None:
+                self._learn(st, z)
             scores[sid] = float(score)
         return scores
+
+    def _learn(self, st: _StreamState, z: float) -> None:
+        """Keep the stream's last values; every ``learn_every`` values after its probationary
+        period, the network's update on them (as `online.network_out` makes it)."""
+        assert st.learner is not None and st.recent is not None
+        det = self.detector
+        window = st.recent.size
+        k = st.seen % window  # st.seen counts z already
+        st.recent[k - 1] = z
+        past = st.seen - det.probation
+        if past > 0 and past % det.learn_every == 0:
+            recent = (
+                np.concatenate((st.recent[k:], st.recent[:k]))
+                if st.seen >= window
+                else (st.recent[:k])
+            )
+            st.learner.learn(recent, int(det.learn_steps), int(det.chunk))
 
 
 class _StreamState:
@@ -608,6 +675,9 @@ class _StreamState:
         "llik",
         "lmean",
         "lsd",
+        "learner",
+        "own",
+        "recent",
     )
 
     def __init__(self, detector: AnomalyDetector) -> None:
@@ -626,3 +696,6 @@ class _StreamState:
         self.level: np.ndarray | None = None  # the recent level's window (see `level`)
         self.llik = self.lik[:0]  # the recent level's likelihood state
         self.lmean, self.lsd = 0.0, 1.0  # the scale of the values as they came (for the level)
+        self.learner: online.Learner | None = None  # its own network (learn_every), if any
+        self.own: StreamPool | None = None  # the pool of that network, this stream alone
+        self.recent: np.ndarray | None = None  # its last `probation` values (a ring)

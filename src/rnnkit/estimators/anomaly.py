@@ -8,10 +8,12 @@ How a series is scored, one value at a time (each score uses only the values bef
    values; with ``transform="auto"`` of ``log(1 + x)`` instead, for a non-negative series whose
    probationary values fit the log scale better, `log_fits_better`: bursty counts) and, when
    the detector has not been fitted yet, the network is fitted on them: full BPTT over
-   overlapping chunks, Gaussian NLL, AdamW, ``steps`` steps. The network is then **fixed**:
-   it does not keep learning (online updates were not tried; the likelihood below adapts to
-   the stream, and a fixed network keeps the step at a few microseconds). The buffered values
-   are then fed through the network to warm its state and the likelihood's windows.
+   overlapping chunks, Gaussian NLL, AdamW, ``steps`` steps. The network then **keeps
+   learning** (``learn_every``, 1000; 0: fixed): each stream takes its own copy, and every
+   ``learn_every`` values it takes ``learn_steps`` AdamW steps on the last ``probation``
+   values, each value scored before it is learned from (`rnnkit.estimators.online`). The
+   buffered values are then fed through the network to warm its state and the likelihood's
+   windows.
 2. **Surprise.** An ensemble of ``members`` small GRUs (`NextValueModel`, 4 of hidden 8, each
    from its own seed, trained each on its own NLL, held as one block-diagonal stack) reads the
    normalised value ``z_t`` and predicts a Gaussian ``N(mean, var)`` for ``z_{t+1}`` (the
@@ -47,11 +49,13 @@ How a series is scored, one value at a time (each score uses only the values bef
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second
 likelihood and the last period of values, for the recent level a third likelihood and the last
-``probation`` values, and, during the probationary period only, up to ``probation`` buffered
-values.
+``probation`` values, with online learning its own network (weights, gradients, AdamW's
+moments) and its last ``probation`` values, and, during the probationary period only, up to
+``probation`` buffered values.
 
-Many series share one network and one `StreamPool` (`DetectorPool`); each has its own scale,
-its own likelihood state and its own probationary period.
+Many series share one network and one `StreamPool` (`DetectorPool`) when the network is fixed
+(``learn_every=0``); when it keeps learning, each series steps its own copy (a `StreamPool` of
+one). Each has its own scale, its own likelihood state and its own probationary period.
 """
 
 from __future__ import annotations
@@ -421,7 +425,8 @@ class AnomalyDetector(Estimator):
     def memory_per_stream(self) -> int:
         """Bytes held per stream after its probationary period: the network's state, the
         likelihood's windows, the scale and the pending prediction, the seasonal difference's
-        and the recent level's windows."""
+        and the recent level's windows, and with online learning the stream's own network and
+        its optimizer's state and last values."""
         layers = self.num_layers * (2 if self.cell == "lstm" else 1)
         lik = 8 + self.short_window + self.long_window
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)

@@ -3,7 +3,8 @@ recordings) recognised by classification and by CTC transcription, also live.
 
 1. Classification, the dataset's usual split (recordings 0-4 of each speaker for testing,
    5-49 for training): ``rnnkit train classify`` on the folders per digit that
-   ``rnnkit data fsdd`` writes (MFCC + deltas, bidirectional GRU, max pooling).
+   ``rnnkit data fsdd`` writes, with its audio defaults (MFCC + deltas, bidirectional GRU
+   128, max pooling, VTLP and masks).
 2. Speaker independence: leave one speaker out, 5 folds. Per fold, interleaved, each side in
    its own process with the same thread pins and the same features (rnnkit's front end), folds,
    validation split, batches and budget: rnnkit's `SequenceClassifier` and the same network in
@@ -44,13 +45,8 @@ DATA = ROOT.parent / "shared" / "data" / "speech" / "fsdd" / "recordings"
 THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
-AUDIO_MODEL: dict[str, Any] = {
-    "cell": "gru",
-    "hidden": 128,
-    "pooling": "max",
-}  # the classifier's options
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-MODEL_OPTIONS = ("hidden", "layers", "dropout")
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing")
 CTC_OPTIONS = (
     "units",
     "bidirectional",
@@ -119,22 +115,49 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
         return [warped[offsets[i] : offsets[i + 1]] for i in npz["train"]]
 
     (X, y), (Xv, yv), (Xt, yt) = part("train"), part("valid"), part("test")
-    t0 = time.perf_counter()
     X_epoch = epoch if "warped" in npz else None
-    clf = SequenceClassifier(**params).fit(X, y, Xv, yv, X_epoch=X_epoch)
-    fit = time.perf_counter() - t0
-    print(
-        json.dumps(
+    members = []
+    for seed in ensemble_seeds(params):
+        t0 = time.perf_counter()
+        p = {k: v for k, v in params.items() if k != "ensemble"} | {"seed": seed}
+        clf = SequenceClassifier(**p).fit(X, y, Xv, yv, X_epoch=X_epoch)
+        members.append(
             {
-                "accuracy": clf.score(Xt, yt),
-                "valid_accuracy": clf.score(Xv, yv),
+                "test_proba": clf.predict_proba(Xt),
+                "valid_proba": clf.predict_proba(Xv),
                 "seq_per_s": clf.throughput_,
                 "steps": clf.n_steps_,
                 "epochs": clf.n_steps_ / -(-len(X) // params["batch_size"]),
-                "fit_seconds": fit,
+                "fit_seconds": time.perf_counter() - t0,
             }
         )
-    )
+    print(json.dumps(ensemble_result(members, np.asarray(yt), np.asarray(yv))))
+
+
+def ensemble_seeds(params: dict) -> list[int]:
+    """The seeds of an ensemble of ``params["ensemble"]`` members (1: the run's seed)."""
+    return [params["seed"] + k for k in range(int(params.get("ensemble", 1)))]
+
+
+def ensemble_result(members: list[dict], yt: np.ndarray, yv: np.ndarray) -> dict:
+    """A side's JSON: accuracy of the mean of the members' probabilities (the first member's
+    alone beside it), the members' accuracies, and their summed training time."""
+
+    def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(proba.argmax(1) == y))
+
+    test = [m["test_proba"] for m in members]
+    valid = [m["valid_proba"] for m in members]
+    return {
+        "accuracy": accuracy(np.mean(test, axis=0), yt),
+        "valid_accuracy": accuracy(np.mean(valid, axis=0), yv),
+        "member_accuracy": [accuracy(p, yt) for p in test],
+        "member_valid_accuracy": [accuracy(p, yv) for p in valid],
+        "seq_per_s": float(np.median([m["seq_per_s"] for m in members])),
+        "steps": int(sum(m["steps"] for m in members)),
+        "epochs": float(np.mean([m["epochs"] for m in members])),
+        "fit_seconds": float(sum(m["fit_seconds"] for m in members)),
+    }
 
 
 def _side(side: str, fold: Path, params: Path) -> dict:
@@ -166,14 +189,12 @@ def classify_usual(fsdd: Path, out: Path, epochs: float) -> dict:
         epochs=epochs,
         seed=SEED,
         out=str(out / "classify.safetensors"),
-        **AUDIO_MODEL,
-    )
+    )  # the audio defaults of the model and the augmentation
     t0 = time.perf_counter()
     metrics = train_classify(cfg, force=True)
-    options = " ".join(f"--{k} {v}" for k, v in AUDIO_MODEL.items())
     return metrics | {
         "seconds": time.perf_counter() - t0,
-        "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} {options} "
+        "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} "
         f"--epochs {epochs:g} --out {cfg.out}",
     }
 
@@ -201,7 +222,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         ClassifyConfig(),
         epochs=args.loso_epochs,
         seed=SEED,
-        **(AUDIO_MODEL | model_options(args)),
+        **model_options(args),  # else the audio defaults of `rnnkit train classify`
         **{k: getattr(args, k) for k in AUGMENT_OPTIONS},
     )
     vtlp = augmentation(cfg, audio=True)["vtlp"]
@@ -222,6 +243,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     features = tmp / "features.npz"
     np.savez(features, **arrays)  # type: ignore[arg-type]
     params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
+    params["ensemble"] = args.ensemble  # members of seeds seed, seed + 1, ... (both sides)
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))
     names = sorted(set(speakers.tolist()))
@@ -268,6 +290,14 @@ def loso_table(loso: dict) -> str:
             f"({', '.join(f'{k} {a:.1f}' for k, a in acc.items())}); validation "
             f"({loso['validate']}) mean {np.mean(list(val.values())):.1f} %"
         )
+        members = [v[side].get("member_accuracy", []) for v in loso["folds"].values()]
+        if len(members[0]) > 1:  # an ensemble: each member alone
+            test = np.mean(members, axis=0) * 100
+            valid = [v[side]["member_valid_accuracy"] for v in loso["folds"].values()]
+            lines.append(
+                f"{side} members alone: mean {', '.join(f'{a:.1f}' for a in test)} %; validation "
+                f"mean {', '.join(f'{a:.1f}' for a in np.mean(valid, axis=0) * 100)} %"
+            )
     return "\n".join(lines)
 
 
@@ -470,8 +500,8 @@ def main() -> None:
         )
     for name in MODEL_OPTIONS:
         ap.add_argument(
-            f"--{name}",
-            type=float if name == "dropout" else int,
+            "--" + name.replace("_", "-"),
+            type=int if name in ("hidden", "layers") else float,
             default=None,
             help="leave one speaker out: the classifier's (the audio model's)",
         )
@@ -490,6 +520,13 @@ def main() -> None:
         default="split",
         help="transcription: validation on a random 10 %% of the training speakers' strings, or "
         "on one training speaker's, trained on the other three (split)",
+    )
+    ap.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="leave one speaker out: models per side and fold, of consecutive seeds, their "
+        "probabilities averaged (1)",
     )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")

@@ -543,6 +543,7 @@ def main() -> None:
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))  # this checkout's rnnkit, as the sides' PYTHONPATH
     if args.side == "rnnkit":
         rnnkit_side(Path(args.side_args[0]), Path(args.side_args[1]))
         return

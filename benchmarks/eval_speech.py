@@ -12,7 +12,10 @@ recordings) recognised by classification and by CTC transcription, also live.
    known to us; PyTorch is the peer.
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
-   characters), word error rate greedy and with a beam of 8.
+   characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
+   words (snapped; the lexicon beam). ``--ctc-bidirectional 1``, ``--ctc-units word``: the
+   offline models; ``--ctc-validate speaker``: validate on one training speaker's strings,
+   trained on the other three (for choosing settings without the test speaker).
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -21,6 +24,8 @@ Writes speech.json and speech.md into --out (runs/eval-speech; --quick: runs/eva
     python benchmarks/eval_speech.py                # about 15-20 minutes on 2 cores
     python benchmarks/eval_speech.py --quick        # a smoke test
     python benchmarks/eval_speech.py --parts loso --sides rnnkit --vtlp 0 --tag plain
+    python benchmarks/eval_speech.py --parts transcribe --ctc-units word --ctc-bidirectional 1 \
+        --tag word-bi
     python benchmarks/eval_speech.py --side rnnkit FOLD.npz PARAMS.json   # one LOSO side
 """
 
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +53,14 @@ SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing")
-CTC_OPTIONS = ("units",) + AUGMENT_OPTIONS
+CTC_OPTIONS = (
+    "units",
+    "bidirectional",
+    "hidden",
+    "layers",
+    "dropout",
+    "patience",
+) + AUGMENT_OPTIONS
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,9 +314,13 @@ def transcription(
     stream_utterances: int,
     options: dict | None = None,
     tag: str = "",
+    validate: str = "split",
 ) -> dict:
     """Train on the training speakers' strings, score the held-out speaker's; ``options``:
-    `TranscribeConfig` fields (``units``, ``vtlp``, the masks), as given to the command."""
+    `TranscribeConfig` fields (``units``, ``bidirectional``, ``vtlp``, the masks, ...), as
+    given to the command. ``validate="speaker"``: validation (early stopping, the scores in
+    ``valid_*``) on the strings of one training speaker (`speaker_manifests`), trained on the
+    other three; ``"split"``: a random 10 % of all the training speakers' strings."""
     from rnnkit.audio import read_wav
     from rnnkit.audio.files import featurise
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
@@ -314,8 +331,12 @@ def transcription(
         train_transcribe,
     )
 
+    train, valid = str(fsdd / "strings" / "train.csv"), None
+    if validate == "speaker":
+        train, valid = speaker_manifests(fsdd / "strings", out)
     cfg = TranscribeConfig(
-        train=str(fsdd / "strings" / "train.csv"),
+        train=train,
+        valid=valid,
         test=str(fsdd / "strings" / "test.csv"),
         epochs=epochs,
         seed=SEED,
@@ -330,24 +351,42 @@ def transcription(
     X = featurise(test.texts, front)
     beam = model.score(X, test.labels, beam=8)
     lexicon = model.score(X, test.labels, lexicon=True)
+    lexicon_beam = model.score(X, test.labels, beam=8, lexicon=True)
+    scores: dict[str, float] = {}
+    if valid is not None:  # the held-out training speaker: what settings are chosen on
+        held = read_manifest(valid, "transcript", "--valid")
+        Xv = featurise(held.texts, front)
+        for name, kw in (
+            ("greedy", {}),
+            ("beam8", {"beam": 8}),
+            ("lexicon_beam8", {"beam": 8, "lexicon": True}),
+        ):
+            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, **kw)["wer"]
+    if model.bidirectional:  # no streaming: the offline numbers alone
+        stream_utterances = 0
     offline = model.predict(X)
-    live = LiveTranscriber(model, front)
-    live.warm_up()
-    same = 0
     n = min(stream_utterances, len(test))
+    live = LiveTranscriber(model, front) if n else None
+    same = 0
+    if live is not None:
+        live.warm_up()
     for path, expected in zip(test.texts[:n], offline[:n], strict=True):
+        assert live is not None
         x = read_wav(path, front.rate)
         got = []
         for start in range(0, len(x), front.frame_step):
             got += live.push(x[start : start + front.frame_step])
         got += live.flush()
         same += model.separator.join(c for c, _ in got) == expected
-    per_frame = np.asarray(live.timings) * 1e3
+    per_frame = np.asarray(live.timings if live is not None else [np.nan]) * 1e3
     given = " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (options or {}).items() if v is not None
+        (f"--{'' if v else 'no-'}{k}" if isinstance(v, bool) else f"--{k.replace('_', '-')} {v}")
+        for k, v in (options or {}).items()
+        if v is not None
     )
     return {
         "command": f"rnnkit train transcribe --train {cfg.train} --test {cfg.test} "
+        f"{'--valid ' + valid + ' ' if valid else ''}"
         f"--epochs {epochs:g} {given + ' ' if given else ''}--out {cfg.out}",
         "test_utterances": len(test),
         "wer_greedy": metrics["test_wer"],
@@ -355,6 +394,10 @@ def transcription(
         "wer_beam8": beam["wer"],
         "cer_beam8": beam["cer"],
         "wer_lexicon": lexicon["wer"],
+        "wer_lexicon_beam8": lexicon_beam["wer"],
+        **scores,
+        "validate": validate,
+        "bidirectional": bool(model.bidirectional),
         "steps": metrics["steps"],
         "seconds": seconds,
         "stream_same": same,
@@ -363,6 +406,25 @@ def transcription(
         "frame_ms_p99": float(np.percentile(per_frame, 99)),
         "hop_ms": 1e3 * front.hop,
     }
+
+
+def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
+    """``train.csv`` split by speaker into ``strings-train.csv`` (all training speakers but
+    one) and ``strings-valid.csv`` (that one: the speaker after the test speaker in
+    alphabetical order, as the leave-one-speaker-out ``--validate speaker`` picks), in
+    ``out``; their paths."""
+    lines = (strings / "train.csv").read_text().splitlines()
+    header, rows = lines[0], [line for line in lines[1:] if line]
+    speakers = sorted({row.rsplit(",", 1)[1] for row in rows})
+    test = {line.rsplit(",", 1)[1] for line in (strings / "test.csv").read_text().splitlines()[1:]}
+    everyone = sorted(set(speakers) | test)
+    after = everyone[(everyone.index(min(test)) + 1) % len(everyone)] if test else speakers[0]
+    held = after if after in speakers else speakers[0]
+    paths = (out / "strings-train.csv", out / "strings-valid.csv")
+    for path, keep in zip(paths, (False, True), strict=True):
+        chosen = [row for row in rows if (row.rsplit(",", 1)[1] == held) == keep]
+        path.write_text("\n".join([header, *chosen]) + "\n")
+    return str(paths[0]), str(paths[1])
 
 
 def table(r: dict) -> str:
@@ -387,6 +449,8 @@ def table(r: dict) -> str:
         f"{t['wer_greedy'] * 100:.1f} % / {t['wer_beam8'] * 100:.1f} % | | <= 10 % |",
         f"| same, greedy, words snapped to the digit lexicon (--lexicon) | "
         f"{t['wer_lexicon'] * 100:.1f} % | | <= 10 % |",
+        f"| same, beam 8 through the lexicon's words only (--beam 8 --lexicon) | "
+        f"{t['wer_lexicon_beam8'] * 100:.1f} % | | <= 10 % |",
         f"| same, CER greedy / beam 8 | {t['cer_greedy'] * 100:.1f} % / "
         f"{t['cer_beam8'] * 100:.1f} % | | |",
         f"| streaming transcript = offline greedy | {t['stream_same']} of "
@@ -447,13 +511,26 @@ def main() -> None:
             default=None,
             help="leave one speaker out: the classifier's (the audio model's)",
         )
+    ctc_types: dict[str, Callable[[str], Any]] = {
+        "units": str,
+        "vtlp": float,
+        "dropout": float,
+        "bidirectional": _yes,
+    }
     for name in CTC_OPTIONS:
         ap.add_argument(
             "--ctc-" + name.replace("_", "-"),
-            type={"units": str, "vtlp": float}.get(name, int),
+            type=ctc_types.get(name, int),
             default=None,
             help="transcription: as 'rnnkit train transcribe' (its default)",
         )
+    ap.add_argument(
+        "--ctc-validate",
+        choices=("split", "speaker"),
+        default="split",
+        help="transcription: validation on a random 10 %% of the training speakers' strings, or "
+        "on one training speaker's, trained on the other three (split)",
+    )
     ap.add_argument(
         "--ensemble",
         type=int,
@@ -502,12 +579,15 @@ def main() -> None:
     if "transcribe" in parts:
         options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}
         result["transcribe"] = transcription(
-            fsdd, out, args.ctc_epochs, args.stream, options, args.tag
+            fsdd, out, args.ctc_epochs, args.stream, options, args.tag, args.ctc_validate
         )
         t = result["transcribe"]
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
-            f"lexicon {t['wer_lexicon']:.3f}; CER {t['cer_greedy']:.3f}; stream = offline "
+            f"lexicon {t['wer_lexicon']:.3f}, lexicon beam 8 {t['wer_lexicon_beam8']:.3f}; "
+            f"CER {t['cer_greedy']:.3f}; "
+            + "".join(f"{k} {v:.3f}; " for k, v in t.items() if k.startswith("valid_wer"))
+            + f"stream = offline "
             f"{t['stream_same']}/{t['stream_utterances']}; {t['seconds'] / 60:.1f} min"
         )
     result["minutes"] = (time.perf_counter() - start) / 60
@@ -520,6 +600,13 @@ def main() -> None:
     (out / "speech.json").write_text(json.dumps(result, indent=1))
     (out / "speech.md").write_text(text + "\n")
     print(text)
+
+
+def _yes(text: str) -> bool:
+    """``--ctc-bidirectional 1`` / ``0`` (also yes/no, true/false)."""
+    if text.lower() not in ("1", "0", "yes", "no", "true", "false"):
+        raise argparse.ArgumentTypeError(f"expected 1 or 0 (yes or no), got {text!r}")
+    return text.lower() in ("1", "yes", "true")
 
 
 def _all_manifest(fsdd: Path) -> None:

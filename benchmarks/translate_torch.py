@@ -68,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.2,
     "batch_size": 64,
     "lr": 2e-3,
-    "weight_decay": 0.0,
+    "weight_decay": 0.1,
+    "label_smoothing": 0.0,
     "clip": 5.0,
     "warmup_steps": 50,  # `run_fit`'s (at most one epoch)
     "min_count": 2,  # vocabulary: tokens seen at least this often in training
@@ -426,7 +427,8 @@ def train(
             x, lens, y_in, y_out = tensors(src, tgt, index)
             mask = y_out != PAD
             z = net(x, lens, y_in, mask)  # (N, V): the real target steps
-            loss = nn.functional.cross_entropy(z, y_out[mask])  # the mean over target tokens
+            # the mean over target tokens
+            loss = nn.functional.cross_entropy(z, y_out[mask], label_smoothing=p["label_smoothing"])
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), p["clip"])
@@ -513,7 +515,8 @@ def main(argv: list[str] | None = None) -> None:
     data = load_data(args, p)
     log(
         f"{data['describe']}; vocabularies {len(data['source_vocab'])} and "
-        f"{len(data['target_vocab'])}; {threads} threads, {args.minutes:g} minutes"
+        f"{len(data['target_vocab'])}; dropout {p['dropout']:g}; {threads} threads, "
+        f"{args.minutes:g} minutes"
     )
     net, result = train(data, p, args.minutes, log, args.steps)
     if args.steps:

@@ -280,6 +280,21 @@ def test_token_cross_entropy_equals_the_masked_loss_of_losses() -> None:
     np.testing.assert_allclose(dgot, dwant[mask], atol=1e-7)
 
 
+def test_label_smoothing_is_torchs_and_its_gradient_checks() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((9, 13))
+    targets = rng.integers(0, 13, 9)
+    got, dgot = token_cross_entropy(logits.copy(), targets, smoothing=0.1)
+    z = torch.tensor(logits, requires_grad=True)
+    want = torch.nn.functional.cross_entropy(z, torch.tensor(targets), label_smoothing=0.1)
+    want.backward()
+    assert got == pytest.approx(float(want.detach()), rel=1e-12)
+    np.testing.assert_allclose(dgot, z.grad.numpy(), atol=1e-12)
+    num = numeric_grad(lambda: token_cross_entropy(logits.copy(), targets, 0.1)[0], logits)
+    np.testing.assert_allclose(dgot, num, atol=1e-7)
+
+
 # -- decoding ----------------------------------------------------------------------------------
 def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse() -> None:
     rng = np.random.default_rng(6)

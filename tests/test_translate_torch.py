@@ -90,3 +90,12 @@ def test_beam_one_is_greedy(attention: str) -> None:
             np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-5)
     wide, _ = TT.translate(net, SRC, 3, p)
     assert len(wide) == len(SRC)
+
+
+def test_the_training_options_reach_a_run(tmp_path, capsys) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"w{i} x{i % 5} .\tv{i} y{i % 3} .\n" for i in range(60)))
+    params = '{"embedding_dim": 8, "hidden_size": 8, "label_smoothing": 0.1, "weight_decay": 0.1}'
+    TT.main(["--pairs", str(pairs), "--steps", "2", "--threads", "1", "--params", params])
+    out, err = capsys.readouterr()
+    assert "dropout 0.2;" in err and '"steps": 2' in out

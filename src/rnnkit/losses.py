@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ctc import ctc_loss
-from .ctc_decode import ctc_beam_decode, ctc_greedy_decode
+from .ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from .errors import InputError, ShapeError
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ctc_loss",
     "ctc_greedy_decode",
     "ctc_beam_decode",
+    "ctc_lexicon_beam_decode",
 ]
 
 _REDUCTIONS = ("mean", "sum")

@@ -40,13 +40,14 @@ class Seq2Seq(Estimator):
     vocabularies of the tokens seen ``min_count`` times, at most ``max_vocab``. Network
     (`rnnkit.models.seq2seq.Seq2SeqNet`): ``cell``, ``embedding_dim``, ``hidden_size``,
     ``num_layers``, ``attention`` (general, dot, additive, none), ``input_feeding``,
-    ``dropout``, ``tie_embeddings``. Training: teacher forcing with ratio ``teacher_forcing``
+    ``dropout``, ``tie_embeddings``. Training: the cross-entropy of the target tokens with
+    ``label_smoothing`` (0: none), teacher forcing with ratio ``teacher_forcing``
     lowered by ``teacher_forcing_decay`` per epoch (below 1 the decoder runs step by step),
-    AdamW at ``lr``, batches of ``batch_size`` pairs of similar lengths, a budget of
-    ``epochs``, ``steps`` or ``minutes`` (none: 10 epochs), ``patience`` evaluations without a
-    better validation BLEU. Decoding: ``beam`` (1: greedy), ``length_penalty``,
-    ``max_length_ratio``. Learned: ``tokenizer_``, ``source_vocab_``, ``target_vocab_``,
-    ``model_``, ``best_val_bleu_``, ``history_`` ...
+    AdamW at ``lr`` with ``weight_decay``, batches of ``batch_size`` pairs of similar
+    lengths, a budget of ``epochs``, ``steps`` or ``minutes`` (none: 10 epochs), ``patience``
+    evaluations without a better validation BLEU. Decoding: ``beam`` (1: greedy),
+    ``length_penalty``, ``max_length_ratio``. Learned: ``tokenizer_``, ``source_vocab_``,
+    ``target_vocab_``, ``model_``, ``best_val_bleu_``, ``history_`` ...
     """
 
     model_: Seq2SeqNet
@@ -66,6 +67,7 @@ class Seq2Seq(Estimator):
         input_feeding: bool = False,
         dropout: float = 0.2,
         tie_embeddings: bool = False,
+        label_smoothing: float = 0.0,
         teacher_forcing: float = 1.0,
         teacher_forcing_decay: float = 0.0,
         beam: int = 5,
@@ -73,6 +75,7 @@ class Seq2Seq(Estimator):
         max_length_ratio: float = 2.0,
         batch_size: int = 64,
         lr: float = 2e-3,
+        weight_decay: float = 0.1,
         clip: float = 5.0,
         epochs: float | None = None,
         steps: int | None = None,
@@ -95,6 +98,7 @@ class Seq2Seq(Estimator):
         self.input_feeding = input_feeding
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
+        self.label_smoothing = label_smoothing
         self.teacher_forcing = teacher_forcing
         self.teacher_forcing_decay = teacher_forcing_decay
         self.beam = beam
@@ -102,6 +106,7 @@ class Seq2Seq(Estimator):
         self.max_length_ratio = max_length_ratio
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.clip = clip
         self.epochs = epochs
         self.steps = steps
@@ -128,6 +133,12 @@ class Seq2Seq(Estimator):
             raise InputError(f"{name}: beam must be at least 1, got {self.beam}")
         if self.batch_size < 1:
             raise InputError(f"{name}: batch_size must be at least 1, got {self.batch_size}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise InputError(
+                f"{name}: label_smoothing must lie in [0, 1), got {self.label_smoothing}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"{name}: dropout must lie in [0, 1), got {self.dropout}")
 
     def fit(
         self,

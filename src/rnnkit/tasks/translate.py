@@ -65,6 +65,9 @@ class TranslateConfig:
     layers: int = option(1, help="recurrent layers of encoder and decoder", type=positive_int)
     dropout: float = option(0.2, help="dropout on embeddings and outputs", type=probability)
     tie_embeddings: bool = option(False, help="share the decoder's embedding and output weights")
+    label_smoothing: float = option(
+        0.0, help="label smoothing of the training loss; 0: none", type=probability
+    )
     teacher_forcing: float = option(
         1.0, help="share of decoder inputs taken from the reference", type=probability
     )
@@ -73,6 +76,7 @@ class TranslateConfig:
     )
     batch: int = option(64, help="sentence pairs per batch", type=positive_int)
     lr: float = option(2e-3, help="peak learning rate of AdamW", type=positive_float)
+    weight_decay: float = option(0.1, help="AdamW's decoupled weight decay", type=nonneg_float)
     epochs: float | None = option(
         None, help="budget in passes over the data", type=positive_float, default_help="10"
     )
@@ -129,6 +133,7 @@ def train_translate(cfg: TranslateConfig, force: bool = False, resume: bool = Fa
         input_feeding=cfg.input_feeding,
         dropout=cfg.dropout,
         tie_embeddings=cfg.tie_embeddings,
+        label_smoothing=cfg.label_smoothing,
         teacher_forcing=cfg.teacher_forcing,
         teacher_forcing_decay=cfg.teacher_forcing_decay,
         beam=cfg.beam,
@@ -136,6 +141,7 @@ def train_translate(cfg: TranslateConfig, force: bool = False, resume: bool = Fa
         max_length_ratio=cfg.max_length_ratio,
         batch_size=cfg.batch,
         lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
         epochs=cfg.epochs,
         minutes=cfg.minutes,
         patience=cfg.patience or None,

@@ -356,12 +356,12 @@ def transcription(
     if valid is not None:  # the held-out training speaker: what settings are chosen on
         held = read_manifest(valid, "transcript", "--valid")
         Xv = featurise(held.texts, front)
-        for name, kw in (
-            ("greedy", {}),
-            ("beam8", {"beam": 8}),
-            ("lexicon_beam8", {"beam": 8, "lexicon": True}),
+        for name, width, lex in (
+            ("greedy", 1, False),
+            ("beam8", 8, False),
+            ("lexicon_beam8", 8, True),
         ):
-            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, **kw)["wer"]
+            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, width, lex)["wer"]
     if model.bidirectional:  # no streaming: the offline numbers alone
         stream_utterances = 0
     offline = model.predict(X)

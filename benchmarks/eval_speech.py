@@ -12,7 +12,10 @@ recordings) recognised by classification and by CTC transcription, also live.
    known to us; PyTorch is the peer.
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
-   characters), word error rate greedy and with a beam of 8.
+   characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
+   words (snapped; the lexicon beam). ``--ctc-bidirectional 1``, ``--ctc-units word``: the
+   offline models; ``--ctc-validate speaker``: validate on one training speaker's strings,
+   trained on the other three (for choosing settings without the test speaker).
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -21,6 +24,8 @@ Writes speech.json and speech.md into --out (runs/eval-speech; --quick: runs/eva
     python benchmarks/eval_speech.py                # about 15-20 minutes on 2 cores
     python benchmarks/eval_speech.py --quick        # a smoke test
     python benchmarks/eval_speech.py --parts loso --sides rnnkit --vtlp 0 --tag plain
+    python benchmarks/eval_speech.py --parts transcribe --ctc-units word --ctc-bidirectional 1 \
+        --tag word-bi
     python benchmarks/eval_speech.py --side rnnkit FOLD.npz PARAMS.json   # one LOSO side
 """
 
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -350,12 +356,12 @@ def transcription(
     if valid is not None:  # the held-out training speaker: what settings are chosen on
         held = read_manifest(valid, "transcript", "--valid")
         Xv = featurise(held.texts, front)
-        for name, kw in (
-            ("greedy", {}),
-            ("beam8", {"beam": 8}),
-            ("lexicon_beam8", {"beam": 8, "lexicon": True}),
+        for name, width, lex in (
+            ("greedy", 1, False),
+            ("beam8", 8, False),
+            ("lexicon_beam8", 8, True),
         ):
-            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, **kw)["wer"]
+            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, width, lex)["wer"]
     if model.bidirectional:  # no streaming: the offline numbers alone
         stream_utterances = 0
     offline = model.predict(X)
@@ -505,12 +511,16 @@ def main() -> None:
             default=None,
             help="leave one speaker out: the classifier's (the audio model's)",
         )
+    ctc_types: dict[str, Callable[[str], Any]] = {
+        "units": str,
+        "vtlp": float,
+        "dropout": float,
+        "bidirectional": _yes,
+    }
     for name in CTC_OPTIONS:
         ap.add_argument(
             "--ctc-" + name.replace("_", "-"),
-            type={"units": str, "vtlp": float, "dropout": float, "bidirectional": _yes}.get(
-                name, int
-            ),
+            type=ctc_types.get(name, int),
             default=None,
             help="transcription: as 'rnnkit train transcribe' (its default)",
         )
@@ -533,6 +543,7 @@ def main() -> None:
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))  # this checkout's rnnkit, as the sides' PYTHONPATH
     if args.side == "rnnkit":
         rnnkit_side(Path(args.side_args[0]), Path(args.side_args[1]))
         return

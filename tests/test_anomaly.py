@@ -207,12 +207,13 @@ def test_detector_save_load_round_trip(detector, tmp_path):
 
 def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector, tmp_path):
     meta = detector._metadata()
-    for name in ("level", "transform"):  # a checkpoint written before these parameters
+    for name in ("level", "transform", "learn_every"):  # written before these parameters
         del meta["params"][name]
     path = tmp_path / "old.safetensors"
     rnnkit.save(detector.model_, path, metadata=meta)
     back = rnnkit.load(path)
-    assert back.get_params() == {**detector.get_params(), "level": False, "transform": None}
+    old = {"level": False, "transform": None, "learn_every": 0}
+    assert back.get_params() == {**detector.get_params(), **old}
     before = rnnkit.load(tmp_path / "old.safetensors").set_params(level=True, transform="auto")
     x = _smooth(seed=5)
     x[700] += 5.0

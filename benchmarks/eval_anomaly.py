@@ -19,6 +19,7 @@ scoreboard is on all 58 files; these are fewer). Nothing is downloaded: the fold
 
     python benchmarks/eval_anomaly.py [--data DIR] [--out runs/eval-anomaly] [--quick]
                                       [--seeds 0,1,2,3,4] [--published NAB/results]
+                                      [--exclude DIR]
 """
 
 from __future__ import annotations
@@ -157,6 +158,13 @@ def main() -> None:
     ap.add_argument("--params", default="{}", help="AnomalyDetector parameters as JSON")
     ap.add_argument("--seeds", default="0", help="seeds of rnnkit's networks, comma-separated")
     ap.add_argument(
+        "--exclude",
+        default=None,
+        help="skip the files that this folder's data/ holds (default: none); with --data a NAB "
+        "checkout, --exclude ../shared/data/anomaly/nab scores the 34 files not in the shared "
+        "folder",
+    )
+    ap.add_argument(
         "--published",
         default=None,
         help="the results folder of a numenta/NAB checkout: score its detectors on these files",
@@ -168,6 +176,8 @@ def main() -> None:
         labels_file = data / "labels" / "combined_windows.json"
     windows = nab.read_windows(labels_file)
     names = sorted(n for n in windows if (data / "data" / n).is_file())
+    if args.exclude:
+        names = [n for n in names if not (Path(args.exclude) / "data" / n).is_file()]
     params = json.loads(args.params)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.quick:

@@ -3,7 +3,8 @@ recordings) recognised by classification and by CTC transcription, also live.
 
 1. Classification, the dataset's usual split (recordings 0-4 of each speaker for testing,
    5-49 for training): ``rnnkit train classify`` on the folders per digit that
-   ``rnnkit data fsdd`` writes (MFCC + deltas, bidirectional GRU, max pooling).
+   ``rnnkit data fsdd`` writes, with its audio defaults (MFCC + deltas, bidirectional GRU
+   128, max pooling, VTLP and masks).
 2. Speaker independence: leave one speaker out, 5 folds. Per fold, interleaved, each side in
    its own process with the same thread pins and the same features (rnnkit's front end), folds,
    validation split, batches and budget: rnnkit's `SequenceClassifier` and the same network in
@@ -11,7 +12,10 @@ recordings) recognised by classification and by CTC transcription, also live.
    known to us; PyTorch is the peer.
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
-   characters), word error rate greedy and with a beam of 8.
+   characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
+   words (snapped; the lexicon beam). ``--ctc-bidirectional 1``, ``--ctc-units word``: the
+   offline models; ``--ctc-validate speaker``: validate on one training speaker's strings,
+   trained on the other three (for choosing settings without the test speaker).
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -20,6 +24,8 @@ Writes speech.json and speech.md into --out (runs/eval-speech; --quick: runs/eva
     python benchmarks/eval_speech.py                # about 15-20 minutes on 2 cores
     python benchmarks/eval_speech.py --quick        # a smoke test
     python benchmarks/eval_speech.py --parts loso --sides rnnkit --vtlp 0 --tag plain
+    python benchmarks/eval_speech.py --parts transcribe --ctc-units word --ctc-bidirectional 1 \
+        --tag word-bi
     python benchmarks/eval_speech.py --side rnnkit FOLD.npz PARAMS.json   # one LOSO side
 """
 
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +51,16 @@ DATA = ROOT.parent / "shared" / "data" / "speech" / "fsdd" / "recordings"
 THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
-AUDIO_MODEL: dict[str, Any] = {
-    "cell": "gru",
-    "hidden": 128,
-    "pooling": "max",
-}  # the classifier's options
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-MODEL_OPTIONS = ("hidden", "layers", "dropout")
-CTC_OPTIONS = ("units",) + AUGMENT_OPTIONS
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing")
+CTC_OPTIONS = (
+    "units",
+    "bidirectional",
+    "hidden",
+    "layers",
+    "dropout",
+    "patience",
+) + AUGMENT_OPTIONS
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,22 +121,49 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
         return [warped[offsets[i] : offsets[i + 1]] for i in npz["train"]]
 
     (X, y), (Xv, yv), (Xt, yt) = part("train"), part("valid"), part("test")
-    t0 = time.perf_counter()
     X_epoch = epoch if "warped" in npz else None
-    clf = SequenceClassifier(**params).fit(X, y, Xv, yv, X_epoch=X_epoch)
-    fit = time.perf_counter() - t0
-    print(
-        json.dumps(
+    members = []
+    for seed in ensemble_seeds(params):
+        t0 = time.perf_counter()
+        p = {k: v for k, v in params.items() if k != "ensemble"} | {"seed": seed}
+        clf = SequenceClassifier(**p).fit(X, y, Xv, yv, X_epoch=X_epoch)
+        members.append(
             {
-                "accuracy": clf.score(Xt, yt),
-                "valid_accuracy": clf.score(Xv, yv),
+                "test_proba": clf.predict_proba(Xt),
+                "valid_proba": clf.predict_proba(Xv),
                 "seq_per_s": clf.throughput_,
                 "steps": clf.n_steps_,
                 "epochs": clf.n_steps_ / -(-len(X) // params["batch_size"]),
-                "fit_seconds": fit,
+                "fit_seconds": time.perf_counter() - t0,
             }
         )
-    )
+    print(json.dumps(ensemble_result(members, np.asarray(yt), np.asarray(yv))))
+
+
+def ensemble_seeds(params: dict) -> list[int]:
+    """The seeds of an ensemble of ``params["ensemble"]`` members (1: the run's seed)."""
+    return [params["seed"] + k for k in range(int(params.get("ensemble", 1)))]
+
+
+def ensemble_result(members: list[dict], yt: np.ndarray, yv: np.ndarray) -> dict:
+    """A side's JSON: accuracy of the mean of the members' probabilities (the first member's
+    alone beside it), the members' accuracies, and their summed training time."""
+
+    def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(proba.argmax(1) == y))
+
+    test = [m["test_proba"] for m in members]
+    valid = [m["valid_proba"] for m in members]
+    return {
+        "accuracy": accuracy(np.mean(test, axis=0), yt),
+        "valid_accuracy": accuracy(np.mean(valid, axis=0), yv),
+        "member_accuracy": [accuracy(p, yt) for p in test],
+        "member_valid_accuracy": [accuracy(p, yv) for p in valid],
+        "seq_per_s": float(np.median([m["seq_per_s"] for m in members])),
+        "steps": int(sum(m["steps"] for m in members)),
+        "epochs": float(np.mean([m["epochs"] for m in members])),
+        "fit_seconds": float(sum(m["fit_seconds"] for m in members)),
+    }
 
 
 def _side(side: str, fold: Path, params: Path) -> dict:
@@ -159,14 +195,12 @@ def classify_usual(fsdd: Path, out: Path, epochs: float) -> dict:
         epochs=epochs,
         seed=SEED,
         out=str(out / "classify.safetensors"),
-        **AUDIO_MODEL,
-    )
+    )  # the audio defaults of the model and the augmentation
     t0 = time.perf_counter()
     metrics = train_classify(cfg, force=True)
-    options = " ".join(f"--{k} {v}" for k, v in AUDIO_MODEL.items())
     return metrics | {
         "seconds": time.perf_counter() - t0,
-        "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} {options} "
+        "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} "
         f"--epochs {epochs:g} --out {cfg.out}",
     }
 
@@ -194,7 +228,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         ClassifyConfig(),
         epochs=args.loso_epochs,
         seed=SEED,
-        **(AUDIO_MODEL | model_options(args)),
+        **model_options(args),  # else the audio defaults of `rnnkit train classify`
         **{k: getattr(args, k) for k in AUGMENT_OPTIONS},
     )
     vtlp = augmentation(cfg, audio=True)["vtlp"]
@@ -215,6 +249,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     features = tmp / "features.npz"
     np.savez(features, **arrays)  # type: ignore[arg-type]
     params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
+    params["ensemble"] = args.ensemble  # members of seeds seed, seed + 1, ... (both sides)
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))
     names = sorted(set(speakers.tolist()))
@@ -261,6 +296,14 @@ def loso_table(loso: dict) -> str:
             f"({', '.join(f'{k} {a:.1f}' for k, a in acc.items())}); validation "
             f"({loso['validate']}) mean {np.mean(list(val.values())):.1f} %"
         )
+        members = [v[side].get("member_accuracy", []) for v in loso["folds"].values()]
+        if len(members[0]) > 1:  # an ensemble: each member alone
+            test = np.mean(members, axis=0) * 100
+            valid = [v[side]["member_valid_accuracy"] for v in loso["folds"].values()]
+            lines.append(
+                f"{side} members alone: mean {', '.join(f'{a:.1f}' for a in test)} %; validation "
+                f"mean {', '.join(f'{a:.1f}' for a in np.mean(valid, axis=0) * 100)} %"
+            )
     return "\n".join(lines)
 
 
@@ -271,9 +314,13 @@ def transcription(
     stream_utterances: int,
     options: dict | None = None,
     tag: str = "",
+    validate: str = "split",
 ) -> dict:
     """Train on the training speakers' strings, score the held-out speaker's; ``options``:
-    `TranscribeConfig` fields (``units``, ``vtlp``, the masks), as given to the command."""
+    `TranscribeConfig` fields (``units``, ``bidirectional``, ``vtlp``, the masks, ...), as
+    given to the command. ``validate="speaker"``: validation (early stopping, the scores in
+    ``valid_*``) on the strings of one training speaker (`speaker_manifests`), trained on the
+    other three; ``"split"``: a random 10 % of all the training speakers' strings."""
     from rnnkit.audio import read_wav
     from rnnkit.audio.files import featurise
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
@@ -284,8 +331,12 @@ def transcription(
         train_transcribe,
     )
 
+    train, valid = str(fsdd / "strings" / "train.csv"), None
+    if validate == "speaker":
+        train, valid = speaker_manifests(fsdd / "strings", out)
     cfg = TranscribeConfig(
-        train=str(fsdd / "strings" / "train.csv"),
+        train=train,
+        valid=valid,
         test=str(fsdd / "strings" / "test.csv"),
         epochs=epochs,
         seed=SEED,
@@ -300,24 +351,42 @@ def transcription(
     X = featurise(test.texts, front)
     beam = model.score(X, test.labels, beam=8)
     lexicon = model.score(X, test.labels, lexicon=True)
+    lexicon_beam = model.score(X, test.labels, beam=8, lexicon=True)
+    scores: dict[str, float] = {}
+    if valid is not None:  # the held-out training speaker: what settings are chosen on
+        held = read_manifest(valid, "transcript", "--valid")
+        Xv = featurise(held.texts, front)
+        for name, width, lex in (
+            ("greedy", 1, False),
+            ("beam8", 8, False),
+            ("lexicon_beam8", 8, True),
+        ):
+            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, width, lex)["wer"]
+    if model.bidirectional:  # no streaming: the offline numbers alone
+        stream_utterances = 0
     offline = model.predict(X)
-    live = LiveTranscriber(model, front)
-    live.warm_up()
-    same = 0
     n = min(stream_utterances, len(test))
+    live = LiveTranscriber(model, front) if n else None
+    same = 0
+    if live is not None:
+        live.warm_up()
     for path, expected in zip(test.texts[:n], offline[:n], strict=True):
+        assert live is not None
         x = read_wav(path, front.rate)
         got = []
         for start in range(0, len(x), front.frame_step):
             got += live.push(x[start : start + front.frame_step])
         got += live.flush()
         same += model.separator.join(c for c, _ in got) == expected
-    per_frame = np.asarray(live.timings) * 1e3
+    per_frame = np.asarray(live.timings if live is not None else [np.nan]) * 1e3
     given = " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (options or {}).items() if v is not None
+        (f"--{'' if v else 'no-'}{k}" if isinstance(v, bool) else f"--{k.replace('_', '-')} {v}")
+        for k, v in (options or {}).items()
+        if v is not None
     )
     return {
         "command": f"rnnkit train transcribe --train {cfg.train} --test {cfg.test} "
+        f"{'--valid ' + valid + ' ' if valid else ''}"
         f"--epochs {epochs:g} {given + ' ' if given else ''}--out {cfg.out}",
         "test_utterances": len(test),
         "wer_greedy": metrics["test_wer"],
@@ -325,6 +394,10 @@ def transcription(
         "wer_beam8": beam["wer"],
         "cer_beam8": beam["cer"],
         "wer_lexicon": lexicon["wer"],
+        "wer_lexicon_beam8": lexicon_beam["wer"],
+        **scores,
+        "validate": validate,
+        "bidirectional": bool(model.bidirectional),
         "steps": metrics["steps"],
         "seconds": seconds,
         "stream_same": same,
@@ -333,6 +406,25 @@ def transcription(
         "frame_ms_p99": float(np.percentile(per_frame, 99)),
         "hop_ms": 1e3 * front.hop,
     }
+
+
+def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
+    """``train.csv`` split by speaker into ``strings-train.csv`` (all training speakers but
+    one) and ``strings-valid.csv`` (that one: the speaker after the test speaker in
+    alphabetical order, as the leave-one-speaker-out ``--validate speaker`` picks), in
+    ``out``; their paths."""
+    lines = (strings / "train.csv").read_text().splitlines()
+    header, rows = lines[0], [line for line in lines[1:] if line]
+    speakers = sorted({row.rsplit(",", 1)[1] for row in rows})
+    test = {line.rsplit(",", 1)[1] for line in (strings / "test.csv").read_text().splitlines()[1:]}
+    everyone = sorted(set(speakers) | test)
+    after = everyone[(everyone.index(min(test)) + 1) % len(everyone)] if test else speakers[0]
+    held = after if after in speakers else speakers[0]
+    paths = (out / "strings-train.csv", out / "strings-valid.csv")
+    for path, keep in zip(paths, (False, True), strict=True):
+        chosen = [row for row in rows if (row.rsplit(",", 1)[1] == held) == keep]
+        path.write_text("\n".join([header, *chosen]) + "\n")
+    return str(paths[0]), str(paths[1])
 
 
 def table(r: dict) -> str:
@@ -357,6 +449,8 @@ def table(r: dict) -> str:
         f"{t['wer_greedy'] * 100:.1f} % / {t['wer_beam8'] * 100:.1f} % | | <= 10 % |",
         f"| same, greedy, words snapped to the digit lexicon (--lexicon) | "
         f"{t['wer_lexicon'] * 100:.1f} % | | <= 10 % |",
+        f"| same, beam 8 through the lexicon's words only (--beam 8 --lexicon) | "
+        f"{t['wer_lexicon_beam8'] * 100:.1f} % | | <= 10 % |",
         f"| same, CER greedy / beam 8 | {t['cer_greedy'] * 100:.1f} % / "
         f"{t['cer_beam8'] * 100:.1f} % | | |",
         f"| streaming transcript = offline greedy | {t['stream_same']} of "
@@ -412,23 +506,44 @@ def main() -> None:
         )
     for name in MODEL_OPTIONS:
         ap.add_argument(
-            f"--{name}",
-            type=float if name == "dropout" else int,
+            "--" + name.replace("_", "-"),
+            type=int if name in ("hidden", "layers") else float,
             default=None,
             help="leave one speaker out: the classifier's (the audio model's)",
         )
+    ctc_types: dict[str, Callable[[str], Any]] = {
+        "units": str,
+        "vtlp": float,
+        "dropout": float,
+        "bidirectional": _yes,
+    }
     for name in CTC_OPTIONS:
         ap.add_argument(
             "--ctc-" + name.replace("_", "-"),
-            type={"units": str, "vtlp": float}.get(name, int),
+            type=ctc_types.get(name, int),
             default=None,
             help="transcription: as 'rnnkit train transcribe' (its default)",
         )
+    ap.add_argument(
+        "--ctc-validate",
+        choices=("split", "speaker"),
+        default="split",
+        help="transcription: validation on a random 10 %% of the training speakers' strings, or "
+        "on one training speaker's, trained on the other three (split)",
+    )
+    ap.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="leave one speaker out: models per side and fold, of consecutive seeds, their "
+        "probabilities averaged (1)",
+    )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))  # this checkout's rnnkit, as the sides' PYTHONPATH
     if args.side == "rnnkit":
         rnnkit_side(Path(args.side_args[0]), Path(args.side_args[1]))
         return
@@ -464,12 +579,15 @@ def main() -> None:
     if "transcribe" in parts:
         options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}
         result["transcribe"] = transcription(
-            fsdd, out, args.ctc_epochs, args.stream, options, args.tag
+            fsdd, out, args.ctc_epochs, args.stream, options, args.tag, args.ctc_validate
         )
         t = result["transcribe"]
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
-            f"lexicon {t['wer_lexicon']:.3f}; CER {t['cer_greedy']:.3f}; stream = offline "
+            f"lexicon {t['wer_lexicon']:.3f}, lexicon beam 8 {t['wer_lexicon_beam8']:.3f}; "
+            f"CER {t['cer_greedy']:.3f}; "
+            + "".join(f"{k} {v:.3f}; " for k, v in t.items() if k.startswith("valid_wer"))
+            + f"stream = offline "
             f"{t['stream_same']}/{t['stream_utterances']}; {t['seconds'] / 60:.1f} min"
         )
     result["minutes"] = (time.perf_counter() - start) / 60
@@ -482,6 +600,13 @@ def main() -> None:
     (out / "speech.json").write_text(json.dumps(result, indent=1))
     (out / "speech.md").write_text(text + "\n")
     print(text)
+
+
+def _yes(text: str) -> bool:
+    """``--ctc-bidirectional 1`` / ``0`` (also yes/no, true/false)."""
+    if text.lower() not in ("1", "0", "yes", "no", "true", "false"):
+        raise argparse.ArgumentTypeError(f"expected 1 or 0 (yes or no), got {text!r}")
+    return text.lower() in ("1", "yes", "true")
 
 
 def _all_manifest(fsdd: Path) -> None:

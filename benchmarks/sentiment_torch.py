@@ -164,7 +164,9 @@ def train(net: Net, data: dict, p: dict, epoch_inputs=None, mask=None) -> dict:
         net.train()
         opt.zero_grad()
         logits = net(torch.from_numpy(x), torch.from_numpy(lens))
-        loss = nn.functional.cross_entropy(logits, torch.from_numpy(y[index]))
+        loss = nn.functional.cross_entropy(
+            logits, torch.from_numpy(y[index]), label_smoothing=p.get("label_smoothing", 0.0)
+        )
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), p["clip"])
         opt.step()

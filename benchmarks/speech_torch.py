@@ -98,19 +98,25 @@ def augmentation(npz, params: dict):
 def main() -> None:
     fold, params = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    torch.manual_seed(params["seed"])
     npz = dict(np.load(fold))
     npz |= dict(np.load(str(npz.pop("features")))) if "features" in npz else {}
     data = {name: split(npz, name) for name in ("train", "valid", "test")}
-    epoch_inputs, mask = augmentation(npz, params)
-    net = Net(int(npz["flat"].shape[1]), int(npz["y"].max()) + 1, params)
-    t0 = time.perf_counter()
-    result = sentiment_torch.train(net, data, params, epoch_inputs, mask)  # type: ignore[arg-type]
-    result["fit_seconds"] = time.perf_counter() - t0
-    proba = sentiment_torch.predict_proba(net, data["test"][0])  # type: ignore[arg-type]
-    result["accuracy"] = float(np.mean(proba.argmax(1) == data["test"][1]))
-    valid = sentiment_torch.predict_proba(net, data["valid"][0])  # type: ignore[arg-type]
-    result["valid_accuracy"] = float(np.mean(valid.argmax(1) == data["valid"][1]))
+    members = []
+    for k in range(int(params.get("ensemble", 1))):  # the seeds of eval_speech.ensemble_seeds
+        p = params | {"seed": params["seed"] + k}
+        torch.manual_seed(p["seed"])
+        epoch_inputs, mask = augmentation(npz, p)
+        net = Net(int(npz["flat"].shape[1]), int(npz["y"].max()) + 1, p)
+        t0 = time.perf_counter()
+        result = sentiment_torch.train(net, data, p, epoch_inputs, mask)  # type: ignore[arg-type]
+        result["fit_seconds"] = time.perf_counter() - t0
+        result["test_proba"] = sentiment_torch.predict_proba(net, data["test"][0])  # type: ignore[arg-type]
+        result["valid_proba"] = sentiment_torch.predict_proba(net, data["valid"][0])  # type: ignore[arg-type]
+        members.append(result)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from eval_speech import ensemble_result  # noqa: E402  (imports no rnnkit at module level)
+
+    result = ensemble_result(members, data["test"][1], data["valid"][1])
     result["threads"] = torch.get_num_threads()
     print(json.dumps(result))
 

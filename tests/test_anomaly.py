@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,11 +145,15 @@ def test_memory_per_stream_is_constant(detector):
         if k in (500, 2999):
             st = pool._streams["s"]
             assert st.season is not None
-            sizes.append((st.buffer, st.lik.nbytes + st.slik.nbytes + st.season.nbytes))
+            assert st.level is not None
+            held = st.lik.nbytes + st.slik.nbytes + st.season.nbytes
+            sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     fixed = rnnkit.AnomalyDetector(probation=200, season=50)
+    learning = fixed.memory_per_stream() - fixed.set_params(learn_every=0).memory_per_stream()
+    assert learning > 0  # its own network (test_online_learning_memory_is_constant)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
-    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 5 + 3))
+    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 6 + 3 + 2))
     assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
 
 
@@ -200,6 +205,21 @@ def test_detector_save_load_round_trip(detector, tmp_path):
     np.testing.assert_array_equal(back.detect(x), detector.detect(x))
 
 
+def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector, tmp_path):
+    meta = detector._metadata()
+    for name in ("level", "transform", "learn_every"):  # written before these parameters
+        del meta["params"][name]
+    path = tmp_path / "old.safetensors"
+    rnnkit.save(detector.model_, path, metadata=meta)
+    back = rnnkit.load(path)
+    old = {"level": False, "transform": None, "learn_every": 0}
+    assert back.get_params() == {**detector.get_params(), **old}
+    before = rnnkit.load(tmp_path / "old.safetensors").set_params(level=True, transform="auto")
+    x = _smooth(seed=5)
+    x[700] += 5.0
+    assert not np.array_equal(back.detect(x), before.detect(x))  # the parameters matter
+
+
 def test_detector_bad_input():
     with pytest.raises(rnnkit.NotFittedError):
         rnnkit.AnomalyDetector().detect(np.zeros(10))
@@ -215,6 +235,46 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(alarm=2.0).fit(np.zeros(800))
     with pytest.raises(InputError, match="rest must be"):
         rnnkit.AnomalyDetector(rest=-1).fit(np.zeros(800))
+    with pytest.raises(InputError, match="level must be True or False"):
+        rnnkit.AnomalyDetector(level="yes").fit(np.zeros(800))
+    with pytest.raises(InputError, match="transform must be 'auto' or None"):
+        rnnkit.AnomalyDetector(transform="boxcox").fit(np.zeros(800))
+
+
+def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:
+    """Counts with multiplicative bursts (as tweet volumes): noise proportional to the level."""
+    rng = np.random.default_rng(seed)
+    level = 20 * np.exp(0.8 * np.sin(2 * np.pi * np.arange(n) / 97) + 0.4 * rng.standard_normal(n))
+    return np.round(level)
+
+
+def test_log_is_chosen_for_multiplicative_counts_only():
+    from rnnkit.estimators.anomaly import log_fits_better
+
+    assert log_fits_better(_bursty())
+    assert not log_fits_better(_smooth())  # negative values: never the log
+    assert not log_fits_better(_smooth() + 5.0)  # additive noise: the values as they are
+    assert not log_fits_better(np.full(300, 3.0))  # flat
+
+
+def test_log_transform_streams_as_it_detects_and_can_be_turned_off():
+    x = _bursty(seed=1)
+    x[1200] = 4 * x[1100:1200].max()  # a burst beyond the range so far
+    x[1300] = 0.0
+    det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0).fit(x)  # transform="auto"
+    batch = det.detect(x)
+    pool = det.pool()
+    assert pool.update("s", x[0]) == 0.0
+    streamed = [0.0] + [pool.update("s", v) for v in x[1:]]
+    assert pool._streams["s"].log  # the stream reads log(1 + x)
+    np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+    assert batch[1200] == 1.0  # the range check is on the values as they came
+    off = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, transform=None).fit(x)
+    assert not np.allclose(off.detect(x), batch)
+    pool_off = off.pool()
+    for v in x[:301]:
+        pool_off.update("s", v)
+    assert not pool_off._streams["s"].log
 
 
 # -- rnnkit detect -----------------------------------------------------------------------------
@@ -311,13 +371,19 @@ def test_stream_bad_line_names_the_line():
 
 
 def test_stream_many_series_share_one_pool():
-    scorer = LineScorer(20, {"steps": 5})
+    scorer = LineScorer(20, {"steps": 5, "learn_every": 0})
     rng = np.random.default_rng(0)
     for k in range(60):
         for sid in ("a", "b"):
             assert scorer.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
     assert len(scorer.pool) == 2 and scorer.pool._pool is not None
     assert len(scorer.pool._pool) == 2  # both series in the one StreamPool
+    learning = LineScorer(20, {"steps": 5})  # the default: each series its own network
+    for k in range(60):
+        for sid in ("a", "b"):
+            assert learning.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
+    own = [learning.pool._streams[sid].own for sid in ("a", "b")]
+    assert own[0] is not None and own[1] is not None and own[0].model is not own[1].model
 
 
 def test_lstm_detector_streams_as_it_detects():
@@ -374,8 +440,9 @@ def test_members_stream_as_they_detect_and_round_trip(tmp_path):
     path = tmp_path / "ens.safetensors"
     rnnkit.save(det, path)
     np.testing.assert_array_equal(rnnkit.load(path).detect(x), batch)
-    single = rnnkit.AnomalyDetector(probation=200, hidden_size=8, members=1)
-    assert det.memory_per_stream() == single.memory_per_stream() + 8 * 8
+    single = rnnkit.AnomalyDetector(probation=200, hidden_size=8, members=1, learn_every=0)
+    fixed = rnnkit.AnomalyDetector(**{**det.get_params(), "learn_every": 0})
+    assert fixed.memory_per_stream() == single.memory_per_stream() + 8 * 8
 
 
 def test_regressor_and_next_value_model_share_their_construction():
@@ -390,3 +457,80 @@ def test_regressor_and_next_value_model_share_their_construction():
         NextValueModel("tcn", 8)
     with pytest.raises(InputError, match="SequenceRegressor: unknown cell 'tcn'"):
         SequenceRegressor("tcn", 1, 8, 2)
+
+
+def test_a_level_shift_inside_the_range_is_found_by_the_recent_level():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(2000)
+    x[400] = 12.0  # an early spike: the range check will not see the shift below
+    x[1200:] += 4.0  # a level shift the one-step network follows at once
+    scores = {}
+    for level in (True, False):
+        det = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, level=level, alarm=None)
+        scores[level] = det.fit(x).detect(x)
+    quiet = scores[True][500:1200].max()  # the same for both: the level is steady there
+    assert scores[False][500:1200].max() == pytest.approx(quiet)
+    assert scores[True][1200:1210].max() > 0.5 > 2 * quiet  # the shift stands out
+    assert scores[False][1200:1210].max() < 0.4  # the network alone: a blip, then nothing
+    assert scores[False][1205:1212].max() < quiet < scores[True][1205:1212].min()  # it lasts
+    pool = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, alarm=None).fit(x).pool()
+    streamed = [pool.update("s", v) for v in x]
+    np.testing.assert_allclose(streamed, scores[True], rtol=0, atol=1e-9)
+
+
+# -- online learning (learn_every) --------------------------------------------------------------
+def _with(detector: rnnkit.AnomalyDetector, every: int, **params: Any) -> rnnkit.AnomalyDetector:
+    """The fitted ``detector`` whose network keeps learning every ``every`` values."""
+    det = rnnkit.AnomalyDetector(**{**detector.get_params(), "learn_every": every, **params})
+    det.model_, det.losses_ = detector.model_, detector.losses_
+    return det
+
+
+def test_online_learning_streams_as_it_detects(detector):
+    det = _with(detector, 100, season=None)  # the network's surprise alone, not the sine's
+    before = {k: v.copy() for k, v in detector.model_.state_dict().items()}
+    x = _smooth(seed=2)
+    x[700] -= 2.0
+    batch = det.detect(x)
+    fixed = _with(detector, 0, season=None).detect(x)
+    assert np.array_equal(batch[:301], fixed[:301])  # the first update is after row 299
+    assert not np.allclose(batch[301:], fixed[301:], atol=1e-6)  # then it did learn
+    pool = det.pool()
+    streamed = np.array([pool.update("s", v) for v in x])
+    np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+    y = np.abs(_smooth(seed=3)) * 40 + 1  # two series, one on the log scale, stepped together
+    both = [pool.update_many({"x2": a, "y": b}) for a, b in zip(x, y, strict=True)]
+    np.testing.assert_allclose([d["x2"] for d in both], batch, atol=1e-9)
+    np.testing.assert_allclose([d["y"] for d in both], det.detect(y), atol=1e-9)
+    for key, value in det.model_.state_dict().items():  # each stream learns on its own copy
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_online_learning_is_causal(detector):
+    det = _with(detector, 100)
+    x = _smooth(seed=6)
+    scores = det.detect(x)
+    for r in (299, 300, 301, 650):  # around an update (after rows 299, 399, ...) and between
+        y = x.copy()
+        y[r:] += np.linspace(1.0, 3.0, y.size - r)  # a different future from row r on
+        changed = det.detect(y)
+        np.testing.assert_array_equal(changed[:r], scores[:r])  # scored before it came
+        assert changed[r:].max() > scores[r:].max() or changed[r] != scores[r]
+
+
+def test_online_learning_memory_is_constant(detector):
+    det = _with(detector, 100)
+    pool = det.pool()
+    held = []
+    for k, v in enumerate(_smooth(3000, seed=4)):
+        pool.update("s", v)
+        if k in (500, 2999):
+            st = pool._streams["s"]
+            arrays = [st.recent, st.lik, st.slik, st.season, st.level, st.llik]
+            arrays += list(st.learner.model.state_dict().values())
+            arrays += list(st.learner.opt.buffers.values())
+            held.append(sum(a.nbytes for a in arrays))
+    assert held[0] == held[1]
+    params = det.model_.num_parameters()
+    extra = det.memory_per_stream() - _with(detector, 0).memory_per_stream()
+    assert extra == 8 * (4 * params + det.probation + 1)  # weights, grads, 2 moments, ring

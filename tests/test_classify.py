@@ -314,3 +314,22 @@ def test_attention_weights_sum_to_one_over_each_input():
     assert np.allclose([a.sum() for a in weights], 1.0)
     with pytest.raises(rnnkit.InputError, match="pooling='attention'"):
         rnnkit.SequenceClassifier(steps=1, **FAST).fit(X, y).attention_weights(X)
+
+
+def test_label_smoothing_softens_the_fit_and_checks_its_range(capsys, tmp_path):
+    X, y = sign_task(120)
+    plain = rnnkit.SequenceClassifier(epochs=15, **FAST).fit(X, y)
+    smooth = rnnkit.SequenceClassifier(epochs=15, label_smoothing=0.4, **FAST).fit(X, y)
+    # the target is 1 - 0.4 + 0.2 = 0.8 on the label: less confident, as accurate
+    confidence = [np.mean(c.predict_proba(X).max(1)) for c in (plain, smooth)]
+    assert confidence[1] < confidence[0] - 0.05, confidence
+    assert smooth.score(X, y) > 0.9
+    with pytest.raises(rnnkit.InputError, match=r"label_smoothing must be in \[0, 1\), got 1"):
+        rnnkit.SequenceClassifier(steps=1, label_smoothing=1.0, **FAST).fit(X, y)
+    (tmp_path / "t.csv").write_text("text,label\n" + "good one,a\nbad one,b\n" * 6)
+    with pytest.raises(SystemExit) as exit_:  # argparse's one-line error
+        main(["train", "classify", "--train", str(tmp_path / "t.csv"), "--label-smoothing", "1",
+              "--out", str(tmp_path / "m.safetensors")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "argument --label-smoothing: expected a number in [0, 1)" in err

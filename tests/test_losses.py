@@ -62,6 +62,31 @@ def test_cross_entropy_matches_torch(reduction, ignore_index):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.1, 0.5])
+def test_cross_entropy_with_label_smoothing_matches_torch(reduction, smoothing):
+    _, logits, targets = random_problem(seed=3)
+    loss, dlogits = cross_entropy(logits, targets, reduction=reduction, label_smoothing=smoothing)
+    z = torch.tensor(logits, requires_grad=True)
+    ref = F.cross_entropy(
+        z.reshape(-1, 5),
+        torch.tensor(targets).reshape(-1),
+        reduction=reduction,
+        label_smoothing=smoothing,
+    )
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(dlogits, z.grad.numpy(), rtol=1e-10, atol=1e-15)
+    rng = np.random.default_rng(4)
+    mask = rng.uniform(size=targets.shape) > 0.3
+
+    def f(x):
+        return cross_entropy(x, targets, mask=mask, label_smoothing=smoothing)[0]
+
+    _, dmasked = cross_entropy(logits, targets, mask=mask, label_smoothing=smoothing)
+    np.testing.assert_allclose(dmasked, numerical_grad(f, logits.copy()), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_cross_entropy_gradient_matches_finite_differences(reduction):
     rng, logits, targets = random_problem(shape=(3, 2), num_classes=4, seed=2)
     mask = rng.uniform(size=targets.shape) > 0.3
@@ -133,6 +158,8 @@ def test_cross_entropy_errors():
         cross_entropy(logits, targets.astype(float))
     with pytest.raises(ValueError):  # both error classes are ValueErrors
         cross_entropy(logits, targets, reduction="none")
+    with pytest.raises(InputError, match=r"expected label_smoothing in \[0, 1\), got 1.0"):
+        cross_entropy(logits, targets, label_smoothing=1.0)
 
 
 # -- mse ----------------------------------------------------------------------------------------

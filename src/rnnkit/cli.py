@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument(
         "--lexicon",
         action="store_true",
-        help="replace each word by the nearest word of the training transcripts (a closed "
-        "vocabulary, such as digits) (default: off, characters as decoded)",
+        help="keep to the words of the training transcripts (a closed vocabulary, such as "
+        "digits): with --beam above 1 the beam search only spells those words; greedy output "
+        "has each word replaced by the nearest of them (default: off, characters as decoded)",
     )
     ts.add_argument(
         "--transcript-column",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ctc import ctc_loss
-from .ctc_decode import ctc_beam_decode, ctc_greedy_decode
+from .ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from .errors import InputError, ShapeError
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ctc_loss",
     "ctc_greedy_decode",
     "ctc_beam_decode",
+    "ctc_lexicon_beam_decode",
 ]
 
 _REDUCTIONS = ("mean", "sum")
@@ -96,6 +97,7 @@ def cross_entropy(
     mask: np.ndarray | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
+    label_smoothing: float = 0.0,
 ) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy over the last axis, and its gradient.
 
@@ -107,7 +109,12 @@ def cross_entropy(
                                                              D = 1          ("sum")
         dloss/dz_n = w_n * (p - onehot(y_n)) / D
 
-    Equals ``torch.nn.functional.cross_entropy`` with the same ``ignore_index`` and reduction.
+    ``label_smoothing`` ``e`` in [0, 1) takes the target as ``q = (1 - e) onehot(y_n) + e / C``
+    over the ``C`` classes instead of ``onehot(y_n)``: the loss of position ``n`` is
+    ``-sum_c q_c log_softmax(z_n)[c]`` and its gradient ``w_n * (p - q) / D``.
+
+    Equals ``torch.nn.functional.cross_entropy`` with the same ``ignore_index``, reduction and
+    label smoothing (without a mask).
     Returns ``(loss, dlogits)``; ``dlogits`` has the shape and dtype of ``logits``.
     """
     name = "cross_entropy"
@@ -123,6 +130,8 @@ def cross_entropy(
     if not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"{name}: expected integer targets, got dtype {y.dtype}")
     num_classes = z.shape[-1]
+    if not 0.0 <= label_smoothing < 1.0:
+        raise InputError(f"{name}: expected label_smoothing in [0, 1), got {label_smoothing!r}")
 
     # Weight of each position: the mask, and 0 where the target is ignored.
     w = np.ones(y.shape, dtype=z.dtype)
@@ -146,11 +155,17 @@ def cross_entropy(
     safe_y = np.where(kept, y, 0)[..., None]  # ignored targets may be out of range: index 0
     logp = log_softmax(z)  # (..., C)
     nll = -np.take_along_axis(logp, safe_y, axis=-1)[..., 0]  # (...)
+    e = label_smoothing
+    if e:  # -sum_c q_c log p_c = (1 - e) nll + e * mean_c(-log p_c)
+        nll = (1 - e) * nll - e * np.mean(logp, axis=-1)
     loss = float(np.sum(w * nll, dtype=np.float64)) / denom
 
-    # d(-log p_y)/dz = p - onehot(y), scaled by each position's weight
+    # d(-sum_c q_c log p_c)/dz = p - q, q = (1 - e) onehot(y) + e / C; scaled by each weight
     grad = np.exp(logp)
-    np.put_along_axis(grad, safe_y, np.take_along_axis(grad, safe_y, axis=-1) - 1, axis=-1)
+    hit = np.take_along_axis(grad, safe_y, axis=-1) - (1 - e)
+    np.put_along_axis(grad, safe_y, hit, axis=-1)
+    if e:
+        grad -= z.dtype.type(e / num_classes)
     grad *= (w / z.dtype.type(denom))[..., None]
     return loss, grad
 

@@ -28,6 +28,10 @@ class Estimator:
     """
 
     _estimator_type: ClassVar[str] = ""  # "classifier", "regressor": scikit-learn reads it
+    # parameters added after checkpoints were first written, each with the value that gives
+    # the behaviour before it existed: a checkpoint without one loads with that value, not
+    # with today's default, so it scores as it did when it was saved
+    _added_params: ClassVar[dict[str, Any]] = {}
     model_: Module  # the fitted network (absent before fit)
     # what `rnnkit.estimators.fitting.run_fit` sets on every fitted estimator
     history_: dict[str, list]
@@ -123,6 +127,7 @@ class Estimator:
                 "parameters or learned state"
             )
         known = set(cls._param_names())
+        params = {**cls._added_params, **params}
         try:
             estimator = cls(**{k: v for k, v in params.items() if k in known})
             estimator._restore(learned, ckpt.model)

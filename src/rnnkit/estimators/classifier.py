@@ -58,7 +58,9 @@ class SequenceClassifier(Estimator):
     none given: 10 epochs); ``fit(..., out=PATH, resume=True)`` continues a stopped fit.
     Without ``fit(..., X_valid, y_valid)``, a stratified
     ``validation_fraction`` of the training data is held out. ``class_weight``: None,
-    "balanced", or a dict label -> weight.
+    "balanced", or a dict label -> weight. ``label_smoothing`` ``e``: train towards
+    ``1 - e`` on the label and ``e`` spread evenly over all classes (as PyTorch's
+    ``cross_entropy``).
 
     Augmentation, in training only (`rnnkit.audio.augment`): ``time_masks`` runs of up to
     ``time_mask_width`` steps and ``feature_masks`` runs of up to ``feature_mask_width``
@@ -85,6 +87,7 @@ class SequenceClassifier(Estimator):
         attention_size: int = 64,
         dropout: float = 0.5,
         class_weight: Any = None,
+        label_smoothing: float = 0.0,
         batch_size: int = 32,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
@@ -114,6 +117,7 @@ class SequenceClassifier(Estimator):
         self.attention_size = attention_size
         self.dropout = dropout
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -199,6 +203,7 @@ class SequenceClassifier(Estimator):
         objective = ClassifyObjective(
             self.model_, train, valid, self.batch_size, self._weights(targets), self.seed
         )
+        objective.label_smoothing = self.label_smoothing
         objective.mask = masker(
             self.seed,
             self.time_masks,
@@ -256,6 +261,11 @@ class SequenceClassifier(Estimator):
             self.feature_blocks,
             "SequenceClassifier",
         )
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(
+                "SequenceClassifier: label_smoothing must be in [0, 1), "
+                f"got {self.label_smoothing!r}"
+            )
         if not 0 <= self.validation_fraction < 1:
             raise InputError(
                 "SequenceClassifier: validation_fraction must be in [0, 1), "

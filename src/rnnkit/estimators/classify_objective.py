@@ -41,6 +41,7 @@ class ClassifyObjective:
         self.eval_note = ""
         self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
         self.loss_weight = 0.0  # what the last step's loss is a mean over (class weights)
+        self.label_smoothing = 0.0  # the target's share spread over all classes
         # augmentation (`SequenceClassifier`): masks on each training batch, f(x, lengths,
         # step); the training inputs of each epoch, f(epoch), in place of train[0]
         self.mask: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None
@@ -75,7 +76,7 @@ class ClassifyObjective:
         logits, backward = self.model.forward_train(x, lengths)
         mask = None if self.weights is None else self.weights[y]
         self.loss_weight = float(len(index) if mask is None else np.sum(mask))
-        loss, dlogits = cross_entropy(logits, y, mask=mask)
+        loss, dlogits = cross_entropy(logits, y, mask=mask, label_smoothing=self.label_smoothing)
         backward(dlogits)
         return loss, len(index)
 

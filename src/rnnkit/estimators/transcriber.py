@@ -6,7 +6,8 @@
 
 Frames are normalised causally (`RunningStats`: each frame by the mean and variance of its
 utterance so far, the training set's statistics as a prior; ``norm="global"``: by the training
-set's alone) rather than by the whole utterance's, so a live stream
+set's alone) rather than by the whole utterance's (``norm="utterance"``, offline only), so a
+live stream
 (`rnnkit.estimators.transcriber_stream`) sees the very numbers the whole file gives.
 Stacking ``stack`` frames into one step (a 20 ms step for ``stack=2``) halves the sequence the
 recurrent layer runs over; the end is padded with zero (mean) frames to a whole step.
@@ -30,7 +31,7 @@ import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
 from ..ctc import ctc_loss
-from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode
+from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
 from ..errors import InputError
 from ..layers import Linear, Sequential
@@ -145,8 +146,10 @@ class Transcriber(Estimator):
             raise InputError(
                 f"Transcriber: cell must be one of {list(RECURRENT)}, got {self.cell!r}"
             )
-        if self.norm not in ("running", "global"):
-            raise InputError(f"Transcriber: norm must be 'running' or 'global', got {self.norm!r}")
+        if self.norm not in ("running", "global", "utterance"):
+            raise InputError(
+                f"Transcriber: norm must be 'running', 'global' or 'utterance', got {self.norm!r}"
+            )
         if self.stack < 1:
             raise InputError(f"Transcriber: stack must be at least 1, got {self.stack}")
         X, y = _check(X, y, "Transcriber.fit")
@@ -225,6 +228,8 @@ class Transcriber(Estimator):
         x = np.asarray(frames, dtype=np.float64)
         if self.norm == "global":
             return ((x - self.mean_) / self.std_).astype(np.float32)
+        if self.norm == "utterance":  # the whole utterance's statistics: cannot stream
+            return ((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-5)).astype(np.float32)
         stats = running if running is not None else self.running_stats()
         return stats.normalise(x)
 
@@ -283,17 +288,34 @@ class Transcriber(Estimator):
 
     def predict(self, X: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False) -> list[str]:
         """The transcript of each utterance: greedy (``beam=1``) or prefix beam search;
-        ``lexicon``: each word replaced by the nearest (in edit distance) of the words of the
-        training transcripts, for a closed vocabulary such as digits."""
+        ``lexicon``: keep to the words of the training transcripts, a closed vocabulary such
+        as digits: with ``beam > 1`` the beam search only spells those words
+        (`rnnkit.ctc_decode.ctc_lexicon_beam_decode`); greedy output has each word replaced
+        by the nearest of them in edit distance."""
         if beam < 1:
             raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
         out = []
         for lp in self.log_probs(X):
             lp3 = lp[:, None, :]
-            labels = ctc_greedy_decode(lp3)[0] if beam == 1 else ctc_beam_decode(lp3, beam=beam)[0]
+            if lexicon and beam > 1:
+                words, separator = self.lexicon_labels()
+                labels = ctc_lexicon_beam_decode(lp3, words, separator, beam=beam)[0]
+            elif beam > 1:
+                labels = ctc_beam_decode(lp3, beam=beam)[0]
+            else:
+                labels = ctc_greedy_decode(lp3)[0]
             text = self.text_of(labels)
             out.append(" ".join(map(self.nearest_word, text.split())) if lexicon else text)
         return out
+
+    def lexicon_labels(self) -> tuple[list[list[int]], int | None]:
+        """The training transcripts' words as class labels, and the space's class (None for
+        word units): what `rnnkit.ctc_decode.ctc_lexicon_beam_decode` takes."""
+        index = {c: i + 1 for i, c in enumerate(self.alphabet_)}
+        if self.units == "word":
+            return [[index[w]] for w in self.words_ if w in index], None
+        words = [[index[c] for c in w] for w in self.words_ if all(c in index for c in w)]
+        return words, index.get(" ")
 
     def nearest_word(self, word: str) -> str:
         """The training vocabulary's word nearest to ``word`` (the first of equals)."""

@@ -33,6 +33,11 @@ class LiveTranscriber:
                 "LiveTranscriber: the model is bidirectional and needs the whole recording; "
                 "train with --no-bidirectional to stream"
             )
+        if model.norm == "utterance":
+            raise InputError(
+                "LiveTranscriber: the model normalises by the whole utterance's statistics and "
+                "needs the whole recording; train with norm='running' to stream"
+            )
         self.model, self.front = model, front
         self.features = StreamingFeatures(front)
         self.stream = Stream(model.model_[0])

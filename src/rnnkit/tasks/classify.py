@@ -37,6 +37,12 @@ from ..metrics import confusion_matrix, report
 from ..training import last_path, plot_path, read_last
 from .classify_plots import plot_attention, plot_confusion
 
+TEXT_MODEL = {"cell": "lstm", "hidden": 64, "pooling": "mean"}  # --cell, --hidden, --pooling
+AUDIO_MODEL = {  # the same for audio when not given: measured best on spoken digits
+    "cell": "gru",
+    "hidden": 128,
+    "pooling": "max",
+}
 AUDIO_AUGMENT = {  # what --vtlp and the masks are for audio when not given (text: none)
     "vtlp": 0.1,
     "time_masks": 2,
@@ -53,6 +59,13 @@ def vtlp_spread(text: str) -> float:
     return value
 
 
+def smoothing(text: str) -> float:
+    value = nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """One ``rnnkit train classify`` run; each field is also its option."""
@@ -64,16 +77,34 @@ class ClassifyConfig:
     label_column: str = option("label", help="the CSV/TSV column holding the label")
     tokens: str = option("word", help="read characters or words", choices=("char", "word"))
     min_count: int = option(2, help="keep words seen at least this often", type=positive_int)
-    cell: str = option("lstm", help="recurrent cell", choices=("lstm", "gru", "rnn"))
+    cell: str | None = option(
+        None,
+        help="recurrent cell",
+        choices=("lstm", "gru", "rnn"),
+        default_help=f"{TEXT_MODEL['cell']} for text, {AUDIO_MODEL['cell']} for audio",
+    )
     layers: int = option(1, help="stacked recurrent layers", type=positive_int)
-    hidden: int = option(64, help="hidden size per direction", type=positive_int)
+    hidden: int | None = option(
+        None,
+        help="hidden size per direction",
+        type=positive_int,
+        default_help=f"{TEXT_MODEL['hidden']} for text, {AUDIO_MODEL['hidden']} for audio",
+    )
     embedding: int = option(128, help="embedding size", type=positive_int)
     bidirectional: bool = option(True, help="read each text both ways")
-    pooling: str = option(
-        "mean", help="how the steps become one vector", choices=("mean", "max", "last", "attention")
+    pooling: str | None = option(
+        None,
+        help="how the steps become one vector",
+        choices=("mean", "max", "last", "attention"),
+        default_help=f"{TEXT_MODEL['pooling']} for text, {AUDIO_MODEL['pooling']} for audio",
     )
     dropout: float = option(0.5, help="dropout before the output layer", type=probability)
     balanced: bool = option(False, help="weight classes inversely to their frequency")
+    label_smoothing: float = option(
+        0.0,
+        help="train towards 1-E on the label and E spread over all classes; 0: plain labels",
+        type=smoothing,
+    )
     vtlp: float | None = option(
         None,
         help="audio, training only: vocal tract length perturbation, each recording "
@@ -143,19 +174,28 @@ def augmentation(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
     return AUDIO_AUGMENT | given
 
 
+def network(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
+    """The run's --cell, --hidden and --pooling: as given, else `AUDIO_MODEL` for audio and
+    `TEXT_MODEL` for text."""
+    given = {k: getattr(cfg, k) for k in TEXT_MODEL if getattr(cfg, k) is not None}
+    return (AUDIO_MODEL if audio else TEXT_MODEL) | given
+
+
 def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
     augment = augmentation(cfg, audio)
+    net = network(cfg, audio)
     return SequenceClassifier(
         tokens=cfg.tokens,
         min_count=cfg.min_count if cfg.tokens == "word" else 1,
         embedding_dim=cfg.embedding,
-        cell=cfg.cell,
-        hidden_size=cfg.hidden,
+        cell=net["cell"],
+        hidden_size=net["hidden"],
         num_layers=cfg.layers,
         bidirectional=cfg.bidirectional,
-        pooling=cfg.pooling,
+        pooling=net["pooling"],
         dropout=cfg.dropout,
         class_weight="balanced" if cfg.balanced else None,
+        label_smoothing=cfg.label_smoothing,
         batch_size=cfg.batch,
         lr=cfg.lr,
         time_masks=augment["time_masks"],
@@ -223,7 +263,7 @@ def train_classify(
         X_valid,
         valid.labels,
         out=out,
-        metadata={"run": asdict(cfg), **extra},
+        metadata={"run": asdict(cfg) | network(cfg, front is not None), **extra},
         resume=resume,
         force=force,
         X_epoch=X_epoch,

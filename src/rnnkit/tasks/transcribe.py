@@ -24,12 +24,14 @@ from ..io.checkpoint import load, load_checkpoint
 from ..training import plot_path
 from .classify import vtlp_spread
 
-TRANSCRIBE_AUGMENT = {  # the defaults of --vtlp and the masks
-    "vtlp": 0.0,
-    "time_masks": 0,
-    "time_mask_width": 0,
-    "feature_masks": 0,
-    "feature_mask_width": 0,
+# the defaults of --vtlp and the masks: on, chosen on the strings of a training speaker held
+# out of training (README, "Transcription of the unseen speaker")
+TRANSCRIBE_AUGMENT = {
+    "vtlp": 0.1,
+    "time_masks": 2,
+    "time_mask_width": 5,
+    "feature_masks": 2,
+    "feature_mask_width": 2,
 }
 
 

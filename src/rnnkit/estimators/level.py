@@ -1,0 +1,86 @@
+"""The recent level: how far a value lies from the mean of the values just before it.
+
+The network predicts each value from the one before it, so after a level shift (a metric that
+steps from 17 to 28 and stays there) it is surprised once, at the step, and then follows the new
+level. Comparing each value with the mean and spread of the last ``W`` values (a windowed
+Gaussian, NAB's simplest baseline) keeps the shift surprising for as long as the window still
+remembers the old level:
+
+    err_t = z_t - mean(z_{t-W} .. z_{t-1}),     var_t = var(z_{t-W} .. z_{t-1})   (at least
+    VAR_FLOOR)
+
+``err_t`` and ``var_t`` then go through the anomaly likelihood (`rnnkit.estimators.likelihood`)
+like the network's error, which judges them against the stream's own history of such errors:
+a stream that wanders between levels all the time is not alarmed by one more wander.
+
+The state of one stream is one float64 array (`new_state`): counters, the window's sums and the
+window as a ring buffer, ``8 (5 + W)`` bytes. The sums are updated per step and summed again from
+the buffer every ``W`` steps, so they do not drift. `step` (one value) and `run` (an array) are
+one compiled loop, so a stream scored one value at a time and the whole array agree exactly.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import likelihood
+
+VAR_FLOOR = 1e-6  # the smallest variance of the window assumed (normalised values)
+_HEAD = 5  # n, pos, sum, sum of squares, steps since the sums were redone
+
+
+def new_state(window: int) -> np.ndarray:
+    """A fresh state for a window of ``window`` values."""
+    return np.zeros(_HEAD + window)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step(state: np.ndarray, lik: np.ndarray, z: float, short: int, long: int, warmup: int) -> float:
+    """Score ``z`` against the window (0 while it holds fewer than 2 values), then add it.
+
+    ``lik`` is the likelihood state (`rnnkit.estimators.likelihood.new_state`) of this stream's
+    level errors."""
+    window = state.shape[0] - _HEAD
+    buf = state[_HEAD:]
+    n, pos = int(state[0]), int(state[1])
+    score = 0.0
+    if n >= 2:
+        mean = state[2] / n
+        var = max(state[3] / n - mean * mean, VAR_FLOOR)
+        score = likelihood.step(lik, z - mean, var, short, long, warmup)
+    if n == window:
+        old = buf[pos]
+        state[2] -= old
+        state[3] -= old * old
+    else:
+        n += 1
+    buf[pos] = z
+    state[2] += z
+    state[3] += z * z
+    state[0], state[1] = n, (pos + 1) % window
+    state[4] += 1
+    if state[4] >= window:  # sum the window again: no drift however long the stream
+        state[4] = 0
+        s = 0.0
+        s2 = 0.0
+        for k in range(n):
+            s += buf[k]
+            s2 += buf[k] * buf[k]
+        state[2], state[3] = s, s2
+    return score
+
+
+@numba.njit(cache=True, error_model="numpy")
+def run(
+    state: np.ndarray,
+    lik: np.ndarray,
+    z: np.ndarray,
+    short: int,
+    long: int,
+    warmup: int,
+    out: np.ndarray,
+) -> None:
+    """`step` over each value of ``z``, scores into ``out``."""
+    for t in range(z.shape[0]):
+        out[t] = step(state, lik, z[t], short, long, warmup)

@@ -390,6 +390,17 @@ def test_save_and_load_translate_identically(reverser, tmp_path: Path) -> None:
     assert back.tokenizer_ == reverser.tokenizer_
 
 
+def test_a_checkpoint_from_before_weight_decay_loads_with_none(reverser, tmp_path) -> None:
+    meta = reverser._metadata()
+    for name in ("weight_decay", "label_smoothing"):  # written before these parameters
+        del meta["params"][name]
+    path = tmp_path / "old.safetensors"
+    rnnkit.save(reverser.model_, path, metadata=meta)
+    back = rnnkit.load(path)
+    assert back.get_params() == {**reverser.get_params(), "weight_decay": 0.0}
+    assert Seq2Seq().weight_decay == 0.1  # today's default, not what the old one trained with
+
+
 def test_predict_before_fit_and_bad_params_are_clear_errors() -> None:
     with pytest.raises(NotFittedError, match="before fit"):
         Seq2Seq().predict(["a b"])

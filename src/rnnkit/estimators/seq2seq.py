@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,6 +51,8 @@ class Seq2Seq(Estimator):
     """
 
     model_: Seq2SeqNet
+    # checkpoints from before these existed trained without them
+    _added_params: ClassVar[dict[str, Any]] = {"weight_decay": 0.0, "label_smoothing": 0.0}
 
     def __init__(
         self,

@@ -149,7 +149,7 @@ def test_memory_per_stream_is_constant(detector):
             held = st.lik.nbytes + st.slik.nbytes + st.season.nbytes
             sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
-    fixed = rnnkit.AnomalyDetector(probation=200, season=50)
+    fixed = rnnkit.AnomalyDetector(probation=200, season=50, learn_every=1000)
     learning = fixed.memory_per_stream() - fixed.set_params(learn_every=0).memory_per_stream()
     assert learning > 0  # its own network (test_online_learning_memory_is_constant)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
@@ -314,6 +314,24 @@ def test_cli_csv_end_to_end_and_stream_equals_csv(tmp_path, capsys):
     assert (tmp_path / "mine.csv").read_text() == "precious\n"
 
 
+def test_cli_learn_every_keeps_learning_after_the_probation(tmp_path, capsys):
+    x = _smooth(600, seed=6)
+    src = _write_csv(tmp_path / "series.csv", x)
+    scores = {}
+    for every in ("0", "150"):
+        out = tmp_path / f"scores-{every}.csv"
+        args = ["detect", "--csv", str(src), "--out", str(out), "--probation", "100"]
+        assert main([*args, "--learn-every", every]) == 0
+        rows = out.read_text().splitlines()[1:]
+        scores[every] = np.array([float(r.split(",")[2]) for r in rows])
+    assert np.array_equal(scores["0"][:251], scores["150"][:251])  # first update after row 249
+    assert not np.array_equal(scores["0"][251:], scores["150"][251:])
+    bad = ["detect", "--csv", str(src), "--out", str(tmp_path / "b.csv"), "--learn-every", "-1"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--learn-every: expected 0 (fixed) or a positive row count, got -1")
+
+
 def test_cli_stream_answers_each_line_at_once(tmp_path):
     x = _smooth(120, seed=7)
     text = "".join(f"{k},{v:.5f}\n" for k, v in enumerate(x))
@@ -371,14 +389,14 @@ def test_stream_bad_line_names_the_line():
 
 
 def test_stream_many_series_share_one_pool():
-    scorer = LineScorer(20, {"steps": 5, "learn_every": 0})
+    scorer = LineScorer(20, {"steps": 5})  # the default: the network fixed, shared
     rng = np.random.default_rng(0)
     for k in range(60):
         for sid in ("a", "b"):
             assert scorer.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None
     assert len(scorer.pool) == 2 and scorer.pool._pool is not None
     assert len(scorer.pool._pool) == 2  # both series in the one StreamPool
-    learning = LineScorer(20, {"steps": 5})  # the default: each series its own network
+    learning = LineScorer(20, {"steps": 5, "learn_every": 30})  # each series its own network
     for k in range(60):
         for sid in ("a", "b"):
             assert learning.handle(f"{sid},{k},{rng.standard_normal():.4f}\n") is not None

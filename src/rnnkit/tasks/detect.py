@@ -252,6 +252,13 @@ def add_detect_arguments(p: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the network (default: 0)")
     p.add_argument(
+        "--learn-every",
+        type=int,
+        default=0,
+        help="the network keeps learning: each series takes a few steps on its recent values "
+        "every N rows, on its own copy of the network (default: 0, fixed; one network shared)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="replace an --out or --plot file that rnnkit did not write (default: refuse)",
@@ -267,7 +274,11 @@ def run_detect(args: Any) -> dict[str, Any]:
 
     if args.probation is not None and args.probation < 16:
         raise InputError(f"--probation: expected at least 16 rows, got {args.probation}")
-    params = {"seed": args.seed}
+    if args.learn_every < 0:
+        raise InputError(
+            f"--learn-every: expected 0 (fixed) or a positive row count, got {args.learn_every}"
+        )
+    params = {"seed": args.seed, "learn_every": args.learn_every}
     engine = engine_from_args(args)
     if args.stream:
         if args.out or args.plot:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 import numpy as np
 
 from .ctc import NEG_INF, _lengths
@@ -64,29 +66,47 @@ def ctc_beam_decode(
     lp, il = _check_decode(name, log_probs, input_lengths)
     if beam < 1:
         raise InputError(f"{name}: expected beam >= 1, got {beam}")
+    labels = [c for c in range(lp.shape[2]) if c != blank]
     out = []
     for b in range(lp.shape[1]):
-        beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
-        for t in range(il[b]):
-            y = lp[t, b].astype(np.float64)
-            nxt: dict[tuple[int, ...], list[float]] = {}
-            for prefix, (p_b, p_nb) in beams.items():
-                total = np.logaddexp(p_b, p_nb)
-                _add(nxt, prefix, 0, total + y[blank])
-                last = prefix[-1] if prefix else None
-                for c in range(lp.shape[2]):
-                    if c == blank:
-                        continue
-                    if c == last:
-                        _add(nxt, prefix, 1, p_nb + y[c])
-                        _add(nxt, prefix + (c,), 1, p_b + y[c])
-                    else:
-                        _add(nxt, prefix + (c,), 1, total + y[c])
-            ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(kv[1][0], kv[1][1]))
-            beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:beam]}
-        best = max(beams.items(), key=lambda kv: np.logaddexp(kv[1][0], kv[1][1]))[0]
-        out.append(list(best))
+        beams = _prefix_beam(lp[: il[b], b], beam, blank, lambda p: [(c, p + (c,)) for c in labels])
+        out.append(list(max(beams.items(), key=_total)[0]))
     return out
+
+
+Beams = dict[tuple[int, ...], tuple[float, float]]  # prefix -> (p_b, p_nb)
+
+
+def _prefix_beam(
+    lp: np.ndarray,
+    beam: int,
+    blank: int,
+    moves: Callable[[tuple[int, ...]], Iterable[tuple[int, tuple[int, ...]]]],
+) -> Beams:
+    """The ``beam`` best prefixes after the prefix beam search over ``lp`` (T, C) (the updates
+    in `ctc_beam_decode`'s docstring); ``moves(prefix)``: each label ``c`` the prefix may grow
+    by, with the grown prefix (``prefix + (c,)``, or with a separator put in before ``c``)."""
+    beams: Beams = {(): (0.0, NEG_INF)}
+    for step in lp:
+        y = step.astype(np.float64)
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (p_b, p_nb) in beams.items():
+            total = np.logaddexp(p_b, p_nb)
+            _add(nxt, prefix, 0, total + y[blank])
+            last = prefix[-1] if prefix else None
+            if last is not None:  # the last label again, merged into the same prefix
+                _add(nxt, prefix, 1, p_nb + y[last])
+            for c, grown in moves(prefix):
+                # a repeat of the last label needs a blank between (p_b); else any path
+                _add(nxt, grown, 1, (p_b if c == last else total) + y[c])
+        ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(kv[1][0], kv[1][1]))
+        beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:beam]}
+    return beams
+
+
+def _total(kv: tuple[tuple[int, ...], tuple[float, float]]) -> float:
+    """A beam's log-probability, ``logaddexp(p_b, p_nb)``."""
+    return float(np.logaddexp(kv[1][0], kv[1][1]))
 
 
 def _add(
@@ -121,31 +141,13 @@ def ctc_lexicon_beam_decode(
     trie = _Trie(words, name, lp.shape[2], blank, separator)
     out = []
     for b in range(lp.shape[1]):
-        # prefix -> [p_b, p_nb]; node[prefix] = the trie node of its partial word
-        beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
-        node: dict[tuple[int, ...], int] = {(): 0}
-        for t in range(il[b]):
-            y = lp[t, b].astype(np.float64)
-            nxt: dict[tuple[int, ...], list[float]] = {}
-            for prefix, (p_b, p_nb) in beams.items():
-                total = np.logaddexp(p_b, p_nb)
-                _add(nxt, prefix, 0, total + y[blank])
-                last = prefix[-1] if prefix else None
-                if last is not None:  # the last label again, merged into the same prefix
-                    _add(nxt, prefix, 1, p_nb + y[last])
-                for c, grown, child in trie.moves(prefix, node[prefix]):
-                    node[grown] = child
-                    # a repeat of the last label needs a blank between (p_b); else any path
-                    _add(nxt, grown, 1, (p_b if c == last else total) + y[c])
-            ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(kv[1][0], kv[1][1]))
-            beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:beam]}
+        node: dict[tuple[int, ...], int] = {(): 0}  # each prefix's trie node (partial word)
+        beams = _prefix_beam(lp[: il[b], b], beam, blank, trie.walk(node))
         ended = [kv for kv in beams.items() if trie.ends(node[kv[0]])]
         if not ended:  # no prefix in the beam ends on a word: the best, cut to its whole words
-            best = max(beams.items(), key=lambda kv: np.logaddexp(kv[1][0], kv[1][1]))[0]
-            out.append(trie.whole(best))
+            out.append(trie.whole(max(beams.items(), key=_total)[0]))
             continue
-        best = max(ended, key=lambda kv: np.logaddexp(kv[1][0], kv[1][1]))[0]
-        out.append(trie.strip(best))
+        out.append(trie.strip(max(ended, key=_total)[0]))
     return out
 
 
@@ -191,6 +193,18 @@ class _Trie:
             else:
                 out += [(c, prefix + (c,), child) for c, child in self.children[0].items()]
         return out
+
+    def walk(
+        self, node: dict[tuple[int, ...], int]
+    ) -> Callable[[tuple[int, ...]], Iterator[tuple[int, tuple[int, ...]]]]:
+        """`moves` for `_prefix_beam`, keeping each grown prefix's node in ``node``."""
+
+        def moves(prefix: tuple[int, ...]) -> Iterator[tuple[int, tuple[int, ...]]]:
+            for c, grown, child in self.moves(prefix, node[prefix]):
+                node[grown] = child
+                yield c, grown
+
+        return moves
 
     def strip(self, prefix: tuple[int, ...]) -> list[int]:
         """The labels without a trailing separator."""

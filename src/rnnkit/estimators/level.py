@@ -41,33 +41,13 @@ def step(state: np.ndarray, lik: np.ndarray, z: float, short: int, long: int, wa
 
     ``lik`` is the likelihood state (`rnnkit.estimators.likelihood.new_state`) of this stream's
     level errors."""
-    window = state.shape[0] - _HEAD
-    buf = state[_HEAD:]
-    n, pos = int(state[0]), int(state[1])
+    n = int(state[0])
     score = 0.0
     if n >= 2:
         mean = state[2] / n
         var = max(state[3] / n - mean * mean, VAR_FLOOR)
         score = likelihood.step(lik, z - mean, var, short, long, warmup)
-    if n == window:
-        old = buf[pos]
-        state[2] -= old
-        state[3] -= old * old
-    else:
-        n += 1
-    buf[pos] = z
-    state[2] += z
-    state[3] += z * z
-    state[0], state[1] = n, (pos + 1) % window
-    state[4] += 1
-    if state[4] >= window:  # sum the window again: no drift however long the stream
-        state[4] = 0
-        s = 0.0
-        s2 = 0.0
-        for k in range(n):
-            s += buf[k]
-            s2 += buf[k] * buf[k]
-        state[2], state[3] = s, s2
+    likelihood.window_add(state, 0, state[_HEAD:], z)
     return score
 
 

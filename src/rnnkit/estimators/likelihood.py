@@ -75,34 +75,44 @@ def step(state: np.ndarray, err: float, var: float, short: int, long: int, warmu
     state[0], state[1] = ns, (ps + 1) % short
     m = state[2] / ns
     # compare with the long window's distribution of m, before m joins it
-    nl, pl = int(state[3]), int(state[4])
+    nl = int(state[3])
     score = 0.0
     if nl >= warmup and nl > 1:
         mu = state[5] / nl
         var = max(state[6] / nl - mu * mu, 0.0)
         sd = max(math.sqrt(var), SD_FLOOR)
         score = _tail_score((m - mu) / sd)
-    # the long window
-    if nl == long:
-        old = lbuf[pl]
-        state[5] -= old
-        state[6] -= old * old
+    window_add(state, 3, lbuf, m)
+    return score
+
+
+@numba.njit(cache=True, error_model="numpy")
+def window_add(state: np.ndarray, at: int, buf: np.ndarray, x: float) -> None:
+    """Add ``x`` to the ring-buffer window ``buf`` whose count, position, sum, sum of squares
+    and steps since the sums were redone are ``state[at : at + 5]``; the oldest value leaves a
+    full window. The sums are summed again from the buffer every ``len(buf)`` steps, so they
+    do not drift however long the stream (the recent level's window, `level`, is one too)."""
+    size = buf.shape[0]
+    n, pos = int(state[at]), int(state[at + 1])
+    if n == size:
+        old = buf[pos]
+        state[at + 2] -= old
+        state[at + 3] -= old * old
     else:
-        nl += 1
-    lbuf[pl] = m
-    state[5] += m
-    state[6] += m * m
-    state[3], state[4] = nl, (pl + 1) % long
-    state[7] += 1
-    if state[7] >= long:  # sum the window again: no drift however long the stream
-        state[7] = 0
+        n += 1
+    buf[pos] = x
+    state[at + 2] += x
+    state[at + 3] += x * x
+    state[at], state[at + 1] = n, (pos + 1) % size
+    state[at + 4] += 1
+    if state[at + 4] >= size:
+        state[at + 4] = 0
         s = 0.0
         s2 = 0.0
-        for k in range(nl):
-            s += lbuf[k]
-            s2 += lbuf[k] * lbuf[k]
-        state[5], state[6] = s, s2
-    return score
+        for k in range(n):
+            s += buf[k]
+            s2 += buf[k] * buf[k]
+        state[at + 2], state[at + 3] = s, s2
 
 
 @numba.njit(cache=True, error_model="numpy")

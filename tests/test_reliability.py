@@ -403,6 +403,18 @@ CASES = [
         "[0, 0.5)",
     ),
     Case(
+        "classify: --ensemble 0",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ensemble", "0"],
+        2,
+        "--ensemble: expected a positive integer, got '0'",
+    ),
+    Case(
+        "classify: --ensemble not an integer",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ensemble", "2.5"],
+        2,
+        "--ensemble: expected a positive integer, got '2.5'",
+    ),
+    Case(
         "classify: --label-smoothing out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--label-smoothing", "1.5"],
         2,

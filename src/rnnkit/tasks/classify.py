@@ -150,6 +150,12 @@ class ClassifyConfig:
         3, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
     )
     seed: int = option(0, help="random seed")
+    ensemble: int = option(
+        1,
+        help="train N networks (seeds SEED..SEED+N-1, the same data) one after another and "
+        "average their probabilities; --out holds them all",
+        type=positive_int,
+    )
     cv: int = option(
         0,
         help="first score K-fold stratified cross-validation on --train (a fresh model per "
@@ -207,6 +213,7 @@ def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
         minutes=cfg.minutes,
         patience=cfg.patience or None,
         seed=cfg.seed,
+        members=cfg.ensemble,
         verbose=True,
     )
 

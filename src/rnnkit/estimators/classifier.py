@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..audio.augment import check_masks, check_vtlp, masker, picked
+from ..audio.augment import check_masks, masker, picked
+from ..audio.tta import check_tta
 from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
@@ -85,7 +86,8 @@ class SequenceClassifier(Estimator):
     ``tta_vtlp``, ``tta_warps``: test-time VTLP for audio, kept with the model for the audio
     task (`rnnkit.audio.tta`): a recording is featurised under ``tta_warps`` warp factors
     evenly spaced in ``[1 - tta_vtlp, 1 + tta_vtlp]`` and the probabilities averaged. The
-    estimator itself reads feature frames and ignores them (0 and 1: one plain view).
+    estimator itself reads feature frames and ignores them (0 and 1: one plain view);
+    ``tta_warps`` is odd, so the plain features are one of the views.
     """
 
     _estimator_type = "classifier"
@@ -338,13 +340,10 @@ class SequenceClassifier(Estimator):
                 "SequenceClassifier: label_smoothing must be in [0, 1), "
                 f"got {self.label_smoothing!r}"
             )
-        for name in ("members", "tta_warps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(
-                    f"SequenceClassifier: {name} must be an integer >= 1, got {value!r}"
-                )
-        check_vtlp(self.tta_vtlp, "SequenceClassifier (tta_vtlp)")
+        m = self.members
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise InputError(f"SequenceClassifier: members must be an integer >= 1, got {m!r}")
+        check_tta(self.tta_vtlp, self.tta_warps, "SequenceClassifier")
         if not 0 <= self.validation_fraction < 1:
             raise InputError(
                 "SequenceClassifier: validation_fraction must be in [0, 1), "

@@ -572,6 +572,11 @@ def test_a_level_shift_of_bursty_counts_is_found_by_the_recent_level_on_the_log_
     np.testing.assert_allclose(streamed, scores[True], rtol=0, atol=1e-9)
     off = rnnkit.AnomalyDetector(probation=400, steps=20, seed=0, alarm=None, transform=None)
     assert off.memory_per_stream() < det.memory_per_stream()  # "auto": counts it, at most
+    parts = det._parts(x)  # the parts of the score, the largest taken (no alarm's rest here)
+    assert {"network", "level", "level_log", "range"} <= set(parts)
+    raw = np.maximum.reduce([v for k, v in parts.items() if k != "range"])
+    raw[parts["range"] > 0] = 1.0
+    np.testing.assert_array_equal(raw, scores[True][400:])
 
 
 # -- online learning (learn_every) --------------------------------------------------------------

@@ -354,10 +354,23 @@ class AnomalyDetector(Estimator):
     def _detect_one(self, s: np.ndarray) -> np.ndarray:
         """The whole series at once: the sequence forward of the network, the likelihood's
         loop; the same numbers as `DetectorPool` stepping through it (tested)."""
-        P = min(self.probation, s.size)
         scores = np.zeros(s.size)
         if s.size < self.probation:
             return scores  # still learning
+        parts = self._parts(s)
+        out_of_range = parts.pop("range", None)
+        raw = np.maximum.reduce(list(parts.values()))
+        if out_of_range is not None:
+            raw[out_of_range > 0] = 1.0
+        scores[self.probation :] = self._alarm().run(raw)
+        return scores
+
+    def _parts(self, s: np.ndarray) -> dict[str, np.ndarray]:
+        """The parts of the score of each value after the probationary period, before the
+        largest is taken and the alarm's rest applied (`_detect_one`): "network" (absent where
+        the seasonal score stands alone), "seasonal", "level", "level_log" (each when it
+        applies), and "range" (1 where a value is out of range, then the score is 1)."""
+        P = min(self.probation, s.size)
         x, logged = self._model_space(s, s[:P])
         mean, sd = scale_of(x[:P])
         z = np.clip((x - mean) / sd, -CLIP, CLIP)
@@ -371,45 +384,38 @@ class AnomalyDetector(Estimator):
         else:  # the surprise under the members' mixture
             mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
             likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik)
-        raw = lik[P - 1 :].copy()  # lik[t - 1] scores z[t]
+        parts = {"network": lik[P - 1 :]}  # lik[t - 1] scores z[t]
         period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
             diff = z[period:] - z[:-period]
             seasonal = np.empty(diff.size)
             likelihood.run(state, diff, np.full(diff.size, svar), *self._windows(), seasonal)
-            if use_net:
-                np.maximum(raw, seasonal[P - period :], out=raw)
-            else:
-                raw = seasonal[P - period :].copy()
-        if self.level:  # the recent level's likelihood; level_scores[t] scores z[t]
+            parts["seasonal"] = seasonal[P - period :]
+            if not use_net:  # the seasonal score alone
+                del parts["network"]
+        levels = {}  # the recent levels' likelihoods; their scores[t] score z[t]
+        if self.level:  # on the values as they came
+            levels["level"] = self._level_space(s, P) if logged else z
+        if self.level and self.level_log and logged:  # and on the log scale too
+            levels["level_log"] = z
+        for name, values in levels.items():
             level_scores = np.empty(z.size)
             recent_level.run(
                 recent_level.new_state(P),
                 likelihood.new_state(self.short_window, self.long_window),
-                self._level_space(s, P) if logged else z,
+                values,
                 *self._windows(),
                 level_scores,
             )
-            np.maximum(raw, level_scores[P:], out=raw)
-        if self.level and self.level_log and logged:  # the recent level on the log scale too
-            level_scores = np.empty(z.size)
-            recent_level.run(
-                recent_level.new_state(P),
-                likelihood.new_state(self.short_window, self.long_window),
-                z,
-                *self._windows(),
-                level_scores,
-            )
-            np.maximum(raw, level_scores[P:], out=raw)
+            parts[name] = level_scores[P:]
         if self.range_check is not None:
             lo = np.minimum.accumulate(s)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(s)[P - 1 : -1]
             tol = self.range_check * (hi - lo)
             out_of_range = ((s[P:] > hi + tol) | (s[P:] < lo - tol)) & (hi > lo)
-            raw[out_of_range] = 1.0
-        scores[P:] = self._alarm().run(raw)
-        return scores
+            parts["range"] = out_of_range.astype(np.float64)
+        return parts
 
     def _network_out(self, z: np.ndarray, P: int) -> np.ndarray:
         """The network's outputs for the whole normalised series, learning online from row

@@ -60,6 +60,7 @@ CTC_OPTIONS = (
     "layers",
     "dropout",
     "patience",
+    "select",
 ) + AUGMENT_OPTIONS
 
 
@@ -480,7 +481,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=float, default=15, help="classification epochs (15)")
     ap.add_argument("--loso-epochs", type=float, default=12, help="per side and fold (12)")
-    ap.add_argument("--ctc-epochs", type=float, default=20, help="transcriber epochs (20)")
+    ap.add_argument("--ctc-epochs", type=float, default=40, help="transcriber epochs (40)")
     ap.add_argument("--stream", type=int, default=100, help="test utterances streamed (100)")
     ap.add_argument("--quick", action="store_true", help="1 epoch each: a smoke test")
     ap.add_argument("--out", type=Path, default=None, help="default runs/eval-speech")
@@ -513,6 +514,7 @@ def main() -> None:
         )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
+        "select": str,
         "vtlp": float,
         "dropout": float,
         "bidirectional": _yes,

@@ -451,6 +451,12 @@ CASES = [
         "--units",
     ),
     Case(
+        "transcribe: unknown --select",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--select", "bleu"],
+        2,
+        "--select",
+    ),
+    Case(
         "transcribe: a negative number of masks",
         lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--time-masks", "-1"],
         2,

@@ -33,6 +33,9 @@ TRANSCRIBE_AUGMENT = {
     "feature_masks": 2,
     "feature_mask_width": 2,
 }
+# the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
+# the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
+TRANSCRIBE_EPOCHS = 40.0
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,24 @@ class TranscribeConfig:
     batch: int = option(16, help="utterances per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
     epochs: float | None = option(
-        None, help="budget in passes over the data", type=positive_float, default_help="20"
+        None,
+        help="budget in passes over the data",
+        type=positive_float,
+        default_help=f"{TRANSCRIBE_EPOCHS:g}, unless --minutes is given",
     )
     minutes: float | None = option(
         None, help="budget in wall-clock minutes", type=positive_float, default_help="none"
     )
     patience: int = option(
-        5, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
+        5,
+        help="stop after N epochs without a better validation score (--select); 0: never",
+        type=nonneg_int,
+    )
+    select: str = option(
+        "wer",
+        help="which epoch's weights are kept: the lowest validation loss, greedy word error "
+        "rate, or word error rate with each word snapped to the nearest training word",
+        choices=("loss", "wer", "lexicon"),
     )
     beam: int = option(1, help="beam width for --test (1: greedy)", type=positive_int)
     seed: int = option(0, help="random seed")
@@ -139,9 +153,10 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         dropout=cfg.dropout,
         batch_size=cfg.batch,
         lr=cfg.lr,
-        epochs=cfg.epochs,
+        epochs=cfg.epochs if cfg.epochs or cfg.minutes else TRANSCRIBE_EPOCHS,
         minutes=cfg.minutes,
         patience=cfg.patience or None,
+        select=cfg.select,
         seed=cfg.seed,
         verbose=True,
     )
@@ -156,6 +171,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
     )
     metrics: dict[str, Any] = {
         "best_val_loss": model.best_val_loss_,
+        "best_val_wer": model.best_val_wer_,
         "steps": model.n_steps_,
         "stopped": model.stopped_,
         "checkpoint": str(out),

@@ -397,6 +397,8 @@ def transcription(
         "wer_lexicon": lexicon["wer"],
         "wer_lexicon_beam8": lexicon_beam["wer"],
         **scores,
+        "kept_val_loss": metrics["best_val_loss"],
+        "kept_val_wer": metrics["best_val_wer"],
         "validate": validate,
         "bidirectional": bool(model.bidirectional),
         "steps": metrics["steps"],

@@ -61,6 +61,7 @@ CTC_OPTIONS = (
     "dropout",
     "patience",
     "select",
+    "warps",
 ) + AUGMENT_OPTIONS
 
 
@@ -323,10 +324,10 @@ def transcription(
     ``valid_*``) on the strings of one training speaker (`speaker_manifests`), trained on the
     other three; ``"split"``: a random 10 % of all the training speakers' strings."""
     from rnnkit.audio import read_wav
-    from rnnkit.audio.files import featurise
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
     from rnnkit.tasks.transcribe import (
         TranscribeConfig,
+        inputs_of,
         load_transcriber,
         read_manifest,
         train_transcribe,
@@ -349,14 +350,14 @@ def transcription(
     seconds = time.perf_counter() - t0
     model, front = load_transcriber(cfg.out)
     test = read_manifest(cfg.test or "", "transcript", "--test")
-    X = featurise(test.texts, front)
+    X = inputs_of(model, front, test.texts, "--test")
     beam = model.score(X, test.labels, beam=8)
     lexicon = model.score(X, test.labels, lexicon=True)
     lexicon_beam = model.score(X, test.labels, beam=8, lexicon=True)
     scores: dict[str, float] = {}
     if valid is not None:  # the held-out training speaker: what settings are chosen on
         held = read_manifest(valid, "transcript", "--valid")
-        Xv = featurise(held.texts, front)
+        Xv = inputs_of(model, front, held.texts, "--valid")
         for name, width, lex in (
             ("greedy", 1, False),
             ("beam8", 8, False),

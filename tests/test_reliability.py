@@ -457,6 +457,12 @@ CASES = [
         "--select",
     ),
     Case(
+        "transcribe: an even --warps",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--warps", "2"],
+        2,
+        "--warps: expected an odd number >= 1, got '2'",
+    ),
+    Case(
         "transcribe: a negative number of masks",
         lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--time-masks", "-1"],
         2,

@@ -71,12 +71,13 @@ def test_an_unknown_selection_is_a_one_line_error():
     assert "\n" not in str(e.value) and "'bleu'" in str(e.value)
 
 
-def test_a_checkpoint_from_before_select_loads_with_the_loss(fitted, tmp_path):
+def test_a_checkpoint_from_before_select_and_warps_loads_as_it_was(fitted, tmp_path):
     model = fitted["wer"]
     meta = model._metadata()
-    del meta["params"]["select"]  # as written before the option existed
+    del meta["params"]["select"], meta["params"]["warps"]  # as before the options existed
     path = tmp_path / "old.safetensors"
     rnnkit.save(model.model_, path, metadata=meta)
-    assert rnnkit.load(path).select == "loss"
+    old = rnnkit.load(path)
+    assert old.select == "loss" and old.warps == 1
     rnnkit.save(model, tmp_path / "new.safetensors")
     assert rnnkit.load(tmp_path / "new.safetensors").select == "wer"

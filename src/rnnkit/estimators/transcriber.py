@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
+from ..audio.views import warp_grid, warped_views
 from ..ctc import ctc_loss
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
@@ -72,10 +73,16 @@ class Transcriber(Estimator):
     of the greedy transcripts with each word snapped to the nearest training word
     ("lexicon"); equal WERs go by the loss. The loss is noisy from epoch to epoch on a new
     voice, the WER is what is wanted.
+
+    ``warps`` (odd; 1: off): test-time VTLP. The task featurises each recording under
+    ``warps`` VTLP factors evenly spaced in ``[1 - warp_spread, 1 + warp_spread]``
+    (`rnnkit.audio.views`), and each utterance of ``X`` in `predict`, `score` and `log_probs`
+    may then be an array ``(warps, T, F)`` of those views: the per-step CTC posteriors are
+    averaged over them before decoding. `LiveTranscriber` does the same frame by frame.
     """
 
     # parameters added after checkpoints were first written (`Estimator._added_params`)
-    _added_params: ClassVar[dict[str, Any]] = {"select": "loss"}
+    _added_params: ClassVar[dict[str, Any]] = {"select": "loss", "warps": 1}
     model_: Sequential
     best_val_wer_: float
 
@@ -104,6 +111,8 @@ class Transcriber(Estimator):
         patience: int | None = 5,
         validation_fraction: float = 0.1,
         select: str = "loss",
+        warps: int = 1,
+        warp_spread: float = 0.1,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -130,6 +139,8 @@ class Transcriber(Estimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.select = select
+        self.warps = warps
+        self.warp_spread = warp_spread
         self.seed = seed
         self.verbose = verbose
 
@@ -167,6 +178,7 @@ class Transcriber(Estimator):
             )
         if self.stack < 1:
             raise InputError(f"Transcriber: stack must be at least 1, got {self.stack}")
+        warp_grid(self.warps, self.warp_spread, "Transcriber")  # a one-line error if bad
         if self.select not in SELECT:
             raise InputError(
                 f"Transcriber: select must be one of {list(SELECT)}, got {self.select!r}"
@@ -306,9 +318,28 @@ class Transcriber(Estimator):
 
     # -- predict -------------------------------------------------------------------------------
     def log_probs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """``(T_i', n_classes)`` log-probabilities per step of each utterance."""
+        """``(T_i', n_classes)`` log-probabilities per step of each utterance; an utterance
+        given as views ``(K, T, F)`` (``warps``): the log of their probabilities' mean."""
         self._check_fitted("predict")
-        return log_probs_of(self.model_, self._encode(X, "predict"))
+        views = [np.asarray(x) if np.ndim(x) == 3 else np.asarray(x)[None] for x in X]
+        flat = [v for x in views for v in x]
+        lp = log_probs_of(self.model_, self._encode(flat, "predict"))
+        out, start = [], 0
+        for x in views:
+            parts, start = lp[start : start + len(x)], start + len(x)
+            if len(parts) == 1:
+                out.append(parts[0])
+            else:  # the mean of the views' probabilities, per step
+                out.append(np.log(np.mean(np.exp(np.stack(parts)), axis=0)))
+        return out
+
+    def views(self, samples: np.ndarray, front: Any) -> np.ndarray:
+        """``(warps, T, F)`` features of one recording under the test-time warps (``front``: the
+        model's `rnnkit.audio.FrontEnd`); ``(T, F)`` when ``warps`` is 1."""
+        factors = warp_grid(getattr(self, "warps", 1), self.warp_spread, "Transcriber")
+        if len(factors) == 1:
+            return front.features(samples)
+        return np.stack(warped_views(samples, front, factors))
 
     def predict(self, X: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False) -> list[str]:
         """The transcript of each utterance: greedy (``beam=1``) or prefix beam search;

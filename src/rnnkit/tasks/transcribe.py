@@ -7,6 +7,7 @@ model under ``"frontend"``), fit a `Transcriber`, report the character and word 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,13 @@ TRANSCRIBE_AUGMENT = {
 # the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
 # the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
 TRANSCRIBE_EPOCHS = 40.0
+
+
+def odd_int(text: str) -> int:
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd number >= 1, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,13 @@ class TranscribeConfig:
         "rate, or word error rate with each word snapped to the nearest training word",
         choices=("loss", "wer", "lexicon"),
     )
+    warps: int = option(
+        1,
+        help="test-time VTLP, saved in the model: decode from the CTC posteriors averaged over "
+        "this many featurisations of each recording, warps evenly spaced in [1-V, 1+V] with "
+        "V the --vtlp (0.1 if that is 0); odd; 1: none",
+        type=odd_int,
+    )
     beam: int = option(1, help="beam width for --test (1: greedy)", type=positive_int)
     seed: int = option(0, help="random seed")
     out: str = option("runs/transcribe.safetensors", help="the model file; loss curve beside it")
@@ -157,6 +172,8 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         minutes=cfg.minutes,
         patience=cfg.patience or None,
         select=cfg.select,
+        warps=cfg.warps,
+        warp_spread=cfg.vtlp or TRANSCRIBE_AUGMENT["vtlp"],
         seed=cfg.seed,
         verbose=True,
     )
@@ -177,7 +194,8 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         "checkpoint": str(out),
     }
     if test is not None:
-        scores = model.score(featurise(test.texts, front, "--test"), test.labels, cfg.beam)
+        X_test = inputs_of(model, front, test.texts, "--test")
+        scores = model.score(X_test, test.labels, cfg.beam)
         metrics |= {"test_cer": scores["cer"], "test_wer": scores["wer"]}
     return metrics
 
@@ -189,6 +207,14 @@ def warped_epochs(paths: list[str], front: FrontEnd, vtlp: float, seed: int) -> 
         return None
     samples = [read_wav(p, front.rate, "--train").astype("float32") for p in paths]
     return WarpedEpochs(samples, front, vtlp, seed)
+
+
+def inputs_of(model: Transcriber, front: FrontEnd, paths: list[str], what: str) -> list:
+    """What ``model`` transcribes each file from: its features, or with test-time warps the
+    ``(warps, T, F)`` views (`Transcriber.views`)."""
+    if getattr(model, "warps", 1) == 1:
+        return featurise(paths, front, what)
+    return [model.views(read_wav(p, front.rate, what), front) for p in paths]
 
 
 def load_transcriber(path: str) -> tuple[Transcriber, FrontEnd]:
@@ -213,12 +239,12 @@ def transcribe_files(
     model, front = load_transcriber(path)
     if not files and not test:
         raise InputError("transcribe: expected .wav files or --test MANIFEST; got neither")
-    out = list(
-        zip(files, model.predict(featurise(files, front, "transcribe"), beam, lexicon), strict=True)
-    )
+    X = inputs_of(model, front, files, "transcribe")
+    out = list(zip(files, model.predict(X, beam, lexicon), strict=True))
     metrics: dict[str, Any] = {}
     if test:
         data = read_manifest(test, column, "--test")
-        scores = model.score(featurise(data.texts, front, "--test"), data.labels, beam, lexicon)
+        X_test = inputs_of(model, front, data.texts, "--test")
+        scores = model.score(X_test, data.labels, beam, lexicon)
         metrics = {"cer": scores["cer"], "wer": scores["wer"], "utterances": len(data)}
     return out, metrics

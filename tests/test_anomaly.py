@@ -146,10 +146,14 @@ def test_memory_per_stream_is_constant(detector):
             st = pool._streams["s"]
             assert st.season is not None
             assert st.level is not None
+            assert st.means is not None and st.variances is not None  # surprise="members"
+            assert st.loglevel is None  # not on the log scale: no second recent level
             held = st.lik.nbytes + st.slik.nbytes + st.season.nbytes
+            held += st.means.nbytes + st.variances.nbytes
             sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
-    fixed = rnnkit.AnomalyDetector(probation=200, season=50, learn_every=1000)
+    # transform=None: the most such a series holds (no recent level on the log scale)
+    fixed = rnnkit.AnomalyDetector(probation=200, season=50, learn_every=1000, transform=None)
     learning = fixed.memory_per_stream() - fixed.set_params(learn_every=0).memory_per_stream()
     assert learning > 0  # its own network (test_online_learning_memory_is_constant)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
@@ -163,6 +167,21 @@ def test_find_period():
     assert find_period(np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(600)) == 48
     assert find_period(rng.standard_normal(600)) == 0  # no period
     assert find_period(np.zeros(100)) == 0  # flat
+
+
+def test_find_period_with_rise_ignores_a_slowly_decaying_autocorrelation():
+    rng = np.random.default_rng(1)
+    ar = np.zeros(600)  # AR(1), 0.98: no period, an autocorrelation that decays slowly
+    for t in range(1, 600):
+        ar[t] = 0.98 * ar[t - 1] + rng.standard_normal()
+    assert find_period(ar) > 0  # a bump on the decay, read as a period
+    assert find_period(ar, rise=True) == 0  # it does not stand above the lags before it
+    t = np.arange(600)
+    sine = np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(600)
+    assert find_period(sine, rise=True) == find_period(sine) == 48
+    det = rnnkit.AnomalyDetector(probation=600, steps=5).fit(ar)
+    assert det._season_of(ar)[0] == 0
+    assert det.set_params(season_rise=False)._season_of(ar)[0] == find_period(ar)
 
 
 def test_a_missing_daily_peak_is_found_by_the_seasonal_difference():
@@ -206,15 +225,24 @@ def test_detector_save_load_round_trip(detector, tmp_path):
 
 
 def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector, tmp_path):
+    old = {
+        "level": False,
+        "transform": None,
+        "learn_every": 0,
+        "surprise": "mixture",
+        "level_log": False,
+        "season_rise": False,
+    }
     meta = detector._metadata()
-    for name in ("level", "transform", "learn_every"):  # written before these parameters
+    for name in old:  # written before these parameters
         del meta["params"][name]
     path = tmp_path / "old.safetensors"
     rnnkit.save(detector.model_, path, metadata=meta)
     back = rnnkit.load(path)
-    old = {"level": False, "transform": None, "learn_every": 0}
     assert back.get_params() == {**detector.get_params(), **old}
-    before = rnnkit.load(tmp_path / "old.safetensors").set_params(level=True, transform="auto")
+    new = {"level": True, "transform": "auto", "surprise": "members", "level_log": True}
+    new["season_rise"] = True
+    before = rnnkit.load(tmp_path / "old.safetensors").set_params(**new)
     x = _smooth(seed=5)
     x[700] += 5.0
     assert not np.array_equal(back.detect(x), before.detect(x))  # the parameters matter
@@ -239,6 +267,12 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(level="yes").fit(np.zeros(800))
     with pytest.raises(InputError, match="transform must be 'auto' or None"):
         rnnkit.AnomalyDetector(transform="boxcox").fit(np.zeros(800))
+    with pytest.raises(InputError, match="surprise must be 'members' or 'mixture', got 'median'"):
+        rnnkit.AnomalyDetector(surprise="median").fit(np.zeros(800))
+    with pytest.raises(InputError, match="level_log must be True or False"):
+        rnnkit.AnomalyDetector(level_log=1).fit(np.zeros(800))
+    with pytest.raises(InputError, match="season_rise must be True or False"):
+        rnnkit.AnomalyDetector(season_rise="yes").fit(np.zeros(800))
 
 
 def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:
@@ -460,7 +494,32 @@ def test_members_stream_as_they_detect_and_round_trip(tmp_path):
     np.testing.assert_array_equal(rnnkit.load(path).detect(x), batch)
     single = rnnkit.AnomalyDetector(probation=200, hidden_size=8, members=1, learn_every=0)
     fixed = rnnkit.AnomalyDetector(**{**det.get_params(), "learn_every": 0})
-    assert fixed.memory_per_stream() == single.memory_per_stream() + 8 * 8
+    # 8 more numbers of state; each member's own prediction, a mean and a variance (members)
+    assert fixed.memory_per_stream() == single.memory_per_stream() + 8 * (8 + 2 * 2)
+
+
+def test_members_surprise_is_the_mean_of_each_members_own():
+    from rnnkit.estimators.anomaly import _member_gaussians, _member_surprise
+
+    out = np.array([[0.1, 0.3, math.log(0.5), math.log(1.5)]])  # d = 0.1, 0.3; var = 0.5, 1.5
+    means, variances = _member_gaussians(np.array([2.0]), out)
+    raw = _member_surprise(np.array([[3.0]]), means, variances)
+    own = [math.log1p(0.9**2 / 0.5), math.log1p(0.7**2 / 1.5)]
+    assert raw[0] == pytest.approx(np.mean(own))
+    mixture, var = rnnkit.models.predictive.NextValueModel.gaussian(np.array([[2.0]]), out)
+    assert raw[0] != pytest.approx(math.log1p((3.0 - mixture[0]) ** 2 / var[0]))
+    # on a series: a different score from the mixture's, and a stream steps as detect does
+    x = _smooth(seed=6)
+    x[800] += 1.5
+    det = rnnkit.AnomalyDetector(probation=200, steps=10, members=3, seed=0, season=None)
+    det.fit(x)  # the network's surprise alone (not the sine's seasonal difference)
+    scores = {how: det.set_params(surprise=how).detect(x) for how in ("mixture", "members")}
+    assert not np.allclose(scores["members"], scores["mixture"], atol=1e-6)
+    for how, batch in scores.items():
+        pool = det.set_params(surprise=how).pool()
+        streamed = np.array([pool.update("s", v) for v in x])
+        np.testing.assert_allclose(streamed, batch, rtol=0, atol=1e-9)
+        assert (pool._streams["s"].means is None) == (how == "mixture")
 
 
 def test_regressor_and_next_value_model_share_their_construction():
@@ -494,6 +553,30 @@ def test_a_level_shift_inside_the_range_is_found_by_the_recent_level():
     pool = rnnkit.AnomalyDetector(probation=300, steps=20, seed=0, alarm=None).fit(x).pool()
     streamed = [pool.update("s", v) for v in x]
     np.testing.assert_allclose(streamed, scores[True], rtol=0, atol=1e-9)
+
+
+def test_a_level_shift_of_bursty_counts_is_found_by_the_recent_level_on_the_log_scale():
+    rng = np.random.default_rng(0)
+    x = rng.poisson(3.0, 2400).astype(float)
+    x[rng.random(2400) < 0.01] += 400.0  # rare bursts: the spread of the values as they came
+    x[1500:] = rng.poisson(30.0, 900) + np.where(rng.random(900) < 0.01, 400.0, 0.0)
+    scores = {}
+    for level_log in (True, False):
+        det = rnnkit.AnomalyDetector(probation=400, steps=20, seed=0, alarm=None)
+        scores[level_log] = det.set_params(level_log=level_log).fit_detect(x)
+    shift = slice(1500, 1520)  # 3 to 30: small beside the bursts, large on the log scale
+    assert scores[True][shift].max() > 2 * scores[False][shift].max()
+    pool = det.set_params(level_log=True).pool()
+    streamed = [pool.update("s", v) for v in x]
+    assert pool._streams["s"].log and pool._streams["s"].loglevel is not None
+    np.testing.assert_allclose(streamed, scores[True], rtol=0, atol=1e-9)
+    off = rnnkit.AnomalyDetector(probation=400, steps=20, seed=0, alarm=None, transform=None)
+    assert off.memory_per_stream() < det.memory_per_stream()  # "auto": counts it, at most
+    parts = det._parts(x)  # the parts of the score, the largest taken (no alarm's rest here)
+    assert {"network", "level", "level_log", "range"} <= set(parts)
+    raw = np.maximum.reduce([v for k, v in parts.items() if k != "range"])
+    raw[parts["range"] > 0] = 1.0
+    np.testing.assert_array_equal(raw, scores[True][400:])
 
 
 # -- online learning (learn_every) --------------------------------------------------------------

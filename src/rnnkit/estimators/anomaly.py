@@ -18,24 +18,32 @@ How a series is scored, one value at a time (each score uses only the values bef
    windows.
 2. **Surprise.** An ensemble of ``members`` small GRUs (`NextValueModel`, 4 of hidden 8, each
    from its own seed, trained each on its own NLL, held as one block-diagonal stack) reads the
-   normalised value ``z_t`` and predicts a Gaussian ``N(mean, var)`` for ``z_{t+1}`` (the
-   members' mixture, moment-matched); when it comes, its raw surprise is
-   ``log(1 + (z - mean)^2 / var)``, which grows with the Gaussian NLL of the error. One network
-   of 16 scored 62-68 on NAB depending on its seed; the ensemble 63-66 (README).
+   normalised value ``z_t`` and each member predicts a Gaussian ``N(mean_i, var_i)`` for
+   ``z_{t+1}``; when it comes, its raw surprise (``surprise="members"``) is the mean over the
+   members of each one's own ``log(1 + (z - mean_i)^2 / var_i)``, which grows with the Gaussian
+   NLL of the error (``surprise="mixture"``, the default before: the same under the members'
+   mixture, moment-matched, whose spread of the means widens the variance where the members
+   disagree). One network of 16 scored 62-68 on NAB depending on its seed; the ensemble 63-66
+   (README).
 3. **Likelihood.** The score compares the short-window mean of the raw surprise with its
    long-window distribution (`rnnkit.estimators.likelihood`), as HTM's anomaly likelihood does,
    on a log scale in [0, 1].
 4. **Seasonal difference** (``season``, "auto"). When the probationary values repeat with a
    period ``S`` (`rnnkit.estimators.season.find_period`: an autocorrelation peak of at least
-   0.5), the value ``S`` rows earlier is a second prediction; its error ``z_t - z_{t-S}``
-   (variance from the probationary period) goes through a likelihood of its own, and the score
-   is the larger of the two; when the value one period earlier predicts the probationary values
-   better than the network does (a lower Gaussian NLL over them), it is the seasonal score alone.
+   0.5; with ``season_rise`` one that also stands at least ``2 / sqrt(n)`` above the
+   autocorrelation at the lags before it, so that the slowly decaying autocorrelation of a
+   trending series is not read as a period), the value ``S`` rows earlier is a second
+   prediction; its error ``z_t - z_{t-S}`` (variance from the probationary period) goes
+   through a likelihood of its own, and the score is the larger of the two; when the value one
+   period earlier predicts the probationary values better than the network does (a lower
+   Gaussian NLL over them), it is the seasonal score alone.
    The network does not carry a phase across hundreds of rows; this catches a period that goes
    flat or loses its peak, and does not raise an alarm at every expected jump.
 5. **Recent level** (``level``, True). The value against the mean and spread of the last
    ``probation`` values as they came (not on the log scale; `rnnkit.estimators.level`), a
-   third error through a likelihood of its own; the score is the largest. The network follows a
+   third error through a likelihood of its own; the score is the largest. When the network
+   reads ``log(1 + x)``, ``level_log`` adds a fourth: the recent level of the values on that
+   scale (the network's), through a likelihood of its own. The network follows a
    level shift after one step; the recent level stays surprised while its window remembers the
    old level. On NAB it raised the standard score on the 24 shared files and far more on the
    34 others (README).
@@ -51,9 +59,10 @@ How a series is scored, one value at a time (each score uses only the values bef
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second
 likelihood and the last period of values, for the recent level a third likelihood and the last
-``probation`` values, with online learning its own network (weights, gradients, AdamW's
-moments) and its last ``probation`` values, and, during the probationary period only, up to
-``probation`` buffered values.
+``probation`` values (on the log scale, ``level_log``, a fourth and as many values again), with
+``surprise="members"`` each member's mean and variance, with online learning its own network
+(weights, gradients, AdamW's moments) and its last ``probation`` values, and, during the
+probationary period only, up to ``probation`` buffered values.
 
 Many series share one network and one `StreamPool` (`DetectorPool`) when the network is fixed
 (``learn_every=0``); when it keeps learning, each series steps its own copy (a `StreamPool` of
@@ -152,7 +161,14 @@ class AnomalyDetector(Estimator):
 
     _estimator_type = "outlier_detector"
     # checkpoints from before these parameters load with the values they behaved by
-    _added_params = {"transform": None, "level": False, "learn_every": 0}
+    _added_params = {
+        "transform": None,
+        "level": False,
+        "learn_every": 0,
+        "surprise": "mixture",
+        "level_log": False,
+        "season_rise": False,
+    }
     model_: NextValueModel
 
     def __init__(
@@ -172,6 +188,9 @@ class AnomalyDetector(Estimator):
         season: int | str | None = "auto",
         transform: str | None = "auto",
         level: bool = True,
+        level_log: bool = True,
+        surprise: str = "members",
+        season_rise: bool = True,
         learn_every: int = 0,
         learn_steps: int = 5,
         learn_lr: float = 3e-3,
@@ -194,6 +213,9 @@ class AnomalyDetector(Estimator):
         self.season = season
         self.transform = transform
         self.level = level
+        self.level_log = level_log
+        self.surprise = surprise
+        self.season_rise = season_rise
         self.learn_every = learn_every
         self.learn_steps = learn_steps
         self.learn_lr = learn_lr
@@ -243,8 +265,15 @@ class AnomalyDetector(Estimator):
                 f"AnomalyDetector: season {self.season} is longer than half the probationary "
                 f"period ({self.probation} values); expected at most {self.probation // 2}"
             )
-        if not isinstance(self.level, (bool, np.bool_)):
-            raise InputError(f"AnomalyDetector: level must be True or False, got {self.level!r}")
+        for name in ("level", "level_log", "season_rise"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(
+                    f"AnomalyDetector: {name} must be True or False, got {getattr(self, name)!r}"
+                )
+        if self.surprise not in ("members", "mixture"):
+            raise InputError(
+                f"AnomalyDetector: surprise must be 'members' or 'mixture', got {self.surprise!r}"
+            )
         if self.transform not in ("auto", None):
             raise InputError(
                 f"AnomalyDetector: transform must be 'auto' or None, got {self.transform!r}"
@@ -325,48 +354,68 @@ class AnomalyDetector(Estimator):
     def _detect_one(self, s: np.ndarray) -> np.ndarray:
         """The whole series at once: the sequence forward of the network, the likelihood's
         loop; the same numbers as `DetectorPool` stepping through it (tested)."""
-        P = min(self.probation, s.size)
         scores = np.zeros(s.size)
         if s.size < self.probation:
             return scores  # still learning
+        parts = self._parts(s)
+        out_of_range = parts.pop("range", None)
+        raw = np.maximum.reduce(list(parts.values()))
+        if out_of_range is not None:
+            raw[out_of_range > 0] = 1.0
+        scores[self.probation :] = self._alarm().run(raw)
+        return scores
+
+    def _parts(self, s: np.ndarray) -> dict[str, np.ndarray]:
+        """The parts of the score of each value after the probationary period, before the
+        largest is taken and the alarm's rest applied (`_detect_one`): "network" (absent where
+        the seasonal score stands alone), "seasonal", "level", "level_log" (each when it
+        applies), and "range" (1 where a value is out of range, then the score is 1)."""
+        P = min(self.probation, s.size)
         x, logged = self._model_space(s, s[:P])
         mean, sd = scale_of(x[:P])
         z = np.clip((x - mean) / sd, -CLIP, CLIP)
         out = self._network_out(z, P)  # (T, 2K)
-        mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
         state = likelihood.new_state(self.short_window, self.long_window)
-        err = z[1:] - mu[:-1]
-        lik = np.empty(err.size)
-        likelihood.run(state, err, var[:-1], *self._windows(), lik)
-        raw = lik[P - 1 :].copy()  # lik[t - 1] scores z[t]
+        lik = np.empty(z.size - 1)
+        if self._by_members(out.shape[-1] // 2):  # each member's own surprise, their mean
+            means, variances = _member_gaussians(z[:-1], out[:-1])  # predictions for z[t + 1]
+            raws = _member_surprise(z[1:, None], means, variances)
+            likelihood.run_raw(state, raws, *self._windows(), lik)
+        else:  # the surprise under the members' mixture
+            mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
+            likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik)
+        parts = {"network": lik[P - 1 :]}  # lik[t - 1] scores z[t]
         period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
             diff = z[period:] - z[:-period]
             seasonal = np.empty(diff.size)
             likelihood.run(state, diff, np.full(diff.size, svar), *self._windows(), seasonal)
-            if use_net:
-                np.maximum(raw, seasonal[P - period :], out=raw)
-            else:
-                raw = seasonal[P - period :].copy()
-        if self.level:  # the recent level's likelihood; level_scores[t] scores z[t]
+            parts["seasonal"] = seasonal[P - period :]
+            if not use_net:  # the seasonal score alone
+                del parts["network"]
+        levels = {}  # the recent levels' likelihoods; their scores[t] score z[t]
+        if self.level:  # on the values as they came
+            levels["level"] = self._level_space(s, P) if logged else z
+        if self.level and self.level_log and logged:  # and on the log scale too
+            levels["level_log"] = z
+        for name, values in levels.items():
             level_scores = np.empty(z.size)
             recent_level.run(
                 recent_level.new_state(P),
                 likelihood.new_state(self.short_window, self.long_window),
-                self._level_space(s, P) if logged else z,
+                values,
                 *self._windows(),
                 level_scores,
             )
-            np.maximum(raw, level_scores[P:], out=raw)
+            parts[name] = level_scores[P:]
         if self.range_check is not None:
             lo = np.minimum.accumulate(s)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(s)[P - 1 : -1]
             tol = self.range_check * (hi - lo)
             out_of_range = ((s[P:] > hi + tol) | (s[P:] < lo - tol)) & (hi > lo)
-            raw[out_of_range] = 1.0
-        scores[P:] = self._alarm().run(raw)
-        return scores
+            parts["range"] = out_of_range.astype(np.float64)
+        return parts
 
     def _network_out(self, z: np.ndarray, P: int) -> np.ndarray:
         """The network's outputs for the whole normalised series, learning online from row
@@ -396,11 +445,19 @@ class AnomalyDetector(Estimator):
         mean, sd = scale_of(s[:P])
         return np.clip((s - mean) / sd, -CLIP, CLIP)
 
+    def _by_members(self, members: int) -> bool:
+        """Whether the raw surprise is the mean of the ``members`` members' own."""
+        return self.surprise == "members" and members > 1
+
     def _season_of(self, head: np.ndarray) -> tuple[int, float, bool]:
         """A series' period (0: none), the variance of its seasonal difference, and whether
         the network's surprise counts: not when the value one period earlier predicts the
         probationary values better (a lower Gaussian NLL over them) than the network does."""
-        period = find_period(head, MIN_ACF) if self.season == "auto" else int(self.season or 0)
+        period = (
+            find_period(head, MIN_ACF, bool(self.season_rise))
+            if self.season == "auto"
+            else int(self.season or 0)
+        )
         if not period:
             return 0, 1.0, True
         svar = seasonal_variance(head, period)
@@ -434,6 +491,9 @@ class AnomalyDetector(Estimator):
         period = self.probation // 2 if self.season == "auto" else int(self.season or 0)
         seasonal = lik + period + 3 if period else 0  # at most: the period found may be shorter
         level = lik + 7 + self.probation if self.level else 0  # its window, scale, likelihood
+        if self.level and self.level_log and self.transform == "auto":  # at most: log scale
+            level += lik + 5 + self.probation  # its window and likelihood (the network's scale)
+        members = 2 * self.members if self._by_members(self.members) else 0  # their means, vars
         learning = 0
         if self.learn_every:  # its own network, gradients, AdamW moments, last values
             model = getattr(self, "model_", None) or NextValueModel(
@@ -441,13 +501,27 @@ class AnomalyDetector(Estimator):
             )
             learning = online.learner_bytes(model, int(self.probation))
         state = layers * self.hidden_size * self.members
-        return 8 * (state + lik + 6 + seasonal + level) + learning
+        return 8 * (state + lik + 6 + members + seasonal + level) + learning
 
 
 def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
     """One partition's scores (`rnnkit.engines.map_partitions` calls it, here or on a
     worker)."""
     return [model._detect_one(s) for s in series]
+
+
+def _member_gaussians(z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's mean and variance ``(..., K)`` of the next value from the normalised
+    value ``z (...)`` and the head's output ``(..., 2K)`` (`NextValueModel.gaussian` before
+    the mixture)."""
+    K = out.shape[-1] // 2
+    return z[..., None] + out[..., :K], np.exp(np.clip(out[..., K:], LOGVAR_MIN, LOGVAR_MAX))
+
+
+def _member_surprise(z: np.ndarray, means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """``surprise="members"``: the mean over the members (the last axis) of each one's own raw
+    surprise ``log(1 + (z - mean_i)^2 / var_i)``."""
+    return np.mean(np.log1p((z - means) ** 2 / variances), axis=-1)
 
 
 def _nll(err: np.ndarray, var: np.ndarray) -> float:
@@ -580,6 +654,11 @@ class DetectorPool:
         if self.detector.level:
             st.level = recent_level.new_state(self.detector.probation)
             st.llik = likelihood.new_state(self.detector.short_window, self.detector.long_window)
+            if self.detector.level_log and st.log:  # the recent level on the log scale too
+                st.loglevel = recent_level.new_state(self.detector.probation)
+                st.loglik = likelihood.new_state(
+                    self.detector.short_window, self.detector.long_window
+                )
         if self.detector.learn_every:  # its own network, which keeps learning
             st.learner = online.Learner(self.detector.model_, float(self.detector.learn_lr))
             st.own = StreamPool(st.learner.model)  # the step plan follows the weights' updates
@@ -610,7 +689,10 @@ class DetectorPool:
         for sid, (z, value) in ready.items():
             st = self._streams[sid]
             score = 0.0
-            if st.var > 0:  # a prediction for this value
+            if st.means is not None and st.variances is not None:  # the members' predictions
+                raw = float(_member_surprise(np.array(z), st.means, st.variances))
+                score = likelihood.step_raw(st.lik, raw, short, long, warmup)
+            elif st.var > 0:  # a prediction for this value
                 score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
             if st.season is not None:  # the value one period earlier, as a second prediction
                 period = st.season.size
@@ -624,13 +706,18 @@ class DetectorPool:
                 zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
                 lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
                 score = max(score, lev)
+            if st.loglevel is not None:  # and on the log scale
+                lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
+                score = max(score, lev)
             st.seen += 1
             if st.lo <= st.hi and self._out_of_range(st, value):
                 score = 1.0
             if st.alarm is not None:
                 score = st.alarm(score)
             out = outs[sid]
-            if out.size == 2:  # NextValueModel.gaussian of one member, on floats
+            if self.detector._by_members(out.size // 2):
+                st.means, st.variances = _member_gaussians(np.array(z), out)
+            elif out.size == 2:  # NextValueModel.gaussian of one member, on floats
                 d, s = out
                 st.mu, st.var = z + float(d), math.exp(min(max(float(s), LOGVAR_MIN), LOGVAR_MAX))
             else:
@@ -682,6 +769,10 @@ class _StreamState:
         "llik",
         "lmean",
         "lsd",
+        "loglevel",
+        "loglik",
+        "means",
+        "variances",
         "learner",
         "own",
         "recent",
@@ -703,6 +794,10 @@ class _StreamState:
         self.level: np.ndarray | None = None  # the recent level's window (see `level`)
         self.llik = self.lik[:0]  # the recent level's likelihood state
         self.lmean, self.lsd = 0.0, 1.0  # the scale of the values as they came (for the level)
+        self.loglevel: np.ndarray | None = None  # the recent level on the log scale (level_log)
+        self.loglik = self.lik[:0]  # its likelihood state
+        self.means: np.ndarray | None = None  # the members' own predictions (surprise="members")
+        self.variances: np.ndarray | None = None
         self.learner: online.Learner | None = None  # its own network (learn_every), if any
         self.own: StreamPool | None = None  # the pool of that network, this stream alone
         self.recent: np.ndarray | None = None  # its last `probation` values (a ring)

@@ -61,7 +61,14 @@ def step(state: np.ndarray, err: float, var: float, short: int, long: int, warmu
     saturates at 1, so a 40-sigma error counts as little as a 4-sigma one: on NAB it scored
     0-5 where ``log(1 + u^2)`` scored 15-32 (README, "Anomaly detection").
     """
-    raw = math.log1p(err * err / var)
+    return step_raw(state, math.log1p(err * err / var), short, long, warmup)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step_raw(state: np.ndarray, raw: float, short: int, long: int, warmup: int) -> float:
+    """`step` from the raw surprise ``raw`` itself (at least 0): for a surprise that is not
+    one error's, such as the mean of an ensemble's members' own (``AnomalyDetector(surprise=
+    "members")``)."""
     sbuf = state[_HEAD : _HEAD + short]
     lbuf = state[_HEAD + short : _HEAD + short + long]
     # the short window
@@ -128,3 +135,12 @@ def run(
     """`step` over each error of ``errs``, scores into ``out``."""
     for t in range(errs.shape[0]):
         out[t] = step(state, errs[t], var[t], short, long, warmup)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def run_raw(
+    state: np.ndarray, raws: np.ndarray, short: int, long: int, warmup: int, out: np.ndarray
+) -> None:
+    """`step_raw` over each raw surprise of ``raws``, scores into ``out``."""
+    for t in range(raws.shape[0]):
+        out[t] = step_raw(state, raws[t], short, long, warmup)

@@ -21,14 +21,17 @@ MIN_PERIOD = 4  # shorter repetitions are left to the network
 NEAR = 0.97  # a peak this close to the highest one, at a shorter lag, is preferred
 
 
-def find_period(values: np.ndarray, min_acf: float = 0.5) -> int:
+def find_period(values: np.ndarray, min_acf: float = 0.5, rise: bool = False) -> int:
     """The period (in rows) of ``values``, or 0 when the autocorrelation has no peak at least
     ``min_acf`` between `MIN_PERIOD` rows and half of them.
 
     The autocorrelation at lag ``L`` is ``sum(x_t x_{t+L}) / (n - L)`` over ``sum(x_t^2) / n``
     (the mean removed); a peak is a lag above its neighbours. Multiples of a period peak as
     high as the period itself, so the shortest lag peaking within ``NEAR`` of the highest
-    peak is taken."""
+    peak is taken. With ``rise`` a peak counts only if it stands at least ``2 / sqrt(n)`` (the
+    autocorrelation's noise level for white noise) above the lowest autocorrelation at the
+    lags before it: the slowly decaying autocorrelation of a trending series has small bumps
+    as high as 0.5 that are not a period (``AnomalyDetector(season_rise=True)``)."""
     x = np.asarray(values, np.float64) - np.mean(values)
     n = x.size
     energy = float(x @ x)
@@ -43,6 +46,11 @@ def find_period(values: np.ndarray, min_acf: float = 0.5) -> int:
     if not peak.any():
         return 0
     peaks = lags[peak]
+    if rise:  # the lowest autocorrelation before each lag, from lag 1 on
+        low = np.minimum.accumulate(acf[1:])  # low[L - 2]: the lowest over lags 1 .. L - 1
+        peaks = peaks[acf[peaks] - low[peaks - 2] >= 2.0 / np.sqrt(n)]
+        if not peaks.size:
+            return 0
     top = acf[peaks].max()
     if top < min_acf:
         return 0

@@ -1,0 +1,151 @@
+"""A probe (not a benchmark): `AnomalyDetector` settings that leave its network alone, scored on
+the 24 NAB files of the shared folder, the other 34 and all 58 in one run.
+
+Each file's network is fitted once per seed (as `eval_anomaly.py` fits it) and its outputs are
+kept (``--cache``, one pickle per seed), then the rest of the detector runs on them for each
+config, by `AnomalyDetector._parts` and the same combination as `AnomalyDetector._detect_one`
+(the largest part, 1 out of range, the alarm's rest): the defaults score what
+`eval_anomaly.py` scores. A config is `AnomalyDetector` parameters as JSON, and may also hold
+``"_drop_level_on_log": true``: no recent level on the values as they came for a series whose
+network reads the log scale (it keeps ``level_log``'s).
+
+With ``--attribute``, for the first config and seed: which part was the largest at each row
+flagged outside every window at the standard threshold (all 58), per category.
+
+    python benchmarks/probe_anomaly.py --data /tmp/NAB --seeds 0,1,2,3,4 \\
+        --configs '[{"surprise": "mixture", "level_log": false, "season_rise": false}, {}]'
+
+Prints the standard score of each config on each set, per seed, then the mean [lowest-highest].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RNNKIT_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from eval_anomaly import read_nab_csv  # noqa: E402
+
+from rnnkit import nab  # noqa: E402
+from rnnkit.estimators.anomaly import CLIP, AnomalyDetector, scale_of  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "anomaly" / "nab"
+SETS = ("24", "34", "58")
+
+
+def networks(files: dict, seed: int, cache: Path) -> dict[str, tuple[Any, np.ndarray]]:
+    """Each file's fitted network and its outputs over the whole series, for one seed."""
+    path = cache / f"seed{seed}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    nets = {}
+    for name, (values, _) in files.items():
+        P = nab.probation_length(values.size)
+        det = AnomalyDetector(probation=P, seed=seed).fit(values)
+        x, _ = det._model_space(values, values[:P])
+        mean, sd = scale_of(x[:P])
+        nets[name] = (det.model_, det._network_out(np.clip((x - mean) / sd, -CLIP, CLIP), P))
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(nets))
+    return nets
+
+
+def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: dict) -> dict:
+    params = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    det = AnomalyDetector(probation=nab.probation_length(values.size), seed=seed, **params)
+    det.model_, out = net
+    det._network_out = lambda z, P: out  # type: ignore[method-assign]
+    parts = det._parts(values)
+    if cfg.get("_drop_level_on_log") and "level_log" in parts:
+        del parts["level"]
+    return {"parts": parts, "alarm": det._alarm(), "probation": det.probation}
+
+
+def combine(values: np.ndarray, p: dict) -> np.ndarray:
+    """`AnomalyDetector._detect_one` from the parts."""
+    parts = dict(p["parts"])
+    out_of_range = parts.pop("range", None)
+    raw = np.maximum.reduce(list(parts.values()))
+    if out_of_range is not None:
+        raw[out_of_range > 0] = 1.0
+    scores = np.zeros(values.size)
+    scores[p["probation"] :] = p["alarm"].run(raw)
+    return scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="a checkout of numenta/NAB (data/, labels/)")
+    ap.add_argument("--seeds", default="0", help="seeds of the networks, comma-separated")
+    ap.add_argument("--configs", default="[{}]", help="a JSON list of configs (default: [{}])")
+    ap.add_argument("--cache", default="runs/probe-anomaly", help="where the networks are kept")
+    ap.add_argument("--attribute", action="store_true", help="which part raised each false alarm")
+    args = ap.parse_args()
+    data = Path(args.data)
+    windows = nab.read_windows(data / "labels" / "combined_windows.json")
+    names = sorted(n for n in windows if (data / "data" / n).is_file())
+    shared = {n for n in names if (SHARED / "data" / n).is_file()}
+    files = {}
+    for name in names:
+        ts, values = read_nab_csv(data / "data" / name)
+        files[name] = (values, nab.label_rows(ts, windows[name], name))
+    configs = json.loads(args.configs)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results: dict[int, list[dict[str, float]]] = {}
+    for seed in seeds:
+        nets = networks(files, seed, Path(args.cache))
+        for k, cfg in enumerate(configs):
+            parts = {n: parts_of(v, nets[n], seed, cfg) for n, (v, _) in files.items()}
+            scored = {n: (combine(v, parts[n]), lab) for n, (v, lab) in files.items()}
+            sets = {
+                "24": {n: scored[n] for n in names if n in shared},
+                "34": {n: scored[n] for n in names if n not in shared},
+                "58": scored,
+            }
+            r = {s: nab.score_corpus(f, "standard") for s, f in sets.items() if f}
+            results.setdefault(k, []).append({s: v.score for s, v in r.items()})
+            cells = "  ".join(f"{s} {v.score:.2f} (tp {v.tp} fp {v.fp})" for s, v in r.items())
+            print(f"config {k} seed {seed}: {cells}", flush=True)
+            if args.attribute and k == 0 and seed == seeds[0]:
+                attribute(parts, scored, r["58"].threshold)
+    print()
+    for k, cfg in enumerate(configs):
+        cells = []
+        for s in SETS:
+            v = [r[s] for r in results[k] if s in r]
+            if v:
+                cells.append(f"{s} {np.mean(v):.2f} [{np.min(v):.1f}-{np.max(v):.1f}]")
+        print(f"config {k} {json.dumps(cfg)}: " + "  ".join(cells), flush=True)
+
+
+def attribute(parts: dict, scored: dict, threshold: float) -> None:
+    """Per category, the largest part at each row flagged outside every window."""
+    by: dict[str, Counter] = {}
+    for name, (scores, lab) in scored.items():
+        p = parts[name]
+        flagged = np.flatnonzero((scores >= threshold) & (lab.window == -1)) - p["probation"]
+        count = by.setdefault(name.split("/")[0], Counter())
+        for t in flagged:
+            row = {k: v[t] for k, v in p["parts"].items()}
+            count["range" if row.pop("range", 0) > 0 else max(row, key=row.__getitem__)] += 1
+    print(f"  false-positive rows by the largest part (threshold {threshold:.4f}):")
+    for category, count in sorted(by.items()):
+        print(f"    {category:24s} {sum(count.values()):4d}  {dict(count.most_common())}")
+
+
+if __name__ == "__main__":
+    main()

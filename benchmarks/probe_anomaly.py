@@ -7,10 +7,17 @@ config, by `AnomalyDetector._parts` and the same combination as `AnomalyDetector
 (the largest part, 1 out of range, the alarm's rest): the defaults score what
 `eval_anomaly.py` scores. A config is `AnomalyDetector` parameters as JSON, and may also hold
 ``"_drop_level_on_log": true``: no recent level on the values as they came for a series whose
-network reads the log scale (it keeps ``level_log``'s).
+network reads the log scale (it keeps ``level_log``'s); ``"_weights": {"network": 0.95}``:
+a part's scores scaled (on top of ``network_weight``); ``"_echo": 0.4``: the seasonal
+difference without echoes (a value whose seasonal score reaches 0.4 is not the next period's
+prediction; tried, not in rnnkit). ``--learn-every N``: the networks keep learning as
+``AnomalyDetector(learn_every=N)`` makes them (kept in their own pickles).
 
 With ``--attribute``, for the first config and seed: which part was the largest at each row
 flagged outside every window at the standard threshold (all 58), per category.
+With ``--diagnose NAB/results``, for the first config and seed: per file of the 24 and of the
+34, the points lost against a perfect detector (missed windows, late detections, false-positive
+rows by part) by rnnkit and by Numenta HTM's own results files, each at its own threshold.
 
     python benchmarks/probe_anomaly.py --data /tmp/NAB --seeds 0,1,2,3,4 \\
         --configs '[{"surprise": "mixture", "level_log": false, "season_rise": false}, {}]'

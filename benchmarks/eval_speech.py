@@ -63,6 +63,8 @@ CTC_OPTIONS = (
     "layers",
     "dropout",
     "patience",
+    "select",
+    "warps",
 ) + AUGMENT_OPTIONS
 
 
@@ -393,10 +395,10 @@ def transcription(
     ``valid_*``) on the strings of one training speaker (`speaker_manifests`), trained on the
     other three; ``"split"``: a random 10 % of all the training speakers' strings."""
     from rnnkit.audio import read_wav
-    from rnnkit.audio.files import featurise
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
     from rnnkit.tasks.transcribe import (
         TranscribeConfig,
+        inputs_of,
         load_transcriber,
         read_manifest,
         train_transcribe,
@@ -419,14 +421,14 @@ def transcription(
     seconds = time.perf_counter() - t0
     model, front = load_transcriber(cfg.out)
     test = read_manifest(cfg.test or "", "transcript", "--test")
-    X = featurise(test.texts, front)
+    X = inputs_of(model, front, test.texts, "--test")
     beam = model.score(X, test.labels, beam=8)
     lexicon = model.score(X, test.labels, lexicon=True)
     lexicon_beam = model.score(X, test.labels, beam=8, lexicon=True)
     scores: dict[str, float] = {}
     if valid is not None:  # the held-out training speaker: what settings are chosen on
         held = read_manifest(valid, "transcript", "--valid")
-        Xv = featurise(held.texts, front)
+        Xv = inputs_of(model, front, held.texts, "--valid")
         for name, width, lex in (
             ("greedy", 1, False),
             ("beam8", 8, False),
@@ -467,6 +469,8 @@ def transcription(
         "wer_lexicon": lexicon["wer"],
         "wer_lexicon_beam8": lexicon_beam["wer"],
         **scores,
+        "kept_val_loss": metrics["best_val_loss"],
+        "kept_val_wer": metrics["best_val_wer"],
         "validate": validate,
         "bidirectional": bool(model.bidirectional),
         "steps": metrics["steps"],
@@ -551,7 +555,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=float, default=15, help="classification epochs (15)")
     ap.add_argument("--loso-epochs", type=float, default=12, help="per side and fold (12)")
-    ap.add_argument("--ctc-epochs", type=float, default=20, help="transcriber epochs (20)")
+    ap.add_argument("--ctc-epochs", type=float, default=40, help="transcriber epochs (40)")
     ap.add_argument("--stream", type=int, default=100, help="test utterances streamed (100)")
     ap.add_argument("--quick", action="store_true", help="1 epoch each: a smoke test")
     ap.add_argument("--out", type=Path, default=None, help="default runs/eval-speech")
@@ -584,6 +588,7 @@ def main() -> None:
         )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
+        "select": str,
         "vtlp": float,
         "dropout": float,
         "bidirectional": _yes,

@@ -7,10 +7,17 @@ config, by `AnomalyDetector._parts` and the same combination as `AnomalyDetector
 (the largest part, 1 out of range, the alarm's rest): the defaults score what
 `eval_anomaly.py` scores. A config is `AnomalyDetector` parameters as JSON, and may also hold
 ``"_drop_level_on_log": true``: no recent level on the values as they came for a series whose
-network reads the log scale (it keeps ``level_log``'s).
+network reads the log scale (it keeps ``level_log``'s); ``"_weights": {"network": 0.95}``:
+a part's scores scaled (on top of ``network_weight``); ``"_echo": 0.4``: the seasonal
+difference without echoes (a value whose seasonal score reaches 0.4 is not the next period's
+prediction; tried, not in rnnkit). ``--learn-every N``: the networks keep learning as
+``AnomalyDetector(learn_every=N)`` makes them (kept in their own pickles).
 
 With ``--attribute``, for the first config and seed: which part was the largest at each row
 flagged outside every window at the standard threshold (all 58), per category.
+With ``--diagnose NAB/results``, for the first config and seed: per file of the 24 and of the
+34, the points lost against a perfect detector (missed windows, late detections, false-positive
+rows by part) by rnnkit and by Numenta HTM's own results files, each at its own threshold.
 
     python benchmarks/probe_anomaly.py --data /tmp/NAB --seeds 0,1,2,3,4 \\
         --configs '[{"surprise": "mixture", "level_log": false, "season_rise": false}, {}]'
@@ -47,15 +54,18 @@ SHARED = ROOT.parent / "shared" / "data" / "anomaly" / "nab"
 SETS = ("24", "34", "58")
 
 
-def networks(files: dict, seed: int, cache: Path) -> dict[str, tuple[Any, np.ndarray]]:
-    """Each file's fitted network and its outputs over the whole series, for one seed."""
-    path = cache / f"seed{seed}.pkl"
+def networks(
+    files: dict, seed: int, cache: Path, learn_every: int = 0
+) -> dict[str, tuple[Any, np.ndarray]]:
+    """Each file's fitted network and its outputs over the whole series, for one seed (with
+    ``learn_every``, those of the network that keeps learning)."""
+    path = cache / (f"seed{seed}.pkl" if not learn_every else f"seed{seed}-learn{learn_every}.pkl")
     if path.is_file():
         return pickle.loads(path.read_bytes())
     nets = {}
     for name, (values, _) in files.items():
         P = nab.probation_length(values.size)
-        det = AnomalyDetector(probation=P, seed=seed).fit(values)
+        det = AnomalyDetector(probation=P, seed=seed, learn_every=learn_every).fit(values)
         x, _ = det._model_space(values, values[:P])
         mean, sd = scale_of(x[:P])
         nets[name] = (det.model_, det._network_out(np.clip((x - mean) / sd, -CLIP, CLIP), P))
@@ -67,12 +77,39 @@ def networks(files: dict, seed: int, cache: Path) -> dict[str, tuple[Any, np.nda
 def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: dict) -> dict:
     params = {k: v for k, v in cfg.items() if not k.startswith("_")}
     det = AnomalyDetector(probation=nab.probation_length(values.size), seed=seed, **params)
+    assert not det.learn_every, "learn_every is set by --learn-every, for the cached networks"
     det.model_, out = net
     det._network_out = lambda z, P: out  # type: ignore[method-assign]
     parts = det._parts(values)
     if cfg.get("_drop_level_on_log") and "level_log" in parts:
         del parts["level"]
+    if cfg.get("_echo") and "seasonal" in parts:
+        parts["seasonal"] = seasonal_no_echo(det, values, float(cfg["_echo"]))
+    for name, weight in cfg.get("_weights", {}).items():  # a part's scores scaled
+        if name in parts:
+            parts[name] = parts[name] * weight
     return {"parts": parts, "alarm": det._alarm(), "probation": det.probation}
+
+
+def seasonal_no_echo(det: AnomalyDetector, s: np.ndarray, level: float) -> np.ndarray:
+    """The seasonal part where a value whose seasonal score reaches ``level`` is not kept as
+    the reference one period later (the prediction it failed is kept instead)."""
+    from rnnkit.estimators import likelihood
+
+    P = det.probation
+    x, _ = det._model_space(s, s[:P])
+    mean, sd = scale_of(x[:P])
+    z = np.clip((x - mean) / sd, -CLIP, CLIP)
+    period, svar, _ = det._season_of(z[:P])
+    ref = z.copy()
+    state = likelihood.new_state(det.short_window, det.long_window)
+    out = np.empty(z.size - period)
+    w = det._windows()
+    for k in range(period, z.size):
+        out[k - period] = likelihood.step(state, z[k] - ref[k - period], svar, *w)
+        if out[k - period] >= level:
+            ref[k] = ref[k - period]
+    return out[P - period :]
 
 
 def combine(values: np.ndarray, p: dict) -> np.ndarray:
@@ -93,7 +130,21 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="seeds of the networks, comma-separated")
     ap.add_argument("--configs", default="[{}]", help="a JSON list of configs (default: [{}])")
     ap.add_argument("--cache", default="runs/probe-anomaly", help="where the networks are kept")
+    ap.add_argument(
+        "--learn-every",
+        type=int,
+        default=0,
+        help="the networks keep learning every N values (AnomalyDetector's learn_every; default "
+        "0: fixed)",
+    )
     ap.add_argument("--attribute", action="store_true", help="which part raised each false alarm")
+    ap.add_argument(
+        "--diagnose",
+        default=None,
+        metavar="NAB/results",
+        help="NAB's results folder: per file of the 24, the points lost against a perfect "
+        "detector by rnnkit (the first config and seed) and by Numenta HTM (default: off)",
+    )
     args = ap.parse_args()
     data = Path(args.data)
     windows = nab.read_windows(data / "labels" / "combined_windows.json")
@@ -107,7 +158,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[int, list[dict[str, float]]] = {}
     for seed in seeds:
-        nets = networks(files, seed, Path(args.cache))
+        nets = networks(files, seed, Path(args.cache), args.learn_every)
         for k, cfg in enumerate(configs):
             parts = {n: parts_of(v, nets[n], seed, cfg) for n, (v, _) in files.items()}
             scored = {n: (combine(v, parts[n]), lab) for n, (v, lab) in files.items()}
@@ -122,6 +173,9 @@ def main() -> None:
             print(f"config {k} seed {seed}: {cells}", flush=True)
             if args.attribute and k == 0 and seed == seeds[0]:
                 attribute(parts, scored, r["58"].threshold)
+            if args.diagnose and k == 0 and seed == seeds[0]:
+                for s in ("24", "34"):
+                    diagnose(parts, sets[s], Path(args.diagnose))
     print()
     for k, cfg in enumerate(configs):
         cells = []
@@ -145,6 +199,90 @@ def attribute(parts: dict, scored: dict, threshold: float) -> None:
     print(f"  false-positive rows by the largest part (threshold {threshold:.4f}):")
     for category, count in sorted(by.items()):
         print(f"    {category:24s} {sum(count.values()):4d}  {dict(count.most_common())}")
+
+
+def largest_part(p: dict, t: int) -> str:
+    """The part that set the score of row ``t`` after the probationary period."""
+    row = {k: v[t] for k, v in p["parts"].items()}
+    return "range" if row.pop("range", 0) > 0 else max(row, key=row.__getitem__)
+
+
+def losses(scores: np.ndarray, lab: nab.Labelled, threshold: float) -> dict[str, Any]:
+    """One file's standard-profile points lost against a perfect detector at ``threshold``:
+    raw points per missed window (2: -A_fn instead of A_tp), per late detection (1 - its
+    scaled-sigmoid credit) and for the false-positive rows (A_fp sigma(y) each)."""
+    prof = nab.PROFILES["standard"]
+    hit = (scores >= threshold) & (lab.window != -2)
+    wins = sorted({int(w) for w in lab.window if w >= 0})
+    missed, late, first = [], 0.0, {}
+    for w in wins:
+        rows = np.flatnonzero(hit & (lab.window == w))
+        if rows.size:
+            first[w] = int(rows[0])
+            late += prof.tp * (1.0 - lab.tp_part[rows[0]])
+        else:
+            missed.append(w)
+    fp_rows = np.flatnonzero(hit & (lab.window == -1))
+    return {
+        "windows": len(wins),
+        "missed": missed,
+        "first": first,
+        "late": late,
+        "fp_rows": fp_rows,
+        "fp": float(-prof.fp * lab.fp_part[fp_rows].sum()),
+        "lost": (prof.tp + prof.fn) * len(missed) + late - prof.fp * lab.fp_part[fp_rows].sum(),
+    }
+
+
+def diagnose(parts: dict, scored: dict, results: Path) -> None:
+    """Per file: where rnnkit and HTM lose against a perfect detector (standard profile, each
+    at its own threshold over these files), in points of the normalised score."""
+    htm = {}
+    for name, (_, lab) in scored.items():
+        category, file = name.split("/")
+        path = results / "numenta" / category / f"numenta_{file}"
+        htm[name] = (np.loadtxt(path, delimiter=",", skiprows=1, usecols=2), lab)
+    ours, theirs = nab.score_corpus(scored, "standard"), nab.score_corpus(htm, "standard")
+    span = (ours.perfect - ours.null) / 100.0  # raw points per point of the score
+    print(
+        f"  diagnosis (standard; rnnkit threshold {ours.threshold:.4f}, score "
+        f"{ours.score:.2f}; HTM threshold {theirs.threshold:.4f}, score {theirs.score:.2f}):"
+    )
+    print(
+        "    file | windows | rnnkit: missed, late, fp rows (by part), points lost | "
+        "HTM: missed, late, fp rows, points lost"
+    )
+    total = {"rnnkit": Counter(), "htm": Counter()}
+    for name, (scores, lab) in scored.items():
+        a = losses(scores, lab, ours.threshold)
+        b = losses(htm[name][0], lab, theirs.threshold)
+        p = parts[name]
+        by = Counter(largest_part(p, int(t) - p["probation"]) for t in a["fp_rows"])
+        late_by = Counter(largest_part(p, t - p["probation"]) for t in a["first"].values())
+        miss_max = max((float(scores[lab.window == w].max()) for w in a["missed"]), default=0.0)
+        for who, r in (("rnnkit", a), ("htm", b)):
+            total[who].update(
+                {
+                    "missed": len(r["missed"]),
+                    "fp_rows": r["fp_rows"].size,
+                    "late": r["late"],
+                    "fp": r["fp"],
+                    "lost": r["lost"],
+                }
+            )
+        print(
+            f"    {name:60s} {a['windows']} | {len(a['missed'])} (max {miss_max:.2f}),"
+            f" {a['late'] / span:.2f} (first by {dict(late_by)}), {a['fp_rows'].size} "
+            f"{dict(by.most_common())} = {a['fp'] / span:.2f}; lost {a['lost'] / span:.2f} | "
+            f"{len(b['missed'])}, {b['late'] / span:.2f}, {b['fp_rows'].size} = "
+            f"{b['fp'] / span:.2f}; lost {b['lost'] / span:.2f}"
+        )
+    for who, c in total.items():
+        print(
+            f"    {who}: missed {c['missed']} ({2 * c['missed'] / span:.2f} points), late "
+            f"{c['late'] / span:.2f}, fp rows {c['fp_rows']} ({c['fp'] / span:.2f}); lost "
+            f"{c['lost'] / span:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -210,6 +211,23 @@ def test_a_periodic_series_is_scored_by_its_better_predictor():
     assert det.fit_detect(x)[600:].max() > 0.5  # the network alone is surprised by them
 
 
+def test_network_weight_scales_the_networks_part_alone(detector):
+    det = copy.deepcopy(detector).set_params(season=None)  # the sine's period: no network
+    x = _smooth(seed=5)
+    x[700] += 5.0
+    parts = det._parts(x)
+    full = det.set_params(network_weight=1.0)._parts(x)
+    assert full["network"].max() > 0  # a part that could differ
+    np.testing.assert_allclose(parts["network"], 0.95 * full["network"])
+    for name in full.keys() - {"network"}:  # the other parts as they were
+        np.testing.assert_array_equal(parts[name], full[name])
+    det.set_params(network_weight=0.95, level=False, range_check=None, alarm=None)
+    weighted = det.detect(x)  # only the network's part left: the score is it, weighted
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], weighted, atol=1e-12)
+    np.testing.assert_allclose(weighted, 0.95 * det.set_params(network_weight=1.0).detect(x))
+
+
 def test_alarm_damps_the_rest_period():
     alarm = Alarm(level=0.5, rest=2, damp=0.5)
     out = alarm.run(np.array([0.1, 0.6, 0.8, 0.8, 0.8, 0.4]))
@@ -232,6 +250,7 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
         "surprise": "mixture",
         "level_log": False,
         "season_rise": False,
+        "network_weight": 1.0,
     }
     meta = detector._metadata()
     for name in old:  # written before these parameters
@@ -242,6 +261,7 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
     assert back.get_params() == {**detector.get_params(), **old}
     new = {"level": True, "transform": "auto", "surprise": "members", "level_log": True}
     new["season_rise"] = True
+    new["network_weight"] = 0.95
     before = rnnkit.load(tmp_path / "old.safetensors").set_params(**new)
     x = _smooth(seed=5)
     x[700] += 5.0
@@ -273,6 +293,8 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(level_log=1).fit(np.zeros(800))
     with pytest.raises(InputError, match="season_rise must be True or False"):
         rnnkit.AnomalyDetector(season_rise="yes").fit(np.zeros(800))
+    with pytest.raises(InputError, match=r"network_weight must be in \(0, 1\], got 0"):
+        rnnkit.AnomalyDetector(network_weight=0).fit(np.zeros(800))
 
 
 def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:

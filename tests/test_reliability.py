@@ -481,6 +481,18 @@ CASES = [
         "--units",
     ),
     Case(
+        "transcribe: unknown --select",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--select", "bleu"],
+        2,
+        "--select",
+    ),
+    Case(
+        "transcribe: an even --warps",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--warps", "2"],
+        2,
+        "--warps: expected an odd number >= 1, got '2'",
+    ),
+    Case(
         "transcribe: a negative number of masks",
         lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--time-masks", "-1"],
         2,

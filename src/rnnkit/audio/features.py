@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -160,7 +160,7 @@ class FrontEnd:
         power = (spectrum.real**2 + spectrum.imag**2) / self.n_fft  # (T, n_fft/2 + 1)
         # not `power @ bank.T`: BLAS sums in an order that depends on the number of rows, and
         # a frame must come out the same whether computed alone (streaming) or with others
-        bank = self._bank if warp == 1.0 else self.bank(warp)
+        bank = self._bank if warp == 1.0 else _warped_bank(self, warp)
         mel = np.sum(power[:, None, :] * bank[None, :, :], axis=2)  # (T, n_mels)
         log_mel = np.log(np.where(mel == 0.0, EPS, mel))  # (T, n_mels)
         if not self.n_mfcc:
@@ -184,6 +184,12 @@ class FrontEnd:
 
     def stream(self) -> StreamingFeatures:
         return StreamingFeatures(self)
+
+
+@lru_cache(maxsize=16)
+def _warped_bank(front: FrontEnd, warp: float) -> np.ndarray:
+    """``front.bank(warp)``, kept for the few fixed warps of test-time views and streams."""
+    return front.bank(warp)
 
 
 def emphasise(x: np.ndarray, a: float, previous: float) -> np.ndarray:
@@ -245,10 +251,12 @@ class StreamingFeatures:
     """`FrontEnd` features as samples arrive: ``push(samples)`` returns the frames now complete
     ``(n, size)``, ``flush()`` the rest at the end of the stream. Concatenated, they equal
     ``FrontEnd(norm="none").features`` of the whole recording (with ``norm="utterance"`` the
-    frames come out unnormalised: normalising needs the whole recording)."""
+    frames come out unnormalised: normalising needs the whole recording); ``warp``: through
+    the filterbank warped by that VTLP factor, as ``features(samples, warp=)``."""
 
-    def __init__(self, front: FrontEnd) -> None:
+    def __init__(self, front: FrontEnd, warp: float = 1.0) -> None:
         self.front = front
+        self.warp = float(warp)
         self.reset()
 
     def reset(self) -> None:
@@ -274,7 +282,7 @@ class StreamingFeatures:
         frames = self._pending[index]
         self._pending = self._pending[n * h :]
         self._emitted += n
-        return self._through_deltas(self.front.base(frames), last=False)
+        return self._through_deltas(self.front.base(frames, self.warp), last=False)
 
     def flush(self) -> np.ndarray:
         """The frames left at the end of the stream (the last zero-padded); then `reset`."""
@@ -284,7 +292,7 @@ class StreamingFeatures:
             w, h = self.front.frame_length, self.front.frame_step
             padded = np.concatenate([self._pending, np.zeros((missing - 1) * h + w)])
             index = np.arange(w)[None, :] + h * np.arange(missing)[:, None]
-            base = self.front.base(padded[index])
+            base = self.front.base(padded[index], self.warp)
         out = self._through_deltas(base, last=True)
         self.reset()
         return out

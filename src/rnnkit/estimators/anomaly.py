@@ -27,7 +27,9 @@ How a series is scored, one value at a time (each score uses only the values bef
    (README).
 3. **Likelihood.** The score compares the short-window mean of the raw surprise with its
    long-window distribution (`rnnkit.estimators.likelihood`), as HTM's anomaly likelihood does,
-   on a log scale in [0, 1].
+   on a log scale in [0, 1], times ``network_weight`` (0.95; 1 in older checkpoints): of the
+   parts, the network's raised the most false alarms per anomaly it found first on NAB, so its
+   score counts for a little less than the others' (README).
 4. **Seasonal difference** (``season``, "auto"). When the probationary values repeat with a
    period ``S`` (`rnnkit.estimators.season.find_period`: an autocorrelation peak of at least
    0.5; with ``season_rise`` one that also stands at least ``2 / sqrt(n)`` above the
@@ -168,6 +170,7 @@ class AnomalyDetector(Estimator):
         "surprise": "mixture",
         "level_log": False,
         "season_rise": False,
+        "network_weight": 1.0,
     }
     model_: NextValueModel
 
@@ -191,6 +194,7 @@ class AnomalyDetector(Estimator):
         level_log: bool = True,
         surprise: str = "members",
         season_rise: bool = True,
+        network_weight: float = 0.95,
         learn_every: int = 0,
         learn_steps: int = 5,
         learn_lr: float = 3e-3,
@@ -216,6 +220,7 @@ class AnomalyDetector(Estimator):
         self.level_log = level_log
         self.surprise = surprise
         self.season_rise = season_rise
+        self.network_weight = network_weight
         self.learn_every = learn_every
         self.learn_steps = learn_steps
         self.learn_lr = learn_lr
@@ -273,6 +278,13 @@ class AnomalyDetector(Estimator):
         if self.surprise not in ("members", "mixture"):
             raise InputError(
                 f"AnomalyDetector: surprise must be 'members' or 'mixture', got {self.surprise!r}"
+            )
+        if not (
+            isinstance(self.network_weight, (int, float, np.floating))
+            and 0 < self.network_weight <= 1
+        ):
+            raise InputError(
+                f"AnomalyDetector: network_weight must be in (0, 1], got {self.network_weight!r}"
             )
         if self.transform not in ("auto", None):
             raise InputError(
@@ -384,7 +396,7 @@ class AnomalyDetector(Estimator):
         else:  # the surprise under the members' mixture
             mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
             likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik)
-        parts = {"network": lik[P - 1 :]}  # lik[t - 1] scores z[t]
+        parts = {"network": lik[P - 1 :] * float(self.network_weight)}  # lik[t - 1] scores z[t]
         period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
@@ -694,6 +706,7 @@ class DetectorPool:
                 score = likelihood.step_raw(st.lik, raw, short, long, warmup)
             elif st.var > 0:  # a prediction for this value
                 score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
+            score *= float(self.detector.network_weight)
             if st.season is not None:  # the value one period earlier, as a second prediction
                 period = st.season.size
                 k = st.seen % period

@@ -23,13 +23,15 @@ masks on each batch of stacked steps, and ``fit(..., X_epoch=f)`` to train epoch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
+from ..audio.views import warp_grid, warped_views
 from ..ctc import ctc_loss
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
@@ -48,6 +50,7 @@ from .inputs import checked_epochs
 BLANK = "_"  # shown for the blank; index 0
 DEFAULT_EPOCHS = 20
 PREDICT_BATCH = 64
+SELECT = ("loss", "wer", "lexicon")  # what the kept epoch is chosen by (``select``)
 
 
 class Transcriber(Estimator):
@@ -61,10 +64,27 @@ class Transcriber(Estimator):
     ``units="word"`` the tuple of words; class ``i + 1`` is ``alphabet_[i]``, class 0 the
     blank), ``words_`` (the words of the transcripts, for
     ``predict(..., lexicon=True)``), ``mean_``/``std_`` (the feature statistics),
-    ``model_``, ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_``.
+    ``model_``, ``history_``, ``n_steps_``, ``stopped_``, ``best_val_loss_`` and
+    ``best_val_wer_`` (the validation loss and greedy WER of the kept epoch; the WER of
+    every evaluation in ``history_["val_wer"]``).
+
+    ``select``: which epoch's weights are kept (and what ``patience`` waits for): the lowest
+    validation loss ("loss"), the lowest validation WER of the greedy transcripts ("wer"), or
+    of the greedy transcripts with each word snapped to the nearest training word
+    ("lexicon"); equal WERs go by the loss. The loss is noisy from epoch to epoch on a new
+    voice, the WER is what is wanted.
+
+    ``warps`` (odd; 1: off): test-time VTLP. The task featurises each recording under
+    ``warps`` VTLP factors evenly spaced in ``[1 - warp_spread, 1 + warp_spread]``
+    (`rnnkit.audio.views`), and each utterance of ``X`` in `predict`, `score` and `log_probs`
+    may then be an array ``(warps, T, F)`` of those views: the per-step CTC posteriors are
+    averaged over them before decoding. `LiveTranscriber` does the same frame by frame.
     """
 
+    # parameters added after checkpoints were first written (`Estimator._added_params`)
+    _added_params: ClassVar[dict[str, Any]] = {"select": "loss", "warps": 1}
     model_: Sequential
+    best_val_wer_: float
 
     def __init__(
         self,
@@ -90,6 +110,9 @@ class Transcriber(Estimator):
         minutes: float | None = None,
         patience: int | None = 5,
         validation_fraction: float = 0.1,
+        select: str = "loss",
+        warps: int = 1,
+        warp_spread: float = 0.1,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -115,6 +138,9 @@ class Transcriber(Estimator):
         self.minutes = minutes
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.select = select
+        self.warps = warps
+        self.warp_spread = warp_spread
         self.seed = seed
         self.verbose = verbose
 
@@ -152,6 +178,11 @@ class Transcriber(Estimator):
             )
         if self.stack < 1:
             raise InputError(f"Transcriber: stack must be at least 1, got {self.stack}")
+        warp_grid(self.warps, self.warp_spread, "Transcriber")  # a one-line error if bad
+        if self.select not in SELECT:
+            raise InputError(
+                f"Transcriber: select must be one of {list(SELECT)}, got {self.select!r}"
+            )
         X, y = _check(X, y, "Transcriber.fit")
         if X_valid is None:
             rng = np.random.default_rng(self.seed)
@@ -197,7 +228,7 @@ class Transcriber(Estimator):
                 f"data: {len(X):,} training, {len(X_valid):,} validation utterances, "
                 f"{self.n_inputs_} features x {self.stack} stacked, alphabet {self.alphabet_!r}"
             )
-        run_fit(
+        result = run_fit(
             self,
             objective,
             unit="utterance",
@@ -206,6 +237,11 @@ class Transcriber(Estimator):
             metadata=metadata,
             warmup=100,
         )
+        evaluations = zip(result.history["val"], objective.scores, strict=False)  # [] off rank 0
+        self.history_["val_wer"] = [[step, wer] for (step, _), (_, wer, _) in evaluations]
+        best = objective.kept(result.best_val_loss)  # None on a rank that did not evaluate
+        loss = result.best_val_loss if self.select == "loss" else math.nan
+        self.best_val_loss_, self.best_val_wer_ = best if best else (loss, math.nan)
         return self
 
     def _network(self) -> Sequential:
@@ -282,9 +318,28 @@ class Transcriber(Estimator):
 
     # -- predict -------------------------------------------------------------------------------
     def log_probs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """``(T_i', n_classes)`` log-probabilities per step of each utterance."""
+        """``(T_i', n_classes)`` log-probabilities per step of each utterance; an utterance
+        given as views ``(K, T, F)`` (``warps``): the log of their probabilities' mean."""
         self._check_fitted("predict")
-        return log_probs_of(self.model_, self._encode(X, "predict"))
+        views = [np.asarray(x) if np.ndim(x) == 3 else np.asarray(x)[None] for x in X]
+        flat = [v for x in views for v in x]
+        lp = log_probs_of(self.model_, self._encode(flat, "predict"))
+        out, start = [], 0
+        for x in views:
+            parts, start = lp[start : start + len(x)], start + len(x)
+            if len(parts) == 1:
+                out.append(parts[0])
+            else:  # the mean of the views' probabilities, per step
+                out.append(np.log(np.mean(np.exp(np.stack(parts)), axis=0)))
+        return out
+
+    def views(self, samples: np.ndarray, front: Any) -> np.ndarray:
+        """``(warps, T, F)`` features of one recording under the test-time warps (``front``: the
+        model's `rnnkit.audio.FrontEnd`); ``(T, F)`` when ``warps`` is 1."""
+        factors = warp_grid(getattr(self, "warps", 1), self.warp_spread, "Transcriber")
+        if len(factors) == 1:
+            return front.features(samples)
+        return np.stack(warped_views(samples, front, factors))
 
     def predict(self, X: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False) -> list[str]:
         """The transcript of each utterance: greedy (``beam=1``) or prefix beam search;
@@ -411,7 +466,9 @@ class RunningStats:
 class CTCObjective:
     """One training step: a bucketed batch forward and backward through the CTC loss per step (its
     gradient with respect to the logits, `rnnkit.ctc`). Epoch ``e``'s batches come from a
-    generator seeded by (seed, e)."""
+    generator seeded by (seed, e). After `evaluate`, `selection` is what the kept epoch and
+    patience go by (the owner's ``select``: the loss, or the validation WER with a millionth of
+    the loss to break ties); ``scores`` holds (loss, greedy WER, selection) per evaluation."""
 
     def __init__(
         self,
@@ -436,6 +493,7 @@ class CTCObjective:
         self.mask: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None
         self.train_epoch: Callable[[int], list[np.ndarray]] | None = None
         self._inputs: tuple[int, list[np.ndarray]] = (-1, train[0])
+        self.scores: list[tuple[float, float, float]] = []
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch[0] != epoch:
@@ -493,10 +551,32 @@ class CTCObjective:
         for lp in log_probs_of(self.model, seqs):
             hyp.append(self.owner.text_of(ctc_greedy_decode(lp[:, None, :])[0]))
         self.model.train()
+        loss = total / len(seqs)
         cer = error_rate(self.valid_texts, hyp, words=False)
         wer = error_rate(self.valid_texts, hyp, words=True)
         self.eval_note = f"CER {cer:.3f} WER {wer:.3f}"
-        return total / len(seqs)
+        select = getattr(self.owner, "select", "loss")
+        score = loss
+        if select == "wer":
+            score = wer + 1e-6 * loss
+        elif select == "lexicon":
+            snapped = [" ".join(map(self.owner.nearest_word, h.split())) for h in hyp]
+            lexicon_wer = error_rate(self.valid_texts, snapped, words=True)
+            self.eval_note += f" lexicon WER {lexicon_wer:.3f}"
+            score = lexicon_wer + 1e-6 * loss
+        self.scores.append((loss, wer, score))
+        return loss
+
+    def selection(self) -> float:
+        """What the kept epoch is chosen by, lower is better (the class docstring)."""
+        return self.scores[-1][2]
+
+    def kept(self, best: float) -> tuple[float, float] | None:
+        """(validation loss, greedy WER) of the evaluation whose selection was ``best``."""
+        for loss, wer, score in self.scores:
+            if score == best:
+                return loss, wer
+        return None
 
     def carry_arrays(self) -> dict[str, np.ndarray]:
         return {}

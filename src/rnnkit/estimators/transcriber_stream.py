@@ -7,6 +7,10 @@ the recurrent layer held in a `Stream` (its state carried) and the output layer;
 decoder emits a character when the likeliest class is neither the blank nor the class of the
 step before. Over a whole recording the emitted characters are exactly the offline greedy
 transcript (tests/test_speech.py). Each `push` records its compute time in ``timings``.
+
+With test-time warps (``Transcriber(warps=K)``), each of the K warps has its own features
+(``StreamingFeatures(front, warp=a)``), statistics, pending frames and recurrent state; a
+step's class probabilities are the mean of the K views', as the whole-file path averages them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..audio.features import FrontEnd, StreamingFeatures
+from ..audio.views import warp_grid
 from ..errors import InputError
+from ..losses import log_softmax
 from ..stream import Stream
 from .transcriber import Transcriber
 
@@ -39,17 +45,19 @@ class LiveTranscriber:
                 "needs the whole recording; train with norm='running' to stream"
             )
         self.model, self.front = model, front
-        self.features = StreamingFeatures(front)
-        self.stream = Stream(model.model_[0])
+        factors = warp_grid(getattr(model, "warps", 1), model.warp_spread, "LiveTranscriber")
+        self.features = [StreamingFeatures(front, warp=a) for a in factors]
+        self.streams = [Stream(model.model_[0]) for _ in factors]
         self.head: Any = model.model_[1]  # the Linear output layer
         self.timings: list[float] = []  # seconds of compute per push
         self.reset()
 
     def reset(self) -> None:
-        self.features.reset()
-        self.stream.reset()
-        self._pending: list[np.ndarray] = []
-        self._stats = self.model.running_stats()  # used by norm="running" only
+        for features, stream in zip(self.features, self.streams, strict=True):
+            features.reset()
+            stream.reset()
+        self._pending: list[list[np.ndarray]] = [[] for _ in self.streams]  # frames, per view
+        self._stats = [self.model.running_stats() for _ in self.streams]  # norm="running" only
         self._previous = 0  # the class of the step before (0: blank)
         self._steps = 0
 
@@ -68,34 +76,49 @@ class LiveTranscriber:
 
     def push(self, samples: np.ndarray) -> list[tuple[str, float]]:
         start = time.perf_counter()
-        out = self._frames(self.features.push(samples))
+        out = self._frames([features.push(samples) for features in self.features])
         self.timings.append(time.perf_counter() - start)
         return out
 
     def flush(self) -> list[tuple[str, float]]:
-        out = self._frames(self.features.flush())
-        if self._pending:  # a last partial step, zero-padded as the whole-file path does
+        out = self._frames([features.flush() for features in self.features])
+        if self._pending[0]:  # a last partial step, zero-padded as the whole-file path does
             k, F = self.model.stack, self.model.n_inputs_
-            step = np.zeros(k * F, dtype=np.float32)
-            step[: len(self._pending) * F] = np.concatenate(self._pending)
-            out += self._step(step)
+            steps = []
+            for pending in self._pending:
+                step = np.zeros(k * F, dtype=np.float32)
+                step[: len(pending) * F] = np.concatenate(pending)
+                steps.append(step)
+            out += self._step(steps)
         self.reset()
         return out
 
-    def _frames(self, frames: np.ndarray) -> list[tuple[str, float]]:
+    def _frames(self, frames: list[np.ndarray]) -> list[tuple[str, float]]:
+        """The frames now out of each view's features (as many of each), stepped through."""
         out: list[tuple[str, float]] = []
-        for frame in self.model.normalise(frames, self._stats):
-            self._pending.append(frame)
-            if len(self._pending) == self.model.stack:
-                x = np.concatenate(self._pending)
-                self._pending = []
-                out += self._step(x)
+        views = [
+            self.model.normalise(f, stats) for f, stats in zip(frames, self._stats, strict=True)
+        ]
+        for t in range(len(views[0])):
+            for pending, normalised in zip(self._pending, views, strict=True):
+                pending.append(normalised[t])
+            if len(self._pending[0]) == self.model.stack:
+                steps = [np.concatenate(pending) for pending in self._pending]
+                self._pending = [[] for _ in self.streams]
+                out += self._step(steps)
         return out
 
-    def _step(self, x: np.ndarray) -> list[tuple[str, float]]:
-        h = self.stream.step(x)  # (H,)
-        logits = np.asarray(self.head(np.asarray(h)[None, None, :]))[0, 0]
-        best = int(np.argmax(logits))
+    def _step(self, steps: list[np.ndarray]) -> list[tuple[str, float]]:
+        """One recurrent step of each view; the class of the mean of their probabilities."""
+        logits = []
+        for stream, x in zip(self.streams, steps, strict=True):
+            h = stream.step(x)  # (H,)
+            logits.append(np.asarray(self.head(np.asarray(h)[None, None, :]))[0, 0])
+        if len(logits) == 1:
+            best = int(np.argmax(logits[0]))
+        else:  # as `Transcriber.log_probs` averages the views: softmax in float64, mean
+            probs = np.exp(log_softmax(np.asarray(logits, dtype=np.float64)))
+            best = int(np.argmax(np.log(probs.mean(axis=0))))
         self._steps += 1
         emitted = best != 0 and best != self._previous
         self._previous = best

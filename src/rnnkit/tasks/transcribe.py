@@ -7,6 +7,7 @@ model under ``"frontend"``), fit a `Transcriber`, report the character and word 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ TRANSCRIBE_AUGMENT = {
     "feature_masks": 2,
     "feature_mask_width": 2,
 }
+# the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
+# the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
+TRANSCRIBE_EPOCHS = 40.0
+
+
+def odd_int(text: str) -> int:
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd number >= 1, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -88,13 +99,31 @@ class TranscribeConfig:
     batch: int = option(16, help="utterances per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
     epochs: float | None = option(
-        None, help="budget in passes over the data", type=positive_float, default_help="20"
+        None,
+        help="budget in passes over the data",
+        type=positive_float,
+        default_help=f"{TRANSCRIBE_EPOCHS:g}, unless --minutes is given",
     )
     minutes: float | None = option(
         None, help="budget in wall-clock minutes", type=positive_float, default_help="none"
     )
     patience: int = option(
-        5, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
+        5,
+        help="stop after N epochs without a better validation score (--select); 0: never",
+        type=nonneg_int,
+    )
+    select: str = option(
+        "wer",
+        help="which epoch's weights are kept: the lowest validation loss, greedy word error "
+        "rate, or word error rate with each word snapped to the nearest training word",
+        choices=("loss", "wer", "lexicon"),
+    )
+    warps: int = option(
+        1,
+        help="test-time VTLP, saved in the model: decode from the CTC posteriors averaged over "
+        "this many featurisations of each recording, warps evenly spaced in [1-V, 1+V] with "
+        "V the --vtlp (0.1 if that is 0); odd; 1: none",
+        type=odd_int,
     )
     beam: int = option(1, help="beam width for --test (1: greedy)", type=positive_int)
     seed: int = option(0, help="random seed")
@@ -139,9 +168,12 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         dropout=cfg.dropout,
         batch_size=cfg.batch,
         lr=cfg.lr,
-        epochs=cfg.epochs,
+        epochs=cfg.epochs if cfg.epochs or cfg.minutes else TRANSCRIBE_EPOCHS,
         minutes=cfg.minutes,
         patience=cfg.patience or None,
+        select=cfg.select,
+        warps=cfg.warps,
+        warp_spread=cfg.vtlp or TRANSCRIBE_AUGMENT["vtlp"],
         seed=cfg.seed,
         verbose=True,
     )
@@ -156,12 +188,14 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
     )
     metrics: dict[str, Any] = {
         "best_val_loss": model.best_val_loss_,
+        "best_val_wer": model.best_val_wer_,
         "steps": model.n_steps_,
         "stopped": model.stopped_,
         "checkpoint": str(out),
     }
     if test is not None:
-        scores = model.score(featurise(test.texts, front, "--test"), test.labels, cfg.beam)
+        X_test = inputs_of(model, front, test.texts, "--test")
+        scores = model.score(X_test, test.labels, cfg.beam)
         metrics |= {"test_cer": scores["cer"], "test_wer": scores["wer"]}
     return metrics
 
@@ -173,6 +207,14 @@ def warped_epochs(paths: list[str], front: FrontEnd, vtlp: float, seed: int) -> 
         return None
     samples = [read_wav(p, front.rate, "--train").astype("float32") for p in paths]
     return WarpedEpochs(samples, front, vtlp, seed)
+
+
+def inputs_of(model: Transcriber, front: FrontEnd, paths: list[str], what: str) -> list:
+    """What ``model`` transcribes each file from: its features, or with test-time warps the
+    ``(warps, T, F)`` views (`Transcriber.views`)."""
+    if getattr(model, "warps", 1) == 1:
+        return featurise(paths, front, what)
+    return [model.views(read_wav(p, front.rate, what), front) for p in paths]
 
 
 def load_transcriber(path: str) -> tuple[Transcriber, FrontEnd]:
@@ -197,12 +239,12 @@ def transcribe_files(
     model, front = load_transcriber(path)
     if not files and not test:
         raise InputError("transcribe: expected .wav files or --test MANIFEST; got neither")
-    out = list(
-        zip(files, model.predict(featurise(files, front, "transcribe"), beam, lexicon), strict=True)
-    )
+    X = inputs_of(model, front, files, "transcribe")
+    out = list(zip(files, model.predict(X, beam, lexicon), strict=True))
     metrics: dict[str, Any] = {}
     if test:
         data = read_manifest(test, column, "--test")
-        scores = model.score(featurise(data.texts, front, "--test"), data.labels, beam, lexicon)
+        X_test = inputs_of(model, front, data.texts, "--test")
+        scores = model.score(X_test, data.labels, beam, lexicon)
         metrics = {"cer": scores["cer"], "wer": scores["wer"], "utterances": len(data)}
     return out, metrics

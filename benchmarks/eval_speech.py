@@ -9,7 +9,9 @@ recordings) recognised by classification and by CTC transcription, also live.
    its own process with the same thread pins and the same features (rnnkit's front end), folds,
    validation split, batches and budget: rnnkit's `SequenceClassifier` and the same network in
    PyTorch (`benchmarks/speech_torch.py`). No published speaker-independent FSDD figure is
-   known to us; PyTorch is the peer.
+   known to us; PyTorch is the peer. Test-time VTLP (``--tta-vtlp``, ``--tta-warps``; the
+   audio defaults of ``train classify``): both sides average their probabilities over the
+   same warped views (`rnnkit.audio.tta`), and report the plain features' accuracy beside.
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
@@ -53,6 +55,7 @@ SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing")
+TTA_OPTIONS = ("tta_vtlp", "tta_warps")
 CTC_OPTIONS = (
     "units",
     "bidirectional",
@@ -101,8 +104,9 @@ def machine() -> dict:
 
 # -- one side of a leave-one-speaker-out fold (its own process) ------------------------------
 def load_fold(fold: Path) -> dict[str, np.ndarray]:
-    """A fold's indices with the features they index (``flat``, ``offsets``, ``y`` and, with
-    VTLP, ``warped``: the features of each epoch), from the shared features file."""
+    """A fold's indices with the features they index (``flat``, ``offsets``, ``y``; with
+    VTLP, ``warped``: the features of each epoch; with test-time VTLP, ``views``: every
+    recording's features under each factor), from the shared features file."""
     npz = dict(np.load(fold))
     return npz | dict(np.load(str(npz.pop("features"))))
 
@@ -131,8 +135,10 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
         clf = SequenceClassifier(**p).fit(X, y, Xv, yv, X_epoch=X_epoch)
         members.append(
             {
-                "test_proba": clf.predict_proba(Xt),
-                "valid_proba": clf.predict_proba(Xv),
+                "test_proba": tta_proba(clf.predict_proba, npz, "test"),
+                "valid_proba": tta_proba(clf.predict_proba, npz, "valid"),
+                "plain_test_proba": clf.predict_proba(Xt),
+                "plain_valid_proba": clf.predict_proba(Xv),
                 "seq_per_s": clf.throughput_,
                 "steps": clf.n_steps_,
                 "epochs": clf.n_steps_ / -(-len(X) // params["batch_size"]),
@@ -140,6 +146,15 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
             }
         )
     print(json.dumps(ensemble_result(members, np.asarray(yt), np.asarray(yv))))
+
+
+def tta_proba(proba: Callable[[list[np.ndarray]], np.ndarray], npz: dict, name: str) -> np.ndarray:
+    """``(N, C)`` probabilities of the fold's part ``name``, averaged over the recordings'
+    views under the test-time warp factors (``npz["views"]``, `rnnkit.audio.tta`); of the
+    plain features without views. Imports no rnnkit: the PyTorch side calls it too."""
+    offsets, index = npz["offsets"], npz[name]
+    views = npz["views"] if "views" in npz else npz["flat"][None]
+    return np.mean([proba([v[offsets[i] : offsets[i + 1]] for i in index]) for v in views], axis=0)
 
 
 def ensemble_seeds(params: dict) -> list[int]:
@@ -156,7 +171,17 @@ def ensemble_result(members: list[dict], yt: np.ndarray, yv: np.ndarray) -> dict
 
     test = [m["test_proba"] for m in members]
     valid = [m["valid_proba"] for m in members]
-    return {
+    plain = {}
+    if "plain_test_proba" in members[0]:  # the plain features' accuracy beside test-time VTLP
+        pt = [m["plain_test_proba"] for m in members]
+        pv = [m["plain_valid_proba"] for m in members]
+        plain = {
+            "plain_accuracy": accuracy(np.mean(pt, axis=0), yt),
+            "plain_valid_accuracy": accuracy(np.mean(pv, axis=0), yv),
+            "plain_member_accuracy": [accuracy(p, yt) for p in pt],
+            "plain_member_valid_accuracy": [accuracy(p, yv) for p in pv],
+        }
+    return plain | {
         "accuracy": accuracy(np.mean(test, axis=0), yt),
         "valid_accuracy": accuracy(np.mean(valid, axis=0), yv),
         "member_accuracy": [accuracy(p, yt) for p in test],
@@ -188,22 +213,36 @@ def _side(side: str, fold: Path, params: Path) -> dict:
 
 
 # -- the parts -------------------------------------------------------------------------------
-def classify_usual(fsdd: Path, out: Path, epochs: float) -> dict:
-    from rnnkit.tasks.classify import ClassifyConfig, train_classify
+def classify_usual(fsdd: Path, out: Path, epochs: float, tta: dict | None = None) -> dict:
+    """``train classify`` with the audio defaults (``tta``: --tta-vtlp, --tta-warps given);
+    the test accuracy of the plain features beside, from the same model."""
+    from rnnkit.audio.files import featurise
+    from rnnkit.data.labelled import read_labelled
+    from rnnkit.io.checkpoint import load
+    from rnnkit.tasks.classify import ClassifyConfig, front_end, train_classify
 
+    given = {k: v for k, v in (tta or {}).items() if v is not None}
     cfg = ClassifyConfig(
         train=str(fsdd / "classify" / "train"),
         test=str(fsdd / "classify" / "test"),
         epochs=epochs,
         seed=SEED,
         out=str(out / "classify.safetensors"),
-    )  # the audio defaults of the model and the augmentation
+        **given,
+    )  # the audio defaults of the model, the augmentation and test-time VTLP
     t0 = time.perf_counter()
     metrics = train_classify(cfg, force=True)
+    seconds = time.perf_counter() - t0
+    clf, front = load(cfg.out), front_end(cfg.out)
+    test = read_labelled(cfg.test or "")
+    plain = clf.predict(featurise(test.texts, front)) == np.asarray(test.labels)
+    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in given.items())
     return metrics | {
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
+        "tta": {"tta_vtlp": clf.tta_vtlp, "tta_warps": clf.tta_warps},
+        "plain_test_accuracy": float(np.mean(plain)),
         "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} "
-        f"--epochs {epochs:g} --out {cfg.out}",
+        f"--epochs {epochs:g}{flags} --out {cfg.out}",
     }
 
 
@@ -215,9 +254,10 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     from rnnkit.audio import FrontEnd
     from rnnkit.audio.augment import warp_factors
     from rnnkit.audio.files import featurise
+    from rnnkit.audio.tta import tta_factors
     from rnnkit.audio.wav import read_wav
     from rnnkit.data.labelled import read_labelled, stratified_split
-    from rnnkit.tasks.classify import ClassifyConfig, augmentation, estimator
+    from rnnkit.tasks.classify import ClassifyConfig, augmentation, estimator, test_time
 
     data = read_labelled(fsdd / "classify" / "all.csv")
     speakers = np.array([Path(p).stem.split("_")[1] for p in data.texts])
@@ -232,8 +272,10 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         seed=SEED,
         **model_options(args),  # else the audio defaults of `rnnkit train classify`
         **{k: getattr(args, k) for k in AUGMENT_OPTIONS},
+        **{k: getattr(args, k) for k in TTA_OPTIONS},
     )
     vtlp = augmentation(cfg, audio=True)["vtlp"]
+    factors = tta_factors(**{k[4:]: v for k, v in test_time(cfg, audio=True).items()})
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
     if vtlp:  # every recording warped afresh for each epoch, both sides read the same
         samples = [read_wav(p, front.rate) for p in data.texts]
@@ -248,6 +290,12 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             )
         arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
         log(f"VTLP {vtlp}: {epochs} epochs of warped features")
+    if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
+        samples = [read_wav(p, front.rate) for p in data.texts]
+        arrays["views"] = np.stack(
+            [np.concatenate([front.features(x, warp=float(a)) for x in samples]) for a in factors]
+        )  # (K, frames, F)
+        log(f"test-time VTLP: views at warps {np.round(factors, 4).tolist()}")
     features = tmp / "features.npz"
     np.savez(features, **arrays)  # type: ignore[arg-type]
     params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
@@ -283,7 +331,13 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
                 for side in args.sides
             )
         )
-    return {"params": params, "vtlp": vtlp, "validate": args.validate, "folds": folds}
+    return {
+        "params": params,
+        "vtlp": vtlp,
+        "tta_factors": factors.tolist(),
+        "validate": args.validate,
+        "folds": folds,
+    }
 
 
 def loso_table(loso: dict) -> str:
@@ -298,6 +352,23 @@ def loso_table(loso: dict) -> str:
             f"({', '.join(f'{k} {a:.1f}' for k, a in acc.items())}); validation "
             f"({loso['validate']}) mean {np.mean(list(val.values())):.1f} %"
         )
+        if "plain_accuracy" in next(iter(loso["folds"].values()))[side]:
+            pa = {k: v[side]["plain_accuracy"] * 100 for k, v in loso["folds"].items()}
+            pv = [v[side]["plain_valid_accuracy"] * 100 for v in loso["folds"].values()]
+            lines.append(
+                f"{side} without test-time VTLP: mean {np.mean(list(pa.values())):.1f} %, "
+                f"worst {min(pa.values()):.1f} % "
+                f"({', '.join(f'{k} {a:.1f}' for k, a in pa.items())}); validation mean "
+                f"{np.mean(pv):.1f} %"
+            )
+            mv = [v[side]["member_valid_accuracy"] for v in loso["folds"].values()]
+            pmv = [v[side]["plain_member_valid_accuracy"] for v in loso["folds"].values()]
+            diff = np.asarray(mv) - np.asarray(pmv)  # (folds, members): models with / without
+            lines.append(
+                f"{side} test-time VTLP, validation per model: {int(np.sum(diff > 0))} better, "
+                f"{int(np.sum(diff == 0))} same, {int(np.sum(diff < 0))} worse; mean change "
+                f"{np.mean(diff) * 100:+.2f} points"
+            )
         members = [v[side].get("member_accuracy", []) for v in loso["folds"].values()]
         if len(members[0]) > 1:  # an ensemble: each member alone
             test = np.mean(members, axis=0) * 100
@@ -543,6 +614,20 @@ def main() -> None:
         help="leave one speaker out: models per side and fold, of consecutive seeds, their "
         "probabilities averaged (1)",
     )
+    ap.add_argument(
+        "--tta-vtlp",
+        type=float,
+        default=None,
+        help="usual split and leave one speaker out: test-time VTLP spread, as 'rnnkit train "
+        "classify --tta-vtlp' (its audio default)",
+    )
+    ap.add_argument(
+        "--tta-warps",
+        type=int,
+        default=None,
+        help="usual split and leave one speaker out: warp factors of test-time VTLP, as "
+        "'rnnkit train classify --tta-warps' (its audio default)",
+    )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
@@ -574,12 +659,19 @@ def main() -> None:
         )
         _all_manifest(fsdd)
     if "usual" in parts:
-        result["classify"] = classify_usual(fsdd, out, args.epochs)
-        log_to_stderr(f"usual split: test accuracy {result['classify']['test_accuracy']:.4f}")
+        tta = {k: getattr(args, k) for k in TTA_OPTIONS}
+        result["classify"] = classify_usual(fsdd, out, args.epochs, tta)
+        c = result["classify"]
+        log_to_stderr(
+            f"usual split: test accuracy {c['test_accuracy']:.4f} (test-time VTLP "
+            f"{c['tta']}; plain features {c['plain_test_accuracy']:.4f})"
+        )
     if "loso" in parts:
         with tempfile.TemporaryDirectory(prefix="eval-speech-") as tmp:
             result["loso"] = speaker_folds(fsdd, args, Path(tmp), log_to_stderr)
-        result["loso"]["options"] = {k: getattr(args, k) for k in AUGMENT_OPTIONS + MODEL_OPTIONS}
+        result["loso"]["options"] = {
+            k: getattr(args, k) for k in AUGMENT_OPTIONS + MODEL_OPTIONS + TTA_OPTIONS
+        }
         print(loso_table(result["loso"]))
     if "transcribe" in parts:
         options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}

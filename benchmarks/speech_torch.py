@@ -7,7 +7,9 @@ Same feature frames (rnnkit's front end, from the fold file), same validation sp
 batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
 `benchmarks/sentiment_torch.py`'s. Same augmentation: the fold's VTLP-warped features of each
 epoch, and the masks of `rnnkit/audio/augment.py` (loaded by path, so rnnkit is not imported)
-drawn from the same seeds as rnnkit's. Only the engine differs. Prints one JSON line.
+drawn from the same seeds as rnnkit's; at test time, the same warped views of each recording
+(test-time VTLP), probabilities averaged as rnnkit's side averages them
+(`eval_speech.tta_proba`). Only the engine differs. Prints one JSON line.
 
     python benchmarks/speech_torch.py FOLD.npz PARAMS.json
 """
@@ -101,6 +103,9 @@ def main() -> None:
     npz = dict(np.load(fold))
     npz |= dict(np.load(str(npz.pop("features")))) if "features" in npz else {}
     data = {name: split(npz, name) for name in ("train", "valid", "test")}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from eval_speech import ensemble_result, tta_proba  # noqa: E402  (no rnnkit imported)
+
     members = []
     for k in range(int(params.get("ensemble", 1))):  # the seeds of eval_speech.ensemble_seeds
         p = params | {"seed": params["seed"] + k}
@@ -110,11 +115,12 @@ def main() -> None:
         t0 = time.perf_counter()
         result = sentiment_torch.train(net, data, p, epoch_inputs, mask)  # type: ignore[arg-type]
         result["fit_seconds"] = time.perf_counter() - t0
-        result["test_proba"] = sentiment_torch.predict_proba(net, data["test"][0])  # type: ignore[arg-type]
-        result["valid_proba"] = sentiment_torch.predict_proba(net, data["valid"][0])  # type: ignore[arg-type]
+        proba = lambda seqs, net=net: sentiment_torch.predict_proba(net, seqs)  # noqa: E731
+        result["test_proba"] = tta_proba(proba, npz, "test")  # the same views as rnnkit's
+        result["valid_proba"] = tta_proba(proba, npz, "valid")
+        result["plain_test_proba"] = proba(data["test"][0])
+        result["plain_valid_proba"] = proba(data["valid"][0])
         members.append(result)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_speech import ensemble_result  # noqa: E402  (imports no rnnkit at module level)
 
     result = ensemble_result(members, data["test"][1], data["valid"][1])
     result["threads"] = torch.get_num_threads()

@@ -403,6 +403,36 @@ CASES = [
         "[0, 0.5)",
     ),
     Case(
+        "classify: --ensemble 0",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ensemble", "0"],
+        2,
+        "--ensemble: expected a positive integer, got '0'",
+    ),
+    Case(
+        "classify: --ensemble not an integer",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ensemble", "2.5"],
+        2,
+        "--ensemble: expected a positive integer, got '2.5'",
+    ),
+    Case(
+        "classify: --tta-warps even",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-warps", "4"],
+        2,
+        "--tta-warps: expected an odd integer >= 1, got '4'",
+    ),
+    Case(
+        "classify: --tta-vtlp out of range",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-vtlp", "0.7"],
+        2,
+        "--tta-vtlp: expected a number in [0, 0.5), got '0.7'",
+    ),
+    Case(
+        "classify: test-time VTLP on text",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-vtlp", "0.1"],
+        2,
+        "--tta-vtlp: warps audio at prediction; --train holds text",
+    ),
+    Case(
         "classify: --label-smoothing out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--label-smoothing", "1.5"],
         2,

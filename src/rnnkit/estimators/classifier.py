@@ -5,7 +5,9 @@ The network is a `Sequential` of existing modules, so no backward is written her
     Embedding -> LSTM/GRU/RNN (stacked, uni- or bidirectional) -> Pool or AttentionPool
               -> Dropout -> Linear -> softmax cross-entropy (class weights as the mask)
 
-(no Embedding for ``(T_i, F)`` float features). Sequences of different lengths go in
+(no Embedding for ``(T_i, F)`` float features). ``members=N`` trains N such networks, one
+after another, with seeds ``seed .. seed+N-1`` and keeps them in one `Ensemble` whose
+probabilities are their average. Sequences of different lengths go in
 batches of similar lengths (`rnnkit.data.batches`), padded and passed with ``lengths``.
 Training runs through the one `Trainer`: a budget in epochs, steps or minutes, validation
 every epoch, early stopping after ``patience`` epochs without a better validation loss, the
@@ -16,18 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
+from ..audio.tta import check_tta
 from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
 from ..errors import InputError
+from ..io.checkpoint import save
 from ..layers import GRU, LSTM, RNN, AttentionPool, Dropout, Embedding, Linear, Pool, Sequential
 from ..layers.module import Module
-from ..training import last_path, read_last
+from ..models.ensemble import Ensemble
+from ..training import last_path, log_to_stderr, read_last
+from ..training.report import plot_losses
 from .base import Estimator
 from .classify_objective import (
     PREDICT_BATCH,
@@ -68,10 +74,26 @@ class SequenceClassifier(Estimator):
     frames (SpecAugment; 0: none); ``fit(..., X_epoch=f)`` trains epoch ``e`` on ``f(e)``
     instead of ``X`` (the same lengths), e.g. recordings featurised with a fresh vocal tract
     length warp each epoch (`rnnkit.audio.augment.WarpedEpochs`).
+
+    ``members``: an ensemble of that many networks, trained one after another on the same
+    data (the same training/validation split, drawn with ``seed``, and the same ``X_epoch``)
+    with seeds ``seed``, ``seed+1``, ... (their own batches, masks, dropout and initial
+    weights); ``model_`` is then an `rnnkit.models.ensemble.Ensemble` and the probabilities are
+    the members' average. Member ``k`` is the network that ``members=1, seed=seed+k`` trains
+    on the same split. The histories and loss curve are the first member's; ``n_steps_`` and
+    ``train_minutes_`` add up the members', ``best_val_loss_`` is the ensemble's.
+
+    ``tta_vtlp``, ``tta_warps``: test-time VTLP for audio, kept with the model for the audio
+    task (`rnnkit.audio.tta`): a recording is featurised under ``tta_warps`` warp factors
+    evenly spaced in ``[1 - tta_vtlp, 1 + tta_vtlp]`` and the probabilities averaged. The
+    estimator itself reads feature frames and ignores them (0 and 1: one plain view);
+    ``tta_warps`` is odd, so the plain features are one of the views.
     """
 
     _estimator_type = "classifier"
-    model_: Sequential
+    # added after checkpoints were first written: older files load as one plain network
+    _added_params: ClassVar[dict[str, Any]] = {"members": 1, "tta_vtlp": 0.0, "tta_warps": 1}
+    model_: Sequential | Ensemble
 
     def __init__(
         self,
@@ -103,6 +125,9 @@ class SequenceClassifier(Estimator):
         patience: int | None = 3,
         validation_fraction: float = 0.1,
         seed: int = 0,
+        members: int = 1,
+        tta_vtlp: float = 0.0,
+        tta_warps: int = 1,
         verbose: bool = False,
     ) -> None:
         self.tokens = tokens
@@ -133,6 +158,9 @@ class SequenceClassifier(Estimator):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.seed = seed
+        self.members = members
+        self.tta_vtlp = tta_vtlp
+        self.tta_warps = tta_warps
         self.verbose = verbose
 
     # -- fit -----------------------------------------------------------------------------------
@@ -185,6 +213,15 @@ class SequenceClassifier(Estimator):
                     f"SequenceClassifier.fit: the validation labels {unknown[:5]} are not in y"
                 )
             y_valid_idx = np.searchsorted(self.classes_, v)
+        if self.members > 1:
+            if resume:
+                raise InputError(
+                    "SequenceClassifier.fit: resume continues one network's fit; members="
+                    f"{self.members} trains several from scratch (drop resume or members)"
+                )
+            valid = (X_valid, self.classes_[y_valid_idx].tolist())
+            train = (X_train, self.classes_[y_train].tolist())
+            return self._fit_members(train, valid, X_epoch, out, metadata)
         self.input_ = input_kind(X_train, "SequenceClassifier.fit")
         if self.input_ == "text":
             self.vocab_ = (
@@ -240,6 +277,43 @@ class SequenceClassifier(Estimator):
         )
         return self
 
+    def _fit_members(
+        self,
+        train: tuple[Sequence[Any], list[Any]],
+        valid: tuple[Sequence[Any], list[Any]],
+        X_epoch: Callable[[int], Sequence[Any]] | None,
+        out: str | Path | None,
+        metadata: dict[str, Any] | None,
+    ) -> SequenceClassifier:
+        """Fit ``members`` networks alone on the same split, seeds ``seed + k``; keep them
+        as one `Ensemble` (saved at ``out`` with ``metadata``, loss curve of the first)."""
+        fitted: list[SequenceClassifier] = []
+        for k in range(self.members):
+            if self.verbose:
+                log_to_stderr(f"ensemble member {k + 1}/{self.members}: seed {self.seed + k}")
+            member = type(self)(**{**self.get_params(), "members": 1, "seed": self.seed + k})
+            fitted.append(member.fit(train[0], train[1], valid[0], valid[1], X_epoch=X_epoch))
+        first = fitted[0]
+        self.input_, self.n_inputs_ = first.input_, first.n_inputs_
+        if self.input_ == "text":
+            self.vocab_ = first.vocab_
+        self.model_ = Ensemble(*(m.model_ for m in fitted))
+        self.model_.eval()
+        self.history_ = first.history_
+        self.n_steps_ = sum(m.n_steps_ for m in fitted)
+        self.stopped_ = "; ".join(dict.fromkeys(m.stopped_ for m in fitted))
+        self.train_minutes_ = sum(m.train_minutes_ for m in fitted)
+        self.throughput_ = float(np.mean([m.throughput_ for m in fitted]))
+        proba = self.predict_proba(valid[0])
+        truth = np.searchsorted(self.classes_, valid[1])
+        self.best_val_loss_ = float(
+            np.mean(-np.log(np.maximum(proba[np.arange(len(truth)), truth], 1e-12)))
+        )
+        if out is not None:
+            save(self, out, metadata)  # type: ignore[arg-type]  # an estimator: its network
+            plot_losses(first.history_, "example", Path(out))
+        return self
+
     def _check_params(self) -> None:
         if self.cell not in RECURRENT:
             raise InputError(
@@ -266,6 +340,10 @@ class SequenceClassifier(Estimator):
                 "SequenceClassifier: label_smoothing must be in [0, 1), "
                 f"got {self.label_smoothing!r}"
             )
+        m = self.members
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise InputError(f"SequenceClassifier: members must be an integer >= 1, got {m!r}")
+        check_tta(self.tta_vtlp, self.tta_warps, "SequenceClassifier")
         if not 0 <= self.validation_fraction < 1:
             raise InputError(
                 "SequenceClassifier: validation_fraction must be in [0, 1), "
@@ -379,19 +457,10 @@ class SequenceClassifier(Estimator):
                 "SequenceClassifier.attention_weights: the model pools with "
                 f"{self.pooling!r}; attention weights need pooling='attention'"
             )
-        pool = next(
-            m
-            for m in map(self.model_.__getitem__, range(len(self.model_)))
-            if isinstance(m, AttentionPool)
-        )
         seqs = self._encode(X, "attention_weights") if len(X) else []
-        out: list[np.ndarray] = []
-        for start in range(0, len(seqs), PREDICT_BATCH):
-            x, lengths = pad(seqs, np.arange(start, min(start + PREDICT_BATCH, len(seqs))))
-            self.model_(x, lengths)
-            a = np.asarray(pool.last_weights)  # (T, B)
-            out += [a[:n, b].astype(np.float64) for b, n in enumerate(lengths.tolist())]
-        return out
+        nets = self.model_.members if isinstance(self.model_, Ensemble) else [self.model_]
+        runs = [_attention(net, seqs) for net in nets]
+        return [np.mean(per_net, axis=0) for per_net in zip(*runs, strict=True)]
 
     def score(self, X: Sequence[Any], y: Sequence[Any]) -> float:
         """Accuracy on ``X``, ``y``."""
@@ -416,7 +485,23 @@ class SequenceClassifier(Estimator):
         self.n_inputs_ = int(learned["n_inputs"])
         if self.input_ == "text":
             self.vocab_ = Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
-        if not isinstance(model, Sequential):
+        nets = model.members if isinstance(model, Ensemble) else [model]
+        for net in nets:
+            if not isinstance(net, Sequential):
+                raise TypeError(f"expected a Sequential network, got {type(net).__name__}")
+        if not isinstance(model, (Sequential, Ensemble)):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
+
+
+def _attention(net: Module, seqs: list[np.ndarray]) -> list[np.ndarray]:
+    """The attention pool's weights ``(T_i,)`` of one network on each sequence."""
+    pool = next(m for m in net.children.values() if isinstance(m, AttentionPool))
+    out: list[np.ndarray] = []
+    for start in range(0, len(seqs), PREDICT_BATCH):
+        x, lengths = pad(seqs, np.arange(start, min(start + PREDICT_BATCH, len(seqs))))
+        net(x, lengths)  # type: ignore[operator]
+        a = np.asarray(pool.last_weights)  # (T, B)
+        out += [a[:n, b].astype(np.float64) for b, n in enumerate(lengths.tolist())]
+    return out

@@ -14,6 +14,7 @@ from ..data.text import Vocabulary
 from ..errors import CheckpointError
 from ..layers import Sequential
 from ..losses import cross_entropy, softmax
+from ..models.ensemble import Ensemble
 from ..training.distributed import shard
 
 PREDICT_BATCH = 256
@@ -106,8 +107,11 @@ def saved_vocabulary(metadata: dict[str, Any]) -> Vocabulary:
     return Vocabulary(tuple(learned["vocab"]), str(learned["level"]))
 
 
-def predict_proba(model: Sequential, seqs: list[np.ndarray]) -> np.ndarray:
-    """Class probabilities ``(N, C)`` of a network, in batches sorted by length."""
+def predict_proba(model: Sequential | Ensemble, seqs: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities ``(N, C)`` of a network, in batches sorted by length; of an
+    `Ensemble`, the mean of its members' probabilities."""
+    if isinstance(model, Ensemble):
+        return np.mean([predict_proba(net, seqs) for net in model.members], axis=0)  # type: ignore[arg-type]
     model.eval()
     out: np.ndarray | None = None
     for index in bucket_batches([len(s) for s in seqs], PREDICT_BATCH):

@@ -19,6 +19,7 @@ import numpy as np
 from ..audio.augment import WarpedEpochs
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
+from ..audio.tta import tta_factors, warped_proba
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import (
@@ -51,11 +52,20 @@ AUDIO_AUGMENT = {  # what --vtlp and the masks are for audio when not given (tex
     "feature_mask_width": 2,
 }
 
+AUDIO_TTA = {"tta_vtlp": 0.1, "tta_warps": 5}  # test-time VTLP for audio when not given
+
 
 def vtlp_spread(text: str) -> float:
     value = nonneg_float(text)
     if value >= 0.5:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 0.5), got {text!r}")
+    return value
+
+
+def odd_positive_int(text: str) -> int:
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}")
     return value
 
 
@@ -138,6 +148,20 @@ class ClassifyConfig:
         type=nonneg_int,
         default_help=f"{AUDIO_AUGMENT['feature_mask_width']} for audio",
     )
+    tta_vtlp: float | None = option(
+        None,
+        help="audio, prediction: test-time VTLP, each recording also read with its mel "
+        "filters warped by factors evenly spaced in [1-V, 1+V] and the probabilities "
+        "averaged; saved in the model for evaluate and predict; 0: plain features only",
+        type=vtlp_spread,
+        default_help=f"{AUDIO_TTA['tta_vtlp']} for audio",
+    )
+    tta_warps: int | None = option(
+        None,
+        help="audio, prediction: how many warp factors (odd, 1 among them); 1: plain features only",
+        type=odd_positive_int,
+        default_help=f"{AUDIO_TTA['tta_warps']} for audio",
+    )
     batch: int = option(32, help="examples per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
     epochs: float | None = option(
@@ -150,6 +174,12 @@ class ClassifyConfig:
         3, help="stop after N epochs without a better validation loss; 0: never", type=nonneg_int
     )
     seed: int = option(0, help="random seed")
+    ensemble: int = option(
+        1,
+        help="train N networks (seeds SEED..SEED+N-1, the same data) one after another and "
+        "average their probabilities; --out holds them all",
+        type=positive_int,
+    )
     cv: int = option(
         0,
         help="first score K-fold stratified cross-validation on --train (a fresh model per "
@@ -172,6 +202,18 @@ def augmentation(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
             )
         return dict.fromkeys(AUDIO_AUGMENT, 0)
     return AUDIO_AUGMENT | given
+
+
+def test_time(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
+    """The run's --tta-vtlp and --tta-warps: as given, else `AUDIO_TTA` for audio; text
+    has none (giving a warp is an error)."""
+    given = {k: getattr(cfg, k) for k in AUDIO_TTA if getattr(cfg, k) is not None}
+    if not audio:
+        if given.get("tta_vtlp") or given.get("tta_warps", 1) != 1:
+            name = "tta-vtlp" if given.get("tta_vtlp") else "tta-warps"
+            raise InputError(f"--{name}: warps audio at prediction; --train holds text (drop it)")
+        return {"tta_vtlp": 0.0, "tta_warps": 1}
+    return AUDIO_TTA | given
 
 
 def network(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
@@ -207,6 +249,8 @@ def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
         minutes=cfg.minutes,
         patience=cfg.patience or None,
         seed=cfg.seed,
+        members=cfg.ensemble,
+        **test_time(cfg, audio),
         verbose=True,
     )
 
@@ -269,14 +313,20 @@ def train_classify(
         X_epoch=X_epoch,
     )
     metrics: dict[str, Any] = {
-        "val_accuracy": clf.score(X_valid, valid.labels),
+        "val_accuracy": clf.score(X_valid, valid.labels)
+        if front is None
+        else float(np.mean(predicted_audio(clf, front, valid, "--valid") == valid.labels)),
         "best_val_loss": clf.best_val_loss_,
         "steps": clf.n_steps_,
         "stopped": clf.stopped_,
         "checkpoint": str(out),
     } | cv
     if test is not None:
-        predicted = clf.predict(inputs_of(test, front, "--test"))
+        predicted = (
+            clf.predict(inputs_of(test, front, "--test"))
+            if front is None
+            else predicted_audio(clf, front, test, "--test")
+        )
         scores = report(test.labels, predicted, classes)
         metrics |= {"test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"]}
     return metrics
@@ -346,11 +396,32 @@ def front_end(path: str) -> FrontEnd | None:
     return front_end_of(saved) if isinstance(saved, dict) else None
 
 
+def audio_proba(
+    clf: SequenceClassifier, front: FrontEnd, files: list[str], what: str
+) -> np.ndarray:
+    """Class probabilities ``(N, C)`` of WAV files: with the model's test-time VTLP
+    (``tta_vtlp``, ``tta_warps``; `rnnkit.audio.tta`) averaged over the warped views, else
+    of the plain features (a model saved before test-time VTLP existed: plain)."""
+    factors = tta_factors(clf.tta_vtlp, clf.tta_warps)
+    if len(factors) == 1:
+        return clf.predict_proba(featurise(files, front, what))
+    recordings = [read_wav(p, front.rate, what) for p in files]
+    return warped_proba(clf.predict_proba, recordings, front, factors.tolist())
+
+
+def predicted_audio(
+    clf: SequenceClassifier, front: FrontEnd, data: Labelled, what: str
+) -> np.ndarray:
+    """The likeliest class of each recording of ``data`` (`audio_proba`)."""
+    inputs_of(data, front, what)  # the one-line error for text given to an audio model
+    return clf.classes_[np.argmax(audio_proba(clf, front, list(data.texts), what), axis=1)]
+
+
 def predict_audio(clf: SequenceClassifier, front: FrontEnd, files: list[str]) -> np.ndarray:
-    """Class probabilities ``(N, C)`` of WAV files."""
+    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`)."""
     if not files:
         raise InputError("predict: an audio classifier needs .wav files to label; got none")
-    return clf.predict_proba(featurise(files, front, "predict"))
+    return audio_proba(clf, front, files, "predict")
 
 
 def confusion_path(model: str) -> Path:
@@ -376,7 +447,12 @@ def evaluate(
     data = read_labelled(test, text_column, label_column, what="--test")
     classes = [str(c) for c in clf.classes_.tolist()]
     check_known_labels(data, classes, "--test")
-    predicted = clf.predict(inputs_of(data, front_end(path), "--test")).astype(str)
+    front = front_end(path)
+    predicted = (
+        clf.predict(inputs_of(data, front, "--test"))
+        if front is None
+        else predicted_audio(clf, front, data, "--test")
+    ).astype(str)
     counts = confusion_matrix(data.labels, predicted, classes)
     plot_confusion(counts, classes, figure, "--plot")
     return report(data.labels, predicted, classes) | {

@@ -1,0 +1,79 @@
+r"""Test-time VTLP: a recording read as several vocal tract lengths, the model's probabilities
+averaged over them.
+
+A voice unlike the training voices is partly a vocal tract of another length, and the
+training saw warped copies (`rnnkit.audio.augment`, VTLP). At prediction the recording is
+featurised ``K`` times with the mel filters warped by factors evenly spaced in
+``[1 - v, 1 + v]``, the plain features (factor 1) among them::
+
+    alpha_k = 1 - v + 2 v k / (K - 1),   k = 0 .. K-1        (K odd, so alpha_{(K-1)/2} = 1)
+    p(c | x) = (1 / K) sum_k p(c | features(x, warp=alpha_k))
+
+``K = 1`` or ``v = 0`` is the plain prediction. The warp is `rnnkit.audio.augment.vtlp_warp`,
+through ``front.features(samples, warp=alpha)``; nothing here knows the model: `view_proba`
+takes any function from a list of feature arrays to ``(N, C)`` probabilities.
+
+This file needs numpy only: `benchmarks/speech_torch.py` can load it by path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    from ..errors import InputError
+except ImportError:  # loaded by path, outside the package (benchmarks/speech_torch.py)
+    InputError = ValueError  # type: ignore[assignment,misc]
+
+Proba = Callable[[list[np.ndarray]], np.ndarray]  # features of N recordings -> (N, C)
+
+
+def check_tta(vtlp: Any, warps: Any, where: str) -> None:
+    """One-line errors for a bad spread ``vtlp`` (a number in ``[0, 0.5)``) or count
+    ``warps`` (an odd integer >= 1, so the factors are symmetric about 1 and hold it)."""
+    if isinstance(vtlp, bool) or not isinstance(vtlp, (int, float)) or not 0 <= vtlp < 0.5:
+        raise InputError(f"{where}: tta_vtlp must be a number in [0, 0.5), got {vtlp!r}")
+    if (
+        isinstance(warps, bool)
+        or not isinstance(warps, (int, np.integer))
+        or warps < 1
+        or warps % 2 == 0
+    ):
+        raise InputError(f"{where}: tta_warps must be an odd integer >= 1, got {warps!r}")
+
+
+def tta_factors(vtlp: float, warps: int) -> np.ndarray:
+    """``warps`` warp factors evenly spaced in ``[1 - vtlp, 1 + vtlp]``, 1 in the middle
+    (``[1.0]`` when ``warps`` is 1 or ``vtlp`` is 0)."""
+    check_tta(vtlp, warps, "tta_factors")
+    if warps == 1 or vtlp == 0:
+        return np.ones(1)
+    factors = np.linspace(1.0 - vtlp, 1.0 + vtlp, int(warps))
+    factors[(int(warps) - 1) // 2] = 1.0  # exactly, not 1 +- rounding
+    return factors
+
+
+def warped_views(samples: np.ndarray, front: Any, factors: Sequence[float]) -> list[np.ndarray]:
+    """One recording's features under each warp factor: ``[front.features(samples,
+    warp=a) for a in factors]`` (``front``: a `rnnkit.audio.FrontEnd`, or anything with
+    ``features(samples, warp=)``); all of the same length."""
+    return [front.features(samples, warp=float(a)) for a in factors]
+
+
+def view_proba(proba: Proba, views: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """The mean over views of ``proba(views[k])``; ``views[k][i]``: recording ``i``'s
+    features under factor ``k``."""
+    return np.mean([proba(list(view)) for view in views], axis=0)
+
+
+def warped_proba(
+    proba: Proba, recordings: Sequence[np.ndarray], front: Any, factors: Sequence[float]
+) -> np.ndarray:
+    """``(N, C)`` probabilities of the recordings (samples at ``front.rate``), averaged over
+    their features under each warp factor (module docstring)."""
+    per_recording = [warped_views(x, front, factors) for x in recordings]
+    views = [[v[k] for v in per_recording] for k in range(len(factors))]
+    return view_proba(proba, views)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnkit.audio import FrontEnd, StreamingFeatures
-from rnnkit.audio.views import warp_grid, warped_views
+from rnnkit.audio.tta import warp_grid, warped_views
 from rnnkit.errors import InputError
 from rnnkit.estimators.transcriber import Transcriber
 from rnnkit.estimators.transcriber_stream import LiveTranscriber

@@ -18,7 +18,7 @@ This file needs numpy only: `benchmarks/speech_torch.py` can load it by path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,18 +45,35 @@ def check_tta(vtlp: Any, warps: Any, where: str) -> None:
         raise InputError(f"{where}: tta_warps must be an odd integer >= 1, got {warps!r}")
 
 
-def tta_factors(vtlp: float, warps: int) -> np.ndarray:
-    """``warps`` warp factors evenly spaced in ``[1 - vtlp, 1 + vtlp]``, 1 in the middle
-    (``[1.0]`` when ``warps`` is 1 or ``vtlp`` is 0)."""
-    check_tta(vtlp, warps, "tta_factors")
-    if warps == 1 or vtlp == 0:
+def _grid(spread: float, k: int) -> np.ndarray:
+    """``k`` (odd) factors evenly spaced in ``[1 - spread, 1 + spread]``, the middle one
+    exactly 1 (not 1 +- rounding)."""
+    if k == 1 or spread == 0:
         return np.ones(1)
-    factors = np.linspace(1.0 - vtlp, 1.0 + vtlp, int(warps))
-    factors[(int(warps) - 1) // 2] = 1.0  # exactly, not 1 +- rounding
+    factors = np.linspace(1.0 - spread, 1.0 + spread, int(k))
+    factors[(int(k) - 1) // 2] = 1.0
     return factors
 
 
-def warped_views(samples: np.ndarray, front: Any, factors: Sequence[float]) -> list[np.ndarray]:
+def tta_factors(vtlp: float, warps: int) -> np.ndarray:
+    """``warps`` warp factors evenly spaced in ``[1 - vtlp, 1 + vtlp]``, 1 in the middle
+    (``[1.0]`` when ``warps`` is 1 or ``vtlp`` is 0); classification's test-time VTLP."""
+    check_tta(vtlp, warps, "tta_factors")
+    return _grid(vtlp, warps)
+
+
+def warp_grid(k: int, spread: float, where: str = "warps") -> np.ndarray:
+    """``k`` warp factors evenly spaced in ``[1 - spread, 1 + spread]``, 1 among them: ``k``
+    must be odd (1 alone for ``k = 1``), and a spread in (0, 0.5) when ``k > 1``; the
+    transcriber's test-time VTLP (``Transcriber(warps=, warp_spread=)``)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
+        raise InputError(f"{where}: expected an odd number of warps >= 1 (1 and pairs), got {k!r}")
+    if k > 1 and not 0 < spread < 0.5:
+        raise InputError(f"{where}: {k} warps need a spread in (0, 0.5), got {spread!r}")
+    return _grid(spread, k)
+
+
+def warped_views(samples: np.ndarray, front: Any, factors: Iterable[float]) -> list[np.ndarray]:
     """One recording's features under each warp factor: ``[front.features(samples,
     warp=a) for a in factors]`` (``front``: a `rnnkit.audio.FrontEnd`, or anything with
     ``features(samples, warp=)``); all of the same length."""

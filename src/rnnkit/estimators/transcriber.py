@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
-from ..audio.views import warp_grid, warped_views
+from ..audio.tta import warp_grid, warped_views
 from ..ctc import ctc_loss
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
@@ -76,7 +76,7 @@ class Transcriber(Estimator):
 
     ``warps`` (odd; 1: off): test-time VTLP. The task featurises each recording under
     ``warps`` VTLP factors evenly spaced in ``[1 - warp_spread, 1 + warp_spread]``
-    (`rnnkit.audio.views`), and each utterance of ``X`` in `predict`, `score` and `log_probs`
+    (`rnnkit.audio.tta`), and each utterance of ``X`` in `predict`, `score` and `log_probs`
     may then be an array ``(warps, T, F)`` of those views: the per-step CTC posteriors are
     averaged over them before decoding. `LiveTranscriber` does the same frame by frame.
     """

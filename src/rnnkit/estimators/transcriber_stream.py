@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.features import FrontEnd, StreamingFeatures
-from ..audio.views import warp_grid
+from ..audio.tta import warp_grid
 from ..errors import InputError
 from ..losses import log_softmax
 from ..stream import Stream

@@ -234,6 +234,7 @@ def classify_usual(fsdd: Path, out: Path, epochs: float, tta: dict | None = None
     metrics = train_classify(cfg, force=True)
     seconds = time.perf_counter() - t0
     clf, front = load(cfg.out), front_end(cfg.out)
+    assert front is not None, "an audio model has a front end"
     test = read_labelled(cfg.test or "")
     plain = clf.predict(featurise(test.texts, front)) == np.asarray(test.labels)
     flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in given.items())

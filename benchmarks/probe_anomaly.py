@@ -178,12 +178,12 @@ def main() -> None:
                     diagnose(parts, sets[s], Path(args.diagnose))
     print()
     for k, cfg in enumerate(configs):
-        cells = []
+        summary: list[str] = []
         for s in SETS:
             v = [r[s] for r in results[k] if s in r]
             if v:
-                cells.append(f"{s} {np.mean(v):.2f} [{np.min(v):.1f}-{np.max(v):.1f}]")
-        print(f"config {k} {json.dumps(cfg)}: " + "  ".join(cells), flush=True)
+                summary.append(f"{s} {np.mean(v):.2f} [{np.min(v):.1f}-{np.max(v):.1f}]")
+        print(f"config {k} {json.dumps(cfg)}: " + "  ".join(summary), flush=True)
 
 
 def attribute(parts: dict, scored: dict, threshold: float) -> None:
@@ -252,7 +252,7 @@ def diagnose(parts: dict, scored: dict, results: Path) -> None:
         "    file | windows | rnnkit: missed, late, fp rows (by part), points lost | "
         "HTM: missed, late, fp rows, points lost"
     )
-    total = {"rnnkit": Counter(), "htm": Counter()}
+    total: dict[str, Counter[str]] = {"rnnkit": Counter(), "htm": Counter()}
     for name, (scores, lab) in scored.items():
         a = losses(scores, lab, ours.threshold)
         b = losses(htm[name][0], lab, theirs.threshold)

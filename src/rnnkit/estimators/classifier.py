@@ -72,8 +72,9 @@ class SequenceClassifier(Estimator):
     ``time_mask_width`` steps and ``feature_masks`` runs of up to ``feature_mask_width``
     features of each of ``feature_blocks`` blocks set to 0 in every training batch of feature
     frames (SpecAugment; 0: none); ``fit(..., X_epoch=f)`` trains epoch ``e`` on ``f(e)``
-    instead of ``X`` (the same lengths), e.g. recordings featurised with a fresh vocal tract
-    length warp each epoch (`rnnkit.audio.augment.WarpedEpochs`).
+    instead of ``X`` (the same sequences; their lengths may differ from ``X``'s, which cut the
+    batches), e.g. recordings featurised with a fresh vocal tract length warp and speed each
+    epoch (`rnnkit.audio.augment.WarpedEpochs`).
 
     ``members``: an ensemble of that many networks, trained one after another on the same
     data (the same training/validation split, drawn with ``seed``, and the same ``X_epoch``)
@@ -180,8 +181,9 @@ class SequenceClassifier(Estimator):
         (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder;
         ``metadata`` is added to the checkpoint's. ``resume``: continue the interrupted fit
         saved at ``out`` (`rnnkit.estimators.resume`: same model and data, or ``force``).
-        ``X_epoch``: epoch ``e`` trains on ``X_epoch(e)`` (feature frames of the lengths of
-        ``X``'s) in place of ``X``; validation and the data's fingerprint use ``X``."""
+        ``X_epoch``: epoch ``e`` trains on ``X_epoch(e)`` (feature frames of ``X``'s
+        sequences, lengths free: the batches are cut by ``X``'s) in place of ``X``; validation
+        and the data's fingerprint use ``X``."""
         self._check_params()
         if resume and out is None:
             raise InputError("SequenceClassifier.fit: resume=True needs out, the saved run's path")
@@ -256,7 +258,7 @@ class SequenceClassifier(Estimator):
             )
         if X_epoch is not None:
             objective.train_epoch = checked_epochs(
-                X_epoch, train[0], self._encode, "SequenceClassifier", "sequences"
+                X_epoch, train[0], self._encode, "SequenceClassifier", "sequences", False
             )
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
         describe = (

@@ -50,6 +50,7 @@ AUDIO_AUGMENT = {  # what --vtlp and the masks are for audio when not given (tex
     "time_mask_width": 5,
     "feature_masks": 2,
     "feature_mask_width": 2,
+    "speed": 0.0,
 }
 
 AUDIO_TTA = {"tta_vtlp": 0.1, "tta_warps": 5}  # test-time VTLP for audio when not given
@@ -123,6 +124,14 @@ class ClassifyConfig:
         type=vtlp_spread,
         default_help=f"{AUDIO_AUGMENT['vtlp']} for audio",
     )
+    speed: float | None = option(
+        None,
+        help="audio, training only: speed perturbation, each recording played a fresh factor "
+        "in [1-S, 1+S] times as fast every epoch (resampled: tempo and pitch; Ko et al. 2015), "
+        "before VTLP; 0: none",
+        type=vtlp_spread,
+        default_help=f"{AUDIO_AUGMENT['speed']:g} for audio",
+    )
     time_masks: int | None = option(
         None,
         help="audio, training only: SpecAugment time masks per recording",
@@ -191,8 +200,8 @@ class ClassifyConfig:
 
 
 def augmentation(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
-    """The run's --vtlp and mask settings: as given, else `AUDIO_AUGMENT` for audio and none
-    for text (where giving any is an error)."""
+    """The run's --vtlp, --speed and mask settings: as given, else `AUDIO_AUGMENT` for audio
+    and none for text (where giving any is an error)."""
     given = {k: getattr(cfg, k) for k in AUDIO_AUGMENT if getattr(cfg, k) is not None}
     if not audio:
         if any(given.values()):
@@ -295,11 +304,11 @@ def train_classify(
             check_known_labels(part, classes, what)
     # verbose: it logs the data's size and classes once they are checked
     clf = estimator(cfg, audio=front is not None)
-    vtlp = augmentation(cfg, front is not None)["vtlp"]
+    augment = augmentation(cfg, front is not None)
     X_epoch = None
-    if front is not None and vtlp:
+    if front is not None and (augment["vtlp"] or augment["speed"]):
         samples = [read_wav(p, front.rate, "--train") for p in paths]
-        X_epoch = WarpedEpochs(samples, front, vtlp, cfg.seed)
+        X_epoch = WarpedEpochs(samples, front, augment["vtlp"], cfg.seed, augment["speed"])
     extra = {"frontend": asdict(front)} if front is not None else {}
     clf.fit(
         X,

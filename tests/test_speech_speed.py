@@ -4,8 +4,11 @@ length and pitch, epoch inputs of other lengths, and one-line errors for bad set
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from rnnkit.audio import FrontEnd
 from rnnkit.audio.augment import (
@@ -18,6 +21,7 @@ from rnnkit.audio.augment import (
 from rnnkit.cli import main
 from rnnkit.errors import InputError
 from rnnkit.estimators.classifier import SequenceClassifier
+from rnnkit.files import safetensors_metadata
 
 RATE = 8000
 
@@ -103,3 +107,18 @@ def test_bad_speed_gives_one_line_errors(tmp_path, capsys):
             code = exc.code
         err = capsys.readouterr().err
         assert code == 2 and message in err, err
+
+
+def test_train_classify_on_audio_with_speed_records_it_in_the_model(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for label, pitch in (("low", 300.0), ("high", 1500.0)):
+        (tmp_path / "train" / label).mkdir(parents=True)
+        for k in range(6):
+            x = tone(pitch, rng.uniform(0.15, 0.25)) + 0.01 * rng.standard_normal(1)
+            wavfile.write(tmp_path / "train" / label / f"{k}.wav", RATE, (x * 32767).astype("<i2"))
+    model = tmp_path / "m.safetensors"
+    code = main(["train", "classify", "--train", str(tmp_path / "train"), "--epochs", "2",
+                 "--hidden", "8", "--speed", "0.1", "--out", str(model)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    extra = json.loads((safetensors_metadata(model) or {})["extra"])
+    assert extra["run"]["speed"] == 0.1

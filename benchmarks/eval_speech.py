@@ -55,7 +55,7 @@ SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
-MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing")
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps")
 CTC_OPTIONS = (
     "units",

@@ -66,7 +66,9 @@ class SequenceClassifier(Estimator):
     ``validation_fraction`` of the training data is held out. ``class_weight``: None,
     "balanced", or a dict label -> weight. ``label_smoothing`` ``e``: train towards
     ``1 - e`` on the label and ``e`` spread evenly over all classes (as PyTorch's
-    ``cross_entropy``).
+    ``cross_entropy``). ``mixup`` ``a`` (0: none): each training batch mixed with itself in
+    another order, features and loss, by a weight drawn from Beta(a, a) per step (Zhang et
+    al. 2018; padded features, each pair at the longer length).
 
     Augmentation, in training only (`rnnkit.audio.augment`): ``time_masks`` runs of up to
     ``time_mask_width`` steps and ``feature_masks`` runs of up to ``feature_mask_width``
@@ -93,7 +95,12 @@ class SequenceClassifier(Estimator):
 
     _estimator_type = "classifier"
     # added after checkpoints were first written: older files load as one plain network
-    _added_params: ClassVar[dict[str, Any]] = {"members": 1, "tta_vtlp": 0.0, "tta_warps": 1}
+    _added_params: ClassVar[dict[str, Any]] = {
+        "members": 1,
+        "tta_vtlp": 0.0,
+        "tta_warps": 1,
+        "mixup": 0.0,
+    }
     model_: Sequential | Ensemble
 
     def __init__(
@@ -129,6 +136,7 @@ class SequenceClassifier(Estimator):
         members: int = 1,
         tta_vtlp: float = 0.0,
         tta_warps: int = 1,
+        mixup: float = 0.0,
         verbose: bool = False,
     ) -> None:
         self.tokens = tokens
@@ -162,6 +170,7 @@ class SequenceClassifier(Estimator):
         self.members = members
         self.tta_vtlp = tta_vtlp
         self.tta_warps = tta_warps
+        self.mixup = mixup
         self.verbose = verbose
 
     # -- fit -----------------------------------------------------------------------------------
@@ -243,6 +252,7 @@ class SequenceClassifier(Estimator):
             self.model_, train, valid, self.batch_size, self._weights(targets), self.seed
         )
         objective.label_smoothing = self.label_smoothing
+        objective.mixup = self.mixup
         objective.mask = masker(
             self.seed,
             self.time_masks,
@@ -341,6 +351,12 @@ class SequenceClassifier(Estimator):
             raise InputError(
                 "SequenceClassifier: label_smoothing must be in [0, 1), "
                 f"got {self.label_smoothing!r}"
+            )
+        a = self.mixup
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 10:
+            raise InputError(
+                f"SequenceClassifier: mixup must be a number in [0, 10] (Beta(a, a) of the "
+                f"mixing weight; 0: none), got {a!r}"
             )
         m = self.members
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:

@@ -77,6 +77,13 @@ def smoothing(text: str) -> float:
     return value
 
 
+def mixup_alpha(text: str) -> float:
+    value = nonneg_float(text)
+    if value > 10:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 10], got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """One ``rnnkit train classify`` run; each field is also its option."""
@@ -115,6 +122,12 @@ class ClassifyConfig:
         0.0,
         help="train towards 1-E on the label and E spread over all classes; 0: plain labels",
         type=smoothing,
+    )
+    mixup: float = option(
+        0.0,
+        help="training only: mixup, each batch mixed with itself in another order (features "
+        "and loss) by a weight drawn from Beta(A, A) every step (Zhang et al. 2018); 0: none",
+        type=mixup_alpha,
     )
     vtlp: float | None = option(
         None,
@@ -247,6 +260,7 @@ def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
         dropout=cfg.dropout,
         class_weight="balanced" if cfg.balanced else None,
         label_smoothing=cfg.label_smoothing,
+        mixup=cfg.mixup,
         batch_size=cfg.batch,
         lr=cfg.lr,
         time_masks=augment["time_masks"],

@@ -4,7 +4,7 @@ recordings) recognised by classification and by CTC transcription, also live.
 1. Classification, the dataset's usual split (recordings 0-4 of each speaker for testing,
    5-49 for training): ``rnnkit train classify`` on the folders per digit that
    ``rnnkit data fsdd`` writes, with its audio defaults (MFCC + deltas, bidirectional GRU
-   256, max pooling, VTLP and masks).
+   256, max pooling, speed perturbation, VTLP and masks).
 2. Speaker independence: leave one speaker out, 5 folds. Per fold, interleaved, each side in
    its own process with the same thread pins and the same features (rnnkit's front end), folds,
    validation split, batches and budget: rnnkit's `SequenceClassifier` and the same network in

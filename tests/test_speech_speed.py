@@ -22,6 +22,7 @@ from rnnkit.cli import main
 from rnnkit.errors import InputError
 from rnnkit.estimators.classifier import SequenceClassifier
 from rnnkit.files import safetensors_metadata
+from rnnkit.tasks.classify import AUDIO_AUGMENT, ClassifyConfig, augmentation
 
 RATE = 8000
 
@@ -122,3 +123,9 @@ def test_train_classify_on_audio_with_speed_records_it_in_the_model(tmp_path, ca
     assert code == 0, capsys.readouterr().err
     extra = json.loads((safetensors_metadata(model) or {})["extra"])
     assert extra["run"]["speed"] == 0.1
+
+
+def test_speed_is_on_for_audio_by_default_and_off_for_text():
+    assert augmentation(ClassifyConfig(), audio=True)["speed"] == AUDIO_AUGMENT["speed"] > 0
+    assert augmentation(ClassifyConfig(), audio=False)["speed"] == 0
+    assert augmentation(ClassifyConfig(speed=0.0), audio=True)["speed"] == 0

@@ -171,8 +171,6 @@ class AnomalyDetector(Estimator):
         "level_log": False,
         "season_rise": False,
         "network_weight": 1.0,
-        "tail": "gaussian",
-        "level_scale": "values",
     }
     model_: NextValueModel
 
@@ -197,8 +195,6 @@ class AnomalyDetector(Estimator):
         surprise: str = "members",
         season_rise: bool = True,
         network_weight: float = 0.95,
-        tail: str = "gaussian",
-        level_scale: str = "values",
         learn_every: int = 0,
         learn_steps: int = 5,
         learn_lr: float = 3e-3,
@@ -225,8 +221,6 @@ class AnomalyDetector(Estimator):
         self.surprise = surprise
         self.season_rise = season_rise
         self.network_weight = network_weight
-        self.tail = tail
-        self.level_scale = level_scale
         self.learn_every = learn_every
         self.learn_steps = learn_steps
         self.learn_lr = learn_lr
@@ -291,10 +285,6 @@ class AnomalyDetector(Estimator):
         ):
             raise InputError(
                 f"AnomalyDetector: network_weight must be in (0, 1], got {self.network_weight!r}"
-            )
-        if self.tail not in ("gaussian", "student", "student-all"):
-            raise InputError(
-                f"AnomalyDetector: tail must be 'gaussian' or 'student', got {self.tail!r}"
             )
         if self.transform not in ("auto", None):
             raise InputError(
@@ -399,36 +389,29 @@ class AnomalyDetector(Estimator):
         out = self._network_out(z, P)  # (T, 2K)
         state = likelihood.new_state(self.short_window, self.long_window)
         lik = np.empty(z.size - 1)
-        obs_all, obs_level = self._observed()
         if self._by_members(out.shape[-1] // 2):  # each member's own surprise, their mean
             means, variances = _member_gaussians(z[:-1], out[:-1])  # predictions for z[t + 1]
             raws = _member_surprise(z[1:, None], means, variances)
-            likelihood.run_raw(state, raws, *self._windows(), lik, obs_all)
+            likelihood.run_raw(state, raws, *self._windows(), lik)
         else:  # the surprise under the members' mixture
             mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
-            likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik, obs_all)
+            likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik)
         parts = {"network": lik[P - 1 :] * float(self.network_weight)}  # lik[t - 1] scores z[t]
         period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
             diff = z[period:] - z[:-period]
             seasonal = np.empty(diff.size)
-            svars = np.full(diff.size, svar)
-            likelihood.run(state, diff, svars, *self._windows(), seasonal, obs_all)
+            likelihood.run(state, diff, np.full(diff.size, svar), *self._windows(), seasonal)
             parts["seasonal"] = seasonal[P - period :]
             if not use_net:  # the seasonal score alone
                 del parts["network"]
         levels = {}  # the recent levels' likelihoods; their scores[t] score z[t]
-        head = s[:P]
-        counts = bool(np.all(head >= 0) and np.all(head == np.round(head)))
-        if self.level and not (self.level_scale == "drop-counts" and logged and counts):
-            levels["level"] = self._level_space(s, P, self.level_scale) if logged else z
+        if self.level:  # on the values as they came
+            levels["level"] = self._level_space(s, P) if logged else z
         if self.level and self.level_log and logged:  # and on the log scale too
             levels["level_log"] = z
         for name, values in levels.items():
-            robust = self.level_scale == "robust" or (
-                self.level_scale == "robust-raw" and name == "level" and logged
-            )
             level_scores = np.empty(z.size)
             recent_level.run(
                 recent_level.new_state(P),
@@ -436,10 +419,6 @@ class AnomalyDetector(Estimator):
                 values,
                 *self._windows(),
                 level_scores,
-                obs_level,
-                robust,
-                {"start-warmup": int(self.warmup), "start-full": P}.get(self.level_scale, 0),
-                {"abs": 1, "square": 2, "log-abs": 3}.get(self.level_scale, 0),
             )
             parts[name] = level_scores[P:]
         if self.range_check is not None:
@@ -472,24 +451,11 @@ class AnomalyDetector(Estimator):
         return values, False
 
     @staticmethod
-    def _level_space(s: np.ndarray, P: int, scale: str = "values") -> np.ndarray:
+    def _level_space(s: np.ndarray, P: int) -> np.ndarray:
         """The values as they came, normalised by their probationary scale: what the recent
         level judges when the network reads ``log(1 + x)``."""
-        counts = bool(np.all(s[:P] >= 0) and np.all(s[:P] == np.round(s[:P])))
-        if scale == "sqrt-counts" and counts:
-            s = 2.0 * np.sqrt(np.maximum(s, 0.0) + 0.375)
-        if scale == "sqrt":  # Anscombe's: the variance of Poisson counts made constant
-            s = 2.0 * np.sqrt(np.maximum(s, 0.0) + 0.375)
-        elif scale == "cbrt":
-            s = np.cbrt(np.maximum(s, 0.0))
         mean, sd = scale_of(s[:P])
         return np.clip((s - mean) / sd, -CLIP, CLIP)
-
-    def _observed(self) -> tuple[bool, bool]:
-        """Whether the likelihoods of the network and the seasonal difference, and those of
-        the recent levels, take the observed tail as a floor (``tail``)."""
-        tail = getattr(self, "tail", "gaussian")
-        return tail == "student-all", tail in ("student", "student-all")
 
     def _by_members(self, members: int) -> bool:
         """Whether the raw surprise is the mean of the ``members`` members' own."""
@@ -720,7 +686,6 @@ class DetectorPool:
     def _step(self, ready: dict[Hashable, tuple[float, float]]) -> dict[Hashable, float]:
         assert self._pool is not None
         short, long, warmup = self._windows
-        obs_all, obs_level = self.detector._observed()
         shared = {sid: v for sid, v in ready.items() if self._streams[sid].own is None}
         outs = {}
         if len(shared) == 1:  # one stream: the single-stream step, on its column of the pool
@@ -738,26 +703,24 @@ class DetectorPool:
             score = 0.0
             if st.means is not None and st.variances is not None:  # the members' predictions
                 raw = float(_member_surprise(np.array(z), st.means, st.variances))
-                score = likelihood.step_raw(st.lik, raw, short, long, warmup, obs_all)
+                score = likelihood.step_raw(st.lik, raw, short, long, warmup)
             elif st.var > 0:  # a prediction for this value
-                score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup, obs_all)
+                score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
             score *= float(self.detector.network_weight)
             if st.season is not None:  # the value one period earlier, as a second prediction
                 period = st.season.size
                 k = st.seen % period
                 if st.seen >= period:
                     diff = z - st.season[k]
-                    seasonal = likelihood.step(
-                        st.slik, diff, st.svar, short, long, warmup, obs_all
-                    )
+                    seasonal = likelihood.step(st.slik, diff, st.svar, short, long, warmup)
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
             if st.level is not None:  # the recent level, a third prediction
                 zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
-                lev = recent_level.step(st.level, st.llik, zl, short, long, warmup, obs_level)
+                lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
                 score = max(score, lev)
             if st.loglevel is not None:  # and on the log scale
-                lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup, obs_level)
+                lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
                 score = max(score, lev)
             st.seen += 1
             if st.lo <= st.hi and self._out_of_range(st, value):

@@ -21,14 +21,11 @@ one compiled loop, so a stream scored one value at a time and the whole array ag
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from . import likelihood
 
-MAD_SD = 1.4826  # a Gaussian's standard deviation over its median absolute deviation
 VAR_FLOOR = 1e-6  # the smallest variance of the window assumed (normalised values)
 _HEAD = 5  # n, pos, sum, sum of squares, steps since the sums were redone
 
@@ -39,43 +36,17 @@ def new_state(window: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def step(
-    state: np.ndarray,
-    lik: np.ndarray,
-    z: float,
-    short: int,
-    long: int,
-    warmup: int,
-    heavy: bool = False,
-    robust: bool = False,
-    start: int = 0,
-    kind: int = 0,
-) -> float:
+def step(state: np.ndarray, lik: np.ndarray, z: float, short: int, long: int, warmup: int) -> float:
     """Score ``z`` against the window (0 while it holds fewer than 2 values), then add it.
 
     ``lik`` is the likelihood state (`rnnkit.estimators.likelihood.new_state`) of this stream's
     level errors."""
     n = int(state[0])
     score = 0.0
-    if n < start:
-        likelihood.window_add(state, 0, state[_HEAD:], z)
-        return score
-    if n >= 2 and robust:  # the window's median and its median absolute deviation
-        window = state[_HEAD : _HEAD + n]
-        centre = np.median(window)
-        mad = np.median(np.abs(window - centre))
-        var = max((MAD_SD * mad) ** 2, VAR_FLOOR)
-        score = likelihood.step(lik, z - centre, var, short, long, warmup, heavy)
-    elif n >= 2 and kind > 0:
+    if n >= 2:
         mean = state[2] / n
         var = max(state[3] / n - mean * mean, VAR_FLOOR)
-        u2 = (z - mean) ** 2 / var
-        raw = math.sqrt(u2) if kind == 1 else (u2 if kind == 2 else math.log1p(math.sqrt(u2)))
-        score = likelihood.step_raw(lik, raw, short, long, warmup, heavy)
-    elif n >= 2:
-        mean = state[2] / n
-        var = max(state[3] / n - mean * mean, VAR_FLOOR)
-        score = likelihood.step(lik, z - mean, var, short, long, warmup, heavy)
+        score = likelihood.step(lik, z - mean, var, short, long, warmup)
     likelihood.window_add(state, 0, state[_HEAD:], z)
     return score
 
@@ -89,11 +60,7 @@ def run(
     long: int,
     warmup: int,
     out: np.ndarray,
-    heavy: bool = False,
-    robust: bool = False,
-    start: int = 0,
-    kind: int = 0,
 ) -> None:
     """`step` over each value of ``z``, scores into ``out``."""
     for t in range(z.shape[0]):
-        out[t] = step(state, lik, z[t], short, long, warmup, heavy, robust, start, kind)
+        out[t] = step(state, lik, z[t], short, long, warmup)

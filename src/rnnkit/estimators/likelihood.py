@@ -31,15 +31,13 @@ import numba
 import numpy as np
 
 SD_FLOOR = 0.01  # the smallest standard deviation of m assumed
-MAX_NU = 1000.0  # heavy: a window whose kurtosis asks for more degrees of freedom is Gaussian
 _LOG_FLOOR = math.log(1e-10)
 _HEAD = 8  # n_s, pos_s, sum_s, n_l, pos_l, sum_l, sumsq_l, steps since the sums were redone
 
 
 def new_state(short: int, long: int) -> np.ndarray:
-    """A fresh state for windows of ``short`` and ``long`` values (and, last, the long
-    window's sums of cubes and fourth powers, kept with ``heavy``)."""
-    return np.zeros(_HEAD + short + long + 2)
+    """A fresh state for windows of ``short`` and ``long`` values."""
+    return np.zeros(_HEAD + short + long)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -55,23 +53,7 @@ def _tail_score(z: float) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _log_q(z: float) -> float:
-    """``log Q(z)``, ``Q`` the Gaussian upper tail (as `_tail_score` computes it)."""
-    if z < 8.0:
-        return math.log(0.5 * math.erfc(z / math.sqrt(2.0)))
-    return -0.5 * z * z - math.log(z * math.sqrt(2.0 * math.pi))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def step(
-    state: np.ndarray,
-    err: float,
-    var: float,
-    short: int,
-    long: int,
-    warmup: int,
-    heavy: bool = False,
-) -> float:
+def step(state: np.ndarray, err: float, var: float, short: int, long: int, warmup: int) -> float:
     """Add one prediction error ``err`` of predicted variance ``var``; the step's score.
 
     The raw surprise is ``r = log(1 + err^2 / var)``, which grows with the Gaussian NLL of the
@@ -79,13 +61,11 @@ def step(
     saturates at 1, so a 40-sigma error counts as little as a 4-sigma one: on NAB it scored
     0-5 where ``log(1 + u^2)`` scored 15-32 (README, "Anomaly detection").
     """
-    return step_raw(state, math.log1p(err * err / var), short, long, warmup, heavy)
+    return step_raw(state, math.log1p(err * err / var), short, long, warmup)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def step_raw(
-    state: np.ndarray, raw: float, short: int, long: int, warmup: int, heavy: bool = False
-) -> float:
+def step_raw(state: np.ndarray, raw: float, short: int, long: int, warmup: int) -> float:
     """`step` from the raw surprise ``raw`` itself (at least 0): for a surprise that is not
     one error's, such as the mean of an ensemble's members' own (``AnomalyDetector(surprise=
     "members")``)."""
@@ -108,114 +88,9 @@ def step_raw(
         mu = state[5] / nl
         var = max(state[6] / nl - mu * mu, 0.0)
         sd = max(math.sqrt(var), SD_FLOOR)
-        if heavy:  # a Student-t tail as heavy as the window's kurtosis says
-            score = _heavy_score(state, long, nl, mu, var, sd, m)
-        else:
-            score = _tail_score((m - mu) / sd)
-    if heavy:  # the window's sums of cubes and fourth powers, for its kurtosis
-        _moments_add(state, long, lbuf, m)
+        score = _tail_score((m - mu) / sd)
     window_add(state, 3, lbuf, m)
-    if heavy and state[7] == 0:  # the sums were just redone from the buffer: these too
-        _moments_redo(state, long, lbuf)
     return score
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _moments_add(state: np.ndarray, long: int, lbuf: np.ndarray, m: float) -> None:
-    """Before ``m`` joins the long window: its cube and fourth power join the sums, the
-    leaving value's (a full window) leave them."""
-    at = state.shape[0] - 2
-    if int(state[3]) == long:
-        old = lbuf[int(state[4])]
-        state[at] -= old**3
-        state[at + 1] -= old**4
-    state[at] += m**3
-    state[at + 1] += m**4
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _moments_redo(state: np.ndarray, long: int, lbuf: np.ndarray) -> None:
-    at = state.shape[0] - 2
-    s3 = 0.0
-    s4 = 0.0
-    for k in range(int(state[3])):
-        s3 += lbuf[k] ** 3
-        s4 += lbuf[k] ** 4
-    state[at], state[at + 1] = s3, s4
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _heavy_score(
-    state: np.ndarray, long: int, n: int, mu: float, var: float, sd: float, m: float
-) -> float:
-    """The score of ``m`` under a Student-t of the window's mean and variance whose degrees of
-    freedom match the window's excess kurtosis ``k``: ``nu = 4 + 6 / k`` (the t's kurtosis is
-    ``6 / (nu - 4)``); a Gaussian where ``k <= 6 / MAX_NU``."""
-    at = state.shape[0] - 2
-    z = (m - mu) / sd
-    if var <= 0.0:
-        return _tail_score(z)
-    e3 = state[at] / n
-    e4 = state[at + 1] / n
-    m2 = var + mu * mu
-    central4 = e4 - 4.0 * mu * e3 + 6.0 * mu * mu * m2 - 3.0 * mu**4
-    excess = central4 / (var * var) - 3.0
-    if not excess > 6.0 / MAX_NU:
-        return _tail_score(z)
-    nu = 4.0 + 6.0 / excess
-    t = z * math.sqrt(nu / (nu - 2.0))  # the t of unit variance at z standard deviations
-    lq = log_t_upper(t, nu)
-    return -lq / (-lq - _LOG_FLOOR)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """The continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    if abs(d) < tiny:
-        d = tiny
-    d = 1.0 / d
-    h = d
-    for k in range(1, 500):
-        m2 = 2.0 * k
-        aa = k * (b - k) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = tiny if abs(d) < tiny else d
-        c = 1.0 + aa / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        h *= d * c
-        aa = -(a + k) * (qab + k) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = tiny if abs(d) < tiny else d
-        c = 1.0 + aa / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-12:
-            break
-    return h
-
-
-@numba.njit(cache=True, error_model="numpy")
-def log_t_upper(t: float, nu: float) -> float:
-    """``log P(T >= t)`` for Student's t with ``nu`` degrees of freedom: half the regularised
-    incomplete beta ``I_w(nu / 2, 1 / 2)``, ``w = nu / (nu + t^2)``, for ``t > 0`` (its
-    continued fraction on the log scale, so far tails do not underflow)."""
-    if t <= 0.0:
-        return math.log(1.0 - math.exp(log_t_upper(-t, nu))) if t < 0.0 else math.log(0.5)
-    a, b = 0.5 * nu, 0.5
-    w = nu / (nu + t * t)
-    log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-    log_front = a * math.log(w) + b * math.log1p(-w) - log_beta
-    if w < (a + 1.0) / (a + b + 2.0):
-        return math.log(0.5) + log_front + math.log(_beta_cf(a, b, w) / a)
-    # near the centre: I_w(a, b) = 1 - I_{1-w}(b, a)
-    rest = math.exp(log_front) * _beta_cf(b, a, 1.0 - w) / b
-    return math.log(0.5 * (1.0 - rest))
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -256,23 +131,16 @@ def run(
     long: int,
     warmup: int,
     out: np.ndarray,
-    heavy: bool = False,
 ) -> None:
     """`step` over each error of ``errs``, scores into ``out``."""
     for t in range(errs.shape[0]):
-        out[t] = step(state, errs[t], var[t], short, long, warmup, heavy)
+        out[t] = step(state, errs[t], var[t], short, long, warmup)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def run_raw(
-    state: np.ndarray,
-    raws: np.ndarray,
-    short: int,
-    long: int,
-    warmup: int,
-    out: np.ndarray,
-    heavy: bool = False,
+    state: np.ndarray, raws: np.ndarray, short: int, long: int, warmup: int, out: np.ndarray
 ) -> None:
     """`step_raw` over each raw surprise of ``raws``, scores into ``out``."""
     for t in range(raws.shape[0]):
-        out[t] = step_raw(state, raws[t], short, long, warmup, heavy)
+        out[t] = step_raw(state, raws[t], short, long, warmup)

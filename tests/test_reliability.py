@@ -694,6 +694,12 @@ CASES = [
         2,
         "no such folder",
     ),
+    Case(
+        "data fsdd: --test-strings 0",
+        lambda f, c: ["data", "fsdd", "--test-strings", "0", "--out", str(f.root)],
+        2,
+        "--test-strings",
+    ),
 ]
 
 

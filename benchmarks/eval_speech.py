@@ -594,6 +594,13 @@ def main() -> None:
         "--strings' (300; other counts in OUT/fsdd-sN; the test speaker's 300 are the same)",
     )
     ap.add_argument(
+        "--gain",
+        type=float,
+        default=0.0,
+        help="transcription: the training speakers' strings at random levels down to -G dB, "
+        "as 'rnnkit data fsdd --gain' (0; other values in OUT/fsdd-sN-gG)",
+    )
+    ap.add_argument(
         "--ctc-clips",
         type=_yes,
         default=False,
@@ -695,11 +702,17 @@ def main() -> None:
     result: dict = {"date": datetime.date.today().isoformat(), "machine": machine()}
     print("where it runs: " + json.dumps(result["machine"]), file=sys.stderr)
     start = time.perf_counter()
-    fsdd = out / ("fsdd" if args.strings == 300 else f"fsdd-s{args.strings}")
+    fsdd = out / "fsdd"
+    if args.strings != 300 or args.gain:
+        fsdd = out / f"fsdd-s{args.strings}{f'-g{args.gain:g}' if args.gain else ''}"
     if not (fsdd / "classify" / "all.csv").is_file():
         prepare(
             FsddConfig(
-                recordings=str(args.recordings), out=str(fsdd), strings=args.strings, seed=SEED
+                recordings=str(args.recordings),
+                out=str(fsdd),
+                strings=args.strings,
+                gain=args.gain,
+                seed=SEED,
             ),
             log_to_stderr,
         )
@@ -733,6 +746,7 @@ def main() -> None:
         )
         t = result["transcribe"]
         t["strings"] = args.strings
+        t["gain"] = args.gain
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
             f"lexicon {t['wer_lexicon']:.3f}, lexicon beam 8 {t['wer_lexicon_beam8']:.3f}; "

@@ -700,6 +700,12 @@ CASES = [
         2,
         "--test-strings",
     ),
+    Case(
+        "data fsdd: --gain -3",
+        lambda f, c: ["data", "fsdd", "--gain", "-3", "--out", str(f.root)],
+        2,
+        "--gain",
+    ),
 ]
 
 

@@ -66,3 +66,24 @@ def test_the_test_speaker_count_is_its_own(tmp_path):
     test = (out / "strings" / "test.csv").read_text().splitlines()[1:]
     train = (out / "strings" / "train.csv").read_text().splitlines()[1:]
     assert result["strings"] == 9 and len(test) == 5 and len(train) == 4
+
+
+def test_level_augmentation_leaves_the_test_speaker_and_the_words_alone(tmp_path):
+    recordings = _recordings(tmp_path / "rec")
+    plain, quiet = tmp_path / "plain", tmp_path / "quiet"
+    common = {"recordings": str(recordings), "test_speaker": "bob", "strings": 4}
+    prepare(FsddConfig(out=str(plain), **common))
+    prepare(FsddConfig(out=str(quiet), gain=20.0, **common))
+    a, b = _strings(plain), _strings(quiet)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name][0] == b[name][0]  # the same words
+        if name.startswith("bob_"):
+            assert a[name][1] == b[name][1]  # the test speaker's strings untouched
+    from scipy.io import wavfile
+
+    def rms(out: Path, name: str) -> float:
+        return float(np.sqrt(np.mean(wavfile.read(out / "strings" / name)[1] ** 2.0)))
+
+    ratios = [rms(quiet, f"ann_{n}.wav") / rms(plain, f"ann_{n}.wav") for n in range(4)]
+    assert all(0.09 < r < 1.01 for r in ratios) and min(ratios) < 0.9

@@ -67,6 +67,14 @@ class FsddConfig:
         "would; Ko et al. 2015); the test speaker's are left as recorded; 0: none",
         type=nonneg_float,
     )
+    gain: float = option(
+        0.0,
+        help="level augmentation of the training speakers' strings: each one's speech scaled "
+        "by a random gain, uniform in decibels from -G to 0, before the noise is added (so "
+        "quieter voices, at a lower signal to noise ratio, are heard in training); the test "
+        "speaker's are left as recorded; 0: none",
+        type=nonneg_float,
+    )
     seed: int = option(0, help="random seed")
 
 
@@ -139,6 +147,7 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
 
     out.mkdir(parents=True, exist_ok=True)
     first = np.random.default_rng(cfg.seed)
+    gains = np.random.default_rng([cfg.seed, 0])  # apart, so the first stream stays put
     rows: list[tuple[str, ...]] = []
     for place, speaker in enumerate(speakers):
         clips = [(p, d) for p, d, s, _ in found if s == speaker]
@@ -148,7 +157,9 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
         more = np.random.default_rng([cfg.seed, 1 + place])
         for n in range(max(count, FIRST_STREAM)):
             rng = first if n < FIRST_STREAM else more
-            signal, picks = _utterance(clips, audio, rng, cfg, perturb)
+            gain = 0.0 if speaker == cfg.test_speaker else cfg.gain
+            decibels = -gains.uniform(0.0, gain) if gain else 0.0
+            signal, picks = _utterance(clips, audio, rng, cfg, perturb, 10 ** (decibels / 20))
             if n >= count:
                 continue  # drawn only to keep the first stream where it was
             pcm = np.clip(np.round(signal * 32767), -32768, 32767).astype(np.int16)
@@ -165,9 +176,15 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
 
 
 def _utterance(
-    clips: list, audio: dict, rng: np.random.Generator, cfg: FsddConfig, perturb: float
+    clips: list,
+    audio: dict,
+    rng: np.random.Generator,
+    cfg: FsddConfig,
+    perturb: float,
+    scale: float = 1.0,
 ) -> tuple[np.ndarray, list[int]]:
-    """One digit string: its samples (float, full scale 1) and its digits."""
+    """One digit string: its samples (float, full scale 1; the speech times ``scale``, then
+    the noise) and its digits."""
     k = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
     picks = [clips[int(i)] for i in rng.integers(0, len(clips), k)]
     pieces = [_silence(rng, 0.05, 0.3)]
@@ -175,7 +192,7 @@ def _utterance(
         pieces.append(_speed(audio[p], rng, perturb))
         end = j == len(picks) - 1
         pieces.append(_silence(rng, 0.05, 0.3) if end else _silence(rng, 0.02, cfg.max_gap))
-    signal = np.concatenate(pieces)
+    signal = scale * np.concatenate(pieces)
     signal = signal + cfg.noise * rng.standard_normal(len(signal))
     return signal, [d for _, d in picks]
 

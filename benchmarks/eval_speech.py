@@ -65,6 +65,8 @@ CTC_OPTIONS = (
     "patience",
     "select",
     "warps",
+    "prior_frames",
+    "level",
 ) + AUGMENT_OPTIONS
 
 
@@ -640,6 +642,7 @@ def main() -> None:
         "units": str,
         "select": str,
         "vtlp": float,
+        "level": float,
         "dropout": float,
         "bidirectional": _yes,
     }

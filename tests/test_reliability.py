@@ -706,6 +706,22 @@ CASES = [
         2,
         "--gain",
     ),
+    Case(
+        "train transcribe: --level -6",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--level", "-6"],
+        2,
+        "--level",
+    ),
+    Case(
+        "train transcribe: --prior-frames 0",
+        lambda f, c: [
+            *_manifest(f, "m.csv", "path,transcript\na.wav,one\n"),
+            "--prior-frames",
+            "0",
+        ],
+        2,
+        "--prior-frames",
+    ),
 ]
 
 

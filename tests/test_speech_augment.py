@@ -301,3 +301,23 @@ def test_level_shift_of_log_mel_features_moves_every_band():
     bands = y[:, : front.n_mels] - x[:, : front.n_mels]
     assert np.ptp(bands) < 1e-6 and abs(bands[0, 0]) > 0
     np.testing.assert_array_equal(y[:, front.n_mels :], x[:, front.n_mels :])
+
+
+def test_train_transcribe_trains_on_level_shifted_warped_features_by_default(tmp_path):
+    from scipy.io import wavfile
+
+    from rnnkit.audio.augment import LevelShifted
+    from rnnkit.tasks.transcribe import TranscribeConfig, training_epochs
+
+    path = tmp_path / "a.wav"
+    wavfile.write(path, RATE, (speechlike() * 32767).astype(np.int16))
+    front = FrontEnd(norm="none")
+    X = [front.features(speechlike())]
+    made = training_epochs(X, [str(path)], front, TranscribeConfig())
+    assert isinstance(made, LevelShifted) and isinstance(made.epochs, WarpedEpochs)
+    assert made.db == TranscribeConfig().level > 0
+    only_vtlp = training_epochs(X, [str(path)], front, TranscribeConfig(level=0.0))
+    assert isinstance(only_vtlp, WarpedEpochs)
+    only_level = training_epochs(X, [str(path)], front, TranscribeConfig(vtlp=0.0))
+    assert isinstance(only_level, LevelShifted) and only_level.epochs is None
+    assert training_epochs(X, [str(path)], front, TranscribeConfig(vtlp=0.0, level=0.0)) is None

@@ -35,6 +35,9 @@ TRANSCRIBE_AUGMENT = {
     "feature_masks": 2,
     "feature_mask_width": 2,
 }
+# the default of --level: training voices at random levels within +-20 dB, chosen on the strings
+# of a training speaker held out of training (README, "Level augmentation")
+TRANSCRIBE_LEVEL = 20.0
 # the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
 # the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
 TRANSCRIBE_EPOCHS = 40.0
@@ -104,7 +107,7 @@ class TranscribeConfig:
         type=nonneg_int,
     )
     level: float = option(
-        0.0,
+        TRANSCRIBE_LEVEL,
         help="training only: each utterance heard at a random level, uniform within +-DB "
         "decibels, every epoch (its log energy shifted); 0: none",
         type=nonneg_float,

@@ -10,7 +10,9 @@ config, by `AnomalyDetector._parts` and the same combination as `AnomalyDetector
 network reads the log scale (it keeps ``level_log``'s); ``"_weights": {"network": 0.95}``:
 a part's scores scaled (on top of ``network_weight``); ``"_echo": 0.4``: the seasonal
 difference without echoes (a value whose seasonal score reaches 0.4 is not the next period's
-prediction; tried, not in rnnkit). ``--learn-every N``: the networks keep learning as
+prediction; tried, not in rnnkit); ``"_filter": 0.4``: the network reads its own prediction
+instead of a value whose network score reaches 0.4 (`network_filtered`; tried, not in
+rnnkit). ``--learn-every N``: the networks keep learning as
 ``AnomalyDetector(learn_every=N)`` makes them (kept in their own pickles).
 
 With ``--attribute``, for the first config and seed: which part was the largest at each row
@@ -85,6 +87,13 @@ def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: di
         del parts["level"]
     if cfg.get("_echo") and "seasonal" in parts:
         parts["seasonal"] = seasonal_no_echo(det, values, float(cfg["_echo"]))
+    if cfg.get("_level_var"):  # the recent levels' spread from the stream's own history
+        for name in [
+            k for k in ("level", "level_log") if k in parts and cfg["_level_var"] in ("both", k)
+        ]:
+            parts[name] = level_history_spread(det, values, name, bool(cfg.get("_larger")))
+    if cfg.get("_filter") and "network" in parts:
+        parts["network"] = network_filtered(det, values, float(cfg["_filter"]))
     for name, weight in cfg.get("_weights", {}).items():  # a part's scores scaled
         if name in parts:
             parts[name] = parts[name] * weight
@@ -110,6 +119,77 @@ def seasonal_no_echo(det: AnomalyDetector, s: np.ndarray, level: float) -> np.nd
         if out[k - period] >= level:
             ref[k] = ref[k - period]
     return out[P - period :]
+
+
+def level_history_spread(
+    det: AnomalyDetector, s: np.ndarray, name: str, larger: bool = False
+) -> np.ndarray:
+    """A recent level whose error ``z_t - mean(z_{t-W} .. z_{t-1})`` is judged against the
+    mean square of the level's own errors over the last ``long_window`` rows (the stream's own
+    history of that statistic), not against the variance of the window's values (tried, not in
+    rnnkit)."""
+    from rnnkit.estimators import likelihood
+
+    P = det.probation
+    x, logged = det._model_space(s, s[:P])
+    if name == "level" and logged:
+        z = det._level_space(s, P)
+    else:
+        mean, sd = scale_of(x[:P])
+        z = np.clip((x - mean) / sd, -CLIP, CLIP)
+    W, L = P, int(det.long_window)
+    c = np.concatenate(([0.0], np.cumsum(z)))
+    t = np.arange(z.size)
+    n = np.minimum(t, W)
+    err = np.zeros(z.size)
+    ok = n >= 2
+    err[ok] = z[ok] - (c[t[ok]] - c[t[ok] - n[ok]]) / n[ok]
+    e2 = np.concatenate(([0.0], np.cumsum(err**2)))
+    m = np.minimum(t, L)  # the errors before t (those of rows 0-1 are 0)
+    var = np.full(z.size, 1.0)
+    has = m >= 1
+    var[has] = (e2[t[has]] - e2[t[has] - m[has]]) / m[has]
+    if larger:  # the larger of that and the window's own variance
+        c2 = np.concatenate(([0.0], np.cumsum(z**2)))
+        wvar = np.zeros(z.size)
+        wmean = (c[t[ok]] - c[t[ok] - n[ok]]) / n[ok]
+        wvar[ok] = (c2[t[ok]] - c2[t[ok] - n[ok]]) / n[ok] - wmean**2
+        var = np.maximum(var, wvar)
+    var = np.maximum(var, 1e-6)
+    out = np.zeros(z.size)
+    state = likelihood.new_state(det.short_window, det.long_window)
+    idx = np.flatnonzero(ok)
+    scored = np.empty(idx.size)
+    likelihood.run(state, err[idx], var[idx], *det._windows(), scored)
+    out[idx] = scored
+    return out[P:]
+
+
+def network_filtered(det: AnomalyDetector, s: np.ndarray, level: float) -> np.ndarray:
+    """The network's part when, after the learning period, a value whose network score
+    reaches ``level`` is not what the network reads next: it reads its own prediction for that
+    value (the members' mean), as a robust filter replaces an outlier; one step at a time
+    (tried, not in rnnkit; with no value replaced it equals the whole-series part to
+    round-off, which can move a row across the threshold)."""
+    from rnnkit.estimators import likelihood
+    from rnnkit.estimators.anomaly import _member_gaussians, _member_surprise
+
+    P = det.probation
+    x, _ = det._model_space(s, s[:P])
+    mean, sd = scale_of(x[:P])
+    z = np.clip((x - mean) / sd, -CLIP, CLIP)
+    state = likelihood.new_state(det.short_window, det.long_window)
+    w = det._windows()
+    scores = np.zeros(z.size)  # scores[t] scores z[t]
+    read = float(z[0])
+    out, h = det.model_.stream_forward(np.array([[[read]]]))
+    for t in range(1, z.size):
+        means, variances = _member_gaussians(np.array(read), out[0, 0])
+        raw = float(_member_surprise(np.array(z[t]), means, variances))
+        scores[t] = likelihood.step_raw(state, raw, *w) * float(det.network_weight)
+        read = float(np.mean(means)) if t >= P and scores[t] >= level else float(z[t])
+        out, h = det.model_.stream_forward(np.array([[[read]]]), h)
+    return scores[P:]
 
 
 def combine(values: np.ndarray, p: dict) -> np.ndarray:

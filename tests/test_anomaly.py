@@ -657,3 +657,34 @@ def test_online_learning_memory_is_constant(detector):
     params = det.model_.num_parameters()
     extra = det.memory_per_stream() - _with(detector, 0).memory_per_stream()
     assert extra == 8 * (4 * params + det.probation + 1)  # weights, grads, 2 moments, ring
+
+
+def test_cli_detector_options_reach_the_detector(tmp_path, monkeypatch):
+    import rnnkit.tasks.detect as detect_task
+
+    made: list[dict] = []
+
+    class Spy(rnnkit.AnomalyDetector):
+        def __init__(self, **params) -> None:
+            made.append(params)
+            super().__init__(**params)
+
+    monkeypatch.setattr(detect_task, "AnomalyDetector", Spy)
+    src = _write_csv(tmp_path / "series.csv", _smooth(200, seed=6))
+    args = ["detect", "--csv", str(src), "--out", str(tmp_path / "s.csv"), "--probation", "100"]
+    assert main([*args, "--steps", "2"]) == 0  # the defaults are the detector's own
+    defaults = rnnkit.AnomalyDetector().get_params()
+    given_params = {k: v for k, v in made[-1].items() if k not in ("probation", "steps")}
+    assert {"surprise", "level_log", "season_rise", "network_weight"} <= set(given_params)
+    assert given_params == {k: defaults[k] for k in given_params}
+    given = ["--network-weight", "0.5", "--surprise", "mixture", "--no-level-log"]
+    given += ["--no-season-rise", "--season", "12", "--transform", "none", "--range-check", "off"]
+    given += ["--alarm", "off", "--rest", "7", "--members", "2", "--hidden", "4", "--steps", "3"]
+    assert main([*args, *given]) == 0
+    expected = dict(network_weight=0.5, surprise="mixture", level_log=False, season_rise=False)
+    expected |= dict(season=12, transform=None, range_check=None, alarm=None, rest=7)
+    expected |= dict(members=2, hidden_size=4, steps=3, level=True, probation=100)
+    assert {k: made[-1][k] for k in expected} == expected
+    # and the streamed path takes them too
+    scorer = detect_task.LineScorer(100, {"network_weight": 0.5, "level": False})
+    assert scorer.pool.detector.network_weight == 0.5 and scorer.pool.detector.level is False

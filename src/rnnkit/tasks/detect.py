@@ -34,6 +34,7 @@ from ..estimators.anomaly import AnomalyDetector
 from ..files import check_output, save_figure
 from ..nab import probation_length
 from ..signals import Stopped, StopSignal
+from .detect_options import add_detector_arguments, detector_params
 
 STREAM_PROBATION = 750
 
@@ -265,6 +266,7 @@ def add_detect_arguments(p: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="metrics as JSON on the last line")
     add_engine_arguments(p)
+    add_detector_arguments(p)
 
 
 def run_detect(args: Any) -> dict[str, Any]:
@@ -278,7 +280,7 @@ def run_detect(args: Any) -> dict[str, Any]:
         raise InputError(
             f"--learn-every: expected 0 (fixed) or a positive row count, got {args.learn_every}"
         )
-    params = {"seed": args.seed, "learn_every": args.learn_every}
+    params = {"seed": args.seed, "learn_every": args.learn_every, **detector_params(args)}
     engine = engine_from_args(args)
     if args.stream:
         if args.out or args.plot:

@@ -66,6 +66,8 @@ CTC_OPTIONS = (
     "patience",
     "select",
     "warps",
+    "prior_frames",
+    "level",
 ) + AUGMENT_OPTIONS
 
 
@@ -412,12 +414,15 @@ def transcription(
     options: dict | None = None,
     tag: str = "",
     validate: str = "split",
+    clips: bool = False,
 ) -> dict:
     """Train on the training speakers' strings, score the held-out speaker's; ``options``:
     `TranscribeConfig` fields (``units``, ``bidirectional``, ``vtlp``, the masks, ...), as
     given to the command. ``validate="speaker"``: validation (early stopping, the scores in
     ``valid_*``) on the strings of one training speaker (`speaker_manifests`), trained on the
-    other three; ``"split"``: a random 10 % of all the training speakers' strings."""
+    other three; ``"split"``: a random 10 % of all the training speakers' strings. ``clips``:
+    the training speakers' isolated recordings join the training strings, each transcribed as
+    its one word (`with_clips`)."""
     from rnnkit.audio import read_wav
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
     from rnnkit.tasks.transcribe import (
@@ -431,6 +436,8 @@ def transcription(
     train, valid = str(fsdd / "strings" / "train.csv"), None
     if validate == "speaker":
         train, valid = speaker_manifests(fsdd / "strings", out)
+    if clips:
+        train = with_clips(Path(train), fsdd / "classify" / "all.csv", out)
     cfg = TranscribeConfig(
         train=train,
         valid=valid,
@@ -496,6 +503,7 @@ def transcription(
         "kept_val_loss": metrics["best_val_loss"],
         "kept_val_wer": metrics["best_val_wer"],
         "validate": validate,
+        "clips": clips,
         "bidirectional": bool(model.bidirectional),
         "steps": metrics["steps"],
         "seconds": seconds,
@@ -510,7 +518,8 @@ def transcription(
 def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
     """``train.csv`` split by speaker into ``strings-train.csv`` (all training speakers but
     one) and ``strings-valid.csv`` (that one: the speaker after the test speaker in
-    alphabetical order, as the leave-one-speaker-out ``--validate speaker`` picks), in
+    alphabetical order, as the leave-one-speaker-out ``--validate speaker`` picks; its first
+    strings, as many as the test speaker has, the same whatever ``--strings`` is), in
     ``out``; their paths."""
     lines = (strings / "train.csv").read_text().splitlines()
     header, rows = lines[0], [line for line in lines[1:] if line]
@@ -520,10 +529,31 @@ def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
     after = everyone[(everyone.index(min(test)) + 1) % len(everyone)] if test else speakers[0]
     held = after if after in speakers else speakers[0]
     paths = (out / "strings-train.csv", out / "strings-valid.csv")
+    n_test = len((strings / "test.csv").read_text().splitlines()) - 1
     for path, keep in zip(paths, (False, True), strict=True):
         chosen = [row for row in rows if (row.rsplit(",", 1)[1] == held) == keep]
-        path.write_text("\n".join([header, *chosen]) + "\n")
+        path.write_text("\n".join([header, *(chosen[:n_test] if keep else chosen)]) + "\n")
     return str(paths[0]), str(paths[1])
+
+
+def with_clips(train: Path, recordings: Path, out: Path) -> str:
+    """``train`` (a strings manifest) and the isolated recordings in ``recordings``
+    (``path,label,speaker``) of the speakers it holds, each transcribed as its digit's word,
+    written to ``out``/``strings-clips-train.csv``; its path."""
+    from rnnkit.tasks.speech_data import WORDS
+
+    lines = train.read_text().splitlines()
+    speakers = {line.rsplit(",", 1)[1] for line in lines[1:] if line}
+    clips = [
+        f"{path},{WORDS[int(label)]},{speaker}"
+        for path, label, speaker in (
+            line.split(",") for line in recordings.read_text().splitlines()[1:] if line
+        )
+        if speaker in speakers
+    ]
+    path = out / "strings-clips-train.csv"
+    path.write_text("\n".join([*lines, *clips]) + "\n")
+    return str(path)
 
 
 def table(r: dict) -> str:
@@ -581,6 +611,27 @@ def main() -> None:
     ap.add_argument("--loso-epochs", type=float, default=12, help="per side and fold (12)")
     ap.add_argument("--ctc-epochs", type=float, default=40, help="transcriber epochs (40)")
     ap.add_argument("--stream", type=int, default=100, help="test utterances streamed (100)")
+    ap.add_argument(
+        "--strings",
+        type=int,
+        default=300,
+        help="transcription: digit strings per training speaker, as 'rnnkit data fsdd "
+        "--strings' (300; other counts in OUT/fsdd-sN; the test speaker's 300 are the same)",
+    )
+    ap.add_argument(
+        "--gain",
+        type=float,
+        default=0.0,
+        help="transcription: the training speakers' strings at random levels down to -G dB, "
+        "as 'rnnkit data fsdd --gain' (0; other values in OUT/fsdd-sN-gG)",
+    )
+    ap.add_argument(
+        "--ctc-clips",
+        type=_yes,
+        default=False,
+        help="transcription: the training speakers' isolated recordings join the training "
+        "strings, each transcribed as its word (0)",
+    )
     ap.add_argument("--quick", action="store_true", help="1 epoch each: a smoke test")
     ap.add_argument("--out", type=Path, default=None, help="default runs/eval-speech")
     ap.add_argument(
@@ -621,6 +672,7 @@ def main() -> None:
         "units": str,
         "select": str,
         "vtlp": float,
+        "level": float,
         "dropout": float,
         "bidirectional": _yes,
     }
@@ -684,9 +736,18 @@ def main() -> None:
     print("where it runs: " + json.dumps(result["machine"]), file=sys.stderr)
     start = time.perf_counter()
     fsdd = out / "fsdd"
+    if args.strings != 300 or args.gain:
+        fsdd = out / f"fsdd-s{args.strings}{f'-g{args.gain:g}' if args.gain else ''}"
     if not (fsdd / "classify" / "all.csv").is_file():
         prepare(
-            FsddConfig(recordings=str(args.recordings), out=str(fsdd), seed=SEED), log_to_stderr
+            FsddConfig(
+                recordings=str(args.recordings),
+                out=str(fsdd),
+                strings=args.strings,
+                gain=args.gain,
+                seed=SEED,
+            ),
+            log_to_stderr,
         )
         _all_manifest(fsdd)
     if "usual" in parts:
@@ -708,9 +769,18 @@ def main() -> None:
     if "transcribe" in parts:
         options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}
         result["transcribe"] = transcription(
-            fsdd, out, args.ctc_epochs, args.stream, options, args.tag, args.ctc_validate
+            fsdd,
+            out,
+            args.ctc_epochs,
+            args.stream,
+            options,
+            args.tag,
+            args.ctc_validate,
+            args.ctc_clips,
         )
         t = result["transcribe"]
+        t["strings"] = args.strings
+        t["gain"] = args.gain
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
             f"lexicon {t['wer_lexicon']:.3f}, lexicon beam 8 {t['wer_lexicon_beam8']:.3f}; "

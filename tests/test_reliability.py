@@ -760,6 +760,34 @@ CASES = [
         2,
         "no such folder",
     ),
+    Case(
+        "data fsdd: --test-strings 0",
+        lambda f, c: ["data", "fsdd", "--test-strings", "0", "--out", str(f.root)],
+        2,
+        "--test-strings",
+    ),
+    Case(
+        "data fsdd: --gain -3",
+        lambda f, c: ["data", "fsdd", "--gain", "-3", "--out", str(f.root)],
+        2,
+        "--gain",
+    ),
+    Case(
+        "train transcribe: --level -6",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--level", "-6"],
+        2,
+        "--level",
+    ),
+    Case(
+        "train transcribe: --prior-frames 0",
+        lambda f, c: [
+            *_manifest(f, "m.csv", "path,transcript\na.wav,one\n"),
+            "--prior-frames",
+            "0",
+        ],
+        2,
+        "--prior-frames",
+    ),
 ]
 
 

@@ -266,3 +266,58 @@ def test_x_epoch_is_called_once_per_epoch_with_the_internal_split():
     texts = ["ab" if k % 2 else "ba" for k in range(20)]
     Transcriber(hidden_size=4, num_layers=1, epochs=2, patience=None).fit(X, texts, X_epoch=epoch)
     assert calls == [0, 1]
+
+
+def test_level_shift_moves_the_log_energy_alone_by_a_bounded_fresh_amount():
+    from rnnkit.audio import FrontEnd
+    from rnnkit.audio.augment import LevelShifted
+
+    rng = np.random.default_rng(0)
+    front = FrontEnd(norm="none")
+    samples = [0.1 * rng.standard_normal(n) for n in (2000, 3000, 2500)]
+    X = [front.features(x) for x in samples]
+    shifted = LevelShifted(X, front, 20.0, seed=3)
+    first, again, other = shifted(0), shifted(0), shifted(1)
+    for x, y, z in zip(X, first, again, strict=True):
+        np.testing.assert_array_equal(y, z)  # the same epoch, the same levels
+        np.testing.assert_array_equal(y[:, 1:], x[:, 1:])  # cepstra and deltas untouched
+        shift = y[:, 0] - x[:, 0]
+        assert np.ptp(shift) < 1e-5 and abs(shift[0]) <= 20.0 * np.log(10) / 10 + 1e-5
+    assert not np.allclose(first[0][:, 0], other[0][:, 0])  # fresh levels each epoch
+    np.testing.assert_array_equal(X[0], front.features(samples[0]))  # shifted on copies
+    # the shift is what a gain does to the features: 6 dB louder samples
+    y = front.features(samples[0] * 10 ** (6 / 20))
+    np.testing.assert_allclose(y[:, 0] - X[0][:, 0], 0.6 * np.log(10), atol=1e-6)
+    np.testing.assert_allclose(y[:, 1:], X[0][:, 1:], atol=1e-6)
+
+
+def test_level_shift_of_log_mel_features_moves_every_band():
+    from rnnkit.audio import FrontEnd
+    from rnnkit.audio.augment import LevelShifted
+
+    front = FrontEnd(norm="none", n_mfcc=0)
+    x = front.features(0.1 * np.random.default_rng(1).standard_normal(2000))
+    (y,) = LevelShifted([x], front, 10.0, seed=0)(0)
+    bands = y[:, : front.n_mels] - x[:, : front.n_mels]
+    assert np.ptp(bands) < 1e-6 and abs(bands[0, 0]) > 0
+    np.testing.assert_array_equal(y[:, front.n_mels :], x[:, front.n_mels :])
+
+
+def test_train_transcribe_trains_on_level_shifted_warped_features_by_default(tmp_path):
+    from scipy.io import wavfile
+
+    from rnnkit.audio.augment import LevelShifted
+    from rnnkit.tasks.transcribe import TranscribeConfig, training_epochs
+
+    path = tmp_path / "a.wav"
+    wavfile.write(path, RATE, (speechlike() * 32767).astype(np.int16))
+    front = FrontEnd(norm="none")
+    X = [front.features(speechlike())]
+    made = training_epochs(X, [str(path)], front, TranscribeConfig())
+    assert isinstance(made, LevelShifted) and isinstance(made.epochs, WarpedEpochs)
+    assert made.db == TranscribeConfig().level > 0
+    only_vtlp = training_epochs(X, [str(path)], front, TranscribeConfig(level=0.0))
+    assert isinstance(only_vtlp, WarpedEpochs)
+    only_level = training_epochs(X, [str(path)], front, TranscribeConfig(vtlp=0.0))
+    assert isinstance(only_level, LevelShifted) and only_level.epochs is None
+    assert training_epochs(X, [str(path)], front, TranscribeConfig(vtlp=0.0, level=0.0)) is None

@@ -144,10 +144,33 @@ def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
     header = "path,transcript,speaker"
     rows = [f"/x/{s}_{i}.wav,one two,{s}" for s in ("ann", "bob", "eve", "zed") for i in range(3)]
     (strings / "train.csv").write_text("\n".join([header, *rows]) + "\n")
-    (strings / "test.csv").write_text(f"{header}\n/x/cat_0.wav,one,cat\n")
+    (strings / "test.csv").write_text(f"{header}\n/x/cat_0.wav,one,cat\n/x/cat_1.wav,two,cat\n")
     train, valid = module.speaker_manifests(strings, tmp_path)
     kept = Path(train).read_text().splitlines()
     held = Path(valid).read_text().splitlines()
     assert kept[0] == held[0] == header
     assert {r.rsplit(",", 1)[1] for r in held[1:]} == {"eve"}  # the one after "cat"
-    assert len(held) == 4 and len(kept) == 10 and "eve" not in "".join(kept)
+    assert len(kept) == 10 and "eve" not in "".join(kept)
+    # the held speaker's first strings, as many as the test speaker has
+    assert held[1:] == [f"/x/eve_{i}.wav,one two,eve" for i in range(2)]
+
+
+def test_eval_speech_adds_the_training_speakers_clips(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_speech.py"
+    spec = importlib.util.spec_from_file_location("eval_speech", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train = tmp_path / "train.csv"
+    train.write_text("path,transcript,speaker\n/x/ann_0.wav,one two,ann\n")
+    clips = tmp_path / "all.csv"
+    clips.write_text("path,label,speaker\n/c/3_ann_0.wav,3,ann\n/c/4_bob_0.wav,4,bob\n")
+    lines = Path(module.with_clips(train, clips, tmp_path)).read_text().splitlines()
+    assert lines == [
+        "path,transcript,speaker",
+        "/x/ann_0.wav,one two,ann",
+        "/c/3_ann_0.wav,three,ann",
+    ]

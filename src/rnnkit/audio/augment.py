@@ -50,8 +50,10 @@ except ImportError:  # loaded by path, outside the package (benchmarks/speech_to
 VTLP_BOUNDARY = 0.6  # F_hi as a fraction of the top edge: 4.8 kHz of 8 kHz at 16 kHz audio
 TIME_RATIO = 0.2  # a time mask covers at most this fraction of its sequence
 MASK_STREAM = 7  # the masks' random stream, apart from the batches' (seed, epoch)
-SPEED_STREAM = 11  # the speed factors' random stream, apart from the VTLP factors'
+SPEED_STREAM = 11  # the speed factors' random stream, apart from the VTLP factors' (the
+# value of LEVEL_STREAM too: the classifier's speed and the transcriber's levels never meet)
 SPEED_STEPS = 100  # speed factors are multiples of 1 / SPEED_STEPS
+LEVEL_STREAM = 11  # the levels' random stream (`LevelShifted`)
 
 
 def vtlp_warp(hz: np.ndarray, alpha: float, top: float) -> np.ndarray:
@@ -152,6 +154,44 @@ class WarpedEpochs:
         """The same, for the recordings ``index`` picks (factors drawn over those alone)."""
         picked = [self.samples[int(i)] for i in index]
         return WarpedEpochs(picked, self.front, self.vtlp, self.seed, self.speed)
+
+
+class LevelShifted:
+    """Level augmentation: each training utterance heard at a random level, uniform within
+    ``+-db`` decibels, drawn afresh each epoch (from a generator seeded by ``(seed,
+    LEVEL_STREAM, epoch)``). A gain ``g`` dB multiplies every frame's power by ``10^(g/10)``,
+    so it adds ``g ln(10) / 10`` to each log energy and to nothing else: the MFCCs' c0 (the log
+    frame energy; ``n_mfcc > 0``) or every log-mel band (``n_mfcc = 0``), never the deltas.
+    ``epochs(e)`` (or ``X`` when ``epochs`` is None) gives epoch ``e``'s features, which are
+    shifted on copies. The model then cannot lean on how loud a voice was recorded."""
+
+    def __init__(
+        self,
+        X: Sequence[np.ndarray],
+        front: Any,
+        db: float,
+        seed: int = 0,
+        epochs: Callable[[int], Sequence[np.ndarray]] | None = None,
+    ):
+        self.X = X
+        self.columns = [0] if front.n_mfcc else list(range(front.n_mels))
+        self.db = float(db)
+        self.seed = seed
+        self.epochs = epochs
+
+    def shifts(self, n: int, epoch: int) -> np.ndarray:
+        """The ``n`` utterances' log-energy shifts of ``epoch`` (natural log units)."""
+        rng = np.random.default_rng([self.seed, LEVEL_STREAM, epoch])
+        return rng.uniform(-self.db, self.db, n) * np.log(10.0) / 10.0
+
+    def __call__(self, epoch: int) -> list[np.ndarray]:
+        feats = self.epochs(epoch) if self.epochs is not None else self.X
+        out = []
+        for x, shift in zip(feats, self.shifts(len(feats), epoch), strict=True):
+            y = np.array(x, copy=True)
+            y[:, self.columns] += shift
+            out.append(y)
+        return out
 
 
 def picked(

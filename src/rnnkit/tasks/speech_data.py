@@ -30,6 +30,7 @@ from ..errors import InputError
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 RATE = 8000
+FIRST_STREAM = 300  # strings per speaker from the one stream of the first version
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,18 @@ class FsddConfig:
         "../shared/data/speech/fsdd/recordings", help="FSDD's recordings folder"
     )
     out: str = option("runs/fsdd", help="the folder to write into")
-    strings: int = option(300, help="digit-string utterances per speaker", type=positive_int)
+    strings: int = option(
+        300,
+        help="digit-string utterances per training speaker (the first 300 of each are the same "
+        "whatever this is)",
+        type=positive_int,
+    )
+    test_strings: int = option(
+        300,
+        help="digit-string utterances of --test-speaker (the first 300 are the same whatever "
+        "--strings is)",
+        type=positive_int,
+    )
     min_digits: int = option(2, help="fewest clips in an utterance", type=positive_int)
     max_digits: int = option(7, help="most clips in an utterance", type=positive_int)
     max_gap: float = option(0.25, help="longest silence between clips, seconds", type=nonneg_float)
@@ -53,6 +65,14 @@ class FsddConfig:
         help="speed perturbation of the training speakers' clips: each played up to this "
         "fraction faster or slower (pitch and formants move with it, as another voice's "
         "would; Ko et al. 2015); the test speaker's are left as recorded; 0: none",
+        type=nonneg_float,
+    )
+    gain: float = option(
+        0.0,
+        help="level augmentation of the training speakers' strings: each one's speech scaled "
+        "by a random gain, uniform in decibels from -G to 0, before the noise is added (so "
+        "quieter voices, at a lower signal to noise ratio, are heard in training); the test "
+        "speaker's are left as recorded; 0: none",
         type=nonneg_float,
     )
     seed: int = option(0, help="random seed")
@@ -119,36 +139,62 @@ def _classify_layout(found: list, out: Path) -> dict[str, int]:
 
 
 def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: Any) -> list:
+    """The digit strings of every speaker. Its first `FIRST_STREAM` come from one random stream
+    over the speakers in order (the layout of the first version), drawn whatever the counts, so
+    they never change with ``--strings`` or ``--test-strings``; more come from a stream of the
+    speaker's own, seeded by ``(seed, 1 + its place in the order)``."""
     from scipy.io import wavfile
 
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(cfg.seed)
+    first = np.random.default_rng(cfg.seed)
+    gains = np.random.default_rng([cfg.seed, 0])  # apart, so the first stream stays put
     rows: list[tuple[str, ...]] = []
-    for speaker in speakers:
+    for place, speaker in enumerate(speakers):
         clips = [(p, d) for p, d, s, _ in found if s == speaker]
         audio = {p: read_wav(p, RATE, "--recordings") for p, _ in clips}
-        for n in range(cfg.strings):
-            k = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
-            picks = [clips[int(i)] for i in rng.integers(0, len(clips), k)]
-            pieces = [_silence(rng, 0.05, 0.3)]
-            perturb = cfg.perturb if speaker != cfg.test_speaker else 0.0
-            for j, (p, _) in enumerate(picks):
-                pieces.append(_speed(audio[p], rng, perturb))
-                end = j == len(picks) - 1
-                pieces.append(_silence(rng, 0.05, 0.3) if end else _silence(rng, 0.02, cfg.max_gap))
-            signal = np.concatenate(pieces)
-            signal = signal + cfg.noise * rng.standard_normal(len(signal))
+        count = cfg.test_strings if speaker == cfg.test_speaker else cfg.strings
+        perturb = cfg.perturb if speaker != cfg.test_speaker else 0.0
+        more = np.random.default_rng([cfg.seed, 1 + place])
+        for n in range(max(count, FIRST_STREAM)):
+            rng = first if n < FIRST_STREAM else more
+            gain = 0.0 if speaker == cfg.test_speaker else cfg.gain
+            decibels = -gains.uniform(0.0, gain) if gain else 0.0
+            signal, picks = _utterance(clips, audio, rng, cfg, perturb, 10 ** (decibels / 20))
+            if n >= count:
+                continue  # drawn only to keep the first stream where it was
             pcm = np.clip(np.round(signal * 32767), -32768, 32767).astype(np.int16)
             file = out / f"{speaker}_{n}.wav"
             wavfile.write(file, RATE, pcm)
-            rows.append((str(file.resolve()), " ".join(WORDS[d] for _, d in picks), speaker))
+            rows.append((str(file.resolve()), " ".join(WORDS[d] for d in picks), speaker))
         if log:
-            log(f"strings: {cfg.strings} utterances of {speaker}")
+            log(f"strings: {count} utterances of {speaker}")
     header = ("path", "transcript", "speaker")
     _write_csv(out / "all.csv", [header, *rows])
     _write_csv(out / "train.csv", [header, *(r for r in rows if r[2] != cfg.test_speaker)])
     _write_csv(out / "test.csv", [header, *(r for r in rows if r[2] == cfg.test_speaker)])
     return rows
+
+
+def _utterance(
+    clips: list,
+    audio: dict,
+    rng: np.random.Generator,
+    cfg: FsddConfig,
+    perturb: float,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, list[int]]:
+    """One digit string: its samples (float, full scale 1; the speech times ``scale``, then
+    the noise) and its digits."""
+    k = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
+    picks = [clips[int(i)] for i in rng.integers(0, len(clips), k)]
+    pieces = [_silence(rng, 0.05, 0.3)]
+    for j, (p, _) in enumerate(picks):
+        pieces.append(_speed(audio[p], rng, perturb))
+        end = j == len(picks) - 1
+        pieces.append(_silence(rng, 0.05, 0.3) if end else _silence(rng, 0.02, cfg.max_gap))
+    signal = scale * np.concatenate(pieces)
+    signal = signal + cfg.noise * rng.standard_normal(len(signal))
+    return signal, [d for _, d in picks]
 
 
 STEPS = 20  # speed factors in steps of 1/20

@@ -8,15 +8,16 @@ model under ``"frontend"``), fit a `Transcriber`, report the character and word 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..audio.augment import WarpedEpochs
+from ..audio.augment import LevelShifted, WarpedEpochs
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
 from ..audio.wav import read_wav
-from ..config import nonneg_int, option, positive_float, positive_int, probability
+from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import Labelled, read_labelled
 from ..errors import CheckpointError, InputError
 from ..estimators.transcriber import Transcriber
@@ -34,6 +35,9 @@ TRANSCRIBE_AUGMENT = {
     "feature_masks": 2,
     "feature_mask_width": 2,
 }
+# the default of --level: training voices at random levels within +-20 dB, chosen on the strings
+# of a training speaker held out of training (README, "Level augmentation")
+TRANSCRIBE_LEVEL = 20.0
 # the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
 # the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
 TRANSCRIBE_EPOCHS = 40.0
@@ -61,6 +65,13 @@ class TranscribeConfig:
         False, help="read each utterance both ways (cannot stream with rnnkit stream --audio)"
     )
     stack: int = option(2, help="feature frames (10 ms each) per recurrent step", type=positive_int)
+    prior_frames: int = option(
+        100,
+        help="the running feature normalisation counts the training set's statistics as this "
+        "many frames already seen of each utterance (fewer: it adapts to a new voice and level "
+        "sooner)",
+        type=positive_int,
+    )
     units: str = option(
         "char",
         help="CTC output units: characters, or the words of the training transcripts (a closed "
@@ -94,6 +105,12 @@ class TranscribeConfig:
         TRANSCRIBE_AUGMENT["feature_mask_width"],
         help="widest feature mask in coefficients",
         type=nonneg_int,
+    )
+    level: float = option(
+        TRANSCRIBE_LEVEL,
+        help="training only: each utterance heard at a random level, uniform within +-DB "
+        "decibels, every epoch (its log energy shifted); 0: none",
+        type=nonneg_float,
     )
     dropout: float = option(0.1, help="dropout between recurrent layers", type=probability)
     batch: int = option(16, help="utterances per batch", type=positive_int)
@@ -159,6 +176,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         num_layers=cfg.layers,
         bidirectional=cfg.bidirectional,
         stack=cfg.stack,
+        prior_frames=cfg.prior_frames,
         units=cfg.units,
         time_masks=cfg.time_masks,
         time_mask_width=cfg.time_mask_width,
@@ -184,7 +202,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         valid.labels if valid else None,
         out=out,
         metadata={"run": asdict(cfg), "frontend": asdict(front)},
-        X_epoch=warped_epochs(data.texts, front, cfg.vtlp, cfg.seed),
+        X_epoch=training_epochs(X, data.texts, front, cfg),
     )
     metrics: dict[str, Any] = {
         "best_val_loss": model.best_val_loss_,
@@ -207,6 +225,17 @@ def warped_epochs(paths: list[str], front: FrontEnd, vtlp: float, seed: int) -> 
         return None
     samples = [read_wav(p, front.rate, "--train").astype("float32") for p in paths]
     return WarpedEpochs(samples, front, vtlp, seed)
+
+
+def training_epochs(
+    X: list, paths: list[str], front: FrontEnd, cfg: TranscribeConfig
+) -> Callable[[int], list] | None:
+    """Each epoch's training features: VTLP-warped afresh (`warped_epochs`), then with
+    ``cfg.level`` each utterance's log energy shifted (`LevelShifted`); None with neither."""
+    warped = warped_epochs(paths, front, cfg.vtlp, cfg.seed)
+    if not cfg.level:
+        return warped
+    return LevelShifted(X, front, cfg.level, cfg.seed, warped)
 
 
 def inputs_of(model: Transcriber, front: FrontEnd, paths: list[str], what: str) -> list:

@@ -4,7 +4,7 @@ recordings) recognised by classification and by CTC transcription, also live.
 1. Classification, the dataset's usual split (recordings 0-4 of each speaker for testing,
    5-49 for training): ``rnnkit train classify`` on the folders per digit that
    ``rnnkit data fsdd`` writes, with its audio defaults (MFCC + deltas, bidirectional GRU
-   256, max pooling, VTLP and masks).
+   256, max pooling, speed perturbation, VTLP and masks).
 2. Speaker independence: leave one speaker out, 5 folds. Per fold, interleaved, each side in
    its own process with the same thread pins and the same features (rnnkit's front end), folds,
    validation split, batches and budget: rnnkit's `SequenceClassifier` and the same network in
@@ -54,7 +54,8 @@ THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing")
+LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps")
 CTC_OPTIONS = (
     "units",
@@ -107,10 +108,24 @@ def machine() -> dict:
 # -- one side of a leave-one-speaker-out fold (its own process) ------------------------------
 def load_fold(fold: Path) -> dict[str, np.ndarray]:
     """A fold's indices with the features they index (``flat``, ``offsets``, ``y``; with
-    VTLP, ``warped``: the features of each epoch; with test-time VTLP, ``views``: every
+    VTLP, ``warped``: the features of each epoch, and with speed perturbation
+    ``warped_offsets``, each epoch's offsets into it; with test-time VTLP, ``views``: every
     recording's features under each factor), from the shared features file."""
     npz = dict(np.load(fold))
     return npz | dict(np.load(str(npz.pop("features"))))
+
+
+def epoch_train(npz: dict, e: int) -> list[np.ndarray]:
+    """The fold's training recordings as augmented for epoch ``e`` (``warped``: ``(E,
+    frames, F)`` at the plain offsets; with ``warped_offsets`` ``(E, N + 1)``, one
+    ``(frames, F)`` array, epoch ``k``'s recording ``i`` at ``warped_offsets[k, i]``).
+    Imports no rnnkit: the PyTorch side calls it too."""
+    warped = npz["warped"]
+    if "warped_offsets" in npz:
+        offsets = npz["warped_offsets"][e % len(npz["warped_offsets"])]
+        return [warped[offsets[i] : offsets[i + 1]] for i in npz["train"]]
+    offsets, frames = npz["offsets"], warped[e % len(warped)]
+    return [frames[offsets[i] : offsets[i + 1]] for i in npz["train"]]
 
 
 def rnnkit_side(fold: Path, params_path: Path) -> None:
@@ -125,8 +140,7 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
         return [flat[offsets[i] : offsets[i + 1]] for i in index], npz["y"][index].tolist()
 
     def epoch(e: int) -> list[np.ndarray]:
-        warped = npz["warped"][e % len(npz["warped"])]
-        return [warped[offsets[i] : offsets[i + 1]] for i in npz["train"]]
+        return epoch_train(npz, e)
 
     (X, y), (Xv, yv), (Xt, yt) = part("train"), part("valid"), part("test")
     X_epoch = epoch if "warped" in npz else None
@@ -255,7 +269,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     setting); ``speaker``: the next speaker's recordings instead, trained on the other three,
     a speaker-independent validation score for choosing settings without the test speaker."""
     from rnnkit.audio import FrontEnd
-    from rnnkit.audio.augment import warp_factors
+    from rnnkit.audio.augment import speed_change, speed_factors, warp_factors
     from rnnkit.audio.files import featurise
     from rnnkit.audio.tta import tta_factors
     from rnnkit.audio.wav import read_wav
@@ -274,25 +288,33 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         epochs=args.loso_epochs,
         seed=SEED,
         **model_options(args),  # else the audio defaults of `rnnkit train classify`
-        **{k: getattr(args, k) for k in AUGMENT_OPTIONS},
+        **{k: getattr(args, k) for k in AUGMENT_OPTIONS + LOSO_AUGMENT},
         **{k: getattr(args, k) for k in TTA_OPTIONS},
     )
-    vtlp = augmentation(cfg, audio=True)["vtlp"]
+    vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
     factors = tta_factors(**{k[4:]: v for k, v in test_time(cfg, audio=True).items()})
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
-    if vtlp:  # every recording warped afresh for each epoch, both sides read the same
+    if vtlp or speed:  # every recording warped afresh for each epoch, both sides read the same
         samples = [read_wav(p, front.rate) for p in data.texts]
         epochs = int(np.ceil(args.loso_epochs))
-        warped = []
-        for e in range(epochs):
+        warped: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        for e in range(epochs):  # the factors of `WarpedEpochs(samples, front, vtlp, SEED, speed)`
             alphas = warp_factors(len(samples), vtlp, SEED, e)
-            warped.append(
-                np.concatenate(
-                    [front.features(x, warp=float(a)) for x, a in zip(samples, alphas, strict=True)]
-                )
-            )
-        arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
-        log(f"VTLP {vtlp}: {epochs} epochs of warped features")
+            rhos = speed_factors(len(samples), speed, SEED, e)
+            feats_e = [
+                front.features(speed_change(x, float(r)), warp=float(a))
+                for x, a, r in zip(samples, alphas, rhos, strict=True)
+            ]
+            done = int(np.sum([len(w) for w in warped]))
+            starts.append(done + np.cumsum([0] + [len(f) for f in feats_e]))
+            warped.append(np.concatenate(feats_e))
+        if speed:  # lengths change: all epochs in one array, each epoch's offsets into it
+            arrays["warped"] = np.concatenate(warped)
+            arrays["warped_offsets"] = np.stack(starts)  # (epochs, N + 1)
+        else:
+            arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
+        log(f"VTLP {vtlp}, speed {speed}: {epochs} epochs of warped features")
     if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
         samples = [read_wav(p, front.rate) for p in data.texts]
         arrays["views"] = np.stack(
@@ -337,6 +359,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     return {
         "params": params,
         "vtlp": vtlp,
+        "speed": speed,
         "tta_factors": factors.tolist(),
         "validate": args.validate,
         "folds": folds,
@@ -631,6 +654,13 @@ def main() -> None:
             default=None,
             help="leave one speaker out: as 'rnnkit train classify' (its audio default)",
         )
+    ap.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="leave one speaker out: speed perturbation, as 'rnnkit train classify --speed' "
+        "(its audio default)",
+    )
     for name in MODEL_OPTIONS:
         ap.add_argument(
             "--" + name.replace("_", "-"),
@@ -732,7 +762,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="eval-speech-") as tmp:
             result["loso"] = speaker_folds(fsdd, args, Path(tmp), log_to_stderr)
         result["loso"]["options"] = {
-            k: getattr(args, k) for k in AUGMENT_OPTIONS + MODEL_OPTIONS + TTA_OPTIONS
+            k: getattr(args, k)
+            for k in AUGMENT_OPTIONS + LOSO_AUGMENT + MODEL_OPTIONS + TTA_OPTIONS
         }
         print(loso_table(result["loso"]))
     if "transcribe" in parts:

@@ -78,6 +78,7 @@ class Net(nn.Module):
 
 
 WARMUP = 20  # steps left out of the throughput (as SequenceClassifier.throughput_ does)
+MIXUP_STREAM = 13  # rnnkit.estimators.classify_objective.MIXUP_STREAM: mixup's random stream
 
 
 def seq_per_s(marks: list[tuple[int, float]]) -> float:
@@ -161,12 +162,24 @@ def train(net: Net, data: dict, p: dict, epoch_inputs=None, mask=None) -> dict:
         t0 = time.perf_counter()
         if mask is not None:  # timed, as in rnnkit's train_step
             x = mask(x, lens, step)
+        lam, perm = 1.0, None
+        if p.get("mixup"):  # rnnkit's `ClassifyObjective`: the same draw, the same mixture
+            rng = np.random.default_rng([p["seed"], MIXUP_STREAM, step])
+            lam, perm = float(rng.beta(p["mixup"], p["mixup"])), rng.permutation(len(index))
+            x = (lam * x + (1.0 - lam) * x[:, perm]).astype(x.dtype)
+            lens = np.maximum(lens, lens[perm])
         net.train()
         opt.zero_grad()
         logits = net(torch.from_numpy(x), torch.from_numpy(lens))
+        smooth = p.get("label_smoothing", 0.0)
         loss = nn.functional.cross_entropy(
-            logits, torch.from_numpy(y[index]), label_smoothing=p.get("label_smoothing", 0.0)
+            logits, torch.from_numpy(y[index]), label_smoothing=smooth
         )
+        if perm is not None:
+            other = torch.from_numpy(y[index][perm])
+            loss = lam * loss + (1.0 - lam) * nn.functional.cross_entropy(
+                logits, other, label_smoothing=smooth
+            )
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), p["clip"])
         opt.step()

@@ -5,11 +5,11 @@ rnnkit's `Trainer` trains it.
 
 Same feature frames (rnnkit's front end, from the fold file), same validation split, same
 batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
-`benchmarks/sentiment_torch.py`'s. Same augmentation: the fold's VTLP-warped features of each
-epoch, and the masks of `rnnkit/audio/augment.py` (loaded by path, so rnnkit is not imported)
-drawn from the same seeds as rnnkit's; at test time, the same warped views of each recording
-(test-time VTLP), probabilities averaged as rnnkit's side averages them
-(`eval_speech.tta_proba`). Only the engine differs. Prints one JSON line.
+`benchmarks/sentiment_torch.py`'s. Same augmentation: the fold's VTLP-warped (and
+speed-perturbed) features of each epoch, and the masks of `rnnkit/audio/augment.py` (loaded by
+path, so rnnkit is not imported) drawn from the same seeds as rnnkit's; at test time, the same
+warped views of each recording (test-time VTLP), probabilities averaged as rnnkit's side
+averages them (`eval_speech.tta_proba`). Only the engine differs. Prints one JSON line.
 
     python benchmarks/speech_torch.py FOLD.npz PARAMS.json
 """
@@ -76,12 +76,14 @@ def split(npz, name: str, flat: np.ndarray | None = None) -> tuple[list[np.ndarr
 
 
 def augmentation(npz, params: dict):
-    """``(epoch_inputs, mask)`` for `sentiment_torch.train`: the fold's warped features of
-    epoch ``e`` (``warped[e % E]``), and rnnkit's `mask_batch` with the run's settings."""
+    """``(epoch_inputs, mask)`` for `sentiment_torch.train`: the fold's warped (and
+    speed-perturbed) features of epoch ``e`` (`eval_speech.epoch_train`), and rnnkit's
+    `mask_batch` with the run's settings."""
+    from eval_speech import epoch_train  # noqa: E402  (no rnnkit imported)
+
     epoch_inputs = None
     if "warped" in npz:
-        warped = npz["warped"]  # (E, frames, F)
-        epoch_inputs = lambda e: split(npz, "train", warped[e % len(warped)])[0]  # noqa: E731
+        epoch_inputs = lambda e: epoch_train(npz, e)  # noqa: E731
     spec = importlib.util.spec_from_file_location("rnnkit_augment", AUGMENT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -403,6 +403,18 @@ CASES = [
         "[0, 0.5)",
     ),
     Case(
+        "classify: --speed out of range",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--speed", "0.7"],
+        2,
+        "--speed: expected a number in [0, 0.5), got '0.7'",
+    ),
+    Case(
+        "classify: --mixup out of range",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--mixup", "11"],
+        2,
+        "--mixup: expected a number in [0, 10], got '11'",
+    ),
+    Case(
         "classify: --ensemble 0",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ensemble", "0"],
         2,

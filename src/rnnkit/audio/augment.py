@@ -15,6 +15,14 @@ linearly onto what is left, so the band stays the band. ``alpha = 1`` gives the 
 unchanged, hence the plain features. `WarpedEpochs` draws a fresh ``alpha`` per utterance and
 epoch (from a generator seeded by ``(seed, epoch)``).
 
+**Speed perturbation** (Ko et al., 2015). The waveform played ``rho`` times as fast:
+resampled to ``n / rho`` samples at the same rate (`speed_change`), which shortens it and
+raises every frequency, pitch included, by ``rho`` (VTLP moves the formants alone).
+`WarpedEpochs` with ``speed=s`` also draws a fresh ``rho`` per utterance and epoch, uniform in
+``[1 - s, 1 + s]`` in steps of ``1 / SPEED_STEPS`` (from its own stream, ``(seed,
+SPEED_STREAM, epoch)``, so the VTLP factors stay those without it), and featurises the
+resampled waveform: the lengths then change from epoch to epoch.
+
 **Masks** (SpecAugment, Park et al., 2019), on a padded time-major batch ``(T, B, F)`` of
 normalised features (so 0 is the utterance's mean): per sequence, ``time_masks`` runs of
 ``t ~ U{0..time_width}`` steps (at most `TIME_RATIO` of its length) and ``feature_masks`` runs
@@ -42,6 +50,9 @@ except ImportError:  # loaded by path, outside the package (benchmarks/speech_to
 VTLP_BOUNDARY = 0.6  # F_hi as a fraction of the top edge: 4.8 kHz of 8 kHz at 16 kHz audio
 TIME_RATIO = 0.2  # a time mask covers at most this fraction of its sequence
 MASK_STREAM = 7  # the masks' random stream, apart from the batches' (seed, epoch)
+SPEED_STREAM = 11  # the speed factors' random stream, apart from the VTLP factors' (the
+# value of LEVEL_STREAM too: the classifier's speed and the transcriber's levels never meet)
+SPEED_STEPS = 100  # speed factors are multiples of 1 / SPEED_STEPS
 LEVEL_STREAM = 11  # the levels' random stream (`LevelShifted`)
 
 
@@ -73,30 +84,76 @@ def warp_factors(n: int, v: float, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).uniform(1.0 - v, 1.0 + v, n)
 
 
+def check_speed(s: float, where: str) -> float:
+    """``s`` as a number in ``[0, 0.5)``, else a one-line error naming ``where``."""
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < 0.5:
+        raise InputError(
+            f"{where}: speed must be a number in [0, 0.5) (the speed factor's spread around 1, "
+            f"e.g. 0.1 for 0.9-1.1), got {s!r}"
+        )
+    return float(s)
+
+
+def speed_factors(n: int, s: float, seed: int, epoch: int) -> np.ndarray:
+    """``n`` speed factors uniform in ``[1 - s, 1 + s]`` in steps of ``1 / SPEED_STEPS`` for
+    ``epoch`` (all 1 when ``s`` is 0)."""
+    reach = int(round(s * SPEED_STEPS))
+    if reach == 0:
+        return np.ones(n)
+    rng = np.random.default_rng([seed, SPEED_STREAM, epoch])
+    return (SPEED_STEPS + rng.integers(-reach, reach + 1, n)) / SPEED_STEPS
+
+
+def speed_change(x: np.ndarray, rho: float) -> np.ndarray:
+    """The waveform ``x`` played ``rho`` times as fast (module docstring): ``x`` resampled by
+    ``1 / rho`` (``rho`` rounded to a multiple of ``1 / SPEED_STEPS``), at the same rate."""
+    from scipy.signal import resample_poly
+
+    k = int(round(rho * SPEED_STEPS))
+    if k == SPEED_STEPS:
+        return x
+    g = int(np.gcd(k, SPEED_STEPS))
+    return np.asarray(resample_poly(x, SPEED_STEPS // g, k // g), dtype=np.float64)
+
+
 class WarpedEpochs:
-    """The training recordings featurised afresh for each epoch with VTLP:
-    ``WarpedEpochs(samples, front, 0.1)(epoch)`` is a list of ``(T_i, front.size)`` features,
-    utterance ``i`` warped by ``warp_factors(...)[i]``. Lengths do not change with the warp.
+    """The training recordings featurised afresh for each epoch with VTLP (and speed
+    perturbation): ``WarpedEpochs(samples, front, 0.1)(epoch)`` is a list of
+    ``(T_i, front.size)`` features, utterance ``i`` warped by ``warp_factors(...)[i]``.
+    Lengths do not change with the warp; with ``speed`` (module docstring) they do.
     ``front`` is a `rnnkit.audio.FrontEnd` (anything with ``features(samples, warp=)``)."""
 
-    def __init__(self, samples: Sequence[np.ndarray], front: Any, vtlp: float, seed: int = 0):
+    def __init__(
+        self,
+        samples: Sequence[np.ndarray],
+        front: Any,
+        vtlp: float,
+        seed: int = 0,
+        speed: float = 0.0,
+    ):
         self.samples = list(samples)
         self.front = front
         self.vtlp = check_vtlp(vtlp, "WarpedEpochs")
+        self.speed = check_speed(speed, "WarpedEpochs")
         self.seed = seed
 
     def factors(self, epoch: int) -> np.ndarray:
         return warp_factors(len(self.samples), self.vtlp, self.seed, epoch)
 
+    def speeds(self, epoch: int) -> np.ndarray:
+        return speed_factors(len(self.samples), self.speed, self.seed, epoch)
+
     def __call__(self, epoch: int) -> list[np.ndarray]:
-        alphas = self.factors(epoch)
+        alphas, rhos = self.factors(epoch), self.speeds(epoch)
         return [
-            self.front.features(x, warp=float(a)) for x, a in zip(self.samples, alphas, strict=True)
+            self.front.features(speed_change(x, float(r)), warp=float(a))
+            for x, a, r in zip(self.samples, alphas, rhos, strict=True)
         ]
 
     def subset(self, index: Sequence[int]) -> WarpedEpochs:
         """The same, for the recordings ``index`` picks (factors drawn over those alone)."""
-        return WarpedEpochs([self.samples[int(i)] for i in index], self.front, self.vtlp, self.seed)
+        picked = [self.samples[int(i)] for i in index]
+        return WarpedEpochs(picked, self.front, self.vtlp, self.seed, self.speed)
 
 
 class LevelShifted:

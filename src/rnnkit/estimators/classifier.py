@@ -66,14 +66,17 @@ class SequenceClassifier(Estimator):
     ``validation_fraction`` of the training data is held out. ``class_weight``: None,
     "balanced", or a dict label -> weight. ``label_smoothing`` ``e``: train towards
     ``1 - e`` on the label and ``e`` spread evenly over all classes (as PyTorch's
-    ``cross_entropy``).
+    ``cross_entropy``). ``mixup`` ``a`` (0: none): each training batch mixed with itself in
+    another order, features and loss, by a weight drawn from Beta(a, a) per step (Zhang et
+    al. 2018; padded features, each pair at the longer length).
 
     Augmentation, in training only (`rnnkit.audio.augment`): ``time_masks`` runs of up to
     ``time_mask_width`` steps and ``feature_masks`` runs of up to ``feature_mask_width``
     features of each of ``feature_blocks`` blocks set to 0 in every training batch of feature
     frames (SpecAugment; 0: none); ``fit(..., X_epoch=f)`` trains epoch ``e`` on ``f(e)``
-    instead of ``X`` (the same lengths), e.g. recordings featurised with a fresh vocal tract
-    length warp each epoch (`rnnkit.audio.augment.WarpedEpochs`).
+    instead of ``X`` (the same sequences; their lengths may differ from ``X``'s, which cut the
+    batches), e.g. recordings featurised with a fresh vocal tract length warp and speed each
+    epoch (`rnnkit.audio.augment.WarpedEpochs`).
 
     ``members``: an ensemble of that many networks, trained one after another on the same
     data (the same training/validation split, drawn with ``seed``, and the same ``X_epoch``)
@@ -92,7 +95,12 @@ class SequenceClassifier(Estimator):
 
     _estimator_type = "classifier"
     # added after checkpoints were first written: older files load as one plain network
-    _added_params: ClassVar[dict[str, Any]] = {"members": 1, "tta_vtlp": 0.0, "tta_warps": 1}
+    _added_params: ClassVar[dict[str, Any]] = {
+        "members": 1,
+        "tta_vtlp": 0.0,
+        "tta_warps": 1,
+        "mixup": 0.0,
+    }
     model_: Sequential | Ensemble
 
     def __init__(
@@ -128,6 +136,7 @@ class SequenceClassifier(Estimator):
         members: int = 1,
         tta_vtlp: float = 0.0,
         tta_warps: int = 1,
+        mixup: float = 0.0,
         verbose: bool = False,
     ) -> None:
         self.tokens = tokens
@@ -161,6 +170,7 @@ class SequenceClassifier(Estimator):
         self.members = members
         self.tta_vtlp = tta_vtlp
         self.tta_warps = tta_warps
+        self.mixup = mixup
         self.verbose = verbose
 
     # -- fit -----------------------------------------------------------------------------------
@@ -180,8 +190,9 @@ class SequenceClassifier(Estimator):
         (with ``.last`` and ``.loss.png`` beside it), else in a temporary folder;
         ``metadata`` is added to the checkpoint's. ``resume``: continue the interrupted fit
         saved at ``out`` (`rnnkit.estimators.resume`: same model and data, or ``force``).
-        ``X_epoch``: epoch ``e`` trains on ``X_epoch(e)`` (feature frames of the lengths of
-        ``X``'s) in place of ``X``; validation and the data's fingerprint use ``X``."""
+        ``X_epoch``: epoch ``e`` trains on ``X_epoch(e)`` (feature frames of ``X``'s
+        sequences, lengths free: the batches are cut by ``X``'s) in place of ``X``; validation
+        and the data's fingerprint use ``X``."""
         self._check_params()
         if resume and out is None:
             raise InputError("SequenceClassifier.fit: resume=True needs out, the saved run's path")
@@ -241,6 +252,7 @@ class SequenceClassifier(Estimator):
             self.model_, train, valid, self.batch_size, self._weights(targets), self.seed
         )
         objective.label_smoothing = self.label_smoothing
+        objective.mixup = self.mixup
         objective.mask = masker(
             self.seed,
             self.time_masks,
@@ -256,7 +268,7 @@ class SequenceClassifier(Estimator):
             )
         if X_epoch is not None:
             objective.train_epoch = checked_epochs(
-                X_epoch, train[0], self._encode, "SequenceClassifier", "sequences"
+                X_epoch, train[0], self._encode, "SequenceClassifier", "sequences", False
             )
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
         describe = (
@@ -339,6 +351,12 @@ class SequenceClassifier(Estimator):
             raise InputError(
                 "SequenceClassifier: label_smoothing must be in [0, 1), "
                 f"got {self.label_smoothing!r}"
+            )
+        a = self.mixup
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 10:
+            raise InputError(
+                f"SequenceClassifier: mixup must be a number in [0, 10] (Beta(a, a) of the "
+                f"mixing weight; 0: none), got {a!r}"
             )
         m = self.members
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:

@@ -18,6 +18,15 @@ from ..models.ensemble import Ensemble
 from ..training.distributed import shard
 
 PREDICT_BATCH = 256
+MIXUP_STREAM = 13  # mixup's random stream, apart from the batches' and the masks'
+
+
+def mixup_pairs(seed: int, step: int, alpha: float, n: int) -> tuple[float, np.ndarray]:
+    """Mixup's draw for training step ``step`` (Zhang et al. 2018): a weight ``lam ~ Beta(alpha,
+    alpha)`` and a permutation of the batch's ``n`` rows, from a generator seeded by ``(seed,
+    MIXUP_STREAM, step)`` (so the PyTorch side of the evaluation draws the same)."""
+    rng = np.random.default_rng([seed, MIXUP_STREAM, step])
+    return float(rng.beta(alpha, alpha)), rng.permutation(n)
 
 
 class ClassifyObjective:
@@ -43,6 +52,7 @@ class ClassifyObjective:
         self.shard: tuple[int, int] | None = None  # data-parallel: (rank, world), its rows
         self.loss_weight = 0.0  # what the last step's loss is a mean over (class weights)
         self.label_smoothing = 0.0  # the target's share spread over all classes
+        self.mixup = 0.0  # Beta(a, a) of mixup's weight; 0: none
         # augmentation (`SequenceClassifier`): masks on each training batch, f(x, lengths,
         # step); the training inputs of each epoch, f(epoch), in place of train[0]
         self.mask: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None
@@ -73,12 +83,23 @@ class ClassifyObjective:
         if self.mask is not None:
             x = self.mask(x, lengths, step)
         y = self.train[1][index]
+        lam, perm = 1.0, None
+        if self.mixup:  # each row mixed with another's features; the loss mixed the same way
+            lam, perm = mixup_pairs(self.seed, step, self.mixup, len(index))
+            x = (lam * x + (1.0 - lam) * x[:, perm]).astype(x.dtype)
+            lengths = np.maximum(lengths, lengths[perm])
         self.model.train()
         logits, backward = self.model.forward_train(x, lengths)
         mask = None if self.weights is None else self.weights[y]
         self.loss_weight = float(len(index) if mask is None else np.sum(mask))
         loss, dlogits = cross_entropy(logits, y, mask=mask, label_smoothing=self.label_smoothing)
-        backward(dlogits)
+        if perm is not None:
+            mask2 = None if self.weights is None else self.weights[y[perm]]
+            loss2, d2 = cross_entropy(
+                logits, y[perm], mask=mask2, label_smoothing=self.label_smoothing
+            )
+            loss, dlogits = lam * loss + (1.0 - lam) * loss2, lam * dlogits + (1.0 - lam) * d2
+        backward(dlogits.astype(logits.dtype))
         return loss, len(index)
 
     def evaluate(self) -> float:

@@ -64,14 +64,19 @@ def checked_epochs(
     encode: Callable[[Sequence[Any], str], list[np.ndarray]],
     who: str,
     unit: str,
+    same_lengths: bool = True,
 ) -> Callable[[int], list[np.ndarray]]:
     """``X_epoch``'s sequences (an epoch's augmented training inputs) encoded as ``X``'s were,
-    checked to match them in number and length (the batches are cut by length); ``who`` and
-    ``unit`` name the estimator's fit and its sequences in the one-line error."""
+    checked to match them in number and, with ``same_lengths``, in length (the batches are
+    cut by length; without it, by ``X``'s lengths and padded to the epoch's, as speed
+    perturbation needs); ``who`` and ``unit`` name the estimator's fit and its sequences in
+    the one-line error."""
 
     def epoch_inputs(epoch: int) -> list[np.ndarray]:
         seqs = encode(X_epoch(epoch), f"fit (X_epoch({epoch}))")
-        if len(seqs) != len(X) or any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
+        if len(seqs) != len(X):
+            raise InputError(f"{who}.fit: X_epoch({epoch}) must hold {len(X)} {unit}, as X")
+        if same_lengths and any(len(a) != len(b) for a, b in zip(seqs, X, strict=True)):
             raise InputError(
                 f"{who}.fit: X_epoch({epoch}) must hold {len(X)} {unit} of the lengths of X's"
             )

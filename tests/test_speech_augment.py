@@ -186,6 +186,8 @@ def test_cli_rejects_bad_augmentation_values_in_one_line(tmp_path, capsys):
         (["--vtlp", "0.6"], "argument --vtlp: expected a number in [0, 0.5), got '0.6'"),
         (["--time-masks", "-1"], "argument --time-masks: expected an integer >= 0"),
         (["--vtlp", "0.1"], "--vtlp: augments audio; --train holds text"),
+        (["--speed", "0.6"], "argument --speed: expected a number in [0, 0.5), got '0.6'"),
+        (["--speed", "0.1"], "--speed: augments audio; --train holds text"),
     ):
         try:
             code = main(base + args)

@@ -269,7 +269,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     setting); ``speaker``: the next speaker's recordings instead, trained on the other three,
     a speaker-independent validation score for choosing settings without the test speaker."""
     from rnnkit.audio import FrontEnd
-    from rnnkit.audio.augment import speed_change, speed_factors, warp_factors
+    from rnnkit.audio.augment import WarpedEpochs
     from rnnkit.audio.files import featurise
     from rnnkit.audio.tta import tta_factors
     from rnnkit.audio.wav import read_wav
@@ -299,13 +299,9 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         epochs = int(np.ceil(args.loso_epochs))
         warped: list[np.ndarray] = []
         starts: list[np.ndarray] = []
-        for e in range(epochs):  # the factors of `WarpedEpochs(samples, front, vtlp, SEED, speed)`
-            alphas = warp_factors(len(samples), vtlp, SEED, e)
-            rhos = speed_factors(len(samples), speed, SEED, e)
-            feats_e = [
-                front.features(speed_change(x, float(r)), warp=float(a))
-                for x, a, r in zip(samples, alphas, rhos, strict=True)
-            ]
+        epoch_features = WarpedEpochs(samples, front, vtlp, SEED, speed)  # as the command's
+        for e in range(epochs):
+            feats_e = epoch_features(e)
             done = int(np.sum([len(w) for w in warped]))
             starts.append(done + np.cumsum([0] + [len(f) for f in feats_e]))
             warped.append(np.concatenate(feats_e))

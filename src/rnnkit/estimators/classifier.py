@@ -268,7 +268,12 @@ class SequenceClassifier(Estimator):
             )
         if X_epoch is not None:
             objective.train_epoch = checked_epochs(
-                X_epoch, train[0], self._encode, "SequenceClassifier", "sequences", False
+                X_epoch,
+                train[0],
+                self._encode,
+                "SequenceClassifier",
+                "sequences",
+                same_lengths=False,
             )
         data = {"train": fingerprint(*train), "valid": fingerprint(*valid)}
         describe = (

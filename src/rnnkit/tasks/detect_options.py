@@ -42,13 +42,23 @@ def _season(text: str) -> int | str:
         ) from None
 
 
-# (option, parameter, a test of a value given, what is expected, help before the default)
-_OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = (
-    ("--members", "members", lambda v: v >= 1, "a positive count", "GRUs in the ensemble"),
-    ("--hidden", "hidden_size", lambda v: v >= 1, "a positive size", "hidden units of each GRU"),
+Kind = Callable[[str], Any] | tuple[str, ...] | None  # a type, the choices, or FLAG
+FLAG = None  # on with --X, off with --no-X
+# (option, parameter, kind, a test of a value given, what is expected, help before the default)
+_OPTIONS: tuple[tuple[str, str, Kind, Callable[[Any], bool] | None, str, str], ...] = (
+    ("--members", "members", int, lambda v: v >= 1, "a positive count", "GRUs in the ensemble"),
+    (
+        "--hidden",
+        "hidden_size",
+        int,
+        lambda v: v >= 1,
+        "a positive size",
+        "hidden units of each GRU",
+    ),
     (
         "--steps",
         "steps",
+        int,
         lambda v: v >= 1,
         "a positive count",
         "training steps of the network on the probationary values",
@@ -56,6 +66,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--surprise",
         "surprise",
+        ("members", "mixture"),
         None,
         "",
         "the raw surprise: the mean of each member's own (members) or that under the members' "
@@ -64,6 +75,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--network-weight",
         "network_weight",
+        float,
         lambda v: 0 < v <= 1,
         "a weight in (0, 1]",
         "the weight of the network's part of the score",
@@ -71,6 +83,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--season",
         "season",
+        _season,
         lambda v: v == "auto" or v >= 0,
         "'auto' or a period of 0 rows or more",
         "the period of the seasonal difference in rows: auto (found in the probationary values) "
@@ -79,6 +92,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--season-rise",
         "season_rise",
+        FLAG,
         None,
         "",
         "with --season auto, a period's autocorrelation peak must stand 2/sqrt(n) above the "
@@ -87,15 +101,17 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--transform",
         "transform",
+        ("auto", "none"),
         None,
         "",
         "auto: the network reads log(1 + x) for a non-negative series that fits that scale "
         "better; none: the values as they are",
     ),
-    ("--level", "level", None, "", "the recent level: each value against the last ones'"),
+    ("--level", "level", FLAG, None, "", "the recent level: each value against the last ones'"),
     (
         "--level-log",
         "level_log",
+        FLAG,
         None,
         "",
         "the recent level on the log scale too, when the network reads log(1 + x)",
@@ -103,6 +119,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--range-check",
         "range_check",
+        _off_or(float),
         lambda v: v >= 0,
         "0 or more, or off",
         "a value beyond the range so far by more than this share of it scores 1 (off: never)",
@@ -110,6 +127,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--alarm",
         "alarm",
+        _off_or(float),
         lambda v: 0 < v <= 1,
         "a score in (0, 1], or off",
         "a score at least this high halves the next --rest scores (off: never)",
@@ -117,6 +135,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--rest",
         "rest",
+        int,
         lambda v: v >= 0,
         "0 rows or more",
         "rows whose scores are halved after an alarm",
@@ -124,6 +143,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--short-window",
         "short_window",
+        int,
         lambda v: v >= 1,
         "a positive row count",
         "the likelihood's short window of surprises",
@@ -131,6 +151,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--long-window",
         "long_window",
+        int,
         lambda v: v >= 1,
         "a positive row count",
         "the likelihood's long window, the stream's own history of surprises",
@@ -138,6 +159,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--learn-steps",
         "learn_steps",
+        int,
         lambda v: v >= 1,
         "a positive count",
         "with --learn-every: AdamW steps of each update",
@@ -145,28 +167,12 @@ _OPTIONS: tuple[tuple[str, str, Callable[[Any], bool] | None, str, str], ...] = 
     (
         "--learn-lr",
         "learn_lr",
+        float,
         lambda v: v > 0,
         "a positive learning rate",
         "with --learn-every: the learning rate of the updates",
     ),
 )
-
-_TYPES: dict[str, Any] = {
-    "members": int,
-    "hidden_size": int,
-    "steps": int,
-    "network_weight": float,
-    "season": _season,
-    "range_check": _off_or(float),
-    "alarm": _off_or(float),
-    "rest": int,
-    "short_window": int,
-    "long_window": int,
-    "learn_steps": int,
-    "learn_lr": float,
-}
-_CHOICES = {"surprise": ("members", "mixture"), "transform": ("auto", "none")}
-_FLAGS = ("season_rise", "level", "level_log")
 
 
 def _shown(value: Any) -> str:
@@ -180,17 +186,17 @@ def _shown(value: Any) -> str:
 def add_detector_arguments(p: Any) -> None:
     """The options of `AnomalyDetector`'s parameters, in a group of their own."""
     group = p.add_argument_group("detector", "AnomalyDetector's parameters (README)")
-    for option, name, _, _, text in _OPTIONS:
+    for option, name, kind, _, _, text in _OPTIONS:
         default = _DEFAULTS[name]
         shown = "a quarter of --probation" if name == "rest" else _shown(default)
         kwargs: dict[str, Any] = {"dest": name, "default": default}
-        if name in _FLAGS:
+        if kind is FLAG:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif name in _CHOICES:
-            kwargs["choices"] = _CHOICES[name]
+        elif isinstance(kind, tuple):
+            kwargs["choices"] = kind
             kwargs["default"] = "none" if default is None else default
         else:
-            kwargs["type"] = _TYPES[name]
+            kwargs["type"] = kind
         group.add_argument(option, help=f"{text} (default: {shown})", **kwargs)
 
 
@@ -198,7 +204,7 @@ def detector_params(args: Any) -> dict[str, Any]:
     """The parameters the options give, checked: a one-line `InputError` naming the option and
     what was expected."""
     params: dict[str, Any] = {}
-    for option, name, ok, expected, _ in _OPTIONS:
+    for option, name, _, ok, expected, _ in _OPTIONS:
         value = getattr(args, name)
         if name == "transform" and value == "none":
             value = None

@@ -154,10 +154,10 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
         audio = {p: read_wav(p, RATE, "--recordings") for p, _ in clips}
         count = cfg.test_strings if speaker == cfg.test_speaker else cfg.strings
         perturb = cfg.perturb if speaker != cfg.test_speaker else 0.0
+        gain = cfg.gain if speaker != cfg.test_speaker else 0.0
         more = np.random.default_rng([cfg.seed, 1 + place])
         for n in range(max(count, FIRST_STREAM)):
             rng = first if n < FIRST_STREAM else more
-            gain = 0.0 if speaker == cfg.test_speaker else cfg.gain
             decibels = -gains.uniform(0.0, gain) if gain else 0.0
             signal, picks = _utterance(clips, audio, rng, cfg, perturb, 10 ** (decibels / 20))
             if n >= count:

@@ -597,6 +597,36 @@ CASES = [
         "argument --surprise: invalid choice: 'median'",
     ),
     Case(
+        "detect: an unknown --transform",
+        lambda f, c: [*_detect(f, SERIES), "--transform", "log"],
+        2,
+        "argument --transform: invalid choice: 'log'",
+    ),
+    Case(
+        "detect: --short-window of 0 rows",
+        lambda f, c: [*_detect(f, SERIES), "--short-window", "0"],
+        2,
+        "--short-window: expected a positive row count, got 0",
+    ),
+    Case(
+        "detect: a negative --long-window",
+        lambda f, c: [*_detect(f, SERIES), "--long-window", "-5"],
+        2,
+        "--long-window: expected a positive row count, got -5",
+    ),
+    Case(
+        "detect: --learn-steps of 0",
+        lambda f, c: [*_detect(f, SERIES), "--learn-steps", "0"],
+        2,
+        "--learn-steps: expected a positive count, got 0",
+    ),
+    Case(
+        "detect: --learn-lr of 0",
+        lambda f, c: [*_detect(f, SERIES), "--learn-lr", "0"],
+        2,
+        "--learn-lr: expected a positive learning rate, got 0.0",
+    ),
+    Case(
         "detect: --season that is not a period",
         lambda f, c: [*_detect(f, SERIES), "--season", "daily"],
         2,

@@ -55,6 +55,7 @@ SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
+LOSO_FRONT = ("features",)  # classification alone: train classify --features
 MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps")
 CTC_OPTIONS = (
@@ -268,29 +269,35 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     a stratified 10 % of the training speakers' recordings for early stopping (the measured
     setting); ``speaker``: the next speaker's recordings instead, trained on the other three,
     a speaker-independent validation score for choosing settings without the test speaker."""
-    from rnnkit.audio import FrontEnd
     from rnnkit.audio.augment import WarpedEpochs
     from rnnkit.audio.files import featurise
     from rnnkit.audio.tta import tta_factors
     from rnnkit.audio.wav import read_wav
     from rnnkit.data.labelled import read_labelled, stratified_split
-    from rnnkit.tasks.classify import ClassifyConfig, augmentation, estimator, test_time
+    from rnnkit.tasks.classify import (
+        ClassifyConfig,
+        audio_front,
+        augmentation,
+        estimator,
+        test_time,
+    )
 
     data = read_labelled(fsdd / "classify" / "all.csv")
     speakers = np.array([Path(p).stem.split("_")[1] for p in data.texts])
     y = np.array([int(label) for label in data.labels])
-    front = FrontEnd()
-    feats = featurise(data.texts, front)
-    flat = np.concatenate(feats)
-    offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     cfg = dataclasses.replace(
         ClassifyConfig(),
         epochs=args.loso_epochs,
         seed=SEED,
         **model_options(args),  # else the audio defaults of `rnnkit train classify`
-        **{k: getattr(args, k) for k in AUGMENT_OPTIONS + LOSO_AUGMENT},
+        **{k: getattr(args, k) for k in AUGMENT_OPTIONS + LOSO_AUGMENT + LOSO_FRONT},
         **{k: getattr(args, k) for k in TTA_OPTIONS},
     )
+    front = audio_front(cfg, audio=True)  # --features, else the command's audio default
+    assert front is not None
+    feats = featurise(data.texts, front)
+    flat = np.concatenate(feats)
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
     factors = tta_factors(**{k[4:]: v for k, v in test_time(cfg, audio=True).items()})
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
@@ -657,6 +664,13 @@ def main() -> None:
         help="leave one speaker out: speed perturbation, as 'rnnkit train classify --speed' "
         "(its audio default)",
     )
+    ap.add_argument(
+        "--features",
+        choices=("mfcc", "logmel"),
+        default=None,
+        help="leave one speaker out: the frames both sides read, as 'rnnkit train classify "
+        "--features' (its audio default)",
+    )
     for name in MODEL_OPTIONS:
         ap.add_argument(
             "--" + name.replace("_", "-"),
@@ -759,7 +773,7 @@ def main() -> None:
             result["loso"] = speaker_folds(fsdd, args, Path(tmp), log_to_stderr)
         result["loso"]["options"] = {
             k: getattr(args, k)
-            for k in AUGMENT_OPTIONS + LOSO_AUGMENT + MODEL_OPTIONS + TTA_OPTIONS
+            for k in AUGMENT_OPTIONS + LOSO_AUGMENT + LOSO_FRONT + MODEL_OPTIONS + TTA_OPTIONS
         }
         print(loso_table(result["loso"]))
     if "transcribe" in parts:

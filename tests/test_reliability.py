@@ -409,6 +409,18 @@ CASES = [
         "--speed: expected a number in [0, 0.5), got '0.7'",
     ),
     Case(
+        "classify: an unknown --features",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--features", "plp"],
+        2,
+        "argument --features: invalid choice: 'plp'",
+    ),
+    Case(
+        "classify: --features on text",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--features", "logmel"],
+        2,
+        "--features: chooses audio features; --train holds text",
+    ),
+    Case(
         "classify: --mixup out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--mixup", "11"],
         2,

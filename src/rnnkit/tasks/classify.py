@@ -54,6 +54,11 @@ AUDIO_AUGMENT = {  # what --vtlp and the masks are for audio when not given (tex
 }
 
 AUDIO_TTA = {"tta_vtlp": 0.1, "tta_warps": 5}  # test-time VTLP for audio when not given
+AUDIO_FEATURES = {  # --features: the front end each name stands for
+    "mfcc": FrontEnd(),  # 13 MFCCs (c0 the log energy) + deltas + delta-deltas: 39 a frame
+    "logmel": FrontEnd(n_mfcc=0),  # the 26 log-mel energies + deltas + delta-deltas: 78
+}
+AUDIO_FEATURES_DEFAULT = "mfcc"
 
 
 def vtlp_spread(text: str) -> float:
@@ -170,6 +175,14 @@ class ClassifyConfig:
         type=nonneg_int,
         default_help=f"{AUDIO_AUGMENT['feature_mask_width']} for audio",
     )
+    features: str | None = option(
+        None,
+        help="audio: the frames the network reads, 13 MFCCs (c0 the log frame energy) or the "
+        "26 log-mel filterbank energies, each with deltas and delta-deltas, normalised per "
+        "recording; saved in the model for evaluate and predict",
+        choices=tuple(AUDIO_FEATURES),
+        default_help=f"{AUDIO_FEATURES_DEFAULT} for audio",
+    )
     tta_vtlp: float | None = option(
         None,
         help="audio, prediction: test-time VTLP, each recording also read with its mel "
@@ -238,6 +251,17 @@ def test_time(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
     return AUDIO_TTA | given
 
 
+def audio_front(cfg: ClassifyConfig, audio: bool) -> FrontEnd | None:
+    """The run's front end: `AUDIO_FEATURES` of --features (else of
+    `AUDIO_FEATURES_DEFAULT`) for audio; None for text (where giving --features is an
+    error)."""
+    if not audio:
+        if cfg.features is not None:
+            raise InputError("--features: chooses audio features; --train holds text (drop it)")
+        return None
+    return AUDIO_FEATURES[cfg.features or AUDIO_FEATURES_DEFAULT]
+
+
 def network(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
     """The run's --cell, --hidden and --pooling: as given, else `AUDIO_MODEL` for audio and
     `TEXT_MODEL` for text."""
@@ -300,7 +324,7 @@ def train_classify(
     check_classes(data, "--train")
     valid = read_labelled(cfg.valid, *columns, what="--valid") if cfg.valid else None
     test = read_labelled(cfg.test, *columns, what="--test") if cfg.test else None
-    front = FrontEnd() if data.audio else None
+    front = audio_front(cfg, data.audio)
     X = inputs_of(data, front, "--train")
     paths = list(data.texts)
     folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []

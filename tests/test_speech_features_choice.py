@@ -1,0 +1,67 @@
+"""``train classify --features``: which frames an audio classifier reads (MFCCs or log-mel
+energies, each with deltas), saved with the model so that evaluate and predict featurise as
+training did; MFCCs by default; an error for text."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from rnnkit.cli import main
+from rnnkit.errors import InputError
+from rnnkit.files import safetensors_metadata
+from rnnkit.io.checkpoint import load
+from rnnkit.tasks.classify import (
+    AUDIO_FEATURES,
+    AUDIO_FEATURES_DEFAULT,
+    ClassifyConfig,
+    audio_front,
+    front_end,
+)
+
+RATE = 8000
+
+
+def tone(hz: float, seconds: float) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    return 0.5 * np.sin(2 * np.pi * hz * t)
+
+
+def test_the_front_end_follows_features_mfcc_by_default_and_text_has_none():
+    assert audio_front(ClassifyConfig(), audio=True) == AUDIO_FEATURES[AUDIO_FEATURES_DEFAULT]
+    assert AUDIO_FEATURES_DEFAULT == "mfcc" and AUDIO_FEATURES["mfcc"].n_mfcc == 13
+    logmel = audio_front(ClassifyConfig(features="logmel"), audio=True)
+    assert logmel is not None and logmel.n_mfcc == 0 and logmel.size == 3 * logmel.n_mels
+    assert audio_front(ClassifyConfig(), audio=False) is None
+    with pytest.raises(InputError, match="--features: chooses audio features") as info:
+        audio_front(ClassifyConfig(features="mfcc"), audio=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("features", ["logmel", "mfcc"])
+def test_a_model_keeps_its_features_for_evaluate_and_predict(tmp_path, capsys, features):
+    rng = np.random.default_rng(0)
+    for label, pitch in (("low", 300.0), ("high", 1500.0)):
+        (tmp_path / "train" / label).mkdir(parents=True)
+        for k in range(6):
+            x = tone(pitch, rng.uniform(0.15, 0.25)) + 0.01 * rng.standard_normal(1)
+            wavfile.write(tmp_path / "train" / label / f"{k}.wav", RATE, (x * 32767).astype("<i2"))
+    model = tmp_path / "m.safetensors"
+    train = str(tmp_path / "train")
+    code = main(["train", "classify", "--train", train, "--epochs", "2", "--hidden", "8",
+                 "--features", features, "--tta-warps", "3", "--out", str(model)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    front = front_end(str(model))
+    assert front == AUDIO_FEATURES[features]
+    extra = json.loads((safetensors_metadata(model) or {})["extra"])
+    assert extra["run"]["features"] == features
+    assert load(str(model)).n_inputs_ == front.size  # the network reads frames of that size
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--test", train, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["accuracy"] >= 0
+    wav = str(tmp_path / "train" / "low" / "0.wav")
+    assert main(["predict", str(model), wav]) == 0
+    assert wav in capsys.readouterr().out

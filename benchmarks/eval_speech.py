@@ -56,7 +56,7 @@ VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
 LOSO_FRONT = ("features",)  # classification alone: train classify --features
-MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup")
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps")
 CTC_OPTIONS = (
     "units",
@@ -674,9 +674,10 @@ def main() -> None:
     for name in MODEL_OPTIONS:
         ap.add_argument(
             "--" + name.replace("_", "-"),
-            type=int if name in ("hidden", "layers") else float,
+            type=int if name in ("hidden", "layers", "patience") else float,
             default=None,
-            help="leave one speaker out: the classifier's (the audio model's)",
+            help="leave one speaker out: the classifier's (the audio model's; patience: as "
+            "'rnnkit train classify --patience', 0: never stop early)",
         )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,

@@ -55,7 +55,7 @@ SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
-LOSO_FRONT = ("features",)  # classification alone: train classify --features
+LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
 MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps")
 CTC_OPTIONS = (
@@ -670,6 +670,13 @@ def main() -> None:
         default=None,
         help="leave one speaker out: the frames both sides read, as 'rnnkit train classify "
         "--features' (its audio default)",
+    )
+    ap.add_argument(
+        "--cepstra",
+        type=int,
+        default=None,
+        help="leave one speaker out: MFCCs per frame, as 'rnnkit train classify --cepstra' "
+        "(its audio default)",
     )
     for name in MODEL_OPTIONS:
         ap.add_argument(

@@ -421,6 +421,18 @@ CASES = [
         "--features: chooses audio features; --train holds text",
     ),
     Case(
+        "classify: --cepstra of 0",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--cepstra", "0"],
+        2,
+        "--cepstra: expected a positive integer",
+    ),
+    Case(
+        "classify: --cepstra on text",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--cepstra", "10"],
+        2,
+        "--cepstra: chooses audio features; --train holds text",
+    ),
+    Case(
         "classify: --mixup out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--mixup", "11"],
         2,

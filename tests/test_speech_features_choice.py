@@ -5,6 +5,7 @@ training did; MFCCs by default; an error for text."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -36,12 +37,22 @@ def test_the_front_end_follows_features_mfcc_by_default_and_text_has_none():
     logmel = audio_front(ClassifyConfig(features="logmel"), audio=True)
     assert logmel is not None and logmel.n_mfcc == 0 and logmel.size == 3 * logmel.n_mels
     assert audio_front(ClassifyConfig(), audio=False) is None
+    ten = audio_front(ClassifyConfig(cepstra=10), audio=True)
+    assert ten is not None and ten.n_mfcc == 10 and ten.size == 30
+    for cfg, message in (
+        (ClassifyConfig(cepstra=27), "--cepstra: expected at most 26"),
+        (ClassifyConfig(features="logmel", cepstra=10), "--cepstra: counts MFCCs"),
+    ):
+        with pytest.raises(InputError, match=message):
+            audio_front(cfg, audio=True)
+    with pytest.raises(InputError, match="--cepstra: chooses audio features"):
+        audio_front(ClassifyConfig(cepstra=10), audio=False)
     with pytest.raises(InputError, match="--features: chooses audio features") as info:
         audio_front(ClassifyConfig(features="mfcc"), audio=False)
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("features", ["logmel", "mfcc"])
+@pytest.mark.parametrize("features", [["logmel"], ["mfcc"], ["mfcc", "--cepstra", "8"]])
 def test_a_model_keeps_its_features_for_evaluate_and_predict(tmp_path, capsys, features):
     rng = np.random.default_rng(0)
     for label, pitch in (("low", 300.0), ("high", 1500.0)):
@@ -52,12 +63,13 @@ def test_a_model_keeps_its_features_for_evaluate_and_predict(tmp_path, capsys, f
     model = tmp_path / "m.safetensors"
     train = str(tmp_path / "train")
     code = main(["train", "classify", "--train", train, "--epochs", "2", "--hidden", "8",
-                 "--features", features, "--tta-warps", "3", "--out", str(model)])  # fmt: skip
+                 "--features", *features, "--tta-warps", "3", "--out", str(model)])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     front = front_end(str(model))
-    assert front == AUDIO_FEATURES[features]
+    n_mfcc = int(features[2]) if len(features) > 1 else AUDIO_FEATURES[features[0]].n_mfcc
+    assert front == replace(AUDIO_FEATURES[features[0]], n_mfcc=n_mfcc)
     extra = json.loads((safetensors_metadata(model) or {})["extra"])
-    assert extra["run"]["features"] == features
+    assert extra["run"]["features"] == features[0]
     assert load(str(model)).n_inputs_ == front.size  # the network reads frames of that size
     capsys.readouterr()
     assert main(["evaluate", str(model), "--test", train, "--json"]) == 0

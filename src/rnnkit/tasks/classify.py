@@ -10,7 +10,7 @@ label of ``.wav`` files, or a manifest with a ``path`` column) goes through the 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,13 @@ class ClassifyConfig:
         choices=tuple(AUDIO_FEATURES),
         default_help=f"{AUDIO_FEATURES_DEFAULT} for audio",
     )
+    cepstra: int | None = option(
+        None,
+        help="audio, with --features mfcc: cepstral coefficients per frame (c0 the log "
+        f"frame energy; at most the {FrontEnd().n_mels} mel filters); saved in the model",
+        type=positive_int,
+        default_help=f"{FrontEnd().n_mfcc} for audio",
+    )
     tta_vtlp: float | None = option(
         None,
         help="audio, prediction: test-time VTLP, each recording also read with its mel "
@@ -253,13 +260,25 @@ def test_time(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
 
 def audio_front(cfg: ClassifyConfig, audio: bool) -> FrontEnd | None:
     """The run's front end: `AUDIO_FEATURES` of --features (else of
-    `AUDIO_FEATURES_DEFAULT`) for audio; None for text (where giving --features is an
-    error)."""
+    `AUDIO_FEATURES_DEFAULT`), with --cepstra MFCCs if given, for audio; None for text
+    (where giving either is an error)."""
     if not audio:
-        if cfg.features is not None:
-            raise InputError("--features: chooses audio features; --train holds text (drop it)")
+        for name in ("features", "cepstra"):
+            if getattr(cfg, name) is not None:
+                raise InputError(f"--{name}: chooses audio features; --train holds text (drop it)")
         return None
-    return AUDIO_FEATURES[cfg.features or AUDIO_FEATURES_DEFAULT]
+    front = AUDIO_FEATURES[cfg.features or AUDIO_FEATURES_DEFAULT]
+    if cfg.cepstra is None:
+        return front
+    if not front.n_mfcc:
+        raise InputError(
+            f"--cepstra: counts MFCCs; --features {cfg.features} has none (drop --cepstra)"
+        )
+    if cfg.cepstra > front.n_mels:
+        raise InputError(
+            f"--cepstra: expected at most {front.n_mels} (the mel filters), got {cfg.cepstra}"
+        )
+    return replace(front, n_mfcc=cfg.cepstra)
 
 
 def network(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:

@@ -657,6 +657,24 @@ CASES = [
         "--range-check: expected 0 or more, or off, got -0.1",
     ),
     Case(
+        "detect: a negative --familiar",
+        lambda f, c: [*_detect(f, SERIES), "--familiar", "-0.1"],
+        2,
+        "--familiar: expected a positive share of the range, or off, got -0.1",
+    ),
+    Case(
+        "detect: --familiar-jump of 0",
+        lambda f, c: [*_detect(f, SERIES), "--familiar-jump", "0"],
+        2,
+        "--familiar-jump: expected a positive share of the range, got 0.0",
+    ),
+    Case(
+        "detect: a --familiar that is not a number",
+        lambda f, c: [*_detect(f, SERIES), "--familiar", "wide"],
+        2,
+        "argument --familiar: invalid float value: 'wide'",
+    ),
+    Case(
         "detect: --alarm above 1",
         lambda f, c: [*_detect(f, SERIES), "--alarm", "2"],
         2,

@@ -475,6 +475,39 @@ def test_cli_bad_csv_is_one_line_naming_file_row_column(tmp_path, capsys, conten
     assert not (tmp_path / "s.csv").exists()
 
 
+def test_cli_time_order_file_scores_repeats_in_file_order(tmp_path, capsys):
+    # NAB's files repeat an hour where daylight saving time ends: strict refuses them, naming
+    # the way out; --time-order file scores every row as it comes, the same numbers as the
+    # values under timestamps that do increase, in batch and in --stream
+    x = _smooth(300, seed=8)
+    plain = _write_csv(tmp_path / "plain.csv", x)
+    lines = plain.read_text().splitlines()
+    lines[201] = lines[200].split(",")[0] + "," + lines[201].split(",")[1]  # a repeat
+    lines[202] = lines[150].split(",")[0] + "," + lines[202].split(",")[1]  # a step back
+    src = tmp_path / "dst.csv"
+    src.write_text("\n".join(lines) + "\n")
+    base = ["--probation", "100", "--out"]
+    assert main(["detect", "--csv", str(src), *base, str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "row 202" in err and "repeats" in err and "--time-order file" in err
+    assert not (tmp_path / "s.csv").exists()
+    out = tmp_path / "file.csv"
+    assert main(["detect", "--csv", str(src), *base, str(out), "--time-order", "file"]) == 0
+    rows = out.read_text().splitlines()
+    assert [r.rsplit(",", 1)[0] for r in rows] == lines  # every row, as it was written
+    ref = tmp_path / "ref.csv"
+    assert main(["detect", "--csv", str(plain), *base, str(ref)]) == 0
+    got = [r.rsplit(",", 1)[1] for r in rows[1:]]
+    assert got == [r.rsplit(",", 1)[1] for r in ref.read_text().splitlines()[1:]]
+    scorer = LineScorer(100, {"seed": 0}, "file")
+    streamed = [scorer.handle(line) for line in lines]
+    assert [a.rsplit(",", 1)[1] for a in streamed[1:] if a] == got
+    with pytest.raises(InputError, match="stdin line 202.*repeats"):
+        strict = LineScorer(100, {"seed": 0})
+        for line in lines:
+            strict.handle(line)
+
+
 def test_stream_bad_line_names_the_line():
     scorer = LineScorer(100)
     assert scorer.handle("timestamp,value\n") is None

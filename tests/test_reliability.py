@@ -579,6 +579,12 @@ CASES = [
         "repeats the previous one",
     ),
     Case(
+        "detect: an unknown --time-order",
+        lambda f, c: [*_detect(f, SERIES), "--time-order", "sorted"],
+        2,
+        "argument --time-order: invalid choice: 'sorted'",
+    ),
+    Case(
         "detect: a negative --learn-every",
         lambda f, c: [*_detect(f, SERIES), "--learn-every", "-1"],
         2,

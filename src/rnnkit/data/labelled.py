@@ -1,8 +1,8 @@
 """Labelled text in the formats text classification already uses.
 
 - a CSV or TSV file with a header row, one example per row: a text column and a label column
-  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, ``.csv``
-  comma-separated, others by their header line;
+  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, others
+  comma-separated unless their header line holds no comma but tabs or semicolons;
 - a folder with one subfolder per label, whose ``.txt`` files hold one example per line.
 
 Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
@@ -66,12 +66,16 @@ def read_labelled(
 
 
 def _delimiter(path: Path, header: str) -> str:
+    """Tab for ``.tsv``/``.tab``; else comma, unless the header holds no comma but tabs or
+    semicolons (a ``.csv`` saved by a spreadsheet in a locale whose decimal mark is a comma)."""
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".tab"):
         return "\t"
-    if suffix == ".csv":
-        return ","
-    return "\t" if "\t" in header else ","
+    if "," not in header:
+        for other in ("\t", ";"):
+            if other in header:
+                return other
+    return ","
 
 
 def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:
@@ -149,14 +153,15 @@ def _read_folder(path: Path, what: str) -> Labelled:
         )
     texts, labels, where = [], [], []
     wavs = [p for f in folders for p in sorted(f.rglob("*")) if p.suffix.lower() == ".wav"]
-    if wavs and not any(any(f.rglob("*.txt")) for f in folders):  # audio, one folder per label
+    # audio, one folder per label
+    if wavs and not any(_is_txt(p) for f in folders for p in f.rglob("*")):
         for file in wavs:
             texts.append(str(file))
             labels.append(file.relative_to(path).parts[0])
             where.append(repr(str(file)))
         return Labelled(texts, labels, where, str(path), audio=True)
     for folder in folders:
-        for file in sorted(p for p in folder.rglob("*.txt") if p.is_file()):
+        for file in sorted(p for p in folder.rglob("*") if _is_txt(p)):
             for number, line in enumerate(decode_utf8(file, what).splitlines(), start=1):
                 if line.strip():
                     texts.append(line)
@@ -168,6 +173,11 @@ def _read_folder(path: Path, what: str) -> Labelled:
             "per line (or .wav files) in its subfolders (one per label)"
         )
     return Labelled(texts, labels, where, str(path))
+
+
+def _is_txt(path: Path) -> bool:
+    """A text file of examples: ``.txt`` in any case (``notes.TXT`` too)."""
+    return path.suffix.lower() == ".txt" and path.is_file()
 
 
 def check_classes(data: Labelled, what: str = "data") -> None:

@@ -34,3 +34,37 @@ def test_a_folder_per_label_reads_txt_files_in_any_case(tmp_path):
     data = read_labelled(tmp_path)
     assert sorted(set(data.labels)) == ["bad", "très bon"]
     assert data.texts == ["one", "two", "one", "two"]
+
+
+# -- forecasting --------------------------------------------------------------------------------
+def test_a_series_of_one_row_takes_the_step_of_the_others(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"
+    rows = [f"a,2024-01-01 {h:02d}:00,{h}" for h in range(6)] + ["b,2024-01-01 03:00,7"]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    lonely = panel.series[1]
+    assert lonely.uid == "b" and lonely.step == 3600  # was one second
+    later = int(lonely.times(2, offset=1)[1])
+    assert panel.format_time(later, lonely.step) == "2024-01-01 05:00:00"
+
+
+@pytest.mark.parametrize(
+    "stamp, written",
+    [
+        ("2024-01-01T10:00:00+02:00", "2024-01-01 11:00:00+02:00"),
+        ("2024-01-01T10:00:00Z", "2024-01-01 11:00:00+00:00"),
+        ("2024-01-01 10:00:00", "2024-01-01 11:00:00"),
+    ],
+)
+def test_forecast_times_are_written_in_the_zone_of_the_input(tmp_path, stamp, written):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"
+    first = stamp.replace("10:00", "09:00")
+    path.write_text(f"unique_id,ds,y\na,{first},1\na,{stamp},2\n")
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    next_time = int(s.times(1, offset=len(s.values))[0])
+    assert panel.format_time(next_time, s.step) == written  # was 09:00 in UTC, zone dropped

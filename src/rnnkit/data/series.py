@@ -58,6 +58,7 @@ class Panel:
     kind: str  # "int", "seconds" or "months"
     covariate_names: list[str] = field(default_factory=list)
     rows: int = 0
+    utc_offset: int | None = None  # seconds east of UTC of the file's time stamps, if they had one
 
     @property
     def filled(self) -> int:
@@ -69,6 +70,10 @@ class Panel:
             return str(int(t))
         if self.kind == "months":
             return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
+        if self.utc_offset is not None:  # written in the zone the file's stamps were in
+            stamp = np.datetime64(int(t) + self.utc_offset, "s")
+            sign, minutes = "+" if self.utc_offset >= 0 else "-", abs(self.utc_offset) // 60
+            return f"{str(stamp).replace('T', ' ')}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
         stamp = np.datetime64(int(t), "s")
         if t % DAY == 0 and step % DAY == 0:
             return str(stamp.astype("datetime64[D]"))
@@ -131,21 +136,23 @@ def calendar(kind: str, season: int, t: np.ndarray) -> np.ndarray:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _time_value(text: str) -> tuple[str, int] | None:
-    """("int", n), ("seconds", s) or None when ``text`` is neither."""
+def _time_value(text: str) -> tuple[str, int, int | None] | None:
+    """("int", n, None), ("seconds", s, UTC offset in seconds or None) or None when ``text``
+    is neither; a stamp with a zone (``Z``, ``+02:00``) is counted in UTC."""
     text = text.strip()
     try:
-        return "int", int(text)
+        return "int", int(text), None
     except ValueError:
         pass
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.replace(tzinfo=None) - stamp.utcoffset()  # type: ignore[operator]
+    offset = stamp.utcoffset()
+    if offset is not None:
+        stamp = stamp.replace(tzinfo=None) - offset
     seconds = (stamp - datetime(1970, 1, 1)).total_seconds()
-    return "seconds", int(round(seconds))
+    return "seconds", int(round(seconds)), None if offset is None else int(offset.total_seconds())
 
 
 def _number(text: str) -> float | None:
@@ -190,6 +197,7 @@ def read_long_csv(
         rows: dict[str, list[tuple[int, int, float, list[float]]]] = {}
         kinds: set[str] = set()
         count = 0
+        utc_offset = None
         for line, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
@@ -207,6 +215,7 @@ def read_long_csv(
                     f"step, got {row[i_t]!r}"
                 )
             kinds.add(parsed[0])
+            utc_offset = parsed[2] if parsed[2] is not None else utc_offset
             if len(kinds) > 1:
                 raise InputError(
                     f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
@@ -238,13 +247,30 @@ def read_long_csv(
     if grid is not None and grid[0] == "months":
         kind = "months"
         rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
+    common = grid[1] if grid else _common_step(rows)
     series = [
         _regular(
-            uid, r, grid[1] if grid else None, (name, what, time_column, target_column), future
+            uid,
+            r,
+            grid[1] if grid else None,
+            (name, what, time_column, target_column),
+            future,
+            common,
         )
         for uid, r in rows.items()
     ]
-    return Panel(series, kind, cov_names, count)
+    return Panel(series, kind, cov_names, count, utc_offset if kind == "seconds" else None)
+
+
+def _common_step(rows: dict[str, list]) -> int:
+    """The most common positive difference between consecutive times over all series: the
+    step of a series of one row, which has none of its own (1 when no series has two rows)."""
+    diffs = [b[1] - a[1] for r in rows.values() for a, b in zip(r, r[1:], strict=False)]
+    positive = np.asarray([d for d in diffs if d > 0], dtype=np.int64)
+    if not positive.size:
+        return 1
+    values, counts = np.unique(positive, return_counts=True)
+    return int(values[np.argmax(counts)])
 
 
 def _to_month(seconds: int) -> int:
@@ -277,6 +303,7 @@ def _regular(
     step: int | None,
     where: tuple[str, str, str, str],
     future: bool,
+    single_step: int = 1,
 ) -> Series:
     name, what, time_column, target_column = where
     lines = [r[0] for r in rows]
@@ -297,7 +324,7 @@ def _regular(
             values, counts = np.unique(d, return_counts=True)
             step = int(values[np.argmax(counts)])
         else:
-            step = 1 if y.size else 1
+            step = single_step  # one row: the step of the other series
     if len(d) and np.any(d % step):
         k = int(np.argmax(d % step != 0)) + 1
         raise InputError(

@@ -68,3 +68,40 @@ def test_forecast_times_are_written_in_the_zone_of_the_input(tmp_path, stamp, wr
     s = panel.series[0]
     next_time = int(s.times(1, offset=len(s.values))[0])
     assert panel.format_time(next_time, s.step) == written  # was 09:00 in UTC, zone dropped
+
+
+# -- anomaly detection --------------------------------------------------------------------------
+def test_timestamps_with_a_zone_are_read_in_utc_without_numpy_warning():
+    import warnings
+
+    import numpy as np
+
+    from rnnkit.data.detect_csv import parse_time
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's own parse warns once per file
+        assert parse_time("2014-07-01T02:00:00+02:00") == np.datetime64("2014-07-01T00:00")
+        assert parse_time("2014-07-01T00:00:00Z") == np.datetime64("2014-07-01T00:00")
+        assert parse_time("2014-07-01 00:00:00 -0530") == np.datetime64("2014-07-01T05:30")
+        assert parse_time("2014-07-01") == np.datetime64("2014-07-01T00:00")
+        assert parse_time("nonsense") is None
+
+
+def test_detect_quotes_an_id_with_a_comma_and_streams_a_file_with_a_bom(tmp_path, capsys):
+    import csv
+
+    from rnnkit.cli import main
+    from rnnkit.tasks.detect import LineScorer
+
+    names = ("Berlin, north", "Paris")
+    rows = [f'"{name}",{k},{(k * 7) % 11}' for name in names for k in range(60)]
+    src = tmp_path / "sites.csv"
+    src.write_text("site,timestamp,value\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "scores.csv"
+    argv = ["detect", "--csv", str(src), "--id-column", "site", "--out", str(out)]
+    assert main([*argv, "--probation", "20"]) == 0
+    table = list(csv.reader(out.read_text().splitlines()))
+    assert {len(r) for r in table} == {4} and table[1][0] == "Berlin, north"
+    scorer = LineScorer(20, {"seed": 0})
+    assert scorer.handle("\ufefftimestamp,value\r\n") is None  # the header, not an error
+    assert scorer.handle("1,2.5\r\n") == "1,2.5,0"

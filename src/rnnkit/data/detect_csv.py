@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,16 +36,29 @@ class Series:
     rows: list[int] = field(default_factory=list)  # row number in the file (in file order)
 
 
+_ZONE = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(Z|[+-]\d\d:?\d\d)$")
+
+
 def parse_time(text: str) -> float | np.datetime64 | None:
-    """A timestamp as a number (a step) or a ``datetime64``; None when it is neither."""
+    """A timestamp as a number (a step) or a ``datetime64``; None when it is neither. A time
+    with a zone (``2014-07-01T00:00:00Z``, ``+02:00``) is counted in UTC."""
     try:
         value = float(text)
     except ValueError:
         pass
     else:
         return value if math.isfinite(value) else None
+    text = text.strip()
+    zone = _ZONE.search(text)
+    offset = np.timedelta64(0, "m")
+    if zone is not None:  # NumPy would read it too, but warns on every file
+        text = text[: zone.start(2)].rstrip()
+        if zone.group(2) != "Z":
+            sign = -1 if zone.group(2)[0] == "-" else 1
+            digits = zone.group(2)[1:].replace(":", "")
+            offset = np.timedelta64(sign * (int(digits[:2]) * 60 + int(digits[2:])), "m")
     try:
-        return np.datetime64(text.strip(), "ns")
+        return np.datetime64(text, "ns") - offset
     except ValueError:
         return None
 

@@ -105,3 +105,32 @@ def test_detect_quotes_an_id_with_a_comma_and_streams_a_file_with_a_bom(tmp_path
     scorer = LineScorer(20, {"seed": 0})
     assert scorer.handle("\ufefftimestamp,value\r\n") is None  # the header, not an error
     assert scorer.handle("1,2.5\r\n") == "1,2.5,0"
+
+
+# -- separators of time-series files ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "sep, value", [(";", "2,5"), (";", "2.5"), ("\t", "2.5"), (",", '"2.5"')], ids=str
+)
+def test_series_files_separated_by_semicolons_or_tabs(tmp_path, sep, value):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+
+    long = tmp_path / "sales.csv"
+    long.write_bytes(
+        f"\ufeffunique_id{sep}ds{sep}y\r\na{sep}1{sep}1\r\na{sep}2{sep}{value}\r\n".encode()
+    )
+    assert read_long_csv(long).series[0].values.tolist() == [1.0, 2.5]
+    nab = tmp_path / "nab.csv"
+    nab.write_text(f"timestamp{sep}value\n2014-07-01 00:00{sep}1\n2014-07-01 00:05{sep}{value}\n")
+    series, _ = read_series(nab)
+    assert series[0].values == [1.0, 2.5]
+
+
+def test_a_decimal_comma_in_a_comma_separated_file_is_still_an_error(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text('unique_id,ds,y\na,1,1\na,2,"2,5"\n')
+    with pytest.raises(InputError, match="line 3, column 'y': expected a number, got '2,5'"):
+        read_long_csv(path)

@@ -1,14 +1,15 @@
 """Time series for anomaly detection from a CSV with a header (NAB's ``timestamp,value``, and an
 optional series id column), read with one-line errors naming the file, row and column.
 
-Rules: every row needs the time and value columns (and the id column when one is named); a
-value must be a finite number (an empty field, text, NaN or infinity is an error, not a gap to
-fill); timestamps are all numbers (steps) or all dates/times NumPy reads (``2014-07-01
-00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a step back is
-an error), unless the order is ``"file"``: then the rows are taken in the order of the file,
-repeats and steps back included (NAB's own files repeat an hour at a change of daylight saving
-time), as a stream would deliver them. Rows are numbered as lines of the file, the header being
-line 1.
+Fields are separated by commas, or by semicolons or tabs when the header holds no comma
+(`rnnkit.data.dialect`). Rules: every row needs the time and value columns (and the id column
+when one is named); a value must be a finite number (an empty field, text, NaN or infinity is
+an error, not a gap to fill); timestamps are all numbers (steps) or all dates/times NumPy reads
+(``2014-07-01 00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a
+step back is an error), unless the order is ``"file"``: then the rows are taken in the order of
+the file, repeats and steps back included (NAB's own files repeat an hour at a change of
+daylight saving time), as a stream would deliver them. Rows are numbered as lines of the file,
+the header being line 1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .dialect import delimiter_of, finite, number
 
 
 @dataclass
@@ -63,12 +65,9 @@ def parse_time(text: str) -> float | np.datetime64 | None:
         return None
 
 
-def parse_value(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+def parse_value(text: str, delimiter: str = ",") -> float | None:
+    """A finite number (with a decimal comma in a semicolon-separated file); else None."""
+    return finite(number(text, delimiter))
 
 
 TIME_ORDERS = ("strict", "file")
@@ -131,8 +130,10 @@ def read_series(
     except OSError as exc:
         raise InputError(f"{name!r}: cannot read it ({exc.strerror})") from None
     with fh:
-        reader = csv.reader(fh)
         try:
+            delimiter = delimiter_of(fh.readline())
+            fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None
@@ -165,7 +166,7 @@ def read_series(
                     )
                 sid = row[ii].strip() if ii is not None else ""
                 times.check(sid, row[ti].strip(), where, time_column)
-                value = parse_value(row[vi])
+                value = parse_value(row[vi], delimiter)
                 if value is None:
                     raise InputError(
                         f"{where}, column {value_column!r}: expected a finite number, got "

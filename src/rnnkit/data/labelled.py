@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .dialect import delimiter_of
 from .text import decode_utf8
 
 
@@ -66,16 +67,10 @@ def read_labelled(
 
 
 def _delimiter(path: Path, header: str) -> str:
-    """Tab for ``.tsv``/``.tab``; else comma, unless the header holds no comma but tabs or
-    semicolons (a ``.csv`` saved by a spreadsheet in a locale whose decimal mark is a comma)."""
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".tab"):
+    """Tab for ``.tsv``/``.tab``; else as `rnnkit.data.dialect.delimiter_of` tells."""
+    if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
-    if "," not in header:
-        for other in ("\t", ";"):
-            if other in header:
-                return other
-    return ","
+    return delimiter_of(header)
 
 
 def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:

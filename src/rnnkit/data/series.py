@@ -8,6 +8,8 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
   integer for integer ``ds``), else the most common difference within the series.
 - Missing steps (a gap of k steps between two rows) are filled by linear interpolation between
   the rows around them, ``y`` and covariates alike; how many were filled is reported.
+- Fields are separated by commas, or by semicolons or tabs when the header holds no comma
+  (`rnnkit.data.dialect`; a semicolon file may write numbers with a decimal comma).
 - Every column besides id, time and target is a numeric covariate. A missing or non-numeric
   value is a one-line error naming the file, line and column; with ``future=True`` (forecasting)
   rows after a series' last ``y`` may leave ``y`` empty: they carry the covariates of the
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .dialect import delimiter_of, number
 
 # seconds per unit of a fixed-length frequency; months are counted apart
 UNITS = {"s": 1, "min": 60, "t": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -155,14 +158,6 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     return "seconds", int(round(seconds)), None if offset is None else int(offset.total_seconds())
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value
-
-
 def read_long_csv(
     path: str | Path,
     id_column: str = "unique_id",
@@ -179,7 +174,9 @@ def read_long_csv(
     except OSError as exc:
         raise InputError(f"{what}: cannot read {name!r} ({exc.strerror})") from None
     with fh:
-        reader = csv.reader(fh)
+        delimiter = delimiter_of(fh.readline())
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
@@ -220,12 +217,12 @@ def read_long_csv(
                 raise InputError(
                     f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
                 )
-            y = _number(row[i_y]) if row[i_y].strip() else math.nan
+            y = number(row[i_y], delimiter) if row[i_y].strip() else math.nan
             if y is None:
                 raise InputError(f"{where} {target_column!r}: expected a number, got {row[i_y]!r}")
             covs = []
             for k, c in zip(cov_index, cov_names, strict=True):
-                v = _number(row[k])
+                v = number(row[k], delimiter)
                 if v is None or not math.isfinite(v):
                     raise InputError(
                         f"{where} {c!r}: expected a number (covariate), got {row[k]!r}"

@@ -134,3 +134,21 @@ def test_a_decimal_comma_in_a_comma_separated_file_is_still_an_error(tmp_path):
     path.write_text('unique_id,ds,y\na,1,1\na,2,"2,5"\n')
     with pytest.raises(InputError, match="line 3, column 'y': expected a number, got '2,5'"):
         read_long_csv(path)
+
+
+@pytest.mark.parametrize("day, written", [("end", "2021-01-31"), ("start", "2021-01-01")])
+def test_monthly_forecasts_keep_the_day_of_month_of_the_input(tmp_path, day, written):
+    import calendar
+
+    from rnnkit.data.series import read_long_csv
+
+    rows = []
+    for m in range(1, 13):
+        d = calendar.monthrange(2020, m)[1] if day == "end" else 1
+        rows.append(f"a,2020-{m:02d}-{d:02d},{m}")
+    path = tmp_path / "monthly.csv"
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    assert panel.kind == "months" and s.step == 1
+    assert panel.format_time(int(s.times(1, offset=12)[0]), s.step) == written  # was 01 always

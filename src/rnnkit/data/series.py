@@ -62,6 +62,7 @@ class Panel:
     covariate_names: list[str] = field(default_factory=list)
     rows: int = 0
     utc_offset: int | None = None  # seconds east of UTC of the file's time stamps, if they had one
+    month_end: bool = False  # monthly stamps on the last day of their month (2024-01-31)
 
     @property
     def filled(self) -> int:
@@ -72,6 +73,8 @@ class Panel:
         if self.kind == "int":
             return str(int(t))
         if self.kind == "months":
+            if self.month_end:  # the day before the next month's first
+                return str(np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1)
             return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
         if self.utc_offset is not None:  # written in the zone the file's stamps were in
             stamp = np.datetime64(int(t) + self.utc_offset, "s")
@@ -241,8 +244,10 @@ def read_long_csv(
             )
     if grid is None and kind == "seconds" and _looks_monthly(rows):
         grid = ("months", _month_step(rows))
+    month_end = False
     if grid is not None and grid[0] == "months":
         kind = "months"
+        month_end = all(_is_month_end(row[1]) for r in rows.values() for row in r)
         rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
     common = grid[1] if grid else _common_step(rows)
     series = [
@@ -256,7 +261,14 @@ def read_long_csv(
         )
         for uid, r in rows.items()
     ]
-    return Panel(series, kind, cov_names, count, utc_offset if kind == "seconds" else None)
+    offset = utc_offset if kind == "seconds" else None
+    return Panel(series, kind, cov_names, count, offset, month_end)
+
+
+def _is_month_end(seconds: int) -> bool:
+    """Whether a time stamp is the last day of its month (at midnight or later that day)."""
+    day = np.datetime64(seconds, "s").astype("datetime64[D]")
+    return bool((day + 1).astype("datetime64[M]") != day.astype("datetime64[M]"))
 
 
 def _common_step(rows: dict[str, list]) -> int:

@@ -152,3 +152,14 @@ def test_monthly_forecasts_keep_the_day_of_month_of_the_input(tmp_path, day, wri
     s = panel.series[0]
     assert panel.kind == "months" and s.step == 1
     assert panel.format_time(int(s.times(1, offset=12)[0]), s.step) == written  # was 01 always
+
+
+# -- language model -----------------------------------------------------------------------------
+def test_lm_text_with_windows_line_ends_and_txt_in_upper_case(tmp_path):
+    from rnnkit.data.text import Vocabulary, read_text
+
+    (tmp_path / "a.TXT").write_bytes(b"\xef\xbb\xbfROMEO:\r\nHello.\r\n")
+    (tmp_path / "b.txt").write_bytes(b"old mac\rline\n")
+    text = read_text(tmp_path)
+    assert text == "ROMEO:\nHello.\n\nold mac\nline\n"  # was: a.TXT skipped, '\r' learned
+    assert "\r" not in Vocabulary.build(text).tokens

@@ -22,16 +22,18 @@ _NO_SPACE_AFTER = set("([{\n")
 
 # -- reading ---------------------------------------------------------------------------------
 def read_text(path: str | Path) -> str:
-    """A UTF-8 text file, or every ``.txt`` file in a folder (sorted by name), concatenated."""
+    """A UTF-8 text file, or every ``.txt`` file in a folder (sorted by name, ``.TXT`` too),
+    concatenated. Line ends are ``\n`` whatever the file had (Windows ``\r\n``, old Mac
+    ``\r``), as Python's text mode reads them, so a model never learns a ``\r`` character."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".txt" and p.is_file())
         if not files:
             raise InputError(f"text: folder {str(path)!r} holds no .txt files")
         return "\n".join(read_text(p) for p in files)
     if not path.is_file():
         raise InputError(f"text: no such file or folder {str(path)!r}")
-    text = decode_utf8(path, "text")
+    text = decode_utf8(path, "text").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise InputError(f"text: {str(path)!r} is empty; expected some text to learn from")
     return text

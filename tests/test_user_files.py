@@ -163,3 +163,53 @@ def test_lm_text_with_windows_line_ends_and_txt_in_upper_case(tmp_path):
     text = read_text(tmp_path)
     assert text == "ROMEO:\nHello.\n\nold mac\nline\n"  # was: a.TXT skipped, '\r' learned
     assert "\r" not in Vocabulary.build(text).tokens
+
+
+# -- audio --------------------------------------------------------------------------------------
+def _wav24_with_list_chunk(path, rate, x):
+    """A 24-bit PCM WAV as editors save it: a LIST/INFO chunk of odd size (padded) before data."""
+    import struct
+
+    import numpy as np
+
+    v = np.round(np.clip(x, -1, 1) * (2**23 - 1)).astype("<i4")
+    raw = b"".join(int(s).to_bytes(3, "little", signed=True) for s in v)
+    info = b"INFO" + b"INAM" + struct.pack("<I", 5) + b"test\x00" + b"\x00"
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 3, 3, 24)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+    body += b"LIST" + struct.pack("<I", len(info)) + info
+    body += b"data" + struct.pack("<I", len(raw)) + raw + b"\x00" * (len(raw) % 2)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def test_wav_files_as_users_have_them(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    from rnnkit.audio.wav import read_wav
+
+    t = np.arange(8000) / 8000
+    x = 0.5 * np.sin(2 * np.pi * 440 * t)
+    (tmp_path / "zwölf").mkdir()
+    (tmp_path / "zero one").mkdir()
+    _wav24_with_list_chunk(tmp_path / "zwölf" / "a.wav", 8000, x)
+    y = np.sin(2 * np.pi * 440 * np.arange(44100) / 44100) * 0.5
+    stereo = (np.stack([y, y], axis=1) * 32767).astype(np.int16)
+    wavfile.write(tmp_path / "zero one" / "B.WAV", 44100, stereo)
+    np.testing.assert_allclose(read_wav(tmp_path / "zwölf" / "a.wav"), x, atol=1e-6)
+    resampled = read_wav(tmp_path / "zero one" / "B.WAV", 8000)
+    assert resampled.shape == (8000,) and abs(np.max(np.abs(resampled[100:-100])) - 0.5) < 0.01
+    data = read_labelled(tmp_path)
+    assert data.audio and sorted(data.labels) == ["zero one", "zwölf"]
+
+
+def test_a_manifest_path_written_from_the_current_folder_is_explained(tmp_path, monkeypatch):
+    from rnnkit.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.csv").write_text("path,label\naudio/a.wav,x\n")
+    with pytest.raises(InputError, match="'audio/a.wav' exists from the current folder"):
+        read_labelled("lists/train.csv")

@@ -132,7 +132,16 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
     if not file.is_absolute():
         file = manifest.parent / file
     if not value or not file.is_file():
-        raise InputError(f"{where}: no such audio file {str(file)!r}")
+        hint = ""
+        if value and not Path(value).is_absolute():
+            hint = f" (a relative path is read from the manifest's folder {str(manifest.parent)!r}"
+            hint += (
+                f"; {value!r} exists from the current folder: write it relative to the "
+                "manifest's folder, or absolute)"
+                if Path(value).is_file()
+                else ")"
+            )
+        raise InputError(f"{where}: no such audio file {str(file)!r}{hint}")
     if file.suffix.lower() != ".wav":
         raise InputError(f"{where}: {str(file)!r} is not a .wav file; expected WAV audio")
     return str(file)

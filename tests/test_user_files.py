@@ -213,3 +213,41 @@ def test_a_manifest_path_written_from_the_current_folder_is_explained(tmp_path, 
     (tmp_path / "lists" / "train.csv").write_text("path,label\naudio/a.wav,x\n")
     with pytest.raises(InputError, match="'audio/a.wav' exists from the current folder"):
         read_labelled("lists/train.csv")
+
+
+# -- music --------------------------------------------------------------------------------------
+def test_midi_type_0_and_1_with_tempo_changes_drums_and_a_note_off_the_piano(tmp_path):
+    import mido
+    import numpy as np
+
+    from rnnkit.data.music import read_midi
+    from rnnkit.errors import RnnkitWarning
+
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("set_tempo", tempo=500000, time=0),
+            mido.MetaMessage("set_tempo", tempo=300000, time=96),  # faster from beat 2
+        ]
+    )
+    voice = mido.MidiTrack()
+    for pitch in [60, 62, 64, 65]:
+        voice.append(mido.Message("note_on", channel=1, note=pitch, velocity=70, time=0))
+        voice.append(mido.Message("note_off", channel=1, note=pitch, time=96))
+    bell = mido.MidiTrack(  # a glockenspiel note above C8, and drums on channel 10
+        [
+            mido.Message("note_on", channel=2, note=115, velocity=70, time=96),
+            mido.Message("note_on", channel=9, note=36, velocity=90, time=0),
+            mido.Message("note_off", channel=2, note=115, time=96),
+        ]
+    )
+    one = mido.MidiFile(type=1, ticks_per_beat=96, tracks=[conductor, voice, bell])
+    one.save(tmp_path / "one.mid")
+    zero = mido.MidiFile(type=0, ticks_per_beat=96)
+    zero.tracks.append(mido.merge_tracks([conductor, voice]))
+    zero.save(tmp_path / "zero.MID")
+    with pytest.warns(RnnkitWarning, match="1 note\\(s\\) outside the piano \\(pitch 115\\)"):
+        roll = read_midi(tmp_path / "one.mid")  # was: the whole file refused
+    expected = np.zeros((4, 88), dtype=np.uint8)
+    expected[np.arange(4), np.array([60, 62, 64, 65]) - 21] = 1
+    np.testing.assert_array_equal(roll, expected)  # steps are beats, whatever the tempo
+    np.testing.assert_array_equal(read_midi(tmp_path / "zero.MID"), expected)

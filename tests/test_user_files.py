@@ -251,3 +251,16 @@ def test_midi_type_0_and_1_with_tempo_changes_drums_and_a_note_off_the_piano(tmp
     expected[np.arange(4), np.array([60, 62, 64, 65]) - 21] = 1
     np.testing.assert_array_equal(roll, expected)  # steps are beats, whatever the tempo
     np.testing.assert_array_equal(read_midi(tmp_path / "zero.MID"), expected)
+
+
+def test_detect_reads_a_header_in_another_case_as_the_stream_does(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sensor.csv"
+    path.write_text("Timestamp,Value\n2014-07-01 00:00,1\n2014-07-01 00:05,2\n")
+    series, _ = read_series(path)  # was: no column 'timestamp'
+    assert series[0].values == [1.0, 2.0]
+    path.write_text("timestamp,Value,VALUE\n2014-07-01 00:00,1,2\n")
+    with pytest.raises(InputError, match="no column 'value' in the header"):
+        read_series(path)  # two candidates: no guess

@@ -112,6 +112,17 @@ class TimeOrder:
         self.last[sid] = (t, text)
 
 
+def _column(header: list[str], column: str, name: str) -> int:
+    """The index of ``column`` in the header; matched ignoring case when only one column
+    does (``Timestamp,Value``, as --stream reads it too)."""
+    if column in header:
+        return header.index(column)
+    same = [k for k, h in enumerate(header) if h.lower() == column.lower()]
+    if len(same) == 1:
+        return same[0]
+    raise InputError(f"{name!r}: no column {column!r} in the header; the columns are {header[:20]}")
+
+
 def read_series(
     path: str | os.PathLike,
     time_column: str = "timestamp",
@@ -140,14 +151,8 @@ def read_series(
         if header is None:
             raise InputError(f"{name!r}: the file is empty; expected a header and rows")
         header = [h.strip() for h in header]
-        wanted = [c for c in (id_column, time_column, value_column) if c is not None]
-        for c in wanted:
-            if c not in header:
-                raise InputError(
-                    f"{name!r}: no column {c!r} in the header; the columns are {header[:20]}"
-                )
-        ti, vi = header.index(time_column), header.index(value_column)
-        ii = header.index(id_column) if id_column is not None else None
+        ti, vi = _column(header, time_column, name), _column(header, value_column, name)
+        ii = _column(header, id_column, name) if id_column is not None else None
         series: dict[str, Series] = {}
         order: list[tuple[str, int]] = []
         times = TimeOrder(time_order)

@@ -264,3 +264,21 @@ def test_detect_reads_a_header_in_another_case_as_the_stream_does(tmp_path):
     path.write_text("timestamp,Value,VALUE\n2014-07-01 00:00,1,2\n")
     with pytest.raises(InputError, match="no column 'value' in the header"):
         read_series(path)  # two candidates: no guess
+
+
+def test_forecast_errors_name_the_line_a_row_starts_on_and_explain_a_repeated_hour(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text('unique_id,ds,y\n"shop\nnorth",1,1\n"shop\nnorth",2,x\n')
+    with pytest.raises(InputError, match="line 4, column 'y': expected a number"):  # was 3
+        read_long_csv(path)
+    path.write_text(
+        "unique_id,ds,y\na,2024-10-27 01:00,1\na,2024-10-27 02:00,1\na,2024-10-27 02:00,1\n"
+    )
+    with pytest.raises(InputError, match="repeats the one on line 3.*daylight saving time ends"):
+        read_long_csv(path)
+    path.write_text("unique_id,ds,y\na,1,1\na,1,2\n")
+    with pytest.raises(InputError, match=r"expected increasing times within each series \(sort"):
+        read_long_csv(path)

@@ -198,7 +198,9 @@ def read_long_csv(
         kinds: set[str] = set()
         count = 0
         utc_offset = None
-        for line, row in enumerate(reader, start=2):
+        end = reader.line_num  # the header's last line
+        for row in reader:
+            line, end = end + 1, reader.line_num  # a quoted field may hold line breaks
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != len(header):
@@ -258,6 +260,7 @@ def read_long_csv(
             (name, what, time_column, target_column),
             future,
             common,
+            kind == "seconds",
         )
         for uid, r in rows.items()
     ]
@@ -313,6 +316,7 @@ def _regular(
     where: tuple[str, str, str, str],
     future: bool,
     single_step: int = 1,
+    clock: bool = False,
 ) -> Series:
     name, what, time_column, target_column = where
     lines = [r[0] for r in rows]
@@ -323,10 +327,16 @@ def _regular(
     if np.any(d <= 0):
         k = int(np.argmax(d <= 0)) + 1
         how = "repeats" if d[k - 1] == 0 else "is before"
+        hint = ""
+        if clock and abs(int(d[k - 1])) <= 3600:  # local clock times across a DST change?
+            hint = (
+                " (local times repeat an hour where daylight saving time ends: write them in "
+                "UTC or with their offset, e.g. 2024-10-27T02:00:00+01:00)"
+            )
         raise InputError(
             f"{what}: {name!r}, line {lines[k]}, column {time_column!r}: the time of series "
             f"{uid!r} {how} the one on line {lines[k - 1]}; expected increasing times within "
-            "each series"
+            f"each series (sort the rows by id and time){hint}"
         )
     if step is None:
         if len(d):

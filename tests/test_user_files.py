@@ -282,3 +282,16 @@ def test_forecast_errors_name_the_line_a_row_starts_on_and_explain_a_repeated_ho
     path.write_text("unique_id,ds,y\na,1,1\na,1,2\n")
     with pytest.raises(InputError, match=r"expected increasing times within each series \(sort"):
         read_long_csv(path)
+
+
+def test_a_forecast_csv_in_latin_1_or_with_a_huge_field_is_one_line(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_bytes(b"unique_id,ds,y\nm\xfcnchen,1,1\n")  # was a UnicodeDecodeError traceback
+    with pytest.raises(InputError, match="is not valid UTF-8 \\(line 2"):
+        read_long_csv(path)
+    path.write_text('unique_id,ds,y,note\na,1,1,"' + "x" * 200_000 + '"\n')
+    with pytest.raises(InputError, match="line 2: malformed CSV \\(field larger"):
+        read_long_csv(path)  # was a _csv.Error traceback

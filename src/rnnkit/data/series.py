@@ -19,15 +19,18 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from .dialect import delimiter_of, number
+from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
 UNITS = {"s": 1, "min": 60, "t": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -173,13 +176,13 @@ def read_long_csv(
     """Read a long-format CSV into a `Panel` (see the module docstring for the rules)."""
     name = str(path)
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        open(path, "rb").close()
     except OSError as exc:
         raise InputError(f"{what}: cannot read {name!r} ({exc.strerror})") from None
-    with fh:
+    with io.StringIO(decode_utf8(Path(path), what), newline="") as fh:
         delimiter = delimiter_of(fh.readline())
         fh.seek(0)
-        reader = csv.reader(fh, delimiter=delimiter)
+        reader = _Rows(csv.reader(fh, delimiter=delimiter), f"{what}: {name!r}")
         header = next(reader, None)
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
@@ -283,6 +286,29 @@ def _common_step(rows: dict[str, list]) -> int:
         return 1
     values, counts = np.unique(positive, return_counts=True)
     return int(values[np.argmax(counts)])
+
+
+class _Rows:
+    """A CSV reader whose malformed rows (a field over the csv module's size limit, a stray
+    quote in strict dialects) end in one `InputError` line naming the file and the line."""
+
+    def __init__(self, reader: Any, where: str) -> None:
+        self.reader, self.where = reader, where
+
+    @property
+    def line_num(self) -> int:
+        return int(self.reader.line_num)
+
+    def __iter__(self) -> _Rows:
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self.reader)
+        except csv.Error as exc:
+            raise InputError(
+                f"{self.where}, line {self.reader.line_num}: malformed CSV ({exc})"
+            ) from None
 
 
 def _to_month(seconds: int) -> int:

@@ -295,3 +295,20 @@ def test_a_forecast_csv_in_latin_1_or_with_a_huge_field_is_one_line(tmp_path):
     path.write_text('unique_id,ds,y,note\na,1,1,"' + "x" * 200_000 + '"\n')
     with pytest.raises(InputError, match="line 2: malformed CSV \\(field larger"):
         read_long_csv(path)  # was a _csv.Error traceback
+
+
+def test_a_wav_with_an_unpadded_odd_chunk_is_one_line(tmp_path):
+    import struct
+
+    from rnnkit.audio.wav import read_wav
+    from rnnkit.errors import InputError
+
+    samples = bytes(range(100, 200)) * 40
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 8000, 1, 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+    body += b"junk" + struct.pack("<I", 3) + b"abc"  # odd size, no pad byte
+    body += b"data" + struct.pack("<I", len(samples)) + samples
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    with pytest.raises(InputError, match="broken.wav' is a WAV file in a format that cannot"):
+        read_wav(path)  # was an UnboundLocalError traceback from scipy

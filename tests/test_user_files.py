@@ -312,3 +312,12 @@ def test_a_wav_with_an_unpadded_odd_chunk_is_one_line(tmp_path):
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     with pytest.raises(InputError, match="broken.wav' is a WAV file in a format that cannot"):
         read_wav(path)  # was an UnboundLocalError traceback from scipy
+
+
+# -- translation --------------------------------------------------------------------------------
+def test_a_pairs_header_of_language_names_is_skipped(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(b"\xef\xbb\xbfEnglish\tFrench\r\nGo.\tVa !\r\n\r\nHi.\tSalut.\r\n")
+    assert read_pairs(path) == [("Go.", "Va !"), ("Hi.", "Salut.")]  # was ("English", "French")

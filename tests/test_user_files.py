@@ -321,3 +321,20 @@ def test_a_pairs_header_of_language_names_is_skipped(tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_bytes(b"\xef\xbb\xbfEnglish\tFrench\r\nGo.\tVa !\r\n\r\nHi.\tSalut.\r\n")
     assert read_pairs(path) == [("Go.", "Va !"), ("Hi.", "Salut.")]  # was ("English", "French")
+
+
+def test_integer_unix_time_stamps_are_read_as_times(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.tasks.forecast import default_season
+
+    start = 1_425_168_000  # 2015-03-01 00:00 UTC
+    path = tmp_path / "sensor.csv"
+    rows = [f"a,{start + 3600 * h},{h % 24}" for h in range(72)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    assert panel.kind == "seconds" and s.step == 3600  # was integer steps: season 1
+    assert default_season(panel.kind, s.step) == 24
+    assert panel.format_time(int(s.times(1, offset=72)[0]), s.step) == str(start + 3600 * 72)
+    path.write_text("unique_id,ds,y\na,1,1\na,2,2\n")  # small integers stay steps
+    assert read_long_csv(path).kind == "int"

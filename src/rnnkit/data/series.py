@@ -2,6 +2,8 @@
 statsforecast and Nixtla), put on a regular grid; calendar features from their time stamps.
 
 - ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``) or an integer step;
+  integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
+  times (seasons and calendar features as for ISO stamps) and written back as integers;
   rows of a series must be in time order, without duplicates. Series may interleave and have
   different lengths and starts (ragged).
 - The step is ``freq`` when given (``H``, ``D``, ``W``, ``15min``, ``M``, ``Q``, ``Y``, or an
@@ -66,6 +68,7 @@ class Panel:
     rows: int = 0
     utc_offset: int | None = None  # seconds east of UTC of the file's time stamps, if they had one
     month_end: bool = False  # monthly stamps on the last day of their month (2024-01-31)
+    epoch: bool = False  # integer Unix time stamps (seconds since 1970), written back as such
 
     @property
     def filled(self) -> int:
@@ -79,6 +82,8 @@ class Panel:
             if self.month_end:  # the day before the next month's first
                 return str(np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1)
             return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
+        if self.epoch and self.kind == "seconds":
+            return str(int(t))
         if self.utc_offset is not None:  # written in the zone the file's stamps were in
             stamp = np.datetime64(int(t) + self.utc_offset, "s")
             sign, minutes = "+" if self.utc_offset >= 0 else "-", abs(self.utc_offset) // 60
@@ -241,6 +246,9 @@ def read_long_csv(
         raise InputError(f"{what}: {name!r} has a header but no rows")
     kind = kinds.pop()
     grid = parse_freq(freq)
+    epoch = kind == "int" and (grid is None or grid[0] != "int") and _looks_like_unix_time(rows)
+    if epoch:  # seconds since 1970 as sensors and databases write them: a clock, not a count
+        kind = "seconds"
     if grid is not None and grid[0] != kind:
         if not (grid[0] == "months" and kind == "seconds"):
             raise InputError(
@@ -268,7 +276,17 @@ def read_long_csv(
         for uid, r in rows.items()
     ]
     offset = utc_offset if kind == "seconds" else None
-    return Panel(series, kind, cov_names, count, offset, month_end)
+    return Panel(series, kind, cov_names, count, offset, month_end, epoch)
+
+
+def _looks_like_unix_time(rows: dict[str, list]) -> bool:
+    """Integer times that are Unix time stamps: all between 2001-09-09 (1e9 s) and 2096, and
+    the common step whole minutes (60 for each minute, 3600 hourly, 86400 daily)."""
+    times = np.asarray([row[1] for r in rows.values() for row in r], dtype=np.int64)
+    if not (np.all(times >= 1_000_000_000) and np.all(times < 4_000_000_000)):
+        return False
+    step = _common_step(rows)
+    return step >= 60 and step % 60 == 0
 
 
 def _is_month_end(seconds: int) -> bool:

@@ -338,3 +338,20 @@ def test_integer_unix_time_stamps_are_read_as_times(tmp_path):
     assert panel.format_time(int(s.times(1, offset=72)[0]), s.step) == str(start + 3600 * 72)
     path.write_text("unique_id,ds,y\na,1,1\na,2,2\n")  # small integers stay steps
     assert read_long_csv(path).kind == "int"
+
+
+# -- encodings ----------------------------------------------------------------------------------
+def test_utf16_files_with_a_byte_order_mark_are_read(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.data.series import read_long_csv
+
+    def utf16(name, text):  # as Windows PowerShell's Out-File and `>` write by default
+        path = tmp_path / name
+        path.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+        return path
+
+    assert read_labelled(utf16("r.csv", "text,label\ncafé,pos\nbad,neg\n")).texts[0] == "café"
+    assert read_long_csv(utf16("s.csv", "unique_id,ds,y\na,1,1\na,2,2\n")).rows == 2
+    assert read_series(utf16("n.csv", "timestamp,value\n1,2\n2,3\n"))[0][0].values == [2.0, 3.0]
+    assert read_pairs(utf16("p.txt", "Go.\tVa !\n")) == [("Go.", "Va !")]

@@ -137,7 +137,9 @@ def read_series(
     if not path.is_file():
         raise InputError(f"{name!r}: no such file; expected a CSV file with a header")
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        with open(path, "rb") as raw:
+            utf16 = raw.read(2) in (b"\xff\xfe", b"\xfe\xff")  # PowerShell's default
+        fh = open(path, newline="", encoding="utf-16" if utf16 else "utf-8-sig")
     except OSError as exc:
         raise InputError(f"{name!r}: cannot read it ({exc.strerror})") from None
     with fh:

@@ -40,9 +40,18 @@ def read_text(path: str | Path) -> str:
 
 
 def decode_utf8(path: Path, what: str) -> str:
-    """The text of a UTF-8 file (a leading byte-order mark dropped); else a one-line error
-    naming ``what``, the file and the line of the first bad byte."""
+    """The text of a UTF-8 file (a leading byte-order mark dropped), or of a UTF-16 file that
+    starts with its byte-order mark (what Windows PowerShell and Notepad's "Unicode" write);
+    else a one-line error naming ``what``, the file and the line of the first bad byte."""
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{what}: {str(path)!r} starts as UTF-16 but is not valid UTF-16; expected "
+                "UTF-8 text"
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -355,3 +355,27 @@ def test_utf16_files_with_a_byte_order_mark_are_read(tmp_path):
     assert read_long_csv(utf16("s.csv", "unique_id,ds,y\na,1,1\na,2,2\n")).rows == 2
     assert read_series(utf16("n.csv", "timestamp,value\n1,2\n2,3\n"))[0][0].values == [2.0, 3.0]
     assert read_pairs(utf16("p.txt", "Go.\tVa !\n")) == [("Go.", "Va !")]
+
+
+def test_train_forecast_reads_the_file_forecast_reads_future_rows_marked_na(tmp_path, capsys):
+    import math
+
+    from rnnkit.cli import main
+
+    path = tmp_path / "sales.csv"
+    lines = ["unique_id,ds,y,promo"]
+    for i in range(80):
+        lines.append(
+            f"a,{i},{10 + 3 * math.sin(i / 2) + (2 if i % 5 == 0 else 0):.3f},{int(i % 5 == 0)}"
+        )
+    lines += [f"a,{i},NA,{int(i % 5 == 0)}" for i in range(80, 84)]  # as R's write.csv marks it
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m.safetensors"
+    common = ["--csv", str(path), "--horizon", "4"]
+    flags = ["--season", "5", "--models", "1", "--steps", "2", "--out", str(out)]
+    assert main(["train", "forecast", *common, *flags]) == 0, (
+        capsys.readouterr().err
+    )  # was: line 82 missing value
+    fc = tmp_path / "fc.csv"
+    assert main(["forecast", str(out), "--csv", str(path), "--out", str(fc)]) == 0
+    assert fc.read_text().splitlines()[1].startswith("a,80,")

@@ -14,8 +14,8 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
   (`rnnkit.data.dialect`; a semicolon file may write numbers with a decimal comma).
 - Every column besides id, time and target is a numeric covariate. A missing or non-numeric
   value is a one-line error naming the file, line and column; with ``future=True`` (forecasting)
-  rows after a series' last ``y`` may leave ``y`` empty: they carry the covariates of the
-  steps to forecast.
+  rows after a series' last ``y`` may leave ``y`` empty (or ``NA``, ``NaN``, ``NULL``, as in
+  `MISSING`): they carry the covariates of the steps to forecast.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from .text import decode_utf8
 UNITS = {"s": 1, "min": 60, "t": 60, "h": 3600, "d": 86400, "w": 604800}
 MONTHS = {"m": 1, "ms": 1, "q": 3, "qs": 3, "y": 12, "a": 12, "ys": 12}
 DAY = 86400
+# what marks a missing target in files written by R, pandas, Excel or a database (pandas' list)
+MISSING = {"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "None", "-"}
 
 
 @dataclass
@@ -230,7 +232,8 @@ def read_long_csv(
                 raise InputError(
                     f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
                 )
-            y = number(row[i_y], delimiter) if row[i_y].strip() else math.nan
+            missing = row[i_y].strip() in MISSING
+            y = math.nan if missing else number(row[i_y], delimiter)
             if y is None:
                 raise InputError(f"{where} {target_column!r}: expected a number, got {row[i_y]!r}")
             covs = []

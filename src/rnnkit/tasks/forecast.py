@@ -191,7 +191,7 @@ def train_forecast(cfg: ForecastConfig, force: bool = False, log: Any = None) ->
     check_output(out, "checkpoint", inputs=(cfg.csv,), force=force)
     check_output(last_path(out), "checkpoint", inputs=(cfg.csv,), force=force, what="--out (.last)")
     check_output(plot_path(out), "png", inputs=(cfg.csv,), force=force, what="--out (loss plot)")
-    panel = read_panel(cfg)
+    panel = read_panel(cfg, future=True)  # rows of future covariates may follow (forecast)
     scored = describe(panel, cfg.horizon, log)
     season = season_of(cfg, panel)
     model = estimator(cfg, season)
@@ -324,7 +324,7 @@ def backtest(
     """Metrics at ``origins`` rolling forecast origins, ``horizon`` apart, ending at the end of
     each series: origin k forecasts the ``horizon`` points after ``n - k * horizon``. One model
     is trained on the data before the earliest origin (or ``model_path`` is used as it is)."""
-    panel = read_panel(cfg)
+    panel = read_panel(cfg, future=True)
     season = season_of(cfg, panel)
     H = cfg.horizon
     need = origins * H + 2

@@ -379,3 +379,14 @@ def test_train_forecast_reads_the_file_forecast_reads_future_rows_marked_na(tmp_
     fc = tmp_path / "fc.csv"
     assert main(["forecast", str(out), "--csv", str(path), "--out", str(fc)]) == 0
     assert fc.read_text().splitlines()[1].startswith("a,80,")
+
+
+def test_column_names_in_another_case_are_found_in_every_csv_reader(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("Text,Label\ngood,pos\nbad,neg\n")
+    assert read_labelled(reviews).labels == ["pos", "neg"]  # was: no column 'text'
+    sales = tmp_path / "sales.csv"
+    sales.write_text("Unique_ID,DS,Y\na,1,1\na,2,2\n")
+    assert read_long_csv(sales).series[0].values.tolist() == [1.0, 2.0]

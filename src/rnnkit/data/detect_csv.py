@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import delimiter_of, finite, number
+from .dialect import column_index, delimiter_of, finite, number
 
 
 @dataclass
@@ -113,14 +113,14 @@ class TimeOrder:
 
 
 def _column(header: list[str], column: str, name: str) -> int:
-    """The index of ``column`` in the header; matched ignoring case when only one column
-    does (``Timestamp,Value``, as --stream reads it too)."""
-    if column in header:
-        return header.index(column)
-    same = [k for k, h in enumerate(header) if h.lower() == column.lower()]
-    if len(same) == 1:
-        return same[0]
-    raise InputError(f"{name!r}: no column {column!r} in the header; the columns are {header[:20]}")
+    """The index of ``column`` in the header (`rnnkit.data.dialect.column_index`: ignoring case
+    when only one column matches, ``Timestamp,Value``, as --stream reads it too)."""
+    index = column_index(header, column)
+    if index is None:
+        raise InputError(
+            f"{name!r}: no column {column!r} in the header; the columns are {header[:20]}"
+        )
+    return index
 
 
 def read_series(

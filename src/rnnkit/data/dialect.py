@@ -35,3 +35,12 @@ def number(text: str, delimiter: str = ",") -> float | None:
 
 def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def column_index(header: list[str], column: str) -> int | None:
+    """Where ``column`` is in the header: the exact name, else the one name equal to it
+    ignoring case (``Text``, ``Timestamp``); None when there is none or more than one."""
+    if column in header:
+        return header.index(column)
+    same = [k for k, h in enumerate(header) if h.lower() == column.lower()]
+    return same[0] if len(same) == 1 else None

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import delimiter_of
+from .dialect import column_index, delimiter_of
 from .text import decode_utf8
 
 
@@ -82,6 +82,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
+        header = _named_as_asked(header, (text_column, label_column, AUDIO_COLUMN))
         for column in (text_column, label_column):
             if column == text_column and AUDIO_COLUMN in header:
                 continue  # an audio manifest
@@ -124,6 +125,17 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
 
 
 AUDIO_COLUMN = "path"  # the column of a manifest of audio files
+
+
+def _named_as_asked(header: list[str], columns: tuple[str, ...]) -> list[str]:
+    """The header with a column named in another case (``Text``, ``Label``) renamed to the
+    name asked for, when it is the only such column (`rnnkit.data.dialect.column_index`)."""
+    header = list(header)
+    for column in columns:
+        index = column_index(header, column)
+        if index is not None:
+            header[index] = column
+    return header
 
 
 def _audio_file(manifest: Path, value: str, where: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dialect import delimiter_of, number
+from .dialect import column_index, delimiter_of, number
 from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
@@ -194,8 +194,11 @@ def read_long_csv(
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
         header = [h.strip() for h in header]
-        for col in (id_column, time_column, target_column):
-            if col not in header:
+        for col in (id_column, time_column, target_column):  # Unique_ID, DS, Y: ignoring case
+            index = column_index(header, col)
+            if index is not None:
+                header[index] = col
+            else:
                 raise InputError(
                     f"{what}: {name!r} has no column {col!r} in its header (columns: "
                     f"{', '.join(header[:10])}); expected {id_column}, {time_column}, "

@@ -390,3 +390,17 @@ def test_column_names_in_another_case_are_found_in_every_csv_reader(tmp_path):
     sales = tmp_path / "sales.csv"
     sales.write_text("Unique_ID,DS,Y\na,1,1\na,2,2\n")
     assert read_long_csv(sales).series[0].values.tolist() == [1.0, 2.0]
+
+
+def test_a_notes_file_beside_recordings_does_not_turn_them_into_text(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    tone = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
+    for label in ("yes", "no"):
+        (tmp_path / label).mkdir()
+        for k in range(3):
+            wavfile.write(tmp_path / label / f"{k}.wav", 8000, tone)
+    (tmp_path / "yes" / "notes.txt").write_text("recorded in the kitchen\n")
+    data = read_labelled(tmp_path)
+    assert data.audio and len(data) == 6  # was: one text example, 'recorded in the kitchen'

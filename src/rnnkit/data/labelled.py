@@ -169,8 +169,8 @@ def _read_folder(path: Path, what: str) -> Labelled:
         )
     texts, labels, where = [], [], []
     wavs = [p for f in folders for p in sorted(f.rglob("*")) if p.suffix.lower() == ".wav"]
-    # audio, one folder per label
-    if wavs and not any(_is_txt(p) for f in folders for p in f.rglob("*")):
+    # audio, one folder per label (a notes.txt beside the recordings does not make it text)
+    if wavs and len(wavs) >= sum(_is_txt(p) for f in folders for p in f.rglob("*")):
         for file in wavs:
             texts.append(str(file))
             labels.append(file.relative_to(path).parts[0])

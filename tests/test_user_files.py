@@ -404,3 +404,17 @@ def test_a_notes_file_beside_recordings_does_not_turn_them_into_text(tmp_path):
     (tmp_path / "yes" / "notes.txt").write_text("recorded in the kitchen\n")
     data = read_labelled(tmp_path)
     assert data.audio and len(data) == 6  # was: one text example, 'recorded in the kitchen'
+
+
+def test_hidden_files_and_macos_zip_leftovers_are_passed_over(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    tone = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
+    for label in ("yes", "no", "__MACOSX"):
+        (tmp_path / label).mkdir()
+        wavfile.write(tmp_path / label / "0.wav", 8000, tone)
+    (tmp_path / "yes" / "._0.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / "no" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    data = read_labelled(tmp_path)
+    assert sorted(data.labels) == ["no", "yes"]  # was: a third label, and '._0.wav' unreadable

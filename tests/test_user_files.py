@@ -418,3 +418,20 @@ def test_hidden_files_and_macos_zip_leftovers_are_passed_over(tmp_path):
     (tmp_path / "no" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     data = read_labelled(tmp_path)
     assert sorted(data.labels) == ["no", "yes"]  # was: a third label, and '._0.wav' unreadable
+
+
+def test_macos_twins_in_text_and_midi_folders_are_passed_over(tmp_path):
+    import mido
+
+    from rnnkit.data.music import read_music
+    from rnnkit.data.text import read_text
+
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("hello\n")
+    (tmp_path / "texts" / "._a.txt").write_bytes(b"\x00\x05\x16\x07\xff")
+    assert read_text(tmp_path / "texts") == "hello\n"  # was: not valid UTF-8
+    (tmp_path / "midi" / "__MACOSX").mkdir(parents=True)
+    notes = [mido.Message("note_on", note=60, time=0), mido.Message("note_off", note=60, time=960)]
+    mido.MidiFile(tracks=[mido.MidiTrack(notes)]).save(tmp_path / "midi" / "a.mid")
+    (tmp_path / "midi" / "__MACOSX" / "._a.mid").write_bytes(b"\x00\x05\x16\x07")
+    assert len(read_music(tmp_path / "midi")["all"]) == 1  # was: not a readable MIDI file

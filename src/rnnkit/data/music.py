@@ -248,7 +248,13 @@ def read_music(path: str | Path, steps_per_quarter: int = 1) -> dict[str, list[n
     in sorted order) as ``{"all": rolls}``; one-line errors name the file."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in (".mid", ".midi"))
+        files = sorted(
+            f
+            for f in p.rglob("*")
+            if f.suffix.lower() in (".mid", ".midi")
+            and not any(part.startswith(".") for part in f.relative_to(p).parts)  # ._x.mid
+            and "__MACOSX" not in f.relative_to(p).parts
+        )
         if not files:
             raise InputError(f"music: the folder {str(p)!r} holds no .mid or .midi files")
         return {"all": [_long_enough(read_midi(f, steps_per_quarter), f) for f in files]}

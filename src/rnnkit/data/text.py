@@ -27,7 +27,14 @@ def read_text(path: str | Path) -> str:
     ``\r``), as Python's text mode reads them, so a model never learns a ``\r`` character."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".txt" and p.is_file())
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() == ".txt"
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)  # ._x.txt
+            and "__MACOSX" not in p.relative_to(path).parts
+        )
         if not files:
             raise InputError(f"text: folder {str(path)!r} holds no .txt files")
         return "\n".join(read_text(p) for p in files)

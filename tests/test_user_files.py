@@ -435,3 +435,20 @@ def test_macos_twins_in_text_and_midi_folders_are_passed_over(tmp_path):
     mido.MidiFile(tracks=[mido.MidiTrack(notes)]).save(tmp_path / "midi" / "a.mid")
     (tmp_path / "midi" / "__MACOSX" / "._a.mid").write_bytes(b"\x00\x05\x16\x07")
     assert len(read_music(tmp_path / "midi")["all"]) == 1  # was: not a readable MIDI file
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ",unique_id,ds,y\n0,a,1,1\n1,a,2,2\n",  # df.to_csv() with pandas' row index
+        "unique_id,ds,y,\na,1,1,\na,2,2,\n",  # a trailing comma on every line
+    ],
+)
+def test_a_column_without_a_name_is_no_covariate(tmp_path, text):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"
+    path.write_text(text)
+    panel = read_long_csv(path)
+    assert panel.covariate_names == []  # was: the row index trained on as a covariate
+    assert panel.series[0].values.tolist() == [1.0, 2.0]

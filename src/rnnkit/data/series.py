@@ -12,10 +12,12 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
   the rows around them, ``y`` and covariates alike; how many were filled is reported.
 - Fields are separated by commas, or by semicolons or tabs when the header holds no comma
   (`rnnkit.data.dialect`; a semicolon file may write numbers with a decimal comma).
-- Every column besides id, time and target is a numeric covariate. A missing or non-numeric
-  value is a one-line error naming the file, line and column; with ``future=True`` (forecasting)
-  rows after a series' last ``y`` may leave ``y`` empty (or ``NA``, ``NaN``, ``NULL``, as in
-  `MISSING`): they carry the covariates of the steps to forecast.
+- Every named column besides id, time and target is a numeric covariate (a column without a
+  name, such as the row index pandas writes or the field after a trailing comma, is ignored). A
+  missing or non-numeric value is a one-line error naming the file, line and column; with
+  ``future=True`` (forecasting) rows after a series' last ``y`` may leave ``y`` empty (or
+  ``NA``, ``NaN``, ``NULL``, as in `MISSING`): they carry the covariates of the steps to
+  forecast.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +41,9 @@ from .text import decode_utf8
 UNITS = {"s": 1, "min": 60, "t": 60, "h": 3600, "d": 86400, "w": 604800}
 MONTHS = {"m": 1, "ms": 1, "q": 3, "qs": 3, "y": 12, "a": 12, "ys": 12}
 DAY = 86400
+# a column without a name is no covariate: pandas' row index (``df.to_csv`` writes it with an
+# empty name, read back as "Unnamed: 0") or the empty field after a trailing comma
+_UNNAMED = re.compile(r"|Unnamed: \d+")
 # what marks a missing target in files written by R, pandas, Excel or a database (pandas' list)
 MISSING = {"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "None", "-"}
 
@@ -205,7 +211,11 @@ def read_long_csv(
                     f"{target_column} (rename with --id-column/--time-column/--target-column)"
                 )
         i_id, i_t, i_y = (header.index(c) for c in (id_column, time_column, target_column))
-        cov_index = [k for k in range(len(header)) if k not in (i_id, i_t, i_y)]
+        cov_index = [
+            k
+            for k in range(len(header))
+            if k not in (i_id, i_t, i_y) and not _UNNAMED.fullmatch(header[k])
+        ]
         cov_names = [header[k] for k in cov_index]
         rows: dict[str, list[tuple[int, int, float, list[float]]]] = {}
         kinds: set[str] = set()

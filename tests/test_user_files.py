@@ -452,3 +452,13 @@ def test_a_column_without_a_name_is_no_covariate(tmp_path, text):
     panel = read_long_csv(path)
     assert panel.covariate_names == []  # was: the row index trained on as a covariate
     assert panel.series[0].values.tolist() == [1.0, 2.0]
+
+
+def test_a_text_column_in_a_forecast_csv_says_what_columns_are(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text("unique_id,ds,y,store\na,1,1,Berlin\n")
+    with pytest.raises(InputError, match="besides unique_id, ds and y is a numeric covariate"):
+        read_long_csv(path)

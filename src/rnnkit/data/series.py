@@ -254,7 +254,9 @@ def read_long_csv(
                 v = number(row[k], delimiter)
                 if v is None or not math.isfinite(v):
                     raise InputError(
-                        f"{where} {c!r}: expected a number (covariate), got {row[k]!r}"
+                        f"{where} {c!r}: expected a number (covariate), got {row[k]!r} "
+                        f"(every column besides {id_column}, {time_column} and {target_column} "
+                        "is a numeric covariate; leave other columns out of the file)"
                     )
                 covs.append(v)
             rows.setdefault(row[i_id].strip(), []).append((line, parsed[1], y, covs))

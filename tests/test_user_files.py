@@ -85,6 +85,15 @@ def test_timestamps_with_a_zone_are_read_in_utc_without_numpy_warning():
         assert parse_time("2014-07-01 00:00:00 -0530") == np.datetime64("2014-07-01T05:30")
         assert parse_time("2014-07-01") == np.datetime64("2014-07-01T00:00")
         assert parse_time("nonsense") is None
+        assert parse_time("2014-07-01 02:00:00+02") == np.datetime64("2014-07-01T00:00")  # psql
+        assert parse_time("2014-07-01 00:00:00 UTC") == np.datetime64("2014-07-01T00:00")
+
+
+def test_forecast_reads_utc_and_short_offsets():
+    from rnnkit.data.series import _time_value
+
+    assert _time_value("2014-07-01 00:00:00 UTC") == ("seconds", 1404172800, 0)  # was None
+    assert _time_value("2014-07-01 02:00:00+02") == ("seconds", 1404172800, 7200)
 
 
 def test_detect_quotes_an_id_with_a_comma_and_streams_a_file_with_a_bom(tmp_path, capsys):

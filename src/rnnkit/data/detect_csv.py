@@ -38,7 +38,7 @@ class Series:
     rows: list[int] = field(default_factory=list)  # row number in the file (in file order)
 
 
-_ZONE = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(Z|[+-]\d\d:?\d\d)$")
+_ZONE = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(Z|UTC|GMT|[+-]\d\d(?::?\d\d)?)$")
 
 
 def parse_time(text: str) -> float | np.datetime64 | None:
@@ -55,10 +55,10 @@ def parse_time(text: str) -> float | np.datetime64 | None:
     offset = np.timedelta64(0, "m")
     if zone is not None:  # NumPy would read it too, but warns on every file
         text = text[: zone.start(2)].rstrip()
-        if zone.group(2) != "Z":
+        if zone.group(2)[0] in "+-":  # +02:00, +0200 or PostgreSQL's +02
             sign = -1 if zone.group(2)[0] == "-" else 1
             digits = zone.group(2)[1:].replace(":", "")
-            offset = np.timedelta64(sign * (int(digits[:2]) * 60 + int(digits[2:])), "m")
+            offset = np.timedelta64(sign * (int(digits[:2]) * 60 + int(digits[2:] or 0)), "m")
     try:
         return np.datetime64(text, "ns") - offset
     except ValueError:

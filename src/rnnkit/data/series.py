@@ -167,7 +167,11 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     except ValueError:
         pass
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        for utc in ("Z", " UTC", "UTC", " GMT"):  # 2014-07-01T00:00:00Z, ... 00:00:00 UTC
+            if text.endswith(utc) and text[: -len(utc)][-1:].isdigit():
+                text = text[: -len(utc)] + "+00:00"
+                break
+        stamp = datetime.fromisoformat(text)
     except ValueError:
         return None
     offset = stamp.utcoffset()

@@ -471,3 +471,16 @@ def test_a_text_column_in_a_forecast_csv_says_what_columns_are(tmp_path):
     path.write_text("unique_id,ds,y,store\na,1,1,Berlin\n")
     with pytest.raises(InputError, match="besides unique_id, ds and y is a numeric covariate"):
         read_long_csv(path)
+
+
+def test_a_manifest_written_on_windows_finds_its_files(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    (tmp_path / "audio" / "yes").mkdir(parents=True)
+    tone = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
+    wavfile.write(tmp_path / "audio" / "yes" / "a.wav", 8000, tone)
+    manifest = tmp_path / "train.csv"
+    manifest.write_bytes(b"path,label\r\naudio\\yes\\a.wav,yes\r\n")
+    data = read_labelled(manifest)  # was: no such audio file '.../audio\\yes\\a.wav'
+    assert data.audio and data.texts == [str(tmp_path / "audio" / "yes" / "a.wav")]

@@ -143,6 +143,8 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
     file = Path(value)
     if not file.is_absolute():
         file = manifest.parent / file
+    if "\\" in value and not file.is_file():  # a manifest written on Windows: audio\a.wav
+        return _audio_file(manifest, value.replace("\\", "/"), where)
     if not value or not file.is_file():
         hint = ""
         if value and not Path(value).is_absolute():

@@ -484,3 +484,25 @@ def test_a_manifest_written_on_windows_finds_its_files(tmp_path):
     manifest.write_bytes(b"path,label\r\naudio\\yes\\a.wav,yes\r\n")
     data = read_labelled(manifest)  # was: no such audio file '.../audio\\yes\\a.wav'
     assert data.audio and data.texts == [str(tmp_path / "audio" / "yes" / "a.wav")]
+
+
+def test_integer_steps_other_than_one_forecast_as_steps_of_one(tmp_path, capsys):
+    import json
+    import math
+
+    from rnnkit.cli import main
+
+    metrics = []
+    for step in (1, 6):  # ds in minutes sampled every 6, say
+        path = tmp_path / f"every{step}.csv"
+        rows = [
+            f"s{s},{step * i},{50 + 20 * math.sin(2 * math.pi * i / 12 + s):.3f}"
+            for s in range(3)
+            for i in range(120)
+        ]
+        path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+        out = tmp_path / f"m{step}.safetensors"
+        argv = ["train", "forecast", "--csv", str(path), "--horizon", "12", "--season", "12"]
+        assert main([*argv, "--models", "1", "--steps", "3", "--out", str(out), "--json"]) == 0
+        metrics.append(json.loads(capsys.readouterr().out.splitlines()[-1])["smape"])
+    assert metrics[0] == metrics[1]  # was: the season's phase taken from ds units (t % 12)

@@ -506,3 +506,23 @@ def test_integer_steps_other_than_one_forecast_as_steps_of_one(tmp_path, capsys)
         assert main([*argv, "--models", "1", "--steps", "3", "--out", str(out), "--json"]) == 0
         metrics.append(json.loads(capsys.readouterr().out.splitlines()[-1])["smape"])
     assert metrics[0] == metrics[1]  # was: the season's phase taken from ds units (t % 12)
+
+
+def test_a_model_trained_on_unix_times_as_integers_still_forecasts(tmp_path):
+    import rnnkit
+    from rnnkit.cli import main
+    from rnnkit.data.series import read_long_csv
+
+    start = 1_425_168_000
+    path = tmp_path / "sensor.csv"
+    rows = [f"a,{start + 3600 * h},{h % 24}" for h in range(120)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path, freq="3600")  # integer steps, as read before 2026-12-03
+    assert panel.kind == "int"
+    model = rnnkit.Forecaster(horizon=4, season=24, n_models=1, steps=2)
+    model.fit_series(panel.series, panel.kind)
+    rnnkit.save(model, tmp_path / "old.safetensors")
+    out = tmp_path / "fc.csv"
+    argv = ["forecast", str(tmp_path / "old.safetensors"), "--csv", str(path), "--out", str(out)]
+    assert main(argv) == 0  # was: 'has seconds times, the model was trained on int times'
+    assert out.read_text().splitlines()[1].startswith(f"a,{start + 3600 * 120},")

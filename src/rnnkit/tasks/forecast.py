@@ -247,6 +247,9 @@ def forecast(
             f"most {model.horizon} (train a model with --horizon {h})"
         )
     panel = read_long_csv(csv, *columns, freq=freq, future=True)
+    if model.kind_ == "int" and panel.epoch and freq is None:  # a model from before 2026-12-03
+        step = max(set(s.step for s in panel.series), key=[s.step for s in panel.series].count)
+        panel = read_long_csv(csv, *columns, freq=str(step), future=True)  # Unix times as ints
     if model.kind_ != panel.kind:
         raise InputError(
             f"--csv: {csv!r} has {panel.kind} times, the model was trained on {model.kind_} times"

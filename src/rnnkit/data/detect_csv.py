@@ -118,7 +118,8 @@ def _column(header: list[str], column: str, name: str) -> int:
     index = column_index(header, column)
     if index is None:
         raise InputError(
-            f"{name!r}: no column {column!r} in the header; the columns are {header[:20]}"
+            f"{name!r}: no column {column!r} in the header; the columns are {header[:20]} "
+            "(name yours with --time-column/--value-column)"
         )
     return index
 

@@ -526,3 +526,16 @@ def test_a_model_trained_on_unix_times_as_integers_still_forecasts(tmp_path):
     argv = ["forecast", str(tmp_path / "old.safetensors"), "--csv", str(path), "--out", str(out)]
     assert main(argv) == 0  # was: 'has seconds times, the model was trained on int times'
     assert out.read_text().splitlines()[1].startswith(f"a,{start + 3600 * 120},")
+
+
+def test_lines_break_at_line_ends_only_not_inside_sentences(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+
+    path = tmp_path / "pairs.txt"
+    path.write_text("Wait\u2026 what?\tAttends\u2026 quoi ?\nHi \x85 there.\tSalut.\r\nGo.\tVa !\n")
+    assert [s for s, _ in read_pairs(path)] == ["Wait\u2026 what?", "Hi \x85 there.", "Go."]
+    (tmp_path / "pos").mkdir()
+    (tmp_path / "neg").mkdir()
+    (tmp_path / "pos" / "a.txt").write_text("one\u2028still one\ntwo\n")  # was 3 examples
+    (tmp_path / "neg" / "a.txt").write_text("three\n")
+    assert read_labelled(tmp_path).texts == ["three", "one\u2028still one", "two"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from .dialect import column_index, delimiter_of
-from .text import decode_utf8
+from .text import decode_utf8, lines_of
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _read_folder(path: Path, what: str) -> Labelled:
         return Labelled(texts, labels, where, str(path), audio=True)
     for folder in folders:
         for file in (p for p in _files(folder) if _is_txt(p)):
-            for number, line in enumerate(decode_utf8(file, what).splitlines(), start=1):
+            for number, line in enumerate(lines_of(decode_utf8(file, what)), start=1):
                 if line.strip():
                     texts.append(line)
                     labels.append(folder.name)

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError, RnnkitWarning
-from .text import decode_utf8
+from .text import decode_utf8, lines_of
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -82,7 +82,7 @@ def read_pairs(
         raise InputError(f"{what}: no such file {str(path)!r}; expected source<TAB>target lines")
     name = repr(str(path))
     text = decode_utf8(path, what)
-    lines = text.splitlines()
+    lines = lines_of(text)
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:
         raise InputError(f"{what}: {name} is empty; expected lines of source<TAB>target")

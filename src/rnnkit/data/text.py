@@ -46,6 +46,14 @@ def read_text(path: str | Path) -> str:
     return text
 
 
+def lines_of(text: str) -> list[str]:
+    """The lines of ``text``, split at ``\n``, ``\r\n`` and ``\r`` only: not at the other
+    characters `str.splitlines` takes for line ends (U+0085, U+2028, form feed), which occur
+    inside sentences of scraped or mis-decoded text (U+0085 is cp1252's "..." read as Latin-1)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and not lines[-1] else lines
+
+
 def decode_utf8(path: Path, what: str) -> str:
     """The text of a UTF-8 file (a leading byte-order mark dropped), or of a UTF-16 file that
     starts with its byte-order mark (what Windows PowerShell and Notepad's "Unicode" write);

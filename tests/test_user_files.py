@@ -36,6 +36,18 @@ def test_a_folder_per_label_reads_txt_files_in_any_case(tmp_path):
     assert data.texts == ["one", "two", "one", "two"]
 
 
+def test_predict_reads_lines_with_a_bom_crlf_or_utf16(tmp_path):
+    import io
+
+    from rnnkit.tasks.classify import read_lines
+
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfgood film\r\nbad \xc2\x85 plot\r\n")
+    (tmp_path / "b.txt").write_bytes("one\r\ntwo\n".encode("utf-16"))  # with its mark
+    names = [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    assert read_lines(names, None) == ["good film", "bad \x85 plot", "one", "two"]
+    assert read_lines([], io.StringIO("\ufeffgood film\r\nbad\n")) == ["good film", "bad"]
+
+
 # -- forecasting --------------------------------------------------------------------------------
 def test_a_series_of_one_row_takes_the_step_of_the_others(tmp_path):
     from rnnkit.data.series import read_long_csv

@@ -36,6 +36,19 @@ def test_a_folder_per_label_reads_txt_files_in_any_case(tmp_path):
     assert data.texts == ["one", "two", "one", "two"]
 
 
+def test_labels_written_decomposed_are_the_same_labels_composed(tmp_path):
+    import unicodedata
+
+    (tmp_path / "mac").mkdir()  # a folder name as macOS stores it: o + combining diaeresis
+    for label in (unicodedata.normalize("NFD", "zwölf"), "eins"):
+        (tmp_path / "mac" / label).mkdir()
+        (tmp_path / "mac" / label / "a.txt").write_text("x\ny\n")
+    table = tmp_path / "elsewhere.csv"
+    table.write_text("text,label\nx,zwölf\ny,eins\n", encoding="utf-8")
+    assert sorted(set(read_labelled(tmp_path / "mac").labels)) == ["eins", "zwölf"]
+    assert set(read_labelled(tmp_path / "mac").labels) == set(read_labelled(table).labels)
+
+
 def test_predict_reads_lines_with_a_bom_crlf_or_utf16(tmp_path):
     import io
 

@@ -10,6 +10,10 @@ Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder
 column (relative paths are read from the manifest's folder) and the label column. Then
 ``texts`` holds the files' paths and ``audio`` is true.
 
+Labels are compared in Unicode's composed form (NFC): a folder named ``zwölf`` on macOS, which
+stores names decomposed (``o`` and a combining diaeresis), is the same label as ``zwölf`` typed
+into a CSV elsewhere.
+
 Each problem ends in one `InputError` line naming the file and the line: a missing column, an
 empty file, a row with more or fewer fields than the header, text that is not UTF-8.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +65,13 @@ def read_labelled(
     """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring)."""
     path = Path(path)
     if path.is_dir():
-        return _read_folder(path, what)
-    if not path.is_file():
+        data = _read_folder(path, what)
+    elif not path.is_file():
         raise InputError(f"{what}: no such file or folder {str(path)!r}")
-    return _read_table(path, text_column, label_column, what)
+    else:
+        data = _read_table(path, text_column, label_column, what)
+    labels = [unicodedata.normalize("NFC", label) for label in data.labels]
+    return Labelled(data.texts, labels, data.where, data.source, data.audio)
 
 
 def _delimiter(path: Path, header: str) -> str:

@@ -564,3 +564,20 @@ def test_lines_break_at_line_ends_only_not_inside_sentences(tmp_path):
     (tmp_path / "pos" / "a.txt").write_text("one\u2028still one\ntwo\n")  # was 3 examples
     (tmp_path / "neg" / "a.txt").write_text("three\n")
     assert read_labelled(tmp_path).texts == ["three", "one\u2028still one", "two"]
+
+
+def test_a_tab_file_not_named_csv_with_a_comma_in_its_header_is_still_tab_separated(tmp_path):
+    # read so before semicolons were read: a tab in the header of a .txt file made it a TSV
+    path = tmp_path / "reviews.txt"
+    path.write_text("text\tlabel (pos, neg)\ngood, really\tpos\nbad\tneg\n")
+    data = read_labelled(path, label_column="label (pos, neg)")
+    assert data.texts == ["good, really", "bad"] and data.labels == ["pos", "neg"]
+
+
+def test_a_semicolon_file_with_a_stray_separator_names_the_semicolon(tmp_path):
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "reviews.csv"
+    path.write_text("text;label\ngood;pos\nbad;neg;x\n")
+    with pytest.raises(InputError, match="line 3 has 3 fields.*a stray semicolon"):
+        read_labelled(path)

@@ -1,8 +1,9 @@
 """Labelled text in the formats text classification already uses.
 
 - a CSV or TSV file with a header row, one example per row: a text column and a label column
-  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, others
-  comma-separated unless their header line holds no comma but tabs or semicolons;
+  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, so are
+  files of other names but ``.csv`` whose header line holds a tab; the rest comma-separated
+  unless their header line holds no comma but tabs or semicolons;
 - a folder with one subfolder per label, whose ``.txt`` files hold one example per line.
 
 Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
@@ -75,8 +76,11 @@ def read_labelled(
 
 
 def _delimiter(path: Path, header: str) -> str:
-    """Tab for ``.tsv``/``.tab``; else as `rnnkit.data.dialect.delimiter_of` tells."""
-    if path.suffix.lower() in (".tsv", ".tab"):
+    """Tab for ``.tsv``/``.tab``, and for a file of another name (``.txt``) whose header holds
+    a tab (as before semicolons were read: ``text<TAB>label (pos, neg)``); else as
+    `rnnkit.data.dialect.delimiter_of` tells."""
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".tab") or (suffix != ".csv" and "\t" in header):
         return "\t"
     return delimiter_of(header)
 
@@ -108,7 +112,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
             if len(row) != len(header):
-                sep = "tab" if delimiter == "\t" else "comma"
+                sep = {"\t": "tab", ";": "semicolon"}.get(delimiter, "comma")
                 raise InputError(
                     f"{what}: {name} line {line} has {len(row)} fields, expected "
                     f"{len(header)} like the header (a stray {sep} or an unclosed quote?)"

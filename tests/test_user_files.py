@@ -581,3 +581,20 @@ def test_a_semicolon_file_with_a_stray_separator_names_the_semicolon(tmp_path):
     path.write_text("text;label\ngood;pos\nbad;neg;x\n")
     with pytest.raises(InputError, match="line 3 has 3 fields.*a stray semicolon"):
         read_labelled(path)
+
+
+def test_monthly_unix_time_stamps_are_written_back_as_integers(tmp_path):
+    from datetime import datetime, timezone
+
+    from rnnkit.data.series import read_long_csv
+
+    def stamp(k: int) -> int:
+        return int(datetime(2020 + k // 12, k % 12 + 1, 1, tzinfo=timezone.utc).timestamp())
+
+    path = tmp_path / "monthly.csv"
+    path.write_text("unique_id,ds,y\n" + "".join(f"a,{stamp(k)},{k}\n" for k in range(30)))
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    assert panel.kind == "months" and panel.epoch
+    # was 2022-07-01: a date among integers, which would not join with the user's actuals
+    assert panel.format_time(int(s.times(1, offset=30)[0]), s.step) == str(stamp(30))

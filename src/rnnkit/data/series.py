@@ -88,8 +88,12 @@ class Panel:
             return str(int(t))
         if self.kind == "months":
             if self.month_end:  # the day before the next month's first
-                return str(np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1)
-            return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
+                day = np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1
+            else:
+                day = np.datetime64(int(t), "M").astype("datetime64[D]")
+            if self.epoch:  # monthly Unix time stamps: written back as integers too
+                return str(int(day.astype("datetime64[s]").astype(np.int64)))
+            return str(day)
         if self.epoch and self.kind == "seconds":
             return str(int(t))
         if self.utc_offset is not None:  # written in the zone the file's stamps were in

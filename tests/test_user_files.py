@@ -598,3 +598,19 @@ def test_monthly_unix_time_stamps_are_written_back_as_integers(tmp_path):
     assert panel.kind == "months" and panel.epoch
     # was 2022-07-01: a date among integers, which would not join with the user's actuals
     assert panel.format_time(int(s.times(1, offset=30)[0]), s.step) == str(stamp(30))
+
+
+def test_translate_input_in_utf16_or_piped_with_a_bom_is_read(tmp_path, monkeypatch):
+    import io
+
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.translate import read_lines
+
+    path = tmp_path / "in.txt"  # PowerShell's `>` writes UTF-16 with its mark
+    path.write_bytes("Go.\r\nHi.\r\n".encode("utf-16"))
+    assert read_lines([str(path)]) == ["Go.", "Hi."]  # was 'not valid UTF-8 (line 1)'
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffGo.\nHi.\n"))  # cat in.txt | ...
+    assert read_lines([]) == ["Go.", "Hi."]  # was '\ufeffGo.', translated as an unknown word
+    path.write_bytes(b"Go.\nCaf\xe9\n")
+    with pytest.raises(InputError, match="translate: .*in.txt' is not valid UTF-8 \\(line 2"):
+        read_lines([str(path)])

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from .dialect import column_index, delimiter_of
-from .text import decode_utf8, lines_of
+from .text import decode_utf8, hidden, lines_of, visible_files
 
 
 @dataclass(frozen=True)
@@ -175,23 +175,23 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
 
 def _read_folder(path: Path, what: str) -> Labelled:
     name = repr(str(path))
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and not _hidden(p.name))
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not hidden(p.name))
     if not folders:
         raise InputError(
             f"{what}: folder {name} has no subfolders; expected one subfolder per label holding "
             ".txt files with one example per line"
         )
     texts, labels, where = [], [], []
-    wavs = [p for f in folders for p in _files(f) if p.suffix.lower() == ".wav"]
+    wavs = [p for f in folders for p in visible_files(f) if p.suffix.lower() == ".wav"]
     # audio, one folder per label (a notes.txt beside the recordings does not make it text)
-    if wavs and len(wavs) >= sum(_is_txt(p) for f in folders for p in _files(f)):
+    if wavs and len(wavs) >= sum(_is_txt(p) for f in folders for p in visible_files(f)):
         for file in wavs:
             texts.append(str(file))
             labels.append(file.relative_to(path).parts[0])
             where.append(repr(str(file)))
         return Labelled(texts, labels, where, str(path), audio=True)
     for folder in folders:
-        for file in (p for p in _files(folder) if _is_txt(p)):
+        for file in (p for p in visible_files(folder) if _is_txt(p)):
             for number, line in enumerate(lines_of(decode_utf8(file, what)), start=1):
                 if line.strip():
                     texts.append(line)
@@ -203,21 +203,6 @@ def _read_folder(path: Path, what: str) -> Labelled:
             "per line (or .wav files) in its subfolders (one per label)"
         )
     return Labelled(texts, labels, where, str(path))
-
-
-def _hidden(name: str) -> bool:
-    """A name to pass over: hidden (``.DS_Store``, macOS's ``._x.wav`` twins) or the
-    ``__MACOSX`` folder that unzipping an archive made on a Mac leaves."""
-    return name.startswith(".") or name == "__MACOSX"
-
-
-def _files(folder: Path) -> list[Path]:
-    """The files under ``folder``, sorted, none hidden or inside a hidden folder."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(_hidden(part) for part in p.relative_to(folder).parts)
-    )
 
 
 def _is_txt(path: Path) -> bool:

@@ -614,3 +614,35 @@ def test_translate_input_in_utf16_or_piped_with_a_bom_is_read(tmp_path, monkeypa
     path.write_bytes(b"Go.\nCaf\xe9\n")
     with pytest.raises(InputError, match="translate: .*in.txt' is not valid UTF-8 \\(line 2"):
         read_lines([str(path)])
+
+
+def test_a_model_saved_before_steps_counted_the_season_forecasts_as_it_did(tmp_path, monkeypatch):
+    # 9c1946e counts the position in the season in steps (ds 0, 6, 12 are steps 0, 1, 2); a
+    # checkpoint written before it learned the position in ds units and must keep it (checked
+    # once against a checkpoint of the code before: its forecasts to the digit, 49.9073 ...)
+    import math
+
+    import numpy as np
+
+    import rnnkit
+    import rnnkit.estimators.forecaster as forecaster
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "every6.csv"
+    rows = [f"s{s},{6 * i},{50 + 20 * math.sin(i / 2 + s):.3f}" for s in (0, 1) for i in range(80)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    model = rnnkit.Forecaster(horizon=4, season=12, n_models=1, steps=2)
+    model.fit_series(panel.series, panel.kind)
+    meta = model._metadata()
+    meta["learned"].pop("season_in_steps", None)  # as written before 2026-12-03
+    rnnkit.save(model.model_, tmp_path / "old.safetensors", metadata=meta)
+    rnnkit.save(model, tmp_path / "new.safetensors")
+    seen: list[np.ndarray] = []
+    real = forecaster.calendar
+    monkeypatch.setattr(forecaster, "calendar", lambda k, s, t: seen.append(t) or real(k, s, t))
+    for name, unit in (("old", 6), ("new", 1)):
+        seen.clear()
+        rnnkit.load(tmp_path / f"{name}.safetensors").forecast_series(panel.series, [])
+        t0 = seen[-1]  # the first step forecast: 80 steps after ds 0
+        assert np.all(t0 == 80 * unit), name

@@ -298,6 +298,8 @@ def test_detect_reads_a_header_in_another_case_as_the_stream_does(tmp_path):
     path.write_text("timestamp,Value,VALUE\n2014-07-01 00:00,1,2\n")
     with pytest.raises(InputError, match="no column 'value' in the header.*--value-column"):
         read_series(path)  # two candidates: no guess
+    with pytest.raises(InputError, match=r"no column 'sensor'.*\(name yours with --id-column\)$"):
+        read_series(path, value_column="Value", id_column="sensor")  # was --time-column/...
 
 
 def test_forecast_errors_name_the_line_a_row_starts_on_and_explain_a_repeated_hour(tmp_path):

@@ -648,3 +648,14 @@ def test_a_model_saved_before_steps_counted_the_season_forecasts_as_it_did(tmp_p
         rnnkit.load(tmp_path / f"{name}.safetensors").forecast_series(panel.series, [])
         t0 = seen[-1]  # the first step forecast: 80 steps after ds 0
         assert np.all(t0 == 80 * unit), name
+
+
+def test_a_quoted_column_name_with_a_comma_does_not_decide_the_separator(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"  # a spreadsheet's semicolon CSV, a header naming the unit
+    path.write_text('unique_id;ds;y;"price, EUR"\na;1;3,5;1,25\na;2;4;1,5\n')
+    panel = read_long_csv(path)  # was: no column 'unique_id' (split at the quoted comma)
+    assert panel.covariate_names == ["price, EUR"]
+    assert panel.series[0].values.tolist() == [3.5, 4.0]
+    assert panel.series[0].covariates[:, 0].tolist() == [1.25, 1.5]

@@ -95,7 +95,13 @@ def scan(folder: str) -> list[tuple[Path, int, str, int]]:
     return found
 
 
-def prepare(cfg: FsddConfig, log: Any = None) -> dict[str, Any]:
+def prepare(
+    cfg: FsddConfig, log: Any = None, levels: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Write the layout (module docstring). ``levels`` (Python only): ``{speaker: dB}``, that
+    speaker's strings played at a fixed gain before the noise is added (on top of ``--gain``;
+    the same clips, gaps and noise as without it), e.g. a validation voice at a lower
+    signal-to-noise ratio (`benchmarks/eval_speech.py --ctc-validate-gain`)."""
     if cfg.min_digits > cfg.max_digits:
         raise InputError(
             f"--min-digits {cfg.min_digits} is more than --max-digits {cfg.max_digits}"
@@ -108,7 +114,7 @@ def prepare(cfg: FsddConfig, log: Any = None) -> dict[str, Any]:
     n_classify = _classify_layout(found, out / "classify")
     if log:
         log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
-    rows = _strings(found, speakers, out / "strings", cfg, log)
+    rows = _strings(found, speakers, out / "strings", cfg, log, levels or {})
     return {
         "classify_train": n_classify["train"],
         "classify_test": n_classify["test"],
@@ -138,11 +144,18 @@ def _classify_layout(found: list, out: Path) -> dict[str, int]:
     return counts
 
 
-def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: Any) -> list:
+def _strings(
+    found: list,
+    speakers: list[str],
+    out: Path,
+    cfg: FsddConfig,
+    log: Any,
+    levels: dict[str, float] | None = None,
+) -> list:
     """The digit strings of every speaker. Its first `FIRST_STREAM` come from one random stream
     over the speakers in order (the layout of the first version), drawn whatever the counts, so
     they never change with ``--strings`` or ``--test-strings``; more come from a stream of the
-    speaker's own, seeded by ``(seed, 1 + its place in the order)``."""
+    speaker's own, seeded by ``(seed, 1 + its place in the order)``. ``levels``: `prepare`'s."""
     from scipy.io import wavfile
 
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +172,7 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
         for n in range(max(count, FIRST_STREAM)):
             rng = first if n < FIRST_STREAM else more
             decibels = -gains.uniform(0.0, gain) if gain else 0.0
+            decibels += (levels or {}).get(speaker, 0.0)
             signal, picks = _utterance(clips, audio, rng, cfg, perturb, 10 ** (decibels / 20))
             if n >= count:
                 continue  # drawn only to keep the first stream where it was

@@ -70,6 +70,7 @@ CTC_OPTIONS = (
     "level",
     "speed",
     "noise_snr",
+    "seed",
 ) + AUGMENT_OPTIONS
 
 
@@ -455,9 +456,8 @@ def transcription(
         valid=valid,
         test=str(fsdd / "strings" / "test.csv"),
         epochs=epochs,
-        seed=SEED,
         out=str(out / f"transcribe{'-' + tag if tag else ''}.safetensors"),
-        **{k: v for k, v in (options or {}).items() if v is not None},
+        **({"seed": SEED} | {k: v for k, v in (options or {}).items() if v is not None}),
     )
     t0 = time.perf_counter()
     metrics = train_transcribe(cfg, force=True)

@@ -552,7 +552,7 @@ def low_snr_strings(fsdd: Path, out: Path, db: float, recordings: Path) -> Path:
 
     where = out / f"fsdd-vg{db:g}"
     if not (where / "strings" / "test.csv").is_file():
-        cfg = FsddConfig(recordings=str(recordings), out=str(where), seed=SEED)
+        cfg = FsddConfig(recordings=str(recordings), out=str(where), gain=0.0, seed=SEED)
         prepare(cfg, log_to_stderr, levels={held_speaker(fsdd / "strings"): -db})
     return where
 
@@ -659,9 +659,10 @@ def main() -> None:
     ap.add_argument(
         "--gain",
         type=float,
-        default=0.0,
+        default=None,
         help="transcription: the training speakers' strings at random levels down to -G dB, "
-        "as 'rnnkit data fsdd --gain' (0; other values in OUT/fsdd-sN-gG)",
+        "as 'rnnkit data fsdd --gain' (its default, 20 since 2026-12-03; the strings in "
+        "OUT/fsdd-sN-gG, and with 0 and 300 strings in OUT/fsdd)",
     )
     ap.add_argument(
         "--ctc-clips",
@@ -773,6 +774,8 @@ def main() -> None:
     from rnnkit.tasks.speech_data import FsddConfig, prepare
     from rnnkit.training import log_to_stderr
 
+    if args.gain is None:
+        args.gain = FsddConfig().gain
     parts = set(args.parts.split(","))
     args.sides = args.sides.split(",")
     if args.quick:
@@ -821,7 +824,9 @@ def main() -> None:
             plain = out / "fsdd"  # the validation speaker's strings at its own level
             if not (plain / "strings" / "test.csv").is_file():
                 prepare(
-                    FsddConfig(recordings=str(args.recordings), out=str(plain), seed=SEED),
+                    FsddConfig(
+                        recordings=str(args.recordings), out=str(plain), gain=0.0, seed=SEED
+                    ),
                     log_to_stderr,
                 )
         if args.ctc_validate_gain is not None:

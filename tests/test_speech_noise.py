@@ -106,7 +106,7 @@ def test_the_transcriber_trains_on_speed_perturbed_noisy_epochs_of_other_lengths
 def test_a_fixed_level_for_one_speaker_scales_its_strings_alone(tmp_path):
     recordings = _recordings(tmp_path / "rec")
     plain, quiet = tmp_path / "plain", tmp_path / "quiet"
-    common = {"recordings": str(recordings), "test_speaker": "bob", "strings": 3}
+    common = {"recordings": str(recordings), "test_speaker": "bob", "strings": 3, "gain": 0.0}
     prepare(FsddConfig(out=str(plain), **common))
     prepare(FsddConfig(out=str(quiet), **common), levels={"cat": -6.0})
     a, b = _strings(plain), _strings(quiet)

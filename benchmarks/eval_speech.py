@@ -17,7 +17,9 @@ recordings) recognised by classification and by CTC transcription, also live.
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
    words (snapped; the lexicon beam). ``--ctc-bidirectional 1``, ``--ctc-units word``: the
    offline models; ``--ctc-validate speaker``: validate on one training speaker's strings,
-   trained on the other three (for choosing settings without the test speaker).
+   trained on the other three (for choosing settings without the test speaker);
+   ``--ctc-validate-gain DB``: that speaker's strings also rebuilt DB dB quieter under the same
+   noise (a low signal-to-noise ratio, as the test speaker's) and scored, ``low_snr_wer_*``.
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 

@@ -54,6 +54,7 @@ from rnnkit.estimators.anomaly import CLIP, AnomalyDetector, scale_of  # noqa: E
 
 SHARED = ROOT.parent / "shared" / "data" / "anomaly" / "nab"
 SETS = ("24", "34", "58")
+OTHER_PROFILES = ("reward_low_FP_rate", "reward_low_FN_rate")
 
 
 def networks(
@@ -97,7 +98,8 @@ def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: di
     for name, weight in cfg.get("_weights", {}).items():  # a part's scores scaled
         if name in parts:
             parts[name] = parts[name] * weight
-    return {"parts": parts, "alarm": det._alarm(), "probation": det.probation}
+    P = det.probation
+    return {"parts": parts, "alarm": det._alarm(values[:P]), "probation": P, "values": values[P:]}
 
 
 def seasonal_no_echo(det: AnomalyDetector, s: np.ndarray, level: float) -> np.ndarray:
@@ -200,7 +202,7 @@ def combine(values: np.ndarray, p: dict) -> np.ndarray:
     if out_of_range is not None:
         raw[out_of_range > 0] = 1.0
     scores = np.zeros(values.size)
-    scores[p["probation"] :] = p["alarm"].run(raw)
+    scores[p["probation"] :] = p["alarm"].run(raw, p["values"], out_of_range)
     return scores
 
 
@@ -218,6 +220,11 @@ def main() -> None:
         "0: fixed)",
     )
     ap.add_argument("--attribute", action="store_true", help="which part raised each false alarm")
+    ap.add_argument(
+        "--profiles",
+        action="store_true",
+        help="also the reward-low-FP and reward-low-FN profiles' means (default: standard only)",
+    )
     ap.add_argument(
         "--diagnose",
         default=None,
@@ -237,6 +244,7 @@ def main() -> None:
     configs = json.loads(args.configs)
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[int, list[dict[str, float]]] = {}
+    others: dict[tuple[int, str], list[dict[str, float]]] = {}
     for seed in seeds:
         nets = networks(files, seed, Path(args.cache), args.learn_every)
         for k, cfg in enumerate(configs):
@@ -249,6 +257,10 @@ def main() -> None:
             }
             r = {s: nab.score_corpus(f, "standard") for s, f in sets.items() if f}
             results.setdefault(k, []).append({s: v.score for s, v in r.items()})
+            for prof in OTHER_PROFILES if args.profiles else ():
+                others.setdefault((k, prof), []).append(
+                    {s: nab.score_corpus(f, prof).score for s, f in sets.items() if f}
+                )
             cells = "  ".join(f"{s} {v.score:.2f} (tp {v.tp} fp {v.fp})" for s, v in r.items())
             print(f"config {k} seed {seed}: {cells}", flush=True)
             if args.attribute and k == 0 and seed == seeds[0]:
@@ -264,6 +276,9 @@ def main() -> None:
             if v:
                 summary.append(f"{s} {np.mean(v):.2f} [{np.min(v):.1f}-{np.max(v):.1f}]")
         print(f"config {k} {json.dumps(cfg)}: " + "  ".join(summary), flush=True)
+        for prof in OTHER_PROFILES if args.profiles else ():
+            means = {s: np.mean([r[s] for r in others[(k, prof)] if s in r]) for s in SETS}
+            print(f"  {prof}: " + "  ".join(f"{s} {v:.2f}" for s, v in means.items()), flush=True)
 
 
 def attribute(parts: dict, scored: dict, threshold: float) -> None:

@@ -16,6 +16,7 @@ import rnnkit
 from rnnkit import nab
 from rnnkit.cli import main
 from rnnkit.errors import InputError
+from rnnkit.estimators.familiar import Familiar
 from rnnkit.estimators.season import Alarm, find_period
 from rnnkit.tasks.detect import LineScorer
 
@@ -151,6 +152,8 @@ def test_memory_per_stream_is_constant(detector):
             assert st.loglevel is None  # not on the log scale: no second recent level
             held = st.lik.nbytes + st.slik.nbytes + st.season.nbytes
             held += st.means.nbytes + st.variances.nbytes
+            assert st.alarm is not None and st.alarm.familiar is not None  # familiar=0.1
+            held += st.alarm.familiar.window.nbytes + st.alarm.familiar.events.nbytes
             sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     # transform=None: the most such a series holds (no recent level on the log scale)
@@ -158,7 +161,8 @@ def test_memory_per_stream_is_constant(detector):
     learning = fixed.memory_per_stream() - fixed.set_params(learn_every=0).memory_per_stream()
     assert learning > 0  # its own network (test_online_learning_memory_is_constant)
     state = fixed.hidden_size * fixed.members  # the network's state, then the scalars
-    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + 6 + 3 + 2))
+    scalars = 6 + 3 + 2 + 5  # the last 5: the familiar spikes' range, value before, settings
+    assert sizes[0] == sizes[1] == (None, fixed.memory_per_stream() - 8 * (state + scalars))
     assert detector.memory_per_stream() > fixed.memory_per_stream()  # "auto": at most
 
 
@@ -234,6 +238,40 @@ def test_alarm_damps_the_rest_period():
     np.testing.assert_allclose(out, [0.1, 0.6, 0.4, 0.4, 0.8, 0.2])
 
 
+def test_familiar_spike_alarms_are_halved_and_new_ones_are_not():
+    head = np.sin(np.arange(100) / 5)  # range 2: -1 .. 1
+    alarm = Alarm(level=0.4, rest=3, damp=0.5, familiar=Familiar(0.1, 0.5, head))
+    values = np.zeros(60)
+    scores = np.full(60, 0.1)
+    for row, height in ((10, 10.0), (25, 10.0), (40, 7.0), (50, 0.0)):
+        values[row] = height
+        scores[row] = 0.6  # an alarm at each: three spikes, then a value without a jump
+    beyond = np.arange(60) == 10  # the first spike is beyond the range so far
+    out = alarm.run(scores, values, beyond)
+    assert out[10] == 0.6  # new (and beyond the range): alarmed, remembered
+    assert out[25] == 0.3  # the same height and jump again: familiar, halved
+    assert out[40] == 0.6  # a spike of another height: new
+    assert out[50] == 0.6  # no jump: not a spike, left alone
+    np.testing.assert_allclose(out[[11, 26, 41]], 0.05)  # each began its rest period
+    assert alarm.familiar is not None and alarm.familiar.count == 2  # the two new spikes
+
+
+def test_familiar_streams_as_it_detects_and_only_lowers_scores(detector):
+    x = _smooth(2000, seed=7)
+    x[[500, 800, 1100, 1400, 1700]] += 6.0  # the same spike, again and again
+    det = copy.deepcopy(detector).set_params(familiar=0.1)
+    scores = det.detect(x)
+    before = det.set_params(familiar=None).detect(x)
+    assert np.all(scores <= before)
+    assert scores[800] < before[800]  # a spike like the first: halved
+    assert scores[500] == before[500]  # the first one is new
+    pool = det.set_params(familiar=0.1).pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], scores, atol=1e-9)
+    assert det.memory_per_stream() == det.set_params(familiar=None).memory_per_stream() + (
+        Familiar.nbytes(det.probation)
+    )
+
+
 def test_detector_save_load_round_trip(detector, tmp_path):
     path = tmp_path / "det.safetensors"
     rnnkit.save(detector, path)
@@ -251,6 +289,8 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
         "level_log": False,
         "season_rise": False,
         "network_weight": 1.0,
+        "familiar": None,
+        "familiar_jump": 0.5,
     }
     meta = detector._metadata()
     for name in old:  # written before these parameters
@@ -262,6 +302,7 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
     new = {"level": True, "transform": "auto", "surprise": "members", "level_log": True}
     new["season_rise"] = True
     new["network_weight"] = 0.95
+    new["familiar"] = 0.1
     before = rnnkit.load(tmp_path / "old.safetensors").set_params(**new)
     x = _smooth(seed=5)
     x[700] += 5.0
@@ -432,6 +473,39 @@ def test_cli_bad_csv_is_one_line_naming_file_row_column(tmp_path, capsys, conten
 
     assert re.search(message, err), err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_cli_time_order_file_scores_repeats_in_file_order(tmp_path, capsys):
+    # NAB's files repeat an hour where daylight saving time ends: strict refuses them, naming
+    # the way out; --time-order file scores every row as it comes, the same numbers as the
+    # values under timestamps that do increase, in batch and in --stream
+    x = _smooth(300, seed=8)
+    plain = _write_csv(tmp_path / "plain.csv", x)
+    lines = plain.read_text().splitlines()
+    lines[201] = lines[200].split(",")[0] + "," + lines[201].split(",")[1]  # a repeat
+    lines[202] = lines[150].split(",")[0] + "," + lines[202].split(",")[1]  # a step back
+    src = tmp_path / "dst.csv"
+    src.write_text("\n".join(lines) + "\n")
+    base = ["--probation", "100", "--out"]
+    assert main(["detect", "--csv", str(src), *base, str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "row 202" in err and "repeats" in err and "--time-order file" in err
+    assert not (tmp_path / "s.csv").exists()
+    out = tmp_path / "file.csv"
+    assert main(["detect", "--csv", str(src), *base, str(out), "--time-order", "file"]) == 0
+    rows = out.read_text().splitlines()
+    assert [r.rsplit(",", 1)[0] for r in rows] == lines  # every row, as it was written
+    ref = tmp_path / "ref.csv"
+    assert main(["detect", "--csv", str(plain), *base, str(ref)]) == 0
+    got = [r.rsplit(",", 1)[1] for r in rows[1:]]
+    assert got == [r.rsplit(",", 1)[1] for r in ref.read_text().splitlines()[1:]]
+    scorer = LineScorer(100, {"seed": 0}, "file")
+    streamed = [scorer.handle(line) for line in lines]
+    assert [a.rsplit(",", 1)[1] for a in streamed[1:] if a] == got
+    with pytest.raises(InputError, match="stdin line 202.*repeats"):
+        strict = LineScorer(100, {"seed": 0})
+        for line in lines:
+            strict.handle(line)
 
 
 def test_stream_bad_line_names_the_line():
@@ -680,10 +754,12 @@ def test_cli_detector_options_reach_the_detector(tmp_path, monkeypatch):
     given = ["--network-weight", "0.5", "--surprise", "mixture", "--no-level-log"]
     given += ["--no-season-rise", "--season", "12", "--transform", "none", "--range-check", "off"]
     given += ["--alarm", "off", "--rest", "7", "--members", "2", "--hidden", "4", "--steps", "3"]
+    given += ["--familiar", "0.2", "--familiar-jump", "0.3"]
     assert main([*args, *given]) == 0
     expected = dict(network_weight=0.5, surprise="mixture", level_log=False, season_rise=False)
     expected |= dict(season=12, transform=None, range_check=None, alarm=None, rest=7)
     expected |= dict(members=2, hidden_size=4, steps=3, level=True, probation=100)
+    expected |= dict(familiar=0.2, familiar_jump=0.3)
     assert {k: made[-1][k] for k in expected} == expected
     # and the streamed path takes them too
     scorer = detect_task.LineScorer(100, {"network_weight": 0.5, "level": False})

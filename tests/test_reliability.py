@@ -579,6 +579,12 @@ CASES = [
         "repeats the previous one",
     ),
     Case(
+        "detect: an unknown --time-order",
+        lambda f, c: [*_detect(f, SERIES), "--time-order", "sorted"],
+        2,
+        "argument --time-order: invalid choice: 'sorted'",
+    ),
+    Case(
         "detect: a negative --learn-every",
         lambda f, c: [*_detect(f, SERIES), "--learn-every", "-1"],
         2,
@@ -655,6 +661,24 @@ CASES = [
         lambda f, c: [*_detect(f, SERIES), "--range-check", "-0.1"],
         2,
         "--range-check: expected 0 or more, or off, got -0.1",
+    ),
+    Case(
+        "detect: a negative --familiar",
+        lambda f, c: [*_detect(f, SERIES), "--familiar", "-0.1"],
+        2,
+        "--familiar: expected a positive share of the range, or off, got -0.1",
+    ),
+    Case(
+        "detect: --familiar-jump of 0",
+        lambda f, c: [*_detect(f, SERIES), "--familiar-jump", "0"],
+        2,
+        "--familiar-jump: expected a positive share of the range, got 0.0",
+    ),
+    Case(
+        "detect: a --familiar that is not a number",
+        lambda f, c: [*_detect(f, SERIES), "--familiar", "wide"],
+        2,
+        "argument --familiar: invalid float value: 'wide'",
     ),
     Case(
         "detect: --alarm above 1",

@@ -5,7 +5,10 @@ Rules: every row needs the time and value columns (and the id column when one is
 value must be a finite number (an empty field, text, NaN or infinity is an error, not a gap to
 fill); timestamps are all numbers (steps) or all dates/times NumPy reads (``2014-07-01
 00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a step back is
-an error). Rows are numbered as lines of the file, the header being line 1.
+an error), unless the order is ``"file"``: then the rows are taken in the order of the file,
+repeats and steps back included (NAB's own files repeat an hour at a change of daylight saving
+time), as a stream would deliver them. Rows are numbered as lines of the file, the header being
+line 1.
 """
 
 from __future__ import annotations
@@ -54,10 +57,17 @@ def parse_value(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class TimeOrder:
-    """Checks that each series' timestamps are of one kind and strictly increase."""
+TIME_ORDERS = ("strict", "file")
 
-    def __init__(self) -> None:
+
+class TimeOrder:
+    """Checks that each series' timestamps are of one kind and strictly increase (``order``
+    ``"strict"``), or only that they are of one kind (``"file"``: the rows in file order)."""
+
+    def __init__(self, order: str = "strict") -> None:
+        if order not in TIME_ORDERS:
+            raise InputError(f"--time-order: expected one of {TIME_ORDERS}, got {order!r}")
+        self.strict = order == "strict"
         self.kind: type | None = None
         self.last: dict[str, tuple[object, str]] = {}
 
@@ -78,12 +88,13 @@ class TimeOrder:
                 f"got {text[:40]!r}"
             )
         prev = self.last.get(sid)
-        if prev is not None and not t > prev[0]:  # type: ignore[operator]
+        if self.strict and prev is not None and not t > prev[0]:  # type: ignore[operator]
             what = "repeats" if t == prev[0] else "comes before"
             series = f" of series {sid!r}" if sid else ""
             raise InputError(
                 f"{where}, column {column!r}: timestamp {text[:40]!r} {what} the previous "
-                f"one{series} ({prev[1][:40]!r}); expected strictly increasing timestamps"
+                f"one{series} ({prev[1][:40]!r}); expected strictly increasing timestamps (or "
+                f"--time-order file: the rows in file order)"
             )
         self.last[sid] = (t, text)
 
@@ -93,8 +104,10 @@ def read_series(
     time_column: str = "timestamp",
     value_column: str = "value",
     id_column: str | None = None,
+    time_order: str = "strict",
 ) -> tuple[list[Series], list[tuple[str, int]]]:
-    """The series of a CSV file, and the rows in file order as (series id, index in it)."""
+    """The series of a CSV file, and the rows in file order as (series id, index in it);
+    ``time_order``: as `TimeOrder`."""
     path = Path(path)
     name = str(path)
     if not path.is_file():
@@ -122,7 +135,7 @@ def read_series(
         ii = header.index(id_column) if id_column is not None else None
         series: dict[str, Series] = {}
         order: list[tuple[str, int]] = []
-        times = TimeOrder()
+        times = TimeOrder(time_order)
         line = 1
         try:
             for row in reader:

@@ -57,13 +57,18 @@ How a series is scored, one value at a time (each score uses only the values bef
    least ``alarm`` (Q = 2e-7 in the likelihood), the next ``rest`` scores are halved, so that
    an event is reported once, not on each of its rows (NAB charges each row). The level was
    chosen on NAB (README, "Anomaly detection": 0.375-0.45 scored 64-68, 0.5 scored 61).
+8. **Familiar spikes** (``familiar`` 0.1, None: off; ``familiar_jump`` 0.5). An alarm at a spike
+   (a jump of at least ``familiar_jump`` times the range so far) whose height and jump lie within
+   ``familiar`` times that range of a spike alarmed before is halved
+   (`rnnkit.estimators.familiar`): a metric that spikes alike every few hours is alarmed once.
 
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second
 likelihood and the last period of values, for the recent level a third likelihood and the last
 ``probation`` values (on the log scale, ``level_log``, a fourth and as many values again), with
 ``surprise="members"`` each member's mean and variance, with online learning its own network
-(weights, gradients, AdamW's moments) and its last ``probation`` values, and, during the
+(weights, gradients, AdamW's moments) and its last ``probation`` values, with ``familiar`` the
+last ``probation`` values and eight spikes' signatures, and, during the
 probationary period only, up to ``probation`` buffered values.
 
 Many series share one network and one `StreamPool` (`DetectorPool`) when the network is fixed
@@ -88,6 +93,7 @@ from ..stream import StreamPool
 from . import level as recent_level
 from . import likelihood, online
 from .base import Estimator
+from .familiar import Familiar
 from .season import Alarm, find_period
 
 MIN_PROBATION = 16  # values needed to fit the network and set a series' scale
@@ -171,6 +177,8 @@ class AnomalyDetector(Estimator):
         "level_log": False,
         "season_rise": False,
         "network_weight": 1.0,
+        "familiar": None,
+        "familiar_jump": 0.5,
     }
     model_: NextValueModel
 
@@ -200,6 +208,8 @@ class AnomalyDetector(Estimator):
         learn_lr: float = 3e-3,
         alarm: float | None = 0.4,
         rest: int | None = None,
+        familiar: float | None = 0.1,
+        familiar_jump: float = 0.5,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -226,6 +236,8 @@ class AnomalyDetector(Estimator):
         self.learn_lr = learn_lr
         self.alarm = alarm
         self.rest = rest
+        self.familiar = familiar
+        self.familiar_jump = familiar_jump
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -299,6 +311,20 @@ class AnomalyDetector(Estimator):
         ):
             raise InputError(
                 f"AnomalyDetector: rest must be a non-negative integer or None, got {self.rest!r}"
+            )
+        if self.familiar is not None and not (
+            isinstance(self.familiar, (int, float, np.floating)) and self.familiar > 0
+        ):
+            raise InputError(
+                f"AnomalyDetector: familiar must be a positive share of the range or None, got "
+                f"{self.familiar!r}"
+            )
+        if not (
+            isinstance(self.familiar_jump, (int, float, np.floating)) and self.familiar_jump > 0
+        ):
+            raise InputError(
+                f"AnomalyDetector: familiar_jump must be a positive share of the range, got "
+                f"{self.familiar_jump!r}"
             )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
@@ -374,7 +400,8 @@ class AnomalyDetector(Estimator):
         raw = np.maximum.reduce(list(parts.values()))
         if out_of_range is not None:
             raw[out_of_range > 0] = 1.0
-        scores[self.probation :] = self._alarm().run(raw)
+        P = self.probation
+        scores[P:] = self._alarm(s[:P]).run(raw, s[P:], out_of_range)
         return scores
 
     def _parts(self, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -479,10 +506,15 @@ class AnomalyDetector(Estimator):
         seasonal = _nll(head[period:] - head[:-period], np.full(head.size - period, svar))
         return period, svar, bool(net <= seasonal)
 
-    def _alarm(self) -> Alarm:
+    def _alarm(self, head: np.ndarray) -> Alarm:
+        """The rest after an alarm of a series whose probationary values are ``head`` (with
+        ``familiar``, its memory of spikes starts from them)."""
         level = math.inf if self.alarm is None else float(self.alarm)
         rest = int(self.probation) // 4 if self.rest is None else int(self.rest)
-        return Alarm(level, rest, DAMP)
+        known = None
+        if self.familiar is not None and self.alarm is not None:
+            known = Familiar(float(self.familiar), float(self.familiar_jump), head)
+        return Alarm(level, rest, DAMP, known)
 
     def _windows(self) -> tuple[int, int, int]:
         return int(self.short_window), int(self.long_window), int(self.warmup)
@@ -513,7 +545,8 @@ class AnomalyDetector(Estimator):
             )
             learning = online.learner_bytes(model, int(self.probation))
         state = layers * self.hidden_size * self.members
-        return 8 * (state + lik + 6 + members + seasonal + level) + learning
+        known = Familiar.nbytes(int(self.probation)) if self.familiar is not None else 0
+        return 8 * (state + lik + 6 + members + seasonal + level) + learning + known
 
 
 def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
@@ -681,7 +714,7 @@ class DetectorPool:
         for zt, value in zip(z, head, strict=True):  # the same steps as afterwards; the
             self._step({sid: (zt, value)})  # scores are not reported
         st.lo, st.hi = float(head.min()), float(head.max())
-        st.alarm = self.detector._alarm()
+        st.alarm = self.detector._alarm(head)
 
     def _step(self, ready: dict[Hashable, tuple[float, float]]) -> dict[Hashable, float]:
         assert self._pool is not None
@@ -723,10 +756,11 @@ class DetectorPool:
                 lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
                 score = max(score, lev)
             st.seen += 1
-            if st.lo <= st.hi and self._out_of_range(st, value):
+            beyond = st.lo <= st.hi and self._out_of_range(st, value)
+            if beyond:
                 score = 1.0
             if st.alarm is not None:
-                score = st.alarm(score)
+                score = st.alarm(score, value, beyond)
             out = outs[sid]
             if self.detector._by_members(out.size // 2):
                 st.means, st.variances = _member_gaussians(np.array(z), out)

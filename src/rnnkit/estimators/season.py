@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .familiar import Familiar
+
 MIN_PERIOD = 4  # shorter repetitions are left to the network
 NEAR = 0.97  # a peak this close to the highest one, at a shorter lag, is preferred
 
@@ -63,22 +65,40 @@ class Alarm:
 
     NAB credits only the first detection inside an anomaly window and charges every detection
     outside one, so a detector should fire once per event; damping (rather than zeroing) keeps
-    the order of the damped scores for a threshold below ``level * damp``."""
+    the order of the damped scores for a threshold below ``level * damp``. With ``familiar``
+    (`rnnkit.estimators.familiar.Familiar`), an alarm at a spike like one already alarmed is
+    multiplied by ``damp`` too (its rest begins all the same); it is then told every value."""
 
-    __slots__ = ("level", "rest", "damp", "since")
+    __slots__ = ("level", "rest", "damp", "since", "familiar")
 
-    def __init__(self, level: float, rest: int, damp: float) -> None:
+    def __init__(self, level: float, rest: int, damp: float, familiar: Familiar | None = None):
         self.level, self.rest, self.damp = level, rest, damp
         self.since = rest + 1  # rows since the last alarm
+        self.familiar = familiar
 
-    def __call__(self, score: float) -> float:
+    def __call__(self, score: float, value: float = 0.0, out_of_range: bool = False) -> float:
+        """The score of the next row; ``value`` (as it came) and whether it was beyond the range
+        so far matter only with ``familiar``."""
         self.since += 1
         if self.since <= self.rest:
-            return score * self.damp
-        if score >= self.level:
+            score *= self.damp
+        elif score >= self.level:
             self.since = 0
+            if self.familiar is not None and self.familiar.is_familiar(value, out_of_range):
+                score *= self.damp
+        if self.familiar is not None:
+            self.familiar.add(value)
         return score
 
-    def run(self, scores: np.ndarray) -> np.ndarray:
-        """`__call__` on each score in turn."""
-        return np.array([self(float(s)) for s in scores])
+    def run(
+        self,
+        scores: np.ndarray,
+        values: np.ndarray | None = None,
+        out_of_range: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """`__call__` on each score in turn (with its value and range check, if given)."""
+        if values is None or self.familiar is None:
+            return np.array([self(float(s)) for s in scores])
+        beyond = np.zeros(scores.size, bool) if out_of_range is None else out_of_range > 0
+        rows = zip(scores, values, beyond, strict=True)
+        return np.array([self(float(s), float(v), bool(b)) for s, v, b in rows])

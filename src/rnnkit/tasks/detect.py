@@ -27,7 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from .. import files
-from ..data.detect_csv import TimeOrder, parse_value, read_series
+from ..data.detect_csv import TIME_ORDERS, TimeOrder, parse_value, read_series
 from ..engines import Engine, add_engine_arguments, engine_from_args
 from ..errors import InputError
 from ..estimators.anomaly import AnomalyDetector
@@ -55,13 +55,15 @@ def detect_csv(
     detector: dict[str, Any] | None = None,
     log: Any = None,
     engine: str | Engine = "local",
+    time_order: str = "strict",
 ) -> dict[str, Any]:
     """Score every row of ``csv_path`` into ``out``; the metrics for ``--json``. The network
-    is fitted here; the series are scored here or on ``engine``'s workers (`rnnkit.engines`)."""
+    is fitted here; the series are scored here or on ``engine``'s workers (`rnnkit.engines`).
+    ``time_order``: `rnnkit.data.detect_csv.TimeOrder`'s."""
     check_output(out, "scores", inputs=(csv_path,), force=force)
     if plot:
         check_output(plot, "png", inputs=(csv_path, out), force=force, what="--plot")
-    series, order = read_series(csv_path, time_column, value_column, id_column)
+    series, order = read_series(csv_path, time_column, value_column, id_column, time_order)
     shortest = min(len(s.values) for s in series)
     if probation is None:
         probation = max(probation_length(shortest), 16)
@@ -97,7 +99,7 @@ def detect_csv(
 
     files.atomic_write(out, write, "--out")
     if plot:
-        _plot(series[0], scores[0], probation, plot)
+        _plot(series[0], scores[0], probation, plot, Path(csv_path).name)
     rows = len(order)
     return {
         "rows": rows,
@@ -111,7 +113,7 @@ def detect_csv(
     }
 
 
-def _plot(series: Any, scores: np.ndarray, probation: int, path: str) -> None:
+def _plot(series: Any, scores: np.ndarray, probation: int, path: str, source: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,7 +131,7 @@ def _plot(series: Any, scores: np.ndarray, probation: int, path: str) -> None:
     ax2.set_ylabel("anomaly score")
     ax2.set_xlabel("row")
     ax2.set_ylim(0, 1.02)
-    title = f"rnnkit detect: {series.id}" if series.id else "rnnkit detect"
+    title = f"rnnkit detect: {source}" + (f", series {series.id}" if series.id else "")
     ax1.set_title(title)
     fig.tight_layout()
     save_figure(fig, path, "--plot")
@@ -140,9 +142,11 @@ def _plot(series: Any, scores: np.ndarray, probation: int, path: str) -> None:
 class LineScorer:
     """One input line in, one output line out; the header (if any) is the first line."""
 
-    def __init__(self, probation: int, detector: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, probation: int, detector: dict[str, Any] | None = None, time_order: str = "strict"
+    ) -> None:
         self.pool = AnomalyDetector(probation=probation, **(detector or {})).pool()
-        self.times = TimeOrder()
+        self.times = TimeOrder(time_order)
         self.columns: tuple[int, int, int | None] | None = None  # time, value, id
         self.width = 0
         self.number = 0
@@ -196,9 +200,10 @@ def detect_stream(
     probation: int | None = None,
     detector: dict[str, Any] | None = None,
     stop: StopSignal | None = None,
+    time_order: str = "strict",
 ) -> dict[str, Any]:
     """Answer each line at once; stop at the end of the input or on a signal."""
-    scorer = LineScorer(probation or STREAM_PROBATION, detector)
+    scorer = LineScorer(probation or STREAM_PROBATION, detector, time_order)
     stop = stop or StopSignal()
     answered = 0
     t0 = time.perf_counter()
@@ -240,6 +245,14 @@ def add_detect_arguments(p: Any) -> None:
     p.add_argument("--value-column", default="value", help="(default: value)")
     p.add_argument(
         "--id-column", default=None, help="a column naming the series, for several in one file"
+    )
+    p.add_argument(
+        "--time-order",
+        choices=TIME_ORDERS,
+        default="strict",
+        help="strict: a repeated or earlier timestamp within a series is an error; file: the "
+        "rows are scored in the order they come, repeats and steps back included (NAB's files "
+        "repeat an hour where daylight saving time ends) (default: strict)",
     )
     p.add_argument(
         "--probation",
@@ -291,7 +304,9 @@ def run_detect(args: Any) -> dict[str, Any]:
             sys.stdin.reconfigure(errors="replace")
         stop = StopSignal()
         with stop.installed():
-            metrics = detect_stream(sys.stdin, sys.stdout, args.probation, params, stop)
+            metrics = detect_stream(
+                sys.stdin, sys.stdout, args.probation, params, stop, args.time_order
+            )
         if metrics["signal"]:
             print(
                 f"rnnkit detect: stopped by {metrics['signal']} after {metrics['rows']} lines",
@@ -313,6 +328,7 @@ def run_detect(args: Any) -> dict[str, Any]:
         params,
         log_to_stderr,
         engine,
+        args.time_order,
     )
     print(
         f"{metrics['rows']:,} rows of {metrics['series']} series scored "

@@ -141,6 +141,23 @@ _OPTIONS: tuple[tuple[str, str, Kind, Callable[[Any], bool] | None, str, str], .
         "rows whose scores are halved after an alarm",
     ),
     (
+        "--familiar",
+        "familiar",
+        _off_or(float),
+        lambda v: v > 0,
+        "a positive share of the range, or off",
+        "an alarm at a spike within this share of the range of one alarmed before is halved "
+        "(off: never)",
+    ),
+    (
+        "--familiar-jump",
+        "familiar_jump",
+        float,
+        lambda v: v > 0,
+        "a positive share of the range",
+        "with --familiar, a spike is a jump of at least this share of the range so far",
+    ),
+    (
         "--short-window",
         "short_window",
         int,

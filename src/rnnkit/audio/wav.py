@@ -79,8 +79,12 @@ def _read(path: Path, what: str) -> tuple[np.ndarray, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # chunks scipy skips (LIST, cue): not our concern
             rate, data = wavfile.read(path)
-    except (ValueError, EOFError, OSError, IndexError) as exc:
+    except (ValueError, EOFError, OSError, IndexError, NameError) as exc:
+        # NameError: scipy's reader loses its way in a chunk of odd size written without the
+        # pad byte RIFF asks for, and fails on a variable it never set
         reason = " ".join(str(exc).split())[:120]
+        if isinstance(exc, NameError):
+            reason = "a chunk before the samples is malformed (odd size without padding?)"
         raise InputError(
             f"{what}: {name} is a WAV file in a format that cannot be read ({reason}); "
             "expected PCM 8/16/24/32-bit or 32/64-bit float"

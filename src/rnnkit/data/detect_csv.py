@@ -1,14 +1,15 @@
 """Time series for anomaly detection from a CSV with a header (NAB's ``timestamp,value``, and an
 optional series id column), read with one-line errors naming the file, row and column.
 
-Rules: every row needs the time and value columns (and the id column when one is named); a
-value must be a finite number (an empty field, text, NaN or infinity is an error, not a gap to
-fill); timestamps are all numbers (steps) or all dates/times NumPy reads (``2014-07-01
-00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a step back is
-an error), unless the order is ``"file"``: then the rows are taken in the order of the file,
-repeats and steps back included (NAB's own files repeat an hour at a change of daylight saving
-time), as a stream would deliver them. Rows are numbered as lines of the file, the header being
-line 1.
+Fields are separated by commas, or by semicolons or tabs when the header holds no comma
+(`rnnkit.data.dialect`). Rules: every row needs the time and value columns (and the id column
+when one is named); a value must be a finite number (an empty field, text, NaN or infinity is
+an error, not a gap to fill); timestamps are all numbers (steps) or all dates/times NumPy reads
+(``2014-07-01 00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a
+step back is an error), unless the order is ``"file"``: then the rows are taken in the order of
+the file, repeats and steps back included (NAB's own files repeat an hour at a change of
+daylight saving time), as a stream would deliver them. Rows are numbered as lines of the file,
+the header being line 1.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from .dialect import column_index, delimiter_of, finite, number
 
 
 @dataclass
@@ -35,26 +38,36 @@ class Series:
     rows: list[int] = field(default_factory=list)  # row number in the file (in file order)
 
 
+_ZONE = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(Z|UTC|GMT|[+-]\d\d(?::?\d\d)?)$")
+
+
 def parse_time(text: str) -> float | np.datetime64 | None:
-    """A timestamp as a number (a step) or a ``datetime64``; None when it is neither."""
+    """A timestamp as a number (a step) or a ``datetime64``; None when it is neither. A time
+    with a zone (``2014-07-01T00:00:00Z``, ``+02:00``) is counted in UTC."""
     try:
         value = float(text)
     except ValueError:
         pass
     else:
         return value if math.isfinite(value) else None
+    text = text.strip()
+    zone = _ZONE.search(text)
+    offset = np.timedelta64(0, "m")
+    if zone is not None:  # NumPy would read it too, but warns on every file
+        text = text[: zone.start(2)].rstrip()
+        if zone.group(2)[0] in "+-":  # +02:00, +0200 or PostgreSQL's +02
+            sign = -1 if zone.group(2)[0] == "-" else 1
+            digits = zone.group(2)[1:].replace(":", "")
+            offset = np.timedelta64(sign * (int(digits[:2]) * 60 + int(digits[2:] or 0)), "m")
     try:
-        return np.datetime64(text.strip(), "ns")
+        return np.datetime64(text, "ns") - offset
     except ValueError:
         return None
 
 
-def parse_value(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+def parse_value(text: str, delimiter: str = ",") -> float | None:
+    """A finite number (with a decimal comma in a semicolon-separated file); else None."""
+    return finite(number(text, delimiter))
 
 
 TIME_ORDERS = ("strict", "file")
@@ -99,6 +112,18 @@ class TimeOrder:
         self.last[sid] = (t, text)
 
 
+def _column(header: list[str], column: str, name: str) -> int:
+    """The index of ``column`` in the header (`rnnkit.data.dialect.column_index`: ignoring case
+    when only one column matches, ``Timestamp,Value``, as --stream reads it too)."""
+    index = column_index(header, column)
+    if index is None:
+        raise InputError(
+            f"{name!r}: no column {column!r} in the header; the columns are {header[:20]} "
+            "(name yours with --time-column/--value-column)"
+        )
+    return index
+
+
 def read_series(
     path: str | os.PathLike,
     time_column: str = "timestamp",
@@ -113,26 +138,24 @@ def read_series(
     if not path.is_file():
         raise InputError(f"{name!r}: no such file; expected a CSV file with a header")
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        with open(path, "rb") as raw:
+            utf16 = raw.read(2) in (b"\xff\xfe", b"\xfe\xff")  # PowerShell's default
+        fh = open(path, newline="", encoding="utf-16" if utf16 else "utf-8-sig")
     except OSError as exc:
         raise InputError(f"{name!r}: cannot read it ({exc.strerror})") from None
     with fh:
-        reader = csv.reader(fh)
         try:
+            delimiter = delimiter_of(fh.readline())
+            fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None
         if header is None:
             raise InputError(f"{name!r}: the file is empty; expected a header and rows")
         header = [h.strip() for h in header]
-        wanted = [c for c in (id_column, time_column, value_column) if c is not None]
-        for c in wanted:
-            if c not in header:
-                raise InputError(
-                    f"{name!r}: no column {c!r} in the header; the columns are {header[:20]}"
-                )
-        ti, vi = header.index(time_column), header.index(value_column)
-        ii = header.index(id_column) if id_column is not None else None
+        ti, vi = _column(header, time_column, name), _column(header, value_column, name)
+        ii = _column(header, id_column, name) if id_column is not None else None
         series: dict[str, Series] = {}
         order: list[tuple[str, int]] = []
         times = TimeOrder(time_order)
@@ -151,7 +174,7 @@ def read_series(
                     )
                 sid = row[ii].strip() if ii is not None else ""
                 times.check(sid, row[ti].strip(), where, time_column)
-                value = parse_value(row[vi])
+                value = parse_value(row[vi], delimiter)
                 if value is None:
                     raise InputError(
                         f"{where}, column {value_column!r}: expected a finite number, got "

@@ -1,14 +1,18 @@
 """Labelled text in the formats text classification already uses.
 
 - a CSV or TSV file with a header row, one example per row: a text column and a label column
-  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, ``.csv``
-  comma-separated, others by their header line;
+  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, others
+  comma-separated unless their header line holds no comma but tabs or semicolons;
 - a folder with one subfolder per label, whose ``.txt`` files hold one example per line.
 
 Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
 ``.wav`` files (Keras' ``audio_dataset_from_directory``), or a CSV/TSV manifest with a ``path``
 column (relative paths are read from the manifest's folder) and the label column. Then
 ``texts`` holds the files' paths and ``audio`` is true.
+
+Labels are compared in Unicode's composed form (NFC): a folder named ``zwölf`` on macOS, which
+stores names decomposed (``o`` and a combining diaeresis), is the same label as ``zwölf`` typed
+into a CSV elsewhere.
 
 Each problem ends in one `InputError` line naming the file and the line: a missing column, an
 empty file, a row with more or fewer fields than the header, text that is not UTF-8.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .text import decode_utf8
+from .dialect import column_index, delimiter_of
+from .text import decode_utf8, lines_of
 
 
 @dataclass(frozen=True)
@@ -59,19 +65,20 @@ def read_labelled(
     """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring)."""
     path = Path(path)
     if path.is_dir():
-        return _read_folder(path, what)
-    if not path.is_file():
+        data = _read_folder(path, what)
+    elif not path.is_file():
         raise InputError(f"{what}: no such file or folder {str(path)!r}")
-    return _read_table(path, text_column, label_column, what)
+    else:
+        data = _read_table(path, text_column, label_column, what)
+    labels = [unicodedata.normalize("NFC", label) for label in data.labels]
+    return Labelled(data.texts, labels, data.where, data.source, data.audio)
 
 
 def _delimiter(path: Path, header: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".tab"):
+    """Tab for ``.tsv``/``.tab``; else as `rnnkit.data.dialect.delimiter_of` tells."""
+    if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
-    if suffix == ".csv":
-        return ","
-    return "\t" if "\t" in header else ","
+    return delimiter_of(header)
 
 
 def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:
@@ -83,6 +90,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
+        header = _named_as_asked(header, (text_column, label_column, AUDIO_COLUMN))
         for column in (text_column, label_column):
             if column == text_column and AUDIO_COLUMN in header:
                 continue  # an audio manifest
@@ -127,13 +135,35 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
 AUDIO_COLUMN = "path"  # the column of a manifest of audio files
 
 
+def _named_as_asked(header: list[str], columns: tuple[str, ...]) -> list[str]:
+    """The header with a column named in another case (``Text``, ``Label``) renamed to the
+    name asked for, when it is the only such column (`rnnkit.data.dialect.column_index`)."""
+    header = list(header)
+    for column in columns:
+        index = column_index(header, column)
+        if index is not None:
+            header[index] = column
+    return header
+
+
 def _audio_file(manifest: Path, value: str, where: str) -> str:
     """The path of a manifest row's file, relative to the manifest's folder; it must exist."""
     file = Path(value)
     if not file.is_absolute():
         file = manifest.parent / file
+    if "\\" in value and not file.is_file():  # a manifest written on Windows: audio\a.wav
+        return _audio_file(manifest, value.replace("\\", "/"), where)
     if not value or not file.is_file():
-        raise InputError(f"{where}: no such audio file {str(file)!r}")
+        hint = ""
+        if value and not Path(value).is_absolute():
+            hint = f" (a relative path is read from the manifest's folder {str(manifest.parent)!r}"
+            hint += (
+                f"; {value!r} exists from the current folder: write it relative to the "
+                "manifest's folder, or absolute)"
+                if Path(value).is_file()
+                else ")"
+            )
+        raise InputError(f"{where}: no such audio file {str(file)!r}{hint}")
     if file.suffix.lower() != ".wav":
         raise InputError(f"{where}: {str(file)!r} is not a .wav file; expected WAV audio")
     return str(file)
@@ -141,23 +171,24 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
 
 def _read_folder(path: Path, what: str) -> Labelled:
     name = repr(str(path))
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not _hidden(p.name))
     if not folders:
         raise InputError(
             f"{what}: folder {name} has no subfolders; expected one subfolder per label holding "
             ".txt files with one example per line"
         )
     texts, labels, where = [], [], []
-    wavs = [p for f in folders for p in sorted(f.rglob("*")) if p.suffix.lower() == ".wav"]
-    if wavs and not any(any(f.rglob("*.txt")) for f in folders):  # audio, one folder per label
+    wavs = [p for f in folders for p in _files(f) if p.suffix.lower() == ".wav"]
+    # audio, one folder per label (a notes.txt beside the recordings does not make it text)
+    if wavs and len(wavs) >= sum(_is_txt(p) for f in folders for p in _files(f)):
         for file in wavs:
             texts.append(str(file))
             labels.append(file.relative_to(path).parts[0])
             where.append(repr(str(file)))
         return Labelled(texts, labels, where, str(path), audio=True)
     for folder in folders:
-        for file in sorted(p for p in folder.rglob("*.txt") if p.is_file()):
-            for number, line in enumerate(decode_utf8(file, what).splitlines(), start=1):
+        for file in (p for p in _files(folder) if _is_txt(p)):
+            for number, line in enumerate(lines_of(decode_utf8(file, what)), start=1):
                 if line.strip():
                     texts.append(line)
                     labels.append(folder.name)
@@ -168,6 +199,26 @@ def _read_folder(path: Path, what: str) -> Labelled:
             "per line (or .wav files) in its subfolders (one per label)"
         )
     return Labelled(texts, labels, where, str(path))
+
+
+def _hidden(name: str) -> bool:
+    """A name to pass over: hidden (``.DS_Store``, macOS's ``._x.wav`` twins) or the
+    ``__MACOSX`` folder that unzipping an archive made on a Mac leaves."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _files(folder: Path) -> list[Path]:
+    """The files under ``folder``, sorted, none hidden or inside a hidden folder."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(_hidden(part) for part in p.relative_to(folder).parts)
+    )
+
+
+def _is_txt(path: Path) -> bool:
+    """A text file of examples: ``.txt`` in any case (``notes.TXT`` too)."""
+    return path.suffix.lower() == ".txt" and path.is_file()
 
 
 def check_classes(data: Labelled, what: str = "data") -> None:

@@ -7,10 +7,11 @@ quarter note (the JSB set of Boulanger-Lewandowski et al. 2012 is at quarter not
 
 - JSON: ``{"train": [piece, ...], "valid": [...], "test": [...]}`` (any of the three parts)
   or a bare list of pieces; a piece is a list of steps, a step a list of MIDI pitches;
-- MIDI: read with mido (``pip install rnnkit[music]``); a note sounds from its onset step to
-  its offset step, both rounded to the nearest step, at least one step long; channel 10
-  (drums) is skipped. `write_midi` writes each run of a key's consecutive steps as one note,
-  so ``read_midi(write_midi(roll))`` gives ``roll`` back exactly.
+- MIDI: read with mido (``pip install rnnkit[music]``); a note sounds from its onset step to its
+  offset step, both rounded to the nearest step, at least one step long; channel 10 (drums) is
+  skipped, and so are notes outside the piano's keys (with a `RnnkitWarning`). `write_midi`
+  writes each run of a key's consecutive steps as one note, so ``read_midi(write_midi(roll))``
+  gives ``roll`` back exactly.
 
 Every error is one line naming the file and what was expected.
 """
@@ -18,6 +19,7 @@ Every error is one line naming the file and what was expected.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import InputError
+from ..errors import InputError, RnnkitWarning
 from ..files import KINDS, SIGNATURE, atomic_write
 
 LOWEST = 21  # MIDI pitch of the lowest piano key (A0)
@@ -177,11 +179,21 @@ def read_midi(path: str | Path, steps_per_quarter: int = 1) -> np.ndarray:
     if not notes:
         raise InputError(f"music: {name!r} holds no notes; expected a MIDI file with notes")
     outside = sorted({p for p, _, _ in notes if not LOWEST <= p <= HIGHEST})
-    if outside:
-        raise InputError(
-            f"music: {name!r} holds pitch {outside[0]}, outside the piano; expected MIDI pitches "
-            f"{LOWEST}-{HIGHEST}"
+    if outside:  # a stray effect or an organ pedal note should not cost the whole piece
+        kept = [n for n in notes if LOWEST <= n[0] <= HIGHEST]
+        if not kept:
+            raise InputError(
+                f"music: {name!r} holds no notes on the piano (pitches {outside[0]}-"
+                f"{outside[-1]}); expected MIDI pitches {LOWEST}-{HIGHEST}"
+            )
+        warnings.warn(
+            f"music: {name!r} holds {len(notes) - len(kept)} note(s) outside the piano "
+            f"(pitch {', '.join(map(str, outside[:5]))}); left out, as only MIDI pitches "
+            f"{LOWEST}-{HIGHEST} are modelled",
+            RnnkitWarning,
+            stacklevel=2,
         )
+        notes = kept
     spans = [(p, round(on / step), round(off / step)) for p, on, off in notes]
     length = max(round(tick / step), *(max(off, on + 1) for _, on, off in spans))
     roll = np.zeros((length, KEYS), dtype=np.uint8)
@@ -236,7 +248,13 @@ def read_music(path: str | Path, steps_per_quarter: int = 1) -> dict[str, list[n
     in sorted order) as ``{"all": rolls}``; one-line errors name the file."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in (".mid", ".midi"))
+        files = sorted(
+            f
+            for f in p.rglob("*")
+            if f.suffix.lower() in (".mid", ".midi")
+            and not any(part.startswith(".") for part in f.relative_to(p).parts)  # ._x.mid
+            and "__MACOSX" not in f.relative_to(p).parts
+        )
         if not files:
             raise InputError(f"music: the folder {str(p)!r} holds no .mid or .midi files")
         return {"all": [_long_enough(read_midi(f, steps_per_quarter), f) for f in files]}

@@ -12,10 +12,10 @@ The public API, in the order a translation run uses it::
 
 **Files** (`read_pairs`) are Tatoeba/Anki lines ``source<TAB>target``: columns after the second
 are ignored (Anki's attribution); a first line that is a header (``1<TAB>2``, ``source<TAB>
-target``, two language codes such as ``en<TAB>fr``) is skipped; CRLF line ends, a byte-order mark
-and blank lines are accepted. A last line that was cut off when the file was made (no tab and no
-final line end, or a target ending in a space, as in the Anki eng-fra file) is dropped with a
-`RnnkitWarning`.
+target``, two language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is
+skipped; CRLF line ends, a byte-order mark and blank lines are accepted. A last line that was cut
+off when the file was made (no tab and no final line end, or a target ending in a space, as in
+the Anki eng-fra file) is dropped with a `RnnkitWarning`.
 Each problem ends in one `InputError` line naming the file and the line: a line without a tab,
 an empty source or target, an empty file, bytes that are not UTF-8. ``reverse=True`` swaps the
 columns (``target<TAB>source`` files, or translating the other way).
@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError, RnnkitWarning
-from .text import decode_utf8
+from .text import decode_utf8, lines_of
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -59,6 +59,10 @@ _HEADER_WORDS = {"source", "target", "src", "tgt", "input", "output", "text", "t
 _LANG_CODES = set(
     "en eng fr fra fre de deu ger es spa it ita pt por nl nld ru rus ja jpn zh zho cmn tr tur "
     "pl pol sv swe fi fin ar ara he heb ko kor".split()
+)
+_LANG_NAMES = set(  # a header such as English<TAB>French
+    "english french german spanish italian portuguese dutch russian japanese chinese turkish "
+    "polish swedish finnish arabic hebrew korean".split()
 )
 _SPACES = re.compile(r"[\u00a0\u202f\u2009\u2007]")
 _WORD_PUNCT = re.compile(r"\w+|[^\w\s]")
@@ -78,7 +82,7 @@ def read_pairs(
         raise InputError(f"{what}: no such file {str(path)!r}; expected source<TAB>target lines")
     name = repr(str(path))
     text = decode_utf8(path, what)
-    lines = text.splitlines()
+    lines = lines_of(text)
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:
         raise InputError(f"{what}: {name} is empty; expected lines of source<TAB>target")
@@ -115,7 +119,11 @@ def _is_header(line: str) -> bool:
         return False
     if all(f.isdigit() for f in fields):
         return True
-    return all(f in _HEADER_WORDS for f in fields) or all(f in _LANG_CODES for f in fields)
+    return (
+        all(f in _HEADER_WORDS for f in fields)
+        or all(f in _LANG_CODES for f in fields)
+        or all(f in _LANG_NAMES for f in fields)
+    )
 
 
 def _cut_off(line: str, ended: bool) -> bool:

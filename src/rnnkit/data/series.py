@@ -2,34 +2,50 @@
 statsforecast and Nixtla), put on a regular grid; calendar features from their time stamps.
 
 - ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``) or an integer step;
+  integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
+  times (seasons and calendar features as for ISO stamps) and written back as integers;
   rows of a series must be in time order, without duplicates. Series may interleave and have
   different lengths and starts (ragged).
 - The step is ``freq`` when given (``H``, ``D``, ``W``, ``15min``, ``M``, ``Q``, ``Y``, or an
   integer for integer ``ds``), else the most common difference within the series.
 - Missing steps (a gap of k steps between two rows) are filled by linear interpolation between
   the rows around them, ``y`` and covariates alike; how many were filled is reported.
-- Every column besides id, time and target is a numeric covariate. A missing or non-numeric
-  value is a one-line error naming the file, line and column; with ``future=True`` (forecasting)
-  rows after a series' last ``y`` may leave ``y`` empty: they carry the covariates of the
-  steps to forecast.
+- Fields are separated by commas, or by semicolons or tabs when the header holds no comma
+  (`rnnkit.data.dialect`; a semicolon file may write numbers with a decimal comma).
+- Every named column besides id, time and target is a numeric covariate (a column without a
+  name, such as the row index pandas writes or the field after a trailing comma, is ignored). A
+  missing or non-numeric value is a one-line error naming the file, line and column; with
+  ``future=True`` (forecasting) rows after a series' last ``y`` may leave ``y`` empty (or
+  ``NA``, ``NaN``, ``NULL``, as in `MISSING`): they carry the covariates of the steps to
+  forecast.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from .dialect import column_index, delimiter_of, number
+from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
 UNITS = {"s": 1, "min": 60, "t": 60, "h": 3600, "d": 86400, "w": 604800}
 MONTHS = {"m": 1, "ms": 1, "q": 3, "qs": 3, "y": 12, "a": 12, "ys": 12}
 DAY = 86400
+# a column without a name is no covariate: pandas' row index (``df.to_csv`` writes it with an
+# empty name, read back as "Unnamed: 0") or the empty field after a trailing comma
+_UNNAMED = re.compile(r"|Unnamed: \d+")
+# what marks a missing target in files written by R, pandas, Excel or a database (pandas' list)
+MISSING = {"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "None", "-"}
 
 
 @dataclass
@@ -58,6 +74,9 @@ class Panel:
     kind: str  # "int", "seconds" or "months"
     covariate_names: list[str] = field(default_factory=list)
     rows: int = 0
+    utc_offset: int | None = None  # seconds east of UTC of the file's time stamps, if they had one
+    month_end: bool = False  # monthly stamps on the last day of their month (2024-01-31)
+    epoch: bool = False  # integer Unix time stamps (seconds since 1970), written back as such
 
     @property
     def filled(self) -> int:
@@ -68,7 +87,15 @@ class Panel:
         if self.kind == "int":
             return str(int(t))
         if self.kind == "months":
+            if self.month_end:  # the day before the next month's first
+                return str(np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1)
             return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
+        if self.epoch and self.kind == "seconds":
+            return str(int(t))
+        if self.utc_offset is not None:  # written in the zone the file's stamps were in
+            stamp = np.datetime64(int(t) + self.utc_offset, "s")
+            sign, minutes = "+" if self.utc_offset >= 0 else "-", abs(self.utc_offset) // 60
+            return f"{str(stamp).replace('T', ' ')}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
         stamp = np.datetime64(int(t), "s")
         if t % DAY == 0 and step % DAY == 0:
             return str(stamp.astype("datetime64[D]"))
@@ -131,29 +158,27 @@ def calendar(kind: str, season: int, t: np.ndarray) -> np.ndarray:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _time_value(text: str) -> tuple[str, int] | None:
-    """("int", n), ("seconds", s) or None when ``text`` is neither."""
+def _time_value(text: str) -> tuple[str, int, int | None] | None:
+    """("int", n, None), ("seconds", s, UTC offset in seconds or None) or None when ``text``
+    is neither; a stamp with a zone (``Z``, ``+02:00``) is counted in UTC."""
     text = text.strip()
     try:
-        return "int", int(text)
+        return "int", int(text), None
     except ValueError:
         pass
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        for utc in ("Z", " UTC", "UTC", " GMT"):  # 2014-07-01T00:00:00Z, ... 00:00:00 UTC
+            if text.endswith(utc) and text[: -len(utc)][-1:].isdigit():
+                text = text[: -len(utc)] + "+00:00"
+                break
+        stamp = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.replace(tzinfo=None) - stamp.utcoffset()  # type: ignore[operator]
+    offset = stamp.utcoffset()
+    if offset is not None:
+        stamp = stamp.replace(tzinfo=None) - offset
     seconds = (stamp - datetime(1970, 1, 1)).total_seconds()
-    return "seconds", int(round(seconds))
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value
+    return "seconds", int(round(seconds)), None if offset is None else int(offset.total_seconds())
 
 
 def read_long_csv(
@@ -168,29 +193,41 @@ def read_long_csv(
     """Read a long-format CSV into a `Panel` (see the module docstring for the rules)."""
     name = str(path)
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        open(path, "rb").close()
     except OSError as exc:
         raise InputError(f"{what}: cannot read {name!r} ({exc.strerror})") from None
-    with fh:
-        reader = csv.reader(fh)
+    with io.StringIO(decode_utf8(Path(path), what), newline="") as fh:
+        delimiter = delimiter_of(fh.readline())
+        fh.seek(0)
+        reader = _Rows(csv.reader(fh, delimiter=delimiter), f"{what}: {name!r}")
         header = next(reader, None)
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
         header = [h.strip() for h in header]
-        for col in (id_column, time_column, target_column):
-            if col not in header:
+        for col in (id_column, time_column, target_column):  # Unique_ID, DS, Y: ignoring case
+            index = column_index(header, col)
+            if index is not None:
+                header[index] = col
+            else:
                 raise InputError(
                     f"{what}: {name!r} has no column {col!r} in its header (columns: "
                     f"{', '.join(header[:10])}); expected {id_column}, {time_column}, "
                     f"{target_column} (rename with --id-column/--time-column/--target-column)"
                 )
         i_id, i_t, i_y = (header.index(c) for c in (id_column, time_column, target_column))
-        cov_index = [k for k in range(len(header)) if k not in (i_id, i_t, i_y)]
+        cov_index = [
+            k
+            for k in range(len(header))
+            if k not in (i_id, i_t, i_y) and not _UNNAMED.fullmatch(header[k])
+        ]
         cov_names = [header[k] for k in cov_index]
         rows: dict[str, list[tuple[int, int, float, list[float]]]] = {}
         kinds: set[str] = set()
         count = 0
-        for line, row in enumerate(reader, start=2):
+        utc_offset = None
+        end = reader.line_num  # the header's last line
+        for row in reader:
+            line, end = end + 1, reader.line_num  # a quoted field may hold line breaks
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != len(header):
@@ -207,19 +244,23 @@ def read_long_csv(
                     f"step, got {row[i_t]!r}"
                 )
             kinds.add(parsed[0])
+            utc_offset = parsed[2] if parsed[2] is not None else utc_offset
             if len(kinds) > 1:
                 raise InputError(
                     f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
                 )
-            y = _number(row[i_y]) if row[i_y].strip() else math.nan
+            missing = row[i_y].strip() in MISSING
+            y = math.nan if missing else number(row[i_y], delimiter)
             if y is None:
                 raise InputError(f"{where} {target_column!r}: expected a number, got {row[i_y]!r}")
             covs = []
             for k, c in zip(cov_index, cov_names, strict=True):
-                v = _number(row[k])
+                v = number(row[k], delimiter)
                 if v is None or not math.isfinite(v):
                     raise InputError(
-                        f"{where} {c!r}: expected a number (covariate), got {row[k]!r}"
+                        f"{where} {c!r}: expected a number (covariate), got {row[k]!r} "
+                        f"(every column besides {id_column}, {time_column} and {target_column} "
+                        "is a numeric covariate; leave other columns out of the file)"
                     )
                 covs.append(v)
             rows.setdefault(row[i_id].strip(), []).append((line, parsed[1], y, covs))
@@ -227,6 +268,9 @@ def read_long_csv(
         raise InputError(f"{what}: {name!r} has a header but no rows")
     kind = kinds.pop()
     grid = parse_freq(freq)
+    epoch = kind == "int" and (grid is None or grid[0] != "int") and _looks_like_unix_time(rows)
+    if epoch:  # seconds since 1970 as sensors and databases write them: a clock, not a count
+        kind = "seconds"
     if grid is not None and grid[0] != kind:
         if not (grid[0] == "months" and kind == "seconds"):
             raise InputError(
@@ -235,16 +279,76 @@ def read_long_csv(
             )
     if grid is None and kind == "seconds" and _looks_monthly(rows):
         grid = ("months", _month_step(rows))
+    month_end = False
     if grid is not None and grid[0] == "months":
         kind = "months"
+        month_end = all(_is_month_end(row[1]) for r in rows.values() for row in r)
         rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
+    common = grid[1] if grid else _common_step(rows)
     series = [
         _regular(
-            uid, r, grid[1] if grid else None, (name, what, time_column, target_column), future
+            uid,
+            r,
+            grid[1] if grid else None,
+            (name, what, time_column, target_column),
+            future,
+            common,
+            kind == "seconds",
         )
         for uid, r in rows.items()
     ]
-    return Panel(series, kind, cov_names, count)
+    offset = utc_offset if kind == "seconds" else None
+    return Panel(series, kind, cov_names, count, offset, month_end, epoch)
+
+
+def _looks_like_unix_time(rows: dict[str, list]) -> bool:
+    """Integer times that are Unix time stamps: all between 2001-09-09 (1e9 s) and 2096, and
+    the common step whole minutes (60 for each minute, 3600 hourly, 86400 daily)."""
+    times = np.asarray([row[1] for r in rows.values() for row in r], dtype=np.int64)
+    if not (np.all(times >= 1_000_000_000) and np.all(times < 4_000_000_000)):
+        return False
+    step = _common_step(rows)
+    return step >= 60 and step % 60 == 0
+
+
+def _is_month_end(seconds: int) -> bool:
+    """Whether a time stamp is the last day of its month (at midnight or later that day)."""
+    day = np.datetime64(seconds, "s").astype("datetime64[D]")
+    return bool((day + 1).astype("datetime64[M]") != day.astype("datetime64[M]"))
+
+
+def _common_step(rows: dict[str, list]) -> int:
+    """The most common positive difference between consecutive times over all series: the
+    step of a series of one row, which has none of its own (1 when no series has two rows)."""
+    diffs = [b[1] - a[1] for r in rows.values() for a, b in zip(r, r[1:], strict=False)]
+    positive = np.asarray([d for d in diffs if d > 0], dtype=np.int64)
+    if not positive.size:
+        return 1
+    values, counts = np.unique(positive, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+class _Rows:
+    """A CSV reader whose malformed rows (a field over the csv module's size limit, a stray
+    quote in strict dialects) end in one `InputError` line naming the file and the line."""
+
+    def __init__(self, reader: Any, where: str) -> None:
+        self.reader, self.where = reader, where
+
+    @property
+    def line_num(self) -> int:
+        return int(self.reader.line_num)
+
+    def __iter__(self) -> _Rows:
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self.reader)
+        except csv.Error as exc:
+            raise InputError(
+                f"{self.where}, line {self.reader.line_num}: malformed CSV ({exc})"
+            ) from None
 
 
 def _to_month(seconds: int) -> int:
@@ -277,6 +381,8 @@ def _regular(
     step: int | None,
     where: tuple[str, str, str, str],
     future: bool,
+    single_step: int = 1,
+    clock: bool = False,
 ) -> Series:
     name, what, time_column, target_column = where
     lines = [r[0] for r in rows]
@@ -287,17 +393,23 @@ def _regular(
     if np.any(d <= 0):
         k = int(np.argmax(d <= 0)) + 1
         how = "repeats" if d[k - 1] == 0 else "is before"
+        hint = ""
+        if clock and abs(int(d[k - 1])) <= 3600:  # local clock times across a DST change?
+            hint = (
+                " (local times repeat an hour where daylight saving time ends: write them in "
+                "UTC or with their offset, e.g. 2024-10-27T02:00:00+01:00)"
+            )
         raise InputError(
             f"{what}: {name!r}, line {lines[k]}, column {time_column!r}: the time of series "
             f"{uid!r} {how} the one on line {lines[k - 1]}; expected increasing times within "
-            "each series"
+            f"each series (sort the rows by id and time){hint}"
         )
     if step is None:
         if len(d):
             values, counts = np.unique(d, return_counts=True)
             step = int(values[np.argmax(counts)])
         else:
-            step = 1 if y.size else 1
+            step = single_step  # one row: the step of the other series
     if len(d) and np.any(d % step):
         k = int(np.argmax(d % step != 0)) + 1
         raise InputError(

@@ -22,25 +22,51 @@ _NO_SPACE_AFTER = set("([{\n")
 
 # -- reading ---------------------------------------------------------------------------------
 def read_text(path: str | Path) -> str:
-    """A UTF-8 text file, or every ``.txt`` file in a folder (sorted by name), concatenated."""
+    """A UTF-8 text file, or every ``.txt`` file in a folder (sorted by name, ``.TXT`` too),
+    concatenated. Line ends are ``\n`` whatever the file had (Windows ``\r\n``, old Mac
+    ``\r``), as Python's text mode reads them, so a model never learns a ``\r`` character."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() == ".txt"
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)  # ._x.txt
+            and "__MACOSX" not in p.relative_to(path).parts
+        )
         if not files:
             raise InputError(f"text: folder {str(path)!r} holds no .txt files")
         return "\n".join(read_text(p) for p in files)
     if not path.is_file():
         raise InputError(f"text: no such file or folder {str(path)!r}")
-    text = decode_utf8(path, "text")
+    text = decode_utf8(path, "text").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise InputError(f"text: {str(path)!r} is empty; expected some text to learn from")
     return text
 
 
+def lines_of(text: str) -> list[str]:
+    """The lines of ``text``, split at ``\n``, ``\r\n`` and ``\r`` only: not at the other
+    characters `str.splitlines` takes for line ends (U+0085, U+2028, form feed), which occur
+    inside sentences of scraped or mis-decoded text (U+0085 is cp1252's "..." read as Latin-1)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and not lines[-1] else lines
+
+
 def decode_utf8(path: Path, what: str) -> str:
-    """The text of a UTF-8 file (a leading byte-order mark dropped); else a one-line error
-    naming ``what``, the file and the line of the first bad byte."""
+    """The text of a UTF-8 file (a leading byte-order mark dropped), or of a UTF-16 file that
+    starts with its byte-order mark (what Windows PowerShell and Notepad's "Unicode" write);
+    else a one-line error naming ``what``, the file and the line of the first bad byte."""
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{what}: {str(path)!r} starts as UTF-16 but is not valid UTF-16; expected "
+                "UTF-8 text"
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

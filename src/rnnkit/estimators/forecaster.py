@@ -316,8 +316,10 @@ class Forecaster(Estimator):
         if self.calendar and self._calendar_size():
             index = origins[:, None] - L + P * np.arange(1, T + 1) - 1  # each patch's last
             t = store.start[rows, None] + index * store.step[rows, None]
-            parts.append(calendar(self.kind_, self.season, t))
             t0 = store.start[rows] + origins * store.step[rows]
+            if self.kind_ == "int":  # the position in the season counts steps, not ds units
+                t, t0 = t // store.step[rows, None], t0 // store.step[rows]
+            parts.append(calendar(self.kind_, self.season, t))
             extra.append(calendar(self.kind_, self.season, t0))
         x = np.concatenate(parts, axis=2).transpose(1, 0, 2).astype(np.float32)
         z = np.concatenate(extra, axis=1).astype(np.float32)

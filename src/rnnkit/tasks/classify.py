@@ -30,6 +30,7 @@ from ..data.labelled import (
     stratified_folds,
     stratified_split,
 )
+from ..data.text import decode_utf8, lines_of
 from ..errors import CheckpointError, InputError
 from ..estimators.classifier import SequenceClassifier
 from ..files import check_output
@@ -507,20 +508,18 @@ def explain(clf: SequenceClassifier, lines: list[str], path: Path) -> Path:
 
 
 def read_lines(files: list[str], stdin: Any) -> list[str]:
-    """Every line of the files (UTF-8; one-line error naming file and line), or of stdin."""
+    """Every line of the files, or of stdin: UTF-8 (a byte-order mark dropped, so it does not
+    become part of the first text) or UTF-16 with its mark, as `rnnkit.data.text.decode_utf8`
+    reads them; a one-line error naming the file and line otherwise."""
     if not files:
-        return [line.rstrip("\r\n") for line in stdin]
-    lines: list[str] = []
+        lines = [line.rstrip("\r\n") for line in stdin]
+        if lines and lines[0].startswith("\ufeff"):
+            lines[0] = lines[0][1:]
+        return lines
+    out: list[str] = []
     for name in files:
         path = Path(name)
         if not path.is_file():
             raise InputError(f"predict: no such file {name!r}")
-        data = path.read_bytes()
-        try:
-            lines += data.decode("utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise InputError(
-                f"predict: {name!r} line {line} is not valid UTF-8; expected UTF-8 text"
-            ) from None
-    return lines
+        out += lines_of(decode_utf8(path, "predict"))
+    return out

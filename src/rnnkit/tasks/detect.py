@@ -43,6 +43,14 @@ def _fmt(score: float) -> str:
     return f"{score:.10g}"
 
 
+def _field(text: str) -> str:
+    """A field of the results CSV, quoted when it holds a comma, a quote or a line break (an id
+    such as "Berlin, north" was read from a quoted field)."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def detect_csv(
     csv_path: str,
     out: str,
@@ -83,13 +91,15 @@ def detect_csv(
     scores = det.detect(values, engine)
     done = time.perf_counter()
     head = [id_column] if id_column else []
-    lines = [",".join([*head, time_column, value_column, "anomaly_score"])]
+    lines = [",".join(_field(c) for c in [*head, time_column, value_column, "anomaly_score"])]
     index = {s.id: i for i, s in enumerate(series)}
     for sid, k in order:
         i = index[sid]
         s = series[i]
         lines.append(
-            ",".join([*([sid] if id_column else []), s.times[k], s.values_text[k]])
+            ",".join(
+                _field(f) for f in [*([sid] if id_column else []), s.times[k], s.values_text[k]]
+            )
             + f",{_fmt(scores[i][k])}"
         )
     text = "\n".join(lines) + "\n"
@@ -154,6 +164,8 @@ class LineScorer:
     def handle(self, line: str) -> str | None:
         """The answer to one line (None for a header or a blank line); `InputError` when bad."""
         self.number += 1
+        if self.number == 1:
+            line = line.removeprefix("\ufeff")  # a file's byte-order mark (cat file.csv | ...)
         fields = [f.strip() for f in line.rstrip("\r\n").split(",")]
         if len(fields) == 1 and not fields[0]:
             return None

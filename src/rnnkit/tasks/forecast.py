@@ -191,7 +191,7 @@ def train_forecast(cfg: ForecastConfig, force: bool = False, log: Any = None) ->
     check_output(out, "checkpoint", inputs=(cfg.csv,), force=force)
     check_output(last_path(out), "checkpoint", inputs=(cfg.csv,), force=force, what="--out (.last)")
     check_output(plot_path(out), "png", inputs=(cfg.csv,), force=force, what="--out (loss plot)")
-    panel = read_panel(cfg)
+    panel = read_panel(cfg, future=True)  # rows of future covariates may follow (forecast)
     scored = describe(panel, cfg.horizon, log)
     season = season_of(cfg, panel)
     model = estimator(cfg, season)
@@ -247,6 +247,9 @@ def forecast(
             f"most {model.horizon} (train a model with --horizon {h})"
         )
     panel = read_long_csv(csv, *columns, freq=freq, future=True)
+    if model.kind_ == "int" and panel.epoch and freq is None:  # a model from before 2026-12-03
+        step = max(set(s.step for s in panel.series), key=[s.step for s in panel.series].count)
+        panel = read_long_csv(csv, *columns, freq=str(step), future=True)  # Unix times as ints
     if model.kind_ != panel.kind:
         raise InputError(
             f"--csv: {csv!r} has {panel.kind} times, the model was trained on {model.kind_} times"
@@ -324,7 +327,7 @@ def backtest(
     """Metrics at ``origins`` rolling forecast origins, ``horizon`` apart, ending at the end of
     each series: origin k forecasts the ``horizon`` points after ``n - k * horizon``. One model
     is trained on the data before the earliest origin (or ``model_path`` is used as it is)."""
-    panel = read_panel(cfg)
+    panel = read_panel(cfg, future=True)
     season = season_of(cfg, panel)
     H = cfg.horizon
     need = origins * H + 2

@@ -29,6 +29,7 @@ from ..config import (
     probability,
 )
 from ..data.pairs import read_pairs, split_pairs
+from ..data.text import lines_of
 from ..errors import CheckpointError, InputError
 from ..estimators.seq2seq import Seq2Seq
 from ..files import check_output, save_figure
@@ -194,14 +195,14 @@ def load_translator(path: str) -> Seq2Seq:
 def read_lines(files: list[str]) -> list[str]:
     """The lines of ``files`` (UTF-8), or of standard input when there are none."""
     if not files:
-        return sys.stdin.read().splitlines()
+        return lines_of(sys.stdin.read())
     lines: list[str] = []
     for name in files:
         path = Path(name)
         if not path.is_file():
             raise InputError(f"translate: no such file {name!r}")
         try:
-            lines += path.read_text(encoding="utf-8-sig").splitlines()
+            lines += lines_of(path.read_bytes().decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             data = path.read_bytes()
             line = data[: exc.start].count(b"\n") + 1

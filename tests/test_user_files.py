@@ -1,0 +1,566 @@
+"""Users' own files, with the quirks real files have: each is read as a user would expect, or
+refused with one line naming the file, the line and what was expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from rnnkit.data.labelled import read_labelled
+
+
+# -- text classification ------------------------------------------------------------------------
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_is_read(tmp_path, sep):
+    path = tmp_path / "reviews.csv"  # as a spreadsheet in a comma-decimal locale saves it
+    path.write_text(f"text{sep}label\r\ngood, really{sep}pos\r\nbad{sep}neg\r\n")
+    data = read_labelled(path)
+    assert data.texts == ["good, really", "bad"] and data.labels == ["pos", "neg"]
+
+
+def test_a_csv_with_bom_crlf_quoted_newlines_extra_columns_and_blank_lines(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(
+        b'\xef\xbb\xbfid,text,label,source\r\n1,"two\r\nlines, one comma",pos,web\r\n'
+        b"2,plain,neg,web\r\n\r\n\r\n"
+    )
+    data = read_labelled(path)
+    assert data.texts == ["two\r\nlines, one comma", "plain"] and data.labels == ["pos", "neg"]
+
+
+def test_a_folder_per_label_reads_txt_files_in_any_case(tmp_path):
+    for label, name in [("très bon", "part1.TXT"), ("bad", "a.txt")]:
+        (tmp_path / label).mkdir()
+        (tmp_path / label / name).write_bytes(b"\xef\xbb\xbfone\r\ntwo\r\n")
+    data = read_labelled(tmp_path)
+    assert sorted(set(data.labels)) == ["bad", "très bon"]
+    assert data.texts == ["one", "two", "one", "two"]
+
+
+def test_labels_written_decomposed_are_the_same_labels_composed(tmp_path):
+    import unicodedata
+
+    (tmp_path / "mac").mkdir()  # a folder name as macOS stores it: o + combining diaeresis
+    for label in (unicodedata.normalize("NFD", "zwölf"), "eins"):
+        (tmp_path / "mac" / label).mkdir()
+        (tmp_path / "mac" / label / "a.txt").write_text("x\ny\n")
+    table = tmp_path / "elsewhere.csv"
+    table.write_text("text,label\nx,zwölf\ny,eins\n", encoding="utf-8")
+    assert sorted(set(read_labelled(tmp_path / "mac").labels)) == ["eins", "zwölf"]
+    assert set(read_labelled(tmp_path / "mac").labels) == set(read_labelled(table).labels)
+
+
+def test_predict_reads_lines_with_a_bom_crlf_or_utf16(tmp_path):
+    import io
+
+    from rnnkit.tasks.classify import read_lines
+
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfgood film\r\nbad \xc2\x85 plot\r\n")
+    (tmp_path / "b.txt").write_bytes("one\r\ntwo\n".encode("utf-16"))  # with its mark
+    names = [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    assert read_lines(names, None) == ["good film", "bad \x85 plot", "one", "two"]
+    assert read_lines([], io.StringIO("\ufeffgood film\r\nbad\n")) == ["good film", "bad"]
+
+
+# -- forecasting --------------------------------------------------------------------------------
+def test_a_series_of_one_row_takes_the_step_of_the_others(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"
+    rows = [f"a,2024-01-01 {h:02d}:00,{h}" for h in range(6)] + ["b,2024-01-01 03:00,7"]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    lonely = panel.series[1]
+    assert lonely.uid == "b" and lonely.step == 3600  # was one second
+    later = int(lonely.times(2, offset=1)[1])
+    assert panel.format_time(later, lonely.step) == "2024-01-01 05:00:00"
+
+
+@pytest.mark.parametrize(
+    "stamp, written",
+    [
+        ("2024-01-01T10:00:00+02:00", "2024-01-01 11:00:00+02:00"),
+        ("2024-01-01T10:00:00Z", "2024-01-01 11:00:00+00:00"),
+        ("2024-01-01 10:00:00", "2024-01-01 11:00:00"),
+    ],
+)
+def test_forecast_times_are_written_in_the_zone_of_the_input(tmp_path, stamp, written):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"
+    first = stamp.replace("10:00", "09:00")
+    path.write_text(f"unique_id,ds,y\na,{first},1\na,{stamp},2\n")
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    next_time = int(s.times(1, offset=len(s.values))[0])
+    assert panel.format_time(next_time, s.step) == written  # was 09:00 in UTC, zone dropped
+
+
+# -- anomaly detection --------------------------------------------------------------------------
+def test_timestamps_with_a_zone_are_read_in_utc_without_numpy_warning():
+    import warnings
+
+    import numpy as np
+
+    from rnnkit.data.detect_csv import parse_time
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's own parse warns once per file
+        assert parse_time("2014-07-01T02:00:00+02:00") == np.datetime64("2014-07-01T00:00")
+        assert parse_time("2014-07-01T00:00:00Z") == np.datetime64("2014-07-01T00:00")
+        assert parse_time("2014-07-01 00:00:00 -0530") == np.datetime64("2014-07-01T05:30")
+        assert parse_time("2014-07-01") == np.datetime64("2014-07-01T00:00")
+        assert parse_time("nonsense") is None
+        assert parse_time("2014-07-01 02:00:00+02") == np.datetime64("2014-07-01T00:00")  # psql
+        assert parse_time("2014-07-01 00:00:00 UTC") == np.datetime64("2014-07-01T00:00")
+
+
+def test_forecast_reads_utc_and_short_offsets():
+    from rnnkit.data.series import _time_value
+
+    assert _time_value("2014-07-01 00:00:00 UTC") == ("seconds", 1404172800, 0)  # was None
+    assert _time_value("2014-07-01 02:00:00+02") == ("seconds", 1404172800, 7200)
+
+
+def test_detect_quotes_an_id_with_a_comma_and_streams_a_file_with_a_bom(tmp_path, capsys):
+    import csv
+
+    from rnnkit.cli import main
+    from rnnkit.tasks.detect import LineScorer
+
+    names = ("Berlin, north", "Paris")
+    rows = [f'"{name}",{k},{(k * 7) % 11}' for name in names for k in range(60)]
+    src = tmp_path / "sites.csv"
+    src.write_text("site,timestamp,value\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "scores.csv"
+    argv = ["detect", "--csv", str(src), "--id-column", "site", "--out", str(out)]
+    assert main([*argv, "--probation", "20"]) == 0
+    table = list(csv.reader(out.read_text().splitlines()))
+    assert {len(r) for r in table} == {4} and table[1][0] == "Berlin, north"
+    scorer = LineScorer(20, {"seed": 0})
+    assert scorer.handle("\ufefftimestamp,value\r\n") is None  # the header, not an error
+    assert scorer.handle("1,2.5\r\n") == "1,2.5,0"
+
+
+# -- separators of time-series files ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "sep, value", [(";", "2,5"), (";", "2.5"), ("\t", "2.5"), (",", '"2.5"')], ids=str
+)
+def test_series_files_separated_by_semicolons_or_tabs(tmp_path, sep, value):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+
+    long = tmp_path / "sales.csv"
+    long.write_bytes(
+        f"\ufeffunique_id{sep}ds{sep}y\r\na{sep}1{sep}1\r\na{sep}2{sep}{value}\r\n".encode()
+    )
+    assert read_long_csv(long).series[0].values.tolist() == [1.0, 2.5]
+    nab = tmp_path / "nab.csv"
+    nab.write_text(f"timestamp{sep}value\n2014-07-01 00:00{sep}1\n2014-07-01 00:05{sep}{value}\n")
+    series, _ = read_series(nab)
+    assert series[0].values == [1.0, 2.5]
+
+
+def test_a_decimal_comma_in_a_comma_separated_file_is_still_an_error(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text('unique_id,ds,y\na,1,1\na,2,"2,5"\n')
+    with pytest.raises(InputError, match="line 3, column 'y': expected a number, got '2,5'"):
+        read_long_csv(path)
+
+
+@pytest.mark.parametrize("day, written", [("end", "2021-01-31"), ("start", "2021-01-01")])
+def test_monthly_forecasts_keep_the_day_of_month_of_the_input(tmp_path, day, written):
+    import calendar
+
+    from rnnkit.data.series import read_long_csv
+
+    rows = []
+    for m in range(1, 13):
+        d = calendar.monthrange(2020, m)[1] if day == "end" else 1
+        rows.append(f"a,2020-{m:02d}-{d:02d},{m}")
+    path = tmp_path / "monthly.csv"
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    assert panel.kind == "months" and s.step == 1
+    assert panel.format_time(int(s.times(1, offset=12)[0]), s.step) == written  # was 01 always
+
+
+# -- language model -----------------------------------------------------------------------------
+def test_lm_text_with_windows_line_ends_and_txt_in_upper_case(tmp_path):
+    from rnnkit.data.text import Vocabulary, read_text
+
+    (tmp_path / "a.TXT").write_bytes(b"\xef\xbb\xbfROMEO:\r\nHello.\r\n")
+    (tmp_path / "b.txt").write_bytes(b"old mac\rline\n")
+    text = read_text(tmp_path)
+    assert text == "ROMEO:\nHello.\n\nold mac\nline\n"  # was: a.TXT skipped, '\r' learned
+    assert "\r" not in Vocabulary.build(text).tokens
+
+
+# -- audio --------------------------------------------------------------------------------------
+def _wav24_with_list_chunk(path, rate, x):
+    """A 24-bit PCM WAV as editors save it: a LIST/INFO chunk of odd size (padded) before data."""
+    import struct
+
+    import numpy as np
+
+    v = np.round(np.clip(x, -1, 1) * (2**23 - 1)).astype("<i4")
+    raw = b"".join(int(s).to_bytes(3, "little", signed=True) for s in v)
+    info = b"INFO" + b"INAM" + struct.pack("<I", 5) + b"test\x00" + b"\x00"
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 3, 3, 24)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+    body += b"LIST" + struct.pack("<I", len(info)) + info
+    body += b"data" + struct.pack("<I", len(raw)) + raw + b"\x00" * (len(raw) % 2)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def test_wav_files_as_users_have_them(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    from rnnkit.audio.wav import read_wav
+
+    t = np.arange(8000) / 8000
+    x = 0.5 * np.sin(2 * np.pi * 440 * t)
+    (tmp_path / "zwölf").mkdir()
+    (tmp_path / "zero one").mkdir()
+    _wav24_with_list_chunk(tmp_path / "zwölf" / "a.wav", 8000, x)
+    y = np.sin(2 * np.pi * 440 * np.arange(44100) / 44100) * 0.5
+    stereo = (np.stack([y, y], axis=1) * 32767).astype(np.int16)
+    wavfile.write(tmp_path / "zero one" / "B.WAV", 44100, stereo)
+    np.testing.assert_allclose(read_wav(tmp_path / "zwölf" / "a.wav"), x, atol=1e-6)
+    resampled = read_wav(tmp_path / "zero one" / "B.WAV", 8000)
+    assert resampled.shape == (8000,) and abs(np.max(np.abs(resampled[100:-100])) - 0.5) < 0.01
+    data = read_labelled(tmp_path)
+    assert data.audio and sorted(data.labels) == ["zero one", "zwölf"]
+
+
+def test_a_manifest_path_written_from_the_current_folder_is_explained(tmp_path, monkeypatch):
+    from rnnkit.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.csv").write_text("path,label\naudio/a.wav,x\n")
+    with pytest.raises(InputError, match="'audio/a.wav' exists from the current folder"):
+        read_labelled("lists/train.csv")
+
+
+# -- music --------------------------------------------------------------------------------------
+def test_midi_type_0_and_1_with_tempo_changes_drums_and_a_note_off_the_piano(tmp_path):
+    import mido
+    import numpy as np
+
+    from rnnkit.data.music import read_midi
+    from rnnkit.errors import RnnkitWarning
+
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("set_tempo", tempo=500000, time=0),
+            mido.MetaMessage("set_tempo", tempo=300000, time=96),  # faster from beat 2
+        ]
+    )
+    voice = mido.MidiTrack()
+    for pitch in [60, 62, 64, 65]:
+        voice.append(mido.Message("note_on", channel=1, note=pitch, velocity=70, time=0))
+        voice.append(mido.Message("note_off", channel=1, note=pitch, time=96))
+    bell = mido.MidiTrack(  # a glockenspiel note above C8, and drums on channel 10
+        [
+            mido.Message("note_on", channel=2, note=115, velocity=70, time=96),
+            mido.Message("note_on", channel=9, note=36, velocity=90, time=0),
+            mido.Message("note_off", channel=2, note=115, time=96),
+        ]
+    )
+    one = mido.MidiFile(type=1, ticks_per_beat=96, tracks=[conductor, voice, bell])
+    one.save(tmp_path / "one.mid")
+    zero = mido.MidiFile(type=0, ticks_per_beat=96)
+    zero.tracks.append(mido.merge_tracks([conductor, voice]))
+    zero.save(tmp_path / "zero.MID")
+    with pytest.warns(RnnkitWarning, match="1 note\\(s\\) outside the piano \\(pitch 115\\)"):
+        roll = read_midi(tmp_path / "one.mid")  # was: the whole file refused
+    expected = np.zeros((4, 88), dtype=np.uint8)
+    expected[np.arange(4), np.array([60, 62, 64, 65]) - 21] = 1
+    np.testing.assert_array_equal(roll, expected)  # steps are beats, whatever the tempo
+    np.testing.assert_array_equal(read_midi(tmp_path / "zero.MID"), expected)
+
+
+def test_detect_reads_a_header_in_another_case_as_the_stream_does(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sensor.csv"
+    path.write_text("Timestamp,Value\n2014-07-01 00:00,1\n2014-07-01 00:05,2\n")
+    series, _ = read_series(path)  # was: no column 'timestamp'
+    assert series[0].values == [1.0, 2.0]
+    path.write_text("timestamp,Value,VALUE\n2014-07-01 00:00,1,2\n")
+    with pytest.raises(InputError, match="no column 'value' in the header.*--value-column"):
+        read_series(path)  # two candidates: no guess
+
+
+def test_forecast_errors_name_the_line_a_row_starts_on_and_explain_a_repeated_hour(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text('unique_id,ds,y\n"shop\nnorth",1,1\n"shop\nnorth",2,x\n')
+    with pytest.raises(InputError, match="line 4, column 'y': expected a number"):  # was 3
+        read_long_csv(path)
+    path.write_text(
+        "unique_id,ds,y\na,2024-10-27 01:00,1\na,2024-10-27 02:00,1\na,2024-10-27 02:00,1\n"
+    )
+    with pytest.raises(InputError, match="repeats the one on line 3.*daylight saving time ends"):
+        read_long_csv(path)
+    path.write_text("unique_id,ds,y\na,1,1\na,1,2\n")
+    with pytest.raises(InputError, match=r"expected increasing times within each series \(sort"):
+        read_long_csv(path)
+
+
+def test_a_forecast_csv_in_latin_1_or_with_a_huge_field_is_one_line(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_bytes(b"unique_id,ds,y\nm\xfcnchen,1,1\n")  # was a UnicodeDecodeError traceback
+    with pytest.raises(InputError, match="is not valid UTF-8 \\(line 2"):
+        read_long_csv(path)
+    path.write_text('unique_id,ds,y,note\na,1,1,"' + "x" * 200_000 + '"\n')
+    with pytest.raises(InputError, match="line 2: malformed CSV \\(field larger"):
+        read_long_csv(path)  # was a _csv.Error traceback
+
+
+def test_a_wav_with_an_unpadded_odd_chunk_is_one_line(tmp_path):
+    import struct
+
+    from rnnkit.audio.wav import read_wav
+    from rnnkit.errors import InputError
+
+    samples = bytes(range(100, 200)) * 40
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 8000, 1, 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+    body += b"junk" + struct.pack("<I", 3) + b"abc"  # odd size, no pad byte
+    body += b"data" + struct.pack("<I", len(samples)) + samples
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    with pytest.raises(InputError, match="broken.wav' is a WAV file in a format that cannot"):
+        read_wav(path)  # was an UnboundLocalError traceback from scipy
+
+
+# -- translation --------------------------------------------------------------------------------
+def test_a_pairs_header_of_language_names_is_skipped(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(b"\xef\xbb\xbfEnglish\tFrench\r\nGo.\tVa !\r\n\r\nHi.\tSalut.\r\n")
+    assert read_pairs(path) == [("Go.", "Va !"), ("Hi.", "Salut.")]  # was ("English", "French")
+
+
+def test_integer_unix_time_stamps_are_read_as_times(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.tasks.forecast import default_season
+
+    start = 1_425_168_000  # 2015-03-01 00:00 UTC
+    path = tmp_path / "sensor.csv"
+    rows = [f"a,{start + 3600 * h},{h % 24}" for h in range(72)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    assert panel.kind == "seconds" and s.step == 3600  # was integer steps: season 1
+    assert default_season(panel.kind, s.step) == 24
+    assert panel.format_time(int(s.times(1, offset=72)[0]), s.step) == str(start + 3600 * 72)
+    path.write_text("unique_id,ds,y\na,1,1\na,2,2\n")  # small integers stay steps
+    assert read_long_csv(path).kind == "int"
+
+
+# -- encodings ----------------------------------------------------------------------------------
+def test_utf16_files_with_a_byte_order_mark_are_read(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.data.series import read_long_csv
+
+    def utf16(name, text):  # as Windows PowerShell's Out-File and `>` write by default
+        path = tmp_path / name
+        path.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+        return path
+
+    assert read_labelled(utf16("r.csv", "text,label\ncafé,pos\nbad,neg\n")).texts[0] == "café"
+    assert read_long_csv(utf16("s.csv", "unique_id,ds,y\na,1,1\na,2,2\n")).rows == 2
+    assert read_series(utf16("n.csv", "timestamp,value\n1,2\n2,3\n"))[0][0].values == [2.0, 3.0]
+    assert read_pairs(utf16("p.txt", "Go.\tVa !\n")) == [("Go.", "Va !")]
+
+
+def test_train_forecast_reads_the_file_forecast_reads_future_rows_marked_na(tmp_path, capsys):
+    import math
+
+    from rnnkit.cli import main
+
+    path = tmp_path / "sales.csv"
+    lines = ["unique_id,ds,y,promo"]
+    for i in range(80):
+        lines.append(
+            f"a,{i},{10 + 3 * math.sin(i / 2) + (2 if i % 5 == 0 else 0):.3f},{int(i % 5 == 0)}"
+        )
+    lines += [f"a,{i},NA,{int(i % 5 == 0)}" for i in range(80, 84)]  # as R's write.csv marks it
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m.safetensors"
+    common = ["--csv", str(path), "--horizon", "4"]
+    flags = ["--season", "5", "--models", "1", "--steps", "2", "--out", str(out)]
+    assert main(["train", "forecast", *common, *flags]) == 0, (
+        capsys.readouterr().err
+    )  # was: line 82 missing value
+    fc = tmp_path / "fc.csv"
+    assert main(["forecast", str(out), "--csv", str(path), "--out", str(fc)]) == 0
+    assert fc.read_text().splitlines()[1].startswith("a,80,")
+
+
+def test_column_names_in_another_case_are_found_in_every_csv_reader(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("Text,Label\ngood,pos\nbad,neg\n")
+    assert read_labelled(reviews).labels == ["pos", "neg"]  # was: no column 'text'
+    sales = tmp_path / "sales.csv"
+    sales.write_text("Unique_ID,DS,Y\na,1,1\na,2,2\n")
+    assert read_long_csv(sales).series[0].values.tolist() == [1.0, 2.0]
+
+
+def test_a_notes_file_beside_recordings_does_not_turn_them_into_text(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    tone = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
+    for label in ("yes", "no"):
+        (tmp_path / label).mkdir()
+        for k in range(3):
+            wavfile.write(tmp_path / label / f"{k}.wav", 8000, tone)
+    (tmp_path / "yes" / "notes.txt").write_text("recorded in the kitchen\n")
+    data = read_labelled(tmp_path)
+    assert data.audio and len(data) == 6  # was: one text example, 'recorded in the kitchen'
+
+
+def test_hidden_files_and_macos_zip_leftovers_are_passed_over(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    tone = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
+    for label in ("yes", "no", "__MACOSX"):
+        (tmp_path / label).mkdir()
+        wavfile.write(tmp_path / label / "0.wav", 8000, tone)
+    (tmp_path / "yes" / "._0.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / "no" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    data = read_labelled(tmp_path)
+    assert sorted(data.labels) == ["no", "yes"]  # was: a third label, and '._0.wav' unreadable
+
+
+def test_macos_twins_in_text_and_midi_folders_are_passed_over(tmp_path):
+    import mido
+
+    from rnnkit.data.music import read_music
+    from rnnkit.data.text import read_text
+
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("hello\n")
+    (tmp_path / "texts" / "._a.txt").write_bytes(b"\x00\x05\x16\x07\xff")
+    assert read_text(tmp_path / "texts") == "hello\n"  # was: not valid UTF-8
+    (tmp_path / "midi" / "__MACOSX").mkdir(parents=True)
+    notes = [mido.Message("note_on", note=60, time=0), mido.Message("note_off", note=60, time=960)]
+    mido.MidiFile(tracks=[mido.MidiTrack(notes)]).save(tmp_path / "midi" / "a.mid")
+    (tmp_path / "midi" / "__MACOSX" / "._a.mid").write_bytes(b"\x00\x05\x16\x07")
+    assert len(read_music(tmp_path / "midi")["all"]) == 1  # was: not a readable MIDI file
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ",unique_id,ds,y\n0,a,1,1\n1,a,2,2\n",  # df.to_csv() with pandas' row index
+        "unique_id,ds,y,\na,1,1,\na,2,2,\n",  # a trailing comma on every line
+    ],
+)
+def test_a_column_without_a_name_is_no_covariate(tmp_path, text):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"
+    path.write_text(text)
+    panel = read_long_csv(path)
+    assert panel.covariate_names == []  # was: the row index trained on as a covariate
+    assert panel.series[0].values.tolist() == [1.0, 2.0]
+
+
+def test_a_text_column_in_a_forecast_csv_says_what_columns_are(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text("unique_id,ds,y,store\na,1,1,Berlin\n")
+    with pytest.raises(InputError, match="besides unique_id, ds and y is a numeric covariate"):
+        read_long_csv(path)
+
+
+def test_a_manifest_written_on_windows_finds_its_files(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+
+    (tmp_path / "audio" / "yes").mkdir(parents=True)
+    tone = (np.sin(np.arange(800) * 0.3) * 8000).astype(np.int16)
+    wavfile.write(tmp_path / "audio" / "yes" / "a.wav", 8000, tone)
+    manifest = tmp_path / "train.csv"
+    manifest.write_bytes(b"path,label\r\naudio\\yes\\a.wav,yes\r\n")
+    data = read_labelled(manifest)  # was: no such audio file '.../audio\\yes\\a.wav'
+    assert data.audio and data.texts == [str(tmp_path / "audio" / "yes" / "a.wav")]
+
+
+def test_integer_steps_other_than_one_forecast_as_steps_of_one(tmp_path, capsys):
+    import json
+    import math
+
+    from rnnkit.cli import main
+
+    metrics = []
+    for step in (1, 6):  # ds in minutes sampled every 6, say
+        path = tmp_path / f"every{step}.csv"
+        rows = [
+            f"s{s},{step * i},{50 + 20 * math.sin(2 * math.pi * i / 12 + s):.3f}"
+            for s in range(3)
+            for i in range(120)
+        ]
+        path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+        out = tmp_path / f"m{step}.safetensors"
+        argv = ["train", "forecast", "--csv", str(path), "--horizon", "12", "--season", "12"]
+        assert main([*argv, "--models", "1", "--steps", "3", "--out", str(out), "--json"]) == 0
+        metrics.append(json.loads(capsys.readouterr().out.splitlines()[-1])["smape"])
+    assert metrics[0] == metrics[1]  # was: the season's phase taken from ds units (t % 12)
+
+
+def test_a_model_trained_on_unix_times_as_integers_still_forecasts(tmp_path):
+    import rnnkit
+    from rnnkit.cli import main
+    from rnnkit.data.series import read_long_csv
+
+    start = 1_425_168_000
+    path = tmp_path / "sensor.csv"
+    rows = [f"a,{start + 3600 * h},{h % 24}" for h in range(120)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path, freq="3600")  # integer steps, as read before 2026-12-03
+    assert panel.kind == "int"
+    model = rnnkit.Forecaster(horizon=4, season=24, n_models=1, steps=2)
+    model.fit_series(panel.series, panel.kind)
+    rnnkit.save(model, tmp_path / "old.safetensors")
+    out = tmp_path / "fc.csv"
+    argv = ["forecast", str(tmp_path / "old.safetensors"), "--csv", str(path), "--out", str(out)]
+    assert main(argv) == 0  # was: 'has seconds times, the model was trained on int times'
+    assert out.read_text().splitlines()[1].startswith(f"a,{start + 3600 * 120},")
+
+
+def test_lines_break_at_line_ends_only_not_inside_sentences(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+
+    path = tmp_path / "pairs.txt"
+    path.write_text("Wait\u2026 what?\tAttends\u2026 quoi ?\nHi \x85 there.\tSalut.\r\nGo.\tVa !\n")
+    assert [s for s, _ in read_pairs(path)] == ["Wait\u2026 what?", "Hi \x85 there.", "Go."]
+    (tmp_path / "pos").mkdir()
+    (tmp_path / "neg").mkdir()
+    (tmp_path / "pos" / "a.txt").write_text("one\u2028still one\ntwo\n")  # was 3 examples
+    (tmp_path / "neg" / "a.txt").write_text("three\n")
+    assert read_labelled(tmp_path).texts == ["three", "one\u2028still one", "two"]

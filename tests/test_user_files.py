@@ -659,3 +659,13 @@ def test_a_quoted_column_name_with_a_comma_does_not_decide_the_separator(tmp_pat
     assert panel.covariate_names == ["price, EUR"]
     assert panel.series[0].values.tolist() == [3.5, 4.0]
     assert panel.series[0].covariates[:, 0].tolist() == [1.25, 1.5]
+
+
+def test_an_integer_time_too_large_for_64_bits_is_one_line(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "big.csv"
+    path.write_text("unique_id,ds,y\na,1,1\na,100000000000000000000,3\n")
+    with pytest.raises(InputError, match="line 3, column 'ds'"):  # was an OverflowError
+        read_long_csv(path)

@@ -167,9 +167,11 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     is neither; a stamp with a zone (``Z``, ``+02:00``) is counted in UTC."""
     text = text.strip()
     try:
-        return "int", int(text), None
+        step = int(text)
     except ValueError:
         pass
+    else:  # beyond 64 bits no step fits the arrays (was an OverflowError traceback)
+        return ("int", step, None) if abs(step) < 2**62 else None
     try:
         for utc in ("Z", " UTC", "UTC", " GMT"):  # 2014-07-01T00:00:00Z, ... 00:00:00 UTC
             if text.endswith(utc) and text[: -len(utc)][-1:].isdigit():

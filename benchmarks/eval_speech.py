@@ -17,7 +17,9 @@ recordings) recognised by classification and by CTC transcription, also live.
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
    words (snapped; the lexicon beam). ``--ctc-bidirectional 1``, ``--ctc-units word``: the
    offline models; ``--ctc-validate speaker``: validate on one training speaker's strings,
-   trained on the other three (for choosing settings without the test speaker).
+   trained on the other three (for choosing settings without the test speaker);
+   ``--ctc-validate-gain DB``: that speaker's strings also rebuilt DB dB quieter under the same
+   noise (a low signal-to-noise ratio, as the test speaker's) and scored, ``low_snr_wer_*``.
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -69,6 +71,9 @@ CTC_OPTIONS = (
     "warps",
     "prior_frames",
     "level",
+    "speed",
+    "noise_snr",
+    "seed",
 ) + AUGMENT_OPTIONS
 
 
@@ -418,6 +423,8 @@ def transcription(
     tag: str = "",
     validate: str = "split",
     clips: bool = False,
+    valid_from: Path | None = None,
+    low_snr: Path | None = None,
 ) -> dict:
     """Train on the training speakers' strings, score the held-out speaker's; ``options``:
     `TranscribeConfig` fields (``units``, ``bidirectional``, ``vtlp``, the masks, ...), as
@@ -425,7 +432,12 @@ def transcription(
     ``valid_*``) on the strings of one training speaker (`speaker_manifests`), trained on the
     other three; ``"split"``: a random 10 % of all the training speakers' strings. ``clips``:
     the training speakers' isolated recordings join the training strings, each transcribed as
-    its one word (`with_clips`)."""
+    its one word (`with_clips`). ``valid_from``: the strings folder the validation speaker's
+    strings come from (default ``fsdd``'s: another build when the training strings are at
+    random levels, ``--gain``, so validation stays the same strings at their own level);
+    ``low_snr``: a strings folder with the validation speaker played quieter under the same
+    noise (`low_snr_strings`), scored at the end as ``low_snr_wer_*`` (never for choosing the
+    epoch)."""
     from rnnkit.audio import read_wav
     from rnnkit.estimators.transcriber_stream import LiveTranscriber
     from rnnkit.tasks.transcribe import (
@@ -439,6 +451,13 @@ def transcription(
     train, valid = str(fsdd / "strings" / "train.csv"), None
     if validate == "speaker":
         train, valid = speaker_manifests(fsdd / "strings", out)
+        if valid_from is not None:
+            (out / "plain").mkdir(exist_ok=True)
+            valid = speaker_manifests(valid_from / "strings", out / "plain")[1]
+    quiet = None
+    if low_snr is not None:
+        (out / "low-snr").mkdir(exist_ok=True)
+        quiet = speaker_manifests(low_snr / "strings", out / "low-snr")[1]
     if clips:
         train = with_clips(Path(train), fsdd / "classify" / "all.csv", out)
     cfg = TranscribeConfig(
@@ -446,9 +465,8 @@ def transcription(
         valid=valid,
         test=str(fsdd / "strings" / "test.csv"),
         epochs=epochs,
-        seed=SEED,
         out=str(out / f"transcribe{'-' + tag if tag else ''}.safetensors"),
-        **{k: v for k, v in (options or {}).items() if v is not None},
+        **({"seed": SEED} | {k: v for k, v in (options or {}).items() if v is not None}),
     )
     t0 = time.perf_counter()
     metrics = train_transcribe(cfg, force=True)
@@ -469,6 +487,11 @@ def transcription(
             ("lexicon_beam8", 8, True),
         ):
             scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, width, lex)["wer"]
+    if quiet is not None:  # the validation speaker at a lower SNR: scored, never selected on
+        low = read_manifest(quiet, "transcript", "--valid (low SNR)")
+        Xq = inputs_of(model, front, low.texts, "--valid (low SNR)")
+        for name, width, lex in (("greedy", 1, False), ("lexicon_beam8", 8, True)):
+            scores[f"low_snr_wer_{name}"] = model.score(Xq, low.labels, width, lex)["wer"]
     if model.bidirectional:  # no streaming: the offline numbers alone
         stream_utterances = 0
     offline = model.predict(X)
@@ -518,6 +541,31 @@ def transcription(
     }
 
 
+def held_speaker(strings: Path) -> str:
+    """The training speaker `speaker_manifests` holds out for validation."""
+    lines = (strings / "train.csv").read_text().splitlines()
+    speakers = sorted({row.rsplit(",", 1)[1] for row in lines[1:] if row})
+    test = {line.rsplit(",", 1)[1] for line in (strings / "test.csv").read_text().splitlines()[1:]}
+    everyone = sorted(set(speakers) | test)
+    after = everyone[(everyone.index(min(test)) + 1) % len(everyone)] if test else speakers[0]
+    return after if after in speakers else speakers[0]
+
+
+def low_snr_strings(fsdd: Path, out: Path, db: float, recordings: Path) -> Path:
+    """``fsdd``'s layout rebuilt in ``out``/fsdd-vgDB with the validation speaker
+    (`held_speaker`) played ``db`` decibels quieter before the noise is added (the same
+    clips, gaps and noise draws; 300 strings per speaker, no ``--gain``): the held-out voice at
+    a lower signal-to-noise ratio, as the test speaker is heard. Never the test speaker."""
+    from rnnkit.tasks.speech_data import FsddConfig, prepare
+    from rnnkit.training import log_to_stderr
+
+    where = out / f"fsdd-vg{db:g}"
+    if not (where / "strings" / "test.csv").is_file():
+        cfg = FsddConfig(recordings=str(recordings), out=str(where), gain=0.0, seed=SEED)
+        prepare(cfg, log_to_stderr, levels={held_speaker(fsdd / "strings"): -db})
+    return where
+
+
 def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
     """``train.csv`` split by speaker into ``strings-train.csv`` (all training speakers but
     one) and ``strings-valid.csv`` (that one: the speaker after the test speaker in
@@ -526,11 +574,7 @@ def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
     ``out``; their paths."""
     lines = (strings / "train.csv").read_text().splitlines()
     header, rows = lines[0], [line for line in lines[1:] if line]
-    speakers = sorted({row.rsplit(",", 1)[1] for row in rows})
-    test = {line.rsplit(",", 1)[1] for line in (strings / "test.csv").read_text().splitlines()[1:]}
-    everyone = sorted(set(speakers) | test)
-    after = everyone[(everyone.index(min(test)) + 1) % len(everyone)] if test else speakers[0]
-    held = after if after in speakers else speakers[0]
+    held = held_speaker(strings)
     paths = (out / "strings-train.csv", out / "strings-valid.csv")
     n_test = len((strings / "test.csv").read_text().splitlines()) - 1
     for path, keep in zip(paths, (False, True), strict=True):
@@ -624,9 +668,10 @@ def main() -> None:
     ap.add_argument(
         "--gain",
         type=float,
-        default=0.0,
+        default=None,
         help="transcription: the training speakers' strings at random levels down to -G dB, "
-        "as 'rnnkit data fsdd --gain' (0; other values in OUT/fsdd-sN-gG)",
+        "as 'rnnkit data fsdd --gain' (its default, 20 since 2026-12-03; the strings in "
+        "OUT/fsdd-sN-gG, and with 0 and 300 strings in OUT/fsdd)",
     )
     ap.add_argument(
         "--ctc-clips",
@@ -691,6 +736,8 @@ def main() -> None:
         "select": str,
         "vtlp": float,
         "level": float,
+        "speed": float,
+        "noise_snr": str,
         "dropout": float,
         "bidirectional": _yes,
     }
@@ -707,6 +754,14 @@ def main() -> None:
         default="split",
         help="transcription: validation on a random 10 %% of the training speakers' strings, or "
         "on one training speaker's, trained on the other three (split)",
+    )
+    ap.add_argument(
+        "--ctc-validate-gain",
+        type=float,
+        default=None,
+        help="transcription with --ctc-validate speaker: also score the validation speaker's "
+        "strings rebuilt with its speech DB decibels quieter under the same noise (a lower "
+        "signal-to-noise ratio, as the test speaker's; never used to choose the epoch) (none)",
     )
     ap.add_argument(
         "--ensemble",
@@ -743,6 +798,8 @@ def main() -> None:
     from rnnkit.tasks.speech_data import FsddConfig, prepare
     from rnnkit.training import log_to_stderr
 
+    if args.gain is None:
+        args.gain = FsddConfig().gain
     parts = set(args.parts.split(","))
     args.sides = args.sides.split(",")
     if args.quick:
@@ -786,6 +843,20 @@ def main() -> None:
         print(loso_table(result["loso"]))
     if "transcribe" in parts:
         options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}
+        plain, low_snr = None, None
+        if args.ctc_validate == "speaker" and (args.gain or args.strings != 300):
+            plain = out / "fsdd"  # the validation speaker's strings at its own level
+            if not (plain / "strings" / "test.csv").is_file():
+                prepare(
+                    FsddConfig(
+                        recordings=str(args.recordings), out=str(plain), gain=0.0, seed=SEED
+                    ),
+                    log_to_stderr,
+                )
+        if args.ctc_validate_gain is not None:
+            if args.ctc_validate != "speaker":
+                raise SystemExit("eval-speech: --ctc-validate-gain needs --ctc-validate speaker")
+            low_snr = low_snr_strings(fsdd, out, args.ctc_validate_gain, args.recordings)
         result["transcribe"] = transcription(
             fsdd,
             out,
@@ -795,15 +866,20 @@ def main() -> None:
             args.tag,
             args.ctc_validate,
             args.ctc_clips,
+            plain,
+            low_snr,
         )
         t = result["transcribe"]
         t["strings"] = args.strings
         t["gain"] = args.gain
+        t["validate_gain"] = args.ctc_validate_gain
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "
             f"lexicon {t['wer_lexicon']:.3f}, lexicon beam 8 {t['wer_lexicon_beam8']:.3f}; "
             f"CER {t['cer_greedy']:.3f}; "
-            + "".join(f"{k} {v:.3f}; " for k, v in t.items() if k.startswith("valid_wer"))
+            + "".join(
+                f"{k} {v:.3f}; " for k, v in t.items() if k.startswith(("valid_wer", "low_snr"))
+            )
             + f"stream = offline "
             f"{t['stream_same']}/{t['stream_utterances']}; {t['seconds'] / 60:.1f} min"
         )

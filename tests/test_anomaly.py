@@ -272,6 +272,12 @@ def test_familiar_streams_as_it_detects_and_only_lowers_scores(detector):
     )
 
 
+def test_familiar_holds_no_memory_without_alarms():
+    # with alarm=None no Alarm remembers spikes (`_alarm`), so none is counted per stream
+    off = rnnkit.AnomalyDetector(alarm=None, familiar=None).memory_per_stream()
+    assert rnnkit.AnomalyDetector(alarm=None).memory_per_stream() == off
+
+
 def test_detector_save_load_round_trip(detector, tmp_path):
     path = tmp_path / "det.safetensors"
     rnnkit.save(detector, path)

@@ -866,6 +866,28 @@ CASES = [
         2,
         "--prior-frames",
     ),
+    Case(
+        "train transcribe: --speed 0.7",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--speed", "0.7"],
+        2,
+        "--speed: expected a number in [0, 0.5), got '0.7'",
+    ),
+    Case(
+        "train transcribe: --noise-snr 30,5",
+        lambda f, c: [
+            *_manifest(f, "m.csv", "path,transcript\na.wav,one\n"),
+            "--noise-snr",
+            "30,5",
+        ],
+        2,
+        "--noise-snr: expected LO,HI: two decibel values with LO <= HI (e.g. 5,30), got '30,5'",
+    ),
+    Case(
+        "train transcribe: --noise-snr 10",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--noise-snr", "10"],
+        2,
+        "--noise-snr: expected LO,HI",
+    ),
 ]
 
 

@@ -36,6 +36,19 @@ def test_a_folder_per_label_reads_txt_files_in_any_case(tmp_path):
     assert data.texts == ["one", "two", "one", "two"]
 
 
+def test_labels_written_decomposed_are_the_same_labels_composed(tmp_path):
+    import unicodedata
+
+    (tmp_path / "mac").mkdir()  # a folder name as macOS stores it: o + combining diaeresis
+    for label in (unicodedata.normalize("NFD", "zwölf"), "eins"):
+        (tmp_path / "mac" / label).mkdir()
+        (tmp_path / "mac" / label / "a.txt").write_text("x\ny\n")
+    table = tmp_path / "elsewhere.csv"
+    table.write_text("text,label\nx,zwölf\ny,eins\n", encoding="utf-8")
+    assert sorted(set(read_labelled(tmp_path / "mac").labels)) == ["eins", "zwölf"]
+    assert set(read_labelled(tmp_path / "mac").labels) == set(read_labelled(table).labels)
+
+
 def test_predict_reads_lines_with_a_bom_crlf_or_utf16(tmp_path):
     import io
 
@@ -285,6 +298,8 @@ def test_detect_reads_a_header_in_another_case_as_the_stream_does(tmp_path):
     path.write_text("timestamp,Value,VALUE\n2014-07-01 00:00,1,2\n")
     with pytest.raises(InputError, match="no column 'value' in the header.*--value-column"):
         read_series(path)  # two candidates: no guess
+    with pytest.raises(InputError, match=r"no column 'sensor'.*\(name yours with --id-column\)$"):
+        read_series(path, value_column="Value", id_column="sensor")  # was --time-column/...
 
 
 def test_forecast_errors_name_the_line_a_row_starts_on_and_explain_a_repeated_hour(tmp_path):
@@ -551,3 +566,106 @@ def test_lines_break_at_line_ends_only_not_inside_sentences(tmp_path):
     (tmp_path / "pos" / "a.txt").write_text("one\u2028still one\ntwo\n")  # was 3 examples
     (tmp_path / "neg" / "a.txt").write_text("three\n")
     assert read_labelled(tmp_path).texts == ["three", "one\u2028still one", "two"]
+
+
+def test_a_tab_file_not_named_csv_with_a_comma_in_its_header_is_still_tab_separated(tmp_path):
+    # read so before semicolons were read: a tab in the header of a .txt file made it a TSV
+    path = tmp_path / "reviews.txt"
+    path.write_text("text\tlabel (pos, neg)\ngood, really\tpos\nbad\tneg\n")
+    data = read_labelled(path, label_column="label (pos, neg)")
+    assert data.texts == ["good, really", "bad"] and data.labels == ["pos", "neg"]
+
+
+def test_a_semicolon_file_with_a_stray_separator_names_the_semicolon(tmp_path):
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "reviews.csv"
+    path.write_text("text;label\ngood;pos\nbad;neg;x\n")
+    with pytest.raises(InputError, match="line 3 has 3 fields.*a stray semicolon"):
+        read_labelled(path)
+
+
+def test_monthly_unix_time_stamps_are_written_back_as_integers(tmp_path):
+    from datetime import datetime, timezone
+
+    from rnnkit.data.series import read_long_csv
+
+    def stamp(k: int) -> int:
+        return int(datetime(2020 + k // 12, k % 12 + 1, 1, tzinfo=timezone.utc).timestamp())
+
+    path = tmp_path / "monthly.csv"
+    path.write_text("unique_id,ds,y\n" + "".join(f"a,{stamp(k)},{k}\n" for k in range(30)))
+    panel = read_long_csv(path)
+    s = panel.series[0]
+    assert panel.kind == "months" and panel.epoch
+    # was 2022-07-01: a date among integers, which would not join with the user's actuals
+    assert panel.format_time(int(s.times(1, offset=30)[0]), s.step) == str(stamp(30))
+
+
+def test_translate_input_in_utf16_or_piped_with_a_bom_is_read(tmp_path, monkeypatch):
+    import io
+
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.translate import read_lines
+
+    path = tmp_path / "in.txt"  # PowerShell's `>` writes UTF-16 with its mark
+    path.write_bytes("Go.\r\nHi.\r\n".encode("utf-16"))
+    assert read_lines([str(path)]) == ["Go.", "Hi."]  # was 'not valid UTF-8 (line 1)'
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffGo.\nHi.\n"))  # cat in.txt | ...
+    assert read_lines([]) == ["Go.", "Hi."]  # was '\ufeffGo.', translated as an unknown word
+    path.write_bytes(b"Go.\nCaf\xe9\n")
+    with pytest.raises(InputError, match="translate: .*in.txt' is not valid UTF-8 \\(line 2"):
+        read_lines([str(path)])
+
+
+def test_a_model_saved_before_steps_counted_the_season_forecasts_as_it_did(tmp_path, monkeypatch):
+    # 9c1946e counts the position in the season in steps (ds 0, 6, 12 are steps 0, 1, 2); a
+    # checkpoint written before it learned the position in ds units and must keep it (checked
+    # once against a checkpoint of the code before: its forecasts to the digit, 49.9073 ...)
+    import math
+
+    import numpy as np
+
+    import rnnkit
+    import rnnkit.estimators.forecaster as forecaster
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "every6.csv"
+    rows = [f"s{s},{6 * i},{50 + 20 * math.sin(i / 2 + s):.3f}" for s in (0, 1) for i in range(80)]
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    panel = read_long_csv(path)
+    model = rnnkit.Forecaster(horizon=4, season=12, n_models=1, steps=2)
+    model.fit_series(panel.series, panel.kind)
+    meta = model._metadata()
+    meta["learned"].pop("season_in_steps", None)  # as written before 2026-12-03
+    rnnkit.save(model.model_, tmp_path / "old.safetensors", metadata=meta)
+    rnnkit.save(model, tmp_path / "new.safetensors")
+    seen: list[np.ndarray] = []
+    real = forecaster.calendar
+    monkeypatch.setattr(forecaster, "calendar", lambda k, s, t: seen.append(t) or real(k, s, t))
+    for name, unit in (("old", 6), ("new", 1)):
+        seen.clear()
+        rnnkit.load(tmp_path / f"{name}.safetensors").forecast_series(panel.series, [])
+        t0 = seen[-1]  # the first step forecast: 80 steps after ds 0
+        assert np.all(t0 == 80 * unit), name
+
+
+def test_a_quoted_column_name_with_a_comma_does_not_decide_the_separator(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"  # a spreadsheet's semicolon CSV, a header naming the unit
+    path.write_text('unique_id;ds;y;"price, EUR"\na;1;3,5;1,25\na;2;4;1,5\n')
+    panel = read_long_csv(path)  # was: no column 'unique_id' (split at the quoted comma)
+    assert panel.covariate_names == ["price, EUR"]
+    assert panel.series[0].values.tolist() == [3.5, 4.0]
+    assert panel.series[0].covariates[:, 0].tolist() == [1.25, 1.5]
+
+
+def test_an_integer_time_too_large_for_64_bits_is_one_line(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "big.csv"
+    path.write_text("unique_id,ds,y\na,1,1\na,100000000000000000000,3\n")
+    with pytest.raises(InputError, match="line 3, column 'ds'"):  # was an OverflowError
+        read_long_csv(path)

@@ -23,6 +23,13 @@ raises every frequency, pitch included, by ``rho`` (VTLP moves the formants alon
 SPEED_STREAM, epoch)``, so the VTLP factors stay those without it), and featurises the
 resampled waveform: the lengths then change from epoch to epoch.
 
+**Noise** (white, at a random signal-to-noise ratio). `WarpedEpochs` with ``noise=(lo, hi)``
+adds to each (speed-changed) waveform white Gaussian noise of standard deviation
+``rms(x) 10^(-snr / 20)``, ``snr`` uniform in ``[lo, hi]`` dB, drawn afresh per utterance and
+epoch (from its own stream, ``(seed, NOISE_STREAM, epoch)``, so the other factors stay
+put), before featurisation. ``rms(x)`` is the whole utterance's (gaps and the noise it already
+holds included): a quiet voice under a fixed noise, as a new speaker may be recorded.
+
 **Masks** (SpecAugment, Park et al., 2019), on a padded time-major batch ``(T, B, F)`` of
 normalised features (so 0 is the utterance's mean): per sequence, ``time_masks`` runs of
 ``t ~ U{0..time_width}`` steps (at most `TIME_RATIO` of its length) and ``feature_masks`` runs
@@ -54,6 +61,7 @@ SPEED_STREAM = 11  # the speed factors' random stream, apart from the VTLP facto
 # value of LEVEL_STREAM too: the classifier's speed and the transcriber's levels never meet)
 SPEED_STEPS = 100  # speed factors are multiples of 1 / SPEED_STEPS
 LEVEL_STREAM = 11  # the levels' random stream (`LevelShifted`)
+NOISE_STREAM = 13  # the added noise's random stream (`WarpedEpochs` with ``noise``)
 
 
 def vtlp_warp(hz: np.ndarray, alpha: float, top: float) -> np.ndarray:
@@ -116,12 +124,39 @@ def speed_change(x: np.ndarray, rho: float) -> np.ndarray:
     return np.asarray(resample_poly(x, SPEED_STEPS // g, k // g), dtype=np.float64)
 
 
+def check_noise_snr(snr: Any, where: str) -> tuple[float, float] | None:
+    """``snr`` (None, or ``(lo, hi)`` decibels with ``lo <= hi``, both finite) as a tuple of
+    floats, else a one-line error naming ``where``."""
+    if snr is None:
+        return None
+    ok = isinstance(snr, (tuple, list)) and len(snr) == 2
+    ok = ok and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in snr
+    )
+    if not ok or snr[0] > snr[1]:
+        raise InputError(
+            f"{where}: noise_snr must be None or (lo, hi), two finite decibel values with "
+            f"lo <= hi (e.g. (5, 30)), got {snr!r}"
+        )
+    return float(snr[0]), float(snr[1])
+
+
+def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` plus white Gaussian noise ``snr_db`` decibels below its mean power (the module
+    docstring); ``x`` itself unchanged, silence stays silence."""
+    x = np.asarray(x, dtype=np.float64)
+    sigma = float(np.sqrt(np.mean(x * x))) * 10.0 ** (-snr_db / 20.0) if len(x) else 0.0
+    return x + sigma * rng.standard_normal(len(x))
+
+
 class WarpedEpochs:
     """The training recordings featurised afresh for each epoch with VTLP (and speed
-    perturbation): ``WarpedEpochs(samples, front, 0.1)(epoch)`` is a list of
+    perturbation, and added noise): ``WarpedEpochs(samples, front, 0.1)(epoch)`` is a list of
     ``(T_i, front.size)`` features, utterance ``i`` warped by ``warp_factors(...)[i]``.
-    Lengths do not change with the warp; with ``speed`` (module docstring) they do.
-    ``front`` is a `rnnkit.audio.FrontEnd` (anything with ``features(samples, warp=)``)."""
+    Lengths do not change with the warp or the noise; with ``speed`` (module docstring) they
+    do. ``noise``: ``(lo, hi)`` decibels, white noise at a random SNR in that range (module
+    docstring); None: none. ``front`` is a `rnnkit.audio.FrontEnd` (anything with
+    ``features(samples, warp=)``)."""
 
     def __init__(
         self,
@@ -130,11 +165,13 @@ class WarpedEpochs:
         vtlp: float,
         seed: int = 0,
         speed: float = 0.0,
+        noise: tuple[float, float] | None = None,
     ):
         self.samples = list(samples)
         self.front = front
         self.vtlp = check_vtlp(vtlp, "WarpedEpochs")
         self.speed = check_speed(speed, "WarpedEpochs")
+        self.noise = check_noise_snr(noise, "WarpedEpochs")
         self.seed = seed
 
     def factors(self, epoch: int) -> np.ndarray:
@@ -145,15 +182,17 @@ class WarpedEpochs:
 
     def __call__(self, epoch: int) -> list[np.ndarray]:
         alphas, rhos = self.factors(epoch), self.speeds(epoch)
-        return [
-            self.front.features(speed_change(x, float(r)), warp=float(a))
-            for x, a, r in zip(self.samples, alphas, rhos, strict=True)
-        ]
+        played = [speed_change(x, float(r)) for x, r in zip(self.samples, rhos, strict=True)]
+        if self.noise is not None:
+            rng = np.random.default_rng([self.seed, NOISE_STREAM, epoch])
+            snrs = rng.uniform(self.noise[0], self.noise[1], len(played))
+            played = [add_noise(x, float(snr), rng) for x, snr in zip(played, snrs, strict=True)]
+        return [self.front.features(x, warp=float(a)) for x, a in zip(played, alphas, strict=True)]
 
     def subset(self, index: Sequence[int]) -> WarpedEpochs:
         """The same, for the recordings ``index`` picks (factors drawn over those alone)."""
         picked = [self.samples[int(i)] for i in index]
-        return WarpedEpochs(picked, self.front, self.vtlp, self.seed, self.speed)
+        return WarpedEpochs(picked, self.front, self.vtlp, self.seed, self.speed, self.noise)
 
 
 class LevelShifted:

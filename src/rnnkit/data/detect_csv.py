@@ -112,14 +112,15 @@ class TimeOrder:
         self.last[sid] = (t, text)
 
 
-def _column(header: list[str], column: str, name: str) -> int:
+def _column(header: list[str], column: str, name: str, option: str) -> int:
     """The index of ``column`` in the header (`rnnkit.data.dialect.column_index`: ignoring case
-    when only one column matches, ``Timestamp,Value``, as --stream reads it too)."""
+    when only one column matches, ``Timestamp,Value``, as --stream reads it too); else one line
+    naming ``option``, which names it."""
     index = column_index(header, column)
     if index is None:
         raise InputError(
             f"{name!r}: no column {column!r} in the header; the columns are {header[:20]} "
-            "(name yours with --time-column/--value-column)"
+            f"(name yours with {option})"
         )
     return index
 
@@ -154,8 +155,9 @@ def read_series(
         if header is None:
             raise InputError(f"{name!r}: the file is empty; expected a header and rows")
         header = [h.strip() for h in header]
-        ti, vi = _column(header, time_column, name), _column(header, value_column, name)
-        ii = _column(header, id_column, name) if id_column is not None else None
+        ti = _column(header, time_column, name, "--time-column")
+        vi = _column(header, value_column, name, "--value-column")
+        ii = _column(header, id_column, name, "--id-column") if id_column is not None else None
         series: dict[str, Series] = {}
         order: list[tuple[str, int]] = []
         times = TimeOrder(time_order)

@@ -8,13 +8,16 @@ with a decimal comma (``3,5``), which `number` reads when the separator is a sem
 from __future__ import annotations
 
 import math
+import re
 
 
 def delimiter_of(header: str) -> str:
-    """``","``, or ``"\\t"``/``";"`` when the header line holds no comma but that character."""
-    if "," not in header:
+    """``","``, or ``"\\t"``/``";"`` when the header line holds no comma but that character
+    (outside quotes: ``id;"sales, EUR"`` is separated by semicolons)."""
+    bare = re.sub(r'"[^"]*"', "", header)
+    if "," not in bare:
         for other in ("\t", ";"):
-            if other in header:
+            if other in bare:
                 return other
     return ","
 

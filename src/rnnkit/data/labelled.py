@@ -1,14 +1,19 @@
 """Labelled text in the formats text classification already uses.
 
 - a CSV or TSV file with a header row, one example per row: a text column and a label column
-  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, others
-  comma-separated unless their header line holds no comma but tabs or semicolons;
+  (``text`` and ``label`` unless named); ``.tsv``/``.tab`` files are tab-separated, so are
+  files of other names but ``.csv`` whose header line holds a tab; the rest comma-separated
+  unless their header line holds no comma but tabs or semicolons;
 - a folder with one subfolder per label, whose ``.txt`` files hold one example per line.
 
 Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
 ``.wav`` files (Keras' ``audio_dataset_from_directory``), or a CSV/TSV manifest with a ``path``
 column (relative paths are read from the manifest's folder) and the label column. Then
 ``texts`` holds the files' paths and ``audio`` is true.
+
+Labels are compared in Unicode's composed form (NFC): a folder named ``zwölf`` on macOS, which
+stores names decomposed (``o`` and a combining diaeresis), is the same label as ``zwölf`` typed
+into a CSV elsewhere.
 
 Each problem ends in one `InputError` line naming the file and the line: a missing column, an
 empty file, a row with more or fewer fields than the header, text that is not UTF-8.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from .dialect import column_index, delimiter_of
-from .text import decode_utf8, lines_of
+from .text import decode_utf8, hidden, lines_of, visible_files
 
 
 @dataclass(frozen=True)
@@ -60,15 +66,21 @@ def read_labelled(
     """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring)."""
     path = Path(path)
     if path.is_dir():
-        return _read_folder(path, what)
-    if not path.is_file():
+        data = _read_folder(path, what)
+    elif not path.is_file():
         raise InputError(f"{what}: no such file or folder {str(path)!r}")
-    return _read_table(path, text_column, label_column, what)
+    else:
+        data = _read_table(path, text_column, label_column, what)
+    labels = [unicodedata.normalize("NFC", label) for label in data.labels]
+    return Labelled(data.texts, labels, data.where, data.source, data.audio)
 
 
 def _delimiter(path: Path, header: str) -> str:
-    """Tab for ``.tsv``/``.tab``; else as `rnnkit.data.dialect.delimiter_of` tells."""
-    if path.suffix.lower() in (".tsv", ".tab"):
+    """Tab for ``.tsv``/``.tab``, and for a file of another name (``.txt``) whose header holds
+    a tab (as before semicolons were read: ``text<TAB>label (pos, neg)``); else as
+    `rnnkit.data.dialect.delimiter_of` tells."""
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".tab") or (suffix != ".csv" and "\t" in header):
         return "\t"
     return delimiter_of(header)
 
@@ -100,7 +112,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
             if len(row) != len(header):
-                sep = "tab" if delimiter == "\t" else "comma"
+                sep = {"\t": "tab", ";": "semicolon"}.get(delimiter, "comma")
                 raise InputError(
                     f"{what}: {name} line {line} has {len(row)} fields, expected "
                     f"{len(header)} like the header (a stray {sep} or an unclosed quote?)"
@@ -163,23 +175,23 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
 
 def _read_folder(path: Path, what: str) -> Labelled:
     name = repr(str(path))
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and not _hidden(p.name))
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not hidden(p.name))
     if not folders:
         raise InputError(
             f"{what}: folder {name} has no subfolders; expected one subfolder per label holding "
             ".txt files with one example per line"
         )
     texts, labels, where = [], [], []
-    wavs = [p for f in folders for p in _files(f) if p.suffix.lower() == ".wav"]
+    wavs = [p for f in folders for p in visible_files(f) if p.suffix.lower() == ".wav"]
     # audio, one folder per label (a notes.txt beside the recordings does not make it text)
-    if wavs and len(wavs) >= sum(_is_txt(p) for f in folders for p in _files(f)):
+    if wavs and len(wavs) >= sum(_is_txt(p) for f in folders for p in visible_files(f)):
         for file in wavs:
             texts.append(str(file))
             labels.append(file.relative_to(path).parts[0])
             where.append(repr(str(file)))
         return Labelled(texts, labels, where, str(path), audio=True)
     for folder in folders:
-        for file in (p for p in _files(folder) if _is_txt(p)):
+        for file in (p for p in visible_files(folder) if _is_txt(p)):
             for number, line in enumerate(lines_of(decode_utf8(file, what)), start=1):
                 if line.strip():
                     texts.append(line)
@@ -191,21 +203,6 @@ def _read_folder(path: Path, what: str) -> Labelled:
             "per line (or .wav files) in its subfolders (one per label)"
         )
     return Labelled(texts, labels, where, str(path))
-
-
-def _hidden(name: str) -> bool:
-    """A name to pass over: hidden (``.DS_Store``, macOS's ``._x.wav`` twins) or the
-    ``__MACOSX`` folder that unzipping an archive made on a Mac leaves."""
-    return name.startswith(".") or name == "__MACOSX"
-
-
-def _files(folder: Path) -> list[Path]:
-    """The files under ``folder``, sorted, none hidden or inside a hidden folder."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(_hidden(part) for part in p.relative_to(folder).parts)
-    )
 
 
 def _is_txt(path: Path) -> bool:

@@ -29,6 +29,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputError, RnnkitWarning
 from ..files import KINDS, SIGNATURE, atomic_write
+from .text import visible_files
 
 LOWEST = 21  # MIDI pitch of the lowest piano key (A0)
 KEYS = 88  # piano keys: MIDI pitches 21..108
@@ -248,13 +249,7 @@ def read_music(path: str | Path, steps_per_quarter: int = 1) -> dict[str, list[n
     in sorted order) as ``{"all": rolls}``; one-line errors name the file."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(
-            f
-            for f in p.rglob("*")
-            if f.suffix.lower() in (".mid", ".midi")
-            and not any(part.startswith(".") for part in f.relative_to(p).parts)  # ._x.mid
-            and "__MACOSX" not in f.relative_to(p).parts
-        )
+        files = visible_files(p, (".mid", ".midi"))  # not macOS's ._x.mid twins
         if not files:
             raise InputError(f"music: the folder {str(p)!r} holds no .mid or .midi files")
         return {"all": [_long_enough(read_midi(f, steps_per_quarter), f) for f in files]}

@@ -88,8 +88,12 @@ class Panel:
             return str(int(t))
         if self.kind == "months":
             if self.month_end:  # the day before the next month's first
-                return str(np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1)
-            return str(np.datetime64(int(t), "M").astype("datetime64[D]"))
+                day = np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1
+            else:
+                day = np.datetime64(int(t), "M").astype("datetime64[D]")
+            if self.epoch:  # monthly Unix time stamps: written back as integers too
+                return str(int(day.astype("datetime64[s]").astype(np.int64)))
+            return str(day)
         if self.epoch and self.kind == "seconds":
             return str(int(t))
         if self.utc_offset is not None:  # written in the zone the file's stamps were in
@@ -163,9 +167,11 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     is neither; a stamp with a zone (``Z``, ``+02:00``) is counted in UTC."""
     text = text.strip()
     try:
-        return "int", int(text), None
+        step = int(text)
     except ValueError:
         pass
+    else:  # beyond 64 bits no step fits the arrays (was an OverflowError traceback)
+        return ("int", step, None) if abs(step) < 2**62 else None
     try:
         for utc in ("Z", " UTC", "UTC", " GMT"):  # 2014-07-01T00:00:00Z, ... 00:00:00 UTC
             if text.endswith(utc) and text[: -len(utc)][-1:].isdigit():

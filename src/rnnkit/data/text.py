@@ -27,14 +27,7 @@ def read_text(path: str | Path) -> str:
     ``\r``), as Python's text mode reads them, so a model never learns a ``\r`` character."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix.lower() == ".txt"
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)  # ._x.txt
-            and "__MACOSX" not in p.relative_to(path).parts
-        )
+        files = visible_files(path, (".txt",))  # not macOS's ._x.txt twins
         if not files:
             raise InputError(f"text: folder {str(path)!r} holds no .txt files")
         return "\n".join(read_text(p) for p in files)
@@ -44,6 +37,24 @@ def read_text(path: str | Path) -> str:
     if not text.strip():
         raise InputError(f"text: {str(path)!r} is empty; expected some text to learn from")
     return text
+
+
+def hidden(name: str) -> bool:
+    """A name to pass over in a user's folder: hidden (``.DS_Store``, macOS's ``._x.wav``
+    twins) or the ``__MACOSX`` folder that unzipping an archive made on a Mac leaves."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def visible_files(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
+    """The files under ``folder``, sorted, none hidden or inside a hidden folder (`hidden`);
+    only those whose suffix in lower case is one of ``suffixes``, when given."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if (suffixes is None or p.suffix.lower() in suffixes)
+        and p.is_file()
+        and not any(hidden(part) for part in p.relative_to(folder).parts)
+    )
 
 
 def lines_of(text: str) -> list[str]:

@@ -545,7 +545,8 @@ class AnomalyDetector(Estimator):
             )
             learning = online.learner_bytes(model, int(self.probation))
         state = layers * self.hidden_size * self.members
-        known = Familiar.nbytes(int(self.probation)) if self.familiar is not None else 0
+        remembers = self.familiar is not None and self.alarm is not None  # as `_alarm`
+        known = Familiar.nbytes(int(self.probation)) if remembers else 0
         return 8 * (state + lik + 6 + members + seasonal + level) + learning + known
 
 

@@ -77,7 +77,9 @@ class Forecaster(Estimator):
     history and the horizon to forecast (at fit, ``(n_i, C)`` suffices).
 
     Learned: ``model_`` (a `ForecastEnsemble`), ``kind_`` (the time axis: "int", "seconds",
-    "months"), ``lookback_``, ``patch_``, ``scaling_``, ``n_covariates_``, ``history_``,
+    "months"), ``season_in_steps_`` (with integer times, the position in the season counts
+    steps; False for a model saved before 2026-12-03, which counted ``ds`` units), ``lookback_``,
+    ``patch_``, ``scaling_``, ``n_covariates_``, ``history_``,
     ``skipped_`` (series too short to give a training window: still forecast, never trained on).
     """
 
@@ -203,6 +205,7 @@ class Forecaster(Estimator):
         self._check_params()
         H = self.horizon
         self.kind_ = kind
+        self.season_in_steps_ = True
         self.lookback_, self.patch_ = self._geometry()
         self.n_covariates_ = series[0].covariates.shape[1]
         positive = all(np.all(s.values[: len(s.values) - H] > 0) for s in series)
@@ -317,7 +320,8 @@ class Forecaster(Estimator):
             index = origins[:, None] - L + P * np.arange(1, T + 1) - 1  # each patch's last
             t = store.start[rows, None] + index * store.step[rows, None]
             t0 = store.start[rows] + origins * store.step[rows]
-            if self.kind_ == "int":  # the position in the season counts steps, not ds units
+            if self.kind_ == "int" and self.season_in_steps_:  # the position in the season
+                # counts steps, not ds units (a model saved before 2026-12-03 counted ds units)
                 t, t0 = t // store.step[rows, None], t0 // store.step[rows]
             parts.append(calendar(self.kind_, self.season, t))
             extra.append(calendar(self.kind_, self.season, t0))
@@ -503,6 +507,7 @@ class Forecaster(Estimator):
     def _learned(self) -> dict[str, Any]:
         return {
             "kind": self.kind_,
+            "season_in_steps": self.season_in_steps_,
             "lookback": self.lookback_,
             "patch": self.patch_,
             "scaling": self.scaling_,
@@ -517,6 +522,7 @@ class Forecaster(Estimator):
             raise TypeError(f"expected a ForecastEnsemble network, got {type(model).__name__}")
         self.quantiles = tuple(self.quantiles)
         self.kind_ = str(learned["kind"])
+        self.season_in_steps_ = bool(learned.get("season_in_steps", False))  # False: older
         self.lookback_ = int(learned["lookback"])
         self.patch_ = int(learned["patch"])
         self.scaling_ = str(learned["scaling"])

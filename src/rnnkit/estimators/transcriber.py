@@ -156,8 +156,9 @@ class Transcriber(Estimator):
         X_epoch: Callable[[int], Sequence[np.ndarray]] | None = None,
     ) -> Transcriber:
         """Learn from utterances ``X`` and transcripts ``y``; returns self. ``X_epoch``:
-        epoch ``e`` trains on ``X_epoch(e)`` (the same utterances, the same lengths) in place
-        of ``X``; the feature statistics and validation use ``X``."""
+        epoch ``e`` trains on ``X_epoch(e)`` (the same utterances, in the same order; their
+        lengths may differ from ``X``'s, as speed perturbation makes them: the batches are
+        cut by ``X``'s) in place of ``X``; the feature statistics and validation use ``X``."""
         if self.units not in ("char", "word"):
             raise InputError(f"Transcriber: units must be 'char' or 'word', got {self.units!r}")
         check_masks(
@@ -221,7 +222,12 @@ class Transcriber(Estimator):
         )
         if X_epoch is not None:
             objective.train_epoch = checked_epochs(
-                X_epoch, train[0], self._encode, "Transcriber", "utterances"
+                X_epoch,
+                train[0],
+                self._encode,
+                "Transcriber",
+                "utterances",
+                same_lengths=False,
             )
         if self.verbose:
             log_to_stderr(

@@ -31,6 +31,10 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 RATE = 8000
 FIRST_STREAM = 300  # strings per speaker from the one stream of the first version
+# the default of --gain: the training speakers' strings at random levels down to -20 dB, since
+# 2026-12-03, chosen on a held-out training speaker at its own level and 4 dB quieter (README,
+# "Speed, noise and level for the transcriber")
+GAIN = 20.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class FsddConfig:
         type=nonneg_float,
     )
     gain: float = option(
-        0.0,
+        GAIN,
         help="level augmentation of the training speakers' strings: each one's speech scaled "
         "by a random gain, uniform in decibels from -G to 0, before the noise is added (so "
         "quieter voices, at a lower signal to noise ratio, are heard in training); the test "
@@ -95,7 +99,13 @@ def scan(folder: str) -> list[tuple[Path, int, str, int]]:
     return found
 
 
-def prepare(cfg: FsddConfig, log: Any = None) -> dict[str, Any]:
+def prepare(
+    cfg: FsddConfig, log: Any = None, levels: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Write the layout (module docstring). ``levels`` (Python only): ``{speaker: dB}``, that
+    speaker's strings played at a fixed gain before the noise is added (on top of ``--gain``;
+    the same clips, gaps and noise as without it), e.g. a validation voice at a lower
+    signal-to-noise ratio (`benchmarks/eval_speech.py --ctc-validate-gain`)."""
     if cfg.min_digits > cfg.max_digits:
         raise InputError(
             f"--min-digits {cfg.min_digits} is more than --max-digits {cfg.max_digits}"
@@ -108,7 +118,7 @@ def prepare(cfg: FsddConfig, log: Any = None) -> dict[str, Any]:
     n_classify = _classify_layout(found, out / "classify")
     if log:
         log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
-    rows = _strings(found, speakers, out / "strings", cfg, log)
+    rows = _strings(found, speakers, out / "strings", cfg, log, levels or {})
     return {
         "classify_train": n_classify["train"],
         "classify_test": n_classify["test"],
@@ -138,11 +148,18 @@ def _classify_layout(found: list, out: Path) -> dict[str, int]:
     return counts
 
 
-def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: Any) -> list:
+def _strings(
+    found: list,
+    speakers: list[str],
+    out: Path,
+    cfg: FsddConfig,
+    log: Any,
+    levels: dict[str, float] | None = None,
+) -> list:
     """The digit strings of every speaker. Its first `FIRST_STREAM` come from one random stream
     over the speakers in order (the layout of the first version), drawn whatever the counts, so
     they never change with ``--strings`` or ``--test-strings``; more come from a stream of the
-    speaker's own, seeded by ``(seed, 1 + its place in the order)``."""
+    speaker's own, seeded by ``(seed, 1 + its place in the order)``. ``levels``: `prepare`'s."""
     from scipy.io import wavfile
 
     out.mkdir(parents=True, exist_ok=True)
@@ -156,9 +173,14 @@ def _strings(found: list, speakers: list[str], out: Path, cfg: FsddConfig, log: 
         perturb = cfg.perturb if speaker != cfg.test_speaker else 0.0
         gain = cfg.gain if speaker != cfg.test_speaker else 0.0
         more = np.random.default_rng([cfg.seed, 1 + place])
+        more_gains = np.random.default_rng([cfg.seed, 0, 1 + place])
         for n in range(max(count, FIRST_STREAM)):
             rng = first if n < FIRST_STREAM else more
-            decibels = -gains.uniform(0.0, gain) if gain else 0.0
+            # the levels of the first strings from one stream too, of the rest the speaker's own,
+            # so that the first strings keep their levels whatever --strings is
+            level = gains if n < FIRST_STREAM else more_gains
+            decibels = -level.uniform(0.0, gain) if gain else 0.0
+            decibels += (levels or {}).get(speaker, 0.0)
             signal, picks = _utterance(clips, audio, rng, cfg, perturb, 10 ** (decibels / 20))
             if n >= count:
                 continue  # drawn only to keep the first stream where it was

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..audio.augment import LevelShifted, WarpedEpochs
+import numpy as np
+
+from ..audio.augment import LevelShifted, WarpedEpochs, check_noise_snr
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
 from ..audio.wav import read_wav
@@ -38,9 +40,41 @@ TRANSCRIBE_AUGMENT = {
 # the default of --level: training voices at random levels within +-20 dB, chosen on the strings
 # of a training speaker held out of training (README, "Level augmentation")
 TRANSCRIBE_LEVEL = 20.0
+# the default of --speed: off (README, "Speed perturbation and added noise for the transcriber")
+TRANSCRIBE_SPEED = 0.0
 # the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
 # the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
 TRANSCRIBE_EPOCHS = 40.0
+
+
+def snr_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` (decibels, LO <= HI) as a pair of floats."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+        raise argparse.ArgumentTypeError(
+            f"expected LO,HI: two decibel values with LO <= HI (e.g. 5,30), got {text!r}"
+        )
+    return lo, hi
+
+
+def snr_text(text: str) -> str:
+    """``LO,HI`` checked (`snr_range`), kept as given: the config holds the text."""
+    snr_range(text)
+    return text
+
+
+def noise_of(text: str | None) -> tuple[float, float] | None:
+    """``--noise-snr``'s ``(lo, hi)``, None when off; a one-line error when malformed."""
+    if text is None:
+        return None
+    try:
+        return snr_range(str(text))
+    except argparse.ArgumentTypeError as e:
+        raise InputError(f"--noise-snr: {e}") from None
 
 
 def odd_int(text: str) -> int:
@@ -105,6 +139,21 @@ class TranscribeConfig:
         TRANSCRIBE_AUGMENT["feature_mask_width"],
         help="widest feature mask in coefficients",
         type=nonneg_int,
+    )
+    speed: float = option(
+        TRANSCRIBE_SPEED,
+        help="training only: speed perturbation, each utterance played a fresh factor in "
+        "[1-S, 1+S] times as fast every epoch (resampled: tempo and pitch; Ko et al. 2015), "
+        "before VTLP; 0: none",
+        type=vtlp_spread,
+    )
+    noise_snr: str | None = option(
+        None,
+        help="training only: white noise added to each utterance every epoch at a fresh "
+        "signal-to-noise ratio uniform in LO,HI decibels (of the utterance's mean power), "
+        "before featurisation",
+        type=snr_text,
+        default_help="none",
     )
     level: float = option(
         TRANSCRIBE_LEVEL,
@@ -218,21 +267,30 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
     return metrics
 
 
-def warped_epochs(paths: list[str], front: FrontEnd, vtlp: float, seed: int) -> WarpedEpochs | None:
-    """The training utterances featurised afresh each epoch with VTLP (None when ``vtlp`` is
-    0); the samples kept as float32."""
-    if not vtlp:
+def warped_epochs(
+    paths: list[str],
+    front: FrontEnd,
+    vtlp: float,
+    seed: int,
+    speed: float = 0.0,
+    noise: tuple[float, float] | None = None,
+) -> WarpedEpochs | None:
+    """The training utterances featurised afresh each epoch with VTLP, speed perturbation and
+    added noise (`WarpedEpochs`; None when all are off); the samples kept as float32."""
+    noise = check_noise_snr(noise, "--noise-snr")
+    if not vtlp and not speed and noise is None:
         return None
     samples = [read_wav(p, front.rate, "--train").astype("float32") for p in paths]
-    return WarpedEpochs(samples, front, vtlp, seed)
+    return WarpedEpochs(samples, front, vtlp, seed, speed, noise)
 
 
 def training_epochs(
     X: list, paths: list[str], front: FrontEnd, cfg: TranscribeConfig
 ) -> Callable[[int], list] | None:
-    """Each epoch's training features: VTLP-warped afresh (`warped_epochs`), then with
-    ``cfg.level`` each utterance's log energy shifted (`LevelShifted`); None with neither."""
-    warped = warped_epochs(paths, front, cfg.vtlp, cfg.seed)
+    """Each epoch's training features: speed-perturbed, noised and VTLP-warped afresh
+    (`warped_epochs`), then with ``cfg.level`` each utterance's log energy shifted
+    (`LevelShifted`); None with none of them."""
+    warped = warped_epochs(paths, front, cfg.vtlp, cfg.seed, cfg.speed, noise_of(cfg.noise_snr))
     if not cfg.level:
         return warped
     return LevelShifted(X, front, cfg.level, cfg.seed, warped)

@@ -29,7 +29,7 @@ from ..config import (
     probability,
 )
 from ..data.pairs import read_pairs, split_pairs
-from ..data.text import lines_of
+from ..data.text import decode_utf8, lines_of
 from ..errors import CheckpointError, InputError
 from ..estimators.seq2seq import Seq2Seq
 from ..files import check_output, save_figure
@@ -193,22 +193,17 @@ def load_translator(path: str) -> Seq2Seq:
 
 
 def read_lines(files: list[str]) -> list[str]:
-    """The lines of ``files`` (UTF-8), or of standard input when there are none."""
+    """The lines of ``files``, or of standard input when there are none: UTF-8 (a byte-order
+    mark dropped, so it does not become part of the first sentence) or UTF-16 with its mark,
+    as `rnnkit.data.text.decode_utf8` reads them."""
     if not files:
-        return lines_of(sys.stdin.read())
+        return lines_of(sys.stdin.read().removeprefix("\ufeff"))
     lines: list[str] = []
     for name in files:
         path = Path(name)
         if not path.is_file():
             raise InputError(f"translate: no such file {name!r}")
-        try:
-            lines += lines_of(path.read_bytes().decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            data = path.read_bytes()
-            line = data[: exc.start].count(b"\n") + 1
-            raise InputError(
-                f"translate: {name!r} is not valid UTF-8 (line {line}); expected UTF-8 text"
-            ) from None
+        lines += lines_of(decode_utf8(path, "translate"))
     return lines
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
-from scipy.io import wavfile
 
 from rnnkit.cli import main
 from rnnkit.errors import InputError
@@ -22,13 +20,7 @@ from rnnkit.tasks.classify import (
     audio_front,
     front_end,
 )
-
-RATE = 8000
-
-
-def tone(hz: float, seconds: float) -> np.ndarray:
-    t = np.arange(int(RATE * seconds)) / RATE
-    return 0.5 * np.sin(2 * np.pi * hz * t)
+from test_speech_speed import two_pitch_folders
 
 
 def test_the_front_end_follows_features_mfcc_by_default_and_text_has_none():
@@ -54,12 +46,7 @@ def test_the_front_end_follows_features_mfcc_by_default_and_text_has_none():
 
 @pytest.mark.parametrize("features", [["logmel"], ["mfcc"], ["mfcc", "--cepstra", "8"]])
 def test_a_model_keeps_its_features_for_evaluate_and_predict(tmp_path, capsys, features):
-    rng = np.random.default_rng(0)
-    for label, pitch in (("low", 300.0), ("high", 1500.0)):
-        (tmp_path / "train" / label).mkdir(parents=True)
-        for k in range(6):
-            x = tone(pitch, rng.uniform(0.15, 0.25)) + 0.01 * rng.standard_normal(1)
-            wavfile.write(tmp_path / "train" / label / f"{k}.wav", RATE, (x * 32767).astype("<i2"))
+    two_pitch_folders(tmp_path / "train")
     model = tmp_path / "m.safetensors"
     train = str(tmp_path / "train")
     code = main(["train", "classify", "--train", train, "--epochs", "2", "--hidden", "8",

@@ -5,6 +5,7 @@ length and pitch, epoch inputs of other lengths, and one-line errors for bad set
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,17 @@ RATE = 8000
 def tone(hz: float, seconds: float = 0.5) -> np.ndarray:
     t = np.arange(int(RATE * seconds)) / RATE
     return 0.5 * np.sin(2 * np.pi * hz * t)
+
+
+def two_pitch_folders(root: Path) -> None:
+    """``root/low`` and ``root/high``: six short 8 kHz tones each, of 300 and 1500 Hz, a little
+    noise on them (for the audio classifier's command-line tests)."""
+    rng = np.random.default_rng(0)
+    for label, pitch in (("low", 300.0), ("high", 1500.0)):
+        (root / label).mkdir(parents=True)
+        for k in range(6):
+            x = tone(pitch, rng.uniform(0.15, 0.25)) + 0.01 * rng.standard_normal(1)
+            wavfile.write(root / label / f"{k}.wav", RATE, (x * 32767).astype("<i2"))
 
 
 def peak_hz(x: np.ndarray) -> float:
@@ -99,12 +111,7 @@ def test_bad_speed_gives_one_line_errors():
 
 
 def test_train_classify_on_audio_with_speed_records_it_in_the_model(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    for label, pitch in (("low", 300.0), ("high", 1500.0)):
-        (tmp_path / "train" / label).mkdir(parents=True)
-        for k in range(6):
-            x = tone(pitch, rng.uniform(0.15, 0.25)) + 0.01 * rng.standard_normal(1)
-            wavfile.write(tmp_path / "train" / label / f"{k}.wav", RATE, (x * 32767).astype("<i2"))
+    two_pitch_folders(tmp_path / "train")
     model = tmp_path / "m.safetensors"
     code = main(["train", "classify", "--train", str(tmp_path / "train"), "--epochs", "2",
                  "--hidden", "8", "--speed", "0.1", "--out", str(model)])  # fmt: skip

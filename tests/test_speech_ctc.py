@@ -4,6 +4,9 @@ put in between words, word units, bad input."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -130,15 +133,20 @@ def test_utterance_normalisation_is_offline_only():
         Transcriber(norm="cmvn", epochs=1).fit(X, y)
 
 
-def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
+def _eval_speech() -> Any:
+    """benchmarks/eval_speech.py as a module (it is a script, not a package)."""
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_speech.py"
     spec = importlib.util.spec_from_file_location("eval_speech", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
+    module = _eval_speech()
     strings = tmp_path / "strings"
     strings.mkdir()
     header = "path,transcript,speaker"
@@ -156,14 +164,7 @@ def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
 
 
 def test_eval_speech_adds_the_training_speakers_clips(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_speech.py"
-    spec = importlib.util.spec_from_file_location("eval_speech", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _eval_speech()
     train = tmp_path / "train.csv"
     train.write_text("path,transcript,speaker\n/x/ann_0.wav,one two,ann\n")
     clips = tmp_path / "all.csv"

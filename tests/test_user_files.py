@@ -141,6 +141,20 @@ def test_detect_quotes_an_id_with_a_comma_and_streams_a_file_with_a_bom(tmp_path
     assert scorer.handle("1,2.5\r\n") == "1,2.5,0"
 
 
+def test_detect_reads_utf16_and_names_the_line_of_latin1(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "s.csv"
+    path.write_bytes("timestamp,value\r\n1,2.5\r\n2,3\r\n".encode("utf-16"))
+    series, _ = read_series(path)
+    assert series[0].values == [2.5, 3.0]
+    path.write_bytes(b"timestamp,value\n1,2.5\n2,caf\xe9\n")
+    with pytest.raises(InputError, match=r"s.csv' is not valid UTF-8 \(line 3") as info:
+        read_series(path)
+    assert "\n" not in str(info.value)
+
+
 # -- separators of time-series files ------------------------------------------------------------
 @pytest.mark.parametrize(
     "sep, value", [(";", "2,5"), (";", "2.5"), ("\t", "2.5"), (",", '"2.5"')], ids=str

@@ -15,6 +15,7 @@ the header being line 1.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from .dialect import column_index, delimiter_of, finite, number
+from .text import decode_utf8
 
 
 @dataclass
@@ -139,18 +141,16 @@ def read_series(
     if not path.is_file():
         raise InputError(f"{name!r}: no such file; expected a CSV file with a header")
     try:
-        with open(path, "rb") as raw:
-            utf16 = raw.read(2) in (b"\xff\xfe", b"\xfe\xff")  # PowerShell's default
-        fh = open(path, newline="", encoding="utf-16" if utf16 else "utf-8-sig")
+        text = decode_utf8(path, "detect")  # UTF-8 (a mark dropped), or UTF-16 with its mark
     except OSError as exc:
         raise InputError(f"{name!r}: cannot read it ({exc.strerror})") from None
-    with fh:
+    with io.StringIO(text, newline="") as fh:
         try:
             delimiter = delimiter_of(fh.readline())
             fh.seek(0)
             reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None
         if header is None:
             raise InputError(f"{name!r}: the file is empty; expected a header and rows")
@@ -192,8 +192,6 @@ def read_series(
                 s.rows.append(line)
         except csv.Error as exc:
             raise InputError(f"{name!r} row {line + 1}: malformed CSV ({exc})") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{name!r} after row {line}: not UTF-8 text") from None
     if not order:
         raise InputError(f"{name!r}: no rows after the header")
     return list(series.values()), order

@@ -254,6 +254,8 @@ def test_familiar_spike_alarms_are_halved_and_new_ones_are_not():
     assert out[50] == 0.6  # no jump: not a spike, left alone
     np.testing.assert_allclose(out[[11, 26, 41]], 0.05)  # each began its rest period
     assert alarm.familiar is not None and alarm.familiar.count == 2  # the two new spikes
+    with pytest.raises(ValueError, match="needs the values"):  # not zeros remembered
+        alarm.run(scores)
 
 
 def test_familiar_streams_as_it_detects_and_only_lowers_scores(detector):

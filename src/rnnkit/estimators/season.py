@@ -96,7 +96,10 @@ class Alarm:
         values: np.ndarray | None = None,
         out_of_range: np.ndarray | None = None,
     ) -> np.ndarray:
-        """`__call__` on each score in turn (with its value and range check, if given)."""
+        """`__call__` on each score in turn (with its value and range check, if given; the
+        values are needed with ``familiar``, which would otherwise remember zeros)."""
+        if self.familiar is not None and values is None:
+            raise ValueError("Alarm.run: a familiar memory needs the values of the scores")
         if values is None or self.familiar is None:
             return np.array([self(float(s)) for s in scores])
         beyond = np.zeros(scores.size, bool) if out_of_range is None else out_of_range > 0

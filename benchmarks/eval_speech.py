@@ -20,6 +20,10 @@ recordings) recognised by classification and by CTC transcription, also live.
    trained on the other three (for choosing settings without the test speaker);
    ``--ctc-validate-gain DB``: that speaker's strings also rebuilt DB dB quieter under the same
    noise (a low signal-to-noise ratio, as the test speaker's) and scored, ``low_snr_wer_*``.
+   ``--ctc-ensemble N``: N networks (seeds SEED..SEED+N-1) in one model; every score is then
+   also given under ``"combined"`` for each member alone (``member0``, ...) and each way of
+   combining them (``prob``, ``logprob``: posteriors averaged before decoding; ``vote``: the
+   members' transcripts voted word by word), from one training run.
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -74,6 +78,7 @@ CTC_OPTIONS = (
     "speed",
     "noise_snr",
     "seed",
+    "ensemble",
 ) + AUGMENT_OPTIONS
 
 
@@ -492,6 +497,14 @@ def transcription(
         Xq = inputs_of(model, front, low.texts, "--valid (low SNR)")
         for name, width, lex in (("greedy", 1, False), ("lexicon_beam8", 8, True)):
             scores[f"low_snr_wer_{name}"] = model.score(Xq, low.labels, width, lex)["wer"]
+    combined = {}
+    if len(model.networks) > 1:  # each member alone and each way of combining them
+        sets = {"": (X, test.labels)}
+        if valid is not None:
+            sets["valid_"] = (Xv, held.labels)
+        if quiet is not None:
+            sets["low_snr_"] = (Xq, low.labels)
+        combined = ensemble_scores(model, sets)
     if model.bidirectional:  # no streaming: the offline numbers alone
         stream_utterances = 0
     offline = model.predict(X)
@@ -538,7 +551,43 @@ def transcription(
         "frame_ms_median": float(np.median(per_frame)),
         "frame_ms_p99": float(np.percentile(per_frame, 99)),
         "hop_ms": 1e3 * front.hop,
+        "members": len(model.networks),
+        "members_val_wer": getattr(model, "members_val_wer_", None),
+        "combined": combined,
     }
+
+
+ENSEMBLE_DECODES = (  # (name, beam, lexicon) scored for each member and combination
+    ("greedy", 1, False),
+    ("beam8", 8, False),
+    ("lexicon", 1, True),
+    ("lexicon_beam8", 8, True),
+)
+
+
+def ensemble_scores(model: Any, sets: dict[str, tuple[list, list[str]]]) -> dict:
+    """WER (and greedy CER) of each member of ``model`` alone and of each way of combining
+    them (`rnnkit.ctc_combine`), on each of ``sets`` (prefix -> (inputs, transcripts)), the
+    members' posteriors computed once: ``{way: {prefix + "wer_" + decode: ...}}``."""
+    from rnnkit.ctc_combine import combine_log_probs, vote_words
+    from rnnkit.metrics_text import error_rate
+
+    out: dict[str, dict[str, float]] = {}
+    for prefix, (inputs, labels) in sets.items():
+        per_member = model.member_log_probs(inputs)
+        ways = {f"member{k}": lps for k, lps in enumerate(per_member)}
+        for how in ("prob", "logprob"):
+            ways[how] = [combine_log_probs(p, how) for p in zip(*per_member, strict=True)]
+        for name, beam, lexicon in ENSEMBLE_DECODES:
+            hyps = {way: model.decode(lps, beam, lexicon) for way, lps in ways.items()}
+            members = [hyps[f"member{k}"] for k in range(len(per_member))]
+            hyps["vote"] = [vote_words(h) for h in zip(*members, strict=True)]
+            for way, texts in hyps.items():
+                scores = out.setdefault(way, {})
+                scores[f"{prefix}wer_{name}"] = error_rate(labels, texts, words=True)
+                if name == "greedy":
+                    scores[f"{prefix}cer_{name}"] = error_rate(labels, texts, words=False)
+    return out
 
 
 def held_speaker(strings: Path) -> str:
@@ -883,6 +932,8 @@ def main() -> None:
             + f"stream = offline "
             f"{t['stream_same']}/{t['stream_utterances']}; {t['seconds'] / 60:.1f} min"
         )
+        for way, scores in t["combined"].items():
+            print(f"  {way}: " + "; ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     result["minutes"] = (time.perf_counter() - start) / 60
     if parts != {"usual", "loso", "transcribe"} or args.sides != ["rnnkit", "torch"]:
         name = f"{'-'.join(sorted(parts))}{'-' + args.tag if args.tag else ''}.json"

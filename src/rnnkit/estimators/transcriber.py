@@ -33,15 +33,19 @@ import numpy as np
 from ..audio.augment import check_masks, masker, picked
 from ..audio.tta import warp_grid, warped_views
 from ..ctc import ctc_loss
+from ..ctc_combine import COMBINE, combine_log_probs, vote_words
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
 from ..errors import InputError
+from ..io.checkpoint import save
 from ..layers import Linear, Sequential
 from ..layers.module import Module
 from ..losses import log_softmax
 from ..metrics_text import edit_distance, error_rate
+from ..models.ensemble import Ensemble
 from ..training import log_to_stderr
 from ..training.distributed import shard
+from ..training.report import plot_losses
 from .base import Estimator
 from .classifier import RECURRENT
 from .fitting import run_fit
@@ -79,11 +83,25 @@ class Transcriber(Estimator):
     (`rnnkit.audio.tta`), and each utterance of ``X`` in `predict`, `score` and `log_probs`
     may then be an array ``(warps, T, F)`` of those views: the per-step CTC posteriors are
     averaged over them before decoding. `LiveTranscriber` does the same frame by frame.
+
+    ``members``: an ensemble of that many networks, trained one after another on the same
+    split (``seed`` splits off the validation utterances), member ``k`` with ``seed + k``: it
+    is the network that ``Transcriber(seed=seed + k)`` fits alone on that split (with
+    ``fit(..., X_epoch_of=f)``, each member trains on ``f(seed + k)``'s epochs). ``model_`` is
+    then an `rnnkit.models.ensemble.Ensemble` of them. ``combine``: how their outputs make one
+    transcript (`rnnkit.ctc_combine`): the per-step posteriors averaged as probabilities
+    ("prob") or log-probabilities ("logprob") before decoding, or the members' transcripts
+    voted word by word ("vote"; offline only). ``member(k)`` is member ``k`` alone.
     """
 
     # parameters added after checkpoints were first written (`Estimator._added_params`)
-    _added_params: ClassVar[dict[str, Any]] = {"select": "loss", "warps": 1}
-    model_: Sequential
+    _added_params: ClassVar[dict[str, Any]] = {
+        "select": "loss",
+        "warps": 1,
+        "members": 1,
+        "combine": "prob",
+    }
+    model_: Sequential | Ensemble
     best_val_wer_: float
 
     def __init__(
@@ -113,6 +131,8 @@ class Transcriber(Estimator):
         select: str = "loss",
         warps: int = 1,
         warp_spread: float = 0.1,
+        members: int = 1,
+        combine: str = "prob",
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -141,6 +161,8 @@ class Transcriber(Estimator):
         self.select = select
         self.warps = warps
         self.warp_spread = warp_spread
+        self.members = members
+        self.combine = combine
         self.seed = seed
         self.verbose = verbose
 
@@ -154,11 +176,19 @@ class Transcriber(Estimator):
         out: str | Path | None = None,
         metadata: dict[str, Any] | None = None,
         X_epoch: Callable[[int], Sequence[np.ndarray]] | None = None,
+        X_epoch_of: Callable[[int], Callable[[int], Sequence[np.ndarray]] | None] | None = None,
     ) -> Transcriber:
         """Learn from utterances ``X`` and transcripts ``y``; returns self. ``X_epoch``:
         epoch ``e`` trains on ``X_epoch(e)`` (the same utterances, in the same order; their
         lengths may differ from ``X``'s, as speed perturbation makes them: the batches are
-        cut by ``X``'s) in place of ``X``; the feature statistics and validation use ``X``."""
+        cut by ``X``'s) in place of ``X``; the feature statistics and validation use ``X``.
+        ``X_epoch_of`` (instead of ``X_epoch``): the network of seed ``s`` trains on
+        ``X_epoch_of(s)``'s epochs (each member of an ensemble its own augmentation)."""
+        if X_epoch_of is not None:
+            if X_epoch is not None:
+                raise InputError("Transcriber.fit: give X_epoch or X_epoch_of, not both")
+            if self.members == 1:
+                X_epoch = X_epoch_of(self.seed)
         if self.units not in ("char", "word"):
             raise InputError(f"Transcriber: units must be 'char' or 'word', got {self.units!r}")
         check_masks(
@@ -184,6 +214,7 @@ class Transcriber(Estimator):
             raise InputError(
                 f"Transcriber: select must be one of {list(SELECT)}, got {self.select!r}"
             )
+        self._check_members()
         X, y = _check(X, y, "Transcriber.fit")
         if X_valid is None:
             rng = np.random.default_rng(self.seed)
@@ -194,8 +225,12 @@ class Transcriber(Estimator):
             X, y = [X[i] for i in kept], [y[i] for i in kept]
             if X_epoch is not None:
                 X_epoch = picked(X_epoch, kept)
+            if X_epoch_of is not None and self.members > 1:
+                X_epoch_of = _picked_of(X_epoch_of, kept)
         else:
             X_valid, y_valid = _check(X_valid, y_valid, "Transcriber.fit (validation)")
+        if self.members > 1:
+            return self._fit_members(X, y, X_valid, y_valid, out, metadata, X_epoch, X_epoch_of)
         self.words_ = sorted({w for text in y for w in text.split()})
         self.alphabet_ = (
             "".join(sorted(set("".join(y)))) if self.units == "char" else tuple(self.words_)
@@ -249,6 +284,87 @@ class Transcriber(Estimator):
         loss = result.best_val_loss if self.select == "loss" else math.nan
         self.best_val_loss_, self.best_val_wer_ = best if best else (loss, math.nan)
         return self
+
+    def _check_members(self) -> None:
+        m = self.members
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise InputError(f"Transcriber: members must be an integer >= 1, got {m!r}")
+        if self.combine not in COMBINE:
+            raise InputError(
+                f"Transcriber: combine must be one of {list(COMBINE)}, got {self.combine!r}"
+            )
+
+    def _fit_members(
+        self,
+        X: list[np.ndarray],
+        y: list[str],
+        X_valid: list[np.ndarray],
+        y_valid: list[str],
+        out: str | Path | None,
+        metadata: dict[str, Any] | None,
+        X_epoch: Callable[[int], Sequence[np.ndarray]] | None,
+        X_epoch_of: Callable[[int], Callable[[int], Sequence[np.ndarray]] | None] | None,
+    ) -> Transcriber:
+        """Fit ``members`` networks alone on the same split, seeds ``seed + k``; keep them as
+        one `Ensemble` (saved at ``out`` with ``metadata``, the loss curve of the first)."""
+        fitted: list[Transcriber] = []
+        for k in range(self.members):
+            seed = self.seed + k
+            if self.verbose:
+                log_to_stderr(f"ensemble member {k + 1}/{self.members}: seed {seed}")
+            member = type(self)(**{**self.get_params(), "members": 1, "seed": seed})
+            epochs = X_epoch_of(seed) if X_epoch_of is not None else X_epoch
+            fitted.append(member.fit(X, y, X_valid, y_valid, X_epoch=epochs))
+        first = fitted[0]
+        self.words_, self.alphabet_ = first.words_, first.alphabet_
+        self.mean_, self.std_, self.n_inputs_ = first.mean_, first.std_, first.n_inputs_
+        self.model_ = Ensemble(*(m.model_ for m in fitted))
+        self.model_.eval()
+        self.history_ = first.history_
+        self.n_steps_ = sum(m.n_steps_ for m in fitted)
+        self.stopped_ = "; ".join(dict.fromkeys(m.stopped_ for m in fitted))
+        self.train_minutes_ = sum(m.train_minutes_ for m in fitted)
+        self.throughput_ = float(np.mean([m.throughput_ for m in fitted]))
+        self.members_val_wer_ = [m.best_val_wer_ for m in fitted]
+        self.best_val_loss_ = self._ctc_loss(X_valid, y_valid)
+        self.best_val_wer_ = self.score(X_valid, y_valid)["wer"]
+        if out is not None:
+            save(self, out, metadata)  # type: ignore[arg-type]  # an estimator: its network
+            plot_losses(first.history_, "utterance", Path(out))
+        return self
+
+    def _ctc_loss(self, X: Sequence[np.ndarray], y: Sequence[str]) -> float:
+        """The mean over utterances of the CTC loss per step of the combined posteriors
+        ("vote": the probabilities')."""
+        total = 0.0
+        for lp, target in zip(self.log_probs(X), self._targets(y, "fit"), strict=True):
+            nll, _ = ctc_loss(
+                lp[:, None, :],
+                target[None, :] if len(target) else np.zeros((1, 1), dtype=np.int64),
+                np.array([len(lp)]),
+                np.array([len(target)]),
+                reduction="none",
+                zero_infinity=True,
+            )
+            total += float(np.asarray(nll)[0]) / len(lp)
+        return total / len(X)
+
+    @property
+    def networks(self) -> list[Sequential]:
+        """The network, or each member of an ensemble."""
+        nets = self.model_.members if isinstance(self.model_, Ensemble) else [self.model_]
+        return [n for n in nets if isinstance(n, Sequential)]
+
+    def member(self, k: int) -> Transcriber:
+        """Member ``k`` of an ensemble alone, as a fitted one-network `Transcriber` (the same
+        normalisation, alphabet and decoding options); ``member(0)`` of one network: a copy."""
+        self._check_fitted("member")
+        nets = self.networks
+        if not 0 <= k < len(nets):
+            raise InputError(f"Transcriber.member: expected 0 <= k < {len(nets)}, got {k}")
+        alone = type(self)(**{**self.get_params(), "members": 1, "seed": self.seed + k})
+        alone._restore(self._learned(), nets[k])
+        return alone
 
     def _network(self) -> Sequential:
         seeds = [int(s) for s in np.random.SeedSequence(self.seed).generate_state(2)]
@@ -326,18 +442,29 @@ class Transcriber(Estimator):
     def log_probs(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
         """``(T_i', n_classes)`` log-probabilities per step of each utterance; an utterance
         given as views ``(K, T, F)`` (``warps``): the log of their probabilities' mean."""
+        per_member = self.member_log_probs(X)
+        if len(per_member) == 1:
+            return per_member[0]
+        how = "prob" if self.combine == "vote" else self.combine
+        return [combine_log_probs(parts, how) for parts in zip(*per_member, strict=True)]
+
+    def member_log_probs(self, X: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        """`log_probs` of each network alone: ``[member][utterance]`` ``(T_i', n_classes)``."""
         self._check_fitted("predict")
         views = [np.asarray(x) if np.ndim(x) == 3 else np.asarray(x)[None] for x in X]
-        flat = [v for x in views for v in x]
-        lp = log_probs_of(self.model_, self._encode(flat, "predict"))
-        out, start = [], 0
-        for x in views:
-            parts, start = lp[start : start + len(x)], start + len(x)
-            if len(parts) == 1:
-                out.append(parts[0])
-            else:  # the mean of the views' probabilities, per step
-                out.append(np.log(np.mean(np.exp(np.stack(parts)), axis=0)))
-        return out
+        flat = self._encode([v for x in views for v in x], "predict")
+        result = []
+        for net in self.networks:
+            lp = log_probs_of(net, flat)
+            out, start = [], 0
+            for x in views:
+                parts, start = lp[start : start + len(x)], start + len(x)
+                if len(parts) == 1:
+                    out.append(parts[0])
+                else:  # the mean of the views' probabilities, per step
+                    out.append(np.log(np.mean(np.exp(np.stack(parts)), axis=0)))
+            result.append(out)
+        return result
 
     def views(self, samples: np.ndarray, front: Any) -> np.ndarray:
         """``(warps, T, F)`` features of one recording under the test-time warps (``front``: the
@@ -355,8 +482,17 @@ class Transcriber(Estimator):
         by the nearest of them in edit distance."""
         if beam < 1:
             raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
+        if getattr(self, "combine", "prob") == "vote" and len(self.networks) > 1:
+            hyps = [self.decode(lps, beam, lexicon) for lps in self.member_log_probs(X)]
+            return [vote_words(texts) for texts in zip(*hyps, strict=True)]
+        return self.decode(self.log_probs(X), beam, lexicon)
+
+    def decode(
+        self, log_probs: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False
+    ) -> list[str]:
+        """Transcripts of ``(T_i', n_classes)`` log-probabilities (as `predict` decodes)."""
         out = []
-        for lp in self.log_probs(X):
+        for lp in log_probs:
             lp3 = lp[:, None, :]
             if lexicon and beam > 1:
                 words, separator = self.lexicon_labels()
@@ -411,7 +547,11 @@ class Transcriber(Estimator):
         self.mean_ = np.asarray(learned["mean"], dtype=np.float32)
         self.std_ = np.asarray(learned["std"], dtype=np.float32)
         self.n_inputs_ = int(learned["n_inputs"])
-        if not isinstance(model, Sequential):
+        nets = model.members if isinstance(model, Ensemble) else [model]
+        for net in nets:
+            if not isinstance(net, Sequential):
+                raise TypeError(f"expected a Sequential network, got {type(net).__name__}")
+        if not isinstance(model, (Sequential, Ensemble)):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
@@ -423,6 +563,18 @@ def _check(X: Any, y: Any, where: str) -> tuple[list[np.ndarray], list[str]]:
     if len(X) == 0:
         raise InputError(f"{where}: expected at least one utterance, got none")
     return list(X), [str(t) for t in y]
+
+
+def _picked_of(
+    X_epoch_of: Callable[[int], Callable[[int], Sequence[np.ndarray]] | None], kept: np.ndarray
+) -> Callable[[int], Callable[[int], Sequence[np.ndarray]] | None]:
+    """``X_epoch_of`` with each seed's epochs restricted to the rows ``kept``."""
+
+    def of(seed: int) -> Callable[[int], Sequence[np.ndarray]] | None:
+        epochs = X_epoch_of(seed)
+        return None if epochs is None else picked(epochs, kept)
+
+    return of
 
 
 def log_probs_of(model: Sequential, seqs: list[np.ndarray]) -> list[np.ndarray]:

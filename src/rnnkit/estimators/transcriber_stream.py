@@ -11,6 +11,11 @@ transcript (tests/test_speech.py). Each `push` records its compute time in ``tim
 With test-time warps (``Transcriber(warps=K)``), each of the K warps has its own features
 (``StreamingFeatures(front, warp=a)``), statistics, pending frames and recurrent state; a
 step's class probabilities are the mean of the K views', as the whole-file path averages them.
+
+An ensemble (``Transcriber(members=N)``) steps each member's recurrent layer (a state per
+member and view) and combines the members' per-step posteriors as the whole-file path does
+(`rnnkit.ctc_combine.combine_log_probs`), so it too emits the offline greedy transcript. Word
+voting (``combine="vote"``) needs whole transcripts: a stream then averages probabilities.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from ..audio.features import FrontEnd, StreamingFeatures
 from ..audio.tta import warp_grid
+from ..ctc_combine import combine_log_probs
 from ..errors import InputError
 from ..losses import log_softmax
 from ..stream import Stream
@@ -47,17 +53,22 @@ class LiveTranscriber:
         self.model, self.front = model, front
         factors = warp_grid(getattr(model, "warps", 1), model.warp_spread, "LiveTranscriber")
         self.features = [StreamingFeatures(front, warp=a) for a in factors]
-        self.streams = [Stream(model.model_[0]) for _ in factors]
-        self.head: Any = model.model_[1]  # the Linear output layer
+        nets = model.networks
+        # per member, a stream of its recurrent layer per view; its Linear output layer
+        self.member_streams = [[Stream(net[0]) for _ in factors] for net in nets]
+        self.heads: list[Any] = [net[1] for net in nets]
+        self.combine = "prob" if getattr(model, "combine", "prob") == "vote" else model.combine
         self.timings: list[float] = []  # seconds of compute per push
         self.reset()
 
     def reset(self) -> None:
-        for features, stream in zip(self.features, self.streams, strict=True):
+        for features in self.features:
             features.reset()
-            stream.reset()
-        self._pending: list[list[np.ndarray]] = [[] for _ in self.streams]  # frames, per view
-        self._stats = [self.model.running_stats() for _ in self.streams]  # norm="running" only
+        for streams in self.member_streams:
+            for stream in streams:
+                stream.reset()
+        self._pending: list[list[np.ndarray]] = [[] for _ in self.features]  # frames, per view
+        self._stats = [self.model.running_stats() for _ in self.features]  # norm="running" only
         self._previous = 0  # the class of the step before (0: blank)
         self._steps = 0
 
@@ -104,21 +115,24 @@ class LiveTranscriber:
                 pending.append(normalised[t])
             if len(self._pending[0]) == self.model.stack:
                 steps = [np.concatenate(pending) for pending in self._pending]
-                self._pending = [[] for _ in self.streams]
+                self._pending = [[] for _ in self.features]
                 out += self._step(steps)
         return out
 
     def _step(self, steps: list[np.ndarray]) -> list[tuple[str, float]]:
-        """One recurrent step of each view; the class of the mean of their probabilities."""
-        logits = []
-        for stream, x in zip(self.streams, steps, strict=True):
-            h = stream.step(x)  # (H,)
-            logits.append(np.asarray(self.head(np.asarray(h)[None, None, :]))[0, 0])
-        if len(logits) == 1:
-            best = int(np.argmax(logits[0]))
-        else:  # as `Transcriber.log_probs` averages the views: softmax in float64, mean
-            probs = np.exp(log_softmax(np.asarray(logits, dtype=np.float64)))
-            best = int(np.argmax(np.log(probs.mean(axis=0))))
+        """One recurrent step of each view of each member; the class of the mean of the views'
+        probabilities, the members' combined as `Transcriber.log_probs` combines them."""
+        members = []
+        for streams, head in zip(self.member_streams, self.heads, strict=True):
+            logits = []
+            for stream, x in zip(streams, steps, strict=True):
+                h = stream.step(x)  # (H,)
+                logits.append(np.asarray(head(np.asarray(h)[None, None, :]))[0, 0])
+            # as `Transcriber.log_probs`: log-softmax in float64, the views' probabilities'
+            # mean (with one view and one member, the argmax of the logits is the same)
+            lp = log_softmax(np.asarray(logits, dtype=np.float64))  # (views, C)
+            members.append(lp[:1] if len(lp) == 1 else np.log(np.exp(lp).mean(axis=0))[None])
+        best = int(np.argmax(combine_log_probs(members, self.combine)[0]))
         self._steps += 1
         emitted = best != 0 and best != self._previous
         self._previous = best

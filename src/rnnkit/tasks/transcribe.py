@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,13 @@ class TranscribeConfig:
     )
     beam: int = option(1, help="beam width for --test (1: greedy)", type=positive_int)
     seed: int = option(0, help="random seed")
+    ensemble: int = option(
+        1,
+        help="train N networks (seeds SEED..SEED+N-1, the same data, each its own augmentation) "
+        "one after another; --out holds them all and decoding averages their per-step CTC "
+        "probabilities (N times the training and the compute per frame)",
+        type=positive_int,
+    )
     out: str = option("runs/transcribe.safetensors", help="the model file; loss curve beside it")
 
 
@@ -241,6 +248,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         select=cfg.select,
         warps=cfg.warps,
         warp_spread=cfg.vtlp or TRANSCRIBE_AUGMENT["vtlp"],
+        members=cfg.ensemble,
         seed=cfg.seed,
         verbose=True,
     )
@@ -251,7 +259,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         valid.labels if valid else None,
         out=out,
         metadata={"run": asdict(cfg), "frontend": asdict(front)},
-        X_epoch=training_epochs(X, data.texts, front, cfg),
+        X_epoch_of=lambda seed: training_epochs(X, data.texts, front, replace(cfg, seed=seed)),
     )
     metrics: dict[str, Any] = {
         "best_val_loss": model.best_val_loss_,

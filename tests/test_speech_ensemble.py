@@ -1,0 +1,169 @@
+"""Ensembles of transcribers (`Transcriber(members=N)`, `train transcribe --ensemble N`): one
+member is the plain model, member k is the network seed+k trains alone, the combined posteriors
+stream to the offline greedy transcript, checkpoints round-trip, and word voting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnkit.audio import FrontEnd
+from rnnkit.ctc_combine import combine_log_probs, vote_words
+from rnnkit.errors import InputError
+from rnnkit.estimators.transcriber import Transcriber
+from rnnkit.estimators.transcriber_stream import LiveTranscriber
+from rnnkit.io.checkpoint import load, save
+from rnnkit.models.ensemble import Ensemble
+
+RATE = 8000
+SMALL = {"hidden_size": 16, "num_layers": 1, "stack": 1, "batch_size": 8, "lr": 1e-2}
+
+
+def two_tone(rng: np.random.Generator, n: int) -> tuple[np.ndarray, str]:
+    """'a' a 400 Hz tone, 'b' a 1600 Hz tone (as tests/test_speech.py's two-tone language)."""
+    text = "".join(rng.choice(["a", "b"], n))
+    parts = [np.zeros(int(RATE * 0.05))]
+    for ch in text:
+        t = np.arange(int(RATE * rng.uniform(0.08, 0.12))) / RATE
+        tone = 0.5 * np.sin(2 * np.pi * (400 if ch == "a" else 1600) * t)
+        parts += [tone, np.zeros(int(RATE * rng.uniform(0.04, 0.08)))]
+    x = np.concatenate(parts)
+    return x + 0.01 * rng.standard_normal(len(x)), text
+
+
+@pytest.fixture(scope="module")
+def tones():
+    rng = np.random.default_rng(0)
+    data = [two_tone(rng, int(rng.integers(1, 4))) for _ in range(40)]
+    front = FrontEnd(norm="none")
+    X = [front.features(x) for x, _ in data]
+    y = [text for _, text in data]
+    return front, data, X, y
+
+
+@pytest.fixture(scope="module")
+def pair(tones):
+    """An ensemble of two (seeds 3 and 4) and the network of seed 4 fitted alone."""
+    _, _, X, y = tones
+    ensemble = Transcriber(**SMALL, epochs=6, members=2, seed=3, patience=None)
+    ensemble.fit(X[:30], y[:30], X[30:], y[30:])
+    alone = Transcriber(**SMALL, epochs=6, seed=4, patience=None)
+    alone.fit(X[:30], y[:30], X[30:], y[30:])
+    return ensemble, alone
+
+
+def test_an_ensemble_of_one_equals_the_plain_model(tones):
+    _, _, X, y = tones
+    plain = Transcriber(**SMALL, epochs=2, seed=0).fit(X[:30], y[:30], X[30:], y[30:])
+    one = Transcriber(**SMALL, epochs=2, seed=0, members=1).fit(X[:30], y[:30], X[30:], y[30:])
+    wrapped = Transcriber(**SMALL, epochs=2, seed=0)
+    wrapped._restore(plain._learned(), Ensemble(plain.model_))
+    for how in ("prob", "logprob", "vote"):
+        wrapped.combine = how
+        for a, b, c in zip(plain.log_probs(X), one.log_probs(X), wrapped.log_probs(X), strict=True):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(c, a, rtol=0, atol=1e-12)
+        assert wrapped.predict(X, beam=4) == plain.predict(X, beam=4)
+
+
+def test_identical_members_combine_to_the_member():
+    rng = np.random.default_rng(1)
+    lp = np.log(rng.dirichlet(np.ones(5), size=7))
+    for how in ("prob", "logprob"):
+        np.testing.assert_allclose(combine_log_probs([lp, lp, lp], how), lp, rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="how must be 'prob' or 'logprob'"):
+        combine_log_probs([lp, lp], "mean")
+
+
+def test_probabilities_and_log_probabilities_average_differently():
+    a = np.log(np.array([[0.9, 0.1], [0.5, 0.5]]))
+    b = np.log(np.array([[0.1, 0.9], [0.5, 0.5]]))
+    np.testing.assert_allclose(np.exp(combine_log_probs([a, b], "prob")), 0.5, atol=1e-12)
+    lop = np.exp(combine_log_probs([a, np.log(np.array([[0.5, 0.5], [0.8, 0.2]]))], "logprob"))
+    geo = np.sqrt(np.array([0.9 * 0.5, 0.1 * 0.5]))
+    np.testing.assert_allclose(lop[0], geo / geo.sum(), atol=1e-12)
+    np.testing.assert_allclose(lop.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_member_k_is_the_network_seed_plus_k_trains_alone(pair, tones):
+    ensemble, alone = pair
+    assert isinstance(ensemble.model_, Ensemble) and len(ensemble.networks) == 2
+    got, want = ensemble.networks[1].state_dict(), alone.model_.state_dict()
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
+    _, _, X, _ = tones
+    member = ensemble.member(1)
+    for a, b in zip(member.log_probs(X), alone.log_probs(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="expected 0 <= k < 2, got 2"):
+        ensemble.member(2)
+
+
+def test_the_ensemble_averages_its_members_probabilities(pair, tones):
+    ensemble, _ = pair
+    _, _, X, _ = tones
+    members = [ensemble.member(k).log_probs(X[:5]) for k in range(2)]
+    for lp, a, b in zip(ensemble.log_probs(X[:5]), *members, strict=True):
+        np.testing.assert_allclose(np.exp(lp), (np.exp(a) + np.exp(b)) / 2, atol=1e-12)
+
+
+@pytest.mark.parametrize("how", ["prob", "logprob"])
+def test_streaming_an_ensemble_equals_offline_greedy(pair, tones, how):
+    ensemble, _ = pair
+    front, data, X, _ = tones
+    ensemble.combine = how
+    try:
+        offline = ensemble.predict(X)
+        live = LiveTranscriber(ensemble, front)
+        rng = np.random.default_rng(5)
+        for (x, _), expected in zip(data, offline, strict=True):
+            got, i = [], 0
+            while i < len(x):
+                n = int(rng.integers(1, 400))
+                got += live.push(x[i : i + n])
+                i += n
+            got += live.flush()
+            assert "".join(c for c, _ in got) == expected
+    finally:
+        ensemble.combine = "prob"
+
+
+def test_an_ensemble_checkpoint_round_trips(pair, tones, tmp_path):
+    ensemble, _ = pair
+    _, _, X, _ = tones
+    save(ensemble, tmp_path / "e.safetensors")
+    back = load(tmp_path / "e.safetensors")
+    assert isinstance(back, Transcriber) and back.members == 2 and back.combine == "prob"
+    for a, b in zip(back.log_probs(X), ensemble.log_probs(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_from_before_ensembles_loads_as_one_network(tones, tmp_path):
+    _, _, X, y = tones
+    plain = Transcriber(**SMALL, epochs=1).fit(X[:30], y[:30], X[30:], y[30:])
+    params = plain.get_params()
+    del params["members"], params["combine"]  # as written before the two parameters existed
+    plain.get_params = lambda deep=True: params  # type: ignore[method-assign]
+    save(plain, tmp_path / "old.safetensors")
+    back = load(tmp_path / "old.safetensors")
+    assert back.members == 1 and back.combine == "prob" and len(back.networks) == 1
+    assert back.predict(X) == plain.predict(X)
+
+
+def test_bad_members_and_combine_give_one_line_errors(tones):
+    _, _, X, y = tones
+    with pytest.raises(InputError, match="members must be an integer >= 1, got 0"):
+        Transcriber(members=0).fit(X, y)
+    with pytest.raises(InputError, match="combine must be one of"):
+        Transcriber(combine="mean").fit(X, y)
+
+
+def test_word_voting_keeps_what_most_members_say():
+    assert vote_words(["one two three"]) == "one two three"
+    assert vote_words(["one two three", "one too three", "one two three"]) == "one two three"
+    # a word two of three members drop is dropped; one only one member inserts is not
+    assert vote_words(["one two six", "one six", "one six nine"]) == "one six"
+    assert vote_words(["four five", "four eight five", "four eight five"]) == "four eight five"
+    assert vote_words(["", "", "one"]) == ""
+    assert vote_words(["seven", "eight", "nine"]) in {"seven", "eight", "nine"}

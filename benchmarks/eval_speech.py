@@ -557,9 +557,10 @@ def transcription(
     }
 
 
-ENSEMBLE_DECODES = (  # (name, beam, lexicon) scored for each member and combination
+# (name, beam, lexicon) scored for each member and combination (not the plain beam of 8:
+# about 0.2 s an utterance, where the lexicon beam takes 0.05 s)
+ENSEMBLE_DECODES = (
     ("greedy", 1, False),
-    ("beam8", 8, False),
     ("lexicon", 1, True),
     ("lexicon_beam8", 8, True),
 )

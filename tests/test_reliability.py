@@ -888,6 +888,18 @@ CASES = [
         2,
         "--noise-snr: expected LO,HI",
     ),
+    Case(
+        "train transcribe: --ensemble 0",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--ensemble", "0"],
+        2,
+        "--ensemble: expected a positive integer, got '0'",
+    ),
+    Case(
+        "train transcribe: --ensemble not an integer",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--ensemble", "2.5"],
+        2,
+        "--ensemble: expected a positive integer, got '2.5'",
+    ),
 ]
 
 

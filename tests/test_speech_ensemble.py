@@ -4,6 +4,8 @@ stream to the offline greedy transcript, checkpoints round-trip, and word voting
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,42 @@ def test_word_voting_keeps_what_most_members_say():
     assert vote_words(["four five", "four eight five", "four eight five"]) == "four eight five"
     assert vote_words(["", "", "one"]) == ""
     assert vote_words(["seven", "eight", "nine"]) in {"seven", "eight", "nine"}
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    from rnnkit.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_transcribe_ensemble_then_transcribe_and_stream(tmp_path, capsys):
+    from scipy.io import wavfile
+
+    rng = np.random.default_rng(2)
+    lines = ["path,transcript"]
+    for k in range(16):
+        x, text = two_tone(rng, 2)
+        wavfile.write(tmp_path / f"u{k}.wav", RATE, np.round(x * 32767).astype(np.int16))
+        lines.append(f"u{k}.wav,{text}")
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    model = str(tmp_path / "t.safetensors")
+    code, _, err = _run(["train", "transcribe", "--train", str(tmp_path / "t.csv"),
+                         "--epochs", "1", "--hidden", "8", "--layers", "1", "--ensemble", "2",
+                         "--out", model], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "ensemble member 2/2: seed 1" in err
+    back = load(model)
+    assert isinstance(back, Transcriber) and back.members == 2 and len(back.networks) == 2
+    wav = str(tmp_path / "u0.wav")
+    code, out, err = _run(["transcribe", model, wav, "--beam", "2", "--lexicon",
+                           "--test", str(tmp_path / "t.csv"), "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert out.startswith(wav + "\t") and '"wer"' in out.splitlines()[-1]
+    code, out, err = _run(["stream", model, "--audio", wav, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["frames"] > 10

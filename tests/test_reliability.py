@@ -900,6 +900,12 @@ CASES = [
         2,
         "--ensemble: expected a positive integer, got '2.5'",
     ),
+    Case(
+        "train transcribe: unknown --combine",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--combine", "max"],
+        2,
+        "--combine",
+    ),
 ]
 
 

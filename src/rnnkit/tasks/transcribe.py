@@ -20,6 +20,7 @@ from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
+from ..ctc_combine import COMBINE
 from ..data.labelled import Labelled, read_labelled
 from ..errors import CheckpointError, InputError
 from ..estimators.transcriber import Transcriber
@@ -196,9 +197,16 @@ class TranscribeConfig:
     ensemble: int = option(
         1,
         help="train N networks (seeds SEED..SEED+N-1, the same data, each its own augmentation) "
-        "one after another; --out holds them all and decoding averages their per-step CTC "
-        "probabilities (N times the training and the compute per frame)",
+        "one after another; --out holds them all and decoding combines them (--combine; N "
+        "times the training and the compute per frame)",
         type=positive_int,
+    )
+    combine: str = option(
+        "prob",
+        help="with --ensemble: decode the members' per-step CTC probabilities averaged (prob) "
+        "or log-probabilities averaged (logprob), or vote word by word over each member's "
+        "transcript (vote; offline: stream --audio averages probabilities)",
+        choices=COMBINE,
     )
     out: str = option("runs/transcribe.safetensors", help="the model file; loss curve beside it")
 
@@ -249,6 +257,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         warps=cfg.warps,
         warp_spread=cfg.vtlp or TRANSCRIBE_AUGMENT["vtlp"],
         members=cfg.ensemble,
+        combine=cfg.combine,
         seed=cfg.seed,
         verbose=True,
     )

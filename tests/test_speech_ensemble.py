@@ -105,6 +105,7 @@ def test_member_k_is_the_network_seed_plus_k_trains_alone(pair, tones):
 def test_the_ensemble_averages_its_members_probabilities(pair, tones):
     ensemble, _ = pair
     _, _, X, _ = tones
+    assert ensemble.combine == "vote"  # the default: log_probs then averages probabilities
     members = [ensemble.member(k).log_probs(X[:5]) for k in range(2)]
     for lp, a, b in zip(ensemble.log_probs(X[:5]), *members, strict=True):
         np.testing.assert_allclose(np.exp(lp), (np.exp(a) + np.exp(b)) / 2, atol=1e-12)
@@ -114,7 +115,7 @@ def test_the_ensemble_averages_its_members_probabilities(pair, tones):
 def test_streaming_an_ensemble_equals_offline_greedy(pair, tones, how):
     ensemble, _ = pair
     front, data, X, _ = tones
-    ensemble.combine = how
+    chosen, ensemble.combine = ensemble.combine, how
     try:
         offline = ensemble.predict(X)
         live = LiveTranscriber(ensemble, front)
@@ -128,7 +129,7 @@ def test_streaming_an_ensemble_equals_offline_greedy(pair, tones, how):
             got += live.flush()
             assert "".join(c for c, _ in got) == expected
     finally:
-        ensemble.combine = "prob"
+        ensemble.combine = chosen
 
 
 def test_an_ensemble_checkpoint_round_trips(pair, tones, tmp_path):
@@ -136,7 +137,7 @@ def test_an_ensemble_checkpoint_round_trips(pair, tones, tmp_path):
     _, _, X, _ = tones
     save(ensemble, tmp_path / "e.safetensors")
     back = load(tmp_path / "e.safetensors")
-    assert isinstance(back, Transcriber) and back.members == 2 and back.combine == "prob"
+    assert isinstance(back, Transcriber) and back.members == 2 and back.combine == "vote"
     for a, b in zip(back.log_probs(X), ensemble.log_probs(X), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -208,3 +209,12 @@ def test_train_transcribe_ensemble_then_transcribe_and_stream(tmp_path, capsys):
     code, out, err = _run(["stream", model, "--audio", wav, "--json"], capsys)
     assert code == 0, err
     assert json.loads(out.splitlines()[-1])["frames"] > 10
+
+
+def test_a_voting_ensemble_predicts_the_vote_over_its_members(pair, tones):
+    ensemble, _ = pair
+    _, _, X, _ = tones
+    for beam, lexicon in ((1, False), (4, True)):
+        members = [ensemble.member(k).predict(X, beam, lexicon) for k in range(2)]
+        want = [vote_words(texts) for texts in zip(*members, strict=True)]
+        assert ensemble.predict(X, beam, lexicon) == want

@@ -132,7 +132,7 @@ class Transcriber(Estimator):
         warps: int = 1,
         warp_spread: float = 0.1,
         members: int = 1,
-        combine: str = "prob",
+        combine: str = "vote",
         seed: int = 0,
         verbose: bool = False,
     ) -> None:

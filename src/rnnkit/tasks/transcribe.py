@@ -202,7 +202,7 @@ class TranscribeConfig:
         type=positive_int,
     )
     combine: str = option(
-        "prob",
+        "vote",
         help="with --ensemble: decode the members' per-step CTC probabilities averaged (prob) "
         "or log-probabilities averaged (logprob), or vote word by word over each member's "
         "transcript (vote; offline: stream --audio averages probabilities)",

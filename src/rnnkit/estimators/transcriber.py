@@ -482,7 +482,12 @@ class Transcriber(Estimator):
         by the nearest of them in edit distance."""
         if beam < 1:
             raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
-        if getattr(self, "combine", "prob") == "vote" and len(self.networks) > 1:
+        model = getattr(self, "model_", None)  # (set by fit or load; checked where it is used)
+        if (
+            getattr(self, "combine", "prob") == "vote"
+            and isinstance(model, Ensemble)
+            and len(model) > 1
+        ):
             hyps = [self.decode(lps, beam, lexicon) for lps in self.member_log_probs(X)]
             return [vote_words(texts) for texts in zip(*hyps, strict=True)]
         return self.decode(self.log_probs(X), beam, lexicon)

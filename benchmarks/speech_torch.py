@@ -8,8 +8,9 @@ batches, optimizer, schedule, budget, patience and best-weights rule: the traini
 `benchmarks/sentiment_torch.py`'s. Same augmentation: the fold's VTLP-warped (and
 speed-perturbed) features of each epoch, and the masks of `rnnkit/audio/augment.py` (loaded by
 path, so rnnkit is not imported) drawn from the same seeds as rnnkit's; at test time, the same
-warped views of each recording (test-time VTLP), probabilities averaged as rnnkit's side
-averages them (`eval_speech.tta_proba`). Only the engine differs. Prints one JSON line.
+warped views of each recording (test-time VTLP), their probabilities made one as rnnkit's
+side makes them (`eval_speech.ensemble_result`: averaged, or the most confident view's with
+``--tta-pick confident``). Only the engine differs. Prints one JSON line.
 
     python benchmarks/speech_torch.py FOLD.npz PARAMS.json
 """
@@ -106,7 +107,12 @@ def main() -> None:
     npz |= dict(np.load(str(npz.pop("features")))) if "features" in npz else {}
     data = {name: split(npz, name) for name in ("train", "valid", "test")}
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_speech import ensemble_result, tta_proba  # noqa: E402  (no rnnkit imported)
+    from eval_speech import (  # noqa: E402  (no rnnkit imported)
+        dump_views,
+        ensemble_result,
+        tta_pick,
+        tta_views,
+    )
 
     members = []
     for k in range(int(params.get("ensemble", 1))):  # the seeds of eval_speech.ensemble_seeds
@@ -118,13 +124,14 @@ def main() -> None:
         result = sentiment_torch.train(net, data, p, epoch_inputs, mask)  # type: ignore[arg-type]
         result["fit_seconds"] = time.perf_counter() - t0
         proba = lambda seqs, net=net: sentiment_torch.predict_proba(net, seqs)  # noqa: E731
-        result["test_proba"] = tta_proba(proba, npz, "test")  # the same views as rnnkit's
-        result["valid_proba"] = tta_proba(proba, npz, "valid")
+        result["view_test_proba"] = tta_views(proba, npz, "test")  # the same views as rnnkit's
+        result["view_valid_proba"] = tta_views(proba, npz, "valid")
         result["plain_test_proba"] = proba(data["test"][0])
         result["plain_valid_proba"] = proba(data["valid"][0])
         members.append(result)
 
-    result = ensemble_result(members, data["test"][1], data["valid"][1])
+    dump_views(npz, "torch", members, data["test"][1], data["valid"][1])
+    result = ensemble_result(members, data["test"][1], data["valid"][1], tta_pick(params))
     result["threads"] = torch.get_num_threads()
     print(json.dumps(result))
 

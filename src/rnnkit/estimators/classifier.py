@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
-from ..audio.tta import check_tta
+from ..audio.tta import check_pick, check_tta
 from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
@@ -90,7 +90,9 @@ class SequenceClassifier(Estimator):
     task (`rnnkit.audio.tta`): a recording is featurised under ``tta_warps`` warp factors
     evenly spaced in ``[1 - tta_vtlp, 1 + tta_vtlp]`` and the probabilities averaged. The
     estimator itself reads feature frames and ignores them (0 and 1: one plain view);
-    ``tta_warps`` is odd, so the plain features are one of the views.
+    ``tta_warps`` is odd, so the plain features are one of the views. ``tta_pick``: how the
+    views' probabilities become one, ``"mean"`` or ``"confident"`` (per recording the view
+    of the lowest entropy; `rnnkit.audio.tta.pick_views`).
     """
 
     _estimator_type = "classifier"
@@ -100,6 +102,7 @@ class SequenceClassifier(Estimator):
         "tta_vtlp": 0.0,
         "tta_warps": 1,
         "mixup": 0.0,
+        "tta_pick": "mean",
     }
     model_: Sequential | Ensemble
 
@@ -137,6 +140,7 @@ class SequenceClassifier(Estimator):
         tta_vtlp: float = 0.0,
         tta_warps: int = 1,
         mixup: float = 0.0,
+        tta_pick: str = "mean",
         verbose: bool = False,
     ) -> None:
         self.tokens = tokens
@@ -171,6 +175,7 @@ class SequenceClassifier(Estimator):
         self.tta_vtlp = tta_vtlp
         self.tta_warps = tta_warps
         self.mixup = mixup
+        self.tta_pick = tta_pick
         self.verbose = verbose
 
     # -- fit -----------------------------------------------------------------------------------
@@ -367,6 +372,7 @@ class SequenceClassifier(Estimator):
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise InputError(f"SequenceClassifier: members must be an integer >= 1, got {m!r}")
         check_tta(self.tta_vtlp, self.tta_warps, "SequenceClassifier")
+        check_pick(self.tta_pick, "SequenceClassifier")
         if not 0 <= self.validation_fraction < 1:
             raise InputError(
                 "SequenceClassifier: validation_fraction must be in [0, 1), "

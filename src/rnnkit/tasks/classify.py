@@ -19,7 +19,7 @@ import numpy as np
 from ..audio.augment import WarpedEpochs
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
-from ..audio.tta import tta_factors, warped_proba
+from ..audio.tta import TTA_PICKS, tta_factors, warped_proba
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import (
@@ -205,6 +205,14 @@ class ClassifyConfig:
         type=odd_positive_int,
         default_help=f"{AUDIO_TTA['tta_warps']} for audio",
     )
+    tta_pick: str | None = option(
+        None,
+        help="audio, prediction, with test-time VTLP: how the warped views' probabilities "
+        "become one, their mean or, per recording, the view of the lowest entropy (the most "
+        "confident); saved in the model for evaluate and predict",
+        choices=TTA_PICKS,
+        default_help="mean",
+    )
     batch: int = option(32, help="examples per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
     epochs: float | None = option(
@@ -248,15 +256,20 @@ def augmentation(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
 
 
 def test_time(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
-    """The run's --tta-vtlp and --tta-warps: as given, else `AUDIO_TTA` for audio; text
-    has none (giving a warp is an error)."""
+    """The run's --tta-vtlp, --tta-warps and --tta-pick: as given, else `AUDIO_TTA` (and the
+    mean) for audio; text has none (giving a warp or a pick is an error)."""
     given = {k: getattr(cfg, k) for k in AUDIO_TTA if getattr(cfg, k) is not None}
+    pick = cfg.tta_pick or "mean"
     if not audio:
         if given.get("tta_vtlp") or given.get("tta_warps", 1) != 1:
             name = "tta-vtlp" if given.get("tta_vtlp") else "tta-warps"
             raise InputError(f"--{name}: warps audio at prediction; --train holds text (drop it)")
-        return {"tta_vtlp": 0.0, "tta_warps": 1}
-    return AUDIO_TTA | given
+        if pick != "mean":
+            raise InputError(
+                "--tta-pick: picks among warped audio views; --train holds text (drop it)"
+            )
+        return {"tta_vtlp": 0.0, "tta_warps": 1, "tta_pick": "mean"}
+    return AUDIO_TTA | given | {"tta_pick": pick}
 
 
 def audio_front(cfg: ClassifyConfig, audio: bool) -> FrontEnd | None:
@@ -467,13 +480,14 @@ def audio_proba(
     clf: SequenceClassifier, front: FrontEnd, files: list[str], what: str
 ) -> np.ndarray:
     """Class probabilities ``(N, C)`` of WAV files: with the model's test-time VTLP
-    (``tta_vtlp``, ``tta_warps``; `rnnkit.audio.tta`) averaged over the warped views, else
-    of the plain features (a model saved before test-time VTLP existed: plain)."""
+    (``tta_vtlp``, ``tta_warps``; `rnnkit.audio.tta`) made one over the warped views as
+    ``tta_pick`` says (their mean, or the most confident view's), else of the plain features
+    (a model saved before test-time VTLP existed: plain)."""
     factors = tta_factors(clf.tta_vtlp, clf.tta_warps)
     if len(factors) == 1:
         return clf.predict_proba(featurise(files, front, what))
     recordings = [read_wav(p, front.rate, what) for p in files]
-    return warped_proba(clf.predict_proba, recordings, front, factors.tolist())
+    return warped_proba(clf.predict_proba, recordings, front, factors.tolist(), clf.tta_pick)
 
 
 def predicted_audio(

@@ -469,6 +469,18 @@ CASES = [
         "--tta-vtlp: warps audio at prediction; --train holds text",
     ),
     Case(
+        "classify: --tta-pick unknown",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-pick", "median"],
+        2,
+        "argument --tta-pick: invalid choice: 'median'",
+    ),
+    Case(
+        "classify: --tta-pick on text",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-pick", "confident"],
+        2,
+        "--tta-pick: picks among warped audio views; --train holds text",
+    ),
+    Case(
         "classify: --label-smoothing out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--label-smoothing", "1.5"],
         2,

@@ -1,7 +1,7 @@
 """The PyTorch side of `make eval-speech`'s speaker-independence folds: the audio classifier
 `rnnkit train classify` trains in the evaluation (GRU or LSTM over MFCC frames, bidirectional,
-max or mean pooling over the valid steps, dropout, linear) in torch.nn, trained the way
-rnnkit's `Trainer` trains it.
+max, mean or mean-and-max pooling over the valid steps, dropout, linear) in torch.nn, trained
+the way rnnkit's `Trainer` trains it.
 
 Same feature frames (rnnkit's front end, from the fold file), same validation split, same
 batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
@@ -43,8 +43,8 @@ class Net(nn.Module):
 
     def __init__(self, features: int, classes: int, p: dict) -> None:
         super().__init__()
-        if p["pooling"] not in ("mean", "max"):
-            raise SystemExit("speech_torch: only mean or max pooling")
+        if p["pooling"] not in ("mean", "max", "meanmax"):
+            raise SystemExit("speech_torch: only mean, max or meanmax pooling")
         self.pooling = p["pooling"]
         self.rnn = CELLS[p["cell"]](
             features,
@@ -55,17 +55,19 @@ class Net(nn.Module):
         )
         width = p["hidden_size"] * (2 if p["bidirectional"] else 1)
         self.dropout = nn.Dropout(p["dropout"])
-        self.linear = nn.Linear(width, classes)
+        pooled = 2 * width if self.pooling == "meanmax" else width  # mean and max side by side
+        self.linear = nn.Linear(pooled, classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.rnn(packed)[0])  # (T, B, D*H), zeros past the end
-        if self.pooling == "mean":
-            pooled = out.sum(0) / lengths.to(out.dtype)[:, None]
-        else:
-            steps = torch.arange(out.shape[0])[:, None]
-            pad = (steps >= lengths[None, :])[:, :, None]
-            pooled = out.masked_fill(pad, -math.inf).amax(0)
+        mean = out.sum(0) / lengths.to(out.dtype)[:, None]
+        steps = torch.arange(out.shape[0])[:, None]
+        pad = (steps >= lengths[None, :])[:, :, None]
+        top = out.masked_fill(pad, -math.inf).amax(0)
+        pooled = {"mean": mean, "max": top}.get(self.pooling)
+        if pooled is None:  # meanmax: (B, 2 D*H)
+            pooled = torch.cat([mean, top], dim=1)
         return self.linear(self.dropout(pooled))  # (B, C)
 
 

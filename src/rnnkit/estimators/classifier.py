@@ -46,7 +46,7 @@ from .inputs import KINDS, checked_epochs, feature_size, input_kind, labels_of
 from .resume import fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-POOLING = ("mean", "max", "last", "attention")
+POOLING = ("mean", "max", "last", "attention", "meanmax")
 DEFAULT_EPOCHS = 10  # the budget when none is given
 
 
@@ -405,7 +405,8 @@ class SequenceClassifier(Estimator):
             modules.append(Pool(self.pooling, bidirectional=last))
         if self.dropout > 0:
             modules.append(Dropout(self.dropout, seed=seeds[3]))
-        modules.append(Linear(width, len(self.classes_), seed=seeds[4]))
+        pooled = 2 * width if self.pooling == "meanmax" else width  # mean and max side by side
+        modules.append(Linear(pooled, len(self.classes_), seed=seeds[4]))
         return Sequential(*modules)
 
     def _weights(self, targets: np.ndarray) -> np.ndarray | None:

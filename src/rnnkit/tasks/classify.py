@@ -118,8 +118,9 @@ class ClassifyConfig:
     bidirectional: bool = option(True, help="read each text both ways")
     pooling: str | None = option(
         None,
-        help="how the steps become one vector",
-        choices=("mean", "max", "last", "attention"),
+        help="how the steps become one vector (meanmax: the mean and the maximum side by side, "
+        "twice the width)",
+        choices=("mean", "max", "last", "attention", "meanmax"),
         default_help=f"{TEXT_MODEL['pooling']} for text, {AUDIO_MODEL['pooling']} for audio",
     )
     dropout: float = option(0.5, help="dropout before the output layer", type=probability)

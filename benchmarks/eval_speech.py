@@ -58,7 +58,7 @@ VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
-MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience")
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience", "pooling")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps", "tta_pick")
 CTC_OPTIONS = (
     "units",
@@ -825,7 +825,7 @@ def main() -> None:
         help="leave one speaker out: MFCCs per frame, as 'rnnkit train classify --cepstra' "
         "(its audio default)",
     )
-    for name in MODEL_OPTIONS:
+    for name in MODEL_OPTIONS[:-1]:
         ap.add_argument(
             "--" + name.replace("_", "-"),
             type=int if name in ("hidden", "layers", "patience") else float,
@@ -833,6 +833,13 @@ def main() -> None:
             help="leave one speaker out: the classifier's (the audio model's; patience: as "
             "'rnnkit train classify --patience', 0: never stop early)",
         )
+    ap.add_argument(
+        "--pooling",
+        choices=("mean", "max", "meanmax"),
+        default=None,
+        help="leave one speaker out: the classifier's pooling over time, as 'rnnkit train "
+        "classify --pooling' (its audio default; the PyTorch side has these three)",
+    )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
         "select": str,

@@ -11,7 +11,11 @@ recordings) recognised by classification and by CTC transcription, also live.
    PyTorch (`benchmarks/speech_torch.py`). No published speaker-independent FSDD figure is
    known to us; PyTorch is the peer. Test-time VTLP (``--tta-vtlp``, ``--tta-warps``; the
    audio defaults of ``train classify``): both sides average their probabilities over the
-   same warped views (`rnnkit.audio.tta`), and report the plain features' accuracy beside.
+   same warped views (`rnnkit.audio.tta`), and report the plain features' accuracy beside;
+   ``--tta-pick confident`` keeps each recording's most confident view instead, and every
+   pick is scored beside from the same models (``picks``). ``--dump-proba DIR`` keeps each
+   side's probabilities per member and view. ``--pooling meanmax``: mean and max pooling
+   side by side (both sides).
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit

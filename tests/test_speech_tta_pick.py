@@ -6,7 +6,6 @@ sides score every pick from the same per-view probabilities."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +125,6 @@ def _eval_speech():
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("eval_speech", module)
     spec.loader.exec_module(module)
     return module
 

@@ -683,3 +683,20 @@ def test_an_integer_time_too_large_for_64_bits_is_one_line(tmp_path):
     path.write_text("unique_id,ds,y\na,1,1\na,100000000000000000000,3\n")
     with pytest.raises(InputError, match="line 3, column 'ds'"):  # was an OverflowError
         read_long_csv(path)
+
+
+def test_a_classifier_saved_on_decomposed_labels_evaluates_composed_ones(tmp_path):
+    import unicodedata
+
+    import rnnkit
+    from rnnkit.tasks.classify import evaluate
+
+    mac = unicodedata.normalize("NFD", "zwölf")  # as the labels of a model saved before
+    texts, labels = ["ab", "ba", "aa", "bb"] * 4, [mac, "eins"] * 8
+    clf = rnnkit.SequenceClassifier(hidden_size=4, embedding_dim=4, steps=1, patience=None)
+    rnnkit.save(clf.fit(texts, labels), tmp_path / "old.safetensors")
+    table = tmp_path / "test.csv"
+    table.write_text("text,label\nab,zwölf\nba,eins\n", encoding="utf-8")
+    result = evaluate(str(tmp_path / "old.safetensors"), str(table), "text", "label")
+    assert sum(map(sum, result["confusion"])) == 2  # both rows counted; was "never saw"
+    assert rnnkit.load(tmp_path / "old.safetensors").classes_.tolist() == ["eins", "zwölf"]

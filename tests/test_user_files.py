@@ -700,3 +700,28 @@ def test_a_classifier_saved_on_decomposed_labels_evaluates_composed_ones(tmp_pat
     result = evaluate(str(tmp_path / "old.safetensors"), str(table), "text", "label")
     assert sum(map(sum, result["confusion"])) == 2  # both rows counted; was "never saw"
     assert rnnkit.load(tmp_path / "old.safetensors").classes_.tolist() == ["eins", "zwölf"]
+
+
+@pytest.mark.parametrize(
+    "first, second, read",
+    [
+        ("1.000", "2,5", [1000.0, 2.5]),  # a decimal comma in the column: dots group thousands
+        ("1.000", "1.234.567,5", [1000.0, 1234567.5]),
+        ("1.000", "12.500", [1000.0, 12500.0]),  # all dotted values grouped: whole numbers
+        ("1.000", "2.5", [1.0, 2.5]),  # a dot that groups nothing: decimal points
+        ("1.000", "0.125", [1.0, 0.125]),
+    ],
+    ids=str,
+)
+def test_a_dot_in_a_semicolon_file_is_read_as_its_column_writes_it(tmp_path, first, second, read):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+
+    long = tmp_path / "sales.csv"
+    long.write_text(f"unique_id;ds;y;price\na;1;{first};{first}\na;2;{second};{second}\n")
+    panel = read_long_csv(long)
+    assert panel.series[0].values.tolist() == read  # 1.000 was 1.0 beside 2,5
+    assert panel.series[0].covariates[:, 0].tolist() == read
+    nab = tmp_path / "nab.csv"
+    nab.write_text(f"timestamp;value\n2014-07-01 00:00;{first}\n2014-07-01 00:05;{second}\n")
+    assert read_series(nab)[0][0].values == read

@@ -3,10 +3,20 @@
 Commas, unless the header holds none but tabs or semicolons: a spreadsheet in a locale whose
 decimal mark is a comma (most of Europe) saves "CSV" with semicolons, and then writes numbers
 with a decimal comma (``3,5``), which `number` reads when the separator is a semicolon.
+
+A dot in such a file is a decimal point or a thousands separator; `number_styles` decides per
+column, from all its values, as a spreadsheet writes a column in one format: a column with a
+decimal comma anywhere (``1.234,5``) groups thousands with dots (``1.000`` is a thousand); a
+column whose dotted values are all groups of three digits (``1.000``, ``12.500``,
+``1.234.567``) with no decimal comma is a column of whole numbers grouped by thousands; any
+other dotted value (``2.5``, ``0.125``) makes the dots decimal points, as a program that writes
+semicolons with decimal points (``pandas.to_csv(sep=";")``) writes them.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
 
@@ -22,8 +32,42 @@ def delimiter_of(header: str) -> str:
     return ","
 
 
-def number(text: str, delimiter: str = ",") -> float | None:
-    """``text`` as a float (``3,5`` too in a semicolon-separated file); None when it is not."""
+# a whole number grouped by thousands with dots, then an optional decimal comma: 1.234.567,89
+_GROUPED = re.compile(r"\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d*)?\s*")
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?[\d.]*\d,\d+\s*")
+# how a column of a semicolon file writes its numbers (module docstring)
+COMMA, GROUPED, POINT = "comma", "grouped", "point"
+
+
+def number_styles(text: str, delimiter: str) -> dict[int, str]:
+    """Per column index of the CSV ``text`` (its header line skipped), how a dot is read:
+    `COMMA` (a decimal comma column; dots group thousands), `GROUPED` (whole numbers with dots
+    between groups of three) or `POINT`; empty unless ``delimiter`` is a semicolon. A file the
+    csv module cannot read gets no styles here (its reader names the line)."""
+    if delimiter != ";":
+        return {}
+    dotted: dict[int, bool] = {}  # column -> every dotted value so far grouped by thousands
+    comma: set[int] = set()
+    try:
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        next(rows, None)
+        for row in rows:
+            for k, field in enumerate(row):
+                if _DECIMAL_COMMA.fullmatch(field):
+                    comma.add(k)
+                elif "." in field:
+                    dotted[k] = dotted.get(k, True) and bool(_GROUPED.fullmatch(field))
+    except csv.Error:
+        return {}
+    styles = {k: GROUPED if grouped else POINT for k, grouped in dotted.items()}
+    return styles | {k: COMMA for k in comma}
+
+
+def number(text: str, delimiter: str = ",", style: str | None = None) -> float | None:
+    """``text`` as a float (``3,5`` too in a semicolon-separated file); None when it is not.
+    ``style`` (`number_styles`): `COMMA` or `GROUPED` read ``1.000`` as a thousand."""
+    if style in (COMMA, GROUPED) and _GROUPED.fullmatch(text):
+        text = text.replace(".", "")
     try:
         return float(text)
     except ValueError:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of, number
+from .dialect import column_index, delimiter_of, number, number_styles
 from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
@@ -202,8 +202,10 @@ def read_long_csv(
         open(path, "rb").close()
     except OSError as exc:
         raise InputError(f"{what}: cannot read {name!r} ({exc.strerror})") from None
-    with io.StringIO(decode_utf8(Path(path), what), newline="") as fh:
+    text = decode_utf8(Path(path), what)
+    with io.StringIO(text, newline="") as fh:
         delimiter = delimiter_of(fh.readline())
+        styles = number_styles(text, delimiter)  # is 1.000 one or a thousand? (dialect)
         fh.seek(0)
         reader = _Rows(csv.reader(fh, delimiter=delimiter), f"{what}: {name!r}")
         header = next(reader, None)
@@ -256,12 +258,12 @@ def read_long_csv(
                     f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
                 )
             missing = row[i_y].strip() in MISSING
-            y = math.nan if missing else number(row[i_y], delimiter)
+            y = math.nan if missing else number(row[i_y], delimiter, styles.get(i_y))
             if y is None:
                 raise InputError(f"{where} {target_column!r}: expected a number, got {row[i_y]!r}")
             covs = []
             for k, c in zip(cov_index, cov_names, strict=True):
-                v = number(row[k], delimiter)
+                v = number(row[k], delimiter, styles.get(k))
                 if v is None or not math.isfinite(v):
                     raise InputError(
                         f"{where} {c!r}: expected a number (covariate), got {row[k]!r} "

@@ -725,3 +725,28 @@ def test_a_dot_in_a_semicolon_file_is_read_as_its_column_writes_it(tmp_path, fir
     nab = tmp_path / "nab.csv"
     nab.write_text(f"timestamp;value\n2014-07-01 00:00;{first}\n2014-07-01 00:05;{second}\n")
     assert read_series(nab)[0][0].values == read
+
+
+def test_a_quote_in_a_tsv_field_is_text_unless_it_quotes_the_whole_field(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "reviews.tsv"
+    path.write_text(
+        'text\tlabel\n"Best film ever" he said\tpos\n"unclosed, on its own\tneg\n'
+        'as spreadsheets quote "a ""b"" c"\tpos\n"a ""b"" c"\tneg\n'
+    )
+    data = read_labelled(path)
+    assert data.texts == [  # the first was 'Best film ever he said', the second ate the rest
+        '"Best film ever" he said',
+        '"unclosed, on its own',
+        'as spreadsheets quote "a ""b"" c"',
+        'a "b" c',
+    ]
+    assert data.labels == ["pos", "neg", "pos", "neg"]
+    long = tmp_path / "sales.tsv"
+    long.write_text('unique_id\tds\ty\n"a\t1\t1\n"a\t2\t2\n')
+    assert read_long_csv(long).series[0].uid == '"a'
+    nab = tmp_path / "nab.tsv"
+    nab.write_text('id\ttimestamp\tvalue\n"x\t1\t1\n"x\t2\t"3"\n')
+    assert read_series(nab, id_column="id")[0][0].values == [1.0, 3.0]

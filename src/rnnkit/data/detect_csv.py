@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of, finite, number, number_styles
+from .dialect import column_index, csv_rows, delimiter_of, finite, number, number_styles
 from .text import decode_utf8
 
 
@@ -150,7 +150,7 @@ def read_series(
             delimiter = delimiter_of(fh.readline())
             styles = number_styles(text, delimiter)  # is 1.000 one or a thousand? (dialect)
             fh.seek(0)
-            reader = csv.reader(fh, delimiter=delimiter)
+            reader = csv_rows(fh, delimiter)
             header = next(reader, None)
         except csv.Error as exc:
             raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None

@@ -4,6 +4,10 @@ Commas, unless the header holds none but tabs or semicolons: a spreadsheet in a 
 decimal mark is a comma (most of Europe) saves "CSV" with semicolons, and then writes numbers
 with a decimal comma (``3,5``), which `number` reads when the separator is a semicolon.
 
+In a tab-separated file a quote is text (``"Best film ever" he said``), as in the TSV format;
+only a field quoted whole on its line (``"a ""b"" c"``, as spreadsheets quote a field holding
+a quote) loses its quotes. `csv_rows` reads both kinds.
+
 A dot in such a file is a decimal point or a thousands separator; `number_styles` decides per
 column, from all its values, as a spreadsheet writes a column in one format: a column with a
 decimal comma anywhere (``1.234,5``) groups thousands with dots (``1.000`` is a thousand); a
@@ -19,6 +23,8 @@ import csv
 import io
 import math
 import re
+from collections.abc import Iterable
+from typing import Any
 
 
 def delimiter_of(header: str) -> str:
@@ -37,6 +43,41 @@ _GROUPED = re.compile(r"\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d*)?\s*")
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?[\d.]*\d,\d+\s*")
 # how a column of a semicolon file writes its numbers (module docstring)
 COMMA, GROUPED, POINT = "comma", "grouped", "point"
+
+
+class _TabRows:
+    """`csv.reader`'s rows and ``line_num`` for a tab-separated file, quotes read as text but
+    around a whole field (module docstring)."""
+
+    def __init__(self, stream: Iterable[str]) -> None:
+        self.reader = csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE)
+
+    @property
+    def line_num(self) -> int:
+        return int(self.reader.line_num)
+
+    def __iter__(self) -> _TabRows:
+        return self
+
+    def __next__(self) -> list[str]:
+        return [_unquoted(field) for field in next(self.reader)]
+
+
+_QUOTED = re.compile(r'\s*"((?:[^"]|"")*)"\s*')
+
+
+def _unquoted(field: str) -> str:
+    whole = _QUOTED.fullmatch(field)
+    return whole.group(1).replace('""', '"') if whole else field
+
+
+def csv_rows(stream: Iterable[str], delimiter: str) -> Any:
+    """The rows of a CSV (``csv.reader``, quoting as spreadsheets write it) or, for a tab
+    ``delimiter``, of a TSV file (quotes are text unless around a whole field); both count
+    ``line_num``. ``stream`` is opened with ``newline=""``."""
+    if delimiter == "\t":
+        return _TabRows(stream)
+    return csv.reader(stream, delimiter=delimiter)
 
 
 def number_styles(text: str, delimiter: str) -> dict[int, str]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of
+from .dialect import column_index, csv_rows, delimiter_of
 from .text import decode_utf8, hidden, lines_of, visible_files
 
 
@@ -91,7 +91,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
     if not text.strip():
         raise InputError(f"{what}: {name} is empty; expected a header row and examples")
     delimiter = _delimiter(path, text.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv_rows(io.StringIO(text, newline=""), delimiter)
     try:
         header = [h.strip() for h in next(reader)]
         header = _named_as_asked(header, (text_column, label_column, AUDIO_COLUMN))

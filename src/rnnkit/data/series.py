@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of, number, number_styles
+from .dialect import column_index, csv_rows, delimiter_of, number, number_styles
 from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
@@ -207,7 +207,7 @@ def read_long_csv(
         delimiter = delimiter_of(fh.readline())
         styles = number_styles(text, delimiter)  # is 1.000 one or a thousand? (dialect)
         fh.seek(0)
-        reader = _Rows(csv.reader(fh, delimiter=delimiter), f"{what}: {name!r}")
+        reader = _Rows(csv_rows(fh, delimiter), f"{what}: {name!r}")
         header = next(reader, None)
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")

@@ -750,3 +750,17 @@ def test_a_quote_in_a_tsv_field_is_text_unless_it_quotes_the_whole_field(tmp_pat
     nab = tmp_path / "nab.tsv"
     nab.write_text('id\ttimestamp\tvalue\n"x\t1\t1\n"x\t2\t"3"\n')
     assert read_series(nab, id_column="id")[0][0].values == [1.0, 3.0]
+
+
+def test_a_forecast_file_of_one_row_per_series_needs_freq_for_time_stamps(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text("unique_id,ds,y\na,2024-01-01,1\nb,2024-01-01,2\n")
+    with pytest.raises(InputError, match="every series has one row.*or --freq"):
+        read_long_csv(path)  # was a step of one second
+    assert read_long_csv(path, freq="D").series[0].step == 86400
+    steps = tmp_path / "steps.csv"
+    steps.write_text("unique_id,ds,y\na,5,1\nb,7,2\n")
+    assert [s.step for s in read_long_csv(steps).series] == [1, 1]  # integer steps: step 1

@@ -7,7 +7,9 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
   rows of a series must be in time order, without duplicates. Series may interleave and have
   different lengths and starts (ragged).
 - The step is ``freq`` when given (``H``, ``D``, ``W``, ``15min``, ``M``, ``Q``, ``Y``, or an
-  integer for integer ``ds``), else the most common difference within the series.
+  integer for integer ``ds``), else the most common difference within the series; a series of
+  one row takes the other series' most common step. When every series has one row, integer
+  ``ds`` step by 1 and time stamps need ``freq`` (an error names it).
 - Missing steps (a gap of k steps between two rows) are filled by linear interpolation between
   the rows around them, ``y`` and covariates alike; how many were filled is reported.
 - Fields are separated by commas, or by semicolons or tabs when the header holds no comma
@@ -292,6 +294,11 @@ def read_long_csv(
         kind = "months"
         month_end = all(_is_month_end(row[1]) for r in rows.values() for row in r)
         rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
+    if grid is None and kind != "int" and all(len(r) == 1 for r in rows.values()):
+        raise InputError(
+            f"{what}: {name!r}: every series has one row, so the time between rows cannot be "
+            f"told; expected a series with two rows or more, or --freq (H, D, 15min, M, ...)"
+        )
     common = grid[1] if grid else _common_step(rows)
     series = [
         _regular(

@@ -764,3 +764,21 @@ def test_a_forecast_file_of_one_row_per_series_needs_freq_for_time_stamps(tmp_pa
     steps = tmp_path / "steps.csv"
     steps.write_text("unique_id,ds,y\na,5,1\nb,7,2\n")
     assert [s.step for s in read_long_csv(steps).series] == [1, 1]  # integer steps: step 1
+
+
+@pytest.mark.parametrize("data_size", [0, None], ids=["data size 0", "data size set"])
+def test_a_wav_whose_writer_never_filled_in_its_sizes_is_read_to_its_end(tmp_path, data_size):
+    import struct
+
+    import numpy as np
+
+    from rnnkit.audio.wav import read_wav
+
+    x = (0.5 * np.sin(np.arange(800) / 3) * 32767).astype("<i2")
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    size = len(x.tobytes()) if data_size is None else data_size
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size)
+    path = tmp_path / "recording.wav"  # RIFF size 0: a recorder stopped before closing it
+    path.write_bytes(b"RIFF" + struct.pack("<I", 0) + body + x.tobytes())
+    samples = read_wav(path)  # was "a chunk before the samples is malformed"
+    np.testing.assert_allclose(samples, x / 32768.0)

@@ -782,3 +782,24 @@ def test_a_wav_whose_writer_never_filled_in_its_sizes_is_read_to_its_end(tmp_pat
     path.write_bytes(b"RIFF" + struct.pack("<I", 0) + body + x.tobytes())
     samples = read_wav(path)  # was "a chunk before the samples is malformed"
     np.testing.assert_allclose(samples, x / 32768.0)
+
+
+def test_a_manifest_path_in_another_case_finds_the_one_file_of_that_name(tmp_path):
+    from rnnkit.errors import InputError
+
+    (tmp_path / "audio").mkdir()
+    _wav24_with_list_chunk(tmp_path / "audio" / "a.wav", 8000, _tone())
+    _wav24_with_list_chunk(tmp_path / "audio" / "b.wav", 8000, _tone())
+    _wav24_with_list_chunk(tmp_path / "audio" / "B.wav", 8000, _tone())
+    manifest = tmp_path / "train.csv"  # written on Windows or macOS, whose disks ignore case
+    manifest.write_text("path,label\nAudio/A.WAV,x\n")
+    assert read_labelled(manifest).texts == [str(tmp_path / "audio" / "a.wav")]  # was an error
+    manifest.write_text("path,label\nAudio/A.WAV,x\naudio/b.WAV,y\n")  # b.wav or B.wav?
+    with pytest.raises(InputError, match="line 3: no such audio file"):
+        read_labelled(manifest)
+
+
+def _tone():
+    import numpy as np
+
+    return 0.5 * np.sin(np.arange(800) / 3)

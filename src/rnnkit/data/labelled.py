@@ -157,6 +157,8 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
         file = manifest.parent / file
     if "\\" in value and not file.is_file():  # a manifest written on Windows: audio\a.wav
         return _audio_file(manifest, value.replace("\\", "/"), where)
+    if value and not file.is_file():  # written where case does not matter: Audio/A.WAV
+        file = _in_any_case(file) or file
     if not value or not file.is_file():
         hint = ""
         if value and not Path(value).is_absolute():
@@ -171,6 +173,24 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
     if file.suffix.lower() != ".wav":
         raise InputError(f"{where}: {str(file)!r} is not a .wav file; expected WAV audio")
     return str(file)
+
+
+def _in_any_case(file: Path) -> Path | None:
+    """The one existing file whose path differs from ``file`` only in case (a manifest written
+    on Windows or macOS, whose disks ignore case, read where they do not); else None."""
+    found = Path(file.anchor) if file.is_absolute() else Path()
+    for part in file.parts[1:] if file.is_absolute() else file.parts:
+        if (found / part).exists() or part in (".", ".."):
+            found = found / part
+            continue
+        try:
+            same = [p for p in found.iterdir() if p.name.lower() == part.lower()]
+        except OSError:
+            return None
+        if len(same) != 1:
+            return None
+        found = same[0]
+    return found if found.is_file() else None
 
 
 def _read_folder(path: Path, what: str) -> Labelled:

@@ -803,3 +803,21 @@ def _tone():
     import numpy as np
 
     return 0.5 * np.sin(np.arange(800) / 3)
+
+
+def test_stream_audio_on_stdin_reads_a_wav_header_and_refuses_another_format(tmp_path):
+    import io
+
+    import numpy as np
+    from scipy.io import wavfile
+
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.speech_stream import pcm_chunks
+
+    x = (0.5 * np.sin(np.arange(800) / 3) * 32767).astype("<i2")
+    wavfile.write(tmp_path / "mono.wav", 8000, x)  # as `arecord -t wav` pipes it
+    chunks = pcm_chunks(io.BytesIO((tmp_path / "mono.wav").read_bytes()), 80, 8000)
+    np.testing.assert_array_equal(np.concatenate(list(chunks)), x / 32768.0)  # was 22 more
+    wavfile.write(tmp_path / "stereo.wav", 44100, np.stack([x, x], 1))
+    with pytest.raises(InputError, match="2 channel.*16-bit PCM at 44100 Hz; expected 16-bit"):
+        list(pcm_chunks(io.BytesIO((tmp_path / "stereo.wav").read_bytes()), 80, 8000))

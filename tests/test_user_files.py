@@ -821,3 +821,32 @@ def test_stream_audio_on_stdin_reads_a_wav_header_and_refuses_another_format(tmp
     wavfile.write(tmp_path / "stereo.wav", 44100, np.stack([x, x], 1))
     with pytest.raises(InputError, match="2 channel.*16-bit PCM at 44100 Hz; expected 16-bit"):
         list(pcm_chunks(io.BytesIO((tmp_path / "stereo.wav").read_bytes()), 80, 8000))
+
+
+def test_a_transcript_manifest_names_its_own_options_and_warns_of_unwritable_text(tmp_path):
+    import warnings
+
+    from rnnkit.data.labelled import Labelled
+    from rnnkit.errors import InputError, RnnkitWarning
+    from rnnkit.estimators.transcriber import Transcriber
+    from rnnkit.tasks.transcribe import _warn_unwritable, read_manifest
+
+    _wav24_with_list_chunk(tmp_path / "a.wav", 8000, _tone())
+    manifest = tmp_path / "test.csv"
+    manifest.write_text("path,text\na.wav,one\n")
+    with pytest.raises(InputError, match="no column 'transcript'.*with --transcript-column"):
+        read_manifest(str(manifest), "transcript", "--test")  # was --text-column/--label-column
+    manifest.write_text("file,transcript\na.wav,one\n")
+    with pytest.raises(InputError, match="no column 'path'"):  # was no column 'text'
+        read_manifest(str(manifest), "transcript", "--test")
+    manifest.write_text("path,transcript\na.wav,\n")
+    with pytest.raises(InputError, match="line 2 has an empty transcript"):
+        read_manifest(str(manifest), "transcript", "--test")
+    model = Transcriber()
+    model.alphabet_ = "enoz"
+    data = Labelled([str(tmp_path / "a.wav")], ["ONE"], ["x line 2"], "test.csv", True)
+    with pytest.warns(RnnkitWarning, match=r"cannot write \('E', 'N', 'O'\).*writes 'enoz'"):
+        _warn_unwritable(model, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_unwritable(model, Labelled(["a"], ["one"], ["x"], "test.csv", True))

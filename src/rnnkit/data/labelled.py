@@ -61,16 +61,23 @@ class Labelled:
 
 
 def read_labelled(
-    path: str | Path, text_column: str = "text", label_column: str = "label", what: str = "data"
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    what: str = "data",
+    naming: str = "--text-column/--label-column",
+    label: str = "label",
 ) -> Labelled:
-    """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring)."""
+    """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring).
+    ``naming``: the options that name the columns, and ``label`` what a label is called (a
+    transcript), for messages."""
     path = Path(path)
     if path.is_dir():
         data = _read_folder(path, what)
     elif not path.is_file():
         raise InputError(f"{what}: no such file or folder {str(path)!r}")
     else:
-        data = _read_table(path, text_column, label_column, what)
+        data = _read_table(path, text_column, label_column, what, naming, label)
     labels = [unicodedata.normalize("NFC", label) for label in data.labels]
     return Labelled(data.texts, labels, data.where, data.source, data.audio)
 
@@ -85,7 +92,9 @@ def _delimiter(path: Path, header: str) -> str:
     return delimiter_of(header)
 
 
-def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:
+def _read_table(
+    path: Path, text_column: str, label_column: str, what: str, naming: str, noun: str
+) -> Labelled:
     text = decode_utf8(path, what)
     name = repr(str(path))
     if not text.strip():
@@ -101,9 +110,16 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
             if column not in header:
                 raise InputError(
                     f"{what}: {name} line 1 (the header) has no column {column!r}; found "
-                    f"{header[:8]} (name the columns with --text-column/--label-column)"
+                    f"{header[:8]} "
+                    + (
+                        f"(name the columns with {naming})"
+                        if column != AUDIO_COLUMN
+                        else "(a manifest names its .wav files in a column 'path')"
+                    )
                 )
-        audio = text_column not in header and AUDIO_COLUMN in header
+        audio = AUDIO_COLUMN in header and (
+            text_column == AUDIO_COLUMN or text_column not in header
+        )
         ti = header.index(AUDIO_COLUMN if audio else text_column)
         li = header.index(label_column)
         texts, labels, where = [], [], []
@@ -119,7 +135,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
                 )
             label = row[li].strip()
             if not label:
-                raise InputError(f"{what}: {name} line {line} has an empty label")
+                raise InputError(f"{what}: {name} line {line} has an empty {noun}")
             if audio:
                 file = _audio_file(path, row[ti].strip(), f"{what}: {name} line {line}")
                 texts.append(file)

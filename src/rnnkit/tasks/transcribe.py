@@ -8,6 +8,7 @@ model under ``"frontend"``), fit a `Transcriber`, report the character and word 
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..audio.files import featurise, front_end_of
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import Labelled, read_labelled
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, RnnkitWarning
 from ..estimators.transcriber import Transcriber
 from ..files import check_output
 from ..io.checkpoint import load, load_checkpoint
@@ -198,7 +199,7 @@ class TranscribeConfig:
 
 def read_manifest(path: str, column: str, what: str) -> Labelled:
     """The files and transcripts of a manifest (`rnnkit.data.labelled`'s reader)."""
-    data = read_labelled(path, "text", column, what=what)
+    data = read_labelled(path, "path", column, what, "--transcript-column", "transcript")
     if not data.audio:
         raise InputError(
             f"{what}: {path!r} is not a manifest of audio files; expected a CSV/TSV with a "
@@ -261,6 +262,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         "checkpoint": str(out),
     }
     if test is not None:
+        _warn_unwritable(model, test)
         X_test = inputs_of(model, front, test.texts, "--test")
         scores = model.score(X_test, test.labels, cfg.beam)
         metrics |= {"test_cer": scores["cer"], "test_wer": scores["wer"]}
@@ -331,7 +333,27 @@ def transcribe_files(
     metrics: dict[str, Any] = {}
     if test:
         data = read_manifest(test, column, "--test")
+        _warn_unwritable(model, data)
         X_test = inputs_of(model, front, data.texts, "--test")
         scores = model.score(X_test, data.labels, beam, lexicon)
         metrics = {"cer": scores["cer"], "wer": scores["wer"], "utterances": len(data)}
     return out, metrics
+
+
+def _warn_unwritable(model: Transcriber, data: Labelled, show: int = 5) -> None:
+    """Warn when the reference transcripts hold characters (words) the model cannot write: each
+    counts as an error (a model trained on ``one`` scored on ``ONE`` scores nothing)."""
+    chars = model.units == "char"
+    pieces = [c for t in data.labels for c in (t if chars else t.split())]
+    unseen = sorted(set(pieces) - set(model.alphabet_))
+    if not unseen:
+        return
+    listed = ", ".join(repr(c) for c in unseen[:show])
+    more = f" and {len(unseen) - show} more" if len(unseen) > show else ""
+    writes = f"; it writes {''.join(model.alphabet_)[:40]!r}" if chars else ""
+    warnings.warn(
+        f"--test: {data.source!r} has {'characters' if chars else 'words'} the model cannot "
+        f"write ({listed}{more}), each counted as an error{writes}",
+        RnnkitWarning,
+        stacklevel=3,
+    )

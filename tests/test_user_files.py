@@ -850,3 +850,19 @@ def test_a_transcript_manifest_names_its_own_options_and_warns_of_unwritable_tex
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_unwritable(model, Labelled(["a"], ["one"], ["x"], "test.csv", True))
+
+
+@pytest.mark.parametrize(
+    "reverse, read", [(False, ["Go.", "", "Hi."]), (True, ["Va !", "", "Salut."])]
+)
+def test_translate_given_a_pairs_file_reads_the_models_source_column(tmp_path, reverse, read):
+    import rnnkit
+    from rnnkit.errors import RnnkitWarning
+    from rnnkit.tasks.translate import source_side
+
+    path = tmp_path / "m.safetensors"
+    rnnkit.save(rnnkit.GRU(2, 2), path, metadata={"run": {"reverse": reverse}})
+    lines = ["Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org", "", "Hi.\tSalut."]
+    with pytest.warns(RnnkitWarning, match=f"translating column {int(reverse) + 1}"):
+        assert source_side(lines, str(path)) == read  # was the whole line, tabs and all
+    assert source_side(["Go.", "a\tb"], str(path)) == ["Go.", "a\tb"]  # not every line: as is

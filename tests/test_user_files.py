@@ -866,3 +866,19 @@ def test_translate_given_a_pairs_file_reads_the_models_source_column(tmp_path, r
     with pytest.warns(RnnkitWarning, match=f"translating column {int(reverse) + 1}"):
         assert source_side(lines, str(path)) == read  # was the whole line, tabs and all
     assert source_side(["Go.", "a\tb"], str(path)) == ["Go.", "a\tb"]  # not every line: as is
+
+
+def test_a_midi_file_cut_off_or_empty_says_so(tmp_path):
+    import struct
+
+    from rnnkit.data.music import read_midi
+    from rnnkit.errors import InputError
+
+    events = b"\x00\x90\x3c\x40\x60\x3c\x00\x00\xff\x2f\x00"  # running status, then the end
+    track = b"MTrk" + struct.pack(">I", len(events)) + events
+    (tmp_path / "cut.mid").write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, 96) + track[:-4])
+    (tmp_path / "empty.mid").write_bytes(b"")
+    with pytest.raises(InputError, match="cut.mid' is not a readable MIDI file .*cut off\\?"):
+        read_midi(tmp_path / "cut.mid")  # was "(EOFError)"
+    with pytest.raises(InputError, match="empty.mid' is not a readable MIDI file \\(it is empty"):
+        read_midi(tmp_path / "empty.mid")

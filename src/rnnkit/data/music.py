@@ -158,6 +158,12 @@ def read_midi(path: str | Path, steps_per_quarter: int = 1) -> np.ndarray:
         events = list(mido.merge_tracks(mid.tracks))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        if isinstance(exc, EOFError):  # mido says no more than that
+            reason = (
+                "it is empty"
+                if Path(path).stat().st_size == 0
+                else "it ends inside a track, or before all the tracks its header counts: cut off?"
+            )
         raise InputError(f"music: {name!r} is not a readable MIDI file ({reason})") from None
     if not isinstance(tpq, int) or tpq <= 0:
         raise InputError(

@@ -882,3 +882,23 @@ def test_a_midi_file_cut_off_or_empty_says_so(tmp_path):
         read_midi(tmp_path / "cut.mid")  # was "(EOFError)"
     with pytest.raises(InputError, match="empty.mid' is not a readable MIDI file \\(it is empty"):
         read_midi(tmp_path / "empty.mid")
+
+
+def test_constant_and_all_zero_series_are_left_out_of_mase_not_infinite(tmp_path):
+    import math
+
+    import numpy as np
+
+    from rnnkit.forecast_metrics import mase, score_forecasts
+
+    t = np.arange(48.0)
+    wave = 10 + np.sin(2 * np.pi * t / 12)
+    hist = [wave[:36], np.full(36, 5.0), np.zeros(36)]
+    actual = [wave[36:], np.full(12, 5.0), np.zeros(12)]
+    forecast = [wave[36:] + 0.5, np.full(12, 5.5), np.full(12, 0.1)]
+    s = score_forecasts(hist, actual, forecast, 12, forecast, [f + 1 for f in forecast])
+    assert s.flat == 2 and s.series == 3
+    assert s.mase == pytest.approx(mase(actual[0], forecast[0], hist[0], 12))  # was infinity
+    assert math.isfinite(s.owa) and math.isfinite(s.msis)
+    flat = score_forecasts(hist[1:], actual[1:], forecast[1:], 12)  # was ZeroDivisionError
+    assert flat.flat == 2 and math.isnan(flat.mase) and math.isnan(flat.owa)

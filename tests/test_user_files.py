@@ -902,3 +902,19 @@ def test_constant_and_all_zero_series_are_left_out_of_mase_not_infinite(tmp_path
     assert math.isfinite(s.owa) and math.isfinite(s.msis)
     flat = score_forecasts(hist[1:], actual[1:], forecast[1:], 12)  # was ZeroDivisionError
     assert flat.flat == 2 and math.isnan(flat.mase) and math.isnan(flat.owa)
+
+
+def test_a_recording_too_short_for_its_transcript_is_named_not_a_ctc_error():
+    import numpy as np
+
+    from rnnkit.errors import InputError
+    from rnnkit.estimators.transcriber import CTCObjective, Transcriber
+
+    X = [np.ones((40, 3), np.float32), np.ones((3, 3), np.float32)]  # 0.03 s: 2 steps of 2
+    with pytest.raises(InputError, match=r"X\[1\]: 3 feature frame\(s\), 2 step\(s\) of 2, for a"):
+        Transcriber(stack=2).fit(X, ["one", "zero"])  # was ctc_loss: target 4 > input 2
+    logits = np.zeros((5, 2, 4))  # a speed-perturbed copy of 2 steps in a batch: left out
+    loss, grad = CTCObjective._loss(
+        None, logits, np.array([5, 2]), [np.array([1, 2]), np.array([1, 2, 3])]
+    )
+    assert np.isfinite(loss) and np.all(grad[:, 1] == 0) and np.any(grad[:, 0] != 0)

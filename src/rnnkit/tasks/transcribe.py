@@ -23,7 +23,7 @@ from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import Labelled, read_labelled
 from ..errors import CheckpointError, InputError, RnnkitWarning
-from ..estimators.transcriber import Transcriber
+from ..estimators.transcriber import Transcriber, check_lengths
 from ..files import check_output
 from ..io.checkpoint import load, load_checkpoint
 from ..training import plot_path
@@ -220,6 +220,10 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
     front = FrontEnd(norm="none")  # the model normalises with fixed statistics: streamable
     X = featurise(data.texts, front, "--train")
     X_valid = featurise(valid.texts, front, "--valid") if valid else None
+    check_lengths(X, data.labels, cfg.stack, cfg.units, [f"--train: {w}" for w in data.where])
+    if valid is not None and X_valid is not None:
+        names = [f"--valid: {w}" for w in valid.where]
+        check_lengths(X_valid, valid.labels, cfg.stack, cfg.units, names)
     model = Transcriber(
         cell=cfg.cell,
         hidden_size=cfg.hidden,

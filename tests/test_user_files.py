@@ -918,3 +918,20 @@ def test_a_recording_too_short_for_its_transcript_is_named_not_a_ctc_error():
         None, logits, np.array([5, 2]), [np.array([1, 2]), np.array([1, 2, 3])]
     )
     assert np.isfinite(loss) and np.all(grad[:, 1] == 0) and np.any(grad[:, 0] != 0)
+
+
+def test_an_rf64_wav_as_recorders_write_long_takes_is_read(tmp_path):
+    import struct
+
+    import numpy as np
+
+    from rnnkit.audio.wav import read_wav
+
+    x = (0.5 * np.sin(np.arange(800) / 3) * 32767).astype("<i2")
+    data = x.tobytes()
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    ds64 = b"ds64" + struct.pack("<IQQQI", 28, 36 + len(data), len(data), len(x), 0)
+    body = b"WAVE" + ds64 + fmt + b"data" + b"\xff\xff\xff\xff" + data
+    path = tmp_path / "take.wav"
+    path.write_bytes(b"RF64" + b"\xff\xff\xff\xff" + body)
+    np.testing.assert_allclose(read_wav(path), x / 32768.0)  # was "not a WAV file"

@@ -1,6 +1,6 @@
-"""WAV files in: PCM 8/16/24/32-bit integers or 32/64-bit floats, mono or several channels
-(averaged), any rate from 4 to 192 kHz, resampled to the model's rate with a polyphase filter
-(``scipy.signal.resample_poly``). Samples come out as float64 in [-1, 1].
+"""WAV files in (RIFF, RIFX or RF64): PCM 8/16/24/32-bit integers or 32/64-bit floats, mono
+or several channels (averaged), any rate from 4 to 192 kHz, resampled to the model's rate with
+a polyphase filter (``scipy.signal.resample_poly``). Samples come out as float64 in [-1, 1].
 
 Every problem is one `InputError` line naming the file: not a WAV file, an empty file, a
 format scipy cannot read (e.g. compressed WAV), no samples, silence only. A file whose writer
@@ -76,7 +76,7 @@ def _read(path: Path, what: str) -> tuple[np.ndarray, int]:
         raise InputError(f"{what}: {name} is empty; expected a WAV file")
     with path.open("rb") as f:
         head = f.read(12)
-    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+    if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":  # RF64: over 4 GB
         raise InputError(f"{what}: {name} is not a WAV file (no RIFF/WAVE header)")
     unfinished = _sizes_filled_in(path.read_bytes()) if head[4:8] == bytes(4) else None
     try:

@@ -935,3 +935,18 @@ def test_an_rf64_wav_as_recorders_write_long_takes_is_read(tmp_path):
     path = tmp_path / "take.wav"
     path.write_bytes(b"RF64" + b"\xff\xff\xff\xff" + body)
     np.testing.assert_allclose(read_wav(path), x / 32768.0)  # was "not a WAV file"
+
+
+def test_predict_and_transcribe_take_a_folder_of_recordings(tmp_path):
+    from rnnkit.audio.files import wav_paths
+    from rnnkit.errors import InputError
+
+    (tmp_path / "takes" / "day 2").mkdir(parents=True)
+    for name in ("b.wav", "A.WAV", "notes.txt", ".hidden.wav", "day 2/c.wav"):
+        (tmp_path / "takes" / name).write_bytes(b"RIFF")
+    (tmp_path / "empty").mkdir()
+    one = str(tmp_path / "one.wav")
+    found = wav_paths([one, str(tmp_path / "takes")], "predict")
+    assert found == [one] + [str(tmp_path / "takes" / n) for n in ("A.WAV", "b.wav", "day 2/c.wav")]
+    with pytest.raises(InputError, match="predict: the folder .*empty' holds no .wav files"):
+        wav_paths([str(tmp_path / "empty")], "predict")  # was "no such file"

@@ -485,7 +485,8 @@ def predicted_audio(
 
 
 def predict_audio(clf: SequenceClassifier, front: FrontEnd, files: list[str]) -> np.ndarray:
-    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`)."""
+    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`); a folder's files are given
+    by `rnnkit.audio.files.wav_paths`."""
     if not files:
         raise InputError("predict: an audio classifier needs .wav files to label; got none")
     return audio_proba(clf, front, files, "predict")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..audio.augment import LevelShifted, WarpedEpochs, check_noise_snr
 from ..audio.features import FrontEnd
-from ..audio.files import featurise, front_end_of
+from ..audio.files import featurise, front_end_of, wav_paths
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.labelled import Labelled, read_labelled
@@ -330,6 +330,7 @@ def transcribe_files(
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
     """``(file, transcript)`` for each WAV file, and with ``test`` (a manifest) its CER/WER."""
     model, front = load_transcriber(path)
+    files = wav_paths(files, "transcribe")  # a folder: its .wav files
     if not files and not test:
         raise InputError("transcribe: expected .wav files or --test MANIFEST; got neither")
     X = inputs_of(model, front, files, "transcribe")

@@ -950,3 +950,18 @@ def test_predict_and_transcribe_take_a_folder_of_recordings(tmp_path):
     assert found == [one] + [str(tmp_path / "takes" / n) for n in ("A.WAV", "b.wav", "day 2/c.wav")]
     with pytest.raises(InputError, match="predict: the folder .*empty' holds no .wav files"):
         wav_paths([str(tmp_path / "empty")], "predict")  # was "no such file"
+
+
+def test_a_music_json_of_voices_reads_minus_one_as_a_resting_voice(tmp_path):
+    import json
+
+    from rnnkit.data.music import read_json
+
+    path = tmp_path / "satb16.json"  # the voice-separated JSB file: one pitch per voice
+    path.write_text(json.dumps({"train": [[[65, 60, 57, 53], [65, -1, 57, 53], [-1, -1, -1, -1]]]}))
+    roll = read_json(path)["train"][0]  # was "pitch -1 is outside the piano"
+    assert [sorted(int(k) + 21 for k in row.nonzero()[0]) for row in roll] == [
+        [53, 57, 60, 65],
+        [53, 57, 65],
+        [],
+    ]

@@ -6,7 +6,8 @@ pitch ``21 + k``, A0 to C8) sounds at step ``t``. A step is ``1 / steps_per_quar
 quarter note (the JSB set of Boulanger-Lewandowski et al. 2012 is at quarter notes: 1).
 
 - JSON: ``{"train": [piece, ...], "valid": [...], "test": [...]}`` (any of the three parts)
-  or a bare list of pieces; a piece is a list of steps, a step a list of MIDI pitches;
+  or a bare list of pieces; a piece is a list of steps, a step a list of MIDI pitches (``-1``
+  is a voice that rests, as in the voice-separated JSB file of 16th notes, one pitch per voice);
 - MIDI: read with mido (``pip install rnnkit[music]``); a note sounds from its onset step to its
   offset step, both rounded to the nearest step, at least one step long; channel 10 (drums) is
   skipped, and so are notes outside the piano's keys (with a `RnnkitWarning`). `write_midi`
@@ -37,6 +38,7 @@ HIGHEST = LOWEST + KEYS - 1
 PARTS = ("train", "valid", "test")
 TICKS_PER_QUARTER = 480  # of the MIDI files written
 DRUMS = 9  # MIDI channel 10, counted from 0
+SILENT = -1  # a resting voice, in steps written one pitch per voice (SATB)
 
 
 def _is_midi(path: Path) -> bool:
@@ -77,6 +79,8 @@ def roll_from_steps(steps: Any, where: str) -> np.ndarray:
         for p in step:
             if isinstance(p, bool) or not isinstance(p, (int, float)) or p != int(p):
                 raise InputError(f"{where} step {t}: expected integer MIDI pitches, got {p!r}")
+            if p == SILENT:
+                continue  # a voice that rests (the voice-separated JSB file of 16th notes)
             if not LOWEST <= p <= HIGHEST:
                 raise InputError(
                     f"{where} step {t}: pitch {int(p)} is outside the piano; expected MIDI "

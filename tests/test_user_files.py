@@ -965,3 +965,27 @@ def test_a_music_json_of_voices_reads_minus_one_as_a_resting_voice(tmp_path):
         [53, 57, 65],
         [],
     ]
+
+
+def test_tatoebas_own_download_of_pairs_is_read_without_its_sentence_numbers(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import RnnkitWarning
+
+    path = tmp_path / "Sentence pairs in English-German.tsv"
+    path.write_text(
+        "1276\tLet's try something.\t77\tLass uns etwas versuchen!\n"
+        "1277\tI have to go to sleep.\t7808\tIch muss schlafen gehen.\n"
+        "1280\tToday is June 18th an"  # cut off where the download stopped
+    )
+    with pytest.warns(RnnkitWarning, match="line 3 looks cut off"):
+        pairs = read_pairs(path)  # was ('1276', "Let's try something.")
+    assert pairs == [
+        ("Let's try something.", "Lass uns etwas versuchen!"),
+        ("I have to go to sleep.", "Ich muss schlafen gehen."),
+    ]
+    with pytest.warns(RnnkitWarning):
+        reverse = read_pairs(path, reverse=True)
+    assert reverse[0] == (
+        "Lass uns etwas versuchen!",
+        "Let's try something.",
+    )

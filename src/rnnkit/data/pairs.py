@@ -11,7 +11,9 @@ The public API, in the order a translation run uses it::
     reference = tok.normalize("Va-t'en !")               # what BLEU compares against
 
 **Files** (`read_pairs`) are Tatoeba/Anki lines ``source<TAB>target``: columns after the second
-are ignored (Anki's attribution); a first line that is a header (``1<TAB>2``, ``source<TAB>
+are ignored (Anki's attribution), and tatoeba.org's own download of pairs,
+``id<TAB>source<TAB>id<TAB>target`` (every line but a cut-off last one so), is read without its
+sentence numbers; a first line that is a header (``1<TAB>2``, ``source<TAB>
 target``, two language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is
 skipped; CRLF line ends, a byte-order mark and blank lines are accepted. A last line that was cut
 off when the file was made (no tab and no final line end, or a target ending in a space, as in
@@ -88,7 +90,12 @@ def read_pairs(
         raise InputError(f"{what}: {name} is empty; expected lines of source<TAB>target")
     if _is_header(numbered[0][1]):
         numbered = numbered[1:]
-    if numbered and _cut_off(numbered[-1][1], text.endswith(("\n", "\r"))):
+    # tatoeba.org's own download of pairs: id<TAB>sentence<TAB>id<TAB>translation
+    with_ids = bool(numbered) and all(_with_ids(line) for _, line in numbered[:-1] or numbered)
+    src, tgt = (1, 3) if with_ids else (0, 1)
+    last = numbered[-1][1] if numbered else ""
+    cut = not _with_ids(last) if with_ids else _cut_off(last, text.endswith(("\n", "\r")))
+    if numbered and cut:
         number, line = numbered.pop()
         warnings.warn(
             f"{what}: {name} line {number} looks cut off ({line.strip()[:40]!r}); left out",
@@ -105,8 +112,9 @@ def read_pairs(
                 f"{what}: {name} line {number} has no tab; expected source<TAB>target "
                 f"(got {line.strip()[:40]!r})"
             )
-        source, target = fields[0].strip(), fields[1].strip()
-        for side, value in (("source (column 1)", source), ("target (column 2)", target)):
+        source, target = fields[src].strip(), fields[tgt].strip()
+        sides = (f"source (column {src + 1})", f"target (column {tgt + 1})")
+        for side, value in zip(sides, (source, target), strict=True):
             if not value:
                 raise InputError(f"{what}: {name} line {number} has an empty {side}")
         pairs.append((target, source) if reverse else (source, target))
@@ -124,6 +132,13 @@ def _is_header(line: str) -> bool:
         or all(f in _LANG_CODES for f in fields)
         or all(f in _LANG_NAMES for f in fields)
     )
+
+
+def _with_ids(line: str) -> bool:
+    """A line of tatoeba.org's download of pairs: a sentence and its translation, each after
+    its number (``1276<TAB>Let's try something.<TAB>77<TAB>Lass uns etwas versuchen!``)."""
+    fields = line.split("\t")
+    return len(fields) >= 4 and fields[0].strip().isdigit() and fields[2].strip().isdigit()
 
 
 def _cut_off(line: str, ended: bool) -> bool:

@@ -707,7 +707,9 @@ def test_a_classifier_saved_on_decomposed_labels_evaluates_composed_ones(tmp_pat
     [
         ("1.000", "2,5", [1000.0, 2.5]),  # a decimal comma in the column: dots group thousands
         ("1.000", "1.234.567,5", [1000.0, 1234567.5]),
-        ("1.000", "12.500", [1000.0, 12500.0]),  # all dotted values grouped: whole numbers
+        ("1.000", "500", [1000.0, 500.0]),  # a whole number beside: grouped whole numbers
+        ("1.000", "1.234.567", [1000.0, 1234567.0]),
+        ("1.000", "12.500", [1.0, 12.5]),  # nothing shows the locale: decimal points
         ("1.000", "2.5", [1.0, 2.5]),  # a dot that groups nothing: decimal points
         ("1.000", "0.125", [1.0, 0.125]),
     ],
@@ -989,3 +991,12 @@ def test_tatoebas_own_download_of_pairs_is_read_without_its_sentence_numbers(tmp
         "Lass uns etwas versuchen!",
         "Let's try something.",
     )
+
+
+def test_a_decimal_comma_in_one_column_makes_dots_group_thousands_in_the_others(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"  # as a spreadsheet in a comma-decimal locale writes it
+    path.write_text("unique_id;ds;y;price\na;1;1.000;2,5\na;2;12.500;3,25\n")
+    s = read_long_csv(path).series[0]
+    assert s.values.tolist() == [1000.0, 12500.0] and s.covariates[:, 0].tolist() == [2.5, 3.25]

@@ -9,12 +9,14 @@ only a field quoted whole on its line (``"a ""b"" c"``, as spreadsheets quote a 
 a quote) loses its quotes. `csv_rows` reads both kinds.
 
 A dot in such a file is a decimal point or a thousands separator; `number_styles` decides per
-column, from all its values, as a spreadsheet writes a column in one format: a column with a
-decimal comma anywhere (``1.234,5``) groups thousands with dots (``1.000`` is a thousand); a
-column whose dotted values are all groups of three digits (``1.000``, ``12.500``,
-``1.234.567``) with no decimal comma is a column of whole numbers grouped by thousands; any
-other dotted value (``2.5``, ``0.125``) makes the dots decimal points, as a program that writes
-semicolons with decimal points (``pandas.to_csv(sep=";")``) writes them.
+column, from all its values, as a spreadsheet writes a file in one locale. Dots are read as
+thousands separators (``1.000`` is a thousand) in a column whose dotted values are all groups
+of three digits (``1.000``, ``12.500``, ``1.234.567``) when the file shows its locale: a
+decimal comma in any column (``2,5``, ``1.234,5``), or in that column a number with two dots
+or a whole number written without one (``500`` beside ``1.000``). Otherwise, and in a column
+with any other dotted value (``2.5``, ``0.125``), dots are decimal points, as a program that
+writes semicolons with decimal points (``pandas.to_csv(sep=";")``) writes them: a column of
+``1.000`` and ``12.500`` alone reads 1 and 12.5.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def delimiter_of(header: str) -> str:
 # a whole number grouped by thousands with dots, then an optional decimal comma: 1.234.567,89
 _GROUPED = re.compile(r"\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d*)?\s*")
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?[\d.]*\d,\d+\s*")
+_WHOLE = re.compile(r"\s*[+-]?\d+\s*")
 # how a column of a semicolon file writes its numbers (module docstring)
 COMMA, GROUPED, POINT = "comma", "grouped", "point"
 
@@ -83,12 +86,13 @@ def csv_rows(stream: Iterable[str], delimiter: str) -> Any:
 def number_styles(text: str, delimiter: str) -> dict[int, str]:
     """Per column index of the CSV ``text`` (its header line skipped), how a dot is read:
     `COMMA` (a decimal comma column; dots group thousands), `GROUPED` (whole numbers with dots
-    between groups of three) or `POINT`; empty unless ``delimiter`` is a semicolon. A file the
-    csv module cannot read gets no styles here (its reader names the line)."""
+    between groups of three) or `POINT` (module docstring); empty unless ``delimiter`` is a
+    semicolon. A file the csv module cannot read gets no styles here (its reader names it)."""
     if delimiter != ";":
         return {}
-    dotted: dict[int, bool] = {}  # column -> every dotted value so far grouped by thousands
+    grouped: dict[int, bool] = {}  # column -> every dotted value so far grouped by thousands
     comma: set[int] = set()
+    shown: set[int] = set()  # columns that show grouping: two dots, or a plain whole number
     try:
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         next(rows, None)
@@ -97,10 +101,16 @@ def number_styles(text: str, delimiter: str) -> dict[int, str]:
                 if _DECIMAL_COMMA.fullmatch(field):
                     comma.add(k)
                 elif "." in field:
-                    dotted[k] = dotted.get(k, True) and bool(_GROUPED.fullmatch(field))
+                    grouped[k] = grouped.get(k, True) and bool(_GROUPED.fullmatch(field))
+                    if field.count(".") > 1:
+                        shown.add(k)
+                elif _WHOLE.fullmatch(field):
+                    shown.add(k)
     except csv.Error:
         return {}
-    styles = {k: GROUPED if grouped else POINT for k, grouped in dotted.items()}
+    styles = {
+        k: GROUPED if every and (comma or k in shown) else POINT for k, every in grouped.items()
+    }
     return styles | {k: COMMA for k in comma}
 
 

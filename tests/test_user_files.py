@@ -952,6 +952,10 @@ def test_predict_and_transcribe_take_a_folder_of_recordings(tmp_path):
     assert found == [one] + [str(tmp_path / "takes" / n) for n in ("A.WAV", "b.wav", "day 2/c.wav")]
     with pytest.raises(InputError, match="predict: the folder .*empty' holds no .wav files"):
         wav_paths([str(tmp_path / "empty")], "predict")  # was "no such file"
+    from rnnkit.audio.wav import read_wav
+
+    with pytest.raises(InputError, match="--audio: .*empty' is a folder; expected a .wav file"):
+        read_wav(tmp_path / "empty", what="--audio")  # stream --audio: was "no such file"
 
 
 def test_a_music_json_of_voices_reads_minus_one_as_a_resting_voice(tmp_path):

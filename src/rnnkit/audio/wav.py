@@ -70,6 +70,8 @@ def _read(path: Path, what: str) -> tuple[np.ndarray, int]:
     from scipy.io import wavfile
 
     name = repr(str(path))
+    if path.is_dir():
+        raise InputError(f"{what}: {name} is a folder; expected a .wav file")
     if not path.is_file():
         raise InputError(f"{what}: no such file {name}")
     if path.stat().st_size == 0:

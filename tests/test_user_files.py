@@ -1004,3 +1004,22 @@ def test_a_decimal_comma_in_one_column_makes_dots_group_thousands_in_the_others(
     path.write_text("unique_id;ds;y;price\na;1;1.000;2,5\na;2;12.500;3,25\n")
     s = read_long_csv(path).series[0]
     assert s.values.tolist() == [1000.0, 12500.0] and s.covariates[:, 0].tolist() == [2.5, 3.25]
+
+
+def test_an_anki_export_with_its_header_lines_and_deck_columns_is_read(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "Deutsch.txt"  # Anki: Export, Notes in Plain Text, deck and note type on
+    path.write_text(
+        "#separator:tab\n#html:false\n#notetype column:1\n#deck column:2\n#tags column:5\n"
+        "Basic\tDeutsch\tGood morning.\tGuten Morgen.\tgreetings\n"
+        "Basic\tDeutsch\tThank you.\tDanke.\t\n"
+    )
+    assert read_pairs(path) == [  # was "line 1 has no tab"
+        ("Good morning.", "Guten Morgen."),
+        ("Thank you.", "Danke."),
+    ]
+    path.write_text("#separator:comma\nGood morning.,Guten Morgen.\n")
+    with pytest.raises(InputError, match="line 1 says '#separator:comma'; expected tab-sep"):
+        read_pairs(path)

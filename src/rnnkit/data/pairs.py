@@ -13,11 +13,12 @@ The public API, in the order a translation run uses it::
 **Files** (`read_pairs`) are Tatoeba/Anki lines ``source<TAB>target``: columns after the second
 are ignored (Anki's attribution), and tatoeba.org's own download of pairs,
 ``id<TAB>source<TAB>id<TAB>target`` (every line but a cut-off last one so), is read without its
-sentence numbers; a first line that is a header (``1<TAB>2``, ``source<TAB>
-target``, two language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is
-skipped; CRLF line ends, a byte-order mark and blank lines are accepted. A last line that was cut
-off when the file was made (no tab and no final line end, or a target ending in a space, as in
-the Anki eng-fra file) is dropped with a `RnnkitWarning`.
+sentence numbers; a first line that is a header (``1<TAB>2``, ``source<TAB>target``, two
+language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is skipped, and
+so are the ``#separator:tab``, ``#html:true``, ... lines an export from Anki starts with; CRLF
+line ends, a byte-order mark and blank lines are accepted. A last line that was cut off when
+the file was made (no tab and no final line end, or a target ending in a space, as in the Anki
+eng-fra file) is dropped with a `RnnkitWarning`.
 Each problem ends in one `InputError` line naming the file and the line: a line without a tab,
 an empty source or target, an empty file, bytes that are not UTF-8. ``reverse=True`` swaps the
 columns (``target<TAB>source`` files, or translating the other way).
@@ -66,6 +67,7 @@ _LANG_NAMES = set(  # a header such as English<TAB>French
     "english french german spanish italian portuguese dutch russian japanese chinese turkish "
     "polish swedish finnish arabic hebrew korean".split()
 )
+_ANKI_HEADER = re.compile(r"#[a-z ]+:", re.IGNORECASE)  # the lines Anki's export starts with
 _SPACES = re.compile(r"[\u00a0\u202f\u2009\u2007]")
 _WORD_PUNCT = re.compile(r"\w+|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}%»…")
@@ -88,11 +90,14 @@ def read_pairs(
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:
         raise InputError(f"{what}: {name} is empty; expected lines of source<TAB>target")
-    if _is_header(numbered[0][1]):
+    extra = _anki_columns(numbered, f"{what}: {name}")  # and those lines taken off
+    if numbered and _is_header(numbered[0][1]):
         numbered = numbered[1:]
     # tatoeba.org's own download of pairs: id<TAB>sentence<TAB>id<TAB>translation
     with_ids = bool(numbered) and all(_with_ids(line) for _, line in numbered[:-1] or numbered)
-    src, tgt = (1, 3) if with_ids else (0, 1)
+    src, tgt = [k for k in range(len(extra) + 2) if k not in extra][:2]
+    if with_ids and not extra:
+        src, tgt = 1, 3
     last = numbered[-1][1] if numbered else ""
     cut = not _with_ids(last) if with_ids else _cut_off(last, text.endswith(("\n", "\r")))
     if numbered and cut:
@@ -111,6 +116,11 @@ def read_pairs(
             raise InputError(
                 f"{what}: {name} line {number} has no tab; expected source<TAB>target "
                 f"(got {line.strip()[:40]!r})"
+            )
+        if len(fields) <= tgt:
+            raise InputError(
+                f"{what}: {name} line {number} has {len(fields)} columns; expected the target "
+                f"in column {tgt + 1} (got {line.strip()[:40]!r})"
             )
         source, target = fields[src].strip(), fields[tgt].strip()
         sides = (f"source (column {src + 1})", f"target (column {tgt + 1})")
@@ -132,6 +142,24 @@ def _is_header(line: str) -> bool:
         or all(f in _LANG_CODES for f in fields)
         or all(f in _LANG_NAMES for f in fields)
     )
+
+
+def _anki_columns(numbered: list[tuple[int, str]], where: str) -> set[int]:
+    """Take off the lines an export from Anki starts with (``#separator:tab``, ``#html:true``,
+    ``#deck column:1``); the columns (from 0) they say hold no sentence: note type, deck, tags,
+    guid. A separator other than tab is one line."""
+    extra: set[int] = set()
+    while numbered and _ANKI_HEADER.match(numbered[0][1]):
+        number, line = numbered.pop(0)
+        key, value = (part.strip().lower() for part in line[1:].split(":", 1))
+        if key == "separator" and value != "tab":
+            raise InputError(
+                f"{where} line {number} says {line.strip()!r}; expected tab-separated pairs "
+                "(export with the separator Tab)"
+            )
+        if key.endswith(" column") and value.isdigit() and int(value) > 0:
+            extra.add(int(value) - 1)
+    return extra
 
 
 def _with_ids(line: str) -> bool:

@@ -114,7 +114,7 @@ def _read_table(
                     + (
                         f"(name the columns with {naming})"
                         if column != AUDIO_COLUMN
-                        else "(a manifest names its .wav files in a column 'path')"
+                        else "(not a manifest of audio files, which names them in a column 'path')"
                     )
                 )
         audio = AUDIO_COLUMN in header and (

@@ -737,6 +737,7 @@ def test_a_quote_in_a_tsv_field_is_text_unless_it_quotes_the_whole_field(tmp_pat
     path.write_text(
         'text\tlabel\n"Best film ever" he said\tpos\n"unclosed, on its own\tneg\n'
         'as spreadsheets quote "a ""b"" c"\tpos\n"a ""b"" c"\tneg\n'
+        '"two lines\nin one cell, and a\ttab"\tpos\nlast\tneg\n'
     )
     data = read_labelled(path)
     assert data.texts == [  # the first was 'Best film ever he said', the second ate the rest
@@ -744,8 +745,11 @@ def test_a_quote_in_a_tsv_field_is_text_unless_it_quotes_the_whole_field(tmp_pat
         '"unclosed, on its own',
         'as spreadsheets quote "a ""b"" c"',
         'a "b" c',
+        "two lines\nin one cell, and a\ttab",  # as Excel saves a cell with a line break
+        "last",
     ]
-    assert data.labels == ["pos", "neg", "pos", "neg"]
+    assert data.labels == ["pos", "neg", "pos", "neg", "pos", "neg"]
+    assert data.where[-1].endswith("line 8")  # lines counted through the cell's line break
     long = tmp_path / "sales.tsv"
     long.write_text('unique_id\tds\ty\n"a\t1\t1\n"a\t2\t2\n')
     assert read_long_csv(long).series[0].uid == '"a'

@@ -5,8 +5,9 @@ decimal mark is a comma (most of Europe) saves "CSV" with semicolons, and then w
 with a decimal comma (``3,5``), which `number` reads when the separator is a semicolon.
 
 In a tab-separated file a quote is text (``"Best film ever" he said``), as in the TSV format;
-only a field quoted whole on its line (``"a ""b"" c"``, as spreadsheets quote a field holding
-a quote) loses its quotes. `csv_rows` reads both kinds.
+only a field quoted whole (``"a ""b"" c"``, closed right before a tab or a line end, as
+spreadsheets quote a field holding a quote, a tab or a line break) loses its quotes. `csv_rows`
+reads both kinds.
 
 A dot in such a file is a decimal point or a thousands separator; `number_styles` decides per
 column, from all its values, as a spreadsheet writes a file in one locale. Dots are read as
@@ -49,29 +50,46 @@ COMMA, GROUPED, POINT = "comma", "grouped", "point"
 
 
 class _TabRows:
-    """`csv.reader`'s rows and ``line_num`` for a tab-separated file, quotes read as text but
-    around a whole field (module docstring)."""
+    """Rows and ``line_num`` (the line a row ends on), as `csv.reader` gives them, of a
+    tab-separated file: a quote is text (``"Best film ever" he said``), except around a whole
+    field, closed right before a tab or the end of a line (``"a ""b"" c"``), which may then
+    hold tabs and line breaks, as spreadsheets write such a field."""
 
     def __init__(self, stream: Iterable[str]) -> None:
-        self.reader = csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE)
-
-    @property
-    def line_num(self) -> int:
-        return int(self.reader.line_num)
+        self.text = "".join(stream)
+        self.pos = 0
+        self.line_num = 0
 
     def __iter__(self) -> _TabRows:
         return self
 
     def __next__(self) -> list[str]:
-        return [_unquoted(field) for field in next(self.reader)]
+        text = self.text
+        if self.pos >= len(text):
+            raise StopIteration
+        fields = []
+        while True:
+            quoted = _QUOTED_FIELD.match(text, self.pos) if text.startswith('"', self.pos) else None
+            field = quoted or _PLAIN_FIELD.match(text, self.pos)
+            assert field is not None  # the plain pattern matches the empty string
+            value = field.group(0)
+            if quoted:
+                self.line_num += len(_LINE_BREAK.findall(value))
+                value = value[1:-1].replace('""', '"')
+            fields.append(value)
+            self.pos = field.end()
+            if not text.startswith("\t", self.pos):
+                break
+            self.pos += 1
+        end = _LINE_BREAK.match(text, self.pos)
+        self.pos = end.end() if end else len(text)
+        self.line_num += 1
+        return fields
 
 
-_QUOTED = re.compile(r'\s*"((?:[^"]|"")*)"\s*')
-
-
-def _unquoted(field: str) -> str:
-    whole = _QUOTED.fullmatch(field)
-    return whole.group(1).replace('""', '"') if whole else field
+_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"(?=\t|\r\n|\n|\r|$)')
+_PLAIN_FIELD = re.compile(r"[^\t\r\n]*")
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
 
 def csv_rows(stream: Iterable[str], delimiter: str) -> Any:

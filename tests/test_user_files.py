@@ -1027,3 +1027,16 @@ def test_an_anki_export_with_its_header_lines_and_deck_columns_is_read(tmp_path)
     path.write_text("#separator:comma\nGood morning.,Guten Morgen.\n")
     with pytest.raises(InputError, match="line 1 says '#separator:comma'; expected tab-sep"):
         read_pairs(path)
+
+
+def test_a_forecast_file_of_one_series_may_leave_out_the_id_column(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "shop sales.csv"
+    path.write_text("ds,y\n2024-01-01,5\n2024-01-02,6\n2024-01-03,7\n")
+    panel = read_long_csv(path)  # was "has no column 'unique_id'"
+    assert [s.uid for s in panel.series] == ["shop sales"]
+    assert panel.series[0].values.tolist() == [5.0, 6.0, 7.0] and panel.series[0].step == 86400
+    with pytest.raises(InputError, match="has no column 'store'"):  # named: it must be there
+        read_long_csv(path, id_column="store")

@@ -1,6 +1,8 @@
 """Many time series from a long-format CSV (``unique_id,ds,y``, the convention of
 statsforecast and Nixtla), put on a regular grid; calendar features from their time stamps.
 
+- A file without the ``unique_id`` column (when that is the id column's name) is one series,
+  named after the file (``sales.csv``: ``sales``).
 - ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``) or an integer step;
   integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
   times (seasons and calendar features as for ISO stamps) and written back as integers;
@@ -214,17 +216,20 @@ def read_long_csv(
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
         header = [h.strip() for h in header]
+        # a file of one series may leave out the default id column: the file's name is its id
+        single = id_column == "unique_id" and column_index(header, id_column) is None
         for col in (id_column, time_column, target_column):  # Unique_ID, DS, Y: ignoring case
             index = column_index(header, col)
             if index is not None:
                 header[index] = col
-            else:
+            elif not (single and col == id_column):
                 raise InputError(
                     f"{what}: {name!r} has no column {col!r} in its header (columns: "
                     f"{', '.join(header[:10])}); expected {id_column}, {time_column}, "
                     f"{target_column} (rename with --id-column/--time-column/--target-column)"
                 )
-        i_id, i_t, i_y = (header.index(c) for c in (id_column, time_column, target_column))
+        i_t, i_y = header.index(time_column), header.index(target_column)
+        i_id = None if single else header.index(id_column)
         cov_index = [
             k
             for k in range(len(header))
@@ -273,7 +278,8 @@ def read_long_csv(
                         "is a numeric covariate; leave other columns out of the file)"
                     )
                 covs.append(v)
-            rows.setdefault(row[i_id].strip(), []).append((line, parsed[1], y, covs))
+            uid = Path(name).stem if i_id is None else row[i_id].strip()
+            rows.setdefault(uid, []).append((line, parsed[1], y, covs))
     if not rows:
         raise InputError(f"{what}: {name!r} has a header but no rows")
     kind = kinds.pop()

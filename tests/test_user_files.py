@@ -1040,3 +1040,21 @@ def test_a_forecast_file_of_one_series_may_leave_out_the_id_column(tmp_path):
     assert panel.series[0].values.tolist() == [5.0, 6.0, 7.0] and panel.series[0].step == 86400
     with pytest.raises(InputError, match="has no column 'store'"):  # named: it must be there
         read_long_csv(path, id_column="store")
+
+
+def test_a_csv_of_pairs_as_kaggle_has_english_french_is_read(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "eng_-french.csv"
+    path.write_text(
+        "English words/sentences,French words/sentences\r\nHi.,Salut!\r\n"
+        '"Wait, please.","Attends, s\'il te plaît."\r\n\r\n'
+    )
+    assert read_pairs(path) == [  # was "line 1 has no tab"
+        ("Hi.", "Salut!"),
+        ("Wait, please.", "Attends, s'il te plaît."),
+    ]
+    path.write_text("en,fr\nHi.,Salut!\nalone\n")
+    with pytest.raises(InputError, match="line 3 has one column; expected source,target"):
+        read_pairs(path)

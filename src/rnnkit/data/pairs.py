@@ -15,7 +15,8 @@ are ignored (Anki's attribution), and tatoeba.org's own download of pairs,
 ``id<TAB>source<TAB>id<TAB>target`` (every line but a cut-off last one so), is read without its
 sentence numbers; a first line that is a header (``1<TAB>2``, ``source<TAB>target``, two
 language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is skipped, and
-so are the ``#separator:tab``, ``#html:true``, ... lines an export from Anki starts with; CRLF
+so are the ``#separator:tab``, ``#html:true``, ... lines an export from Anki starts with. A
+``.csv`` file with no tab in it is CSV (`_csv_pairs`: a header row, then ``source,target``). CRLF
 line ends, a byte-order mark and blank lines are accepted. A last line that was cut off when
 the file was made (no tab and no final line end, or a target ending in a space, as in the Anki
 eng-fra file) is dropped with a `RnnkitWarning`.
@@ -43,6 +44,8 @@ same part, so no test source is seen in training); ``Split.describe`` says what 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import warnings
 from collections import Counter
@@ -53,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError, RnnkitWarning
+from .dialect import delimiter_of
 from .text import decode_utf8, lines_of
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -86,6 +90,8 @@ def read_pairs(
         raise InputError(f"{what}: no such file {str(path)!r}; expected source<TAB>target lines")
     name = repr(str(path))
     text = decode_utf8(path, what)
+    if path.suffix.lower() == ".csv" and "\t" not in text:
+        return _csv_pairs(text, name, reverse, what)
     lines = lines_of(text)
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:
@@ -142,6 +148,37 @@ def _is_header(line: str) -> bool:
         or all(f in _LANG_CODES for f in fields)
         or all(f in _LANG_NAMES for f in fields)
     )
+
+
+def _csv_pairs(text: str, name: str, reverse: bool, what: str) -> list[tuple[str, str]]:
+    """The pairs of a ``.csv`` file without a tab (as Kaggle's English-French set comes): its
+    first row the header, then ``source,target`` rows (quoted as spreadsheets write them;
+    semicolons when the header holds no comma); more columns are ignored."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text.split("\n")[0]))
+    pairs = []
+    try:
+        if next(reader, None) is None:
+            raise InputError(f"{what}: {name} is empty; expected a header and source,target rows")
+        for row in reader:
+            number = reader.line_num
+            if not row or all(not f.strip() for f in row):
+                continue
+            if len(row) < 2:
+                raise InputError(
+                    f"{what}: {name} line {number} has one column; expected source,target"
+                )
+            source, target = row[0].strip(), row[1].strip()
+            for side, value in (("source (column 1)", source), ("target (column 2)", target)):
+                if not value:
+                    raise InputError(f"{what}: {name} line {number} has an empty {side}")
+            pairs.append((target, source) if reverse else (source, target))
+    except csv.Error as exc:
+        raise InputError(
+            f"{what}: {name} line {reader.line_num} is malformed CSV ({exc})"
+        ) from None
+    if not pairs:
+        raise InputError(f"{what}: {name} holds no pairs; expected source,target rows")
+    return pairs
 
 
 def _anki_columns(numbered: list[tuple[int, str]], where: str) -> set[int]:

@@ -1058,3 +1058,14 @@ def test_a_csv_of_pairs_as_kaggle_has_english_french_is_read(tmp_path):
     path.write_text("en,fr\nHi.,Salut!\nalone\n")
     with pytest.raises(InputError, match="line 3 has one column; expected source,target"):
         read_pairs(path)
+
+
+def test_a_stray_series_of_a_few_rows_does_not_shrink_the_others_probation(tmp_path):
+    from rnnkit.tasks.detect import detect_csv
+
+    rows = [f"a,{k},{(k * 7) % 11}" for k in range(400)] + [f"b,{k},1" for k in range(5)]
+    src = tmp_path / "sites.csv"
+    src.write_text("site,timestamp,value\n" + "\n".join(rows) + "\n")
+    small = {"members": 1, "steps": 2, "hidden_size": 2}
+    result = detect_csv(str(src), str(tmp_path / "o.csv"), id_column="site", detector=small)
+    assert result["probation"] == 60  # 15 % of a's 400 rows; was 16, b's 5 rows counted

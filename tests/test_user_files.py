@@ -1069,3 +1069,14 @@ def test_a_stray_series_of_a_few_rows_does_not_shrink_the_others_probation(tmp_p
     small = {"members": 1, "steps": 2, "hidden_size": 2}
     result = detect_csv(str(src), str(tmp_path / "o.csv"), id_column="site", detector=small)
     assert result["probation"] == 60  # 15 % of a's 400 rows; was 16, b's 5 rows counted
+
+
+def test_monthly_stamps_of_a_year_and_month_alone_are_read_and_written_so(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "airline.csv"  # as the airline passengers set writes its months
+    path.write_text("Month,Passengers\n1949-01,112\n1949-02,118\n1949-03,132\n")
+    panel = read_long_csv(path, time_column="Month", target_column="Passengers")
+    s = panel.series[0]  # was "expected a time stamp (ISO 8601)", got '1949-01'
+    assert panel.kind == "months" and s.step == 1 and s.values.tolist() == [112, 118, 132]
+    assert panel.format_time(int(s.times(1, offset=3)[0]), s.step) == "1949-04"

@@ -3,7 +3,8 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
 
 - A file without the ``unique_id`` column (when that is the id column's name) is one series,
   named after the file (``sales.csv``: ``sales``).
-- ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``) or an integer step;
+- ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``; ``1949-01`` is a
+  month, written back so) or an integer step;
   integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
   times (seasons and calendar features as for ISO stamps) and written back as integers;
   rows of a series must be in time order, without duplicates. Series may interleave and have
@@ -49,6 +50,7 @@ DAY = 86400
 # empty name, read back as "Unnamed: 0") or the empty field after a trailing comma
 _UNNAMED = re.compile(r"|Unnamed: \d+")
 # what marks a missing target in files written by R, pandas, Excel or a database (pandas' list)
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
 MISSING = {"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "None", "-"}
 
 
@@ -81,6 +83,7 @@ class Panel:
     utc_offset: int | None = None  # seconds east of UTC of the file's time stamps, if they had one
     month_end: bool = False  # monthly stamps on the last day of their month (2024-01-31)
     epoch: bool = False  # integer Unix time stamps (seconds since 1970), written back as such
+    year_month: bool = False  # monthly stamps written as a year and month (1949-01), so back
 
     @property
     def filled(self) -> int:
@@ -91,6 +94,8 @@ class Panel:
         if self.kind == "int":
             return str(int(t))
         if self.kind == "months":
+            if self.year_month:
+                return str(np.datetime64(int(t), "M"))
             if self.month_end:  # the day before the next month's first
                 day = np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1
             else:
@@ -170,6 +175,8 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     """("int", n, None), ("seconds", s, UTC offset in seconds or None) or None when ``text``
     is neither; a stamp with a zone (``Z``, ``+02:00``) is counted in UTC."""
     text = text.strip()
+    if _YEAR_MONTH.fullmatch(text):  # 1949-01, as monthly data sets write it: the month's first
+        text += "-01"
     try:
         step = int(text)
     except ValueError:
@@ -240,6 +247,7 @@ def read_long_csv(
         kinds: set[str] = set()
         count = 0
         utc_offset = None
+        year_month = True  # every stamp a year and month alone (1949-01)
         end = reader.line_num  # the header's last line
         for row in reader:
             line, end = end + 1, reader.line_num  # a quoted field may hold line breaks
@@ -259,6 +267,7 @@ def read_long_csv(
                     f"step, got {row[i_t]!r}"
                 )
             kinds.add(parsed[0])
+            year_month = year_month and bool(_YEAR_MONTH.fullmatch(row[i_t].strip()))
             utc_offset = parsed[2] if parsed[2] is not None else utc_offset
             if len(kinds) > 1:
                 raise InputError(
@@ -319,7 +328,8 @@ def read_long_csv(
         for uid, r in rows.items()
     ]
     offset = utc_offset if kind == "seconds" else None
-    return Panel(series, kind, cov_names, count, offset, month_end, epoch)
+    year_month = year_month and kind == "months"
+    return Panel(series, kind, cov_names, count, offset, month_end, epoch, year_month)
 
 
 def _looks_like_unix_time(rows: dict[str, list]) -> bool:

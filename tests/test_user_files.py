@@ -1080,3 +1080,15 @@ def test_monthly_stamps_of_a_year_and_month_alone_are_read_and_written_so(tmp_pa
     s = panel.series[0]  # was "expected a time stamp (ISO 8601)", got '1949-01'
     assert panel.kind == "months" and s.step == 1 and s.values.tolist() == [112, 118, 132]
     assert panel.format_time(int(s.times(1, offset=3)[0]), s.step) == "1949-04"
+
+
+def test_a_deepspeech_or_nemo_manifest_names_its_audio_column_its_own_way(tmp_path):
+    from rnnkit.tasks.transcribe import read_manifest
+
+    _wav24_with_list_chunk(tmp_path / "a.wav", 8000, _tone())
+    manifest = tmp_path / "train.csv"  # DeepSpeech/Coqui's layout
+    manifest.write_text("wav_filename,wav_filesize,transcript\na.wav,1234,one two\n")
+    data = read_manifest(str(manifest), "transcript", "--train")  # was "no column 'path'"
+    assert data.audio and data.texts == [str(tmp_path / "a.wav")] and data.labels == ["one two"]
+    manifest.write_text("audio_filepath,label\na.wav,yes\n")  # NeMo's name, for a classifier
+    assert read_labelled(manifest).texts == [str(tmp_path / "a.wav")]

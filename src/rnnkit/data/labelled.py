@@ -8,7 +8,8 @@
 
 Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
 ``.wav`` files (Keras' ``audio_dataset_from_directory``), or a CSV/TSV manifest with a ``path``
-column (relative paths are read from the manifest's folder) and the label column. Then
+column (relative paths are read from the manifest's folder; DeepSpeech's ``wav_filename`` and
+NeMo's ``audio_filepath`` name it too) and the label column. Then
 ``texts`` holds the files' paths and ``audio`` is true.
 
 Labels are compared in Unicode's composed form (NFC): a folder named ``zwölf`` on macOS, which
@@ -104,6 +105,11 @@ def _read_table(
     try:
         header = [h.strip() for h in next(reader)]
         header = _named_as_asked(header, (text_column, label_column, AUDIO_COLUMN))
+        if AUDIO_COLUMN not in header and text_column not in header:  # another tool's name
+            for alias in AUDIO_ALIASES:
+                if alias in header:
+                    header[header.index(alias)] = AUDIO_COLUMN
+                    break
         for column in (text_column, label_column):
             if column == text_column and AUDIO_COLUMN in header:
                 continue  # an audio manifest
@@ -153,6 +159,8 @@ def _read_table(
 
 
 AUDIO_COLUMN = "path"  # the column of a manifest of audio files
+# what other tools call it: DeepSpeech/Coqui (wav_filename), NeMo (audio_filepath), others
+AUDIO_ALIASES = ("wav_filename", "audio_filepath", "audio_path", "filepath", "file_path")
 
 
 def _named_as_asked(header: list[str], columns: tuple[str, ...]) -> list[str]:

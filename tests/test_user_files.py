@@ -1092,3 +1092,23 @@ def test_a_deepspeech_or_nemo_manifest_names_its_audio_column_its_own_way(tmp_pa
     assert data.audio and data.texts == [str(tmp_path / "a.wav")] and data.labels == ["one two"]
     manifest.write_text("audio_filepath,label\na.wav,yes\n")  # NeMo's name, for a classifier
     assert read_labelled(manifest).texts == [str(tmp_path / "a.wav")]
+
+
+def test_files_joined_with_their_headers_pass_the_repeated_header_over(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import RnnkitWarning
+
+    table = tmp_path / "all.csv"  # cat part1.csv part2.csv > all.csv
+    table.write_text("text,label\ngood,pos\nbad,neg\ntext,label\nfine,pos\n")
+    with pytest.warns(RnnkitWarning, match="line 4 repeats the header"):
+        data = read_labelled(table)
+    assert data.labels == ["pos", "neg", "pos"]  # was a fourth example of a class 'label'
+    long = tmp_path / "sales.csv"
+    long.write_text("unique_id,ds,y\na,1,1\na,2,2\nunique_id,ds,y\nb,1,3\nb,2,4\n")
+    with pytest.warns(RnnkitWarning, match="line 4 repeats the header"):
+        assert [s.uid for s in read_long_csv(long).series] == ["a", "b"]  # was an error
+    nab = tmp_path / "nab.csv"
+    nab.write_text("timestamp,value\n1,1\n2,2\ntimestamp,value\n3,3\n")
+    with pytest.warns(RnnkitWarning, match="row 4 repeats the header"):
+        assert read_series(nab)[0][0].values == [1.0, 2.0, 3.0]

@@ -25,7 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, csv_rows, delimiter_of, finite, number, number_styles
+from .dialect import (
+    column_index,
+    csv_rows,
+    delimiter_of,
+    finite,
+    header_again,
+    number,
+    number_styles,
+)
 from .text import decode_utf8
 
 
@@ -170,6 +178,8 @@ def read_series(
                 if not row or all(not f.strip() for f in row):
                     continue  # a blank line
                 where = f"{name!r} row {line}"
+                if header_again(row, header, where):
+                    continue
                 if len(row) < len(header):
                     missing = header[len(row)] if len(row) < len(header) else ""
                     raise InputError(

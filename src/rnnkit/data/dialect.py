@@ -26,8 +26,11 @@ import csv
 import io
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from typing import Any
+
+from ..errors import RnnkitWarning
 
 
 def delimiter_of(header: str) -> str:
@@ -151,6 +154,19 @@ def number(text: str, delimiter: str = ",", style: str | None = None) -> float |
 
 def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def header_again(row: list[str], header: list[str], where: str) -> bool:
+    """Whether ``row`` repeats the header (files joined with ``cat``, each with its header);
+    if so a `RnnkitWarning` says that ``where`` (a file and line) is passed over."""
+    if [f.strip() for f in row] != header:
+        return False
+    warnings.warn(
+        f"{where} repeats the header (files joined, each with its header?); passed over",
+        RnnkitWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def column_index(header: list[str], column: str) -> int | None:

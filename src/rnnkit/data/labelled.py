@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, csv_rows, delimiter_of
+from .dialect import column_index, csv_rows, delimiter_of, header_again
 from .text import decode_utf8, hidden, lines_of, visible_files
 
 
@@ -104,6 +104,7 @@ def _read_table(
     reader = csv_rows(io.StringIO(text, newline=""), delimiter)
     try:
         header = [h.strip() for h in next(reader)]
+        as_written = list(header)
         header = _named_as_asked(header, (text_column, label_column, AUDIO_COLUMN))
         if AUDIO_COLUMN not in header and text_column not in header:  # another tool's name
             for alias in AUDIO_ALIASES:
@@ -133,6 +134,8 @@ def _read_table(
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
+            if header_again(row, as_written, f"{what}: {name} line {line}"):
+                continue  # was an example labelled with the label column's name
             if len(row) != len(header):
                 sep = {"\t": "tab", ";": "semicolon"}.get(delimiter, "comma")
                 raise InputError(

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, csv_rows, delimiter_of, number, number_styles
+from .dialect import column_index, csv_rows, delimiter_of, header_again, number, number_styles
 from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
@@ -223,6 +223,7 @@ def read_long_csv(
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
         header = [h.strip() for h in header]
+        as_written = list(header)
         # a file of one series may leave out the default id column: the file's name is its id
         single = id_column == "unique_id" and column_index(header, id_column) is None
         for col in (id_column, time_column, target_column):  # Unique_ID, DS, Y: ignoring case
@@ -252,6 +253,8 @@ def read_long_csv(
         for row in reader:
             line, end = end + 1, reader.line_num  # a quoted field may hold line breaks
             if not row or all(not c.strip() for c in row):
+                continue
+            if header_again(row, as_written, f"{what}: {name!r}, line {line}"):
                 continue
             if len(row) != len(header):
                 raise InputError(

@@ -1112,3 +1112,18 @@ def test_files_joined_with_their_headers_pass_the_repeated_header_over(tmp_path)
     nab.write_text("timestamp,value\n1,1\n2,2\ntimestamp,value\n3,3\n")
     with pytest.warns(RnnkitWarning, match="row 4 repeats the header"):
         assert read_series(nab)[0][0].values == [1.0, 2.0, 3.0]
+
+
+def test_predict_given_the_labelled_csv_reads_its_text_column(tmp_path):
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.classify import read_lines
+
+    table = tmp_path / "test.csv"
+    table.write_text('id,text,label\n1,"good, fine film",pos\n\n2,bad,neg\n')
+    assert read_lines([str(table)], None) == ["good, fine film", "bad"]  # was 4 lines, header too
+    tsv = tmp_path / "test.tsv"
+    tsv.write_text('Text\tlabel\n"Best film ever" he said\tpos\n')
+    assert read_lines([str(tsv)], None) == ['"Best film ever" he said']
+    (tmp_path / "other.csv").write_text("review,stars\nfine,5\n")
+    with pytest.raises(InputError, match="other.csv' has no column 'text'"):
+        read_lines([str(tmp_path / "other.csv")], None)

@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "files",
         nargs="*",
-        help="text files, one example per line (default: stdin); for an audio classifier, "
-        ".wav files or folders of them",
+        help="text files, one example per line, or CSV/TSV files with a text column (default: "
+        "stdin); for an audio classifier, .wav files or folders of them",
     )
     pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     pr.add_argument(

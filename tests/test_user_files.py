@@ -1127,3 +1127,13 @@ def test_predict_given_the_labelled_csv_reads_its_text_column(tmp_path):
     (tmp_path / "other.csv").write_text("review,stars\nfine,5\n")
     with pytest.raises(InputError, match="other.csv' has no column 'text'"):
         read_lines([str(tmp_path / "other.csv")], None)
+
+
+def test_pairs_files_joined_with_their_headers_pass_the_repeated_header_over(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import RnnkitWarning
+
+    path = tmp_path / "all.txt"  # cat deu1.txt deu2.txt > all.txt
+    path.write_text("English\tGerman\nHi.\tHallo!\nEnglish\tGerman\nRun!\tLauf!\n")
+    with pytest.warns(RnnkitWarning, match="line 3 repeats the header"):
+        assert read_pairs(path) == [("Hi.", "Hallo!"), ("Run!", "Lauf!")]  # was a pair

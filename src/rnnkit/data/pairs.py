@@ -98,7 +98,16 @@ def read_pairs(
         raise InputError(f"{what}: {name} is empty; expected lines of source<TAB>target")
     extra = _anki_columns(numbered, f"{what}: {name}")  # and those lines taken off
     if numbered and _is_header(numbered[0][1]):
-        numbered = numbered[1:]
+        header = numbered[0][1].strip()
+        again = [number for number, line in numbered[1:] if line.strip() == header]
+        if again:  # files joined, each with its header
+            warnings.warn(
+                f"{what}: {name} line {again[0]} repeats the header (files joined, each with "
+                "its header?); passed over",
+                RnnkitWarning,
+                stacklevel=2,
+            )
+        numbered = [(number, line) for number, line in numbered[1:] if line.strip() != header]
     # tatoeba.org's own download of pairs: id<TAB>sentence<TAB>id<TAB>translation
     with_ids = bool(numbered) and all(_with_ids(line) for _, line in numbered[:-1] or numbered)
     src, tgt = [k for k in range(len(extra) + 2) if k not in extra][:2]

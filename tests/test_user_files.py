@@ -1137,3 +1137,13 @@ def test_pairs_files_joined_with_their_headers_pass_the_repeated_header_over(tmp
     path.write_text("English\tGerman\nHi.\tHallo!\nEnglish\tGerman\nRun!\tLauf!\n")
     with pytest.warns(RnnkitWarning, match="line 3 repeats the header"):
         assert read_pairs(path) == [("Hi.", "Hallo!"), ("Run!", "Lauf!")]  # was a pair
+
+
+def test_transcripts_with_runs_of_white_space_are_read_with_one_space(tmp_path):
+    from rnnkit.tasks.transcribe import read_manifest
+
+    _wav24_with_list_chunk(tmp_path / "a.wav", 8000, _tone())
+    manifest = tmp_path / "train.csv"
+    manifest.write_text('path,transcript\na.wav,"four  one\tseven\n two"\n')
+    data = read_manifest(str(manifest), "transcript", "--train")
+    assert data.labels == ["four one seven two"]  # was two spaces, a tab and a line break

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,14 +198,16 @@ class TranscribeConfig:
 
 
 def read_manifest(path: str, column: str, what: str) -> Labelled:
-    """The files and transcripts of a manifest (`rnnkit.data.labelled`'s reader)."""
+    """The files and transcripts of a manifest (`rnnkit.data.labelled`'s reader), each
+    transcript's runs of white space (two spaces, a tab, a line break in a quoted cell) made one
+    space: a model writes one space between words, and CER would count the rest as errors."""
     data = read_labelled(path, "path", column, what, "--transcript-column", "transcript")
     if not data.audio:
         raise InputError(
             f"{what}: {path!r} is not a manifest of audio files; expected a CSV/TSV with a "
             f"'path' column of .wav files and a {column!r} column"
         )
-    return data
+    return replace(data, labels=[" ".join(text.split()) for text in data.labels])
 
 
 def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, Any]:

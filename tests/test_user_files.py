@@ -1147,3 +1147,16 @@ def test_transcripts_with_runs_of_white_space_are_read_with_one_space(tmp_path):
     manifest.write_text('path,transcript\na.wav,"four  one\tseven\n two"\n')
     data = read_manifest(str(manifest), "transcript", "--train")
     assert data.labels == ["four one seven two"]  # was two spaces, a tab and a line break
+
+
+def test_a_music_json_of_one_piece_or_with_other_split_names_is_read(tmp_path):
+    import json
+
+    from rnnkit.data.music import read_json
+
+    one = tmp_path / "piece.json"  # one piece: a list of steps
+    one.write_text(json.dumps([[60, 64], [], [62]]))
+    assert [r.shape for r in read_json(one)["all"]] == [(3, 88)]  # was "got int"
+    named = tmp_path / "split.json"
+    named.write_text(json.dumps({"training": [[[60], [62]]], "Validation": [[[64], [65]]]}))
+    assert sorted(read_json(named)) == ["train", "valid"]  # was "holds ['training', ...]"

@@ -36,6 +36,7 @@ LOWEST = 21  # MIDI pitch of the lowest piano key (A0)
 KEYS = 88  # piano keys: MIDI pitches 21..108
 HIGHEST = LOWEST + KEYS - 1
 PARTS = ("train", "valid", "test")
+PART_NAMES = {"training": "train", "validation": "valid", "val": "valid", "testing": "test"}
 TICKS_PER_QUARTER = 480  # of the MIDI files written
 DRUMS = 9  # MIDI channel 10, counted from 0
 SILENT = -1  # a resting voice, in steps written one pitch per voice (SATB)
@@ -112,8 +113,9 @@ def as_roll(x: Any, where: str) -> np.ndarray:
 
 # -- JSON ----------------------------------------------------------------------------------------
 def read_json(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """The pieces of a JSON file by part (``train``, ``valid``, ``test``); a bare list of
-    pieces comes back as ``{"all": pieces}``."""
+    """The pieces of a JSON file by part (``train``, ``valid``, ``test``; ``training``,
+    ``validation``/``val`` and ``testing`` are read as those); a bare list of pieces, or one
+    piece (a list of steps), comes back as ``{"all": pieces}``."""
     name = str(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -126,7 +128,11 @@ def read_json(path: str | Path) -> dict[str, list[np.ndarray]]:
         'expected {"train": [pieces], "valid": [...], "test": [...]} or a list of pieces, '
         "each a list of steps of MIDI pitches"
     )
-    if isinstance(data, list):
+    if isinstance(data, dict):  # the names other splits use: training, validation, testing
+        data = {PART_NAMES.get(str(k).lower(), k): v for k, v in data.items()}
+    if isinstance(data, list) and data and isinstance(data[0], list) and _is_step(data[0]):
+        parts = {"all": [data]}  # one piece: a list of steps
+    elif isinstance(data, list):
         parts = {"all": data}
     elif isinstance(data, dict) and data and set(data) <= set(PARTS):
         parts = data
@@ -147,6 +153,11 @@ def read_json(path: str | Path) -> dict[str, list[np.ndarray]]:
             rolls.append(roll)
         out[part] = rolls
     return out
+
+
+def _is_step(x: list) -> bool:
+    """A step (MIDI pitches), not a piece (steps): empty, or numbers."""
+    return all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in x)
 
 
 # -- MIDI ----------------------------------------------------------------------------------------

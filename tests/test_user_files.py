@@ -1080,6 +1080,12 @@ def test_monthly_stamps_of_a_year_and_month_alone_are_read_and_written_so(tmp_pa
     s = panel.series[0]  # was "expected a time stamp (ISO 8601)", got '1949-01'
     assert panel.kind == "months" and s.step == 1 and s.values.tolist() == [112, 118, 132]
     assert panel.format_time(int(s.times(1, offset=3)[0]), s.step) == "1949-04"
+    quarters = tmp_path / "gdp.csv"  # as pandas writes a quarterly PeriodIndex
+    quarters.write_text("ds,y\n2023Q3,1\n2023Q4,2\n2024Q1,3\n")
+    panel = read_long_csv(quarters)
+    s = panel.series[0]  # was "expected a time stamp (ISO 8601)", got '2023Q3'
+    assert panel.kind == "months" and s.step == 3
+    assert panel.format_time(int(s.times(1, offset=3)[0]), s.step) == "2024Q2"
 
 
 def test_a_deepspeech_or_nemo_manifest_names_its_audio_column_its_own_way(tmp_path):

@@ -4,7 +4,7 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
 - A file without the ``unique_id`` column (when that is the id column's name) is one series,
   named after the file (``sales.csv``: ``sales``).
 - ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``; ``1949-01`` is a
-  month, written back so) or an integer step;
+  month, ``2024Q1`` a quarter, both written back so) or an integer step;
   integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
   times (seasons and calendar features as for ISO stamps) and written back as integers;
   rows of a series must be in time order, without duplicates. Series may interleave and have
@@ -51,6 +51,7 @@ DAY = 86400
 _UNNAMED = re.compile(r"|Unnamed: \d+")
 # what marks a missing target in files written by R, pandas, Excel or a database (pandas' list)
 _YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
+_QUARTER = re.compile(r"(\d{4})-?Q([1-4])", re.IGNORECASE)  # 2024Q1, as pandas writes a quarter
 MISSING = {"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "None", "-"}
 
 
@@ -84,6 +85,7 @@ class Panel:
     month_end: bool = False  # monthly stamps on the last day of their month (2024-01-31)
     epoch: bool = False  # integer Unix time stamps (seconds since 1970), written back as such
     year_month: bool = False  # monthly stamps written as a year and month (1949-01), so back
+    quarter: bool = False  # quarters written as pandas writes them (2024Q1), so back
 
     @property
     def filled(self) -> int:
@@ -94,6 +96,8 @@ class Panel:
         if self.kind == "int":
             return str(int(t))
         if self.kind == "months":
+            if self.quarter:
+                return f"{int(t) // 12 + 1970}Q{int(t) % 12 // 3 + 1}"
             if self.year_month:
                 return str(np.datetime64(int(t), "M"))
             if self.month_end:  # the day before the next month's first
@@ -177,6 +181,9 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     text = text.strip()
     if _YEAR_MONTH.fullmatch(text):  # 1949-01, as monthly data sets write it: the month's first
         text += "-01"
+    quarter = _QUARTER.fullmatch(text)
+    if quarter:  # 2024Q2: the quarter's first day
+        text = f"{quarter.group(1)}-{3 * int(quarter.group(2)) - 2:02d}-01"
     try:
         step = int(text)
     except ValueError:
@@ -249,6 +256,7 @@ def read_long_csv(
         count = 0
         utc_offset = None
         year_month = True  # every stamp a year and month alone (1949-01)
+        quarters = True  # every stamp a quarter (2024Q1)
         end = reader.line_num  # the header's last line
         for row in reader:
             line, end = end + 1, reader.line_num  # a quoted field may hold line breaks
@@ -271,6 +279,7 @@ def read_long_csv(
                 )
             kinds.add(parsed[0])
             year_month = year_month and bool(_YEAR_MONTH.fullmatch(row[i_t].strip()))
+            quarters = quarters and bool(_QUARTER.fullmatch(row[i_t].strip()))
             utc_offset = parsed[2] if parsed[2] is not None else utc_offset
             if len(kinds) > 1:
                 raise InputError(
@@ -331,8 +340,8 @@ def read_long_csv(
         for uid, r in rows.items()
     ]
     offset = utc_offset if kind == "seconds" else None
-    year_month = year_month and kind == "months"
-    return Panel(series, kind, cov_names, count, offset, month_end, epoch, year_month)
+    year_month, quarters = year_month and kind == "months", quarters and kind == "months"
+    return Panel(series, kind, cov_names, count, offset, month_end, epoch, year_month, quarters)
 
 
 def _looks_like_unix_time(rows: dict[str, list]) -> bool:

@@ -1166,3 +1166,79 @@ def test_a_music_json_of_one_piece_or_with_other_split_names_is_read(tmp_path):
     named = tmp_path / "split.json"
     named.write_text(json.dumps({"training": [[[60], [62]]], "Validation": [[[64], [65]]]}))
     assert sorted(read_json(named)) == ["train", "valid"]  # was "holds ['training', ...]"
+
+
+# -- dates as spreadsheets write them -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "column, first",
+    [
+        (["31/01/2024", "01/02/2024"], True),
+        (["01/31/2024", "02/01/2024"], False),
+        (["01.02.2024", "02.02.2024"], True),  # dots: day first
+        (["2024-01-31", "x"], None),
+    ],
+)
+def test_the_day_order_of_a_date_column_is_decided_from_all_its_dates(column, first):
+    from rnnkit.data.dates import day_first
+
+    assert day_first(column, "f.csv") is first
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        (["01/02/2024", "02/02/2024"], "alike"),
+        (["13/01/2024", "01/13/2024"], "day first .*'13/01/2024'.* month first .*'01/13/2024'"),
+    ],
+)
+def test_a_date_column_that_cannot_be_decided_is_one_line(column, message):
+    from rnnkit.data.dates import day_first
+    from rnnkit.errors import InputError
+
+    with pytest.raises(InputError, match=f"f.csv, column 'ds': dates .*{message}") as info:
+        day_first(column, "f.csv, column 'ds'")
+    assert "\n" not in str(info.value) and "ISO 8601" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, first, written",
+    [
+        ("31/01/2024 13:05", True, "2024-01-31 13:05"),
+        ("1/31/2024 1:05 PM", False, "2024-01-31 13:05"),
+        ("1/31/2024 12:30:10 a.m.", False, "2024-01-31 00:30:10"),
+        ("31.01.2024 9:00", True, "2024-01-31 09:00"),
+        ("2024-01-31 13:05", True, "2024-01-31 13:05"),
+    ],
+)
+def test_spreadsheet_dates_are_rewritten_as_iso(text, first, written):
+    from rnnkit.data.dates import iso
+
+    assert iso(text, first) == written
+
+
+def test_a_forecast_file_with_day_first_dates_reads_as_its_iso_twin(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    hours = [(d, h) for d in (30, 31) for h in range(24)] + [(1, h) for h in range(3)]
+    month = lambda d: 1 if d > 2 else 2  # noqa: E731 - 30 and 31 January, then 1 February
+    iso_rows = [f"a,2024-{month(d):02d}-{d:02d} {h:02d}:00,{h}" for d, h in hours]
+    dmy_rows = [f"a,{d:02d}/{month(d):02d}/2024 {h}:00,{h}" for d, h in hours]
+    (tmp_path / "iso.csv").write_text("unique_id,ds,y\n" + "\n".join(iso_rows) + "\n")
+    (tmp_path / "dmy.csv").write_text("unique_id,ds,y\n" + "\n".join(dmy_rows) + "\n")
+    a, b = read_long_csv(tmp_path / "iso.csv"), read_long_csv(tmp_path / "dmy.csv")
+    assert b.series[0].step == 3600 and len(b.series[0].values) == len(hours)
+    assert b.series[0].start == a.series[0].start
+    assert b.series[0].values.tolist() == a.series[0].values.tolist()
+
+
+def test_detect_checks_the_order_of_day_first_dates(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,value\n02/01/2024,1\n13/01/2024,2\n14/01/2024,3\n")
+    series, _ = read_series(path)
+    assert series[0].times == ["02/01/2024", "13/01/2024", "14/01/2024"]  # written back as read
+    path.write_text("timestamp,value\n02/01/2024,1\n13/01/2024,2\n05/01/2024,3\n")
+    with pytest.raises(InputError, match=r"row 4, column 'timestamp': .*'05/01/2024' comes before"):
+        read_series(path)  # 5 January after 13 January; read month first it would pass

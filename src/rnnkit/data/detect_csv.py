@@ -5,11 +5,12 @@ Fields are separated by commas, or by semicolons or tabs when the header holds n
 (`rnnkit.data.dialect`). Rules: every row needs the time and value columns (and the id column
 when one is named); a value must be a finite number (an empty field, text, NaN or infinity is
 an error, not a gap to fill); timestamps are all numbers (steps) or all dates/times NumPy reads
-(``2014-07-01 00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a
-step back is an error), unless the order is ``"file"``: then the rows are taken in the order of
-the file, repeats and steps back included (NAB's own files repeat an hour at a change of
-daylight saving time), as a stream would deliver them. Rows are numbered as lines of the file,
-the header being line 1.
+(``2014-07-01 00:00:00``, ISO 8601; ``31/01/2024`` or ``01/31/2024 1:00 PM`` as spreadsheets
+write dates, the column's order decided by `rnnkit.data.dates`), and strictly increase within
+each series (a duplicate or a step back is an error), unless the order is ``"file"``: then the
+rows are taken in the order of the file, repeats and steps back included (NAB's own files
+repeat an hour at a change of daylight saving time), as a stream would deliver them. Rows are
+numbered as lines of the file, the header being line 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .dates import day_first, iso, written_so
 from .dialect import (
     column_index,
     csv_rows,
@@ -88,15 +90,16 @@ class TimeOrder:
     """Checks that each series' timestamps are of one kind and strictly increase (``order``
     ``"strict"``), or only that they are of one kind (``"file"``: the rows in file order)."""
 
-    def __init__(self, order: str = "strict") -> None:
+    def __init__(self, order: str = "strict", day_first: bool | None = None) -> None:
         if order not in TIME_ORDERS:
             raise InputError(f"--time-order: expected one of {TIME_ORDERS}, got {order!r}")
         self.strict = order == "strict"
+        self.day_first = day_first  # 31/01/2024 (True) or 01/31/2024 (False): rnnkit.data.dates
         self.kind: type | None = None
         self.last: dict[str, tuple[object, str]] = {}
 
     def check(self, sid: str, text: str, where: str, column: str) -> None:
-        t = parse_time(text)
+        t = parse_time(iso(text, self.day_first))
         if t is None:
             raise InputError(
                 f"{where}, column {column!r}: expected a timestamp (a date/time such as "
@@ -170,7 +173,12 @@ def read_series(
         ii = _column(header, id_column, name, "--id-column") if id_column is not None else None
         series: dict[str, Series] = {}
         order: list[tuple[str, int]] = []
-        times = TimeOrder(time_order)
+        first = None  # 31/01/2024 or 01/31/2024: the column's order (rnnkit.data.dates)
+        if written_so(text):
+            with io.StringIO(text, newline="") as again:
+                column = (r[ti] for r in csv_rows(again, delimiter) if len(r) > ti)
+                first = day_first(column, f"{name!r}, column {time_column!r}")
+        times = TimeOrder(time_order, first)
         line = 1
         try:
             for row in reader:

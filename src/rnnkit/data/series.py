@@ -4,7 +4,9 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
 - A file without the ``unique_id`` column (when that is the id column's name) is one series,
   named after the file (``sales.csv``: ``sales``).
 - ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``; ``1949-01`` is a
-  month, ``2024Q1`` a quarter, both written back so) or an integer step;
+  month, ``2024Q1`` a quarter, both written back so; ``31/01/2024`` or ``01/31/2024 1:00 PM``
+  as spreadsheets write dates, the column's order decided by `rnnkit.data.dates`, written
+  back as ISO 8601) or an integer step;
   integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
   times (seasons and calendar features as for ISO stamps) and written back as integers;
   rows of a series must be in time order, without duplicates. Series may interleave and have
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .dates import day_first, iso, written_so
 from .dialect import column_index, csv_rows, delimiter_of, header_again, number, number_styles
 from .text import decode_utf8
 
@@ -251,6 +254,11 @@ def read_long_csv(
             if k not in (i_id, i_t, i_y) and not _UNNAMED.fullmatch(header[k])
         ]
         cov_names = [header[k] for k in cov_index]
+        first = None  # 31/01/2024 or 01/31/2024: the column's order (rnnkit.data.dates)
+        if written_so(text):
+            with io.StringIO(text, newline="") as again:
+                column = (r[i_t] for r in csv_rows(again, delimiter) if len(r) > i_t)
+                first = day_first(column, f"{what}: {name!r}, column {time_column!r}")
         rows: dict[str, list[tuple[int, int, float, list[float]]]] = {}
         kinds: set[str] = set()
         count = 0
@@ -271,7 +279,7 @@ def read_long_csv(
                 )
             count += 1
             where = f"{what}: {name!r}, line {line}, column"
-            parsed = _time_value(row[i_t])
+            parsed = _time_value(iso(row[i_t], first))
             if parsed is None:
                 raise InputError(
                     f"{where} {time_column!r}: expected a time stamp (ISO 8601) or an integer "

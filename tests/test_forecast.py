@@ -191,7 +191,7 @@ BAD = {
     "non-numeric": ("unique_id,ds,y\na,1,3\na,2,abc\n", "line 3, column 'y': expected a number"),
     "out of order": ("unique_id,ds,y\na,2,3\na,1,4\n", "line 3, column 'ds'"),
     "duplicated": ("unique_id,ds,y\na,1,3\na,1,4\n", "repeats the one on line 2"),
-    "NaN": ("unique_id,ds,y\na,1,3\na,2,nan\na,3,4\n", "line 3, column 'y': missing value"),
+    "NaN": ("unique_id,ds,y\na,1,nan\na,2,3\na,3,4\n", "line 2, column 'y': missing value"),
     "bad time": ("unique_id,ds,y\na,yesterday,3\n", "line 2, column 'ds'"),
 }
 

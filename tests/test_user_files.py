@@ -1242,3 +1242,15 @@ def test_detect_checks_the_order_of_day_first_dates(tmp_path):
     path.write_text("timestamp,value\n02/01/2024,1\n13/01/2024,2\n05/01/2024,3\n")
     with pytest.raises(InputError, match=r"row 4, column 'timestamp': .*'05/01/2024' comes before"):
         read_series(path)  # 5 January after 13 January; read month first it would pass
+
+
+@pytest.mark.parametrize("gap", ["", "NA", "nan"])
+def test_an_empty_y_between_two_values_is_filled_as_a_missing_row_is(tmp_path, gap):
+    from rnnkit.data.series import read_long_csv
+
+    rows = [f"a,{k},{k * 2 if k != 3 else gap}" for k in range(6)]
+    (tmp_path / "gap.csv").write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "row.csv").write_text("unique_id,ds,y\n" + "\n".join(rows[:3] + rows[4:]) + "\n")
+    a, b = read_long_csv(tmp_path / "gap.csv"), read_long_csv(tmp_path / "row.csv")
+    assert a.series[0].values.tolist() == b.series[0].values.tolist() == [0, 2, 4, 6, 8, 10]
+    assert a.series[0].filled == b.series[0].filled == 1  # counted as filled either way

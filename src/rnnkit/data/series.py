@@ -15,8 +15,10 @@ statsforecast and Nixtla), put on a regular grid; calendar features from their t
   integer for integer ``ds``), else the most common difference within the series; a series of
   one row takes the other series' most common step. When every series has one row, integer
   ``ds`` step by 1 and time stamps need ``freq`` (an error names it).
-- Missing steps (a gap of k steps between two rows) are filled by linear interpolation between
-  the rows around them, ``y`` and covariates alike; how many were filled is reported.
+- Missing steps (a gap of k steps between two rows, or a row whose ``y`` is empty or ``NaN``
+  between two numbers) are filled by linear interpolation between the rows around them, ``y``
+  and covariates alike; how many were filled is reported. A series cannot start with a missing
+  ``y`` (an error names the line).
 - Fields are separated by commas, or by semicolons or tabs when the header holds no comma
   (`rnnkit.data.dialect`; a semicolon file may write numbers with a decimal comma).
 - Every named column besides id, time and target is a numeric covariate (a column without a
@@ -471,17 +473,20 @@ def _regular(
     observed = ~np.isnan(y)
     if future:
         last = int(np.flatnonzero(observed)[-1]) if observed.any() else -1
-        gaps = ~observed[: last + 1]
     else:
-        last, gaps = len(y) - 1, ~observed
-    if np.any(gaps) or last < 0:
-        k = int(np.argmax(gaps)) if np.any(gaps) else 0
+        last = len(y) - 1
+    # a missing y between two values is a missing step, filled as a missing row is; before the
+    # first value (or after the last without future rows) nothing can fill it
+    unfilled = [k for k in (0, last) if k >= 0 and not observed[k]]
+    if unfilled or last < 0:
+        k = unfilled[0] if unfilled else 0
         raise InputError(
             f"{what}: {name!r}, line {lines[k]}, column {target_column!r}: missing value "
-            f"(empty or NaN) in series {uid!r}; expected a number"
+            f"(empty or NaN) {'at the start' if k == 0 else 'at the end'} of series {uid!r}; "
+            "expected a number (missing values between two numbers are interpolated)"
         )
-    if not np.all(np.isfinite(y[: last + 1])):
-        k = int(np.argmax(~np.isfinite(y[: last + 1])))
+    if np.any(np.isinf(y[: last + 1])):
+        k = int(np.argmax(np.isinf(y[: last + 1])))
         raise InputError(
             f"{what}: {name!r}, line {lines[k]}, column {target_column!r}: {y[k]} in series "
             f"{uid!r}; expected a finite number"
@@ -489,11 +494,12 @@ def _regular(
     index = (t - t[0]) // step
     full = np.arange(index[-1] + 1)
     n = int(index[last]) + 1
-    values = np.interp(full[:n], index[: last + 1], y[: last + 1])
+    known = observed[: last + 1]
+    values = np.interp(full[:n], index[: last + 1][known], y[: last + 1][known])
     covs = (
         np.stack([np.interp(full, index, c) for c in cov.T], axis=1)
         if cov.shape[1]
         else (np.zeros((len(full), 0)))
     )
-    filled = n - (last + 1)
+    filled = n - int(known.sum())
     return Series(uid, values, int(t[0]), int(step), covs, filled)

@@ -90,8 +90,8 @@ from ..losses import gaussian_nll
 from ..models.predictive import LOGVAR_MAX, LOGVAR_MIN, NextValueModel
 from ..optim import AdamW, clip_grad_norm
 from ..stream import StreamPool
+from . import echo, likelihood, online
 from . import level as recent_level
-from . import likelihood, online
 from .base import Estimator
 from .familiar import Familiar
 from .season import Alarm, find_period
@@ -179,6 +179,7 @@ class AnomalyDetector(Estimator):
         "network_weight": 1.0,
         "familiar": None,
         "familiar_jump": 0.5,
+        "echo": None,
     }
     model_: NextValueModel
 
@@ -210,6 +211,7 @@ class AnomalyDetector(Estimator):
         rest: int | None = None,
         familiar: float | None = 0.1,
         familiar_jump: float = 0.5,
+        echo: float | None = None,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -238,6 +240,7 @@ class AnomalyDetector(Estimator):
         self.rest = rest
         self.familiar = familiar
         self.familiar_jump = familiar_jump
+        self.echo = echo
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -325,6 +328,13 @@ class AnomalyDetector(Estimator):
             raise InputError(
                 f"AnomalyDetector: familiar_jump must be a positive share of the range, got "
                 f"{self.familiar_jump!r}"
+            )
+        if self.echo is not None and not (
+            isinstance(self.echo, (int, float, np.floating)) and self.echo > 0
+        ):
+            raise InputError(
+                f"AnomalyDetector: echo must be a positive number of standard deviations or "
+                f"None, got {self.echo!r}"
             )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
@@ -424,6 +434,12 @@ class AnomalyDetector(Estimator):
             mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
             likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik)
         parts = {"network": lik[P - 1 :] * float(self.network_weight)}  # lik[t - 1] scores z[t]
+        heard = self._echo()
+        if heard is not None:  # the network's alarms at an outlier's echo, halved
+            echoes = np.empty(z.size, dtype=np.bool_)
+            echo.run(echo.new_state(P), z, heard[0], int(self.short_window), echoes)
+            net = parts["network"]
+            net[echoes[P:] & (net >= heard[1])] *= DAMP
         period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
@@ -516,6 +532,13 @@ class AnomalyDetector(Estimator):
             known = Familiar(float(self.familiar), float(self.familiar_jump), head)
         return Alarm(level, rest, DAMP, known)
 
+    def _echo(self) -> tuple[float, float] | None:
+        """``(echo, alarm)`` when the network's alarms at an outlier's echo are halved
+        (`rnnkit.estimators.echo`): only when there are alarms; else None."""
+        if self.echo is None or self.alarm is None:
+            return None
+        return float(self.echo), float(self.alarm)
+
     def _windows(self) -> tuple[int, int, int]:
         return int(self.short_window), int(self.long_window), int(self.warmup)
 
@@ -547,7 +570,8 @@ class AnomalyDetector(Estimator):
         state = layers * self.hidden_size * self.members
         remembers = self.familiar is not None and self.alarm is not None  # as `_alarm`
         known = Familiar.nbytes(int(self.probation)) if remembers else 0
-        return 8 * (state + lik + 6 + members + seasonal + level) + learning + known
+        echoes = echo.nbytes(int(self.probation)) if self._echo() is not None else 0
+        return 8 * (state + lik + 6 + members + seasonal + level) + learning + known + echoes
 
 
 def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
@@ -633,6 +657,7 @@ class DetectorPool:
         self._pool: StreamPool | None = None
         self._streams: dict[Hashable, _StreamState] = {}
         self._windows = detector._windows()
+        self._echo = detector._echo()
         if hasattr(detector, "model_"):
             self._pool = StreamPool(detector.model_)
 
@@ -705,6 +730,8 @@ class DetectorPool:
                 st.loglik = likelihood.new_state(
                     self.detector.short_window, self.detector.long_window
                 )
+        if self.detector._echo() is not None:  # the window that tells an outlier's echo
+            st.echo = echo.new_state(self.detector.probation)
         if self.detector.learn_every:  # its own network, which keeps learning
             st.learner = online.Learner(self.detector.model_, float(self.detector.learn_lr))
             st.own = StreamPool(st.learner.model)  # the step plan follows the weights' updates
@@ -741,6 +768,10 @@ class DetectorPool:
             elif st.var > 0:  # a prediction for this value
                 score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
             score *= float(self.detector.network_weight)
+            if st.echo is not None and self._echo is not None:  # the outlier's echo, halved
+                heard = echo.step(st.echo, z, self._echo[0], short)
+                if heard and score >= self._echo[1]:
+                    score *= DAMP
             if st.season is not None:  # the value one period earlier, as a second prediction
                 period = st.season.size
                 k = st.seen % period
@@ -824,6 +855,7 @@ class _StreamState:
         "learner",
         "own",
         "recent",
+        "echo",
     )
 
     def __init__(self, detector: AnomalyDetector) -> None:
@@ -849,3 +881,4 @@ class _StreamState:
         self.learner: online.Learner | None = None  # its own network (learn_every), if any
         self.own: StreamPool | None = None  # the pool of that network, this stream alone
         self.recent: np.ndarray | None = None  # its last `probation` values (a ring)
+        self.echo: np.ndarray | None = None  # the window that tells an outlier's echo (echo)

@@ -106,6 +106,10 @@ def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: di
         for name in cfg["_echo_net"].get("parts", ["network"]):
             if name in parts:
                 parts[name] = echo_halved(det, values, parts[name], cfg["_echo_net"])
+    if cfg.get("_resolution"):  # the recent levels' alarms at a change small beside the range
+        for name in ("level", "level_log"):
+            if name in parts:
+                parts[name] = small_halved(det, values, parts[name], float(cfg["_resolution"]))
     if cfg.get("_filter") and "network" in parts:
         parts["network"] = network_filtered(det, values, float(cfg["_filter"]))
     for name, weight in cfg.get("_weights", {}).items():  # a part's scores scaled
@@ -214,6 +218,21 @@ def echo_halved(det: AnomalyDetector, s: np.ndarray, part: np.ndarray, echo: dic
         m, sd = float(np.mean(rec)), max(float(np.std(rec)), 1e-12)
         before = x[r - int(echo.get("back", 1)) : r]
         if abs(x[r] - m) < body * sd and np.max(np.abs(before - m)) >= prev * sd:
+            out[t] *= 0.5
+    return out
+
+
+def small_halved(det: AnomalyDetector, s: np.ndarray, part: np.ndarray, r: float) -> np.ndarray:
+    """A part's scores where they reach the alarm level, halved when the value lies within
+    ``r`` times the range so far of the mean of the last ``probation`` values (as they came):
+    a resolution of the range, as the detectors that quantise it have (tried, not in rnnkit)."""
+    P = det.probation
+    level = float(det.alarm or 0.4)
+    out = part.copy()
+    for t in np.flatnonzero(part >= level):
+        k = P + int(t)
+        span = float(s[:k].max() - s[:k].min())
+        if abs(s[k] - float(np.mean(s[k - P : k]))) < r * span:
             out[t] *= 0.5
     return out
 

@@ -16,7 +16,8 @@ import rnnkit
 from rnnkit import nab
 from rnnkit.cli import main
 from rnnkit.errors import InputError
-from rnnkit.estimators import echo
+from rnnkit.estimators import echo, likelihood
+from rnnkit.estimators import level as recent_level
 from rnnkit.estimators.familiar import Familiar
 from rnnkit.estimators.season import Alarm, find_period
 from rnnkit.tasks.detect import LineScorer
@@ -318,6 +319,31 @@ def test_echo_halves_the_networks_alarms_after_an_outlier_and_streams_as_it_dete
     assert rnnkit.AnomalyDetector(alarm=None).memory_per_stream() == off
 
 
+def test_small_is_a_change_within_the_limit_of_the_window_mean():
+    state = recent_level.new_state(10)
+    assert not recent_level.small(state, 0.0, 1.0)  # an empty window: no mean yet
+    lik = likelihood.new_state(3, 10)
+    for z in (1.0, 3.0):
+        recent_level.step(state, lik, z, 3, 10, 100)  # joins the window: mean 2
+    assert recent_level.small(state, 2.9, 1.0) and recent_level.small(state, 1.1, 1.0)
+    assert not recent_level.small(state, 3.0, 1.0) and not recent_level.small(state, 2.0, -1.0)
+
+
+def test_resolution_halves_the_recent_levels_alarms_at_a_change_small_beside_the_range():
+    x = _ar1(seed=5)
+    x[300] += 60.0  # one huge spike: the range so far is large from here on
+    x[1200:] += 12.0  # then a level shift that stays, a fifth of that range
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0).fit(x)
+    before = det.detect(x)
+    scores = det.set_params(resolution=0.3).detect(x)
+    assert before[300] == scores[300] == 1.0  # the range check is left alone
+    assert scores[1202] < det.alarm <= before[1202]  # the shift's alarm is halved
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], scores, rtol=0, atol=1e-9)
+    assert det.memory_per_stream() == det.set_params(resolution=None).memory_per_stream()
+    assert np.array_equal(det.set_params(resolution=0.01).detect(x), before)  # none so small
+
+
 def test_familiar_holds_no_memory_without_alarms():
     # with alarm=None no Alarm remembers spikes (`_alarm`), so none is counted per stream
     off = rnnkit.AnomalyDetector(alarm=None, familiar=None).memory_per_stream()
@@ -344,6 +370,7 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
         "familiar": None,
         "familiar_jump": 0.5,
         "echo": None,
+        "resolution": None,
     }
     meta = detector._metadata()
     for name in old:  # written before these parameters
@@ -391,6 +418,8 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(network_weight=0).fit(np.zeros(800))
     with pytest.raises(InputError, match="echo must be a positive number of standard deviations"):
         rnnkit.AnomalyDetector(echo=-1.0).fit(np.zeros(800))
+    with pytest.raises(InputError, match="resolution must be a positive share of the range"):
+        rnnkit.AnomalyDetector(resolution=0).fit(np.zeros(800))
 
 
 def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:
@@ -810,11 +839,12 @@ def test_cli_detector_options_reach_the_detector(tmp_path, monkeypatch):
     given += ["--no-season-rise", "--season", "12", "--transform", "none", "--range-check", "off"]
     given += ["--alarm", "off", "--rest", "7", "--members", "2", "--hidden", "4", "--steps", "3"]
     given += ["--familiar", "0.2", "--familiar-jump", "0.3", "--echo", "3"]
+    given += ["--resolution", "0.25"]
     assert main([*args, *given]) == 0
     expected = dict(network_weight=0.5, surprise="mixture", level_log=False, season_rise=False)
     expected |= dict(season=12, transform=None, range_check=None, alarm=None, rest=7)
     expected |= dict(members=2, hidden_size=4, steps=3, level=True, probation=100)
-    expected |= dict(familiar=0.2, familiar_jump=0.3, echo=3.0)
+    expected |= dict(familiar=0.2, familiar_jump=0.3, echo=3.0, resolution=0.25)
     assert {k: made[-1][k] for k in expected} == expected
     # and the streamed path takes them too
     scorer = detect_task.LineScorer(100, {"network_weight": 0.5, "level": False})

@@ -711,6 +711,12 @@ CASES = [
         "argument --echo: invalid float value: 'loud'",
     ),
     Case(
+        "detect: a negative --resolution",
+        lambda f, c: [*_detect(f, SERIES), "--resolution", "-0.2"],
+        2,
+        "--resolution: expected a positive share of the range, or off, got -0.2",
+    ),
+    Case(
         "detect: a --familiar that is not a number",
         lambda f, c: [*_detect(f, SERIES), "--familiar", "wide"],
         2,

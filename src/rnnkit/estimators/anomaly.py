@@ -180,6 +180,7 @@ class AnomalyDetector(Estimator):
         "familiar": None,
         "familiar_jump": 0.5,
         "echo": None,
+        "resolution": None,
     }
     model_: NextValueModel
 
@@ -212,6 +213,7 @@ class AnomalyDetector(Estimator):
         familiar: float | None = 0.1,
         familiar_jump: float = 0.5,
         echo: float | None = None,
+        resolution: float | None = None,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -241,6 +243,7 @@ class AnomalyDetector(Estimator):
         self.familiar = familiar
         self.familiar_jump = familiar_jump
         self.echo = echo
+        self.resolution = resolution
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -335,6 +338,13 @@ class AnomalyDetector(Estimator):
             raise InputError(
                 f"AnomalyDetector: echo must be a positive number of standard deviations or "
                 f"None, got {self.echo!r}"
+            )
+        if self.resolution is not None and not (
+            isinstance(self.resolution, (int, float, np.floating)) and self.resolution > 0
+        ):
+            raise InputError(
+                f"AnomalyDetector: resolution must be a positive share of the range or None, "
+                f"got {self.resolution!r}"
             )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
@@ -454,16 +464,24 @@ class AnomalyDetector(Estimator):
             levels["level"] = self._level_space(s, P) if logged else z
         if self.level and self.level_log and logged:  # and on the log scale too
             levels["level_log"] = z
+        tiny = np.zeros(z.size, dtype=np.bool_)  # with resolution: a change too small
+        limits = self._small_limits(s, P)
         for name, values in levels.items():
             level_scores = np.empty(z.size)
-            recent_level.run(
+            recent_level.run_small(
                 recent_level.new_state(P),
                 likelihood.new_state(self.short_window, self.long_window),
                 values,
+                limits,
                 *self._windows(),
                 level_scores,
+                tiny if name == "level" else np.zeros(z.size, dtype=np.bool_),
             )
             parts[name] = level_scores[P:]
+        if self.resolution is not None and self.alarm is not None:  # their small alarms halved
+            for name in levels:
+                part = parts[name]
+                part[tiny[P:] & (part >= float(self.alarm))] *= DAMP
         if self.range_check is not None:
             lo = np.minimum.accumulate(s)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(s)[P - 1 : -1]
@@ -471,6 +489,18 @@ class AnomalyDetector(Estimator):
             out_of_range = ((s[P:] > hi + tol) | (s[P:] < lo - tol)) & (hi > lo)
             parts["range"] = out_of_range.astype(np.float64)
         return parts
+
+    def _small_limits(self, s: np.ndarray, P: int) -> np.ndarray:
+        """Per row, how near the recent level's window mean a value is a change too small to
+        be news: ``resolution`` times the range of the values before it, in the units of the
+        recent level on the values as they came; -1 (nothing that near) without
+        ``resolution`` and in the learning period."""
+        limits = np.full(s.size, -1.0)
+        if self.resolution is not None and s.size > P:
+            _, sd = scale_of(s[:P])
+            span = np.maximum.accumulate(s)[P - 1 : -1] - np.minimum.accumulate(s)[P - 1 : -1]
+            limits[P:] = float(self.resolution) * span / sd
+        return limits
 
     def _network_out(self, z: np.ndarray, P: int) -> np.ndarray:
         """The network's outputs for the whole normalised series, learning online from row
@@ -658,6 +688,8 @@ class DetectorPool:
         self._streams: dict[Hashable, _StreamState] = {}
         self._windows = detector._windows()
         self._echo = detector._echo()
+        res, level = detector.resolution, detector.alarm
+        self._small = None if res is None or level is None else (float(res), float(level))
         if hasattr(detector, "model_"):
             self._pool = StreamPool(detector.model_)
 
@@ -780,12 +812,20 @@ class DetectorPool:
                     seasonal = likelihood.step(st.slik, diff, st.svar, short, long, warmup)
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
+            tiny = False  # with resolution: a change too small beside the range so far
             if st.level is not None:  # the recent level, a third prediction
                 zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
+                if self._small is not None and st.lo < st.hi:
+                    limit = self._small[0] * (st.hi - st.lo) / st.lsd
+                    tiny = recent_level.small(st.level, zl, limit)
                 lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
+                if tiny and lev >= self._small[1]:  # type: ignore[index]
+                    lev *= DAMP
                 score = max(score, lev)
             if st.loglevel is not None:  # and on the log scale
                 lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
+                if tiny and lev >= self._small[1]:  # type: ignore[index]
+                    lev *= DAMP
                 score = max(score, lev)
             st.seen += 1
             beyond = st.lo <= st.hi and self._out_of_range(st, value)

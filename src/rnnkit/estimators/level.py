@@ -64,3 +64,30 @@ def run(
     """`step` over each value of ``z``, scores into ``out``."""
     for t in range(z.shape[0]):
         out[t] = step(state, lik, z[t], short, long, warmup)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def small(state: np.ndarray, z: float, limit: float) -> bool:
+    """Whether ``z`` lies within ``limit`` of the window's mean (before ``z`` joins it): a
+    change too small to be news (``AnomalyDetector(resolution=)``). False while the window
+    holds fewer than 2 values."""
+    n = int(state[0])
+    return n >= 2 and abs(z - state[2] / n) < limit
+
+
+@numba.njit(cache=True, error_model="numpy")
+def run_small(
+    state: np.ndarray,
+    lik: np.ndarray,
+    z: np.ndarray,
+    limits: np.ndarray,
+    short: int,
+    long: int,
+    warmup: int,
+    out: np.ndarray,
+    tiny: np.ndarray,
+) -> None:
+    """`run`, and whether each value is `small` beside its limit into ``tiny``."""
+    for t in range(z.shape[0]):
+        tiny[t] = small(state, z[t], limits[t])
+        out[t] = step(state, lik, z[t], short, long, warmup)

@@ -168,6 +168,15 @@ _OPTIONS: tuple[tuple[str, str, Kind, Callable[[Any], bool] | None, str, str], .
         "never)",
     ),
     (
+        "--resolution",
+        "resolution",
+        _off_or(float),
+        lambda v: v > 0,
+        "a positive share of the range, or off",
+        "the recent levels' alarm at a value within this share of the range so far of their "
+        "window's mean is halved (off: never)",
+    ),
+    (
         "--short-window",
         "short_window",
         int,

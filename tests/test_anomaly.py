@@ -156,8 +156,8 @@ def test_memory_per_stream_is_constant(detector):
             held += st.means.nbytes + st.variances.nbytes
             assert st.alarm is not None and st.alarm.familiar is not None  # familiar=0.1
             held += st.alarm.familiar.window.nbytes + st.alarm.familiar.events.nbytes
-            if st.echo is not None:  # echo: the window that tells an outlier's echo
-                held += st.echo.nbytes
+            assert st.echo is not None  # echo=2.0: the window that tells an outlier's echo
+            held += st.echo.nbytes
             sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     # transform=None: the most such a series holds (no recent level on the log scale)
@@ -333,7 +333,7 @@ def test_resolution_halves_the_recent_levels_alarms_at_a_change_small_beside_the
     x = _ar1(seed=5)
     x[300] += 60.0  # one huge spike: the range so far is large from here on
     x[1200:] += 12.0  # then a level shift that stays, a fifth of that range
-    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0).fit(x)
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, resolution=None).fit(x)
     before = det.detect(x)
     scores = det.set_params(resolution=0.3).detect(x)
     assert before[300] == scores[300] == 1.0  # the range check is left alone

@@ -212,8 +212,8 @@ class AnomalyDetector(Estimator):
         rest: int | None = None,
         familiar: float | None = 0.1,
         familiar_jump: float = 0.5,
-        echo: float | None = None,
-        resolution: float | None = None,
+        echo: float | None = 2.0,
+        resolution: float | None = 0.15,
         seed: int = 0,
     ) -> None:
         self.cell = cell

@@ -61,12 +61,21 @@ How a series is scored, one value at a time (each score uses only the values bef
    (a jump of at least ``familiar_jump`` times the range so far) whose height and jump lie within
    ``familiar`` times that range of a spike alarmed before is halved
    (`rnnkit.estimators.familiar`): a metric that spikes alike every few hours is alarmed once.
+9. **An outlier's echo** (``echo`` 2.0, None: off). The network's alarm at an ordinary value
+   (within ``echo / 2`` standard deviations of the recent mean) just after an outlier (one of
+   the ``short_window`` values before it at least ``echo`` away) is halved: the network read
+   the outlier and its surprise at the return is the outlier's echo (`rnnkit.estimators.echo`).
+10. **Resolution** (``resolution`` 0.15, None: off). A recent level's alarm at a value within
+   ``resolution`` times the range so far of its window's mean is halved: a change small beside
+   what the stream has shown (a tweet burst beside the largest ones) is not news, as in the
+   detectors that resolve values to a share of the range (README, "Anomaly detection").
 
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second
 likelihood and the last period of values, for the recent level a third likelihood and the last
 ``probation`` values (on the log scale, ``level_log``, a fourth and as many values again), with
-``surprise="members"`` each member's mean and variance, with online learning its own network
+``surprise="members"`` each member's mean and variance, with ``echo`` the last ``probation``
+values on the network's scale, with online learning its own network
 (weights, gradients, AdamW's moments) and its last ``probation`` values, with ``familiar`` the
 last ``probation`` values and eight spikes' signatures, and, during the
 probationary period only, up to ``probation`` buffered values.

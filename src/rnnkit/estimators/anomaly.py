@@ -822,18 +822,19 @@ class DetectorPool:
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
             tiny = False  # with resolution: a change too small beside the range so far
+            halve_at = math.inf  # and the alarm level at which its score is halved
             if st.level is not None:  # the recent level, a third prediction
                 zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
                 if self._small is not None and st.lo < st.hi:
                     limit = self._small[0] * (st.hi - st.lo) / st.lsd
-                    tiny = recent_level.small(st.level, zl, limit)
+                    tiny, halve_at = recent_level.small(st.level, zl, limit), self._small[1]
                 lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
-                if tiny and lev >= self._small[1]:  # type: ignore[index]
+                if tiny and lev >= halve_at:
                     lev *= DAMP
                 score = max(score, lev)
             if st.loglevel is not None:  # and on the log scale
                 lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
-                if tiny and lev >= self._small[1]:  # type: ignore[index]
+                if tiny and lev >= halve_at:
                     lev *= DAMP
                 score = max(score, lev)
             st.seen += 1

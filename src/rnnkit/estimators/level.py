@@ -13,6 +13,10 @@ remembers the old level:
 like the network's error, which judges them against the stream's own history of such errors:
 a stream that wanders between levels all the time is not alarmed by one more wander.
 
+`small` tells whether a value lies within a given distance of the window's mean, before it
+joins the window: ``AnomalyDetector(resolution=)`` halves the recent levels' alarms at a
+change that small beside the range of the values so far (`run_small` is `run` with it).
+
 The state of one stream is one float64 array (`new_state`): counters, the window's sums and the
 window as a ring buffer, ``8 (5 + W)`` bytes. The sums are updated per step and summed again from
 the buffer every ``W`` steps, so they do not drift. `step` (one value) and `run` (an array) are

@@ -110,6 +110,10 @@ def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: di
         for name in ("level", "level_log"):
             if name in parts:
                 parts[name] = small_halved(det, values, parts[name], float(cfg["_resolution"]))
+    if cfg.get("_resolution_net") and "network" in parts:  # the same for the network's alarms
+        parts["network"] = small_halved(
+            det, values, parts["network"], float(cfg["_resolution_net"])
+        )
     if cfg.get("_filter") and "network" in parts:
         parts["network"] = network_filtered(det, values, float(cfg["_filter"]))
     for name, weight in cfg.get("_weights", {}).items():  # a part's scores scaled

@@ -344,6 +344,32 @@ def test_resolution_halves_the_recent_levels_alarms_at_a_change_small_beside_the
     assert np.array_equal(det.set_params(resolution=0.01).detect(x), before)  # none so small
 
 
+def test_network_resolution_halves_the_networks_alarms_at_a_small_change():
+    x = _ar1(seed=5)
+    x[300] += 60.0  # one huge spike: the range so far is large from here on
+    x[[800, 1300]] += 8.0  # outliers a seventh of that range from the recent mean
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, echo=None, resolution=None)
+    det.fit(x)
+    parts = det._parts(x)
+    before = det.detect(x)
+    scores = det.set_params(network_resolution=0.2).detect(x)
+    after = det._parts(x)
+    net = parts["network"]
+    halved = np.flatnonzero(after["network"] != net)
+    assert halved.size and np.all(net[halved] >= det.alarm)  # only its alarms, ...
+    np.testing.assert_allclose(after["network"][halved], net[halved] * 0.5)  # ... halved
+    assert np.array_equal(after["level"], parts["level"])  # the other parts left alone
+    assert not np.array_equal(scores, before)
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], scores, rtol=0, atol=1e-9)
+    # with resolution too, and without a recent level (nothing to judge the change by)
+    det.set_params(resolution=0.2)
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], det.detect(x), atol=1e-9)
+    det.set_params(level=False)
+    assert np.array_equal(det.detect(x), det.set_params(network_resolution=None).detect(x))
+
+
 def test_familiar_holds_no_memory_without_alarms():
     # with alarm=None no Alarm remembers spikes (`_alarm`), so none is counted per stream
     off = rnnkit.AnomalyDetector(alarm=None, familiar=None).memory_per_stream()
@@ -371,6 +397,7 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
         "familiar_jump": 0.5,
         "echo": None,
         "resolution": None,
+        "network_resolution": None,
     }
     meta = detector._metadata()
     for name in old:  # written before these parameters
@@ -420,6 +447,8 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(echo=-1.0).fit(np.zeros(800))
     with pytest.raises(InputError, match="resolution must be a positive share of the range"):
         rnnkit.AnomalyDetector(resolution=0).fit(np.zeros(800))
+    with pytest.raises(InputError, match="network_resolution must be a positive share"):
+        rnnkit.AnomalyDetector(network_resolution="fine").fit(np.zeros(800))
 
 
 def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:
@@ -839,12 +868,13 @@ def test_cli_detector_options_reach_the_detector(tmp_path, monkeypatch):
     given += ["--no-season-rise", "--season", "12", "--transform", "none", "--range-check", "off"]
     given += ["--alarm", "off", "--rest", "7", "--members", "2", "--hidden", "4", "--steps", "3"]
     given += ["--familiar", "0.2", "--familiar-jump", "0.3", "--echo", "3"]
-    given += ["--resolution", "0.25"]
+    given += ["--resolution", "0.25", "--network-resolution", "0.04"]
     assert main([*args, *given]) == 0
     expected = dict(network_weight=0.5, surprise="mixture", level_log=False, season_rise=False)
     expected |= dict(season=12, transform=None, range_check=None, alarm=None, rest=7)
     expected |= dict(members=2, hidden_size=4, steps=3, level=True, probation=100)
     expected |= dict(familiar=0.2, familiar_jump=0.3, echo=3.0, resolution=0.25)
+    expected |= dict(network_resolution=0.04)
     assert {k: made[-1][k] for k in expected} == expected
     # and the streamed path takes them too
     scorer = detect_task.LineScorer(100, {"network_weight": 0.5, "level": False})

@@ -717,6 +717,12 @@ CASES = [
         "--resolution: expected a positive share of the range, or off, got -0.2",
     ),
     Case(
+        "detect: a --network-resolution of 0",
+        lambda f, c: [*_detect(f, SERIES), "--network-resolution", "0"],
+        2,
+        "--network-resolution: expected a positive share of the range, or off, got 0.0",
+    ),
+    Case(
         "detect: a --familiar that is not a number",
         lambda f, c: [*_detect(f, SERIES), "--familiar", "wide"],
         2,

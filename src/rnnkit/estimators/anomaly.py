@@ -190,6 +190,7 @@ class AnomalyDetector(Estimator):
         "familiar_jump": 0.5,
         "echo": None,
         "resolution": None,
+        "network_resolution": None,
     }
     model_: NextValueModel
 
@@ -223,6 +224,7 @@ class AnomalyDetector(Estimator):
         familiar_jump: float = 0.5,
         echo: float | None = 2.0,
         resolution: float | None = 0.15,
+        network_resolution: float | None = None,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -253,6 +255,7 @@ class AnomalyDetector(Estimator):
         self.familiar_jump = familiar_jump
         self.echo = echo
         self.resolution = resolution
+        self.network_resolution = network_resolution
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -348,13 +351,15 @@ class AnomalyDetector(Estimator):
                 f"AnomalyDetector: echo must be a positive number of standard deviations or "
                 f"None, got {self.echo!r}"
             )
-        if self.resolution is not None and not (
-            isinstance(self.resolution, (int, float, np.floating)) and self.resolution > 0
-        ):
-            raise InputError(
-                f"AnomalyDetector: resolution must be a positive share of the range or None, "
-                f"got {self.resolution!r}"
-            )
+        for name in ("resolution", "network_resolution"):
+            share = getattr(self, name)
+            if share is not None and not (
+                isinstance(share, (int, float, np.floating)) and share > 0
+            ):
+                raise InputError(
+                    f"AnomalyDetector: {name} must be a positive share of the range or None, "
+                    f"got {share!r}"
+                )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
         for name in ("learn_every", "learn_steps"):
@@ -473,24 +478,30 @@ class AnomalyDetector(Estimator):
             levels["level"] = self._level_space(s, P) if logged else z
         if self.level and self.level_log and logged:  # and on the log scale too
             levels["level_log"] = z
-        tiny = np.zeros(z.size, dtype=np.bool_)  # with resolution: a change too small
-        limits = self._small_limits(s, P)
+        means = np.full(z.size, np.nan)  # the raw level's window mean before each value
         for name, values in levels.items():
             level_scores = np.empty(z.size)
-            recent_level.run_small(
+            recent_level.run_means(
                 recent_level.new_state(P),
                 likelihood.new_state(self.short_window, self.long_window),
                 values,
-                limits,
                 *self._windows(),
                 level_scores,
-                tiny if name == "level" else np.zeros(z.size, dtype=np.bool_),
+                means if name == "level" else np.empty(z.size),
             )
             parts[name] = level_scores[P:]
-        if self.resolution is not None and self.alarm is not None:  # their small alarms halved
-            for name in levels:
-                part = parts[name]
-                part[tiny[P:] & (part >= float(self.alarm))] *= DAMP
+        if "level" in levels and self.alarm is not None:  # alarms at a change too small halved
+            for share, names in (
+                (self.resolution, list(levels)),
+                (self.network_resolution, ["network"]),
+            ):
+                if share is None:
+                    continue
+                tiny = np.abs(levels["level"] - means) < self._small_limits(s, P, float(share))
+                for name in names:
+                    if name in parts:
+                        part = parts[name]
+                        part[tiny[P:] & (part >= float(self.alarm))] *= DAMP
         if self.range_check is not None:
             lo = np.minimum.accumulate(s)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(s)[P - 1 : -1]
@@ -499,16 +510,17 @@ class AnomalyDetector(Estimator):
             parts["range"] = out_of_range.astype(np.float64)
         return parts
 
-    def _small_limits(self, s: np.ndarray, P: int) -> np.ndarray:
+    @staticmethod
+    def _small_limits(s: np.ndarray, P: int, share: float) -> np.ndarray:
         """Per row, how near the recent level's window mean a value is a change too small to
-        be news: ``resolution`` times the range of the values before it, in the units of the
-        recent level on the values as they came; -1 (nothing that near) without
-        ``resolution`` and in the learning period."""
+        be news: ``share`` times the range of the values before it, in the units of the
+        recent level on the values as they came; -1 (nothing that near) in the learning
+        period."""
         limits = np.full(s.size, -1.0)
-        if self.resolution is not None and s.size > P:
+        if s.size > P:
             _, sd = scale_of(s[:P])
             span = np.maximum.accumulate(s)[P - 1 : -1] - np.minimum.accumulate(s)[P - 1 : -1]
-            limits[P:] = float(self.resolution) * span / sd
+            limits[P:] = share * span / sd
         return limits
 
     def _network_out(self, z: np.ndarray, P: int) -> np.ndarray:
@@ -697,8 +709,9 @@ class DetectorPool:
         self._streams: dict[Hashable, _StreamState] = {}
         self._windows = detector._windows()
         self._echo = detector._echo()
-        res, level = detector.resolution, detector.alarm
-        self._small = None if res is None or level is None else (float(res), float(level))
+        # the alarm level (inf: no alarms), at which a small change's score is halved
+        self._alarm_level = math.inf if detector.alarm is None else float(detector.alarm)
+        self._shares = (detector.resolution, detector.network_resolution)  # None: off
         if hasattr(detector, "model_"):
             self._pool = StreamPool(detector.model_)
 
@@ -813,6 +826,10 @@ class DetectorPool:
                 heard = echo.step(st.echo, z, self._echo[0], short)
                 if heard and score >= self._echo[1]:
                     score *= DAMP
+            zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
+            tiny, tiny_net = self._small_change(st, zl)  # resolution, network_resolution
+            if tiny_net and score >= self._alarm_level:
+                score *= DAMP
             if st.season is not None:  # the value one period earlier, as a second prediction
                 period = st.season.size
                 k = st.seen % period
@@ -821,20 +838,14 @@ class DetectorPool:
                     seasonal = likelihood.step(st.slik, diff, st.svar, short, long, warmup)
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
-            tiny = False  # with resolution: a change too small beside the range so far
-            halve_at = math.inf  # and the alarm level at which its score is halved
             if st.level is not None:  # the recent level, a third prediction
-                zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
-                if self._small is not None and st.lo < st.hi:
-                    limit = self._small[0] * (st.hi - st.lo) / st.lsd
-                    tiny, halve_at = recent_level.small(st.level, zl, limit), self._small[1]
                 lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
-                if tiny and lev >= halve_at:
+                if tiny and lev >= self._alarm_level:
                     lev *= DAMP
                 score = max(score, lev)
             if st.loglevel is not None:  # and on the log scale
                 lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
-                if tiny and lev >= halve_at:
+                if tiny and lev >= self._alarm_level:
                     lev *= DAMP
                 score = max(score, lev)
             st.seen += 1
@@ -856,6 +867,19 @@ class DetectorPool:
                 self._learn(st, z)
             scores[sid] = float(score)
         return scores
+
+    def _small_change(self, st: _StreamState, zl: float) -> tuple[bool, bool]:
+        """Whether the value ``zl`` (the recent level's units) lies within ``resolution``, and
+        within ``network_resolution``, times the range so far of the recent level's window
+        mean (before the value joins it); False for an option that is off, without alarms or
+        without a recent level."""
+        if st.level is None or math.isinf(self._alarm_level) or not st.lo < st.hi:
+            return False, False
+        span = st.hi - st.lo
+        return tuple(  # type: ignore[return-value]
+            share is not None and recent_level.small(st.level, zl, float(share) * span / st.lsd)
+            for share in self._shares
+        )
 
     def _learn(self, st: _StreamState, z: float) -> None:
         """Keep the stream's last values; every ``learn_every`` values after its probationary

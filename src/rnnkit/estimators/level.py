@@ -15,7 +15,8 @@ a stream that wanders between levels all the time is not alarmed by one more wan
 
 `small` tells whether a value lies within a given distance of the window's mean, before it
 joins the window: ``AnomalyDetector(resolution=)`` halves the recent levels' alarms at a
-change that small beside the range of the values so far (`run_small` is `run` with it).
+change that small beside the range of the values so far (`run_means` is `run` that also
+keeps the window's mean before each value, for the same test on a whole series).
 
 The state of one stream is one float64 array (`new_state`): counters, the window's sums and the
 window as a ring buffer, ``8 (5 + W)`` bytes. The sums are updated per step and summed again from
@@ -80,18 +81,19 @@ def small(state: np.ndarray, z: float, limit: float) -> bool:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def run_small(
+def run_means(
     state: np.ndarray,
     lik: np.ndarray,
     z: np.ndarray,
-    limits: np.ndarray,
     short: int,
     long: int,
     warmup: int,
     out: np.ndarray,
-    tiny: np.ndarray,
+    means: np.ndarray,
 ) -> None:
-    """`run`, and whether each value is `small` beside its limit into ``tiny``."""
+    """`run`, and the window's mean before each value into ``means`` (NaN while it holds fewer
+    than 2 values): ``abs(z - means) < limit`` is `small` for each value."""
     for t in range(z.shape[0]):
-        tiny[t] = small(state, z[t], limits[t])
+        n = int(state[0])
+        means[t] = state[2] / n if n >= 2 else np.nan
         out[t] = step(state, lik, z[t], short, long, warmup)

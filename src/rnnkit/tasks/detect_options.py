@@ -177,6 +177,14 @@ _OPTIONS: tuple[tuple[str, str, Kind, Callable[[Any], bool] | None, str, str], .
         "window's mean is halved (off: never)",
     ),
     (
+        "--network-resolution",
+        "network_resolution",
+        _off_or(float),
+        lambda v: v > 0,
+        "a positive share of the range, or off",
+        "the same for the network's alarm (off: never)",
+    ),
+    (
         "--short-window",
         "short_window",
         int,

@@ -349,7 +349,7 @@ def test_network_resolution_halves_the_networks_alarms_at_a_small_change():
     x[300] += 60.0  # one huge spike: the range so far is large from here on
     x[[800, 1300]] += 8.0  # outliers a seventh of that range from the recent mean
     det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, echo=None, resolution=None)
-    det.fit(x)
+    det.set_params(network_resolution=None).fit(x)
     parts = det._parts(x)
     before = det.detect(x)
     scores = det.set_params(network_resolution=0.2).detect(x)

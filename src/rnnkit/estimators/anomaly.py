@@ -224,7 +224,7 @@ class AnomalyDetector(Estimator):
         familiar_jump: float = 0.5,
         echo: float | None = 2.0,
         resolution: float | None = 0.15,
-        network_resolution: float | None = None,
+        network_resolution: float | None = 0.03,
         seed: int = 0,
     ) -> None:
         self.cell = cell

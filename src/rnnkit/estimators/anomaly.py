@@ -68,7 +68,8 @@ How a series is scored, one value at a time (each score uses only the values bef
 10. **Resolution** (``resolution`` 0.15, None: off). A recent level's alarm at a value within
    ``resolution`` times the range so far of its window's mean is halved: a change small beside
    what the stream has shown (a tweet burst beside the largest ones) is not news, as in the
-   detectors that resolve values to a share of the range (README, "Anomaly detection").
+   detectors that resolve values to a share of the range (README, "Anomaly detection"). The
+   network's alarm is halved the same way within ``network_resolution`` (0.03) of the range.
 
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second

@@ -712,7 +712,8 @@ class DetectorPool:
         self._echo = detector._echo()
         # the alarm level (inf: no alarms), at which a small change's score is halved
         self._alarm_level = math.inf if detector.alarm is None else float(detector.alarm)
-        self._shares = (detector.resolution, detector.network_resolution)  # None: off
+        res, net = detector.resolution, detector.network_resolution  # None: off
+        self._shares = (None if res is None else float(res), None if net is None else float(net))
         if hasattr(detector, "model_"):
             self._pool = StreamPool(detector.model_)
 
@@ -877,10 +878,10 @@ class DetectorPool:
         if st.level is None or math.isinf(self._alarm_level) or not st.lo < st.hi:
             return False, False
         span = st.hi - st.lo
-        return tuple(  # type: ignore[return-value]
-            share is not None and recent_level.small(st.level, zl, float(share) * span / st.lsd)
-            for share in self._shares
-        )
+        levels, network = self._shares
+        tiny = levels is not None and recent_level.small(st.level, zl, levels * span / st.lsd)
+        tiny_net = network is not None and recent_level.small(st.level, zl, network * span / st.lsd)
+        return tiny, tiny_net
 
     def _learn(self, st: _StreamState, z: float) -> None:
         """Keep the stream's last values; every ``learn_every`` values after its probationary

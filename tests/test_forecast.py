@@ -319,7 +319,9 @@ def test_covariates_need_their_future_rows(tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "f.csv"
     assert main(["forecast", str(model), "--csv", csv, "--out", str(out)]) == 2
-    assert "covariates for 0 future steps; expected 6" in capsys.readouterr().err
+    assert (
+        "covariates for 0 future steps; expected 6 (in a CSV: rows after" in capsys.readouterr().err
+    )
     future = _tiny_csv(tmp_path / "future.csv", covariate=True, future=6)
     assert main(["forecast", str(model), "--csv", future, "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1 + 4 * 6

@@ -25,7 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of, finite, number
+from .dialect import (
+    column_index,
+    csv_rows,
+    delimiter_of,
+    finite,
+    header_again,
+    number,
+    number_styles,
+)
 from .text import decode_utf8
 
 
@@ -67,9 +75,10 @@ def parse_time(text: str) -> float | np.datetime64 | None:
         return None
 
 
-def parse_value(text: str, delimiter: str = ",") -> float | None:
-    """A finite number (with a decimal comma in a semicolon-separated file); else None."""
-    return finite(number(text, delimiter))
+def parse_value(text: str, delimiter: str = ",", style: str | None = None) -> float | None:
+    """A finite number (with a decimal comma in a semicolon-separated file, read in the
+    column's ``style``, `rnnkit.data.dialect.number_styles`); else None."""
+    return finite(number(text, delimiter, style))
 
 
 TIME_ORDERS = ("strict", "file")
@@ -147,8 +156,9 @@ def read_series(
     with io.StringIO(text, newline="") as fh:
         try:
             delimiter = delimiter_of(fh.readline())
+            styles = number_styles(text, delimiter)  # is 1.000 one or a thousand? (dialect)
             fh.seek(0)
-            reader = csv.reader(fh, delimiter=delimiter)
+            reader = csv_rows(fh, delimiter)
             header = next(reader, None)
         except csv.Error as exc:
             raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None
@@ -168,6 +178,8 @@ def read_series(
                 if not row or all(not f.strip() for f in row):
                     continue  # a blank line
                 where = f"{name!r} row {line}"
+                if header_again(row, header, where):
+                    continue
                 if len(row) < len(header):
                     missing = header[len(row)] if len(row) < len(header) else ""
                     raise InputError(
@@ -176,7 +188,7 @@ def read_series(
                     )
                 sid = row[ii].strip() if ii is not None else ""
                 times.check(sid, row[ti].strip(), where, time_column)
-                value = parse_value(row[vi], delimiter)
+                value = parse_value(row[vi], delimiter, styles.get(vi))
                 if value is None:
                     raise InputError(
                         f"{where}, column {value_column!r}: expected a finite number, got "

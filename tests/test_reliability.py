@@ -711,6 +711,30 @@ CASES = [
         "--familiar-jump: expected a positive share of the range, got 0.0",
     ),
     Case(
+        "detect: --echo of 0",
+        lambda f, c: [*_detect(f, SERIES), "--echo", "0"],
+        2,
+        "--echo: expected a positive number of standard deviations, or off, got 0.0",
+    ),
+    Case(
+        "detect: an --echo that is not a number",
+        lambda f, c: [*_detect(f, SERIES), "--echo", "loud"],
+        2,
+        "argument --echo: invalid float value: 'loud'",
+    ),
+    Case(
+        "detect: a negative --resolution",
+        lambda f, c: [*_detect(f, SERIES), "--resolution", "-0.2"],
+        2,
+        "--resolution: expected a positive share of the range, or off, got -0.2",
+    ),
+    Case(
+        "detect: a --network-resolution of 0",
+        lambda f, c: [*_detect(f, SERIES), "--network-resolution", "0"],
+        2,
+        "--network-resolution: expected a positive share of the range, or off, got 0.0",
+    ),
+    Case(
         "detect: a --familiar that is not a number",
         lambda f, c: [*_detect(f, SERIES), "--familiar", "wide"],
         2,

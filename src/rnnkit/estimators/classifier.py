@@ -16,6 +16,7 @@ best weights kept, the divergence guard.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -510,7 +511,7 @@ class SequenceClassifier(Estimator):
         return learned
 
     def _restore(self, learned: dict[str, Any], model: Module) -> None:
-        self.classes_ = np.asarray(learned["classes"])
+        self.classes_ = np.asarray(_composed(list(learned["classes"])))
         self.input_ = str(learned["input"])
         self.n_inputs_ = int(learned["n_inputs"])
         if self.input_ == "text":
@@ -523,6 +524,17 @@ class SequenceClassifier(Estimator):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
+
+
+def _composed(classes: list[Any]) -> list[Any]:
+    """Text labels in Unicode's composed form (NFC), as `rnnkit.data.labelled` reads them: a
+    model saved before that reader composed them, on labels from macOS folder names
+    (decomposed), then knows ``zwölf`` typed anywhere. Kept as saved if they are not all
+    text, or if two would become one."""
+    if not all(isinstance(c, str) for c in classes):
+        return classes
+    composed = [unicodedata.normalize("NFC", c) for c in classes]
+    return composed if len(set(composed)) == len(composed) else classes
 
 
 def _attention(net: Module, seqs: list[np.ndarray]) -> list[np.ndarray]:

@@ -10,6 +10,8 @@ label of ``.wav`` files, or a manifest with a ``path`` column) goes through the 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from ..audio.files import featurise, front_end_of
 from ..audio.tta import TTA_PICKS, tta_factors, warped_proba
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
+from ..data.dialect import column_index, csv_rows, delimiter_of
 from ..data.labelled import (
     Labelled,
     check_classes,
@@ -500,7 +503,8 @@ def predicted_audio(
 
 
 def predict_audio(clf: SequenceClassifier, front: FrontEnd, files: list[str]) -> np.ndarray:
-    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`)."""
+    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`); a folder's files are given
+    by `rnnkit.audio.files.wav_paths`."""
     if not files:
         raise InputError("predict: an audio classifier needs .wav files to label; got none")
     return audio_proba(clf, front, files, "predict")
@@ -566,7 +570,8 @@ def explain(clf: SequenceClassifier, lines: list[str], path: Path) -> Path:
 
 
 def read_lines(files: list[str], stdin: Any) -> list[str]:
-    """Every line of the files, or of stdin: UTF-8 (a byte-order mark dropped, so it does not
+    """Every line of the files (of a ``.csv``/``.tsv`` file, its ``text`` column), or of stdin:
+    UTF-8 (a byte-order mark dropped, so it does not
     become part of the first text) or UTF-16 with its mark, as `rnnkit.data.text.decode_utf8`
     reads them; a one-line error naming the file and line otherwise."""
     if not files:
@@ -579,5 +584,27 @@ def read_lines(files: list[str], stdin: Any) -> list[str]:
         path = Path(name)
         if not path.is_file():
             raise InputError(f"predict: no such file {name!r}")
-        out += lines_of(decode_utf8(path, "predict"))
+        if path.suffix.lower() in (".csv", ".tsv"):
+            out += _text_column(path)
+        else:
+            out += lines_of(decode_utf8(path, "predict"))
     return out
+
+
+def _text_column(path: Path, column: str = "text") -> list[str]:
+    """The ``text`` column of a CSV/TSV with a header (as ``train classify`` reads it: labels
+    and other columns may be there and are not read), or one line naming the file."""
+    text = decode_utf8(path, "predict")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else delimiter_of(text.split("\n", 1)[0])
+    rows = csv_rows(io.StringIO(text, newline=""), delimiter)
+    try:
+        header = [h.strip() for h in next(rows, [])]
+        k = column_index(header, column)
+        if k is None:
+            raise InputError(
+                f"predict: {str(path)!r} has no column {column!r} (found {header[:8]}); "
+                "expected a CSV/TSV with a text column, or a .txt file of one example per line"
+            )
+        return [row[k] for row in rows if len(row) > k and row != header and any(row)]
+    except csv.Error as exc:
+        raise InputError(f"predict: {str(path)!r} is malformed CSV ({exc})") from None

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.io import wavfile
 
 from rnnkit.audio import FrontEnd, read_wav
 from rnnkit.audio.tta import pick_views, warped_proba
@@ -19,8 +18,8 @@ from rnnkit.errors import InputError
 from rnnkit.estimators.classifier import SequenceClassifier
 from rnnkit.io.checkpoint import load, load_checkpoint
 from rnnkit.tasks.classify import audio_proba
+from test_speech_tta import RATE, tone_folders
 
-RATE = 8000
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,22 +52,10 @@ def test_a_bad_pick_is_a_one_line_error(pick):
         SequenceClassifier(tta_pick=pick).fit([np.zeros((2, 1))] * 2, [0, 1])
 
 
-def tone(pitch: float, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(RATE * rng.uniform(0.15, 0.25))) / RATE
-    return 0.4 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(len(t))
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("pick")
-    rng = np.random.default_rng(1)
-    files = []
-    for label, pitch in (("low", 300.0), ("high", 1500.0)):
-        (root / "train" / label).mkdir(parents=True)
-        for k in range(6):
-            path = root / "train" / label / f"{k}.wav"
-            wavfile.write(path, RATE, (tone(pitch, rng) * 32767).astype("<i2"))
-            files.append(str(path))
+    files = tone_folders(root, 1)
     out = root / "m.safetensors"
     argv = ["train", "classify", "--train", str(root / "train"), "--hidden", "8", "--epochs", "1"]
     assert main([*argv, "--tta-pick", "confident", "--out", str(out)]) == 0

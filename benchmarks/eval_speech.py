@@ -11,7 +11,11 @@ recordings) recognised by classification and by CTC transcription, also live.
    PyTorch (`benchmarks/speech_torch.py`). No published speaker-independent FSDD figure is
    known to us; PyTorch is the peer. Test-time VTLP (``--tta-vtlp``, ``--tta-warps``; the
    audio defaults of ``train classify``): both sides average their probabilities over the
-   same warped views (`rnnkit.audio.tta`), and report the plain features' accuracy beside.
+   same warped views (`rnnkit.audio.tta`), and report the plain features' accuracy beside;
+   ``--tta-pick confident`` keeps each recording's most confident view instead, and every
+   pick is scored beside from the same models (``picks``). ``--dump-proba DIR`` keeps each
+   side's probabilities per member and view. ``--pooling meanmax``: mean and max pooling
+   side by side (both sides).
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
@@ -62,8 +66,8 @@ VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
-MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience")
-TTA_OPTIONS = ("tta_vtlp", "tta_warps")
+MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience", "pooling")
+TTA_OPTIONS = ("tta_vtlp", "tta_warps", "tta_pick")
 CTC_OPTIONS = (
     "units",
     "bidirectional",
@@ -162,8 +166,8 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
         clf = SequenceClassifier(**p).fit(X, y, Xv, yv, X_epoch=X_epoch)
         members.append(
             {
-                "test_proba": tta_proba(clf.predict_proba, npz, "test"),
-                "valid_proba": tta_proba(clf.predict_proba, npz, "valid"),
+                "view_test_proba": tta_views(clf.predict_proba, npz, "test"),
+                "view_valid_proba": tta_views(clf.predict_proba, npz, "valid"),
                 "plain_test_proba": clf.predict_proba(Xt),
                 "plain_valid_proba": clf.predict_proba(Xv),
                 "seq_per_s": clf.throughput_,
@@ -172,16 +176,56 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
                 "fit_seconds": time.perf_counter() - t0,
             }
         )
-    print(json.dumps(ensemble_result(members, np.asarray(yt), np.asarray(yv))))
+    dump_views(npz, "rnnkit", members, np.asarray(yt), np.asarray(yv))
+    print(json.dumps(ensemble_result(members, np.asarray(yt), np.asarray(yv), tta_pick(params))))
+
+
+def _tta_module() -> Any:
+    """`rnnkit.audio.tta`, loaded by path: this file's side functions import no rnnkit (the
+    PyTorch side calls them too)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rnnkit_tta", ROOT / "src" / "rnnkit" / "audio" / "tta.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tta_pick(params: dict) -> str:
+    """The run's test-time pick (``--tta-pick``; "mean" for estimators without it)."""
+    return str(params.get("tta_pick", "mean"))
+
+
+def tta_views(proba: Callable[[list[np.ndarray]], np.ndarray], npz: dict, name: str) -> np.ndarray:
+    """``(K, N, C)``: the probabilities of the fold's part ``name`` under each test-time warp
+    factor (``npz["views"]``, `rnnkit.audio.tta`); ``K = 1``, the plain features, without
+    views. Imports no rnnkit: the PyTorch side calls it too."""
+    offsets, index = npz["offsets"], npz[name]
+    views = npz["views"] if "views" in npz else npz["flat"][None]
+    return np.stack([proba([v[offsets[i] : offsets[i + 1]] for i in index]) for v in views])
 
 
 def tta_proba(proba: Callable[[list[np.ndarray]], np.ndarray], npz: dict, name: str) -> np.ndarray:
-    """``(N, C)`` probabilities of the fold's part ``name``, averaged over the recordings'
-    views under the test-time warp factors (``npz["views"]``, `rnnkit.audio.tta`); of the
-    plain features without views. Imports no rnnkit: the PyTorch side calls it too."""
-    offsets, index = npz["offsets"], npz[name]
-    views = npz["views"] if "views" in npz else npz["flat"][None]
-    return np.mean([proba([v[offsets[i] : offsets[i + 1]] for i in index]) for v in views], axis=0)
+    """``(N, C)``: `tta_views` averaged over the views."""
+    return tta_views(proba, npz, name).mean(axis=0)
+
+
+def dump_views(npz: dict, side: str, members: list[dict], yt: np.ndarray, yv: np.ndarray) -> None:
+    """With ``--dump-proba`` (the fold's ``dump`` path prefix): every member's probabilities
+    under every view, ``view_test`` / ``view_valid`` ``(members, K, N, C)``, with the labels,
+    into ``PREFIX-SIDE.npz``, for looking at the test-time picks afterwards."""
+    if "dump" not in npz:
+        return
+    np.savez_compressed(
+        f"{npz['dump']}-{side}.npz",
+        view_test=np.stack([m["view_test_proba"] for m in members]).astype(np.float32),
+        view_valid=np.stack([m["view_valid_proba"] for m in members]).astype(np.float32),
+        y_test=yt,
+        y_valid=yv,
+    )
 
 
 def ensemble_seeds(params: dict) -> list[int]:
@@ -189,15 +233,59 @@ def ensemble_seeds(params: dict) -> list[int]:
     return [params["seed"] + k for k in range(int(params.get("ensemble", 1)))]
 
 
-def ensemble_result(members: list[dict], yt: np.ndarray, yv: np.ndarray) -> dict:
+def ensemble_result(
+    members: list[dict], yt: np.ndarray, yv: np.ndarray, pick: str = "mean"
+) -> dict:
     """A side's JSON: accuracy of the mean of the members' probabilities (the first member's
-    alone beside it), the members' accuracies, and their summed training time."""
+    alone beside it), the members' accuracies, and their summed training time. With each
+    member's probabilities per test-time view (``view_test_proba``, ``(K, N, C)``), the
+    views are made one by ``pick`` (`rnnkit.audio.tta.pick_views`; an ensemble averages its
+    members per view first, as `SequenceClassifier(members=)` does), and every pick's
+    accuracies are given beside (``picks``)."""
 
     def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(proba.argmax(1) == y))
 
+    picks: dict[str, dict] = {}
+    if "view_test_proba" in members[0]:
+        tta = _tta_module()
+        vt = [m.pop("view_test_proba") for m in members]
+        vv = [m.pop("view_valid_proba") for m in members]
+        for how in tta.TTA_PICKS:
+            picks[how] = {
+                "accuracy": accuracy(tta.pick_views(np.mean(vt, axis=0), how), yt),
+                "valid_accuracy": accuracy(tta.pick_views(np.mean(vv, axis=0), how), yv),
+                "member_accuracy": [accuracy(tta.pick_views(p, how), yt) for p in vt],
+                "member_valid_accuracy": [accuracy(tta.pick_views(p, how), yv) for p in vv],
+            }
+            if how == pick:
+                for m, t, v in zip(members, vt, vv, strict=True):
+                    m["test_proba"], m["valid_proba"] = (
+                        tta.pick_views(t, how),
+                        tta.pick_views(v, how),
+                    )
     test = [m["test_proba"] for m in members]
     valid = [m["valid_proba"] for m in members]
+    if picks:  # the ensemble as picked from its mean per view, not the mean of the picks
+        ensemble = picks[pick]
+        return ensemble_fields(members, test, valid, yt, yv, accuracy) | {
+            "accuracy": ensemble["accuracy"],
+            "valid_accuracy": ensemble["valid_accuracy"],
+            "tta_pick": pick,
+            "picks": picks,
+        }
+    return ensemble_fields(members, test, valid, yt, yv, accuracy)
+
+
+def ensemble_fields(
+    members: list[dict],
+    test: list[np.ndarray],
+    valid: list[np.ndarray],
+    yt: np.ndarray,
+    yv: np.ndarray,
+    accuracy: Callable[[np.ndarray, np.ndarray], float],
+) -> dict:
+    """`ensemble_result`'s fields from the members' (already picked) probabilities."""
     plain = {}
     if "plain_test_proba" in members[0]:  # the plain features' accuracy beside test-time VTLP
         pt = [m["plain_test_proba"] for m in members]
@@ -267,7 +355,7 @@ def classify_usual(fsdd: Path, out: Path, epochs: float, tta: dict | None = None
     flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in given.items())
     return metrics | {
         "seconds": seconds,
-        "tta": {"tta_vtlp": clf.tta_vtlp, "tta_warps": clf.tta_warps},
+        "tta": {"tta_vtlp": clf.tta_vtlp, "tta_warps": clf.tta_warps, "tta_pick": clf.tta_pick},
         "plain_test_accuracy": float(np.mean(plain)),
         "command": f"rnnkit train classify --train {cfg.train} --test {cfg.test} "
         f"--epochs {epochs:g}{flags} --out {cfg.out}",
@@ -309,7 +397,9 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     flat = np.concatenate(feats)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
-    factors = tta_factors(**{k[4:]: v for k, v in test_time(cfg, audio=True).items()})
+    factors = tta_factors(
+        **{k[4:]: v for k, v in test_time(cfg, audio=True).items() if k != "tta_pick"}
+    )
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
     if vtlp or speed:  # every recording warped afresh for each epoch, both sides read the same
         samples = [read_wav(p, front.rate) for p in data.texts]
@@ -352,12 +442,17 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             keep, held = stratified_split(y[rest].tolist(), VALIDATION, SEED)
             train, valid = rest[keep], rest[held]
         fold = tmp / f"{speaker}.npz"
+        dump: dict[str, Any] = {}
+        if args.dump_proba is not None:  # each side's probabilities per member and view
+            args.dump_proba.mkdir(parents=True, exist_ok=True)
+            dump = {"dump": str(args.dump_proba / speaker)}
         np.savez(
             fold,
             features=str(features),
             train=train,
             valid=valid,
             test=np.flatnonzero(speakers == speaker),
+            **dump,
         )
         folds[speaker] = {side: _side(side, fold, params_path) for side in args.sides}
         got = folds[speaker]
@@ -408,6 +503,17 @@ def loso_table(loso: dict) -> str:
                 f"{int(np.sum(diff == 0))} same, {int(np.sum(diff < 0))} worse; mean change "
                 f"{np.mean(diff) * 100:+.2f} points"
             )
+        if "picks" in next(iter(loso["folds"].values()))[side]:
+            for how in next(iter(loso["folds"].values()))[side]["picks"]:
+                got = [v[side]["picks"][how] for v in loso["folds"].values()]
+                acc = {k: g["accuracy"] * 100 for k, g in zip(loso["folds"], got, strict=True)}
+                mv = np.mean([g["member_valid_accuracy"] for g in got], axis=0) * 100
+                lines.append(
+                    f"{side} test-time pick {how!r}: mean {np.mean(list(acc.values())):.1f} %, "
+                    f"worst {min(acc.values()):.1f} %; validation mean "
+                    f"{np.mean([g['valid_accuracy'] for g in got]) * 100:.1f} % (members alone "
+                    f"{', '.join(f'{a:.1f}' for a in mv)} %)"
+                )
         members = [v[side].get("member_accuracy", []) for v in loso["folds"].values()]
         if len(members[0]) > 1:  # an ensemble: each member alone
             test = np.mean(members, axis=0) * 100
@@ -773,7 +879,7 @@ def main() -> None:
         help="leave one speaker out: MFCCs per frame, as 'rnnkit train classify --cepstra' "
         "(its audio default)",
     )
-    for name in MODEL_OPTIONS:
+    for name in MODEL_OPTIONS[:-1]:
         ap.add_argument(
             "--" + name.replace("_", "-"),
             type=int if name in ("hidden", "layers", "patience") else float,
@@ -781,6 +887,13 @@ def main() -> None:
             help="leave one speaker out: the classifier's (the audio model's; patience: as "
             "'rnnkit train classify --patience', 0: never stop early)",
         )
+    ap.add_argument(
+        "--pooling",
+        choices=("mean", "max", "meanmax"),
+        default=None,
+        help="leave one speaker out: the classifier's pooling over time, as 'rnnkit train "
+        "classify --pooling' (its audio default; the PyTorch side has these three)",
+    )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
         "select": str,
@@ -833,6 +946,20 @@ def main() -> None:
         default=None,
         help="usual split and leave one speaker out: warp factors of test-time VTLP, as "
         "'rnnkit train classify --tta-warps' (its audio default)",
+    )
+    ap.add_argument(
+        "--dump-proba",
+        type=Path,
+        default=None,
+        help="leave one speaker out: write each side's probabilities per member and test-time "
+        "view into DIR/SPEAKER-SIDE.npz (none)",
+    )
+    ap.add_argument(
+        "--tta-pick",
+        choices=("mean", "confident"),
+        default=None,
+        help="usual split and leave one speaker out: how the test-time views become one, as "
+        "'rnnkit train classify --tta-pick' (its default; every pick is scored beside)",
     )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")

@@ -12,7 +12,11 @@ a part's scores scaled (on top of ``network_weight``); ``"_echo": 0.4``: the sea
 difference without echoes (a value whose seasonal score reaches 0.4 is not the next period's
 prediction; tried, not in rnnkit); ``"_filter": 0.4``: the network reads its own prediction
 instead of a value whose network score reaches 0.4 (`network_filtered`; tried, not in
-rnnkit). ``--learn-every N``: the networks keep learning as
+rnnkit); ``"_rare": {"share": 0.001, "log_only": true, "parts": ["level"]}``: a part's alarms
+halved at a value that at least ``share`` of the last 8,640 values reached (`common_halved`;
+tried, not in rnnkit); ``"_echo_net": {"body": 1.0, "prev": 2.0, "back": 3}``: a part's
+(the network's by default) alarms halved at an ordinary value after an outlier
+(`echo_halved`). ``--learn-every N``: the networks keep learning as
 ``AnomalyDetector(learn_every=N)`` makes them (kept in their own pickles).
 
 With ``--attribute``, for the first config and seed: which part was the largest at each row
@@ -93,6 +97,23 @@ def parts_of(values: np.ndarray, net: tuple[Any, np.ndarray], seed: int, cfg: di
             k for k in ("level", "level_log") if k in parts and cfg["_level_var"] in ("both", k)
         ]:
             parts[name] = level_history_spread(det, values, name, bool(cfg.get("_larger")))
+    if cfg.get("_rare"):  # parts' alarms at values the stream has often had: halved
+        rare = cfg["_rare"]
+        for name in rare.get("parts", ["level", "level_log"]):
+            if name in parts and ("level_log" in parts or not rare.get("log_only")):
+                parts[name] = common_halved(det, values, parts[name], rare)
+    if cfg.get("_echo_net"):  # a part's echo of an outlier (the network's by default)
+        for name in cfg["_echo_net"].get("parts", ["network"]):
+            if name in parts:
+                parts[name] = echo_halved(det, values, parts[name], cfg["_echo_net"])
+    if cfg.get("_resolution"):  # the recent levels' alarms at a change small beside the range
+        for name in ("level", "level_log"):
+            if name in parts:
+                parts[name] = small_halved(det, values, parts[name], float(cfg["_resolution"]))
+    if cfg.get("_resolution_net") and "network" in parts:  # the same for the network's alarms
+        parts["network"] = small_halved(
+            det, values, parts["network"], float(cfg["_resolution_net"])
+        )
     if cfg.get("_filter") and "network" in parts:
         parts["network"] = network_filtered(det, values, float(cfg["_filter"]))
     for name, weight in cfg.get("_weights", {}).items():  # a part's scores scaled
@@ -165,6 +186,59 @@ def level_history_spread(
     likelihood.run(state, err[idx], var[idx], *det._windows(), scored)
     out[idx] = scored
     return out[P:]
+
+
+def common_halved(det: AnomalyDetector, s: np.ndarray, part: np.ndarray, rare: dict) -> np.ndarray:
+    """A part's scores where they reach the alarm level, halved when the value is not rare in
+    the stream's history: at least ``share`` of the last ``window`` values (as they came) lie at
+    or beyond it, on its side of the recent mean (the last ``probation`` values)."""
+    P = det.probation
+    level = float(det.alarm or 0.4)
+    share, window = float(rare.get("share", 0.003)), int(rare.get("window", 8640))
+    out = part.copy()
+    for t in np.flatnonzero(part >= level):
+        r = P + int(t)
+        hist = s[max(0, r - window) : r]
+        up = s[r] >= np.mean(s[r - P : r])
+        count = int(np.sum(hist >= s[r])) if up else int(np.sum(hist <= s[r]))
+        if count >= share * hist.size:
+            out[t] *= 0.5
+    return out
+
+
+def echo_halved(det: AnomalyDetector, s: np.ndarray, part: np.ndarray, echo: dict) -> np.ndarray:
+    """The network's scores where they reach the alarm level, halved at an ordinary value (within
+    ``body`` standard deviations of the last ``probation`` values' mean, on the network's scale)
+    that follows an extreme one (at least ``prev`` of them away): the network read the outlier
+    and predicts from it, so its surprise at the return is the outlier's echo."""
+    P = det.probation
+    level = float(det.alarm or 0.4)
+    body, prev = float(echo.get("body", 1.0)), float(echo.get("prev", 2.0))
+    x, _ = det._model_space(s, s[:P])
+    out = part.copy()
+    for t in np.flatnonzero(part >= level):
+        r = P + int(t)
+        rec = x[r - P : r]
+        m, sd = float(np.mean(rec)), max(float(np.std(rec)), 1e-12)
+        before = x[r - int(echo.get("back", 1)) : r]
+        if abs(x[r] - m) < body * sd and np.max(np.abs(before - m)) >= prev * sd:
+            out[t] *= 0.5
+    return out
+
+
+def small_halved(det: AnomalyDetector, s: np.ndarray, part: np.ndarray, r: float) -> np.ndarray:
+    """A part's scores where they reach the alarm level, halved when the value lies within
+    ``r`` times the range so far of the mean of the last ``probation`` values (as they came):
+    a resolution of the range, as the detectors that quantise it have (tried, not in rnnkit)."""
+    P = det.probation
+    level = float(det.alarm or 0.4)
+    out = part.copy()
+    for t in np.flatnonzero(part >= level):
+        k = P + int(t)
+        span = float(s[:k].max() - s[:k].min())
+        if abs(s[k] - float(np.mean(s[k - P : k]))) < r * span:
+            out[t] *= 0.5
+    return out
 
 
 def network_filtered(det: AnomalyDetector, s: np.ndarray, level: float) -> np.ndarray:

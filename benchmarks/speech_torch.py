@@ -1,15 +1,16 @@
 """The PyTorch side of `make eval-speech`'s speaker-independence folds: the audio classifier
 `rnnkit train classify` trains in the evaluation (GRU or LSTM over MFCC frames, bidirectional,
-max or mean pooling over the valid steps, dropout, linear) in torch.nn, trained the way
-rnnkit's `Trainer` trains it.
+max, mean or mean-and-max pooling over the valid steps, dropout, linear) in torch.nn, trained
+the way rnnkit's `Trainer` trains it.
 
 Same feature frames (rnnkit's front end, from the fold file), same validation split, same
 batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
 `benchmarks/sentiment_torch.py`'s. Same augmentation: the fold's VTLP-warped (and
 speed-perturbed) features of each epoch, and the masks of `rnnkit/audio/augment.py` (loaded by
 path, so rnnkit is not imported) drawn from the same seeds as rnnkit's; at test time, the same
-warped views of each recording (test-time VTLP), probabilities averaged as rnnkit's side
-averages them (`eval_speech.tta_proba`). Only the engine differs. Prints one JSON line.
+warped views of each recording (test-time VTLP), their probabilities made one as rnnkit's
+side makes them (`eval_speech.ensemble_result`: averaged, or the most confident view's with
+``--tta-pick confident``). Only the engine differs. Prints one JSON line.
 
     python benchmarks/speech_torch.py FOLD.npz PARAMS.json
 """
@@ -42,8 +43,8 @@ class Net(nn.Module):
 
     def __init__(self, features: int, classes: int, p: dict) -> None:
         super().__init__()
-        if p["pooling"] not in ("mean", "max"):
-            raise SystemExit("speech_torch: only mean or max pooling")
+        if p["pooling"] not in ("mean", "max", "meanmax"):
+            raise SystemExit("speech_torch: only mean, max or meanmax pooling")
         self.pooling = p["pooling"]
         self.rnn = CELLS[p["cell"]](
             features,
@@ -54,17 +55,19 @@ class Net(nn.Module):
         )
         width = p["hidden_size"] * (2 if p["bidirectional"] else 1)
         self.dropout = nn.Dropout(p["dropout"])
-        self.linear = nn.Linear(width, classes)
+        pooled = 2 * width if self.pooling == "meanmax" else width  # mean and max side by side
+        self.linear = nn.Linear(pooled, classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.rnn(packed)[0])  # (T, B, D*H), zeros past the end
-        if self.pooling == "mean":
-            pooled = out.sum(0) / lengths.to(out.dtype)[:, None]
-        else:
-            steps = torch.arange(out.shape[0])[:, None]
-            pad = (steps >= lengths[None, :])[:, :, None]
-            pooled = out.masked_fill(pad, -math.inf).amax(0)
+        mean = out.sum(0) / lengths.to(out.dtype)[:, None]
+        steps = torch.arange(out.shape[0])[:, None]
+        pad = (steps >= lengths[None, :])[:, :, None]
+        top = out.masked_fill(pad, -math.inf).amax(0)
+        pooled = {"mean": mean, "max": top}.get(self.pooling)
+        if pooled is None:  # meanmax: (B, 2 D*H)
+            pooled = torch.cat([mean, top], dim=1)
         return self.linear(self.dropout(pooled))  # (B, C)
 
 
@@ -106,7 +109,12 @@ def main() -> None:
     npz |= dict(np.load(str(npz.pop("features")))) if "features" in npz else {}
     data = {name: split(npz, name) for name in ("train", "valid", "test")}
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_speech import ensemble_result, tta_proba  # noqa: E402  (no rnnkit imported)
+    from eval_speech import (  # noqa: E402  (no rnnkit imported)
+        dump_views,
+        ensemble_result,
+        tta_pick,
+        tta_views,
+    )
 
     members = []
     for k in range(int(params.get("ensemble", 1))):  # the seeds of eval_speech.ensemble_seeds
@@ -118,13 +126,14 @@ def main() -> None:
         result = sentiment_torch.train(net, data, p, epoch_inputs, mask)  # type: ignore[arg-type]
         result["fit_seconds"] = time.perf_counter() - t0
         proba = lambda seqs, net=net: sentiment_torch.predict_proba(net, seqs)  # noqa: E731
-        result["test_proba"] = tta_proba(proba, npz, "test")  # the same views as rnnkit's
-        result["valid_proba"] = tta_proba(proba, npz, "valid")
+        result["view_test_proba"] = tta_views(proba, npz, "test")  # the same views as rnnkit's
+        result["view_valid_proba"] = tta_views(proba, npz, "valid")
         result["plain_test_proba"] = proba(data["test"][0])
         result["plain_valid_proba"] = proba(data["valid"][0])
         members.append(result)
 
-    result = ensemble_result(members, data["test"][1], data["valid"][1])
+    dump_views(npz, "torch", members, data["test"][1], data["valid"][1])
+    result = ensemble_result(members, data["test"][1], data["valid"][1], tta_pick(params))
     result["threads"] = torch.get_num_threads()
     print(json.dumps(result))
 

@@ -16,6 +16,8 @@ import rnnkit
 from rnnkit import nab
 from rnnkit.cli import main
 from rnnkit.errors import InputError
+from rnnkit.estimators import echo, likelihood
+from rnnkit.estimators import level as recent_level
 from rnnkit.estimators.familiar import Familiar
 from rnnkit.estimators.season import Alarm, find_period
 from rnnkit.tasks.detect import LineScorer
@@ -154,6 +156,8 @@ def test_memory_per_stream_is_constant(detector):
             held += st.means.nbytes + st.variances.nbytes
             assert st.alarm is not None and st.alarm.familiar is not None  # familiar=0.1
             held += st.alarm.familiar.window.nbytes + st.alarm.familiar.events.nbytes
+            assert st.echo is not None  # echo=2.0: the window that tells an outlier's echo
+            held += st.echo.nbytes
             sizes.append((st.buffer, held + st.level.nbytes + st.llik.nbytes))
     assert st.season.size == 50  # the sine's period, found in the probationary values
     # transform=None: the most such a series holds (no recent level on the log scale)
@@ -274,6 +278,98 @@ def test_familiar_streams_as_it_detects_and_only_lowers_scores(detector):
     )
 
 
+def test_echo_is_an_ordinary_value_just_after_an_outlier():
+    state = echo.new_state(500)
+    for z in np.tile([1.0, -1.0], 250):  # the window: mean 0, sd 1
+        assert not echo.step(state, float(z), 2.0, 3)  # no outlier before: no echo
+    assert not echo.step(state, 9.0, 2.0, 3)  # the outlier itself is not ordinary
+    found = [echo.step(state, 0.1, 2.0, 3) for _ in range(5)]
+    assert found == [True, True, True, False, False]  # the 3 values after it (back=3)
+    assert not echo.step(state, 9.0, 2.0, 3)
+    assert not echo.step(state, 1.5, 2.0, 3)  # beyond half of 2 sds: not ordinary
+    assert echo.step(state, -0.5, 2.0, 3)
+
+
+def _ar1(n: int = 2000, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(n)
+    x = np.zeros(n)
+    for t in range(1, n):
+        x[t] = 0.8 * x[t - 1] + e[t]
+    return x
+
+
+def test_echo_halves_the_networks_alarms_after_an_outlier_and_streams_as_it_detects():
+    x = _ar1()
+    x[[1000, 1400]] += 12.0  # outliers; the network is surprised after them too
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, echo=None).fit(x)
+    before = det.detect(x)
+    scores = det.set_params(echo=2.0).detect(x)
+    assert np.all(scores <= before)
+    changed = np.flatnonzero(scores != before)
+    assert changed.size and set(changed) <= {1001, 1002, 1003, 1401, 1402, 1403}
+    np.testing.assert_allclose(scores[changed], before[changed] * 0.5)
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], scores, rtol=0, atol=1e-9)
+    assert det.memory_per_stream() == det.set_params(echo=None).memory_per_stream() + (
+        echo.nbytes(det.probation)
+    )
+    # no alarms, nothing to halve: no memory for it either
+    off = rnnkit.AnomalyDetector(alarm=None, echo=None).memory_per_stream()
+    assert rnnkit.AnomalyDetector(alarm=None).memory_per_stream() == off
+
+
+def test_small_is_a_change_within_the_limit_of_the_window_mean():
+    state = recent_level.new_state(10)
+    assert not recent_level.small(state, 0.0, 1.0)  # an empty window: no mean yet
+    lik = likelihood.new_state(3, 10)
+    for z in (1.0, 3.0):
+        recent_level.step(state, lik, z, 3, 10, 100)  # joins the window: mean 2
+    assert recent_level.small(state, 2.9, 1.0) and recent_level.small(state, 1.1, 1.0)
+    assert not recent_level.small(state, 3.0, 1.0) and not recent_level.small(state, 2.0, -1.0)
+
+
+def test_resolution_halves_the_recent_levels_alarms_at_a_change_small_beside_the_range():
+    x = _ar1(seed=5)
+    x[300] += 60.0  # one huge spike: the range so far is large from here on
+    x[1200:] += 12.0  # then a level shift that stays, a fifth of that range
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, resolution=None).fit(x)
+    before = det.detect(x)
+    scores = det.set_params(resolution=0.3).detect(x)
+    assert before[300] == scores[300] == 1.0  # the range check is left alone
+    assert scores[1202] < det.alarm <= before[1202]  # the shift's alarm is halved
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], scores, rtol=0, atol=1e-9)
+    assert det.memory_per_stream() == det.set_params(resolution=None).memory_per_stream()
+    assert np.array_equal(det.set_params(resolution=0.01).detect(x), before)  # none so small
+
+
+def test_network_resolution_halves_the_networks_alarms_at_a_small_change():
+    x = _ar1(seed=5)
+    x[300] += 60.0  # one huge spike: the range so far is large from here on
+    x[[800, 1300]] += 8.0  # outliers a seventh of that range from the recent mean
+    det = rnnkit.AnomalyDetector(probation=200, steps=40, seed=0, echo=None, resolution=None)
+    det.set_params(network_resolution=None).fit(x)
+    parts = det._parts(x)
+    before = det.detect(x)
+    scores = det.set_params(network_resolution=0.2).detect(x)
+    after = det._parts(x)
+    net = parts["network"]
+    halved = np.flatnonzero(after["network"] != net)
+    assert halved.size and np.all(net[halved] >= det.alarm)  # only its alarms, ...
+    np.testing.assert_allclose(after["network"][halved], net[halved] * 0.5)  # ... halved
+    assert np.array_equal(after["level"], parts["level"])  # the other parts left alone
+    assert not np.array_equal(scores, before)
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], scores, rtol=0, atol=1e-9)
+    # with resolution too, and without a recent level (nothing to judge the change by)
+    det.set_params(resolution=0.2)
+    pool = det.pool()
+    np.testing.assert_allclose([pool.update("s", v) for v in x], det.detect(x), atol=1e-9)
+    det.set_params(level=False)
+    assert np.array_equal(det.detect(x), det.set_params(network_resolution=None).detect(x))
+
+
 def test_familiar_holds_no_memory_without_alarms():
     # with alarm=None no Alarm remembers spikes (`_alarm`), so none is counted per stream
     off = rnnkit.AnomalyDetector(alarm=None, familiar=None).memory_per_stream()
@@ -299,6 +395,9 @@ def test_checkpoint_from_before_level_and_transform_loads_as_it_scored(detector,
         "network_weight": 1.0,
         "familiar": None,
         "familiar_jump": 0.5,
+        "echo": None,
+        "resolution": None,
+        "network_resolution": None,
     }
     meta = detector._metadata()
     for name in old:  # written before these parameters
@@ -344,6 +443,12 @@ def test_detector_bad_input():
         rnnkit.AnomalyDetector(season_rise="yes").fit(np.zeros(800))
     with pytest.raises(InputError, match=r"network_weight must be in \(0, 1\], got 0"):
         rnnkit.AnomalyDetector(network_weight=0).fit(np.zeros(800))
+    with pytest.raises(InputError, match="echo must be a positive number of standard deviations"):
+        rnnkit.AnomalyDetector(echo=-1.0).fit(np.zeros(800))
+    with pytest.raises(InputError, match="resolution must be a positive share of the range"):
+        rnnkit.AnomalyDetector(resolution=0).fit(np.zeros(800))
+    with pytest.raises(InputError, match="network_resolution must be a positive share"):
+        rnnkit.AnomalyDetector(network_resolution="fine").fit(np.zeros(800))
 
 
 def _bursty(n: int = 1500, seed: int = 0) -> np.ndarray:
@@ -762,12 +867,14 @@ def test_cli_detector_options_reach_the_detector(tmp_path, monkeypatch):
     given = ["--network-weight", "0.5", "--surprise", "mixture", "--no-level-log"]
     given += ["--no-season-rise", "--season", "12", "--transform", "none", "--range-check", "off"]
     given += ["--alarm", "off", "--rest", "7", "--members", "2", "--hidden", "4", "--steps", "3"]
-    given += ["--familiar", "0.2", "--familiar-jump", "0.3"]
+    given += ["--familiar", "0.2", "--familiar-jump", "0.3", "--echo", "3"]
+    given += ["--resolution", "0.25", "--network-resolution", "0.04"]
     assert main([*args, *given]) == 0
     expected = dict(network_weight=0.5, surprise="mixture", level_log=False, season_rise=False)
     expected |= dict(season=12, transform=None, range_check=None, alarm=None, rest=7)
     expected |= dict(members=2, hidden_size=4, steps=3, level=True, probation=100)
-    expected |= dict(familiar=0.2, familiar_jump=0.3)
+    expected |= dict(familiar=0.2, familiar_jump=0.3, echo=3.0, resolution=0.25)
+    expected |= dict(network_resolution=0.04)
     assert {k: made[-1][k] for k in expected} == expected
     # and the streamed path takes them too
     scorer = detect_task.LineScorer(100, {"network_weight": 0.5, "level": False})

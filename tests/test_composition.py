@@ -56,6 +56,27 @@ def test_pool_finite_differences(mode, lengths):
     assert y.shape == (3, 5) and y.dtype == np.float64
 
 
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_pool_meanmax_is_the_mean_then_the_max(lengths):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 5))
+    pool = Pool("meanmax")
+    w = rng.standard_normal((3, 10))
+    check_module(
+        pool, x.copy(), w, lambda x: pool(x, lengths), lambda x: pool.forward_train(x, lengths)
+    )  # (finite differences move x by rounding: the checks below read an untouched copy)
+    y = pool(x, lengths)
+    assert y.shape == (3, 10)
+    np.testing.assert_array_equal(y[:, :5], Pool("mean")(x, lengths))
+    np.testing.assert_array_equal(y[:, 5:], Pool("max")(x, lengths))
+    _, backward = pool.forward_train(x, lengths)
+    _, back_mean = Pool("mean").forward_train(x, lengths)
+    _, back_max = Pool("max").forward_train(x, lengths)
+    np.testing.assert_allclose(
+        backward(w), back_mean(w[:, :5]) + back_max(w[:, 5:]), rtol=0, atol=1e-15
+    )
+
+
 def test_pool_values_match_torch_masked_ops():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
@@ -68,6 +89,8 @@ def test_pool_values_match_torch_masked_ops():
     np.testing.assert_allclose(Pool("mean")(x, LENGTHS), mean.numpy(), atol=1e-12)
     np.testing.assert_allclose(Pool("max")(x, LENGTHS), mx.numpy(), atol=0)
     np.testing.assert_allclose(Pool("last")(x, LENGTHS), last.numpy(), atol=0)
+    both = torch.cat([mean, mx], dim=1).numpy()
+    np.testing.assert_allclose(Pool("meanmax")(x, LENGTHS), both, atol=1e-12)
 
 
 def test_pool_last_bidirectional_equals_h_n():
@@ -357,6 +380,7 @@ def test_time_distributed_chain_finite_differences():
     "module",
     [
         Pool("max"),
+        Pool("meanmax"),
         Dropout(0.3, variational=True, seed=0),
         LayerNorm(4),
         AttentionPool(4, 3, seed=0),

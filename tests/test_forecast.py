@@ -191,7 +191,7 @@ BAD = {
     "non-numeric": ("unique_id,ds,y\na,1,3\na,2,abc\n", "line 3, column 'y': expected a number"),
     "out of order": ("unique_id,ds,y\na,2,3\na,1,4\n", "line 3, column 'ds'"),
     "duplicated": ("unique_id,ds,y\na,1,3\na,1,4\n", "repeats the one on line 2"),
-    "NaN": ("unique_id,ds,y\na,1,3\na,2,nan\na,3,4\n", "line 3, column 'y': missing value"),
+    "NaN": ("unique_id,ds,y\na,1,nan\na,2,3\na,3,4\n", "line 2, column 'y': missing value"),
     "bad time": ("unique_id,ds,y\na,yesterday,3\n", "line 2, column 'ds'"),
 }
 
@@ -319,7 +319,9 @@ def test_covariates_need_their_future_rows(tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "f.csv"
     assert main(["forecast", str(model), "--csv", csv, "--out", str(out)]) == 2
-    assert "covariates for 0 future steps; expected 6" in capsys.readouterr().err
+    assert (
+        "covariates for 0 future steps; expected 6 (in a CSV: rows after" in capsys.readouterr().err
+    )
     future = _tiny_csv(tmp_path / "future.csv", covariate=True, future=6)
     assert main(["forecast", str(model), "--csv", future, "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1 + 4 * 6

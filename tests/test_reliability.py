@@ -469,6 +469,18 @@ CASES = [
         "--tta-vtlp: warps audio at prediction; --train holds text",
     ),
     Case(
+        "classify: --tta-pick unknown",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-pick", "median"],
+        2,
+        "argument --tta-pick: invalid choice: 'median'",
+    ),
+    Case(
+        "classify: --tta-pick on text",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--tta-pick", "confident"],
+        2,
+        "--tta-pick: picks among warped audio views; --train holds text",
+    ),
+    Case(
         "classify: --label-smoothing out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--label-smoothing", "1.5"],
         2,
@@ -697,6 +709,30 @@ CASES = [
         lambda f, c: [*_detect(f, SERIES), "--familiar-jump", "0"],
         2,
         "--familiar-jump: expected a positive share of the range, got 0.0",
+    ),
+    Case(
+        "detect: --echo of 0",
+        lambda f, c: [*_detect(f, SERIES), "--echo", "0"],
+        2,
+        "--echo: expected a positive number of standard deviations, or off, got 0.0",
+    ),
+    Case(
+        "detect: an --echo that is not a number",
+        lambda f, c: [*_detect(f, SERIES), "--echo", "loud"],
+        2,
+        "argument --echo: invalid float value: 'loud'",
+    ),
+    Case(
+        "detect: a negative --resolution",
+        lambda f, c: [*_detect(f, SERIES), "--resolution", "-0.2"],
+        2,
+        "--resolution: expected a positive share of the range, or off, got -0.2",
+    ),
+    Case(
+        "detect: a --network-resolution of 0",
+        lambda f, c: [*_detect(f, SERIES), "--network-resolution", "0"],
+        2,
+        "--network-resolution: expected a positive share of the range, or off, got 0.0",
     ),
     Case(
         "detect: a --familiar that is not a number",

@@ -55,10 +55,9 @@ def test_views_hold_the_plain_features_at_factor_one():
     np.testing.assert_array_equal(proba, [[1.0, 1.0]])
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tta")
-    rng = np.random.default_rng(0)
+def tone_folders(root, seed: int) -> list[str]:
+    """``root``/train/low and /high: six tones of 300 and 1500 Hz each; their paths."""
+    rng = np.random.default_rng(seed)
     files = []
     for label, pitch in (("low", 300.0), ("high", 1500.0)):
         (root / "train" / label).mkdir(parents=True)
@@ -66,6 +65,13 @@ def model(tmp_path_factory):
             path = root / "train" / label / f"{k}.wav"
             wavfile.write(path, RATE, (tone(pitch, rng) * 32767).astype("<i2"))
             files.append(str(path))
+    return files
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tta")
+    files = tone_folders(root, 0)
     out = root / "m.safetensors"
     argv = ["train", "classify", "--train", str(root / "train"), "--hidden", "8"]
     assert main([*argv, "--epochs", "1", "--out", str(out)]) == 0

@@ -683,3 +683,574 @@ def test_an_integer_time_too_large_for_64_bits_is_one_line(tmp_path):
     path.write_text("unique_id,ds,y\na,1,1\na,100000000000000000000,3\n")
     with pytest.raises(InputError, match="line 3, column 'ds'"):  # was an OverflowError
         read_long_csv(path)
+
+
+def test_a_classifier_saved_on_decomposed_labels_evaluates_composed_ones(tmp_path):
+    import unicodedata
+
+    import rnnkit
+    from rnnkit.tasks.classify import evaluate
+
+    mac = unicodedata.normalize("NFD", "zwölf")  # as the labels of a model saved before
+    texts, labels = ["ab", "ba", "aa", "bb"] * 4, [mac, "eins"] * 8
+    clf = rnnkit.SequenceClassifier(hidden_size=4, embedding_dim=4, steps=1, patience=None)
+    rnnkit.save(clf.fit(texts, labels), tmp_path / "old.safetensors")
+    table = tmp_path / "test.csv"
+    table.write_text("text,label\nab,zwölf\nba,eins\n", encoding="utf-8")
+    result = evaluate(str(tmp_path / "old.safetensors"), str(table), "text", "label")
+    assert sum(map(sum, result["confusion"])) == 2  # both rows counted; was "never saw"
+    assert rnnkit.load(tmp_path / "old.safetensors").classes_.tolist() == ["eins", "zwölf"]
+
+
+@pytest.mark.parametrize(
+    "first, second, read",
+    [
+        ("1.000", "2,5", [1000.0, 2.5]),  # a decimal comma in the column: dots group thousands
+        ("1.000", "1.234.567,5", [1000.0, 1234567.5]),
+        ("1.000", "500", [1000.0, 500.0]),  # a whole number beside: grouped whole numbers
+        ("1.000", "1.234.567", [1000.0, 1234567.0]),
+        ("1.000", "12.500", [1.0, 12.5]),  # nothing shows the locale: decimal points
+        ("1.000", "2.5", [1.0, 2.5]),  # a dot that groups nothing: decimal points
+        ("1.000", "0.125", [1.0, 0.125]),
+    ],
+    ids=str,
+)
+def test_a_dot_in_a_semicolon_file_is_read_as_its_column_writes_it(tmp_path, first, second, read):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+
+    long = tmp_path / "sales.csv"
+    long.write_text(f"unique_id;ds;y;price\na;1;{first};{first}\na;2;{second};{second}\n")
+    panel = read_long_csv(long)
+    assert panel.series[0].values.tolist() == read  # 1.000 was 1.0 beside 2,5
+    assert panel.series[0].covariates[:, 0].tolist() == read
+    nab = tmp_path / "nab.csv"
+    nab.write_text(f"timestamp;value\n2014-07-01 00:00;{first}\n2014-07-01 00:05;{second}\n")
+    assert read_series(nab)[0][0].values == read
+
+
+def test_a_quote_in_a_tsv_field_is_text_unless_it_quotes_the_whole_field(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "reviews.tsv"
+    path.write_text(
+        'text\tlabel\n"Best film ever" he said\tpos\n"unclosed, on its own\tneg\n'
+        'as spreadsheets quote "a ""b"" c"\tpos\n"a ""b"" c"\tneg\n'
+        '"two lines\nin one cell, and a\ttab"\tpos\nlast\tneg\n'
+    )
+    data = read_labelled(path)
+    assert data.texts == [  # the first was 'Best film ever he said', the second ate the rest
+        '"Best film ever" he said',
+        '"unclosed, on its own',
+        'as spreadsheets quote "a ""b"" c"',
+        'a "b" c',
+        "two lines\nin one cell, and a\ttab",  # as Excel saves a cell with a line break
+        "last",
+    ]
+    assert data.labels == ["pos", "neg", "pos", "neg", "pos", "neg"]
+    assert data.where[-1].endswith("line 8")  # lines counted through the cell's line break
+    long = tmp_path / "sales.tsv"
+    long.write_text('unique_id\tds\ty\n"a\t1\t1\n"a\t2\t2\n')
+    assert read_long_csv(long).series[0].uid == '"a'
+    nab = tmp_path / "nab.tsv"
+    nab.write_text('id\ttimestamp\tvalue\n"x\t1\t1\n"x\t2\t"3"\n')
+    assert read_series(nab, id_column="id")[0][0].values == [1.0, 3.0]
+
+
+def test_a_forecast_file_of_one_row_per_series_needs_freq_for_time_stamps(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "sales.csv"
+    path.write_text("unique_id,ds,y\na,2024-01-01,1\nb,2024-01-01,2\n")
+    with pytest.raises(InputError, match="every series has one row.*or --freq"):
+        read_long_csv(path)  # was a step of one second
+    assert read_long_csv(path, freq="D").series[0].step == 86400
+    steps = tmp_path / "steps.csv"
+    steps.write_text("unique_id,ds,y\na,5,1\nb,7,2\n")
+    assert [s.step for s in read_long_csv(steps).series] == [1, 1]  # integer steps: step 1
+
+
+@pytest.mark.parametrize("data_size", [0, None], ids=["data size 0", "data size set"])
+def test_a_wav_whose_writer_never_filled_in_its_sizes_is_read_to_its_end(tmp_path, data_size):
+    import struct
+
+    import numpy as np
+
+    from rnnkit.audio.wav import read_wav
+
+    x = (0.5 * np.sin(np.arange(800) / 3) * 32767).astype("<i2")
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    size = len(x.tobytes()) if data_size is None else data_size
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size)
+    path = tmp_path / "recording.wav"  # RIFF size 0: a recorder stopped before closing it
+    path.write_bytes(b"RIFF" + struct.pack("<I", 0) + body + x.tobytes())
+    samples = read_wav(path)  # was "a chunk before the samples is malformed"
+    np.testing.assert_allclose(samples, x / 32768.0)
+
+
+def test_a_manifest_path_in_another_case_finds_the_one_file_of_that_name(tmp_path):
+    from rnnkit.errors import InputError
+
+    (tmp_path / "audio").mkdir()
+    _wav24_with_list_chunk(tmp_path / "audio" / "a.wav", 8000, _tone())
+    _wav24_with_list_chunk(tmp_path / "audio" / "b.wav", 8000, _tone())
+    _wav24_with_list_chunk(tmp_path / "audio" / "B.wav", 8000, _tone())
+    manifest = tmp_path / "train.csv"  # written on Windows or macOS, whose disks ignore case
+    manifest.write_text("path,label\nAudio/A.WAV,x\n")
+    assert read_labelled(manifest).texts == [str(tmp_path / "audio" / "a.wav")]  # was an error
+    manifest.write_text("path,label\nAudio/A.WAV,x\naudio/b.WAV,y\n")  # b.wav or B.wav?
+    with pytest.raises(InputError, match="line 3: no such audio file"):
+        read_labelled(manifest)
+
+
+def _tone():
+    import numpy as np
+
+    return 0.5 * np.sin(np.arange(800) / 3)
+
+
+def test_stream_audio_on_stdin_reads_a_wav_header_and_refuses_another_format(tmp_path):
+    import io
+
+    import numpy as np
+    from scipy.io import wavfile
+
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.speech_stream import pcm_chunks
+
+    x = (0.5 * np.sin(np.arange(800) / 3) * 32767).astype("<i2")
+    wavfile.write(tmp_path / "mono.wav", 8000, x)  # as `arecord -t wav` pipes it
+    chunks = pcm_chunks(io.BytesIO((tmp_path / "mono.wav").read_bytes()), 80, 8000)
+    np.testing.assert_array_equal(np.concatenate(list(chunks)), x / 32768.0)  # was 22 more
+    wavfile.write(tmp_path / "stereo.wav", 44100, np.stack([x, x], 1))
+    with pytest.raises(InputError, match="2 channel.*16-bit PCM at 44100 Hz; expected 16-bit"):
+        list(pcm_chunks(io.BytesIO((tmp_path / "stereo.wav").read_bytes()), 80, 8000))
+
+
+def test_a_transcript_manifest_names_its_own_options_and_warns_of_unwritable_text(tmp_path):
+    import warnings
+
+    from rnnkit.data.labelled import Labelled
+    from rnnkit.errors import InputError, RnnkitWarning
+    from rnnkit.estimators.transcriber import Transcriber
+    from rnnkit.tasks.transcribe import _warn_unwritable, read_manifest
+
+    _wav24_with_list_chunk(tmp_path / "a.wav", 8000, _tone())
+    manifest = tmp_path / "test.csv"
+    manifest.write_text("path,text\na.wav,one\n")
+    with pytest.raises(InputError, match="no column 'transcript'.*with --transcript-column"):
+        read_manifest(str(manifest), "transcript", "--test")  # was --text-column/--label-column
+    manifest.write_text("file,transcript\na.wav,one\n")
+    with pytest.raises(InputError, match="no column 'path'"):  # was no column 'text'
+        read_manifest(str(manifest), "transcript", "--test")
+    manifest.write_text("path,transcript\na.wav,\n")
+    with pytest.raises(InputError, match="line 2 has an empty transcript"):
+        read_manifest(str(manifest), "transcript", "--test")
+    model = Transcriber()
+    model.alphabet_ = "enoz"
+    data = Labelled([str(tmp_path / "a.wav")], ["ONE"], ["x line 2"], "test.csv", True)
+    with pytest.warns(RnnkitWarning, match=r"cannot write \('E', 'N', 'O'\).*writes 'enoz'"):
+        _warn_unwritable(model, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_unwritable(model, Labelled(["a"], ["one"], ["x"], "test.csv", True))
+
+
+@pytest.mark.parametrize(
+    "reverse, read", [(False, ["Go.", "", "Hi."]), (True, ["Va !", "", "Salut."])]
+)
+def test_translate_given_a_pairs_file_reads_the_models_source_column(tmp_path, reverse, read):
+    import rnnkit
+    from rnnkit.errors import RnnkitWarning
+    from rnnkit.tasks.translate import source_side
+
+    path = tmp_path / "m.safetensors"
+    rnnkit.save(rnnkit.GRU(2, 2), path, metadata={"run": {"reverse": reverse}})
+    lines = ["Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org", "", "Hi.\tSalut."]
+    with pytest.warns(RnnkitWarning, match=f"translating column {int(reverse) + 1}"):
+        assert source_side(lines, str(path)) == read  # was the whole line, tabs and all
+    assert source_side(["Go.", "a\tb"], str(path)) == ["Go.", "a\tb"]  # not every line: as is
+
+
+def test_a_midi_file_cut_off_or_empty_says_so(tmp_path):
+    import struct
+
+    from rnnkit.data.music import read_midi
+    from rnnkit.errors import InputError
+
+    events = b"\x00\x90\x3c\x40\x60\x3c\x00\x00\xff\x2f\x00"  # running status, then the end
+    track = b"MTrk" + struct.pack(">I", len(events)) + events
+    (tmp_path / "cut.mid").write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, 96) + track[:-4])
+    (tmp_path / "empty.mid").write_bytes(b"")
+    with pytest.raises(InputError, match="cut.mid' is not a readable MIDI file .*cut off\\?"):
+        read_midi(tmp_path / "cut.mid")  # was "(EOFError)"
+    with pytest.raises(InputError, match="empty.mid' is not a readable MIDI file \\(it is empty"):
+        read_midi(tmp_path / "empty.mid")
+
+
+def test_constant_and_all_zero_series_are_left_out_of_mase_not_infinite(tmp_path):
+    import math
+
+    import numpy as np
+
+    from rnnkit.forecast_metrics import mase, score_forecasts
+
+    t = np.arange(48.0)
+    wave = 10 + np.sin(2 * np.pi * t / 12)
+    hist = [wave[:36], np.full(36, 5.0), np.zeros(36)]
+    actual = [wave[36:], np.full(12, 5.0), np.zeros(12)]
+    forecast = [wave[36:] + 0.5, np.full(12, 5.5), np.full(12, 0.1)]
+    s = score_forecasts(hist, actual, forecast, 12, forecast, [f + 1 for f in forecast])
+    assert s.flat == 2 and s.series == 3
+    assert s.mase == pytest.approx(mase(actual[0], forecast[0], hist[0], 12))  # was infinity
+    assert math.isfinite(s.owa) and math.isfinite(s.msis)
+    flat = score_forecasts(hist[1:], actual[1:], forecast[1:], 12)  # was ZeroDivisionError
+    assert flat.flat == 2 and math.isnan(flat.mase) and math.isnan(flat.owa)
+
+
+def test_a_recording_too_short_for_its_transcript_is_named_not_a_ctc_error():
+    import numpy as np
+
+    from rnnkit.errors import InputError
+    from rnnkit.estimators.transcriber import CTCObjective, Transcriber
+
+    X = [np.ones((40, 3), np.float32), np.ones((3, 3), np.float32)]  # 0.03 s: 2 steps of 2
+    with pytest.raises(InputError, match=r"X\[1\]: 3 feature frame\(s\), 2 step\(s\) of 2, for a"):
+        Transcriber(stack=2).fit(X, ["one", "zero"])  # was ctc_loss: target 4 > input 2
+    logits = np.zeros((5, 2, 4))  # a speed-perturbed copy of 2 steps in a batch: left out
+    loss, grad = CTCObjective._loss(
+        None, logits, np.array([5, 2]), [np.array([1, 2]), np.array([1, 2, 3])]
+    )
+    assert np.isfinite(loss) and np.all(grad[:, 1] == 0) and np.any(grad[:, 0] != 0)
+
+
+def test_an_rf64_wav_as_recorders_write_long_takes_is_read(tmp_path):
+    import struct
+
+    import numpy as np
+
+    from rnnkit.audio.wav import read_wav
+
+    x = (0.5 * np.sin(np.arange(800) / 3) * 32767).astype("<i2")
+    data = x.tobytes()
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    ds64 = b"ds64" + struct.pack("<IQQQI", 28, 36 + len(data), len(data), len(x), 0)
+    body = b"WAVE" + ds64 + fmt + b"data" + b"\xff\xff\xff\xff" + data
+    path = tmp_path / "take.wav"
+    path.write_bytes(b"RF64" + b"\xff\xff\xff\xff" + body)
+    np.testing.assert_allclose(read_wav(path), x / 32768.0)  # was "not a WAV file"
+
+
+def test_predict_and_transcribe_take_a_folder_of_recordings(tmp_path):
+    from rnnkit.audio.files import wav_paths
+    from rnnkit.errors import InputError
+
+    (tmp_path / "takes" / "day 2").mkdir(parents=True)
+    for name in ("b.wav", "A.WAV", "notes.txt", ".hidden.wav", "day 2/c.wav"):
+        (tmp_path / "takes" / name).write_bytes(b"RIFF")
+    (tmp_path / "empty").mkdir()
+    one = str(tmp_path / "one.wav")
+    found = wav_paths([one, str(tmp_path / "takes")], "predict")
+    assert found == [one] + [str(tmp_path / "takes" / n) for n in ("A.WAV", "b.wav", "day 2/c.wav")]
+    with pytest.raises(InputError, match="predict: the folder .*empty' holds no .wav files"):
+        wav_paths([str(tmp_path / "empty")], "predict")  # was "no such file"
+    from rnnkit.audio.wav import read_wav
+
+    with pytest.raises(InputError, match="--audio: .*empty' is a folder; expected a .wav file"):
+        read_wav(tmp_path / "empty", what="--audio")  # stream --audio: was "no such file"
+
+
+def test_a_music_json_of_voices_reads_minus_one_as_a_resting_voice(tmp_path):
+    import json
+
+    from rnnkit.data.music import read_json
+
+    path = tmp_path / "satb16.json"  # the voice-separated JSB file: one pitch per voice
+    path.write_text(json.dumps({"train": [[[65, 60, 57, 53], [65, -1, 57, 53], [-1, -1, -1, -1]]]}))
+    roll = read_json(path)["train"][0]  # was "pitch -1 is outside the piano"
+    assert [sorted(int(k) + 21 for k in row.nonzero()[0]) for row in roll] == [
+        [53, 57, 60, 65],
+        [53, 57, 65],
+        [],
+    ]
+
+
+def test_tatoebas_own_download_of_pairs_is_read_without_its_sentence_numbers(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import RnnkitWarning
+
+    path = tmp_path / "Sentence pairs in English-German.tsv"
+    path.write_text(
+        "1276\tLet's try something.\t77\tLass uns etwas versuchen!\n"
+        "1277\tI have to go to sleep.\t7808\tIch muss schlafen gehen.\n"
+        "1280\tToday is June 18th an"  # cut off where the download stopped
+    )
+    with pytest.warns(RnnkitWarning, match="line 3 looks cut off"):
+        pairs = read_pairs(path)  # was ('1276', "Let's try something.")
+    assert pairs == [
+        ("Let's try something.", "Lass uns etwas versuchen!"),
+        ("I have to go to sleep.", "Ich muss schlafen gehen."),
+    ]
+    with pytest.warns(RnnkitWarning):
+        reverse = read_pairs(path, reverse=True)
+    assert reverse[0] == (
+        "Lass uns etwas versuchen!",
+        "Let's try something.",
+    )
+
+
+def test_a_decimal_comma_in_one_column_makes_dots_group_thousands_in_the_others(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "sales.csv"  # as a spreadsheet in a comma-decimal locale writes it
+    path.write_text("unique_id;ds;y;price\na;1;1.000;2,5\na;2;12.500;3,25\n")
+    s = read_long_csv(path).series[0]
+    assert s.values.tolist() == [1000.0, 12500.0] and s.covariates[:, 0].tolist() == [2.5, 3.25]
+
+
+def test_an_anki_export_with_its_header_lines_and_deck_columns_is_read(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "Deutsch.txt"  # Anki: Export, Notes in Plain Text, deck and note type on
+    path.write_text(
+        "#separator:tab\n#html:false\n#notetype column:1\n#deck column:2\n#tags column:5\n"
+        "Basic\tDeutsch\tGood morning.\tGuten Morgen.\tgreetings\n"
+        "Basic\tDeutsch\tThank you.\tDanke.\t\n"
+    )
+    assert read_pairs(path) == [  # was "line 1 has no tab"
+        ("Good morning.", "Guten Morgen."),
+        ("Thank you.", "Danke."),
+    ]
+    path.write_text("#separator:comma\nGood morning.,Guten Morgen.\n")
+    with pytest.raises(InputError, match="line 1 says '#separator:comma'; expected tab-sep"):
+        read_pairs(path)
+
+
+def test_a_forecast_file_of_one_series_may_leave_out_the_id_column(tmp_path):
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "shop sales.csv"
+    path.write_text("ds,y\n2024-01-01,5\n2024-01-02,6\n2024-01-03,7\n")
+    panel = read_long_csv(path)  # was "has no column 'unique_id'"
+    assert [s.uid for s in panel.series] == ["shop sales"]
+    assert panel.series[0].values.tolist() == [5.0, 6.0, 7.0] and panel.series[0].step == 86400
+    with pytest.raises(InputError, match="has no column 'store'"):  # named: it must be there
+        read_long_csv(path, id_column="store")
+
+
+def test_a_csv_of_pairs_as_kaggle_has_english_french_is_read(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "eng_-french.csv"
+    path.write_text(
+        "English words/sentences,French words/sentences\r\nHi.,Salut!\r\n"
+        '"Wait, please.","Attends, s\'il te plaît."\r\n\r\n'
+    )
+    assert read_pairs(path) == [  # was "line 1 has no tab"
+        ("Hi.", "Salut!"),
+        ("Wait, please.", "Attends, s'il te plaît."),
+    ]
+    path.write_text("en,fr\nHi.,Salut!\nalone\n")
+    with pytest.raises(InputError, match="line 3 has one column; expected source,target"):
+        read_pairs(path)
+
+
+def test_a_stray_series_of_a_few_rows_does_not_shrink_the_others_probation(tmp_path):
+    from rnnkit.tasks.detect import detect_csv
+
+    rows = [f"a,{k},{(k * 7) % 11}" for k in range(400)] + [f"b,{k},1" for k in range(5)]
+    src = tmp_path / "sites.csv"
+    src.write_text("site,timestamp,value\n" + "\n".join(rows) + "\n")
+    small = {"members": 1, "steps": 2, "hidden_size": 2}
+    result = detect_csv(str(src), str(tmp_path / "o.csv"), id_column="site", detector=small)
+    assert result["probation"] == 60  # 15 % of a's 400 rows; was 16, b's 5 rows counted
+
+
+def test_monthly_stamps_of_a_year_and_month_alone_are_read_and_written_so(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    path = tmp_path / "airline.csv"  # as the airline passengers set writes its months
+    path.write_text("Month,Passengers\n1949-01,112\n1949-02,118\n1949-03,132\n")
+    panel = read_long_csv(path, time_column="Month", target_column="Passengers")
+    s = panel.series[0]  # was "expected a time stamp (ISO 8601)", got '1949-01'
+    assert panel.kind == "months" and s.step == 1 and s.values.tolist() == [112, 118, 132]
+    assert panel.format_time(int(s.times(1, offset=3)[0]), s.step) == "1949-04"
+    quarters = tmp_path / "gdp.csv"  # as pandas writes a quarterly PeriodIndex
+    quarters.write_text("ds,y\n2023Q3,1\n2023Q4,2\n2024Q1,3\n")
+    panel = read_long_csv(quarters)
+    s = panel.series[0]  # was "expected a time stamp (ISO 8601)", got '2023Q3'
+    assert panel.kind == "months" and s.step == 3
+    assert panel.format_time(int(s.times(1, offset=3)[0]), s.step) == "2024Q2"
+
+
+def test_a_deepspeech_or_nemo_manifest_names_its_audio_column_its_own_way(tmp_path):
+    from rnnkit.tasks.transcribe import read_manifest
+
+    _wav24_with_list_chunk(tmp_path / "a.wav", 8000, _tone())
+    manifest = tmp_path / "train.csv"  # DeepSpeech/Coqui's layout
+    manifest.write_text("wav_filename,wav_filesize,transcript\na.wav,1234,one two\n")
+    data = read_manifest(str(manifest), "transcript", "--train")  # was "no column 'path'"
+    assert data.audio and data.texts == [str(tmp_path / "a.wav")] and data.labels == ["one two"]
+    manifest.write_text("audio_filepath,label\na.wav,yes\n")  # NeMo's name, for a classifier
+    assert read_labelled(manifest).texts == [str(tmp_path / "a.wav")]
+
+
+def test_files_joined_with_their_headers_pass_the_repeated_header_over(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.data.series import read_long_csv
+    from rnnkit.errors import RnnkitWarning
+
+    table = tmp_path / "all.csv"  # cat part1.csv part2.csv > all.csv
+    table.write_text("text,label\ngood,pos\nbad,neg\ntext,label\nfine,pos\n")
+    with pytest.warns(RnnkitWarning, match="line 4 repeats the header"):
+        data = read_labelled(table)
+    assert data.labels == ["pos", "neg", "pos"]  # was a fourth example of a class 'label'
+    long = tmp_path / "sales.csv"
+    long.write_text("unique_id,ds,y\na,1,1\na,2,2\nunique_id,ds,y\nb,1,3\nb,2,4\n")
+    with pytest.warns(RnnkitWarning, match="line 4 repeats the header"):
+        assert [s.uid for s in read_long_csv(long).series] == ["a", "b"]  # was an error
+    nab = tmp_path / "nab.csv"
+    nab.write_text("timestamp,value\n1,1\n2,2\ntimestamp,value\n3,3\n")
+    with pytest.warns(RnnkitWarning, match="row 4 repeats the header"):
+        assert read_series(nab)[0][0].values == [1.0, 2.0, 3.0]
+
+
+def test_predict_given_the_labelled_csv_reads_its_text_column(tmp_path):
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.classify import read_lines
+
+    table = tmp_path / "test.csv"
+    table.write_text('id,text,label\n1,"good, fine film",pos\n\n2,bad,neg\n')
+    assert read_lines([str(table)], None) == ["good, fine film", "bad"]  # was 4 lines, header too
+    tsv = tmp_path / "test.tsv"
+    tsv.write_text('Text\tlabel\n"Best film ever" he said\tpos\n')
+    assert read_lines([str(tsv)], None) == ['"Best film ever" he said']
+    (tmp_path / "other.csv").write_text("review,stars\nfine,5\n")
+    with pytest.raises(InputError, match="other.csv' has no column 'text'"):
+        read_lines([str(tmp_path / "other.csv")], None)
+
+
+def test_pairs_files_joined_with_their_headers_pass_the_repeated_header_over(tmp_path):
+    from rnnkit.data.pairs import read_pairs
+    from rnnkit.errors import RnnkitWarning
+
+    path = tmp_path / "all.txt"  # cat deu1.txt deu2.txt > all.txt
+    path.write_text("English\tGerman\nHi.\tHallo!\nEnglish\tGerman\nRun!\tLauf!\n")
+    with pytest.warns(RnnkitWarning, match="line 3 repeats the header"):
+        assert read_pairs(path) == [("Hi.", "Hallo!"), ("Run!", "Lauf!")]  # was a pair
+
+
+def test_transcripts_with_runs_of_white_space_are_read_with_one_space(tmp_path):
+    from rnnkit.tasks.transcribe import read_manifest
+
+    _wav24_with_list_chunk(tmp_path / "a.wav", 8000, _tone())
+    manifest = tmp_path / "train.csv"
+    manifest.write_text('path,transcript\na.wav,"four  one\tseven\n two"\n')
+    data = read_manifest(str(manifest), "transcript", "--train")
+    assert data.labels == ["four one seven two"]  # was two spaces, a tab and a line break
+
+
+def test_a_music_json_of_one_piece_or_with_other_split_names_is_read(tmp_path):
+    import json
+
+    from rnnkit.data.music import read_json
+
+    one = tmp_path / "piece.json"  # one piece: a list of steps
+    one.write_text(json.dumps([[60, 64], [], [62]]))
+    assert [r.shape for r in read_json(one)["all"]] == [(3, 88)]  # was "got int"
+    named = tmp_path / "split.json"
+    named.write_text(json.dumps({"training": [[[60], [62]]], "Validation": [[[64], [65]]]}))
+    assert sorted(read_json(named)) == ["train", "valid"]  # was "holds ['training', ...]"
+
+
+# -- dates as spreadsheets write them -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "column, first",
+    [
+        (["31/01/2024", "01/02/2024"], True),
+        (["01/31/2024", "02/01/2024"], False),
+        (["01.02.2024", "02.02.2024"], True),  # dots: day first
+        (["2024-01-31", "x"], None),
+    ],
+)
+def test_the_day_order_of_a_date_column_is_decided_from_all_its_dates(column, first):
+    from rnnkit.data.dates import day_first
+
+    assert day_first(column, "f.csv") is first
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        (["01/02/2024", "02/02/2024"], "alike"),
+        (["13/01/2024", "01/13/2024"], "day first .*'13/01/2024'.* month first .*'01/13/2024'"),
+    ],
+)
+def test_a_date_column_that_cannot_be_decided_is_one_line(column, message):
+    from rnnkit.data.dates import day_first
+    from rnnkit.errors import InputError
+
+    with pytest.raises(InputError, match=f"f.csv, column 'ds': dates .*{message}") as info:
+        day_first(column, "f.csv, column 'ds'")
+    assert "\n" not in str(info.value) and "ISO 8601" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, first, written",
+    [
+        ("31/01/2024 13:05", True, "2024-01-31 13:05"),
+        ("1/31/2024 1:05 PM", False, "2024-01-31 13:05"),
+        ("1/31/2024 12:30:10 a.m.", False, "2024-01-31 00:30:10"),
+        ("31.01.2024 9:00", True, "2024-01-31 09:00"),
+        ("2024-01-31 13:05", True, "2024-01-31 13:05"),
+    ],
+)
+def test_spreadsheet_dates_are_rewritten_as_iso(text, first, written):
+    from rnnkit.data.dates import iso
+
+    assert iso(text, first) == written
+
+
+def test_a_forecast_file_with_day_first_dates_reads_as_its_iso_twin(tmp_path):
+    from rnnkit.data.series import read_long_csv
+
+    hours = [(d, h) for d in (30, 31) for h in range(24)] + [(1, h) for h in range(3)]
+    month = lambda d: 1 if d > 2 else 2  # noqa: E731 - 30 and 31 January, then 1 February
+    iso_rows = [f"a,2024-{month(d):02d}-{d:02d} {h:02d}:00,{h}" for d, h in hours]
+    dmy_rows = [f"a,{d:02d}/{month(d):02d}/2024 {h}:00,{h}" for d, h in hours]
+    (tmp_path / "iso.csv").write_text("unique_id,ds,y\n" + "\n".join(iso_rows) + "\n")
+    (tmp_path / "dmy.csv").write_text("unique_id,ds,y\n" + "\n".join(dmy_rows) + "\n")
+    a, b = read_long_csv(tmp_path / "iso.csv"), read_long_csv(tmp_path / "dmy.csv")
+    assert b.series[0].step == 3600 and len(b.series[0].values) == len(hours)
+    assert b.series[0].start == a.series[0].start
+    assert b.series[0].values.tolist() == a.series[0].values.tolist()
+
+
+def test_detect_checks_the_order_of_day_first_dates(tmp_path):
+    from rnnkit.data.detect_csv import read_series
+    from rnnkit.errors import InputError
+
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,value\n02/01/2024,1\n13/01/2024,2\n14/01/2024,3\n")
+    series, _ = read_series(path)
+    assert series[0].times == ["02/01/2024", "13/01/2024", "14/01/2024"]  # written back as read
+    path.write_text("timestamp,value\n02/01/2024,1\n13/01/2024,2\n05/01/2024,3\n")
+    with pytest.raises(InputError, match=r"row 4, column 'timestamp': .*'05/01/2024' comes before"):
+        read_series(path)  # 5 January after 13 January; read month first it would pass
+
+
+@pytest.mark.parametrize("gap", ["", "NA", "nan"])
+def test_an_empty_y_between_two_values_is_filled_as_a_missing_row_is(tmp_path, gap):
+    from rnnkit.data.series import read_long_csv
+
+    rows = [f"a,{k},{k * 2 if k != 3 else gap}" for k in range(6)]
+    (tmp_path / "gap.csv").write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "row.csv").write_text("unique_id,ds,y\n" + "\n".join(rows[:3] + rows[4:]) + "\n")
+    a, b = read_long_csv(tmp_path / "gap.csv"), read_long_csv(tmp_path / "row.csv")
+    assert a.series[0].values.tolist() == b.series[0].values.tolist() == [0, 2, 4, 6, 8, 10]
+    assert a.series[0].filled == b.series[0].filled == 1  # counted as filled either way

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ts = sub.add_parser("transcribe", help="transcribe WAV files with a CTC transcriber")
     ts.add_argument("checkpoint", help="a .safetensors file written by 'rnnkit train transcribe'")
-    ts.add_argument("files", nargs="*", help=".wav files to transcribe")
+    ts.add_argument("files", nargs="*", help=".wav files to transcribe, or folders of them")
     ts.add_argument(
         "--beam", type=integer, default=1, help="prefix beam search width; 1: greedy (default: 1)"
     )
@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "files",
         nargs="*",
-        help="text files, one example per line (default: stdin); for an audio classifier, "
-        ".wav files",
+        help="text files, one example per line, or CSV/TSV files with a text column (default: "
+        "stdin); for an audio classifier, .wav files or folders of them",
     )
     pr.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     pr.add_argument(
@@ -525,7 +525,10 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     figure = check_explain(clf, args.explain, inputs, args.force) if args.explain else None
     front = front_end(args.checkpoint)
     if front is not None:  # an audio classifier: one line per WAV file
-        for name, p in zip(args.files, predict_audio(clf, front, args.files), strict=True):
+        from .audio.files import wav_paths
+
+        files = wav_paths(args.files, "predict")  # a folder: its .wav files
+        for name, p in zip(files, predict_audio(clf, front, files), strict=True):
             k = int(p.argmax())
             label, prob = str(clf.classes_[k]), float(p[k])
             record = {"file": name, "label": label, "probability": prob}

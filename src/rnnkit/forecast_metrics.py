@@ -10,11 +10,15 @@ seasonal period ``m``::
                                        + 2 / a * (y_t - u_t) [y_t > u_t]) / (same scale as MASE)
 
 Each is averaged over the series; ``OWA = (sMAPE / sMAPE_naive2 + MASE / MASE_naive2) / 2``
-on those averages. Naive-2 is the naive forecast of the seasonally adjusted series: a series is
-adjusted only when it passes M4's seasonality test (the autocorrelation at lag ``m`` beyond
-the 90 % limit ``1.645 * sqrt((1 + 2 * sum_{k < m} r_k^2) / n)``), by the seasonal indices of
-a classical multiplicative decomposition (R's ``decompose``: a centred 2 x m moving average
-for even ``m``, the mean ratio per position in the cycle, scaled to average 1).
+on those averages. A series with a flat history (a constant, all zeros: the seasonal naive
+error that scales MASE is 0) has no MASE or MSIS: it is left out of their averages (and of
+naive-2's MASE, so OWA compares like with like), counted in ``Scores.flat``; when every series
+is flat, MASE, MSIS and OWA are NaN. Naive-2 is the naive forecast of the seasonally adjusted
+series: a series is adjusted only when it passes M4's seasonality test (the autocorrelation
+at lag ``m`` beyond the 90 % limit ``1.645 * sqrt((1 + 2 * sum_{k < m} r_k^2) / n)``), by the
+seasonal indices of a classical multiplicative decomposition (R's ``decompose``: a centred
+2 x m moving average for even ``m``, the mean ratio per position in the cycle, scaled to
+average 1).
 """
 
 from __future__ import annotations
@@ -102,7 +106,10 @@ def coverage(actual: object, lower: object, upper: object) -> float:
 
 
 def owa(smape_: float, mase_: float, smape_naive2: float, mase_naive2: float) -> float:
-    """Overall weighted average against naive-2, from averages over the series."""
+    """Overall weighted average against naive-2, from averages over the series; NaN when
+    naive-2 is exact (flat series: nothing to compare against)."""
+    if not smape_naive2 > 0 or not mase_naive2 > 0:
+        return float("nan")
     return 0.5 * (smape_ / smape_naive2 + mase_ / mase_naive2)
 
 
@@ -178,6 +185,7 @@ class Scores:
     series: int
     coverage: float | None = None  # of the interval, when one was given
     msis: float | None = None
+    flat: int = 0  # series of a flat history, left out of MASE and MSIS (module docstring)
 
     def as_dict(self) -> dict[str, float | int | None]:
         return dict(self.__dict__)
@@ -200,16 +208,21 @@ def score_forecasts(
             f"got {len(histories)}, {len(actuals)} and {len(forecasts)}"
         )
     s, m, s2, m2, cov, ms = [], [], [], [], [], []
+    flat = 0
     for i, (x, y, f) in enumerate(zip(histories, actuals, forecasts, strict=True)):
         n2 = naive2(x, season, len(y))
         s.append(smape(y, f))
-        m.append(mase(y, f, x, season))
         s2.append(smape(y, n2))
-        m2.append(mase(y, n2, x, season))
+        scaled = mase_scale(x, season) > 0
+        flat += not scaled
+        if scaled:
+            m.append(mase(y, f, x, season))
+            m2.append(mase(y, n2, x, season))
         if lower is not None and upper is not None:
             cov.append(coverage(y, lower[i], upper[i]))
-            ms.append(msis(y, lower[i], upper[i], x, season, alpha))
-    means = [float(np.mean(v)) for v in (s, m, s2, m2)]
+            if scaled:
+                ms.append(msis(y, lower[i], upper[i], x, season, alpha))
+    means = [float(np.mean(v)) if v else float("nan") for v in (s, m, s2, m2)]
     return Scores(
         smape=means[0],
         mase=means[1],
@@ -218,5 +231,6 @@ def score_forecasts(
         mase_naive2=means[3],
         series=len(histories),
         coverage=float(np.mean(cov)) if cov else None,
-        msis=float(np.mean(ms)) if ms else None,
+        msis=float(np.mean(ms)) if ms else (float("nan") if cov else None),
+        flat=flat,
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.text import visible_files
+from ..errors import InputError
 from .features import FrontEnd
 from .wav import read_wav
 
@@ -15,6 +17,22 @@ AUDIO_SUFFIXES = (".wav",)
 
 def is_audio_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in AUDIO_SUFFIXES
+
+
+def wav_paths(names: Sequence[str], what: str = "audio") -> list[str]:
+    """``names`` with each folder replaced by the ``.wav`` files under it (sorted, hidden ones
+    passed over, as in `rnnkit.data.text.visible_files`); a folder without any is one line."""
+    out: list[str] = []
+    for name in names:
+        folder = Path(name)
+        if not folder.is_dir():
+            out.append(name)
+            continue
+        found = visible_files(folder, AUDIO_SUFFIXES)
+        if not found:
+            raise InputError(f"{what}: the folder {name!r} holds no .wav files")
+        out += [str(p) for p in found]
+    return out
 
 
 def featurise(

@@ -9,7 +9,11 @@ featurised ``K`` times with the mel filters warped by factors evenly spaced in
     alpha_k = 1 - v + 2 v k / (K - 1),   k = 0 .. K-1        (K odd, so alpha_{(K-1)/2} = 1)
     p(c | x) = (1 / K) sum_k p(c | features(x, warp=alpha_k))
 
-``K = 1`` or ``v = 0`` is the plain prediction. The warp is `rnnkit.audio.augment.vtlp_warp`,
+``K = 1`` or ``v = 0`` is the plain prediction. Instead of the mean, ``pick="confident"``
+keeps, per recording, the one view whose probabilities are the most certain (the lowest
+entropy ``H_k = -sum_c p_k(c) log p_k(c)``), as vocal tract length normalisation picks the
+warp that fits a voice best, here per utterance and with no speaker labels (`pick_views`).
+The warp is `rnnkit.audio.augment.vtlp_warp`,
 through ``front.features(samples, warp=alpha)``; nothing here knows the model: `view_proba`
 takes any function from a list of feature arrays to ``(N, C)`` probabilities.
 
@@ -29,6 +33,7 @@ except ImportError:  # loaded by path, outside the package (benchmarks/speech_to
     InputError = ValueError  # type: ignore[assignment,misc]
 
 Proba = Callable[[list[np.ndarray]], np.ndarray]  # features of N recordings -> (N, C)
+TTA_PICKS = ("mean", "confident")  # how the views' probabilities become one (`pick_views`)
 
 
 def check_tta(vtlp: Any, warps: Any, where: str) -> None:
@@ -43,6 +48,12 @@ def check_tta(vtlp: Any, warps: Any, where: str) -> None:
         or warps % 2 == 0
     ):
         raise InputError(f"{where}: tta_warps must be an odd integer >= 1, got {warps!r}")
+
+
+def check_pick(pick: Any, where: str) -> None:
+    """A one-line error unless ``pick`` is one of `TTA_PICKS`."""
+    if pick not in TTA_PICKS:
+        raise InputError(f"{where}: tta_pick must be one of {list(TTA_PICKS)}, got {pick!r}")
 
 
 def _grid(spread: float, k: int) -> np.ndarray:
@@ -80,17 +91,38 @@ def warped_views(samples: np.ndarray, front: Any, factors: Iterable[float]) -> l
     return [front.features(samples, warp=float(a)) for a in factors]
 
 
-def view_proba(proba: Proba, views: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
-    """The mean over views of ``proba(views[k])``; ``views[k][i]``: recording ``i``'s
-    features under factor ``k``."""
-    return np.mean([proba(list(view)) for view in views], axis=0)
+def pick_views(probas: np.ndarray, pick: str = "mean") -> np.ndarray:
+    """``(N, C)`` probabilities from ``probas`` ``(K, N, C)``, view ``k``'s of each
+    recording: ``"mean"`` averages the K views; ``"confident"`` keeps, per recording, the
+    view of the lowest entropy (the first of equals, in the order of the views)."""
+    check_pick(pick, "pick_views")
+    probas = np.asarray(probas)
+    if pick == "mean":
+        return probas.mean(axis=0)
+    p = np.clip(probas, np.finfo(probas.dtype).tiny, 1.0)
+    entropy = -np.sum(probas * np.log(p), axis=2)  # (K, N): 0 log 0 counted as 0
+    best = np.argmin(entropy, axis=0)  # (N,)
+    return probas[best, np.arange(probas.shape[1])]
+
+
+def view_proba(
+    proba: Proba, views: Sequence[Sequence[np.ndarray]], pick: str = "mean"
+) -> np.ndarray:
+    """``proba(views[k])`` of every view ``k`` (``views[k][i]``: recording ``i``'s features
+    under factor ``k``), made one by `pick_views` (the mean over views by default)."""
+    return pick_views(np.stack([proba(list(view)) for view in views]), pick)
 
 
 def warped_proba(
-    proba: Proba, recordings: Sequence[np.ndarray], front: Any, factors: Sequence[float]
+    proba: Proba,
+    recordings: Sequence[np.ndarray],
+    front: Any,
+    factors: Sequence[float],
+    pick: str = "mean",
 ) -> np.ndarray:
-    """``(N, C)`` probabilities of the recordings (samples at ``front.rate``), averaged over
-    their features under each warp factor (module docstring)."""
+    """``(N, C)`` probabilities of the recordings (samples at ``front.rate``) from their
+    features under each warp factor: averaged, or the most confident view's with
+    ``pick="confident"`` (module docstring)."""
     per_recording = [warped_views(x, front, factors) for x in recordings]
     views = [[v[k] for v in per_recording] for k in range(len(factors))]
-    return view_proba(proba, views)
+    return view_proba(proba, views, pick)

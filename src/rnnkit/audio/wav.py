@@ -1,13 +1,16 @@
-"""WAV files in: PCM 8/16/24/32-bit integers or 32/64-bit floats, mono or several channels
-(averaged), any rate from 4 to 192 kHz, resampled to the model's rate with a polyphase filter
-(``scipy.signal.resample_poly``). Samples come out as float64 in [-1, 1].
+"""WAV files in (RIFF, RIFX or RF64): PCM 8/16/24/32-bit integers or 32/64-bit floats, mono
+or several channels (averaged), any rate from 4 to 192 kHz, resampled to the model's rate with
+a polyphase filter (``scipy.signal.resample_poly``). Samples come out as float64 in [-1, 1].
 
 Every problem is one `InputError` line naming the file: not a WAV file, an empty file, a
-format scipy cannot read (e.g. compressed WAV), no samples, silence only.
+format scipy cannot read (e.g. compressed WAV), no samples, silence only. A file whose writer
+stopped before it filled in the sizes (RIFF size 0, data size 0) is read to its end; a file cut
+short of the size its header declares is read as far as it goes.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from math import gcd
 from pathlib import Path
@@ -67,18 +70,21 @@ def _read(path: Path, what: str) -> tuple[np.ndarray, int]:
     from scipy.io import wavfile
 
     name = repr(str(path))
+    if path.is_dir():
+        raise InputError(f"{what}: {name} is a folder; expected a .wav file")
     if not path.is_file():
         raise InputError(f"{what}: no such file {name}")
     if path.stat().st_size == 0:
         raise InputError(f"{what}: {name} is empty; expected a WAV file")
     with path.open("rb") as f:
         head = f.read(12)
-    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+    if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":  # RF64: over 4 GB
         raise InputError(f"{what}: {name} is not a WAV file (no RIFF/WAVE header)")
+    unfinished = _sizes_filled_in(path.read_bytes()) if head[4:8] == bytes(4) else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # chunks scipy skips (LIST, cue): not our concern
-            rate, data = wavfile.read(path)
+            rate, data = wavfile.read(path if unfinished is None else io.BytesIO(unfinished))
     except (ValueError, EOFError, OSError, IndexError, NameError) as exc:
         # NameError: scipy's reader loses its way in a chunk of odd size written without the
         # pad byte RIFF asks for, and fails on a variable it never set
@@ -106,3 +112,22 @@ def _read(path: Path, what: str) -> tuple[np.ndarray, int]:
             "expected a recording with sound"
         )
     return samples, int(rate)
+
+
+def _sizes_filled_in(raw: bytes) -> bytes | None:
+    """A WAV file whose writer never filled in its sizes (RIFF size 0: a recording stopped
+    before its header was finished, or written to a pipe), with the RIFF size set to the
+    file's and a data chunk of size 0 taken to the end of the file; None for RIFX."""
+    if raw[:4] != b"RIFF":
+        return None
+    fixed = bytearray(raw)
+    fixed[4:8] = (len(raw) - 8).to_bytes(4, "little")
+    pos = 12
+    while pos + 8 <= len(raw):
+        size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
+        if raw[pos : pos + 4] == b"data":
+            if size == 0:
+                fixed[pos + 4 : pos + 8] = (len(raw) - pos - 8).to_bytes(4, "little")
+            break
+        pos += 8 + size + (size & 1)
+    return bytes(fixed)

@@ -5,11 +5,12 @@ Fields are separated by commas, or by semicolons or tabs when the header holds n
 (`rnnkit.data.dialect`). Rules: every row needs the time and value columns (and the id column
 when one is named); a value must be a finite number (an empty field, text, NaN or infinity is
 an error, not a gap to fill); timestamps are all numbers (steps) or all dates/times NumPy reads
-(``2014-07-01 00:00:00``, ISO 8601), and strictly increase within each series (a duplicate or a
-step back is an error), unless the order is ``"file"``: then the rows are taken in the order of
-the file, repeats and steps back included (NAB's own files repeat an hour at a change of
-daylight saving time), as a stream would deliver them. Rows are numbered as lines of the file,
-the header being line 1.
+(``2014-07-01 00:00:00``, ISO 8601; ``31/01/2024`` or ``01/31/2024 1:00 PM`` as spreadsheets
+write dates, the column's order decided by `rnnkit.data.dates`), and strictly increase within
+each series (a duplicate or a step back is an error), unless the order is ``"file"``: then the
+rows are taken in the order of the file, repeats and steps back included (NAB's own files
+repeat an hour at a change of daylight saving time), as a stream would deliver them. Rows are
+numbered as lines of the file, the header being line 1.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of, finite, number
+from .dates import day_first, iso, written_so
+from .dialect import (
+    column_index,
+    csv_rows,
+    delimiter_of,
+    finite,
+    header_again,
+    number,
+    number_styles,
+)
 from .text import decode_utf8
 
 
@@ -67,9 +77,10 @@ def parse_time(text: str) -> float | np.datetime64 | None:
         return None
 
 
-def parse_value(text: str, delimiter: str = ",") -> float | None:
-    """A finite number (with a decimal comma in a semicolon-separated file); else None."""
-    return finite(number(text, delimiter))
+def parse_value(text: str, delimiter: str = ",", style: str | None = None) -> float | None:
+    """A finite number (with a decimal comma in a semicolon-separated file, read in the
+    column's ``style``, `rnnkit.data.dialect.number_styles`); else None."""
+    return finite(number(text, delimiter, style))
 
 
 TIME_ORDERS = ("strict", "file")
@@ -79,15 +90,16 @@ class TimeOrder:
     """Checks that each series' timestamps are of one kind and strictly increase (``order``
     ``"strict"``), or only that they are of one kind (``"file"``: the rows in file order)."""
 
-    def __init__(self, order: str = "strict") -> None:
+    def __init__(self, order: str = "strict", day_first: bool | None = None) -> None:
         if order not in TIME_ORDERS:
             raise InputError(f"--time-order: expected one of {TIME_ORDERS}, got {order!r}")
         self.strict = order == "strict"
+        self.day_first = day_first  # 31/01/2024 (True) or 01/31/2024 (False): rnnkit.data.dates
         self.kind: type | None = None
         self.last: dict[str, tuple[object, str]] = {}
 
     def check(self, sid: str, text: str, where: str, column: str) -> None:
-        t = parse_time(text)
+        t = parse_time(iso(text, self.day_first))
         if t is None:
             raise InputError(
                 f"{where}, column {column!r}: expected a timestamp (a date/time such as "
@@ -147,8 +159,9 @@ def read_series(
     with io.StringIO(text, newline="") as fh:
         try:
             delimiter = delimiter_of(fh.readline())
+            styles = number_styles(text, delimiter)  # is 1.000 one or a thousand? (dialect)
             fh.seek(0)
-            reader = csv.reader(fh, delimiter=delimiter)
+            reader = csv_rows(fh, delimiter)
             header = next(reader, None)
         except csv.Error as exc:
             raise InputError(f"{name!r}: not a readable CSV file ({exc})") from None
@@ -160,7 +173,12 @@ def read_series(
         ii = _column(header, id_column, name, "--id-column") if id_column is not None else None
         series: dict[str, Series] = {}
         order: list[tuple[str, int]] = []
-        times = TimeOrder(time_order)
+        first = None  # 31/01/2024 or 01/31/2024: the column's order (rnnkit.data.dates)
+        if written_so(text):
+            with io.StringIO(text, newline="") as again:
+                column = (r[ti] for r in csv_rows(again, delimiter) if len(r) > ti)
+                first = day_first(column, f"{name!r}, column {time_column!r}")
+        times = TimeOrder(time_order, first)
         line = 1
         try:
             for row in reader:
@@ -168,6 +186,8 @@ def read_series(
                 if not row or all(not f.strip() for f in row):
                     continue  # a blank line
                 where = f"{name!r} row {line}"
+                if header_again(row, header, where):
+                    continue
                 if len(row) < len(header):
                     missing = header[len(row)] if len(row) < len(header) else ""
                     raise InputError(
@@ -176,7 +196,7 @@ def read_series(
                     )
                 sid = row[ii].strip() if ii is not None else ""
                 times.check(sid, row[ti].strip(), where, time_column)
-                value = parse_value(row[vi], delimiter)
+                value = parse_value(row[vi], delimiter, styles.get(vi))
                 if value is None:
                     raise InputError(
                         f"{where}, column {value_column!r}: expected a finite number, got "

@@ -8,7 +8,8 @@
 
 Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder per label of
 ``.wav`` files (Keras' ``audio_dataset_from_directory``), or a CSV/TSV manifest with a ``path``
-column (relative paths are read from the manifest's folder) and the label column. Then
+column (relative paths are read from the manifest's folder; DeepSpeech's ``wav_filename`` and
+NeMo's ``audio_filepath`` name it too) and the label column. Then
 ``texts`` holds the files' paths and ``audio`` is true.
 
 Labels are compared in Unicode's composed form (NFC): a folder named ``zwölf`` on macOS, which
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of
+from .dialect import column_index, csv_rows, delimiter_of, header_again
 from .text import decode_utf8, hidden, lines_of, visible_files
 
 
@@ -61,16 +62,23 @@ class Labelled:
 
 
 def read_labelled(
-    path: str | Path, text_column: str = "text", label_column: str = "label", what: str = "data"
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    what: str = "data",
+    naming: str = "--text-column/--label-column",
+    label: str = "label",
 ) -> Labelled:
-    """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring)."""
+    """The examples of a CSV/TSV file or a folder of one subfolder per label (module docstring).
+    ``naming``: the options that name the columns, and ``label`` what a label is called (a
+    transcript), for messages."""
     path = Path(path)
     if path.is_dir():
         data = _read_folder(path, what)
     elif not path.is_file():
         raise InputError(f"{what}: no such file or folder {str(path)!r}")
     else:
-        data = _read_table(path, text_column, label_column, what)
+        data = _read_table(path, text_column, label_column, what, naming, label)
     labels = [unicodedata.normalize("NFC", label) for label in data.labels]
     return Labelled(data.texts, labels, data.where, data.source, data.audio)
 
@@ -85,25 +93,40 @@ def _delimiter(path: Path, header: str) -> str:
     return delimiter_of(header)
 
 
-def _read_table(path: Path, text_column: str, label_column: str, what: str) -> Labelled:
+def _read_table(
+    path: Path, text_column: str, label_column: str, what: str, naming: str, noun: str
+) -> Labelled:
     text = decode_utf8(path, what)
     name = repr(str(path))
     if not text.strip():
         raise InputError(f"{what}: {name} is empty; expected a header row and examples")
     delimiter = _delimiter(path, text.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv_rows(io.StringIO(text, newline=""), delimiter)
     try:
         header = [h.strip() for h in next(reader)]
+        as_written = list(header)
         header = _named_as_asked(header, (text_column, label_column, AUDIO_COLUMN))
+        if AUDIO_COLUMN not in header and text_column not in header:  # another tool's name
+            for alias in AUDIO_ALIASES:
+                if alias in header:
+                    header[header.index(alias)] = AUDIO_COLUMN
+                    break
         for column in (text_column, label_column):
             if column == text_column and AUDIO_COLUMN in header:
                 continue  # an audio manifest
             if column not in header:
                 raise InputError(
                     f"{what}: {name} line 1 (the header) has no column {column!r}; found "
-                    f"{header[:8]} (name the columns with --text-column/--label-column)"
+                    f"{header[:8]} "
+                    + (
+                        f"(name the columns with {naming})"
+                        if column != AUDIO_COLUMN
+                        else "(not a manifest of audio files, which names them in a column 'path')"
+                    )
                 )
-        audio = text_column not in header and AUDIO_COLUMN in header
+        audio = AUDIO_COLUMN in header and (
+            text_column == AUDIO_COLUMN or text_column not in header
+        )
         ti = header.index(AUDIO_COLUMN if audio else text_column)
         li = header.index(label_column)
         texts, labels, where = [], [], []
@@ -111,6 +134,8 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
+            if header_again(row, as_written, f"{what}: {name} line {line}"):
+                continue  # was an example labelled with the label column's name
             if len(row) != len(header):
                 sep = {"\t": "tab", ";": "semicolon"}.get(delimiter, "comma")
                 raise InputError(
@@ -119,7 +144,7 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
                 )
             label = row[li].strip()
             if not label:
-                raise InputError(f"{what}: {name} line {line} has an empty label")
+                raise InputError(f"{what}: {name} line {line} has an empty {noun}")
             if audio:
                 file = _audio_file(path, row[ti].strip(), f"{what}: {name} line {line}")
                 texts.append(file)
@@ -137,6 +162,8 @@ def _read_table(path: Path, text_column: str, label_column: str, what: str) -> L
 
 
 AUDIO_COLUMN = "path"  # the column of a manifest of audio files
+# what other tools call it: DeepSpeech/Coqui (wav_filename), NeMo (audio_filepath), others
+AUDIO_ALIASES = ("wav_filename", "audio_filepath", "audio_path", "filepath", "file_path")
 
 
 def _named_as_asked(header: list[str], columns: tuple[str, ...]) -> list[str]:
@@ -157,6 +184,8 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
         file = manifest.parent / file
     if "\\" in value and not file.is_file():  # a manifest written on Windows: audio\a.wav
         return _audio_file(manifest, value.replace("\\", "/"), where)
+    if value and not file.is_file():  # written where case does not matter: Audio/A.WAV
+        file = _in_any_case(file) or file
     if not value or not file.is_file():
         hint = ""
         if value and not Path(value).is_absolute():
@@ -171,6 +200,24 @@ def _audio_file(manifest: Path, value: str, where: str) -> str:
     if file.suffix.lower() != ".wav":
         raise InputError(f"{where}: {str(file)!r} is not a .wav file; expected WAV audio")
     return str(file)
+
+
+def _in_any_case(file: Path) -> Path | None:
+    """The one existing file whose path differs from ``file`` only in case (a manifest written
+    on Windows or macOS, whose disks ignore case, read where they do not); else None."""
+    found = Path(file.anchor) if file.is_absolute() else Path()
+    for part in file.parts[1:] if file.is_absolute() else file.parts:
+        if (found / part).exists() or part in (".", ".."):
+            found = found / part
+            continue
+        try:
+            same = [p for p in found.iterdir() if p.name.lower() == part.lower()]
+        except OSError:
+            return None
+        if len(same) != 1:
+            return None
+        found = same[0]
+    return found if found.is_file() else None
 
 
 def _read_folder(path: Path, what: str) -> Labelled:

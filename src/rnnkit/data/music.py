@@ -6,7 +6,8 @@ pitch ``21 + k``, A0 to C8) sounds at step ``t``. A step is ``1 / steps_per_quar
 quarter note (the JSB set of Boulanger-Lewandowski et al. 2012 is at quarter notes: 1).
 
 - JSON: ``{"train": [piece, ...], "valid": [...], "test": [...]}`` (any of the three parts)
-  or a bare list of pieces; a piece is a list of steps, a step a list of MIDI pitches;
+  or a bare list of pieces; a piece is a list of steps, a step a list of MIDI pitches (``-1``
+  is a voice that rests, as in the voice-separated JSB file of 16th notes, one pitch per voice);
 - MIDI: read with mido (``pip install rnnkit[music]``); a note sounds from its onset step to its
   offset step, both rounded to the nearest step, at least one step long; channel 10 (drums) is
   skipped, and so are notes outside the piano's keys (with a `RnnkitWarning`). `write_midi`
@@ -35,8 +36,10 @@ LOWEST = 21  # MIDI pitch of the lowest piano key (A0)
 KEYS = 88  # piano keys: MIDI pitches 21..108
 HIGHEST = LOWEST + KEYS - 1
 PARTS = ("train", "valid", "test")
+PART_NAMES = {"training": "train", "validation": "valid", "val": "valid", "testing": "test"}
 TICKS_PER_QUARTER = 480  # of the MIDI files written
 DRUMS = 9  # MIDI channel 10, counted from 0
+SILENT = -1  # a resting voice, in steps written one pitch per voice (SATB)
 
 
 def _is_midi(path: Path) -> bool:
@@ -77,6 +80,8 @@ def roll_from_steps(steps: Any, where: str) -> np.ndarray:
         for p in step:
             if isinstance(p, bool) or not isinstance(p, (int, float)) or p != int(p):
                 raise InputError(f"{where} step {t}: expected integer MIDI pitches, got {p!r}")
+            if p == SILENT:
+                continue  # a voice that rests (the voice-separated JSB file of 16th notes)
             if not LOWEST <= p <= HIGHEST:
                 raise InputError(
                     f"{where} step {t}: pitch {int(p)} is outside the piano; expected MIDI "
@@ -108,8 +113,9 @@ def as_roll(x: Any, where: str) -> np.ndarray:
 
 # -- JSON ----------------------------------------------------------------------------------------
 def read_json(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """The pieces of a JSON file by part (``train``, ``valid``, ``test``); a bare list of
-    pieces comes back as ``{"all": pieces}``."""
+    """The pieces of a JSON file by part (``train``, ``valid``, ``test``; ``training``,
+    ``validation``/``val`` and ``testing`` are read as those); a bare list of pieces, or one
+    piece (a list of steps), comes back as ``{"all": pieces}``."""
     name = str(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -122,7 +128,11 @@ def read_json(path: str | Path) -> dict[str, list[np.ndarray]]:
         'expected {"train": [pieces], "valid": [...], "test": [...]} or a list of pieces, '
         "each a list of steps of MIDI pitches"
     )
-    if isinstance(data, list):
+    if isinstance(data, dict):  # the names other splits use: training, validation, testing
+        data = {PART_NAMES.get(str(k).lower(), k): v for k, v in data.items()}
+    if isinstance(data, list) and data and isinstance(data[0], list) and _is_step(data[0]):
+        parts = {"all": [data]}  # one piece: a list of steps
+    elif isinstance(data, list):
         parts = {"all": data}
     elif isinstance(data, dict) and data and set(data) <= set(PARTS):
         parts = data
@@ -145,6 +155,11 @@ def read_json(path: str | Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
+def _is_step(x: list) -> bool:
+    """A step (MIDI pitches), not a piece (steps): empty, or numbers."""
+    return all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in x)
+
+
 # -- MIDI ----------------------------------------------------------------------------------------
 def read_midi(path: str | Path, steps_per_quarter: int = 1) -> np.ndarray:
     """The piano roll of a MIDI file, quantised to ``steps_per_quarter`` steps per quarter."""
@@ -158,6 +173,12 @@ def read_midi(path: str | Path, steps_per_quarter: int = 1) -> np.ndarray:
         events = list(mido.merge_tracks(mid.tracks))
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        if isinstance(exc, EOFError):  # mido says no more than that
+            reason = (
+                "it is empty"
+                if Path(path).stat().st_size == 0
+                else "it ends inside a track, or before all the tracks its header counts: cut off?"
+            )
         raise InputError(f"music: {name!r} is not a readable MIDI file ({reason})") from None
     if not isinstance(tpq, int) or tpq <= 0:
         raise InputError(

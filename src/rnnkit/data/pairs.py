@@ -11,11 +11,15 @@ The public API, in the order a translation run uses it::
     reference = tok.normalize("Va-t'en !")               # what BLEU compares against
 
 **Files** (`read_pairs`) are Tatoeba/Anki lines ``source<TAB>target``: columns after the second
-are ignored (Anki's attribution); a first line that is a header (``1<TAB>2``, ``source<TAB>
-target``, two language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is
-skipped; CRLF line ends, a byte-order mark and blank lines are accepted. A last line that was cut
-off when the file was made (no tab and no final line end, or a target ending in a space, as in
-the Anki eng-fra file) is dropped with a `RnnkitWarning`.
+are ignored (Anki's attribution), and tatoeba.org's own download of pairs,
+``id<TAB>source<TAB>id<TAB>target`` (every line but a cut-off last one so), is read without its
+sentence numbers; a first line that is a header (``1<TAB>2``, ``source<TAB>target``, two
+language codes such as ``en<TAB>fr`` or names such as ``English<TAB>French``) is skipped, and
+so are the ``#separator:tab``, ``#html:true``, ... lines an export from Anki starts with. A
+``.csv`` file with no tab in it is CSV (`_csv_pairs`: a header row, then ``source,target``). CRLF
+line ends, a byte-order mark and blank lines are accepted. A last line that was cut off when
+the file was made (no tab and no final line end, or a target ending in a space, as in the Anki
+eng-fra file) is dropped with a `RnnkitWarning`.
 Each problem ends in one `InputError` line naming the file and the line: a line without a tab,
 an empty source or target, an empty file, bytes that are not UTF-8. ``reverse=True`` swaps the
 columns (``target<TAB>source`` files, or translating the other way).
@@ -40,6 +44,8 @@ same part, so no test source is seen in training); ``Split.describe`` says what 
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import warnings
 from collections import Counter
@@ -50,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError, RnnkitWarning
+from .dialect import delimiter_of
 from .text import decode_utf8, lines_of
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -64,6 +71,7 @@ _LANG_NAMES = set(  # a header such as English<TAB>French
     "english french german spanish italian portuguese dutch russian japanese chinese turkish "
     "polish swedish finnish arabic hebrew korean".split()
 )
+_ANKI_HEADER = re.compile(r"#[a-z ]+:", re.IGNORECASE)  # the lines Anki's export starts with
 _SPACES = re.compile(r"[\u00a0\u202f\u2009\u2007]")
 _WORD_PUNCT = re.compile(r"\w+|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}%»…")
@@ -82,13 +90,32 @@ def read_pairs(
         raise InputError(f"{what}: no such file {str(path)!r}; expected source<TAB>target lines")
     name = repr(str(path))
     text = decode_utf8(path, what)
+    if path.suffix.lower() == ".csv" and "\t" not in text:
+        return _csv_pairs(text, name, reverse, what)
     lines = lines_of(text)
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:
         raise InputError(f"{what}: {name} is empty; expected lines of source<TAB>target")
-    if _is_header(numbered[0][1]):
-        numbered = numbered[1:]
-    if numbered and _cut_off(numbered[-1][1], text.endswith(("\n", "\r"))):
+    extra = _anki_columns(numbered, f"{what}: {name}")  # and those lines taken off
+    if numbered and _is_header(numbered[0][1]):
+        header = numbered[0][1].strip()
+        again = [number for number, line in numbered[1:] if line.strip() == header]
+        if again:  # files joined, each with its header
+            warnings.warn(
+                f"{what}: {name} line {again[0]} repeats the header (files joined, each with "
+                "its header?); passed over",
+                RnnkitWarning,
+                stacklevel=2,
+            )
+        numbered = [(number, line) for number, line in numbered[1:] if line.strip() != header]
+    # tatoeba.org's own download of pairs: id<TAB>sentence<TAB>id<TAB>translation
+    with_ids = bool(numbered) and all(_with_ids(line) for _, line in numbered[:-1] or numbered)
+    src, tgt = [k for k in range(len(extra) + 2) if k not in extra][:2]
+    if with_ids and not extra:
+        src, tgt = 1, 3
+    last = numbered[-1][1] if numbered else ""
+    cut = not _with_ids(last) if with_ids else _cut_off(last, text.endswith(("\n", "\r")))
+    if numbered and cut:
         number, line = numbered.pop()
         warnings.warn(
             f"{what}: {name} line {number} looks cut off ({line.strip()[:40]!r}); left out",
@@ -105,8 +132,14 @@ def read_pairs(
                 f"{what}: {name} line {number} has no tab; expected source<TAB>target "
                 f"(got {line.strip()[:40]!r})"
             )
-        source, target = fields[0].strip(), fields[1].strip()
-        for side, value in (("source (column 1)", source), ("target (column 2)", target)):
+        if len(fields) <= tgt:
+            raise InputError(
+                f"{what}: {name} line {number} has {len(fields)} columns; expected the target "
+                f"in column {tgt + 1} (got {line.strip()[:40]!r})"
+            )
+        source, target = fields[src].strip(), fields[tgt].strip()
+        sides = (f"source (column {src + 1})", f"target (column {tgt + 1})")
+        for side, value in zip(sides, (source, target), strict=True):
             if not value:
                 raise InputError(f"{what}: {name} line {number} has an empty {side}")
         pairs.append((target, source) if reverse else (source, target))
@@ -124,6 +157,62 @@ def _is_header(line: str) -> bool:
         or all(f in _LANG_CODES for f in fields)
         or all(f in _LANG_NAMES for f in fields)
     )
+
+
+def _csv_pairs(text: str, name: str, reverse: bool, what: str) -> list[tuple[str, str]]:
+    """The pairs of a ``.csv`` file without a tab (as Kaggle's English-French set comes): its
+    first row the header, then ``source,target`` rows (quoted as spreadsheets write them;
+    semicolons when the header holds no comma); more columns are ignored."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text.split("\n")[0]))
+    pairs = []
+    try:
+        if next(reader, None) is None:
+            raise InputError(f"{what}: {name} is empty; expected a header and source,target rows")
+        for row in reader:
+            number = reader.line_num
+            if not row or all(not f.strip() for f in row):
+                continue
+            if len(row) < 2:
+                raise InputError(
+                    f"{what}: {name} line {number} has one column; expected source,target"
+                )
+            source, target = row[0].strip(), row[1].strip()
+            for side, value in (("source (column 1)", source), ("target (column 2)", target)):
+                if not value:
+                    raise InputError(f"{what}: {name} line {number} has an empty {side}")
+            pairs.append((target, source) if reverse else (source, target))
+    except csv.Error as exc:
+        raise InputError(
+            f"{what}: {name} line {reader.line_num} is malformed CSV ({exc})"
+        ) from None
+    if not pairs:
+        raise InputError(f"{what}: {name} holds no pairs; expected source,target rows")
+    return pairs
+
+
+def _anki_columns(numbered: list[tuple[int, str]], where: str) -> set[int]:
+    """Take off the lines an export from Anki starts with (``#separator:tab``, ``#html:true``,
+    ``#deck column:1``); the columns (from 0) they say hold no sentence: note type, deck, tags,
+    guid. A separator other than tab is one line."""
+    extra: set[int] = set()
+    while numbered and _ANKI_HEADER.match(numbered[0][1]):
+        number, line = numbered.pop(0)
+        key, value = (part.strip().lower() for part in line[1:].split(":", 1))
+        if key == "separator" and value != "tab":
+            raise InputError(
+                f"{where} line {number} says {line.strip()!r}; expected tab-separated pairs "
+                "(export with the separator Tab)"
+            )
+        if key.endswith(" column") and value.isdigit() and int(value) > 0:
+            extra.add(int(value) - 1)
+    return extra
+
+
+def _with_ids(line: str) -> bool:
+    """A line of tatoeba.org's download of pairs: a sentence and its translation, each after
+    its number (``1276<TAB>Let's try something.<TAB>77<TAB>Lass uns etwas versuchen!``)."""
+    fields = line.split("\t")
+    return len(fields) >= 4 and fields[0].strip().isdigit() and fields[2].strip().isdigit()
 
 
 def _cut_off(line: str, ended: bool) -> bool:

@@ -1,15 +1,24 @@
 """Many time series from a long-format CSV (``unique_id,ds,y``, the convention of
 statsforecast and Nixtla), put on a regular grid; calendar features from their time stamps.
 
-- ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``) or an integer step;
+- A file without the ``unique_id`` column (when that is the id column's name) is one series,
+  named after the file (``sales.csv``: ``sales``).
+- ``ds`` is a time stamp (ISO 8601: ``2024-01-31``, ``2024-01-31 13:00``; ``1949-01`` is a
+  month, ``2024Q1`` a quarter, both written back so; ``31/01/2024`` or ``01/31/2024 1:00 PM``
+  as spreadsheets write dates, the column's order decided by `rnnkit.data.dates`, written
+  back as ISO 8601) or an integer step;
   integers that are Unix time stamps (all from 1e9 to 4e9, whole minutes apart) are read as
   times (seasons and calendar features as for ISO stamps) and written back as integers;
   rows of a series must be in time order, without duplicates. Series may interleave and have
   different lengths and starts (ragged).
 - The step is ``freq`` when given (``H``, ``D``, ``W``, ``15min``, ``M``, ``Q``, ``Y``, or an
-  integer for integer ``ds``), else the most common difference within the series.
-- Missing steps (a gap of k steps between two rows) are filled by linear interpolation between
-  the rows around them, ``y`` and covariates alike; how many were filled is reported.
+  integer for integer ``ds``), else the most common difference within the series; a series of
+  one row takes the other series' most common step. When every series has one row, integer
+  ``ds`` step by 1 and time stamps need ``freq`` (an error names it).
+- Missing steps (a gap of k steps between two rows, or a row whose ``y`` is empty or ``NaN``
+  between two numbers) are filled by linear interpolation between the rows around them, ``y``
+  and covariates alike; how many were filled is reported. A series cannot start with a missing
+  ``y`` (an error names the line).
 - Fields are separated by commas, or by semicolons or tabs when the header holds no comma
   (`rnnkit.data.dialect`; a semicolon file may write numbers with a decimal comma).
 - Every named column besides id, time and target is a numeric covariate (a column without a
@@ -34,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dialect import column_index, delimiter_of, number
+from .dates import day_first, iso, written_so
+from .dialect import column_index, csv_rows, delimiter_of, header_again, number, number_styles
 from .text import decode_utf8
 
 # seconds per unit of a fixed-length frequency; months are counted apart
@@ -45,6 +55,8 @@ DAY = 86400
 # empty name, read back as "Unnamed: 0") or the empty field after a trailing comma
 _UNNAMED = re.compile(r"|Unnamed: \d+")
 # what marks a missing target in files written by R, pandas, Excel or a database (pandas' list)
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
+_QUARTER = re.compile(r"(\d{4})-?Q([1-4])", re.IGNORECASE)  # 2024Q1, as pandas writes a quarter
 MISSING = {"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "None", "-"}
 
 
@@ -77,6 +89,8 @@ class Panel:
     utc_offset: int | None = None  # seconds east of UTC of the file's time stamps, if they had one
     month_end: bool = False  # monthly stamps on the last day of their month (2024-01-31)
     epoch: bool = False  # integer Unix time stamps (seconds since 1970), written back as such
+    year_month: bool = False  # monthly stamps written as a year and month (1949-01), so back
+    quarter: bool = False  # quarters written as pandas writes them (2024Q1), so back
 
     @property
     def filled(self) -> int:
@@ -87,6 +101,10 @@ class Panel:
         if self.kind == "int":
             return str(int(t))
         if self.kind == "months":
+            if self.quarter:
+                return f"{int(t) // 12 + 1970}Q{int(t) % 12 // 3 + 1}"
+            if self.year_month:
+                return str(np.datetime64(int(t), "M"))
             if self.month_end:  # the day before the next month's first
                 day = np.datetime64(int(t) + 1, "M").astype("datetime64[D]") - 1
             else:
@@ -166,6 +184,11 @@ def _time_value(text: str) -> tuple[str, int, int | None] | None:
     """("int", n, None), ("seconds", s, UTC offset in seconds or None) or None when ``text``
     is neither; a stamp with a zone (``Z``, ``+02:00``) is counted in UTC."""
     text = text.strip()
+    if _YEAR_MONTH.fullmatch(text):  # 1949-01, as monthly data sets write it: the month's first
+        text += "-01"
+    quarter = _QUARTER.fullmatch(text)
+    if quarter:  # 2024Q2: the quarter's first day
+        text = f"{quarter.group(1)}-{3 * int(quarter.group(2)) - 2:02d}-01"
     try:
         step = int(text)
     except ValueError:
@@ -202,39 +225,54 @@ def read_long_csv(
         open(path, "rb").close()
     except OSError as exc:
         raise InputError(f"{what}: cannot read {name!r} ({exc.strerror})") from None
-    with io.StringIO(decode_utf8(Path(path), what), newline="") as fh:
+    text = decode_utf8(Path(path), what)
+    with io.StringIO(text, newline="") as fh:
         delimiter = delimiter_of(fh.readline())
+        styles = number_styles(text, delimiter)  # is 1.000 one or a thousand? (dialect)
         fh.seek(0)
-        reader = _Rows(csv.reader(fh, delimiter=delimiter), f"{what}: {name!r}")
+        reader = _Rows(csv_rows(fh, delimiter), f"{what}: {name!r}")
         header = next(reader, None)
         if header is None:
             raise InputError(f"{what}: {name!r} is empty; expected a header {id_column},ds,y")
         header = [h.strip() for h in header]
+        as_written = list(header)
+        # a file of one series may leave out the default id column: the file's name is its id
+        single = id_column == "unique_id" and column_index(header, id_column) is None
         for col in (id_column, time_column, target_column):  # Unique_ID, DS, Y: ignoring case
             index = column_index(header, col)
             if index is not None:
                 header[index] = col
-            else:
+            elif not (single and col == id_column):
                 raise InputError(
                     f"{what}: {name!r} has no column {col!r} in its header (columns: "
                     f"{', '.join(header[:10])}); expected {id_column}, {time_column}, "
                     f"{target_column} (rename with --id-column/--time-column/--target-column)"
                 )
-        i_id, i_t, i_y = (header.index(c) for c in (id_column, time_column, target_column))
+        i_t, i_y = header.index(time_column), header.index(target_column)
+        i_id = None if single else header.index(id_column)
         cov_index = [
             k
             for k in range(len(header))
             if k not in (i_id, i_t, i_y) and not _UNNAMED.fullmatch(header[k])
         ]
         cov_names = [header[k] for k in cov_index]
+        first = None  # 31/01/2024 or 01/31/2024: the column's order (rnnkit.data.dates)
+        if written_so(text):
+            with io.StringIO(text, newline="") as again:
+                column = (r[i_t] for r in csv_rows(again, delimiter) if len(r) > i_t)
+                first = day_first(column, f"{what}: {name!r}, column {time_column!r}")
         rows: dict[str, list[tuple[int, int, float, list[float]]]] = {}
         kinds: set[str] = set()
         count = 0
         utc_offset = None
+        year_month = True  # every stamp a year and month alone (1949-01)
+        quarters = True  # every stamp a quarter (2024Q1)
         end = reader.line_num  # the header's last line
         for row in reader:
             line, end = end + 1, reader.line_num  # a quoted field may hold line breaks
             if not row or all(not c.strip() for c in row):
+                continue
+            if header_again(row, as_written, f"{what}: {name!r}, line {line}"):
                 continue
             if len(row) != len(header):
                 raise InputError(
@@ -243,25 +281,27 @@ def read_long_csv(
                 )
             count += 1
             where = f"{what}: {name!r}, line {line}, column"
-            parsed = _time_value(row[i_t])
+            parsed = _time_value(iso(row[i_t], first))
             if parsed is None:
                 raise InputError(
                     f"{where} {time_column!r}: expected a time stamp (ISO 8601) or an integer "
                     f"step, got {row[i_t]!r}"
                 )
             kinds.add(parsed[0])
+            year_month = year_month and bool(_YEAR_MONTH.fullmatch(row[i_t].strip()))
+            quarters = quarters and bool(_QUARTER.fullmatch(row[i_t].strip()))
             utc_offset = parsed[2] if parsed[2] is not None else utc_offset
             if len(kinds) > 1:
                 raise InputError(
                     f"{where} {time_column!r}: {row[i_t]!r} mixes time stamps and integer steps"
                 )
             missing = row[i_y].strip() in MISSING
-            y = math.nan if missing else number(row[i_y], delimiter)
+            y = math.nan if missing else number(row[i_y], delimiter, styles.get(i_y))
             if y is None:
                 raise InputError(f"{where} {target_column!r}: expected a number, got {row[i_y]!r}")
             covs = []
             for k, c in zip(cov_index, cov_names, strict=True):
-                v = number(row[k], delimiter)
+                v = number(row[k], delimiter, styles.get(k))
                 if v is None or not math.isfinite(v):
                     raise InputError(
                         f"{where} {c!r}: expected a number (covariate), got {row[k]!r} "
@@ -269,7 +309,8 @@ def read_long_csv(
                         "is a numeric covariate; leave other columns out of the file)"
                     )
                 covs.append(v)
-            rows.setdefault(row[i_id].strip(), []).append((line, parsed[1], y, covs))
+            uid = Path(name).stem if i_id is None else row[i_id].strip()
+            rows.setdefault(uid, []).append((line, parsed[1], y, covs))
     if not rows:
         raise InputError(f"{what}: {name!r} has a header but no rows")
     kind = kinds.pop()
@@ -290,6 +331,11 @@ def read_long_csv(
         kind = "months"
         month_end = all(_is_month_end(row[1]) for r in rows.values() for row in r)
         rows = {uid: [(ln, _to_month(t), y, c) for ln, t, y, c in r] for uid, r in rows.items()}
+    if grid is None and kind != "int" and all(len(r) == 1 for r in rows.values()):
+        raise InputError(
+            f"{what}: {name!r}: every series has one row, so the time between rows cannot be "
+            f"told; expected a series with two rows or more, or --freq (H, D, 15min, M, ...)"
+        )
     common = grid[1] if grid else _common_step(rows)
     series = [
         _regular(
@@ -304,7 +350,8 @@ def read_long_csv(
         for uid, r in rows.items()
     ]
     offset = utc_offset if kind == "seconds" else None
-    return Panel(series, kind, cov_names, count, offset, month_end, epoch)
+    year_month, quarters = year_month and kind == "months", quarters and kind == "months"
+    return Panel(series, kind, cov_names, count, offset, month_end, epoch, year_month, quarters)
 
 
 def _looks_like_unix_time(rows: dict[str, list]) -> bool:
@@ -426,17 +473,20 @@ def _regular(
     observed = ~np.isnan(y)
     if future:
         last = int(np.flatnonzero(observed)[-1]) if observed.any() else -1
-        gaps = ~observed[: last + 1]
     else:
-        last, gaps = len(y) - 1, ~observed
-    if np.any(gaps) or last < 0:
-        k = int(np.argmax(gaps)) if np.any(gaps) else 0
+        last = len(y) - 1
+    # a missing y between two values is a missing step, filled as a missing row is; before the
+    # first value (or after the last without future rows) nothing can fill it
+    unfilled = [k for k in (0, last) if k >= 0 and not observed[k]]
+    if unfilled or last < 0:
+        k = unfilled[0] if unfilled else 0
         raise InputError(
             f"{what}: {name!r}, line {lines[k]}, column {target_column!r}: missing value "
-            f"(empty or NaN) in series {uid!r}; expected a number"
+            f"(empty or NaN) {'at the start' if k == 0 else 'at the end'} of series {uid!r}; "
+            "expected a number (missing values between two numbers are interpolated)"
         )
-    if not np.all(np.isfinite(y[: last + 1])):
-        k = int(np.argmax(~np.isfinite(y[: last + 1])))
+    if np.any(np.isinf(y[: last + 1])):
+        k = int(np.argmax(np.isinf(y[: last + 1])))
         raise InputError(
             f"{what}: {name!r}, line {lines[k]}, column {target_column!r}: {y[k]} in series "
             f"{uid!r}; expected a finite number"
@@ -444,11 +494,12 @@ def _regular(
     index = (t - t[0]) // step
     full = np.arange(index[-1] + 1)
     n = int(index[last]) + 1
-    values = np.interp(full[:n], index[: last + 1], y[: last + 1])
+    known = observed[: last + 1]
+    values = np.interp(full[:n], index[: last + 1][known], y[: last + 1][known])
     covs = (
         np.stack([np.interp(full, index, c) for c in cov.T], axis=1)
         if cov.shape[1]
         else (np.zeros((len(full), 0)))
     )
-    filled = n - (last + 1)
+    filled = n - int(known.sum())
     return Series(uid, values, int(t[0]), int(step), covs, filled)

@@ -61,12 +61,22 @@ How a series is scored, one value at a time (each score uses only the values bef
    (a jump of at least ``familiar_jump`` times the range so far) whose height and jump lie within
    ``familiar`` times that range of a spike alarmed before is halved
    (`rnnkit.estimators.familiar`): a metric that spikes alike every few hours is alarmed once.
+9. **An outlier's echo** (``echo`` 2.0, None: off). The network's alarm at an ordinary value
+   (within ``echo / 2`` standard deviations of the recent mean) just after an outlier (one of
+   the ``short_window`` values before it at least ``echo`` away) is halved: the network read
+   the outlier and its surprise at the return is the outlier's echo (`rnnkit.estimators.echo`).
+10. **Resolution** (``resolution`` 0.15, None: off). A recent level's alarm at a value within
+   ``resolution`` times the range so far of its window's mean is halved: a change small beside
+   what the stream has shown (a tweet burst beside the largest ones) is not news, as in the
+   detectors that resolve values to a share of the range (README, "Anomaly detection"). The
+   network's alarm is halved the same way within ``network_resolution`` (0.03) of the range.
 
 Memory per stream is constant: the network's state (hidden floats), the likelihood's two
 windows (``8 (8 + short_window + long_window)`` bytes), for a periodic series a second
 likelihood and the last period of values, for the recent level a third likelihood and the last
 ``probation`` values (on the log scale, ``level_log``, a fourth and as many values again), with
-``surprise="members"`` each member's mean and variance, with online learning its own network
+``surprise="members"`` each member's mean and variance, with ``echo`` the last ``probation``
+values on the network's scale, with online learning its own network
 (weights, gradients, AdamW's moments) and its last ``probation`` values, with ``familiar`` the
 last ``probation`` values and eight spikes' signatures, and, during the
 probationary period only, up to ``probation`` buffered values.
@@ -90,8 +100,8 @@ from ..losses import gaussian_nll
 from ..models.predictive import LOGVAR_MAX, LOGVAR_MIN, NextValueModel
 from ..optim import AdamW, clip_grad_norm
 from ..stream import StreamPool
+from . import echo, likelihood, online
 from . import level as recent_level
-from . import likelihood, online
 from .base import Estimator
 from .familiar import Familiar
 from .season import Alarm, find_period
@@ -179,6 +189,9 @@ class AnomalyDetector(Estimator):
         "network_weight": 1.0,
         "familiar": None,
         "familiar_jump": 0.5,
+        "echo": None,
+        "resolution": None,
+        "network_resolution": None,
     }
     model_: NextValueModel
 
@@ -210,6 +223,9 @@ class AnomalyDetector(Estimator):
         rest: int | None = None,
         familiar: float | None = 0.1,
         familiar_jump: float = 0.5,
+        echo: float | None = 2.0,
+        resolution: float | None = 0.15,
+        network_resolution: float | None = 0.03,
         seed: int = 0,
     ) -> None:
         self.cell = cell
@@ -238,6 +254,9 @@ class AnomalyDetector(Estimator):
         self.rest = rest
         self.familiar = familiar
         self.familiar_jump = familiar_jump
+        self.echo = echo
+        self.resolution = resolution
+        self.network_resolution = network_resolution
         self.seed = seed
 
     def _check_params(self) -> None:
@@ -326,6 +345,22 @@ class AnomalyDetector(Estimator):
                 f"AnomalyDetector: familiar_jump must be a positive share of the range, got "
                 f"{self.familiar_jump!r}"
             )
+        if self.echo is not None and not (
+            isinstance(self.echo, (int, float, np.floating)) and self.echo > 0
+        ):
+            raise InputError(
+                f"AnomalyDetector: echo must be a positive number of standard deviations or "
+                f"None, got {self.echo!r}"
+            )
+        for name in ("resolution", "network_resolution"):
+            share = getattr(self, name)
+            if share is not None and not (
+                isinstance(share, (int, float, np.floating)) and share > 0
+            ):
+                raise InputError(
+                    f"AnomalyDetector: {name} must be a positive share of the range or None, "
+                    f"got {share!r}"
+                )
         if not self.lr > 0:
             raise InputError(f"AnomalyDetector: lr must be positive, got {self.lr!r}")
         for name in ("learn_every", "learn_steps"):
@@ -424,6 +459,12 @@ class AnomalyDetector(Estimator):
             mu, var = NextValueModel.gaussian(z[:, None], out)  # predictions for z[t + 1]
             likelihood.run(state, z[1:] - mu[:-1], var[:-1], *self._windows(), lik)
         parts = {"network": lik[P - 1 :] * float(self.network_weight)}  # lik[t - 1] scores z[t]
+        heard = self._echo()
+        if heard is not None:  # the network's alarms at an outlier's echo, halved
+            echoes = np.empty(z.size, dtype=np.bool_)
+            echo.run(echo.new_state(P), z, heard[0], int(self.short_window), echoes)
+            net = parts["network"]
+            net[echoes[P:] & (net >= heard[1])] *= DAMP
         period, svar, use_net = self._season_of(z[:P])
         if period:  # the seasonal difference's likelihood; seasonal[k] scores z[k + period]
             state = likelihood.new_state(self.short_window, self.long_window)
@@ -438,16 +479,30 @@ class AnomalyDetector(Estimator):
             levels["level"] = self._level_space(s, P) if logged else z
         if self.level and self.level_log and logged:  # and on the log scale too
             levels["level_log"] = z
+        means = np.full(z.size, np.nan)  # the raw level's window mean before each value
         for name, values in levels.items():
             level_scores = np.empty(z.size)
-            recent_level.run(
+            recent_level.run_means(
                 recent_level.new_state(P),
                 likelihood.new_state(self.short_window, self.long_window),
                 values,
                 *self._windows(),
                 level_scores,
+                means if name == "level" else np.empty(z.size),
             )
             parts[name] = level_scores[P:]
+        if "level" in levels and self.alarm is not None:  # alarms at a change too small halved
+            for share, names in (
+                (self.resolution, list(levels)),
+                (self.network_resolution, ["network"]),
+            ):
+                if share is None:
+                    continue
+                tiny = np.abs(levels["level"] - means) < self._small_limits(s, P, float(share))
+                for name in names:
+                    if name in parts:
+                        part = parts[name]
+                        part[tiny[P:] & (part >= float(self.alarm))] *= DAMP
         if self.range_check is not None:
             lo = np.minimum.accumulate(s)[P - 1 : -1]  # the range of the values before t
             hi = np.maximum.accumulate(s)[P - 1 : -1]
@@ -455,6 +510,19 @@ class AnomalyDetector(Estimator):
             out_of_range = ((s[P:] > hi + tol) | (s[P:] < lo - tol)) & (hi > lo)
             parts["range"] = out_of_range.astype(np.float64)
         return parts
+
+    @staticmethod
+    def _small_limits(s: np.ndarray, P: int, share: float) -> np.ndarray:
+        """Per row, how near the recent level's window mean a value is a change too small to
+        be news: ``share`` times the range of the values before it, in the units of the
+        recent level on the values as they came; -1 (nothing that near) in the learning
+        period."""
+        limits = np.full(s.size, -1.0)
+        if s.size > P:
+            _, sd = scale_of(s[:P])
+            span = np.maximum.accumulate(s)[P - 1 : -1] - np.minimum.accumulate(s)[P - 1 : -1]
+            limits[P:] = share * span / sd
+        return limits
 
     def _network_out(self, z: np.ndarray, P: int) -> np.ndarray:
         """The network's outputs for the whole normalised series, learning online from row
@@ -516,6 +584,13 @@ class AnomalyDetector(Estimator):
             known = Familiar(float(self.familiar), float(self.familiar_jump), head)
         return Alarm(level, rest, DAMP, known)
 
+    def _echo(self) -> tuple[float, float] | None:
+        """``(echo, alarm)`` when the network's alarms at an outlier's echo are halved
+        (`rnnkit.estimators.echo`): only when there are alarms; else None."""
+        if self.echo is None or self.alarm is None:
+            return None
+        return float(self.echo), float(self.alarm)
+
     def _windows(self) -> tuple[int, int, int]:
         return int(self.short_window), int(self.long_window), int(self.warmup)
 
@@ -547,7 +622,8 @@ class AnomalyDetector(Estimator):
         state = layers * self.hidden_size * self.members
         remembers = self.familiar is not None and self.alarm is not None  # as `_alarm`
         known = Familiar.nbytes(int(self.probation)) if remembers else 0
-        return 8 * (state + lik + 6 + members + seasonal + level) + learning + known
+        echoes = echo.nbytes(int(self.probation)) if self._echo() is not None else 0
+        return 8 * (state + lik + 6 + members + seasonal + level) + learning + known + echoes
 
 
 def _detect_partition(model: AnomalyDetector, series: list[np.ndarray]) -> list[np.ndarray]:
@@ -633,6 +709,11 @@ class DetectorPool:
         self._pool: StreamPool | None = None
         self._streams: dict[Hashable, _StreamState] = {}
         self._windows = detector._windows()
+        self._echo = detector._echo()
+        # the alarm level (inf: no alarms), at which a small change's score is halved
+        self._alarm_level = math.inf if detector.alarm is None else float(detector.alarm)
+        res, net = detector.resolution, detector.network_resolution  # None: off
+        self._shares = (None if res is None else float(res), None if net is None else float(net))
         if hasattr(detector, "model_"):
             self._pool = StreamPool(detector.model_)
 
@@ -705,6 +786,8 @@ class DetectorPool:
                 st.loglik = likelihood.new_state(
                     self.detector.short_window, self.detector.long_window
                 )
+        if self.detector._echo() is not None:  # the window that tells an outlier's echo
+            st.echo = echo.new_state(self.detector.probation)
         if self.detector.learn_every:  # its own network, which keeps learning
             st.learner = online.Learner(self.detector.model_, float(self.detector.learn_lr))
             st.own = StreamPool(st.learner.model)  # the step plan follows the weights' updates
@@ -741,6 +824,14 @@ class DetectorPool:
             elif st.var > 0:  # a prediction for this value
                 score = likelihood.step(st.lik, z - st.mu, st.var, short, long, warmup)
             score *= float(self.detector.network_weight)
+            if st.echo is not None and self._echo is not None:  # the outlier's echo, halved
+                heard = echo.step(st.echo, z, self._echo[0], short)
+                if heard and score >= self._echo[1]:
+                    score *= DAMP
+            zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
+            tiny, tiny_net = self._small_change(st, zl)  # resolution, network_resolution
+            if tiny_net and score >= self._alarm_level:
+                score *= DAMP
             if st.season is not None:  # the value one period earlier, as a second prediction
                 period = st.season.size
                 k = st.seen % period
@@ -750,11 +841,14 @@ class DetectorPool:
                     score = max(score, seasonal) if st.use_net else seasonal
                 st.season[k] = z
             if st.level is not None:  # the recent level, a third prediction
-                zl = min(max((value - st.lmean) / st.lsd, -CLIP), CLIP) if st.log else z
                 lev = recent_level.step(st.level, st.llik, zl, short, long, warmup)
+                if tiny and lev >= self._alarm_level:
+                    lev *= DAMP
                 score = max(score, lev)
             if st.loglevel is not None:  # and on the log scale
                 lev = recent_level.step(st.loglevel, st.loglik, z, short, long, warmup)
+                if tiny and lev >= self._alarm_level:
+                    lev *= DAMP
                 score = max(score, lev)
             st.seen += 1
             beyond = st.lo <= st.hi and self._out_of_range(st, value)
@@ -775,6 +869,19 @@ class DetectorPool:
                 self._learn(st, z)
             scores[sid] = float(score)
         return scores
+
+    def _small_change(self, st: _StreamState, zl: float) -> tuple[bool, bool]:
+        """Whether the value ``zl`` (the recent level's units) lies within ``resolution``, and
+        within ``network_resolution``, times the range so far of the recent level's window
+        mean (before the value joins it); False for an option that is off, without alarms or
+        without a recent level."""
+        if st.level is None or math.isinf(self._alarm_level) or not st.lo < st.hi:
+            return False, False
+        span = st.hi - st.lo
+        levels, network = self._shares
+        tiny = levels is not None and recent_level.small(st.level, zl, levels * span / st.lsd)
+        tiny_net = network is not None and recent_level.small(st.level, zl, network * span / st.lsd)
+        return tiny, tiny_net
 
     def _learn(self, st: _StreamState, z: float) -> None:
         """Keep the stream's last values; every ``learn_every`` values after its probationary
@@ -824,6 +931,7 @@ class _StreamState:
         "learner",
         "own",
         "recent",
+        "echo",
     )
 
     def __init__(self, detector: AnomalyDetector) -> None:
@@ -849,3 +957,4 @@ class _StreamState:
         self.learner: online.Learner | None = None  # its own network (learn_every), if any
         self.own: StreamPool | None = None  # the pool of that network, this stream alone
         self.recent: np.ndarray | None = None  # its last `probation` values (a ring)
+        self.echo: np.ndarray | None = None  # the window that tells an outlier's echo (echo)

@@ -16,6 +16,7 @@ best weights kept, the divergence guard.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio.augment import check_masks, masker, picked
-from ..audio.tta import check_tta
+from ..audio.tta import check_pick, check_tta
 from ..data.batches import pad
 from ..data.labelled import stratified_split
 from ..data.text import Vocabulary
@@ -46,7 +47,7 @@ from .inputs import KINDS, checked_epochs, feature_size, input_kind, labels_of
 from .resume import fingerprint
 
 RECURRENT = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-POOLING = ("mean", "max", "last", "attention")
+POOLING = ("mean", "max", "last", "attention", "meanmax")
 DEFAULT_EPOCHS = 10  # the budget when none is given
 
 
@@ -90,7 +91,9 @@ class SequenceClassifier(Estimator):
     task (`rnnkit.audio.tta`): a recording is featurised under ``tta_warps`` warp factors
     evenly spaced in ``[1 - tta_vtlp, 1 + tta_vtlp]`` and the probabilities averaged. The
     estimator itself reads feature frames and ignores them (0 and 1: one plain view);
-    ``tta_warps`` is odd, so the plain features are one of the views.
+    ``tta_warps`` is odd, so the plain features are one of the views. ``tta_pick``: how the
+    views' probabilities become one, ``"mean"`` or ``"confident"`` (per recording the view
+    of the lowest entropy; `rnnkit.audio.tta.pick_views`).
     """
 
     _estimator_type = "classifier"
@@ -100,6 +103,7 @@ class SequenceClassifier(Estimator):
         "tta_vtlp": 0.0,
         "tta_warps": 1,
         "mixup": 0.0,
+        "tta_pick": "mean",
     }
     model_: Sequential | Ensemble
 
@@ -137,6 +141,7 @@ class SequenceClassifier(Estimator):
         tta_vtlp: float = 0.0,
         tta_warps: int = 1,
         mixup: float = 0.0,
+        tta_pick: str = "mean",
         verbose: bool = False,
     ) -> None:
         self.tokens = tokens
@@ -171,6 +176,7 @@ class SequenceClassifier(Estimator):
         self.tta_vtlp = tta_vtlp
         self.tta_warps = tta_warps
         self.mixup = mixup
+        self.tta_pick = tta_pick
         self.verbose = verbose
 
     # -- fit -----------------------------------------------------------------------------------
@@ -367,6 +373,7 @@ class SequenceClassifier(Estimator):
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise InputError(f"SequenceClassifier: members must be an integer >= 1, got {m!r}")
         check_tta(self.tta_vtlp, self.tta_warps, "SequenceClassifier")
+        check_pick(self.tta_pick, "SequenceClassifier")
         if not 0 <= self.validation_fraction < 1:
             raise InputError(
                 "SequenceClassifier: validation_fraction must be in [0, 1), "
@@ -399,7 +406,8 @@ class SequenceClassifier(Estimator):
             modules.append(Pool(self.pooling, bidirectional=last))
         if self.dropout > 0:
             modules.append(Dropout(self.dropout, seed=seeds[3]))
-        modules.append(Linear(width, len(self.classes_), seed=seeds[4]))
+        pooled = 2 * width if self.pooling == "meanmax" else width  # mean and max side by side
+        modules.append(Linear(pooled, len(self.classes_), seed=seeds[4]))
         return Sequential(*modules)
 
     def _weights(self, targets: np.ndarray) -> np.ndarray | None:
@@ -503,7 +511,7 @@ class SequenceClassifier(Estimator):
         return learned
 
     def _restore(self, learned: dict[str, Any], model: Module) -> None:
-        self.classes_ = np.asarray(learned["classes"])
+        self.classes_ = np.asarray(_composed(list(learned["classes"])))
         self.input_ = str(learned["input"])
         self.n_inputs_ = int(learned["n_inputs"])
         if self.input_ == "text":
@@ -516,6 +524,17 @@ class SequenceClassifier(Estimator):
             raise TypeError(f"expected a Sequential network, got {type(model).__name__}")
         model.eval()
         self.model_ = model
+
+
+def _composed(classes: list[Any]) -> list[Any]:
+    """Text labels in Unicode's composed form (NFC), as `rnnkit.data.labelled` reads them: a
+    model saved before that reader composed them, on labels from macOS folder names
+    (decomposed), then knows ``zwölf`` typed anywhere. Kept as saved if they are not all
+    text, or if two would become one."""
+    if not all(isinstance(c, str) for c in classes):
+        return classes
+    composed = [unicodedata.normalize("NFC", c) for c in classes]
+    return composed if len(set(composed)) == len(composed) else classes
 
 
 def _attention(net: Module, seqs: list[np.ndarray]) -> list[np.ndarray]:

@@ -381,12 +381,14 @@ class Forecaster(Estimator):
             if s.covariates.shape[1] != self.n_covariates_:
                 raise InputError(
                     f"Forecaster.predict: series {s.uid!r} has {s.covariates.shape[1]} "
-                    f"covariates, the model was fitted with {self.n_covariates_}"
+                    f"covariates, the model was fitted with {self.n_covariates_} (expected the "
+                    "covariate columns of the training file)"
                 )
             if self.n_covariates_ and len(s.covariates) < len(s.values) + self.horizon:
                 raise InputError(
                     f"Forecaster.predict: series {s.uid!r} has covariates for "
-                    f"{len(s.covariates) - len(s.values)} future steps; expected {self.horizon}"
+                    f"{len(s.covariates) - len(s.values)} future steps; expected {self.horizon} "
+                    "(in a CSV: rows after its last y, y left empty, holding the covariates)"
                 )
         lv = tuple(float(p) for p in levels)
         if any(not 0 < p < 1 for p in lv):

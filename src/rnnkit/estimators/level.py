@@ -13,6 +13,11 @@ remembers the old level:
 like the network's error, which judges them against the stream's own history of such errors:
 a stream that wanders between levels all the time is not alarmed by one more wander.
 
+`small` tells whether a value lies within a given distance of the window's mean, before it
+joins the window: ``AnomalyDetector(resolution=)`` halves the recent levels' alarms at a
+change that small beside the range of the values so far (`run_means` is `run` that also
+keeps the window's mean before each value, for the same test on a whole series).
+
 The state of one stream is one float64 array (`new_state`): counters, the window's sums and the
 window as a ring buffer, ``8 (5 + W)`` bytes. The sums are updated per step and summed again from
 the buffer every ``W`` steps, so they do not drift. `step` (one value) and `run` (an array) are
@@ -63,4 +68,32 @@ def run(
 ) -> None:
     """`step` over each value of ``z``, scores into ``out``."""
     for t in range(z.shape[0]):
+        out[t] = step(state, lik, z[t], short, long, warmup)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def small(state: np.ndarray, z: float, limit: float) -> bool:
+    """Whether ``z`` lies within ``limit`` of the window's mean (before ``z`` joins it): a
+    change too small to be news (``AnomalyDetector(resolution=)``). False while the window
+    holds fewer than 2 values."""
+    n = int(state[0])
+    return n >= 2 and abs(z - state[2] / n) < limit
+
+
+@numba.njit(cache=True, error_model="numpy")
+def run_means(
+    state: np.ndarray,
+    lik: np.ndarray,
+    z: np.ndarray,
+    short: int,
+    long: int,
+    warmup: int,
+    out: np.ndarray,
+    means: np.ndarray,
+) -> None:
+    """`run`, and the window's mean before each value into ``means`` (NaN while it holds fewer
+    than 2 values): ``abs(z - means) < limit`` is `small` for each value."""
+    for t in range(z.shape[0]):
+        n = int(state[0])
+        means[t] = state[2] / n if n >= 2 else np.nan
         out[t] = step(state, lik, z[t], short, long, warmup)

@@ -216,6 +216,8 @@ class Transcriber(Estimator):
             )
         self._check_members()
         X, y = _check(X, y, "Transcriber.fit")
+        names = [f"Transcriber.fit: X[{i}]" for i in range(len(X))]
+        check_lengths(X, y, self.stack, self.units, names)
         if X_valid is None:
             rng = np.random.default_rng(self.seed)
             order = rng.permutation(len(X))
@@ -229,6 +231,8 @@ class Transcriber(Estimator):
                 X_epoch_of = _picked_of(X_epoch_of, kept)
         else:
             X_valid, y_valid = _check(X_valid, y_valid, "Transcriber.fit (validation)")
+            names = [f"Transcriber.fit: X_valid[{i}]" for i in range(len(X_valid))]
+            check_lengths(X_valid, y_valid, self.stack, self.units, names)
         if self.members > 1:
             return self._fit_members(X, y, X_valid, y_valid, out, metadata, X_epoch, X_epoch_of)
         self.words_ = sorted({w for text in y for w in text.split()})
@@ -562,6 +566,24 @@ class Transcriber(Estimator):
         self.model_ = model
 
 
+def check_lengths(
+    X: Sequence[np.ndarray], y: Sequence[str], stack: int, units: str, where: Sequence[str]
+) -> None:
+    """Every utterance has at least as many steps (``stack`` frames each) as its transcript
+    has symbols, as CTC needs; else one line naming ``where[i]`` (a file and line, or
+    ``X[i]``): a recording too short for its transcript."""
+    for i, (x, text) in enumerate(zip(X, y, strict=True)):
+        steps = -(-len(x) // stack)
+        symbols = len(str(text)) if units == "char" else len(str(text).split())
+        if symbols > steps:
+            unit = "characters" if units == "char" else "words"
+            raise InputError(
+                f"{where[i]}: {len(x)} feature frame(s), {steps} step(s) of {stack}, for a "
+                f"transcript of {symbols} {unit} ({str(text)[:30]!r}); CTC needs a step per "
+                "symbol (a recording cut short, or the wrong transcript?)"
+            )
+
+
 def _check(X: Any, y: Any, where: str) -> tuple[list[np.ndarray], list[str]]:
     if y is None or len(X) != len(y):
         raise InputError(f"{where}: expected as many transcripts as utterances")
@@ -678,12 +700,16 @@ class CTCObjective:
         batch whatever the utterances' lengths, unlike the loss per character), and its
         gradient with respect to the logits."""
         lp = log_softmax(np.asarray(logits, dtype=np.float64))
+        feasible = np.array([len(t) for t in targets]) <= np.asarray(lengths)
+        # a copy made faster by speed perturbation may be too short for its transcript: it
+        # is left out of this batch (the recordings as read are checked by `check_lengths`)
+        targets = [t if ok else t[:0] for t, ok in zip(targets, feasible, strict=True)]
         tl = np.array([len(t) for t in targets])
         padded = np.zeros((len(targets), max(1, int(tl.max()))), dtype=np.int64)
         for b, t in enumerate(targets):
             padded[b, : len(t)] = t
         nll, grad = ctc_loss(lp, padded, lengths, tl, reduction="none", zero_infinity=True)
-        weight = 1.0 / (len(targets) * np.asarray(lengths, dtype=np.float64))  # (B,)
+        weight = feasible / (len(targets) * np.asarray(lengths, dtype=np.float64))  # (B,)
         return float(np.sum(np.asarray(nll) * weight)), grad * weight[None, :, None]
 
     def train_step(self, step: int) -> tuple[float, int]:

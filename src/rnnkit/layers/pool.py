@@ -5,6 +5,7 @@ With ``m_tb = 1`` for the valid steps ``t < lengths[b]`` (every step without len
     last:  y_b = x_{L_b - 1, b}                        dx_{L_b - 1, b} = dy_b, 0 elsewhere
     mean:  y_b = sum_t m_tb x_tb / L_b                 dx_tb = m_tb dy_b / L_b
     max:   y_bf = max_{t: m_tb} x_tbf = x_{a_bf, b, f}  dx_{a_bf, b, f} = dy_bf (to the argmax)
+    meanmax: y_b = [mean_b, max_b]  (2F features)      dx = dx_mean(dy_b[:F]) + dx_max(dy_b[F:])
 
 ``L_b = lengths[b]``. For a bidirectional recurrent layer the output at ``L_b - 1`` holds the
 forward direction's last state but the reverse direction's *first* (it has seen one input).
@@ -23,7 +24,7 @@ from ..errors import InputError, ShapeError
 from .checks import check_finite, check_lengths, flag, like_input, show, time_mask
 from .module import Module
 
-MODES = ("last", "mean", "max")
+MODES = ("last", "mean", "max", "meanmax")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class PoolConfig:
 
 
 class Pool(Module):
-    """Pooling over time: ``y = pool(x, lengths=None)``, ``(T, B, F)`` -> ``(B, F)``."""
+    """Pooling over time: ``y = pool(x, lengths=None)``, ``(T, B, F)`` -> ``(B, F)``
+    (``"meanmax"``: ``(B, 2F)``, the mean's features then the maximum's)."""
 
     config_class = PoolConfig
     accepts_lengths = True  # `Sequential` passes ``lengths`` on to it
@@ -66,9 +68,10 @@ class Pool(Module):
         return x, lens
 
     def _index(self, x: np.ndarray, lens: np.ndarray | None) -> np.ndarray:
-        """Time index ``(B, F)`` that "last" and "max" read each output from."""
+        """Time index ``(B, F)`` that "last" and "max" (and meanmax's max) read each output
+        from."""
         T, B, F = x.shape
-        if self.mode == "max":
+        if self.mode in ("max", "meanmax"):
             masked = np.where(time_mask(lens, T, B)[:, :, None], x, -np.inf)  # (T, B, F)
             return masked.argmax(axis=0)  # (B, F): the first maximum over valid steps
         last = np.full(B, T - 1) if lens is None else lens - 1  # (B,)
@@ -79,13 +82,16 @@ class Pool(Module):
 
     def _pool(self, x, lens):
         T, B, F = x.shape
+        m = time_mask(lens, T, B).astype(x.dtype)[:, :, None]  # (T, B, 1)
+        count = m.sum(axis=0)  # (B, 1): L_b
+        mean = (x * m).sum(axis=0) / count if self.mode in ("mean", "meanmax") else None
         if self.mode == "mean":
-            m = time_mask(lens, T, B).astype(x.dtype)[:, :, None]  # (T, B, 1)
-            count = m.sum(axis=0)  # (B, 1): L_b
-            return (x * m).sum(axis=0) / count, (m, count)
+            return mean, (m, count, None)
         index = self._index(x, lens)  # (B, F)
         y = np.take_along_axis(x, index[None], axis=0)[0]  # (B, F)
-        return y, index
+        if self.mode == "meanmax":
+            return np.concatenate([mean, y], axis=1), (m, count, index)  # (B, 2F)
+        return y, (m, count, index)
 
     def __call__(self, x, lengths=None) -> np.ndarray:
         x, lens = self._prepare(x, lengths)
@@ -100,11 +106,15 @@ class Pool(Module):
             dy = like_input("Pool", "dy", dy).astype(x.dtype, copy=False)
             if dy.shape != y.shape:
                 raise ShapeError(f"Pool: expected dy of shape {y.shape}, got {tuple(dy.shape)}")
-            if self.mode == "mean":
-                m, count = cache
-                return m * (dy / count)[None]  # (T, B, F): each valid step gets dy / L_b
-            dx = np.zeros_like(x)  # the gradient goes only where the output was read
-            np.put_along_axis(dx, cache[None], dy[None], axis=0)
+            m, count, index = cache
+            F = x.shape[2]
+            dy_mean = dy if self.mode == "mean" else dy[:, :F] if self.mode == "meanmax" else None
+            dy_max = dy[:, F:] if self.mode == "meanmax" else None if self.mode == "mean" else dy
+            dx = np.zeros_like(x)
+            if dy_max is not None:  # the maximum's gradient goes only where it was read
+                np.put_along_axis(dx, index[None], dy_max[None], axis=0)
+            if dy_mean is not None:  # each valid step gets dy / L_b
+                dx += m * (dy_mean / count)[None]  # (T, B, F)
             return dx
 
         return y, backward

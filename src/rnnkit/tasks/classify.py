@@ -10,6 +10,8 @@ label of ``.wav`` files, or a manifest with a ``path`` column) goes through the 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,10 @@ import numpy as np
 from ..audio.augment import WarpedEpochs
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
-from ..audio.tta import tta_factors, warped_proba
+from ..audio.tta import TTA_PICKS, tta_factors, warped_proba
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
+from ..data.dialect import column_index, csv_rows, delimiter_of
 from ..data.labelled import (
     Labelled,
     check_classes,
@@ -118,8 +121,9 @@ class ClassifyConfig:
     bidirectional: bool = option(True, help="read each text both ways")
     pooling: str | None = option(
         None,
-        help="how the steps become one vector",
-        choices=("mean", "max", "last", "attention"),
+        help="how the steps become one vector (meanmax: the mean and the maximum side by side, "
+        "twice the width)",
+        choices=("mean", "max", "last", "attention", "meanmax"),
         default_help=f"{TEXT_MODEL['pooling']} for text, {AUDIO_MODEL['pooling']} for audio",
     )
     dropout: float = option(0.5, help="dropout before the output layer", type=probability)
@@ -205,6 +209,14 @@ class ClassifyConfig:
         type=odd_positive_int,
         default_help=f"{AUDIO_TTA['tta_warps']} for audio",
     )
+    tta_pick: str | None = option(
+        None,
+        help="audio, prediction, with test-time VTLP: how the warped views' probabilities "
+        "become one, their mean or, per recording, the view of the lowest entropy (the most "
+        "confident); saved in the model for evaluate and predict",
+        choices=TTA_PICKS,
+        default_help="mean",
+    )
     batch: int = option(32, help="examples per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
     epochs: float | None = option(
@@ -248,15 +260,20 @@ def augmentation(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
 
 
 def test_time(cfg: ClassifyConfig, audio: bool) -> dict[str, Any]:
-    """The run's --tta-vtlp and --tta-warps: as given, else `AUDIO_TTA` for audio; text
-    has none (giving a warp is an error)."""
+    """The run's --tta-vtlp, --tta-warps and --tta-pick: as given, else `AUDIO_TTA` (and the
+    mean) for audio; text has none (giving a warp or a pick is an error)."""
     given = {k: getattr(cfg, k) for k in AUDIO_TTA if getattr(cfg, k) is not None}
+    pick = cfg.tta_pick or "mean"
     if not audio:
         if given.get("tta_vtlp") or given.get("tta_warps", 1) != 1:
             name = "tta-vtlp" if given.get("tta_vtlp") else "tta-warps"
             raise InputError(f"--{name}: warps audio at prediction; --train holds text (drop it)")
-        return {"tta_vtlp": 0.0, "tta_warps": 1}
-    return AUDIO_TTA | given
+        if pick != "mean":
+            raise InputError(
+                "--tta-pick: picks among warped audio views; --train holds text (drop it)"
+            )
+        return {"tta_vtlp": 0.0, "tta_warps": 1, "tta_pick": "mean"}
+    return AUDIO_TTA | given | {"tta_pick": pick}
 
 
 def audio_front(cfg: ClassifyConfig, audio: bool) -> FrontEnd | None:
@@ -467,13 +484,14 @@ def audio_proba(
     clf: SequenceClassifier, front: FrontEnd, files: list[str], what: str
 ) -> np.ndarray:
     """Class probabilities ``(N, C)`` of WAV files: with the model's test-time VTLP
-    (``tta_vtlp``, ``tta_warps``; `rnnkit.audio.tta`) averaged over the warped views, else
-    of the plain features (a model saved before test-time VTLP existed: plain)."""
+    (``tta_vtlp``, ``tta_warps``; `rnnkit.audio.tta`) made one over the warped views as
+    ``tta_pick`` says (their mean, or the most confident view's), else of the plain features
+    (a model saved before test-time VTLP existed: plain)."""
     factors = tta_factors(clf.tta_vtlp, clf.tta_warps)
     if len(factors) == 1:
         return clf.predict_proba(featurise(files, front, what))
     recordings = [read_wav(p, front.rate, what) for p in files]
-    return warped_proba(clf.predict_proba, recordings, front, factors.tolist())
+    return warped_proba(clf.predict_proba, recordings, front, factors.tolist(), clf.tta_pick)
 
 
 def predicted_audio(
@@ -485,7 +503,8 @@ def predicted_audio(
 
 
 def predict_audio(clf: SequenceClassifier, front: FrontEnd, files: list[str]) -> np.ndarray:
-    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`)."""
+    """Class probabilities ``(N, C)`` of WAV files (`audio_proba`); a folder's files are given
+    by `rnnkit.audio.files.wav_paths`."""
     if not files:
         raise InputError("predict: an audio classifier needs .wav files to label; got none")
     return audio_proba(clf, front, files, "predict")
@@ -551,7 +570,8 @@ def explain(clf: SequenceClassifier, lines: list[str], path: Path) -> Path:
 
 
 def read_lines(files: list[str], stdin: Any) -> list[str]:
-    """Every line of the files, or of stdin: UTF-8 (a byte-order mark dropped, so it does not
+    """Every line of the files (of a ``.csv``/``.tsv`` file, its ``text`` column), or of stdin:
+    UTF-8 (a byte-order mark dropped, so it does not
     become part of the first text) or UTF-16 with its mark, as `rnnkit.data.text.decode_utf8`
     reads them; a one-line error naming the file and line otherwise."""
     if not files:
@@ -564,5 +584,27 @@ def read_lines(files: list[str], stdin: Any) -> list[str]:
         path = Path(name)
         if not path.is_file():
             raise InputError(f"predict: no such file {name!r}")
-        out += lines_of(decode_utf8(path, "predict"))
+        if path.suffix.lower() in (".csv", ".tsv"):
+            out += _text_column(path)
+        else:
+            out += lines_of(decode_utf8(path, "predict"))
     return out
+
+
+def _text_column(path: Path, column: str = "text") -> list[str]:
+    """The ``text`` column of a CSV/TSV with a header (as ``train classify`` reads it: labels
+    and other columns may be there and are not read), or one line naming the file."""
+    text = decode_utf8(path, "predict")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else delimiter_of(text.split("\n", 1)[0])
+    rows = csv_rows(io.StringIO(text, newline=""), delimiter)
+    try:
+        header = [h.strip() for h in next(rows, [])]
+        k = column_index(header, column)
+        if k is None:
+            raise InputError(
+                f"predict: {str(path)!r} has no column {column!r} (found {header[:8]}); "
+                "expected a CSV/TSV with a text column, or a .txt file of one example per line"
+            )
+        return [row[k] for row in rows if len(row) > k and row != header and any(row)]
+    except csv.Error as exc:
+        raise InputError(f"predict: {str(path)!r} is malformed CSV ({exc})") from None

@@ -12,7 +12,8 @@
   the current line.
 
 The probationary period is ``--probation`` rows per series; by default NAB's rule for a CSV
-(15 % of the rows of its shortest series, at most 750) and 750 for a stream. Its rows score 0.
+(15 % of the rows of its shortest series, at most 750, counting only series of at least 16
+rows: a shorter one scores 0 whatever the period) and 750 for a stream. Its rows score 0.
 Bad input (a missing column, a value that is not a finite number, a timestamp out of order or
 repeated) stops with one line naming the file or line, the row and the column.
 """
@@ -37,6 +38,7 @@ from ..signals import Stopped, StopSignal
 from .detect_options import add_detector_arguments, detector_params
 
 STREAM_PROBATION = 750
+MIN_PROBATION = 16  # rows: the shortest probationary period (--probation is refused below)
 
 
 def _fmt(score: float) -> str:
@@ -73,8 +75,9 @@ def detect_csv(
         check_output(plot, "png", inputs=(csv_path, out), force=force, what="--plot")
     series, order = read_series(csv_path, time_column, value_column, id_column, time_order)
     shortest = min(len(s.values) for s in series)
-    if probation is None:
-        probation = max(probation_length(shortest), 16)
+    if probation is None:  # a series too short for any probation (16) scores 0 and is no guide
+        scorable = [len(s.values) for s in series if len(s.values) >= MIN_PROBATION]
+        probation = max(probation_length(min(scorable, default=shortest)), MIN_PROBATION)
     det = AnomalyDetector(probation=probation, **(detector or {}))
     values = [np.asarray(s.values) for s in series]
     short = [s.id for s, v in zip(series, values, strict=True) if v.size < probation]

@@ -158,6 +158,33 @@ _OPTIONS: tuple[tuple[str, str, Kind, Callable[[Any], bool] | None, str, str], .
         "with --familiar, a spike is a jump of at least this share of the range so far",
     ),
     (
+        "--echo",
+        "echo",
+        _off_or(float),
+        lambda v: v > 0,
+        "a positive number of standard deviations, or off",
+        "the network's alarm at a value within half this many standard deviations of the recent "
+        "mean, just after one at least this many away, is halved as the outlier's echo (off: "
+        "never)",
+    ),
+    (
+        "--resolution",
+        "resolution",
+        _off_or(float),
+        lambda v: v > 0,
+        "a positive share of the range, or off",
+        "the recent levels' alarm at a value within this share of the range so far of their "
+        "window's mean is halved (off: never)",
+    ),
+    (
+        "--network-resolution",
+        "network_resolution",
+        _off_or(float),
+        lambda v: v > 0,
+        "a positive share of the range, or off",
+        "the same for the network's alarm (off: never)",
+    ),
+    (
         "--short-window",
         "short_window",
         int,

@@ -177,12 +177,17 @@ def validation_scores(
     )
     return {
         "smape": scores.smape,
-        "mase": scores.mase,
-        "owa": scores.owa if np.isfinite(scores.owa) else None,
+        "mase": _finite(scores.mase),  # None when every series is flat: JSON has no NaN
+        "owa": _finite(scores.owa),
         "coverage_80": scores.coverage,
-        "msis_80": scores.msis,
+        "msis_80": _finite(scores.msis),
         "series_scored": scores.series,
+        "flat_series": scores.flat,  # left out of MASE and MSIS (`rnnkit.forecast_metrics`)
     }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and np.isfinite(value) else None
 
 
 def train_forecast(cfg: ForecastConfig, force: bool = False, log: Any = None) -> dict[str, Any]:
@@ -355,17 +360,14 @@ def backtest(
         scores = validation_scores(model, part, H, season)
         rows.append({"origin": -k * H} | scores)
         if log is not None:
-            cov = scores["coverage_80"]
-            log(
-                f"origin n-{k * H}: sMAPE {scores['smape']:.3f}  MASE {scores['mase']:.3f}  "
-                f"OWA {scores['owa']:.3f}" + ("" if cov is None else f"  coverage_80 {cov:.3f}")
-            )
+            log(f"origin n-{k * H}: " + _scores_text(scores))
     keys = ("smape", "mase", "owa", "coverage_80")
     means = {
         k: float(np.mean([r[k] for r in rows])) if all(r[k] is not None for r in rows) else None
         for k in keys
     }
-    return means | {"origins": rows, "series": len(usable), "season": season}
+    flat = max(r["flat_series"] for r in rows)  # left out of MASE at some origin
+    return means | {"origins": rows, "series": len(usable), "season": season, "flat_series": flat}
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -481,9 +483,18 @@ def _print_scores(what: str, m: dict[str, Any]) -> None:
     if m.get("smape") is None:
         print(f"{what}: no series long enough to score")
         return
-    line = f"{what}: sMAPE {m['smape']:.3f}  MASE {m['mase']:.3f}"
+    print(f"{what}: " + _scores_text(m, "80 % interval coverage"))
+
+
+def _scores_text(m: dict[str, Any], coverage: str = "coverage_80") -> str:
+    """sMAPE, MASE, OWA and coverage as far as they are defined (MASE is not when every series
+    is flat), and how many flat series MASE left out."""
+    line = f"sMAPE {m['smape']:.3f}"
+    line += "  MASE -" if m.get("mase") is None else f"  MASE {m['mase']:.3f}"
     if m.get("owa") is not None:
         line += f"  OWA {m['owa']:.3f}"
     if m.get("coverage_80") is not None:
-        line += f"  80 % interval coverage {m['coverage_80']:.3f}"
-    print(line)
+        line += f"  {coverage} {m['coverage_80']:.3f}"
+    if m.get("flat_series"):
+        line += f"  ({m['flat_series']} flat series left out of MASE)"
+    return line

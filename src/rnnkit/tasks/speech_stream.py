@@ -5,12 +5,14 @@ features, the recurrent layer's state carried in a `Stream`, the greedy CTC deco
 word is printed as soon as its last character and the space after it (or the end of the
 stream) are out, with the time into the stream at which the decoder emitted it. ``--realtime``
 paces the input at the speed of speech, as from a microphone. ``--audio -`` reads raw 16-bit
-little-endian mono PCM at the model's rate from standard input. At the end, the compute time
+little-endian mono PCM at the model's rate from standard input (a WAV header in front, as
+``arecord -t wav`` writes one, is read and checked). At the end, the compute time
 per frame (median, 99th percentile) is reported against the hop.
 """
 
 from __future__ import annotations
 
+import struct
 import sys
 import time
 from typing import IO, Any
@@ -23,9 +25,11 @@ from ..estimators.transcriber_stream import LiveTranscriber
 from .transcribe import load_transcriber
 
 
-def pcm_chunks(stream: IO[bytes], samples: int) -> Any:
-    """Float samples from raw 16-bit little-endian PCM, ``samples`` at a time."""
-    leftover = b""
+def pcm_chunks(stream: IO[bytes], samples: int, rate: int | None = None) -> Any:
+    """Float samples from raw 16-bit little-endian PCM, ``samples`` at a time. A stream that
+    starts with a WAV header (``arecord -t wav``, ``sox ... -t wav -``) has it read and
+    checked against 16-bit mono at ``rate``, then its samples go on as raw PCM."""
+    leftover = _after_wav_header(stream, rate)
     while True:
         data = stream.read(2 * samples)
         if not data:
@@ -34,6 +38,34 @@ def pcm_chunks(stream: IO[bytes], samples: int) -> Any:
         whole = len(data) - len(data) % 2
         leftover = data[whole:]
         yield pcm_to_float(np.frombuffer(data[:whole], dtype="<i2"))
+
+
+def _after_wav_header(stream: IO[bytes], rate: int | None) -> bytes:
+    """The bytes after a WAV header at the start of ``stream`` (checked: PCM, 16-bit, mono,
+    ``rate``), or the first bytes read when there is no header."""
+    head = stream.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return head
+    while True:
+        chunk = stream.read(8)
+        if len(chunk) < 8:
+            raise InputError("--audio: standard input ends inside its WAV header")
+        size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"data":
+            return b""
+        body = stream.read(size + (size & 1))
+        if chunk[:4] == b"fmt " and len(body) >= 16:
+            kind, channels, got_rate = struct.unpack("<HHI", body[:8])
+            bits = struct.unpack("<H", body[14:16])[0]
+            if kind == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: its subformat
+                kind = struct.unpack("<H", body[24:26])[0]
+            if (kind, channels, bits) != (1, 1, 16) or (rate and got_rate != rate):
+                raise InputError(
+                    f"--audio: standard input is a WAV stream of {channels} channel(s), "
+                    f"{bits}-bit {'PCM' if kind == 1 else f'format {kind}'} at {got_rate} Hz; "
+                    f"expected 16-bit PCM mono at {rate} Hz (e.g. sox ... -r {rate} -c 1 "
+                    "-b 16 -t wav -), or raw samples"
+                )
 
 
 def file_chunks(path: str, rate: int, samples: int) -> Any:
@@ -55,7 +87,7 @@ def stream_audio(
     live.warm_up()  # the kernels compiled before the first frame, as a server would
     hop = front.frame_step
     chunks = (
-        pcm_chunks(stdin or sys.stdin.buffer, hop)
+        pcm_chunks(stdin or sys.stdin.buffer, hop, front.rate)
         if audio == "-"
         else file_chunks(audio, front.rate, hop)
     )

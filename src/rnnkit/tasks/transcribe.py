@@ -8,6 +8,7 @@ model under ``"frontend"``), fit a `Transcriber`, report the character and word 
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -17,13 +18,13 @@ import numpy as np
 
 from ..audio.augment import LevelShifted, WarpedEpochs, check_noise_snr
 from ..audio.features import FrontEnd
-from ..audio.files import featurise, front_end_of
+from ..audio.files import featurise, front_end_of, wav_paths
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..ctc_combine import COMBINE
 from ..data.labelled import Labelled, read_labelled
-from ..errors import CheckpointError, InputError
-from ..estimators.transcriber import Transcriber
+from ..errors import CheckpointError, InputError, RnnkitWarning
+from ..estimators.transcriber import Transcriber, check_lengths
 from ..files import check_output
 from ..io.checkpoint import load, load_checkpoint
 from ..training import plot_path
@@ -212,14 +213,16 @@ class TranscribeConfig:
 
 
 def read_manifest(path: str, column: str, what: str) -> Labelled:
-    """The files and transcripts of a manifest (`rnnkit.data.labelled`'s reader)."""
-    data = read_labelled(path, "text", column, what=what)
+    """The files and transcripts of a manifest (`rnnkit.data.labelled`'s reader), each
+    transcript's runs of white space (two spaces, a tab, a line break in a quoted cell) made one
+    space: a model writes one space between words, and CER would count the rest as errors."""
+    data = read_labelled(path, "path", column, what, "--transcript-column", "transcript")
     if not data.audio:
         raise InputError(
             f"{what}: {path!r} is not a manifest of audio files; expected a CSV/TSV with a "
             f"'path' column of .wav files and a {column!r} column"
         )
-    return data
+    return replace(data, labels=[" ".join(text.split()) for text in data.labels])
 
 
 def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, Any]:
@@ -234,6 +237,10 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
     front = FrontEnd(norm="none")  # the model normalises with fixed statistics: streamable
     X = featurise(data.texts, front, "--train")
     X_valid = featurise(valid.texts, front, "--valid") if valid else None
+    check_lengths(X, data.labels, cfg.stack, cfg.units, [f"--train: {w}" for w in data.where])
+    if valid is not None and X_valid is not None:
+        names = [f"--valid: {w}" for w in valid.where]
+        check_lengths(X_valid, valid.labels, cfg.stack, cfg.units, names)
     model = Transcriber(
         cell=cfg.cell,
         hidden_size=cfg.hidden,
@@ -278,6 +285,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         "checkpoint": str(out),
     }
     if test is not None:
+        _warn_unwritable(model, test)
         X_test = inputs_of(model, front, test.texts, "--test")
         scores = model.score(X_test, test.labels, cfg.beam)
         metrics |= {"test_cer": scores["cer"], "test_wer": scores["wer"]}
@@ -341,6 +349,7 @@ def transcribe_files(
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
     """``(file, transcript)`` for each WAV file, and with ``test`` (a manifest) its CER/WER."""
     model, front = load_transcriber(path)
+    files = wav_paths(files, "transcribe")  # a folder: its .wav files
     if not files and not test:
         raise InputError("transcribe: expected .wav files or --test MANIFEST; got neither")
     X = inputs_of(model, front, files, "transcribe")
@@ -348,7 +357,27 @@ def transcribe_files(
     metrics: dict[str, Any] = {}
     if test:
         data = read_manifest(test, column, "--test")
+        _warn_unwritable(model, data)
         X_test = inputs_of(model, front, data.texts, "--test")
         scores = model.score(X_test, data.labels, beam, lexicon)
         metrics = {"cer": scores["cer"], "wer": scores["wer"], "utterances": len(data)}
     return out, metrics
+
+
+def _warn_unwritable(model: Transcriber, data: Labelled, show: int = 5) -> None:
+    """Warn when the reference transcripts hold characters (words) the model cannot write: each
+    counts as an error (a model trained on ``one`` scored on ``ONE`` scores nothing)."""
+    chars = model.units == "char"
+    pieces = [c for t in data.labels for c in (t if chars else t.split())]
+    unseen = sorted(set(pieces) - set(model.alphabet_))
+    if not unseen:
+        return
+    listed = ", ".join(repr(c) for c in unseen[:show])
+    more = f" and {len(unseen) - show} more" if len(unseen) > show else ""
+    writes = f"; it writes {''.join(model.alphabet_)[:40]!r}" if chars else ""
+    warnings.warn(
+        f"--test: {data.source!r} has {'characters' if chars else 'words'} the model cannot "
+        f"write ({listed}{more}), each counted as an error{writes}",
+        RnnkitWarning,
+        stacklevel=3,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,10 @@ from ..config import (
 )
 from ..data.pairs import read_pairs, split_pairs
 from ..data.text import decode_utf8, lines_of
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, RnnkitWarning
 from ..estimators.seq2seq import Seq2Seq
 from ..files import check_output, save_figure
-from ..io.checkpoint import load
+from ..io.checkpoint import load, load_checkpoint
 from ..training import log_to_stderr, plot_path
 
 
@@ -207,6 +208,24 @@ def read_lines(files: list[str]) -> list[str]:
     return lines
 
 
+def source_side(lines: list[str], checkpoint: str) -> list[str]:
+    """``lines`` as they are, or, when every line holding text holds a tab (a file of pairs,
+    ``source<TAB>target``), the column the model reads: the first, the second for a model
+    trained with ``--reverse``; a warning says so."""
+    full = [line for line in lines if line.strip()]
+    if not full or not all("\t" in line for line in full):
+        return lines
+    run = load_checkpoint(checkpoint).metadata.get("run", {})
+    column = 1 if isinstance(run, dict) and run.get("reverse") else 0
+    warnings.warn(
+        f"translate: every line holds a tab, as in a file of sentence pairs; translating "
+        f"column {column + 1} of each (the model's source side)",
+        RnnkitWarning,
+        stacklevel=2,
+    )
+    return [fields[column] if len(fields := line.split("\t")) > column else "" for line in lines]
+
+
 def plot_attention(source: list[str], target: list[str], weights: np.ndarray, path: Path) -> Path:
     """The attention matrix: a row per translated token, a column per source token."""
     import matplotlib
@@ -288,7 +307,7 @@ def run_translate(args: argparse.Namespace) -> dict[str, Any]:
     picture = None
     if args.attention:
         picture = check_output(args.attention, "png", force=args.force, what="--attention")
-    lines = read_lines(args.files)
+    lines = source_side(read_lines(args.files), args.checkpoint)
     kept = [i for i, line in enumerate(lines) if line.strip()]
     translated = model.predict([lines[i] for i in kept], args.beam) if kept else []
     out = [""] * len(lines)

@@ -613,7 +613,9 @@ def transcription(
         combined = ensemble_scores(model, sets)
     if model.bidirectional:  # no streaming: the offline numbers alone
         stream_utterances = 0
-    offline = model.predict(X)
+    # what a stream emits: the greedy transcript of the (members' averaged) posteriors; for one
+    # network `predict`'s, for a voting ensemble not (a stream cannot vote)
+    offline = model.decode(model.log_probs(X))
     n = min(stream_utterances, len(test))
     live = LiveTranscriber(model, front) if n else None
     same = 0

@@ -481,6 +481,12 @@ CASES = [
         "--tta-pick: picks among warped audio views; --train holds text",
     ),
     Case(
+        "classify: --pooling unknown",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--pooling", "meanmaxx"],
+        2,
+        "argument --pooling: invalid choice: 'meanmaxx'",
+    ),
+    Case(
         "classify: --label-smoothing out of range",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--label-smoothing", "1.5"],
         2,

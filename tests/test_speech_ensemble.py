@@ -16,21 +16,9 @@ from rnnkit.estimators.transcriber import Transcriber
 from rnnkit.estimators.transcriber_stream import LiveTranscriber
 from rnnkit.io.checkpoint import load, save
 from rnnkit.models.ensemble import Ensemble
+from test_speech import RATE, _run, two_tone
 
-RATE = 8000
 SMALL = {"hidden_size": 16, "num_layers": 1, "stack": 1, "batch_size": 8, "lr": 1e-2}
-
-
-def two_tone(rng: np.random.Generator, n: int) -> tuple[np.ndarray, str]:
-    """'a' a 400 Hz tone, 'b' a 1600 Hz tone (as tests/test_speech.py's two-tone language)."""
-    text = "".join(rng.choice(["a", "b"], n))
-    parts = [np.zeros(int(RATE * 0.05))]
-    for ch in text:
-        t = np.arange(int(RATE * rng.uniform(0.08, 0.12))) / RATE
-        tone = 0.5 * np.sin(2 * np.pi * (400 if ch == "a" else 1600) * t)
-        parts += [tone, np.zeros(int(RATE * rng.uniform(0.04, 0.08)))]
-    x = np.concatenate(parts)
-    return x + 0.01 * rng.standard_normal(len(x)), text
 
 
 @pytest.fixture(scope="module")
@@ -170,17 +158,6 @@ def test_word_voting_keeps_what_most_members_say():
     assert vote_words(["four five", "four eight five", "four eight five"]) == "four eight five"
     assert vote_words(["", "", "one"]) == ""
     assert vote_words(["seven", "eight", "nine"]) in {"seven", "eight", "nine"}
-
-
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    from rnnkit.cli import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_train_transcribe_ensemble_then_transcribe_and_stream(tmp_path, capsys):

@@ -12,20 +12,7 @@ from rnnkit.audio.tta import warp_grid, warped_views
 from rnnkit.errors import InputError
 from rnnkit.estimators.transcriber import Transcriber
 from rnnkit.estimators.transcriber_stream import LiveTranscriber
-
-RATE = 8000
-
-
-def two_tone(rng: np.random.Generator, n: int) -> tuple[np.ndarray, str]:
-    """'a' a 400 Hz tone, 'b' a 1600 Hz tone, 80-120 ms each, short silences between."""
-    text = "".join(rng.choice(["a", "b"], n))
-    parts = [np.zeros(int(RATE * 0.05))]
-    for ch in text:
-        t = np.arange(int(RATE * rng.uniform(0.08, 0.12))) / RATE
-        tone = 0.5 * np.sin(2 * np.pi * (400 if ch == "a" else 1600) * t)
-        parts += [tone, np.zeros(int(RATE * rng.uniform(0.04, 0.08)))]
-    x = np.concatenate(parts)
-    return x + 0.01 * rng.standard_normal(len(x)), text
+from test_speech import two_tone
 
 
 def test_warp_grid_is_odd_symmetric_and_holds_one():

@@ -42,7 +42,7 @@ from .classify_objective import (
     predict_proba,
     saved_vocabulary,
 )
-from .fitting import run_fit
+from .fitting import join_members, run_fit
 from .inputs import KINDS, checked_epochs, feature_size, input_kind, labels_of
 from .resume import fingerprint
 
@@ -320,13 +320,7 @@ class SequenceClassifier(Estimator):
         self.input_, self.n_inputs_ = first.input_, first.n_inputs_
         if self.input_ == "text":
             self.vocab_ = first.vocab_
-        self.model_ = Ensemble(*(m.model_ for m in fitted))
-        self.model_.eval()
-        self.history_ = first.history_
-        self.n_steps_ = sum(m.n_steps_ for m in fitted)
-        self.stopped_ = "; ".join(dict.fromkeys(m.stopped_ for m in fitted))
-        self.train_minutes_ = sum(m.train_minutes_ for m in fitted)
-        self.throughput_ = float(np.mean([m.throughput_ for m in fitted]))
+        join_members(self, fitted)
         proba = self.predict_proba(valid[0])
         truth = np.searchsorted(self.classes_, valid[1])
         self.best_val_loss_ = float(

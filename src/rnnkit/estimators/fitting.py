@@ -16,11 +16,27 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..io.checkpoint import Checkpoint
+from ..models.ensemble import Ensemble
 from ..training import TrainConfig, Trainer, TrainResult, last_path, log_to_stderr
 from .resume import check_resume
 
 WARMUP_STEPS = 20  # left out of ``throughput_``: compiling, first allocations
+
+
+def join_members(est: Any, fitted: list[Any]) -> None:
+    """``est`` becomes the ensemble of ``fitted`` (its members, fitted one per seed): their
+    networks in one `Ensemble` (in eval mode), the first member's ``history_``, the steps and
+    minutes summed, their reasons for stopping joined, their mean ``throughput_``."""
+    est.model_ = Ensemble(*(m.model_ for m in fitted))
+    est.model_.eval()
+    est.history_ = fitted[0].history_
+    est.n_steps_ = sum(m.n_steps_ for m in fitted)
+    est.stopped_ = "; ".join(dict.fromkeys(m.stopped_ for m in fitted))
+    est.train_minutes_ = sum(m.train_minutes_ for m in fitted)
+    est.throughput_ = float(np.mean([m.throughput_ for m in fitted]))
 
 
 def steady_throughput(marks: list[tuple[int, float]], overall: float) -> float:

@@ -48,7 +48,7 @@ from ..training.distributed import shard
 from ..training.report import plot_losses
 from .base import Estimator
 from .classifier import RECURRENT
-from .fitting import run_fit
+from .fitting import join_members, run_fit
 from .inputs import checked_epochs
 
 BLANK = "_"  # shown for the blank; index 0
@@ -322,13 +322,7 @@ class Transcriber(Estimator):
         first = fitted[0]
         self.words_, self.alphabet_ = first.words_, first.alphabet_
         self.mean_, self.std_, self.n_inputs_ = first.mean_, first.std_, first.n_inputs_
-        self.model_ = Ensemble(*(m.model_ for m in fitted))
-        self.model_.eval()
-        self.history_ = first.history_
-        self.n_steps_ = sum(m.n_steps_ for m in fitted)
-        self.stopped_ = "; ".join(dict.fromkeys(m.stopped_ for m in fitted))
-        self.train_minutes_ = sum(m.train_minutes_ for m in fitted)
-        self.throughput_ = float(np.mean([m.throughput_ for m in fitted]))
+        join_members(self, fitted)
         self.members_val_wer_ = [m.best_val_wer_ for m in fitted]
         self.best_val_loss_ = self._ctc_loss(X_valid, y_valid)
         self.best_val_wer_ = self.score(X_valid, y_valid)["wer"]

@@ -15,13 +15,13 @@ a stream that wanders between levels all the time is not alarmed by one more wan
 
 `small` tells whether a value lies within a given distance of the window's mean, before it
 joins the window: ``AnomalyDetector(resolution=)`` halves the recent levels' alarms at a
-change that small beside the range of the values so far (`run_means` is `run` that also
-keeps the window's mean before each value, for the same test on a whole series).
+change that small beside the range of the values so far (`run_means`, the whole series, also
+keeps the window's mean before each value, for the same test).
 
 The state of one stream is one float64 array (`new_state`): counters, the window's sums and the
 window as a ring buffer, ``8 (5 + W)`` bytes. The sums are updated per step and summed again from
-the buffer every ``W`` steps, so they do not drift. `step` (one value) and `run` (an array) are
-one compiled loop, so a stream scored one value at a time and the whole array agree exactly.
+the buffer every ``W`` steps, so they do not drift. `step` (one value) and `run_means` (an array)
+are one compiled loop, so a stream scored one value at a time and the whole array agree exactly.
 """
 
 from __future__ import annotations
@@ -57,21 +57,6 @@ def step(state: np.ndarray, lik: np.ndarray, z: float, short: int, long: int, wa
 
 
 @numba.njit(cache=True, error_model="numpy")
-def run(
-    state: np.ndarray,
-    lik: np.ndarray,
-    z: np.ndarray,
-    short: int,
-    long: int,
-    warmup: int,
-    out: np.ndarray,
-) -> None:
-    """`step` over each value of ``z``, scores into ``out``."""
-    for t in range(z.shape[0]):
-        out[t] = step(state, lik, z[t], short, long, warmup)
-
-
-@numba.njit(cache=True, error_model="numpy")
 def small(state: np.ndarray, z: float, limit: float) -> bool:
     """Whether ``z`` lies within ``limit`` of the window's mean (before ``z`` joins it): a
     change too small to be news (``AnomalyDetector(resolution=)``). False while the window
@@ -91,8 +76,9 @@ def run_means(
     out: np.ndarray,
     means: np.ndarray,
 ) -> None:
-    """`run`, and the window's mean before each value into ``means`` (NaN while it holds fewer
-    than 2 values): ``abs(z - means) < limit`` is `small` for each value."""
+    """`step` over each value of ``z``, scores into ``out``, and the window's mean before each
+    value into ``means`` (NaN while it holds fewer than 2 values): ``abs(z - means) < limit``
+    is `small` for each value."""
     for t in range(z.shape[0]):
         n = int(state[0])
         means[t] = state[2] / n if n >= 2 else np.nan

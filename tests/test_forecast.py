@@ -193,6 +193,7 @@ BAD = {
     "duplicated": ("unique_id,ds,y\na,1,3\na,1,4\n", "repeats the one on line 2"),
     "NaN": ("unique_id,ds,y\na,1,nan\na,2,3\na,3,4\n", "line 2, column 'y': missing value"),
     "bad time": ("unique_id,ds,y\na,yesterday,3\n", "line 2, column 'ds'"),
+    "undecided dates": ("unique_id,ds,y\na,01/02/2024,3\na,02/02/2024,4\n", "column 'ds': dates"),
 }
 
 

@@ -615,6 +615,12 @@ CASES = [
         "row 4, column 'timestamp': timestamp '2014-01-01 00:01:00' comes before",
     ),
     Case(
+        "detect: dates day first and month first in one column",
+        lambda f, c: _detect(f, "timestamp,value\n13/01/2024,1\n01/14/2024,2\n"),
+        2,
+        "column 'timestamp': dates written day first ('13/01/2024') and month first",
+    ),
+    Case(
         "detect: a repeated timestamp",
         lambda f, c: _detect(f, SERIES + "2014-01-01 00:05:00,3\n"),
         2,

@@ -80,13 +80,20 @@ class FsddConfig:
         type=nonneg_float,
     )
     seed: int = option(0, help="random seed")
+    extra_recordings: str = option(
+        "",
+        help="a folder of more FSDD-named recordings ({digit}_{speaker}_{index}.wav, e.g. from "
+        "'rnnkit data voices'), every one added to classify/train (never to classify/test); "
+        "the strings are left as they are; empty: none",
+        metavar="DIR",
+    )
 
 
-def scan(folder: str) -> list[tuple[Path, int, str, int]]:
+def scan(folder: str, what: str = "--recordings") -> list[tuple[Path, int, str, int]]:
     """``(path, digit, speaker, index)`` of every FSDD-named WAV file in ``folder``."""
     path = Path(folder)
     if not path.is_dir():
-        raise InputError(f"--recordings: no such folder {folder!r}")
+        raise InputError(f"{what}: no such folder {folder!r}")
     found = []
     for file in sorted(path.iterdir()):
         m = NAME.match(file.name)
@@ -94,7 +101,7 @@ def scan(folder: str) -> list[tuple[Path, int, str, int]]:
             found.append((file.resolve(), int(m[1]), m[2], int(m[3])))
     if not found:
         raise InputError(
-            f"--recordings: {folder!r} holds no files named {{digit}}_{{speaker}}_{{index}}.wav"
+            f"{what}: {folder!r} holds no files named {{digit}}_{{speaker}}_{{index}}.wav"
         )
     return found
 
@@ -114,8 +121,14 @@ def prepare(
     speakers = sorted({s for _, _, s, _ in found})
     if cfg.test_speaker not in speakers:
         raise InputError(f"--test-speaker: {cfg.test_speaker!r} is not one of {speakers}")
+    extra = scan(cfg.extra_recordings, "--extra-recordings") if cfg.extra_recordings else []
+    clash = sorted({s for _, _, s, _ in extra} & set(speakers))
+    if clash:
+        raise InputError(
+            f"--extra-recordings: speaker {clash[0]!r} is also one of --recordings' speakers"
+        )
     out = Path(cfg.out)
-    n_classify = _classify_layout(found, out / "classify")
+    n_classify = _classify_layout(found, out / "classify", extra)
     if log:
         log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
     rows = _strings(found, speakers, out / "strings", cfg, log, levels or {})
@@ -124,19 +137,22 @@ def prepare(
         "classify_test": n_classify["test"],
         "strings": len(rows),
         "speakers": speakers,
+        "extra_speakers": sorted({s for _, _, s, _ in extra}),
         "out": str(out),
     }
 
 
-def _classify_layout(found: list, out: Path) -> dict[str, int]:
+def _classify_layout(found: list, out: Path, extra: list | None = None) -> dict[str, int]:
     counts = {"train": 0, "test": 0}
     manifests = {}
     for part in counts:
         for digit in range(10):
             (out / part / str(digit)).mkdir(parents=True, exist_ok=True)
         manifests[part] = [("path", "label", "speaker")]
-    for path, digit, speaker, index in found:
-        part = "test" if index < 5 else "train"
+    placed = [(r, "test" if r[3] < 5 else "train") for r in found] + [
+        (r, "train") for r in extra or []
+    ]
+    for (path, digit, speaker, _), part in placed:
         link = out / part / str(digit) / path.name
         if link.is_symlink() or link.exists():
             link.unlink()

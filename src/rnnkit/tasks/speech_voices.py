@@ -69,7 +69,8 @@ FLITE = {
     "slt": (150, 230),
 }
 FRAME = RATE // 100  # 10 ms frames for the silence trim
-TRIM_DB = 35.0  # a frame is silence below the loudest frame's RMS by this much
+TRIM_DB = 50.0  # a frame is silence below the loudest frame's RMS by this much (35 cut the weak
+# onsets of the synthesisers at 8 kHz: espeak-ng's "th" of three at -37 dB, flite's "s" at -48)
 
 
 @dataclass(frozen=True)

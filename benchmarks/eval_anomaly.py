@@ -32,7 +32,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RNNKIT_NUM_THREADS"):
     os.environ[_var] = "1"  # one core: the throughput asked for is per stream on one core
@@ -149,43 +148,6 @@ def machine() -> dict:
         "versions": {k: versions.get(k) for k in ("python", "numpy", "numba")},
         "threads": {k: os.environ[k] for k in os.environ if k.endswith("_NUM_THREADS")},
     }
-
-
-def points_lost(files: Files, threshold: float) -> dict[str, dict[str, Any]]:
-    """Per file, at one corpus threshold, the standard profile's points of the normalised score
-    that the file costs against a perfect detector (they add up to 100 less the score): a
-    missed window costs its +1 and -1 (2 of the corpus' 2 per window), a detection inside a
-    window 1 less its scaled-sigmoid credit ("late"), a flagged row outside every window its
-    false-positive weight. Also the windows, the windows missed with the highest score in each,
-    and the false-positive rows."""
-    prof = nab.PROFILES["standard"]
-    span = (prof.tp + prof.fn) * sum(lab.n_windows for _, lab in files.values())
-    scale = 100.0 / span if span else 0.0
-    table: dict[str, dict[str, Any]] = {}
-    for name, (scores, lab) in files.items():
-        s = np.asarray(scores, np.float64)
-        flagged = (s >= threshold) & (lab.window != -2)
-        missed, missed_high, late = 0, [], 0.0
-        for w in np.unique(lab.window[lab.window >= 0]):
-            inside = lab.window == w
-            hits = flagged & inside
-            if hits.any():
-                late += prof.tp * (1.0 - float(lab.tp_part[hits].max()))
-            else:
-                missed += 1
-                missed_high.append(round(float(s[inside].max()), 2))
-        fp = flagged & (lab.window == -1)
-        fp_points = -float(np.sum(lab.fp_part[fp])) * prof.fp * scale + 0.0  # no -0.00
-        table[name.split("/")[-1].removesuffix(".csv")] = {
-            "windows": lab.n_windows,
-            "missed": missed,
-            "missed_highest": missed_high,
-            "late": late * scale,
-            "fp_rows": int(fp.sum()),
-            "fp": fp_points,
-            "lost": (missed * (prof.tp + prof.fn) + late) * scale + fp_points,
-        }
-    return table
 
 
 def main() -> None:
@@ -330,7 +292,7 @@ def main() -> None:
     print(f"  {'(columns)':24s} {' | '.join(categories)}")
     # where the score is lost, file by file, at each detector's own standard threshold
     lost = {
-        label: points_lost(files, profiles["standard"].threshold)
+        label: nab.points_lost(files, profiles["standard"].threshold)
         for label, (files, profiles) in sides.items()
     }
     shown = [k for k in lost if k.startswith("rnnkit") or k in ("ARTime", "Numenta HTM")]
@@ -339,11 +301,12 @@ def main() -> None:
     for file in lost[next(iter(lost))]:
         cells = " | ".join(
             "{missed} ({hi}) / {late:.2f} / {fp_rows} = {fp:.2f} / {lost:.2f}".format(
-                hi=",".join(map(str, lost[k][file]["missed_highest"])) or "-", **lost[k][file]
+                hi=",".join(f"{h:.2f}" for h in lost[k][file]["missed_highest"]) or "-", **lost[k][file]
             )
             for k in shown
         )
-        print(f"  {file:40s} {lost[next(iter(lost))][file]['windows']:2.0f}  {cells}")
+        short = file.split("/")[-1].removesuffix(".csv")
+        print(f"  {short:40s} {lost[next(iter(lost))][file]['windows']:2.0f}  {cells}")
     for label, d in lost.items():
         total = sum(v["lost"] for v in d.values())
         print(

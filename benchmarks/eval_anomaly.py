@@ -301,7 +301,8 @@ def main() -> None:
     for file in lost[next(iter(lost))]:
         cells = " | ".join(
             "{missed} ({hi}) / {late:.2f} / {fp_rows} = {fp:.2f} / {lost:.2f}".format(
-                hi=",".join(f"{h:.2f}" for h in lost[k][file]["missed_highest"]) or "-", **lost[k][file]
+                hi=",".join(f"{h:.2f}" for h in lost[k][file]["missed_highest"]) or "-",
+                **lost[k][file],
             )
             for k in shown
         )

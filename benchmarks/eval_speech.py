@@ -78,6 +78,7 @@ CTC_OPTIONS = (
     "select",
     "warps",
     "prior_frames",
+    "norm",
     "level",
     "speed",
     "noise_snr",
@@ -898,6 +899,7 @@ def main() -> None:
     )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
+        "norm": str,
         "select": str,
         "vtlp": float,
         "level": float,

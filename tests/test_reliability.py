@@ -922,6 +922,12 @@ CASES = [
         "--prior-frames",
     ),
     Case(
+        "train transcribe: --norm cmvn",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--norm", "cmvn"],
+        2,
+        "argument --norm: invalid choice: 'cmvn'",
+    ),
+    Case(
         "train transcribe: --speed 0.7",
         lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--speed", "0.7"],
         2,

@@ -988,6 +988,14 @@ def main() -> None:
         "--out DIR') added to every fold's training set, both sides; never validated or tested "
         "on (none)",
     )
+    ap.add_argument(
+        "--ctc-synthetic-strings",
+        type=int,
+        default=0,
+        help="transcription: digit strings per --synthetic voice added to the training strings "
+        "('rnnkit data fsdd --extra-recordings DIR --extra-strings N'; the validation and test "
+        "strings stay the same files); 0: none (0)",
+    )
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
@@ -1060,8 +1068,26 @@ def main() -> None:
             if args.ctc_validate != "speaker":
                 raise SystemExit("eval-speech: --ctc-validate-gain needs --ctc-validate speaker")
             low_snr = low_snr_strings(fsdd, out, args.ctc_validate_gain, args.recordings)
+        strings_from = fsdd
+        if args.ctc_synthetic_strings:  # a build of its own: LOSO reads fsdd's classify/
+            if args.synthetic is None:
+                raise SystemExit("eval-speech: --ctc-synthetic-strings needs --synthetic DIR")
+            strings_from = fsdd.with_name(f"{fsdd.name}-x{args.ctc_synthetic_strings}")
+            if not (strings_from / "strings" / "train.csv").is_file():
+                prepare(
+                    FsddConfig(
+                        recordings=str(args.recordings),
+                        out=str(strings_from),
+                        strings=args.strings,
+                        gain=args.gain,
+                        seed=SEED,
+                        extra_recordings=str(args.synthetic),
+                        extra_strings=args.ctc_synthetic_strings,
+                    ),
+                    log_to_stderr,
+                )
         result["transcribe"] = transcription(
-            fsdd,
+            strings_from,
             out,
             args.ctc_epochs,
             args.stream,
@@ -1075,6 +1101,8 @@ def main() -> None:
         t = result["transcribe"]
         t["strings"] = args.strings
         t["gain"] = args.gain
+        t["synthetic"] = None if args.synthetic is None else str(args.synthetic)
+        t["synthetic_strings"] = args.ctc_synthetic_strings
         t["validate_gain"] = args.ctc_validate_gain
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "

@@ -134,12 +134,12 @@ def prepare(
         raise InputError(
             f"--extra-recordings: speaker {clash[0]!r} is also one of --recordings' speakers"
         )
+    if cfg.extra_strings and not extra:
+        raise InputError("--extra-strings: expected --extra-recordings too (whose speakers)")
     out = Path(cfg.out)
     n_classify = _classify_layout(found, out / "classify", extra)
     if log:
         log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
-    if cfg.extra_strings and not extra:
-        raise InputError("--extra-strings: expected --extra-recordings too (whose speakers)")
     rows = _strings(found, speakers, out / "strings", cfg, log, levels or {}, extra)
     return {
         "classify_train": n_classify["train"],

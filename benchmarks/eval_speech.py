@@ -382,8 +382,22 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     )
 
     data = read_labelled(fsdd / "classify" / "all.csv")
-    speakers = np.array([Path(p).stem.split("_")[1] for p in data.texts])
-    y = np.array([int(label) for label in data.labels])
+    paths, labels = list(data.texts), list(data.labels)
+    real = len(paths)
+    if args.synthetic is not None:  # extra training voices (`rnnkit data voices`), train only
+        from rnnkit.tasks.speech_data import scan
+
+        extra = scan(str(args.synthetic))
+        paths += [str(p) for p, _, _, _ in extra]
+        labels += [str(d) for _, d, _, _ in extra]
+    speakers = np.array([Path(p).stem.split("_")[1] for p in paths])
+    y = np.array([int(label) for label in labels])
+    names = sorted(set(speakers[:real].tolist()))  # the folds: FSDD's speakers alone
+    synthetic = np.arange(real, len(paths))
+    if set(speakers[synthetic].tolist()) & set(names):
+        raise SystemExit(f"eval-speech: --synthetic {args.synthetic} has FSDD's speaker names")
+    if len(synthetic):
+        log(f"--synthetic: {len(synthetic)} recordings of {len(set(speakers[synthetic]))} voices")
     cfg = dataclasses.replace(
         ClassifyConfig(),
         epochs=args.loso_epochs,
@@ -394,7 +408,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     )
     front = audio_front(cfg, audio=True)  # --features, else the command's audio default
     assert front is not None
-    feats = featurise(data.texts, front)
+    feats = featurise(paths, front)
     flat = np.concatenate(feats)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
@@ -403,7 +417,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     )
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
     if vtlp or speed:  # every recording warped afresh for each epoch, both sides read the same
-        samples = [read_wav(p, front.rate) for p in data.texts]
+        samples = [read_wav(p, front.rate) for p in paths]
         epochs = int(np.ceil(args.loso_epochs))
         warped: list[np.ndarray] = []
         starts: list[np.ndarray] = []
@@ -420,7 +434,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
         log(f"VTLP {vtlp}, speed {speed}: {epochs} epochs of warped features")
     if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
-        samples = [read_wav(p, front.rate) for p in data.texts]
+        samples = [read_wav(p, front.rate) for p in paths]
         arrays["views"] = np.stack(
             [np.concatenate([front.features(x, warp=float(a)) for x in samples]) for a in factors]
         )  # (K, frames, F)
@@ -431,17 +445,17 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     params["ensemble"] = args.ensemble  # members of seeds seed, seed + 1, ... (both sides)
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))
-    names = sorted(set(speakers.tolist()))
     folds = {}
     for k, speaker in enumerate(names):
         if args.validate == "speaker":
             validator = names[(k + 1) % len(names)]
-            train = np.flatnonzero((speakers != speaker) & (speakers != validator))
-            valid = np.flatnonzero(speakers == validator)
+            train = np.flatnonzero((speakers[:real] != speaker) & (speakers[:real] != validator))
+            valid = np.flatnonzero(speakers[:real] == validator)
         else:
-            rest = np.flatnonzero(speakers != speaker)
+            rest = np.flatnonzero(speakers[:real] != speaker)
             keep, held = stratified_split(y[rest].tolist(), VALIDATION, SEED)
             train, valid = rest[keep], rest[held]
+        train = np.concatenate([train, synthetic])  # the synthetic voices: training alone
         fold = tmp / f"{speaker}.npz"
         dump: dict[str, Any] = {}
         if args.dump_proba is not None:  # each side's probabilities per member and view
@@ -452,7 +466,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             features=str(features),
             train=train,
             valid=valid,
-            test=np.flatnonzero(speakers == speaker),
+            test=np.flatnonzero(speakers[:real] == speaker),
             **dump,
         )
         folds[speaker] = {side: _side(side, fold, params_path) for side in args.sides}
@@ -471,6 +485,8 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         "speed": speed,
         "tta_factors": factors.tolist(),
         "validate": args.validate,
+        "synthetic": None if args.synthetic is None else str(args.synthetic),
+        "synthetic_recordings": len(synthetic),
         "folds": folds,
     }
 
@@ -966,6 +982,22 @@ def main() -> None:
         "'rnnkit train classify --tta-pick' (its default; every pick is scored beside)",
     )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
+    ap.add_argument(
+        "--synthetic",
+        type=Path,
+        default=None,
+        help="leave one speaker out: FSDD-named recordings of more voices ('rnnkit data voices "
+        "--out DIR') added to every fold's training set, both sides; never validated or tested "
+        "on (none)",
+    )
+    ap.add_argument(
+        "--ctc-synthetic-strings",
+        type=int,
+        default=0,
+        help="transcription: digit strings per --synthetic voice added to the training strings "
+        "('rnnkit data fsdd --extra-recordings DIR --extra-strings N'; the validation and test "
+        "strings stay the same files); 0: none (0)",
+    )
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
@@ -1038,8 +1070,26 @@ def main() -> None:
             if args.ctc_validate != "speaker":
                 raise SystemExit("eval-speech: --ctc-validate-gain needs --ctc-validate speaker")
             low_snr = low_snr_strings(fsdd, out, args.ctc_validate_gain, args.recordings)
+        strings_from = fsdd
+        if args.ctc_synthetic_strings:  # a build of its own: LOSO reads fsdd's classify/
+            if args.synthetic is None:
+                raise SystemExit("eval-speech: --ctc-synthetic-strings needs --synthetic DIR")
+            strings_from = fsdd.with_name(f"{fsdd.name}-x{args.ctc_synthetic_strings}")
+            if not (strings_from / "strings" / "train.csv").is_file():
+                prepare(
+                    FsddConfig(
+                        recordings=str(args.recordings),
+                        out=str(strings_from),
+                        strings=args.strings,
+                        gain=args.gain,
+                        seed=SEED,
+                        extra_recordings=str(args.synthetic),
+                        extra_strings=args.ctc_synthetic_strings,
+                    ),
+                    log_to_stderr,
+                )
         result["transcribe"] = transcription(
-            fsdd,
+            strings_from,
             out,
             args.ctc_epochs,
             args.stream,
@@ -1053,6 +1103,8 @@ def main() -> None:
         t = result["transcribe"]
         t["strings"] = args.strings
         t["gain"] = args.gain
+        t["synthetic"] = None if args.synthetic is None else str(args.synthetic)
+        t["synthetic_strings"] = args.ctc_synthetic_strings
         t["validate_gain"] = args.ctc_validate_gain
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "

@@ -229,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(fsdd, FsddConfig)
     fsdd.add_argument("--json", action="store_true", help="counts as JSON on the last line")
+    from .tasks.speech_voices import VoicesConfig
+
+    voices = kinds.add_parser(
+        "voices",
+        help="synthetic speakers (espeak-ng, flite) saying the ten digits, named as FSDD's "
+        "recordings: extra training voices",
+    )
+    add_options(voices, VoicesConfig)
+    voices.add_argument("--json", action="store_true", help="summary as JSON on the last line")
 
     from .tasks.detect import add_detect_arguments
 
@@ -717,6 +726,15 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks.speech_data import FsddConfig, prepare
     from .training import log_to_stderr
 
+    if args.dataset == "voices":
+        from .tasks.speech_voices import VoicesConfig, generate
+
+        summary = generate(from_args(VoicesConfig, args), log_to_stderr)
+        print(
+            f"{summary['out']}: {summary['files']} recordings of {summary['voices']} synthetic "
+            f"voices ({summary['engines']}), {summary['seconds_median']:.2f} s median"
+        )
+        return summary
     result = prepare(from_args(FsddConfig, args), log_to_stderr)
     print(
         f"{result['out']}: {result['classify_train']} + {result['classify_test']} recordings "

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.wav import read_wav
-from ..config import nonneg_float, option, positive_int
+from ..config import nonneg_float, nonneg_int, option, positive_int
 from ..errors import InputError
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -80,13 +80,27 @@ class FsddConfig:
         type=nonneg_float,
     )
     seed: int = option(0, help="random seed")
+    extra_recordings: str = option(
+        "",
+        help="a folder of more FSDD-named recordings ({digit}_{speaker}_{index}.wav, e.g. from "
+        "'rnnkit data voices'), every one added to classify/train (never to classify/test) "
+        "and, with --extra-strings, the speaker of more training strings; empty: none",
+        metavar="DIR",
+    )
+    extra_strings: int = option(
+        0,
+        help="digit-string utterances per --extra-recordings speaker, added to "
+        "strings/train.csv alone (built as a training speaker's: --perturb, --gain); the real "
+        "speakers' strings stay the same files; 0: none",
+        type=nonneg_int,
+    )
 
 
-def scan(folder: str) -> list[tuple[Path, int, str, int]]:
+def scan(folder: str, what: str = "--recordings") -> list[tuple[Path, int, str, int]]:
     """``(path, digit, speaker, index)`` of every FSDD-named WAV file in ``folder``."""
     path = Path(folder)
     if not path.is_dir():
-        raise InputError(f"--recordings: no such folder {folder!r}")
+        raise InputError(f"{what}: no such folder {folder!r}")
     found = []
     for file in sorted(path.iterdir()):
         m = NAME.match(file.name)
@@ -94,7 +108,7 @@ def scan(folder: str) -> list[tuple[Path, int, str, int]]:
             found.append((file.resolve(), int(m[1]), m[2], int(m[3])))
     if not found:
         raise InputError(
-            f"--recordings: {folder!r} holds no files named {{digit}}_{{speaker}}_{{index}}.wav"
+            f"{what}: {folder!r} holds no files named {{digit}}_{{speaker}}_{{index}}.wav"
         )
     return found
 
@@ -114,29 +128,40 @@ def prepare(
     speakers = sorted({s for _, _, s, _ in found})
     if cfg.test_speaker not in speakers:
         raise InputError(f"--test-speaker: {cfg.test_speaker!r} is not one of {speakers}")
+    extra = scan(cfg.extra_recordings, "--extra-recordings") if cfg.extra_recordings else []
+    clash = sorted({s for _, _, s, _ in extra} & set(speakers))
+    if clash:
+        raise InputError(
+            f"--extra-recordings: speaker {clash[0]!r} is also one of --recordings' speakers"
+        )
+    if cfg.extra_strings and not extra:
+        raise InputError("--extra-strings: expected --extra-recordings too (whose speakers)")
     out = Path(cfg.out)
-    n_classify = _classify_layout(found, out / "classify")
+    n_classify = _classify_layout(found, out / "classify", extra)
     if log:
         log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
-    rows = _strings(found, speakers, out / "strings", cfg, log, levels or {})
+    rows = _strings(found, speakers, out / "strings", cfg, log, levels or {}, extra)
     return {
         "classify_train": n_classify["train"],
         "classify_test": n_classify["test"],
         "strings": len(rows),
         "speakers": speakers,
+        "extra_speakers": sorted({s for _, _, s, _ in extra}),
         "out": str(out),
     }
 
 
-def _classify_layout(found: list, out: Path) -> dict[str, int]:
+def _classify_layout(found: list, out: Path, extra: list | None = None) -> dict[str, int]:
     counts = {"train": 0, "test": 0}
     manifests = {}
     for part in counts:
         for digit in range(10):
             (out / part / str(digit)).mkdir(parents=True, exist_ok=True)
         manifests[part] = [("path", "label", "speaker")]
-    for path, digit, speaker, index in found:
-        part = "test" if index < 5 else "train"
+    placed = [(r, "test" if r[3] < 5 else "train") for r in found] + [
+        (r, "train") for r in extra or []
+    ]
+    for (path, digit, speaker, _), part in placed:
         link = out / part / str(digit) / path.name
         if link.is_symlink() or link.exists():
             link.unlink()
@@ -155,11 +180,14 @@ def _strings(
     cfg: FsddConfig,
     log: Any,
     levels: dict[str, float] | None = None,
+    extra: list | None = None,
 ) -> list:
     """The digit strings of every speaker. Its first `FIRST_STREAM` come from one random stream
     over the speakers in order (the layout of the first version), drawn whatever the counts, so
     they never change with ``--strings`` or ``--test-strings``; more come from a stream of the
-    speaker's own, seeded by ``(seed, 1 + its place in the order)``. ``levels``: `prepare`'s."""
+    speaker's own, seeded by ``(seed, 1 + its place in the order)``. ``levels``: `prepare`'s.
+    Then ``cfg.extra_strings`` of each ``extra`` speaker (`scan`'s tuples), training strings
+    from streams of their own (``(seed, 1000 + place)``), so the others stay as they were."""
     from scipy.io import wavfile
 
     out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +218,20 @@ def _strings(
             rows.append((str(file.resolve()), " ".join(WORDS[d] for d in picks), speaker))
         if log:
             log(f"strings: {count} utterances of {speaker}")
+    voices = sorted({s for _, _, s, _ in extra or []}) if cfg.extra_strings else []
+    for place, speaker in enumerate(voices):
+        clips = [(p, d) for p, d, s, _ in extra or [] if s == speaker]
+        audio = {p: read_wav(p, RATE, "--extra-recordings") for p, _ in clips}
+        rng = np.random.default_rng([cfg.seed, 1000 + place])
+        for n in range(cfg.extra_strings):
+            scale = 10 ** (-rng.uniform(0.0, cfg.gain) / 20) if cfg.gain else 1.0
+            signal, picks = _utterance(clips, audio, rng, cfg, cfg.perturb, scale)
+            pcm = np.clip(np.round(signal * 32767), -32768, 32767).astype(np.int16)
+            file = out / f"{speaker}_{n}.wav"
+            wavfile.write(file, RATE, pcm)
+            rows.append((str(file.resolve()), " ".join(WORDS[d] for d in picks), speaker))
+    if voices and log:
+        log(f"strings: {cfg.extra_strings} utterances of each of {len(voices)} extra voices")
     header = ("path", "transcript", "speaker")
     _write_csv(out / "all.csv", [header, *rows])
     _write_csv(out / "train.csv", [header, *(r for r in rows if r[2] != cfg.test_speaker)])

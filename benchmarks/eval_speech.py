@@ -79,6 +79,7 @@ CTC_OPTIONS = (
     "select",
     "warps",
     "prior_frames",
+    "norm",
     "level",
     "speed",
     "noise_snr",
@@ -902,6 +903,7 @@ def main() -> None:
     )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
+        "norm": str,
         "select": str,
         "vtlp": float,
         "level": float,

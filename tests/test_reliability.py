@@ -778,6 +778,13 @@ CASES = [
         "stdin line 2, column 'value'",
         stdin="2014-01-01 00:00:00,1\n2014-01-01 00:05:00,x\n",
     ),
+    Case(
+        "detect: day-first then month-first dates on the stream",
+        lambda f, c: ["detect", "--stream"],
+        2,
+        "stdin line 2, column 'timestamp': '02/13/2024' is not a date written day first",
+        stdin="31/01/2024,1\n02/13/2024,2\n",
+    ),
     # music
     Case(
         "music: JSON of the wrong shape",
@@ -913,6 +920,12 @@ CASES = [
         ],
         2,
         "--prior-frames",
+    ),
+    Case(
+        "train transcribe: --norm cmvn",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--norm", "cmvn"],
+        2,
+        "argument --norm: invalid choice: 'cmvn'",
     ),
     Case(
         "train transcribe: --speed 0.7",

@@ -154,3 +154,24 @@ def test_train_transcribe_records_speed_and_noise_in_the_model(tmp_path, capsys)
     assert code == 0, capsys.readouterr().err
     run = json.loads((safetensors_metadata(model) or {})["extra"])["run"]
     assert run["speed"] == 0.1 and run["noise_snr"] == "5,30"
+
+
+def test_train_transcribe_norm_utterance_is_saved_and_refuses_to_stream(tmp_path, capsys):
+    from rnnkit.io.checkpoint import load
+
+    rng = np.random.default_rng(1)
+    rows = ["path,transcript"]
+    for k in range(6):
+        x, text = words(rng, 2)
+        wavfile.write(tmp_path / f"{k}.wav", RATE, (x * 32767).astype(np.int16))
+        rows.append(f"{k}.wav,{text}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    model = tmp_path / "t.safetensors"
+    code = main(["train", "transcribe", "--train", str(tmp_path / "m.csv"), "--epochs", "1",
+                 "--hidden", "8", "--norm", "utterance", "--out", str(model)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert load(model).norm == "utterance"
+    code = main(["stream", str(model), "--audio", str(tmp_path / "0.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs the whole recording" in err and len(err.strip().splitlines()) == 1

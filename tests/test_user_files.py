@@ -1244,6 +1244,35 @@ def test_detect_checks_the_order_of_day_first_dates(tmp_path):
         read_series(path)  # 5 January after 13 January; read month first it would pass
 
 
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["31/01/2024 10:00", "31/01/2024 11:00", "01/02/2024 09:00"], None),  # day first
+        (["01/02/2024", "01/03/2024", "02/03/2024"], None),  # undecided: both readings hold
+        (["02/01/2024", "01/02/2024", "13/02/2024"], None),  # month first would go back
+        (["01.02.2024", "13.02.2024"], None),  # dots: day first
+        (["01/02/2024", "01/13/2024", "01/14/2024"], None),  # undecided, then month first
+        (["31/01/2024", "02/13/2024"], "'02/13/2024' is not a date written day first"),
+        (["01/02/2024", "01/01/2024"], "'01/01/2024' comes before the previous one"),
+        (["01/13/2024", "01/14/2024", "15/01/2024"], "not a date written month first"),
+    ],
+)
+def test_detect_stream_reads_spreadsheet_dates_line_by_line(lines, message):
+    from rnnkit.errors import InputError
+    from rnnkit.tasks.detect import LineScorer
+
+    scorer = LineScorer(20, {"seed": 0})
+    feed = ["timestamp,value", *(f"{t},{k}" for k, t in enumerate(lines))]
+    if message is None:
+        answers = [scorer.handle(line) for line in feed]
+        assert answers[1:] == [f"{t},{k},0" for k, t in enumerate(lines)]  # echoed as written
+        return
+    where = f"stdin line {len(feed)}, column 'timestamp'"
+    with pytest.raises(InputError, match=f"{where}: .*{message}"):
+        for line in feed:
+            scorer.handle(line)
+
+
 @pytest.mark.parametrize("gap", ["", "NA", "nan"])
 def test_an_empty_y_between_two_values_is_filled_as_a_missing_row_is(tmp_path, gap):
     from rnnkit.data.series import read_long_csv

@@ -126,6 +126,56 @@ class TimeOrder:
         self.last[sid] = (t, text)
 
 
+class LiveTimeOrder(TimeOrder):
+    """`TimeOrder` for lines that arrive one at a time (``rnnkit detect --stream``), where a
+    column's spreadsheet dates (``01/02/2024``) cannot be read all at once to tell day first
+    from month first (`rnnkit.data.dates.day_first`). The order is decided by the first date
+    that tells (a number above 12, or dots); until then both readings are checked, and a
+    reading under which a timestamp fails (no 13th month) or does not increase is dropped. Each
+    line's answer echoes its own timestamp, so the reading only serves these checks."""
+
+    def __init__(self, order: str = "strict") -> None:
+        super().__init__(order)
+        self.readings: list[TimeOrder] | None = None  # both, while undecided
+
+    def check(self, sid: str, text: str, where: str, column: str) -> None:
+        if self.readings is None and self.day_first is None and written_so(text):
+            try:
+                self.day_first = day_first([text], where)
+            except InputError:  # 01/02/2024: either reading, for now
+                self.readings = [self._reading(True), self._reading(False)]
+        if self.readings is None:
+            try:
+                return super().check(sid, text, where, column)
+            except InputError:
+                other = None if self.day_first is None else not self.day_first
+                if other is None or parse_time(iso(text, other)) is None:
+                    raise
+                read = "day" if self.day_first else "month"
+                raise InputError(
+                    f"{where}, column {column!r}: {text[:40]!r} is not a date written {read} "
+                    f"first as the lines before; expected one order (or ISO 8601, 2024-01-31)"
+                ) from None
+        alive, errors = [], []
+        for reading in self.readings:
+            try:
+                reading.check(sid, text, where, column)
+                alive.append(reading)
+            except InputError as exc:
+                errors.append(exc)
+        if not alive:
+            raise errors[0]
+        self.readings = alive
+        if len(alive) == 1:  # decided: carry on as one reading
+            self.day_first, self.kind, self.last = alive[0].day_first, alive[0].kind, alive[0].last
+            self.readings = None
+
+    def _reading(self, first: bool) -> TimeOrder:
+        reading = TimeOrder("strict" if self.strict else "file", first)
+        reading.kind, reading.last = self.kind, dict(self.last)
+        return reading
+
+
 def _column(header: list[str], column: str, name: str, option: str) -> int:
     """The index of ``column`` in the header (`rnnkit.data.dialect.column_index`: ignoring case
     when only one column matches, ``Timestamp,Value``, as --stream reads it too); else one line

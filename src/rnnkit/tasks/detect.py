@@ -28,7 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from .. import files
-from ..data.detect_csv import TIME_ORDERS, TimeOrder, parse_value, read_series
+from ..data.detect_csv import TIME_ORDERS, LiveTimeOrder, parse_value, read_series
 from ..engines import Engine, add_engine_arguments, engine_from_args
 from ..errors import InputError
 from ..estimators.anomaly import AnomalyDetector
@@ -159,7 +159,7 @@ class LineScorer:
         self, probation: int, detector: dict[str, Any] | None = None, time_order: str = "strict"
     ) -> None:
         self.pool = AnomalyDetector(probation=probation, **(detector or {})).pool()
-        self.times = TimeOrder(time_order)
+        self.times = LiveTimeOrder(time_order)
         self.columns: tuple[int, int, int | None] | None = None  # time, value, id
         self.width = 0
         self.number = 0

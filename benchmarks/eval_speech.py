@@ -27,7 +27,8 @@ recordings) recognised by classification and by CTC transcription, also live.
    ``--ctc-ensemble N``: N networks (seeds SEED..SEED+N-1) in one model; every score is then
    also given under ``"combined"`` for each member alone (``member0``, ...) and each way of
    combining them (``prob``, ``logprob``: posteriors averaged before decoding; ``vote``: the
-   members' transcripts voted word by word), from one training run.
+   members' transcripts voted word by word; ``weighted``: each vote weighted by the word's
+   confidence from its member's posteriors), from one training run.
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -695,7 +696,7 @@ def ensemble_scores(model: Any, sets: dict[str, tuple[list, list[str]]]) -> dict
     """WER (and greedy CER) of each member of ``model`` alone and of each way of combining
     them (`rnnkit.ctc_combine`), on each of ``sets`` (prefix -> (inputs, transcripts)), the
     members' posteriors computed once: ``{way: {prefix + "wer_" + decode: ...}}``."""
-    from rnnkit.ctc_combine import combine_log_probs, vote_words
+    from rnnkit.ctc_combine import combine_log_probs, vote_members, vote_words
     from rnnkit.metrics_text import error_rate
 
     out: dict[str, dict[str, float]] = {}
@@ -708,6 +709,9 @@ def ensemble_scores(model: Any, sets: dict[str, tuple[list, list[str]]]) -> dict
             hyps = {way: model.decode(lps, beam, lexicon) for way, lps in ways.items()}
             members = [hyps[f"member{k}"] for k in range(len(per_member))]
             hyps["vote"] = [vote_words(h) for h in zip(*members, strict=True)]
+            pairs = zip(per_member, members, strict=True)
+            confs = [model.word_confidences(lps, texts) for lps, texts in pairs]
+            hyps["weighted"] = vote_members(members, confs)
             for way, texts in hyps.items():
                 scores = out.setdefault(way, {})
                 scores[f"{prefix}wer_{name}"] = error_rate(labels, texts, words=True)

@@ -214,7 +214,8 @@ class TranscribeConfig:
         "vote",
         help="with --ensemble: decode the members' per-step CTC probabilities averaged (prob) "
         "or log-probabilities averaged (logprob), or vote word by word over each member's "
-        "transcript (vote; offline: stream --audio averages probabilities)",
+        "transcript (vote), each vote weighted by the word's confidence from that member's "
+        "posteriors (weighted; offline: stream --audio averages probabilities for both)",
         choices=COMBINE,
     )
     out: str = option("runs/transcribe.safetensors", help="the model file; loss curve beside it")

@@ -1030,17 +1030,20 @@ def main() -> None:
     fsdd = out / "fsdd"
     if args.strings != 300 or args.gain:
         fsdd = out / f"fsdd-s{args.strings}{f'-g{args.gain:g}' if args.gain else ''}"
-    if not (fsdd / "classify" / "all.csv").is_file():
-        prepare(
-            FsddConfig(
-                recordings=str(args.recordings),
-                out=str(fsdd),
-                strings=args.strings,
-                gain=args.gain,
-                seed=SEED,
-            ),
-            log_to_stderr,
+
+    def build(where: Path, **more: Any) -> None:  # `rnnkit data fsdd` with this run's options
+        cfg = FsddConfig(
+            recordings=str(args.recordings),
+            out=str(where),
+            strings=args.strings,
+            gain=args.gain,
+            seed=SEED,
+            **more,
         )
+        prepare(cfg, log_to_stderr)
+
+    if not (fsdd / "classify" / "all.csv").is_file():
+        build(fsdd)
         _all_manifest(fsdd)
     if "usual" in parts:
         tta = {k: getattr(args, k) for k in TTA_OPTIONS}
@@ -1080,17 +1083,10 @@ def main() -> None:
                 raise SystemExit("eval-speech: --ctc-synthetic-strings needs --synthetic DIR")
             strings_from = fsdd.with_name(f"{fsdd.name}-x{args.ctc_synthetic_strings}")
             if not (strings_from / "strings" / "train.csv").is_file():
-                prepare(
-                    FsddConfig(
-                        recordings=str(args.recordings),
-                        out=str(strings_from),
-                        strings=args.strings,
-                        gain=args.gain,
-                        seed=SEED,
-                        extra_recordings=str(args.synthetic),
-                        extra_strings=args.ctc_synthetic_strings,
-                    ),
-                    log_to_stderr,
+                build(
+                    strings_from,
+                    extra_recordings=str(args.synthetic),
+                    extra_strings=args.ctc_synthetic_strings,
                 )
         result["transcribe"] = transcription(
             strings_from,

@@ -290,6 +290,31 @@ def main() -> None:
         )
         print(f"  {category:24s} {cells}")
     print(f"  {'(columns)':24s} {' | '.join(categories)}")
+    # where the score is lost, file by file, at each detector's own standard threshold
+    lost = {
+        label: nab.points_lost(files, profiles["standard"].threshold)
+        for label, (files, profiles) in sides.items()
+    }
+    shown = [k for k in lost if k.startswith("rnnkit") or k in ("ARTime", "Numenta HTM")]
+    print("\npoints lost against a perfect detector (standard): missed (highest score) / late /")
+    print(f"false-positive rows = points / lost; {' | '.join(shown)} (all in the report)")
+    for file in lost[next(iter(lost))]:
+        cells = " | ".join(
+            "{missed} ({hi}) / {late:.2f} / {fp_rows} = {fp:.2f} / {lost:.2f}".format(
+                hi=",".join(f"{h:.2f}" for h in lost[k][file]["missed_highest"]) or "-",
+                **lost[k][file],
+            )
+            for k in shown
+        )
+        short = file.split("/")[-1].removesuffix(".csv")
+        print(f"  {short:40s} {lost[next(iter(lost))][file]['windows']:2.0f}  {cells}")
+    for label, d in lost.items():
+        total = sum(v["lost"] for v in d.values())
+        print(
+            f"  {label}: lost {total:.2f} (missed {sum(v['missed'] for v in d.values()):.0f}, "
+            f"late {sum(v['late'] for v in d.values()):.2f}, false-positive rows "
+            f"{sum(v['fp_rows'] for v in d.values()):.0f} = {sum(v['fp'] for v in d.values()):.2f})"
+        )
     standard = [s["standard"].score for s in seed_scores.values()]
     print(
         f"rnnkit standard over seeds {seeds}: mean {np.mean(standard):.1f}, "
@@ -319,6 +344,7 @@ def main() -> None:
             seed: {p: r.threshold for p, r in s.items()} for seed, s in seed_scores.items()
         },
         "by_category_windows_detected_windows_fp_rows": categories,
+        "points_lost_per_file": lost,
         "throughput_points_per_s": throughput,
         "stream_equals_batch_max_diff": agree,
         "memory_per_stream_bytes": memory,

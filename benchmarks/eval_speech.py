@@ -27,7 +27,8 @@ recordings) recognised by classification and by CTC transcription, also live.
    ``--ctc-ensemble N``: N networks (seeds SEED..SEED+N-1) in one model; every score is then
    also given under ``"combined"`` for each member alone (``member0``, ...) and each way of
    combining them (``prob``, ``logprob``: posteriors averaged before decoding; ``vote``: the
-   members' transcripts voted word by word), from one training run.
+   members' transcripts voted word by word; ``weighted``: each vote weighted by the word's
+   confidence from its member's posteriors), from one training run.
 4. Live: every test utterance fed 10 ms at a time through `LiveTranscriber`; its transcript
    against the offline greedy one, and the compute per frame (median, p99) against the hop.
 
@@ -78,6 +79,7 @@ CTC_OPTIONS = (
     "select",
     "warps",
     "prior_frames",
+    "norm",
     "level",
     "speed",
     "noise_snr",
@@ -694,7 +696,7 @@ def ensemble_scores(model: Any, sets: dict[str, tuple[list, list[str]]]) -> dict
     """WER (and greedy CER) of each member of ``model`` alone and of each way of combining
     them (`rnnkit.ctc_combine`), on each of ``sets`` (prefix -> (inputs, transcripts)), the
     members' posteriors computed once: ``{way: {prefix + "wer_" + decode: ...}}``."""
-    from rnnkit.ctc_combine import combine_log_probs, vote_words
+    from rnnkit.ctc_combine import combine_log_probs, vote_members, vote_words
     from rnnkit.metrics_text import error_rate
 
     out: dict[str, dict[str, float]] = {}
@@ -707,6 +709,9 @@ def ensemble_scores(model: Any, sets: dict[str, tuple[list, list[str]]]) -> dict
             hyps = {way: model.decode(lps, beam, lexicon) for way, lps in ways.items()}
             members = [hyps[f"member{k}"] for k in range(len(per_member))]
             hyps["vote"] = [vote_words(h) for h in zip(*members, strict=True)]
+            pairs = zip(per_member, members, strict=True)
+            confs = [model.word_confidences(lps, texts) for lps, texts in pairs]
+            hyps["weighted"] = vote_members(members, confs)
             for way, texts in hyps.items():
                 scores = out.setdefault(way, {})
                 scores[f"{prefix}wer_{name}"] = error_rate(labels, texts, words=True)
@@ -914,6 +919,7 @@ def main() -> None:
     )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,
+        "norm": str,
         "select": str,
         "vtlp": float,
         "level": float,
@@ -988,6 +994,14 @@ def main() -> None:
         "--out DIR') added to every fold's training set, both sides; never validated or tested "
         "on (none)",
     )
+    ap.add_argument(
+        "--ctc-synthetic-strings",
+        type=int,
+        default=0,
+        help="transcription: digit strings per --synthetic voice added to the training strings "
+        "('rnnkit data fsdd --extra-recordings DIR --extra-strings N'; the validation and test "
+        "strings stay the same files); 0: none (0)",
+    )
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
@@ -1016,17 +1030,20 @@ def main() -> None:
     fsdd = out / "fsdd"
     if args.strings != 300 or args.gain:
         fsdd = out / f"fsdd-s{args.strings}{f'-g{args.gain:g}' if args.gain else ''}"
-    if not (fsdd / "classify" / "all.csv").is_file():
-        prepare(
-            FsddConfig(
-                recordings=str(args.recordings),
-                out=str(fsdd),
-                strings=args.strings,
-                gain=args.gain,
-                seed=SEED,
-            ),
-            log_to_stderr,
+
+    def build(where: Path, **more: Any) -> None:  # `rnnkit data fsdd` with this run's options
+        cfg = FsddConfig(
+            recordings=str(args.recordings),
+            out=str(where),
+            strings=args.strings,
+            gain=args.gain,
+            seed=SEED,
+            **more,
         )
+        prepare(cfg, log_to_stderr)
+
+    if not (fsdd / "classify" / "all.csv").is_file():
+        build(fsdd)
         _all_manifest(fsdd)
     if "usual" in parts:
         tta = {k: getattr(args, k) for k in TTA_OPTIONS}
@@ -1060,8 +1077,19 @@ def main() -> None:
             if args.ctc_validate != "speaker":
                 raise SystemExit("eval-speech: --ctc-validate-gain needs --ctc-validate speaker")
             low_snr = low_snr_strings(fsdd, out, args.ctc_validate_gain, args.recordings)
+        strings_from = fsdd
+        if args.ctc_synthetic_strings:  # a build of its own: LOSO reads fsdd's classify/
+            if args.synthetic is None:
+                raise SystemExit("eval-speech: --ctc-synthetic-strings needs --synthetic DIR")
+            strings_from = fsdd.with_name(f"{fsdd.name}-x{args.ctc_synthetic_strings}")
+            if not (strings_from / "strings" / "train.csv").is_file():
+                build(
+                    strings_from,
+                    extra_recordings=str(args.synthetic),
+                    extra_strings=args.ctc_synthetic_strings,
+                )
         result["transcribe"] = transcription(
-            fsdd,
+            strings_from,
             out,
             args.ctc_epochs,
             args.stream,
@@ -1075,6 +1103,8 @@ def main() -> None:
         t = result["transcribe"]
         t["strings"] = args.strings
         t["gain"] = args.gain
+        t["synthetic"] = None if args.synthetic is None else str(args.synthetic)
+        t["synthetic_strings"] = args.ctc_synthetic_strings
         t["validate_gain"] = args.ctc_validate_gain
         print(
             f"transcription: WER greedy {t['wer_greedy']:.3f}, beam 8 {t['wer_beam8']:.3f}, "

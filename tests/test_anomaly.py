@@ -102,6 +102,22 @@ def test_threshold_is_optimised_over_the_corpus():
     assert nab.score_corpus({"a": (s1, lab1), "b": (s2, lab2)}, "reward_low_FN_rate").tp == 2
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_points_lost_per_file_add_up_to_what_the_score_misses(seed):
+    _, lab1, lab2 = _corpus()
+    rng = np.random.default_rng(seed)
+    files = {"a": (rng.random(1000), lab1), "b": (rng.random(1000) * 0.9, lab2)}
+    r = nab.score_corpus(files, "standard")
+    lost = nab.points_lost(files, r.threshold)
+    assert sum(f["lost"] for f in lost.values()) == pytest.approx(100.0 - r.score)
+    assert sum(f["missed"] for f in lost.values()) == r.fn
+    assert sum(f["fp_rows"] for f in lost.values()) == r.fp
+    assert lost["b"]["windows"] == 0 and lost["b"]["late"] == 0.0
+    for f in lost.values():
+        assert len(f["missed_highest"]) == f["missed"]
+        assert all(high < r.threshold for high in f["missed_highest"])
+
+
 # -- the detector ------------------------------------------------------------------------------
 def _smooth(n: int = 1200, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)

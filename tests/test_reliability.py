@@ -923,6 +923,23 @@ CASES = [
         "--extra-recordings: no such folder",
     ),
     Case(
+        "data fsdd: --extra-strings without --extra-recordings",
+        lambda f, c: [
+            "data",
+            "fsdd",
+            "--recordings",
+            str(_wav(f, "rec/0_ann_0.wav").parent),
+            "--test-speaker",
+            "ann",
+            "--extra-strings",
+            "5",
+            "--out",
+            str(f.root / "out"),
+        ],
+        2,
+        "--extra-strings: expected --extra-recordings too",
+    ),
+    Case(
         "data voices: --voices 0",
         lambda f, c: ["data", "voices", "--voices", "0", "--out", str(f.root / "v")],
         2,
@@ -949,6 +966,12 @@ CASES = [
         ],
         2,
         "--prior-frames",
+    ),
+    Case(
+        "train transcribe: --norm cmvn",
+        lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--norm", "cmvn"],
+        2,
+        "argument --norm: invalid choice: 'cmvn'",
     ),
     Case(
         "train transcribe: --speed 0.7",

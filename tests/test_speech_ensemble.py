@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit.audio import FrontEnd
-from rnnkit.ctc_combine import combine_log_probs, vote_words
+from rnnkit.ctc_combine import combine_log_probs, ctc_align, vote_words, word_confidences
 from rnnkit.errors import InputError
 from rnnkit.estimators.transcriber import Transcriber
 from rnnkit.estimators.transcriber_stream import LiveTranscriber
@@ -195,3 +195,130 @@ def test_a_voting_ensemble_predicts_the_vote_over_its_members(pair, tones):
         members = [ensemble.member(k).predict(X, beam, lexicon) for k in range(2)]
         want = [vote_words(texts) for texts in zip(*members, strict=True)]
         assert ensemble.predict(X, beam, lexicon) == want
+
+
+# -- confidence-weighted voting (combine="weighted") -------------------------------------------
+
+
+def _best_path_by_enumeration(lp: np.ndarray, labels: list[int]) -> tuple[float, list[int]]:
+    """The most probable frame path (classes per frame) whose CTC collapse is ``labels``."""
+    import itertools
+
+    best, path = -np.inf, []
+    for p in itertools.product(range(lp.shape[1]), repeat=lp.shape[0]):
+        collapsed = [c for k, c in enumerate(p) if c and (k == 0 or c != p[k - 1])]
+        score = float(sum(lp[t, c] for t, c in enumerate(p)))
+        if collapsed == labels and score > best:
+            best, path = score, list(p)
+    return best, path
+
+
+@pytest.mark.parametrize("labels", [[1, 2], [1, 1], [2], [2, 1, 2]])
+def test_forced_alignment_is_the_best_path_spelling_the_labels(labels):
+    rng = np.random.default_rng(len(labels) + labels[0])
+    lp = np.log(rng.dirichlet(np.ones(3), size=6))
+    spans = ctc_align(lp, labels)
+    best, path = _best_path_by_enumeration(lp, labels)
+    assert spans is not None and len(spans) == len(labels)
+    # the spans' frames carry their labels on the best path, the frames between them blank
+    # or a repeat of the label before: the same path, so the same score
+    got = np.zeros(len(lp), dtype=np.int64)
+    for (a, b), c in zip(spans, labels, strict=True):
+        assert 0 <= a < b <= len(lp)
+        got[a:b] = c
+    assert float(sum(lp[t, c] for t, c in enumerate(got))) == pytest.approx(best, abs=1e-12)
+    assert [int(c) for c in got] == path
+    assert ctc_align(lp[:1], [1, 1]) is None  # one frame cannot spell two labels, nor a repeat
+    assert ctc_align(lp[:2], [1, 1]) is None
+
+
+def test_word_confidences_come_from_the_letters_peaks():
+    # "ab a" (a=1, b=2, space=3) spelt by spikes of probability 0.9, 0.6 and 0.5
+    p = np.full((9, 4), 0.02)
+    p[:, 0] = 0.94  # blank
+    for t, c, v in ((1, 1, 0.9), (3, 2, 0.6), (5, 3, 0.8), (7, 1, 0.5)):
+        p[t] = (1 - v) / 3
+        p[t, c] = v
+    conf = word_confidences(np.log(p), [[1, 2], [1]], separator=3)
+    assert conf == pytest.approx([np.sqrt(0.9 * 0.6), 0.5])
+    assert word_confidences(np.log(p), [[1], [2]], separator=None) == pytest.approx([0.9, 0.6])
+    assert word_confidences(np.log(p[:1]), [[1], [1]], separator=3) == [0.0, 0.0]  # too short
+
+
+def test_weighted_voting_lets_a_sure_member_outvote_two_unsure_ones():
+    texts = ["one two three", "one too three", "one too three"]
+    assert vote_words(texts) == "one too three"
+    sure = [[0.9, 0.9, 0.9], [0.9, 0.3, 0.9], [0.9, 0.4, 0.9]]
+    assert vote_words(texts, sure) == "one two three"
+    # a word two members drop: their votes for none weigh the mean of the slot's word votes
+    texts = ["one two six", "one six", "one six"]
+    assert vote_words(texts, [[0.9, 0.9, 0.9], [0.9, 0.9], [0.9, 0.9]]) == "one six"
+    with pytest.raises(InputError, match="vote_words: 2 words but 1 confidences"):
+        vote_words(["one two", "one"], [[0.5], [0.5]])
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["one two three", "one too three", "one two three"],
+        ["one two six", "one six", "one six nine"],
+        ["four five", "four eight five", "four eight five"],
+        ["", "", "one"],
+        ["seven", "eight", "nine"],
+        ["one two", "two one", "one", "one two three", "three"],
+    ],
+)
+def test_weighted_voting_with_equal_confidences_is_the_plain_vote(texts):
+    for c in (1.0, 0.7):
+        assert vote_words(texts, [[c] * len(t.split()) for t in texts]) == vote_words(texts)
+
+
+def test_a_weighted_ensemble_votes_with_its_members_confidences(pair, tones, tmp_path):
+    ensemble, _ = pair
+    front, data, X, _ = tones
+    chosen, ensemble.combine = ensemble.combine, "weighted"
+    try:
+        for beam, lexicon in ((1, False), (4, True)):
+            lps = ensemble.member_log_probs(X)
+            members = [ensemble.member(k).predict(X, beam, lexicon) for k in range(2)]
+            confs = [ensemble.word_confidences(lp, m) for lp, m in zip(lps, members, strict=True)]
+            want = [
+                vote_words([m[i] for m in members], [c[i] for c in confs]) for i in range(len(X))
+            ]
+            assert ensemble.predict(X, beam, lexicon) == want
+        for conf, text in zip(confs[0], members[0], strict=True):
+            assert len(conf) == len(text.split()) and all(0 < c <= 1 for c in conf)
+        # a stream cannot vote: it averages probabilities, as for "vote"
+        offline = ensemble.decode(ensemble.log_probs(X[:3]))
+        live = LiveTranscriber(ensemble, front)
+        for (x, _), expected in zip(data[:3], offline, strict=True):
+            got = live.push(x) + live.flush()
+            assert "".join(c for c, _ in got) == expected
+        save(ensemble, tmp_path / "w.safetensors")
+        back = load(tmp_path / "w.safetensors")
+        assert back.combine == "weighted" and back.predict(X) == ensemble.predict(X)
+    finally:
+        ensemble.combine = chosen
+
+
+def test_train_transcribe_combine_weighted_is_saved_and_used(tmp_path, capsys):
+    from scipy.io import wavfile
+
+    rng = np.random.default_rng(3)
+    lines = ["path,transcript"]
+    for k in range(12):
+        x, text = two_tone(rng, 2)
+        wavfile.write(tmp_path / f"u{k}.wav", RATE, np.round(x * 32767).astype(np.int16))
+        lines.append(f"u{k}.wav,{text}")
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    model = str(tmp_path / "w.safetensors")
+    code, _, err = _run(["train", "transcribe", "--train", str(tmp_path / "t.csv"),
+                         "--epochs", "1", "--hidden", "8", "--layers", "1", "--ensemble", "3",
+                         "--combine", "weighted", "--out", model], capsys)  # fmt: skip
+    assert code == 0, err
+    back = load(model)
+    assert back.combine == "weighted" and len(back.networks) == 3
+    code, out, err = _run(["transcribe", model, "--test", str(tmp_path / "t.csv"), "--json"],
+                          capsys)  # fmt: skip
+    assert code == 0, err
+    assert "wer" in json.loads(out.splitlines()[-1])

@@ -139,14 +139,20 @@ def test_bad_noise_snr_gives_one_line_errors(bad):
         noise_of("30,5")
 
 
-def test_train_transcribe_records_speed_and_noise_in_the_model(tmp_path, capsys):
-    rng = np.random.default_rng(0)
+def word_manifest(folder, seed: int, n: int) -> None:
+    """``folder/m.csv``: ``n`` recordings of two words each (`words`), as a transcription
+    manifest."""
+    rng = np.random.default_rng(seed)
     rows = ["path,transcript"]
-    for k in range(8):
+    for k in range(n):
         x, text = words(rng, 2)
-        wavfile.write(tmp_path / f"{k}.wav", RATE, (x * 32767).astype(np.int16))
+        wavfile.write(folder / f"{k}.wav", RATE, (x * 32767).astype(np.int16))
         rows.append(f"{k}.wav,{text}")
-    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    (folder / "m.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_train_transcribe_records_speed_and_noise_in_the_model(tmp_path, capsys):
+    word_manifest(tmp_path, 0, 8)
     model = tmp_path / "t.safetensors"
     code = main(["train", "transcribe", "--train", str(tmp_path / "m.csv"), "--epochs", "1",
                  "--hidden", "8", "--speed", "0.1", "--noise-snr", "5,30",
@@ -154,3 +160,18 @@ def test_train_transcribe_records_speed_and_noise_in_the_model(tmp_path, capsys)
     assert code == 0, capsys.readouterr().err
     run = json.loads((safetensors_metadata(model) or {})["extra"])["run"]
     assert run["speed"] == 0.1 and run["noise_snr"] == "5,30"
+
+
+def test_train_transcribe_norm_utterance_is_saved_and_refuses_to_stream(tmp_path, capsys):
+    from rnnkit.io.checkpoint import load
+
+    word_manifest(tmp_path, 1, 6)
+    model = tmp_path / "t.safetensors"
+    code = main(["train", "transcribe", "--train", str(tmp_path / "m.csv"), "--epochs", "1",
+                 "--hidden", "8", "--norm", "utterance", "--out", str(model)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert load(model).norm == "utterance"
+    code = main(["stream", str(model), "--audio", str(tmp_path / "0.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs the whole recording" in err and len(err.strip().splitlines()) == 1

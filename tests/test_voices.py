@@ -5,20 +5,14 @@ the same for the same seed; a missing synthesiser is a one-line error; ``data fs
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("scipy")
-
-from rnnkit.cli import main  # noqa: E402
-from rnnkit.tasks.speech_data import NAME, FsddConfig, prepare, scan  # noqa: E402
-from rnnkit.tasks.speech_voices import VoicesConfig, generate, letters, trim  # noqa: E402
-
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="no espeak-ng")
-needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="no flite")
+from rnnkit.cli import main
+from rnnkit.tasks.speech_data import NAME, FsddConfig, prepare, scan
+from rnnkit.tasks.speech_voices import VoicesConfig, generate, letters, trim
 
 
 def _read(path: Path) -> tuple[int, np.ndarray]:
@@ -28,7 +22,6 @@ def _read(path: Path) -> tuple[int, np.ndarray]:
     return rate, pcm
 
 
-@needs_espeak
 def test_espeak_words_are_readable_8khz_clips_of_a_spoken_length(tmp_path):
     summary = generate(
         VoicesConfig(out=str(tmp_path), voices=2, takes=1, engines="espeak-ng", seed=3)
@@ -46,7 +39,6 @@ def test_espeak_words_are_readable_8khz_clips_of_a_spoken_length(tmp_path):
     assert np.sqrt(np.mean(x[:40] ** 2)) < np.sqrt(np.mean(x**2))
 
 
-@needs_espeak
 def test_names_parse_as_fsdd_speakers_and_the_seed_fixes_the_files(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for out, seed in ((a, 0), (b, 0), (c, 1)):
@@ -60,7 +52,6 @@ def test_names_parse_as_fsdd_speakers_and_the_seed_fixes_the_files(tmp_path):
     assert any(f.read_bytes() != (c / f.name).read_bytes() for f in a.glob("*.wav"))
 
 
-@needs_flite
 def test_flite_voices_too(tmp_path):
     generate(VoicesConfig(out=str(tmp_path), voices=1, takes=1, engines="flite"))
     found = scan(str(tmp_path))
@@ -92,7 +83,6 @@ def test_trim_keeps_the_sound_and_short_pads():
     assert np.array_equal(y[80 : 80 + 2000], x[3040:5040])
 
 
-@needs_espeak
 def test_extra_recordings_go_into_classify_train_alone(tmp_path):
     from scipy.io import wavfile
 
@@ -121,3 +111,32 @@ def test_extra_recordings_go_into_classify_train_alone(tmp_path):
     with pytest.raises(Exception, match="also one of --recordings' speakers"):
         prepare(clash)
     assert os.path.isdir(out)
+
+
+def test_extra_strings_are_training_strings_and_leave_the_others_as_they_were(tmp_path):
+    from scipy.io import wavfile
+
+    from rnnkit.errors import InputError
+
+    rec, more = tmp_path / "rec", tmp_path / "more"
+    rec.mkdir()
+    more.mkdir()
+    rng = np.random.default_rng(0)
+    for folder, speakers in ((rec, ("ann", "bob")), (more, ("zed",))):
+        for speaker in speakers:
+            for digit in range(10):
+                x = 3000 * np.sin(np.arange(2400) * (digit + 1) / 40) + rng.normal(0, 50, 2400)
+                wavfile.write(folder / f"{digit}_{speaker}_0.wav", 8000, x.astype(np.int16))
+    plain, extra = tmp_path / "plain", tmp_path / "extra"
+    common = {"recordings": str(rec), "test_speaker": "bob", "strings": 4, "test_strings": 3}
+    prepare(FsddConfig(out=str(plain), **common))
+    prepare(FsddConfig(out=str(extra), extra_recordings=str(more), extra_strings=5, **common))
+    train = (extra / "strings" / "train.csv").read_text().splitlines()
+    assert sum(line.endswith(",zed") for line in train) == 5
+    assert (extra / "strings" / "test.csv").read_text().count(",zed") == 0
+    for name in ("ann_0.wav", "ann_3.wav", "bob_0.wav", "bob_2.wav"):  # the same files
+        assert (plain / "strings" / name).read_bytes() == (extra / "strings" / name).read_bytes()
+    rows = [line.split(",") for line in train[1:] if line.endswith(",zed")]
+    assert all(Path(p).is_file() and len(t.split()) >= 2 for p, t, _ in rows)
+    with pytest.raises(InputError, match="--extra-strings: expected --extra-recordings"):
+        prepare(FsddConfig(out=str(tmp_path / "x"), extra_strings=2, **common))

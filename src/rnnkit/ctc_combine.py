@@ -15,6 +15,15 @@ transcripts, aligned by edit distance to the medoid transcript (the one nearest 
 others); a slot keeps the word most members put there (the medoid's on a tie), and a word
 the medoid lacks is inserted when more than half of the members have it there. It needs
 the whole transcripts, so it is offline only.
+
+Weighted voting (``vote_words(transcripts, confidences)``; ``combine="weighted"``): as in
+ROVER's confidence scoring, each member's vote for a word in a slot weighs that word's
+confidence (`word_confidences`: the geometric mean over its letters of the letter's peak
+probability on the frames that a Viterbi forced alignment of the transcript to the member's
+posteriors gives it, `ctc_align`), and a member that has no word in the slot votes for none
+with the mean confidence of the slot's word votes; the heaviest choice wins (the medoid's on
+a tie). With equal confidences it is the plain vote. Insertions are kept, as in the plain
+vote, when more than half of the members have them.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ import numpy as np
 from .errors import InputError
 from .metrics_text import edit_distance
 
-COMBINE = ("prob", "logprob", "vote")
+COMBINE = ("prob", "logprob", "vote", "weighted")
+VOTES = ("vote", "weighted")  # the ways that combine transcripts, not posteriors (offline)
 
 
 def combine_log_probs(parts: Sequence[np.ndarray], how: str = "prob") -> np.ndarray:
@@ -72,27 +82,43 @@ def _alignment(ref: list[str], hyp: list[str]) -> list[tuple[int | None, str | N
     return pairs[::-1]
 
 
-def vote_words(transcripts: Sequence[str]) -> str:
-    """One transcript from the members' (module docstring: ROVER-like voting)."""
+def vote_words(
+    transcripts: Sequence[str], confidences: Sequence[Sequence[float]] | None = None
+) -> str:
+    """One transcript from the members' (module docstring: ROVER-like voting); with
+    ``confidences`` (per member, one per word of its transcript) each vote weighs its word's
+    confidence (weighted voting)."""
     hyps = [t.split() for t in transcripts]
     if len(hyps) == 1:
         return " ".join(hyps[0])
+    if confidences is None:
+        confidences = [[1.0] * len(h) for h in hyps]
+    for h, c in zip(hyps, confidences, strict=True):
+        if len(c) != len(h):
+            raise InputError(f"vote_words: {len(h)} words but {len(c)} confidences")
     spread = [sum(edit_distance(h, g) for g in hyps) for h in hyps]
     medoid = hyps[int(np.argmin(spread))]
-    slots: list[Counter] = [Counter() for _ in medoid]
+    slots: list[dict[str, float]] = [{} for _ in medoid]  # word -> summed confidence
+    nulls = [0] * len(medoid)  # members with no word in the slot
     inserted: list[Counter] = [Counter() for _ in range(len(medoid) + 1)]  # before slot i
-    for h in hyps:
+    for h, conf in zip(hyps, confidences, strict=True):
         pairs = _alignment(medoid, h)
-        slot = 0  # the next medoid slot
+        slot, j = 0, 0  # the next medoid slot; the next word of h
         gap: list[str] = []
         for index, word in pairs:
             if index is None:
                 gap.append(str(word))
+                j += 1
                 continue
             if gap:
                 inserted[slot][" ".join(gap)] += 1
                 gap = []
-            slots[index][word if word is not None else ""] += 1
+            if word is None:
+                slots[index].setdefault("", 0.0)  # its weight is set below
+                nulls[index] += 1
+            else:
+                slots[index][word] = slots[index].get(word, 0.0) + float(conf[j])
+                j += 1
             slot = index + 1
         if gap:
             inserted[slot][" ".join(gap)] += 1
@@ -103,8 +129,87 @@ def vote_words(transcripts: Sequence[str]) -> str:
             if 2 * count > len(hyps):
                 out.append(words)
         if i < len(medoid):
-            best = max(slots[i].values())
-            winner = medoid[i] if slots[i][medoid[i]] == best else slots[i].most_common(1)[0][0]
+            votes = dict(slots[i])
+            if nulls[i]:  # no word: as heavy as the slot's mean word vote, per member
+                votes[""] = nulls[i] * sum(votes.values()) / (len(hyps) - nulls[i])
+            best = max(votes.values())
+            if votes.get(medoid[i], -1.0) == best:
+                winner = medoid[i]
+            else:
+                winner = next(w for w, v in votes.items() if v == best)
             if winner:
                 out.append(winner)
     return " ".join(out)
+
+
+def vote_members(
+    texts: Sequence[Sequence[str]], confidences: Sequence[Sequence[Sequence[float]]] | None = None
+) -> list[str]:
+    """`vote_words` per utterance over the members' transcripts ``texts[member][utterance]``
+    (and their word confidences ``confidences[member][utterance]``, for weighted voting)."""
+    per_utterance = list(zip(*texts, strict=True))
+    if confidences is None:
+        return [vote_words(t) for t in per_utterance]
+    confs = list(zip(*confidences, strict=True))
+    return [vote_words(t, c) for t, c in zip(per_utterance, confs, strict=True)]
+
+
+def ctc_align(log_probs: np.ndarray, labels: Sequence[int]) -> list[tuple[int, int]] | None:
+    """Viterbi forced alignment of ``labels`` (class indices, blank 0 excluded) to ``(T, C)``
+    log-probabilities: for each label, the frames ``[start, end)`` of the most probable CTC
+    path that spells exactly ``labels``; None when ``T`` is too short to spell them."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    T = lp.shape[0]
+    z = np.zeros(2 * len(labels) + 1, dtype=np.int64)  # blank, l1, blank, l2, ..., blank
+    z[1::2] = labels
+    S = len(z)
+    skip = np.zeros(S, dtype=bool)  # s may come from s - 2: a label unlike the one before
+    skip[3::2] = z[3::2] != z[1:-2:2]
+    score = np.full(S, -np.inf)
+    score[0] = lp[0, z[0]] if T else -np.inf
+    if S > 1 and T:
+        score[1] = lp[0, z[1]]
+    came = np.zeros((T, S), dtype=np.int8)  # 0: stayed, 1: from s - 1, 2: from s - 2
+    for t in range(1, T):
+        moves = np.full((3, S), -np.inf)  # from s (stay), s - 1 and s - 2
+        moves[0] = score
+        moves[1, 1:] = score[:-1]
+        moves[2, 2:] = np.where(skip[2:], score[:-2], -np.inf)
+        came[t] = np.argmax(moves, axis=0)
+        score = moves[came[t], np.arange(S)] + lp[t, z]
+    ends = [S - 1] if S == 1 else [S - 1, S - 2]
+    s = max(ends, key=lambda e: score[e])
+    if not T or not np.isfinite(score[s]):
+        return None
+    state = np.zeros(T, dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        state[t] = s
+        s -= int(came[t, s])
+    spans = []
+    for u in range(len(labels)):
+        frames = np.flatnonzero(state == 2 * u + 1)
+        spans.append((int(frames[0]), int(frames[-1]) + 1))
+    return spans
+
+
+def word_confidences(
+    log_probs: np.ndarray, words: Sequence[Sequence[int]], separator: int | None
+) -> list[float]:
+    """A confidence in (0, 1] for each word of a transcript, given as its words' class indices
+    (one each for word units), spelt with ``separator`` (the space's class; None: nothing)
+    between them: the geometric mean over a word's labels of each label's peak probability on
+    its frames of the forced alignment (`ctc_align`); all 0 when the transcript cannot be
+    aligned to the ``(T, C)`` log-probabilities."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    labels: list[int] = []
+    where: list[list[int]] = []  # positions in labels, per word
+    for k, word in enumerate(words):
+        if k and separator is not None:
+            labels.append(separator)
+        where.append(list(range(len(labels), len(labels) + len(word))))
+        labels += list(word)
+    spans = ctc_align(lp, labels)
+    if spans is None:
+        return [0.0] * len(words)
+    peak = [float(np.max(lp[a:b, c])) for (a, b), c in zip(spans, labels, strict=True)]
+    return [float(np.exp(np.mean([peak[u] for u in w]))) for w in where]

@@ -32,6 +32,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -197,6 +198,45 @@ def score_corpus(
     span = perfect - null
     score = 100.0 * (raw - null) / span if span > 0 else 0.0
     return CorpusScore(threshold, raw, null, perfect, score, tp, fn, fp)
+
+
+def points_lost(
+    files: dict[str, tuple[np.ndarray, Labelled]], threshold: float
+) -> dict[str, dict[str, Any]]:
+    """Per file, at one corpus threshold, the standard profile's points of the normalised score
+    that the file costs against a perfect detector (they add up to 100 less the score): a
+    missed window costs its +1 and -1 (2 of the corpus' 2 per window), a detection inside a
+    window 1 less its scaled-sigmoid credit ("late"), a flagged row outside every window its
+    false-positive weight. Also the windows, the windows missed with the highest score in each,
+    and the false-positive rows."""
+    prof = PROFILES["standard"]
+    span = (prof.tp + prof.fn) * sum(lab.n_windows for _, lab in files.values())
+    scale = 100.0 / span if span else 0.0
+    table: dict[str, dict[str, Any]] = {}
+    for name, (scores, lab) in files.items():
+        s = np.asarray(scores, np.float64)
+        flagged = (s >= threshold) & (lab.window != -2)
+        missed, missed_high, late = 0, [], 0.0
+        for w in np.unique(lab.window[lab.window >= 0]):
+            inside = lab.window == w
+            hits = flagged & inside
+            if hits.any():
+                late += prof.tp * (1.0 - float(lab.tp_part[hits].max()))
+            else:
+                missed += 1
+                missed_high.append(float(s[inside].max()))
+        fp = flagged & (lab.window == -1)
+        fp_points = -float(np.sum(lab.fp_part[fp])) * prof.fp * scale + 0.0  # no -0.00
+        table[name] = {
+            "windows": lab.n_windows,
+            "missed": missed,
+            "missed_highest": missed_high,
+            "late": late * scale,
+            "fp_rows": int(fp.sum()),
+            "fp": fp_points,
+            "lost": (missed * (prof.tp + prof.fn) + late) * scale + fp_points,
+        }
+    return table
 
 
 # -- NAB's files -------------------------------------------------------------------------------

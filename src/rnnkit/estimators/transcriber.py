@@ -33,7 +33,7 @@ import numpy as np
 from ..audio.augment import check_masks, masker, picked
 from ..audio.tta import warp_grid, warped_views
 from ..ctc import ctc_loss
-from ..ctc_combine import COMBINE, combine_log_probs, vote_words
+from ..ctc_combine import COMBINE, VOTES, combine_log_probs, vote_members, word_confidences
 from ..ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from ..data.batches import bucket_batches, pad
 from ..errors import InputError
@@ -91,7 +91,9 @@ class Transcriber(Estimator):
     then an `rnnkit.models.ensemble.Ensemble` of them. ``combine``: how their outputs make one
     transcript (`rnnkit.ctc_combine`): the per-step posteriors averaged as probabilities
     ("prob") or log-probabilities ("logprob") before decoding, or the members' transcripts
-    voted word by word ("vote"; offline only). ``member(k)`` is member ``k`` alone.
+    voted word by word ("vote"; offline only), each vote weighted by the word's confidence
+    from that member's posteriors ("weighted"; offline only; `word_confidences`).
+    ``member(k)`` is member ``k`` alone.
     """
 
     # parameters added after checkpoints were first written (`Estimator._added_params`)
@@ -333,7 +335,7 @@ class Transcriber(Estimator):
 
     def _ctc_loss(self, X: Sequence[np.ndarray], y: Sequence[str]) -> float:
         """The mean over utterances of the CTC loss per step of the combined posteriors
-        ("vote": the probabilities')."""
+        ("vote", "weighted": the probabilities')."""
         total = 0.0
         for lp, target in zip(self.log_probs(X), self._targets(y, "fit"), strict=True):
             nll, _ = ctc_loss(
@@ -443,7 +445,7 @@ class Transcriber(Estimator):
         per_member = self.member_log_probs(X)
         if len(per_member) == 1:
             return per_member[0]
-        how = "prob" if self.combine == "vote" else self.combine
+        how = "prob" if self.combine in VOTES else self.combine
         return [combine_log_probs(parts, how) for parts in zip(*per_member, strict=True)]
 
     def member_log_probs(self, X: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
@@ -481,14 +483,29 @@ class Transcriber(Estimator):
         if beam < 1:
             raise InputError(f"Transcriber.predict: beam must be at least 1, got {beam}")
         model = getattr(self, "model_", None)  # (set by fit or load; checked where it is used)
-        if (
-            getattr(self, "combine", "prob") == "vote"
-            and isinstance(model, Ensemble)
-            and len(model) > 1
-        ):
-            hyps = [self.decode(lps, beam, lexicon) for lps in self.member_log_probs(X)]
-            return [vote_words(texts) for texts in zip(*hyps, strict=True)]
+        how = getattr(self, "combine", "prob")
+        if how in VOTES and isinstance(model, Ensemble) and len(model) > 1:
+            per_member = self.member_log_probs(X)
+            hyps = [self.decode(lps, beam, lexicon) for lps in per_member]
+            if how == "vote":
+                return vote_members(hyps)
+            pairs = zip(per_member, hyps, strict=True)
+            return vote_members(hyps, [self.word_confidences(lps, t) for lps, t in pairs])
         return self.decode(self.log_probs(X), beam, lexicon)
+
+    def word_confidences(
+        self, log_probs: Sequence[np.ndarray], texts: Sequence[str]
+    ) -> list[list[float]]:
+        """Per utterance, a confidence in [0, 1] for each word of its transcript ``texts``
+        given its ``(T_i', n_classes)`` log-probabilities (`rnnkit.ctc_combine.
+        word_confidences`: from a forced alignment of the transcript to them)."""
+        index = {c: i + 1 for i, c in enumerate(self.alphabet_)}
+        char = self.units == "char"
+        out = []
+        for lp, text in zip(log_probs, texts, strict=True):
+            words = [[index[c] for c in w] if char else [index[w]] for w in text.split()]
+            out.append(word_confidences(lp, words, index.get(" ") if char else None))
+        return out
 
     def decode(
         self, log_probs: Sequence[np.ndarray], beam: int = 1, lexicon: bool = False

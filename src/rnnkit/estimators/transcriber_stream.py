@@ -15,7 +15,8 @@ step's class probabilities are the mean of the K views', as the whole-file path 
 An ensemble (``Transcriber(members=N)``) steps each member's recurrent layer (a state per
 member and view) and combines the members' per-step posteriors as the whole-file path does
 (`rnnkit.ctc_combine.combine_log_probs`), so it too emits the offline greedy transcript. Word
-voting (``combine="vote"``) needs whole transcripts: a stream then averages probabilities.
+voting (``combine="vote"`` or ``"weighted"``) needs whole transcripts: a stream then averages
+probabilities.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..audio.features import FrontEnd, StreamingFeatures
 from ..audio.tta import warp_grid
-from ..ctc_combine import combine_log_probs
+from ..ctc_combine import VOTES, combine_log_probs
 from ..errors import InputError
 from ..losses import log_softmax
 from ..stream import Stream
@@ -57,7 +58,7 @@ class LiveTranscriber:
         # per member, a stream of its recurrent layer per view; its Linear output layer
         self.member_streams = [[Stream(net[0]) for _ in factors] for net in nets]
         self.heads: list[Any] = [net[1] for net in nets]
-        self.combine = "prob" if getattr(model, "combine", "prob") == "vote" else model.combine
+        self.combine = "prob" if getattr(model, "combine", "prob") in VOTES else model.combine
         self.timings: list[float] = []  # seconds of compute per push
         self.reset()
 

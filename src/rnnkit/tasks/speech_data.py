@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.wav import read_wav
-from ..config import nonneg_float, option, positive_int
+from ..config import nonneg_float, nonneg_int, option, positive_int
 from ..errors import InputError
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -83,9 +83,16 @@ class FsddConfig:
     extra_recordings: str = option(
         "",
         help="a folder of more FSDD-named recordings ({digit}_{speaker}_{index}.wav, e.g. from "
-        "'rnnkit data voices'), every one added to classify/train (never to classify/test); "
-        "the strings are left as they are; empty: none",
+        "'rnnkit data voices'), every one added to classify/train (never to classify/test) "
+        "and, with --extra-strings, the speaker of more training strings; empty: none",
         metavar="DIR",
+    )
+    extra_strings: int = option(
+        0,
+        help="digit-string utterances per --extra-recordings speaker, added to "
+        "strings/train.csv alone (built as a training speaker's: --perturb, --gain); the real "
+        "speakers' strings stay the same files; 0: none",
+        type=nonneg_int,
     )
 
 
@@ -127,11 +134,13 @@ def prepare(
         raise InputError(
             f"--extra-recordings: speaker {clash[0]!r} is also one of --recordings' speakers"
         )
+    if cfg.extra_strings and not extra:
+        raise InputError("--extra-strings: expected --extra-recordings too (whose speakers)")
     out = Path(cfg.out)
     n_classify = _classify_layout(found, out / "classify", extra)
     if log:
         log(f"classification: {n_classify['train']} training, {n_classify['test']} test files")
-    rows = _strings(found, speakers, out / "strings", cfg, log, levels or {})
+    rows = _strings(found, speakers, out / "strings", cfg, log, levels or {}, extra)
     return {
         "classify_train": n_classify["train"],
         "classify_test": n_classify["test"],
@@ -171,11 +180,14 @@ def _strings(
     cfg: FsddConfig,
     log: Any,
     levels: dict[str, float] | None = None,
+    extra: list | None = None,
 ) -> list:
     """The digit strings of every speaker. Its first `FIRST_STREAM` come from one random stream
     over the speakers in order (the layout of the first version), drawn whatever the counts, so
     they never change with ``--strings`` or ``--test-strings``; more come from a stream of the
-    speaker's own, seeded by ``(seed, 1 + its place in the order)``. ``levels``: `prepare`'s."""
+    speaker's own, seeded by ``(seed, 1 + its place in the order)``. ``levels``: `prepare`'s.
+    Then ``cfg.extra_strings`` of each ``extra`` speaker (`scan`'s tuples), training strings
+    from streams of their own (``(seed, 1000 + place)``), so the others stay as they were."""
     from scipy.io import wavfile
 
     out.mkdir(parents=True, exist_ok=True)
@@ -206,6 +218,20 @@ def _strings(
             rows.append((str(file.resolve()), " ".join(WORDS[d] for d in picks), speaker))
         if log:
             log(f"strings: {count} utterances of {speaker}")
+    voices = sorted({s for _, _, s, _ in extra or []}) if cfg.extra_strings else []
+    for place, speaker in enumerate(voices):
+        clips = [(p, d) for p, d, s, _ in extra or [] if s == speaker]
+        audio = {p: read_wav(p, RATE, "--extra-recordings") for p, _ in clips}
+        rng = np.random.default_rng([cfg.seed, 1000 + place])
+        for n in range(cfg.extra_strings):
+            scale = 10 ** (-rng.uniform(0.0, cfg.gain) / 20) if cfg.gain else 1.0
+            signal, picks = _utterance(clips, audio, rng, cfg, cfg.perturb, scale)
+            pcm = np.clip(np.round(signal * 32767), -32768, 32767).astype(np.int16)
+            file = out / f"{speaker}_{n}.wav"
+            wavfile.write(file, RATE, pcm)
+            rows.append((str(file.resolve()), " ".join(WORDS[d] for d in picks), speaker))
+    if voices and log:
+        log(f"strings: {cfg.extra_strings} utterances of each of {len(voices)} extra voices")
     header = ("path", "transcript", "speaker")
     _write_csv(out / "all.csv", [header, *rows])
     _write_csv(out / "train.csv", [header, *(r for r in rows if r[2] != cfg.test_speaker)])

@@ -108,6 +108,14 @@ class TranscribeConfig:
         "sooner)",
         type=positive_int,
     )
+    norm: str = option(
+        "running",
+        help="feature normalisation per utterance: 'running' (by the utterance so far, the "
+        "training set's statistics as a prior of --prior-frames; streamable), 'utterance' (by "
+        "the whole utterance's mean and variance: offline, it cannot stream) or 'global' (by "
+        "the training set's alone)",
+        choices=("running", "utterance", "global"),
+    )
     units: str = option(
         "char",
         help="CTC output units: characters, or the words of the training transcripts (a closed "
@@ -206,7 +214,8 @@ class TranscribeConfig:
         "vote",
         help="with --ensemble: decode the members' per-step CTC probabilities averaged (prob) "
         "or log-probabilities averaged (logprob), or vote word by word over each member's "
-        "transcript (vote; offline: stream --audio averages probabilities)",
+        "transcript (vote), each vote weighted by the word's confidence from that member's "
+        "posteriors (weighted; offline: stream --audio averages probabilities for both)",
         choices=COMBINE,
     )
     out: str = option("runs/transcribe.safetensors", help="the model file; loss curve beside it")
@@ -248,6 +257,7 @@ def train_transcribe(cfg: TranscribeConfig, force: bool = False) -> dict[str, An
         bidirectional=cfg.bidirectional,
         stack=cfg.stack,
         prior_frames=cfg.prior_frames,
+        norm=cfg.norm,
         units=cfg.units,
         time_masks=cfg.time_masks,
         time_mask_width=cfg.time_mask_width,

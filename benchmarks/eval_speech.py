@@ -745,6 +745,21 @@ def low_snr_strings(fsdd: Path, out: Path, db: float, recordings: Path) -> Path:
     return where
 
 
+SYNTHETIC_STRINGS = 30  # per --synthetic voice: validated on yweweler, README "Synthetic voices"
+
+
+def synthetic_strings(n: int | None, synthetic: Path | None) -> int:
+    """``--ctc-synthetic-strings``: ``n`` as given (at least 0), or when not given
+    `SYNTHETIC_STRINGS` with ``--synthetic`` (the recipe adopted on validation) and 0 without."""
+    if n is None:
+        return SYNTHETIC_STRINGS if synthetic is not None else 0
+    if n < 0:
+        raise SystemExit(f"eval-speech: --ctc-synthetic-strings: expected 0 or more, got {n}")
+    if n and synthetic is None:
+        raise SystemExit("eval-speech: --ctc-synthetic-strings needs --synthetic DIR")
+    return n
+
+
 def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
     """``train.csv`` split by speaker into ``strings-train.csv`` (all training speakers but
     one) and ``strings-valid.csv`` (that one: the speaker after the test speaker in
@@ -997,15 +1012,17 @@ def main() -> None:
     ap.add_argument(
         "--ctc-synthetic-strings",
         type=int,
-        default=0,
+        default=None,
         help="transcription: digit strings per --synthetic voice added to the training strings "
         "('rnnkit data fsdd --extra-recordings DIR --extra-strings N'; the validation and test "
-        "strings stay the same files); 0: none (0)",
+        f"strings stay the same files); 0: none ({SYNTHETIC_STRINGS} with --synthetic, the "
+        "validated recipe; else 0)",
     )
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)
     ap.add_argument("side_args", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.ctc_synthetic_strings = synthetic_strings(args.ctc_synthetic_strings, args.synthetic)
     sys.path.insert(0, str(ROOT / "src"))  # this checkout's rnnkit, as the sides' PYTHONPATH
     if args.side == "rnnkit":
         rnnkit_side(Path(args.side_args[0]), Path(args.side_args[1]))
@@ -1079,8 +1096,6 @@ def main() -> None:
             low_snr = low_snr_strings(fsdd, out, args.ctc_validate_gain, args.recordings)
         strings_from = fsdd
         if args.ctc_synthetic_strings:  # a build of its own: LOSO reads fsdd's classify/
-            if args.synthetic is None:
-                raise SystemExit("eval-speech: --ctc-synthetic-strings needs --synthetic DIR")
             strings_from = fsdd.with_name(f"{fsdd.name}-x{args.ctc_synthetic_strings}")
             if not (strings_from / "strings" / "train.csv").is_file():
                 build(

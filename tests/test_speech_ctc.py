@@ -163,6 +163,19 @@ def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
     assert held[1:] == [f"/x/eve_{i}.wav,one two,eve" for i in range(2)]
 
 
+def test_eval_speech_synthetic_strings_default_to_the_validated_recipe_with_synthetic():
+    module = _eval_speech()
+    voices = Path("/voices")
+    assert module.synthetic_strings(None, voices) == module.SYNTHETIC_STRINGS == 30
+    assert module.synthetic_strings(None, None) == 0  # the four real voices alone, as before
+    assert module.synthetic_strings(0, voices) == 0  # 0: none, the classify-only behaviour
+    assert module.synthetic_strings(12, voices) == 12
+    with pytest.raises(SystemExit, match="expected 0 or more, got -1"):
+        module.synthetic_strings(-1, voices)
+    with pytest.raises(SystemExit, match="needs --synthetic DIR"):
+        module.synthetic_strings(5, None)
+
+
 def test_eval_speech_adds_the_training_speakers_clips(tmp_path):
     module = _eval_speech()
     train = tmp_path / "train.csv"

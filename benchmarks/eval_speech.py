@@ -554,6 +554,7 @@ def transcription(
     clips: bool = False,
     valid_from: Path | None = None,
     low_snr: Path | None = None,
+    held: str | None = None,
 ) -> dict:
     """Train on the training speakers' strings, score the held-out speaker's; ``options``:
     `TranscribeConfig` fields (``units``, ``bidirectional``, ``vtlp``, the masks, ...), as
@@ -579,14 +580,14 @@ def transcription(
 
     train, valid = str(fsdd / "strings" / "train.csv"), None
     if validate == "speaker":
-        train, valid = speaker_manifests(fsdd / "strings", out)
+        train, valid = speaker_manifests(fsdd / "strings", out, held)
         if valid_from is not None:
             (out / "plain").mkdir(exist_ok=True)
-            valid = speaker_manifests(valid_from / "strings", out / "plain")[1]
+            valid = speaker_manifests(valid_from / "strings", out / "plain", held)[1]
     quiet = None
     if low_snr is not None:
         (out / "low-snr").mkdir(exist_ok=True)
-        quiet = speaker_manifests(low_snr / "strings", out / "low-snr")[1]
+        quiet = speaker_manifests(low_snr / "strings", out / "low-snr", held)[1]
     if clips:
         train = with_clips(Path(train), fsdd / "classify" / "all.csv", out)
     cfg = TranscribeConfig(
@@ -760,15 +761,16 @@ def synthetic_strings(n: int | None, synthetic: Path | None) -> int:
     return n
 
 
-def speaker_manifests(strings: Path, out: Path) -> tuple[str, str]:
+def speaker_manifests(strings: Path, out: Path, held: str | None = None) -> tuple[str, str]:
     """``train.csv`` split by speaker into ``strings-train.csv`` (all training speakers but
     one) and ``strings-valid.csv`` (that one: the speaker after the test speaker in
     alphabetical order, as the leave-one-speaker-out ``--validate speaker`` picks; its first
     strings, as many as the test speaker has, the same whatever ``--strings`` is), in
-    ``out``; their paths."""
+    ``out``; their paths. ``held``: that speaker named (`held_speaker` of the real voices'
+    strings, so that a synthetic voice among the training strings is never the one)."""
     lines = (strings / "train.csv").read_text().splitlines()
     header, rows = lines[0], [line for line in lines[1:] if line]
-    held = held_speaker(strings)
+    held = held_speaker(strings) if held is None else held
     paths = (out / "strings-train.csv", out / "strings-valid.csv")
     n_test = len((strings / "test.csv").read_text().splitlines()) - 1
     for path, keep in zip(paths, (False, True), strict=True):
@@ -1114,6 +1116,7 @@ def main() -> None:
             args.ctc_clips,
             plain,
             low_snr,
+            held_speaker(fsdd / "strings") if args.ctc_validate == "speaker" else None,
         )
         t = result["transcribe"]
         t["strings"] = args.strings

@@ -163,6 +163,25 @@ def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):
     assert held[1:] == [f"/x/eve_{i}.wav,one two,eve" for i in range(2)]
 
 
+def test_eval_speech_never_validates_on_a_synthetic_voice(tmp_path):
+    module = _eval_speech()
+    real, mixed = tmp_path / "real" / "strings", tmp_path / "mixed" / "strings"
+    header = "path,transcript,speaker"
+    test = f"{header}\n/x/yweweler_0.wav,one,yweweler\n"
+    for folder, names in ((real, ("george", "theo")), (mixed, ("george", "theo", "espaa"))):
+        folder.mkdir(parents=True)
+        rows = [f"/x/{s}_{i}.wav,one two,{s}" for s in names for i in range(3)]
+        (folder / "train.csv").write_text("\n".join([header, *rows]) + "\n")
+        (folder / "test.csv").write_text(test)
+    # after "yweweler" the order wraps to the first name: a synthetic voice's, among the mixed
+    assert module.held_speaker(mixed) == "espaa"
+    held = module.held_speaker(real)
+    assert held == "george"
+    train, valid = module.speaker_manifests(mixed, tmp_path, held)
+    assert {r.rsplit(",", 1)[1] for r in Path(valid).read_text().splitlines()[1:]} == {"george"}
+    assert "espaa" in Path(train).read_text() and "george" not in Path(train).read_text()
+
+
 def test_eval_speech_synthetic_strings_default_to_the_validated_recipe_with_synthetic():
     module = _eval_speech()
     voices = Path("/voices")

@@ -81,7 +81,7 @@ eval-forecast: $(VENV)/.installed-test
 eval-forecast-quick: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[forecast]'
 	$(PY) benchmarks/eval_forecast.py --quick --out runs/eval-forecast-quick
-.PHONY: eval-speech eval-speech-quick
+.PHONY: eval-speech eval-speech-quick eval-speech-voices
 ## eval-speech: spoken digits (FSDD): classification on the usual split, leave one speaker out
 ## beside the same network in PyTorch, CTC transcription of an unseen speaker's digit strings,
 ## live streaming latency (about 5 minutes on this 2-core machine when quiet)
@@ -91,6 +91,15 @@ eval-speech: $(VENV)/.installed-test
 ## eval-speech-quick: the same with 1 epoch each (a smoke test)
 eval-speech-quick: $(VENV)/.installed-test
 	$(PY) benchmarks/eval_speech.py --quick
+
+## eval-speech-voices: leave one speaker out (ensembles of 3) and the offline transcriber with
+## 20 synthetic voices (espeak-ng and flite: apt-get install espeak-ng flite) among the training
+## speakers, the recipe adopted on the held-out training speaker (about 1.5 hours, 1 thread)
+eval-speech-voices: $(VENV)/.installed-test
+	test -f runs/voices/manifest.csv || $(VENV)/bin/rnnkit data voices --out runs/voices --voices 20 --takes 5 --seed 0
+	EVAL_SPEECH_THREADS=1 $(PY) benchmarks/eval_speech.py --parts loso,transcribe --ensemble 3 \
+	    --synthetic runs/voices --ctc-synthetic-strings 30 --ctc-bidirectional 1 --stream 0 \
+	    --out runs/eval-speech-voices
 
 ## eval-anomaly: NAB (the files in ../shared/data/anomaly/nab/): rnnkit's AnomalyDetector and a
 ## windowed-Gaussian detector, three profiles, mean over seeds 0-4, throughput on one core, memory per stream (about 2-5 min)

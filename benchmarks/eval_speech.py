@@ -609,14 +609,14 @@ def transcription(
     lexicon_beam = model.score(X, test.labels, beam=8, lexicon=True)
     scores: dict[str, float] = {}
     if valid is not None:  # the held-out training speaker: what settings are chosen on
-        held = read_manifest(valid, "transcript", "--valid")
-        Xv = inputs_of(model, front, held.texts, "--valid")
+        heard = read_manifest(valid, "transcript", "--valid")
+        Xv = inputs_of(model, front, heard.texts, "--valid")
         for name, width, lex in (
             ("greedy", 1, False),
             ("beam8", 8, False),
             ("lexicon_beam8", 8, True),
         ):
-            scores[f"valid_wer_{name}"] = model.score(Xv, held.labels, width, lex)["wer"]
+            scores[f"valid_wer_{name}"] = model.score(Xv, heard.labels, width, lex)["wer"]
     if quiet is not None:  # the validation speaker at a lower SNR: scored, never selected on
         low = read_manifest(quiet, "transcript", "--valid (low SNR)")
         Xq = inputs_of(model, front, low.texts, "--valid (low SNR)")
@@ -626,7 +626,7 @@ def transcription(
     if len(model.networks) > 1:  # each member alone and each way of combining them
         sets = {"": (X, test.labels)}
         if valid is not None:
-            sets["valid_"] = (Xv, held.labels)
+            sets["valid_"] = (Xv, heard.labels)
         if quiet is not None:
             sets["low_snr_"] = (Xq, low.labels)
         combined = ensemble_scores(model, sets)

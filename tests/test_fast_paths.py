@@ -73,6 +73,19 @@ def test_plan_splits_layers_whose_weights_fill_a_cores_cache():
     assert small_plan is not None and small_plan.split == [False]
 
 
+def test_a_paced_stream_keeps_every_layer_on_one_core_with_the_same_outputs():
+    # live inputs (audio every 10 ms): a split step would wake a sleeping second core each step
+    layer = rnnkit.GRU(128, 256, seed=0)
+    fast, paced = rnnkit.Stream(layer), rnnkit.Stream(layer, paced=True)
+    assert fast._plan is not None and fast._plan.split == [True]
+    assert paced._plan is not None and paced._plan.split == [False]
+    assert paced._plan.plan().path == "stream" and "paced" in " ".join(paced._plan.plan().why)
+    xs = np.random.default_rng(0).standard_normal((20, 128)).astype(np.float32)
+    got = np.stack([paced.step(x) for x in xs])
+    want = np.stack([fast.step(x) for x in xs])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_plan_leaves_bad_input_to_the_general_path():
     stream = rnnkit.Stream(rnnkit.LSTM(3, 5, seed=0))
     with pytest.raises(ValueError, match="NaN"):

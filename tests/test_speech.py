@@ -209,9 +209,11 @@ def test_a_tiny_model_learns_the_two_tone_language_to_zero_error(two_tone_model)
     assert model.predict(X, beam=4) == y
 
 
-def test_streaming_decoder_equals_offline_greedy(two_tone_model):
+@pytest.mark.parametrize("paced", [True, False])
+def test_streaming_decoder_equals_offline_greedy(two_tone_model, paced):
     model, front, data, X, _ = two_tone_model
-    live = LiveTranscriber(model, front)
+    live = LiveTranscriber(model, front, paced=paced)
+    assert all(s.paced == paced for streams in live.member_streams for s in streams)
     offline = model.predict(X)
     rng = np.random.default_rng(3)
     for (x, _), expected in zip(data, offline, strict=True):

@@ -135,19 +135,27 @@ def _plan_single(cell: CellSpec, T: int, W_hh: np.ndarray, dtype: np.dtype) -> P
     return Plan("single-pair" if pair else "single", 2 if pair else 1, why, panels)
 
 
-def split_stream_layer(W_ih: np.ndarray, W_hh: np.ndarray) -> bool:
+def split_stream_layer(W_ih: np.ndarray, W_hh: np.ndarray, paced: bool = False) -> bool:
     """Whether one layer's stream step shares its two products between the cores: from
     `Tuning.split_macs` multiply-adds or `Tuning.split_bytes` of weights (float or int8; never
-    bfloat16, whose widening is the bound)."""
+    bfloat16, whose widening is the bound). Never for a ``paced`` stream, whose inputs arrive
+    at the pace of the world (live audio every 10 ms): between steps the second core's thread
+    falls asleep, and waking it took 10-15 ms of some steps where the step itself takes 0.2-0.8
+    ms (a GRU 256 transcriber, AMD EPYC, 2026-12-04)."""
+    if paced:
+        return False
     tuning = current()
     macs = W_ih.shape[0] * (W_ih.shape[1] + W_hh.shape[1])
     large = macs >= tuning.split_macs or W_ih.nbytes + W_hh.nbytes >= tuning.split_bytes
     return large and W_ih.dtype != np.uint16
 
 
-def plan_stream(splits: list[bool], formats: list[str], batch: int | None = None) -> Plan:
+def plan_stream(
+    splits: list[bool], formats: list[str], batch: int | None = None, paced: bool = False
+) -> Plan:
     """The stream path of a stack whose layers split as ``splits`` (`split_stream_layer`) with
-    weights of ``formats``; ``batch`` streams stepped at once (None: one)."""
+    weights of ``formats``; ``batch`` streams stepped at once (None: one); ``paced``: inputs
+    that arrive at the pace of the world, never split."""
     if batch is not None:
         if any(f != "float" for f in formats):
             return Plan("general", 1, lambda: (f"{batch} streams with {formats[0]} weights",))
@@ -156,4 +164,6 @@ def plan_stream(splits: list[bool], formats: list[str], batch: int | None = None
     if any(splits):
         which = [k for k, s in enumerate(splits) if s]
         return Plan("stream-split", 2, lambda: (f"{fmt} weights", f"layers {which} split"))
+    if paced:
+        return Plan("stream", 1, lambda: (f"{fmt} weights", "paced: every layer on one core"))
     return Plan("stream", 1, lambda: (f"{fmt} weights", "every layer on one core"))

@@ -37,9 +37,11 @@ from .transcriber import Transcriber
 
 class LiveTranscriber:
     """``push(samples)`` -> ``[(character, seconds into the stream), ...]`` emitted now;
-    ``flush()`` at the end of the stream; then it starts over."""
+    ``flush()`` at the end of the stream; then it starts over. ``paced`` (the default): the
+    audio comes at the speed of speech, so each step stays on one core (`Stream`); False for
+    audio pushed as fast as it can be read."""
 
-    def __init__(self, model: Transcriber, front: FrontEnd) -> None:
+    def __init__(self, model: Transcriber, front: FrontEnd, paced: bool = True) -> None:
         model._check_fitted("stream")
         if model.bidirectional:
             raise InputError(
@@ -56,7 +58,9 @@ class LiveTranscriber:
         self.features = [StreamingFeatures(front, warp=a) for a in factors]
         nets = model.networks
         # per member, a stream of its recurrent layer per view; its Linear output layer
-        self.member_streams = [[Stream(net[0]) for _ in factors] for net in nets]
+        # paced (live audio, 10 ms apart): each step on one core, as a sleeping second core
+        # costs more to wake than it saves (`Stream`); False for audio pushed back to back
+        self.member_streams = [[Stream(net[0], paced) for _ in factors] for net in nets]
         self.heads: list[Any] = [net[1] for net in nets]
         self.combine = "prob" if getattr(model, "combine", "prob") in VOTES else model.combine
         self.timings: list[float] = []  # seconds of compute per push

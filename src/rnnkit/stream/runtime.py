@@ -57,9 +57,14 @@ class Stream:
 
     One Stream, one thread: it takes no lock (a step is a few microseconds). Streams served
     from several threads share a `StreamPool`, which does lock.
+
+    ``paced=True`` is for inputs that arrive at the pace of the world (live audio, a sensor)
+    rather than back to back: every step then stays on one core. A large layer's step is
+    otherwise shared between the cores, which is faster back to back, but between paced steps
+    the second core's thread falls asleep and waking it can cost milliseconds.
     """
 
-    def __init__(self, model: Module) -> None:
+    def __init__(self, model: Module, paced: bool = False) -> None:
         if not hasattr(model, "stream_forward"):
             raise InputError(f"Stream: {type(model).__name__} cannot stream (no stream_forward)")
         if getattr(model, "bidirectional", False):
@@ -70,7 +75,8 @@ class Stream:
         self.takes_ids = bool(getattr(model, "takes_ids", False))
         self._state: State | None = None
         self._single: bool | None = None
-        self._plan = build_plan(model)  # the fused step paths, where the model has them
+        self.paced = paced
+        self._plan = build_plan(model, paced)  # the fused step paths, where the model has them
 
     # -- inputs ----------------------------------------------------------------------------
     def _as_batch(self, x: Any, steps: bool) -> tuple[np.ndarray, bool]:

@@ -55,20 +55,22 @@ def hook_of(model: Any) -> StreamHook | None:
     return None
 
 
-def build_plan(model: Any) -> StepPlan | None:
+def build_plan(model: Any, paced: bool = False) -> StepPlan | None:
     """The step plan of ``model``, or None when it has none (then `Stream` takes the general
-    path, one step through the sequence forward)."""
+    path, one step through the sequence forward); ``paced``: no layer split between the cores
+    (`split_stream_layer`)."""
     hook = hook_of(model)
     if hook is None or not isinstance(hook.core, Recurrent) or hook.core.bidirectional:
         return None
-    return StepPlan(hook)
+    return StepPlan(hook, paced)
 
 
 class StepPlan:
     """Steps of a model's unidirectional `Recurrent` stack on fused kernels."""
 
-    def __init__(self, hook: StreamHook) -> None:
+    def __init__(self, hook: StreamHook, paced: bool = False) -> None:
         layer: Recurrent = hook.core
+        self.paced = paced
         self.layer, self.hook = layer, hook
         self.cell = layer.cell
         # the layer's dtype: quantized weights are widened as they are read, in float64 for a
@@ -86,7 +88,7 @@ class StepPlan:
             W_hh, s_hh = _stored(p[f"weight_hh_{sfx}"])
             b_ih, b_hh = p.get(f"bias_ih_{sfx}", zeros), p.get(f"bias_hh_{sfx}", zeros)
             self.weights.append((W_ih, s_ih, W_hh, s_hh, b_ih, b_hh))
-            self.split.append(split_stream_layer(W_ih, W_hh))
+            self.split.append(split_stream_layer(W_ih, W_hh, paced))
         self.formats = formats
         self.xw = np.empty((2, G * H), self.dtype)  # scratch: the two products
         self.lstm = layer.cell.has_cell_state
@@ -104,7 +106,7 @@ class StepPlan:
 
     def plan(self, batch: int | None = None) -> Plan:
         """The planner's account of a step of one stream (``batch`` None) or of ``batch``."""
-        return plan_stream(self.split, self.formats, batch)
+        return plan_stream(self.split, self.formats, batch, self.paced)
 
     def step(self, x: Any, state: Any | None) -> tuple[np.ndarray, Any] | None:
         """``(y, new_state)`` for one input of one stream and a batch-1 state (None: zeros), or

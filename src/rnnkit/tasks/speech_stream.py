@@ -83,7 +83,8 @@ def stream_audio(
             f"{checkpoint!r} is a bidirectional transcriber, which needs the whole recording; "
             "train with --no-bidirectional to stream"
         )
-    live = LiveTranscriber(model, front)
+    # paced when the audio comes at the speed of speech (--realtime, or live on stdin)
+    live = LiveTranscriber(model, front, paced=realtime or audio == "-")
     live.warm_up()  # the kernels compiled before the first frame, as a server would
     hop = front.frame_step
     chunks = (

@@ -329,3 +329,15 @@ def test_memory_stays_flat_over_a_long_stream():
     finally:
         tracemalloc.stop()
     assert after_10k - after_1k < 16_384  # bytes: nothing accumulates per step
+
+
+def test_lines_from_a_pipe_are_paced_and_from_a_file_back_to_back(tmp_path):
+    # `rnnkit stream` keeps a live feed's steps on one core (`Stream(paced=True)`)
+    code = "from rnnkit.cli import _stdin_is_a_file; print(_stdin_is_a_file())"
+    path = tmp_path / "lines.txt"
+    path.write_text("1 2 3\n")
+    with path.open("rb") as f:
+        from_file = subprocess.run([sys.executable, "-c", code], stdin=f, capture_output=True)
+    from_pipe = subprocess.run([sys.executable, "-c", code], input=b"1 2 3\n", capture_output=True)
+    assert from_file.stdout.decode().strip() == "True", from_file.stderr.decode()
+    assert from_pipe.stdout.decode().strip() == "False", from_pipe.stderr.decode()

@@ -584,6 +584,17 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def _stdin_is_a_file() -> bool:
+    """Whether standard input is a regular file (read back to back) rather than a pipe or a
+    terminal (which may come at the pace of the world)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # replaced by an object without a descriptor
+        return False
+
+
 def _stream(args: argparse.Namespace) -> dict[str, Any]:
     from .signals import StopSignal
     from .tasks.streaming import LineServer, serve
@@ -592,7 +603,9 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
         from .tasks.speech_stream import stream_audio
 
         return stream_audio(args.checkpoint, args.audio, args.realtime, sys.stdout)
-    server = LineServer(args.checkpoint, args.quantize)
+    # lines from a pipe or a terminal may come live, at the pace of a sensor: each step then on
+    # one core (`Stream`); a file redirected to stdin comes back to back
+    server = LineServer(args.checkpoint, args.quantize, paced=not _stdin_is_a_file())
     if args.state:
         _load_stream_state(server, args)
     if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8: unknown, not a traceback

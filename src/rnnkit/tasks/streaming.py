@@ -58,7 +58,9 @@ class LineServer:
     without its newline), `end` for the answer. Pieces keep memory bounded on long lines.
     """
 
-    def __init__(self, checkpoint: str | Path, quantize: str | None = None) -> None:
+    def __init__(
+        self, checkpoint: str | Path, quantize: str | None = None, paced: bool = False
+    ) -> None:
         ckpt = load_checkpoint(checkpoint)
         model = ckpt.model
         self.vocab: Vocabulary | None = None
@@ -69,7 +71,7 @@ class LineServer:
             from ..quantize import quantize as to_quantized
 
             model = to_quantized(model, quantize)
-        self.stream = Stream(model)
+        self.stream = Stream(model, paced)  # paced: lines that come live (`Stream`)
         self.width = None if self.vocab else int(getattr(model, "input_size", 0))
         self.last_logp: np.ndarray | None = None  # the next-token log-probabilities so far
         if self.vocab is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import warnings
 from dataclasses import replace
@@ -587,8 +588,6 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 def _stdin_is_a_file() -> bool:
     """Whether standard input is a regular file (read back to back) rather than a pipe or a
     terminal (which may come at the pace of the world)."""
-    import stat
-
     try:
         return stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
     except (OSError, ValueError, AttributeError):  # replaced by an object without a descriptor

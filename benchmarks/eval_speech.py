@@ -402,7 +402,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     cfg = dataclasses.replace(
         ClassifyConfig(),
         epochs=args.loso_epochs,
-        seed=SEED,
+        seed=args.seed,
         **model_options(args),  # else the audio defaults of `rnnkit train classify`
         **{k: getattr(args, k) for k in AUGMENT_OPTIONS + LOSO_AUGMENT + LOSO_FRONT},
         **{k: getattr(args, k) for k in TTA_OPTIONS},
@@ -422,7 +422,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         epochs = int(np.ceil(args.loso_epochs))
         warped: list[np.ndarray] = []
         starts: list[np.ndarray] = []
-        epoch_features = WarpedEpochs(samples, front, vtlp, SEED, speed)  # as the command's
+        epoch_features = WarpedEpochs(samples, front, vtlp, args.seed, speed)  # as the command's
         for e in range(epochs):
             feats_e = epoch_features(e)
             done = int(np.sum([len(w) for w in warped]))
@@ -1002,6 +1002,13 @@ def main() -> None:
         help="usual split and leave one speaker out: how the test-time views become one, as "
         "'rnnkit train classify --tta-pick' (its default; every pick is scored beside)",
     )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="leave one speaker out: the first member's seed, for its initial weights, order and "
+        f"warps (both sides; the data and folds stay the same) ({SEED})",
+    )
     ap.add_argument("--recordings", type=Path, default=DATA, help=f"FSDD's recordings ({DATA})")
     ap.add_argument(
         "--synthetic",
@@ -1078,7 +1085,7 @@ def main() -> None:
         result["loso"]["options"] = {
             k: getattr(args, k)
             for k in AUGMENT_OPTIONS + LOSO_AUGMENT + LOSO_FRONT + MODEL_OPTIONS + TTA_OPTIONS
-        }
+        } | {"seed": args.seed}
         print(loso_table(result["loso"]))
     if "transcribe" in parts:
         options = {k: getattr(args, "ctc_" + k) for k in CTC_OPTIONS}

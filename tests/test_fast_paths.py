@@ -86,6 +86,26 @@ def test_a_paced_stream_keeps_every_layer_on_one_core_with_the_same_outputs():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_a_paced_pool_steps_one_stream_on_one_core_and_the_server_paces_by_default():
+    # `rnnkit serve` answers a request that finds it idle with `StreamPool.step_one`
+    from rnnkit.serve.config import ServeConfig
+    from rnnkit.serve.service import StreamService
+
+    layer = rnnkit.GRU(128, 256, seed=0)
+    fast, paced = rnnkit.StreamPool(layer), rnnkit.StreamPool(layer, paced=True)
+    assert fast._stream._plan is not None and fast._stream._plan.split == [True]
+    assert paced._stream._plan is not None and paced._stream._plan.split == [False]
+    xs = np.random.default_rng(1).standard_normal((10, 128)).astype(np.float32)
+    for pool in (fast, paced):
+        pool.join("a")
+    got = np.stack([paced.step_one("a", x) for x in xs])
+    want = np.stack([fast.step_one("a", x) for x in xs])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert StreamService(layer).pool._stream._plan.split == [False]
+    unpaced = StreamService(layer, config=ServeConfig(paced=False))
+    assert unpaced.pool._stream._plan.split == [True]
+
+
 def test_plan_leaves_bad_input_to_the_general_path():
     stream = rnnkit.Stream(rnnkit.LSTM(3, 5, seed=0))
     with pytest.raises(ValueError, match="NaN"):

@@ -48,6 +48,12 @@ class ServeConfig:
         "batched step; a request that finds the server idle is stepped at once (--no-batch: "
         "each request on its own, never batched)",
     )
+    paced: bool = option(
+        True,
+        help="step a request that finds the server idle on one core: between requests the "
+        "second core's thread falls asleep, and waking it can cost more than a large layer's "
+        "split step saves (--no-paced: split large layers between the cores, as back to back)",
+    )
     front: bool = option(
         True,
         help="serve step requests and WebSocket messages on the lean raw-ASGI path in front of "

@@ -62,7 +62,7 @@ class StreamService:
     ) -> None:
         self.config = config or ServeConfig()
         self.model, self.store, self.clock = model, store, clock
-        self.pool = StreamPool(model)
+        self.pool = StreamPool(model, self.config.paced)
         self._codec = Stream(model)  # states to and from bytes
         self.takes_ids = self._codec.takes_ids
         self.dtype = np.dtype(_parts(model.initial_state(1))[0].dtype)
@@ -83,7 +83,7 @@ class StreamService:
     def warm_up(self) -> None:
         """Step a scratch pool once alone and once batched, so that the first requests do not
         wait for the step kernels to compile or load."""
-        pool = StreamPool(self.model)
+        pool = StreamPool(self.model, self.config.paced)
         x = np.zeros(self.step_shape, self.dtype) if not self.takes_ids else np.int64(0)
         pool.join(0)
         pool.join(1)

@@ -284,14 +284,17 @@ class StreamPool:
     The states live in one array per state part, a column (slot) per stream, so a step gathers
     the active columns, runs the model once on them and scatters the new states back: the
     Python work per step does not grow with the number of streams beyond reading the inputs.
+    ``paced=True``: `step_one` (one stream alone) never shares a layer between the cores, as
+    `Stream`'s ``paced`` (a server's requests come at the pace of its clients); the batched
+    `step` runs on one core either way.
 
     Thread-safe: `step`, `join`, `leave`, `state` and the queries hold one lock, so calls from
     several threads run one at a time and never lose or mix the states of streams (a step
     that grows the store, or a column reused after `leave`, is never seen half done).
     """
 
-    def __init__(self, model: Module) -> None:
-        self._stream = Stream(model)  # for its input checks and its model
+    def __init__(self, model: Module, paced: bool = False) -> None:
+        self._stream = Stream(model, paced)  # its input checks, model and `step_one`'s plan
         self.model = model
         self._like = model.initial_state(1)
         self._store = [np.zeros((p.shape[0], 0, p.shape[2]), p.dtype) for p in _parts(self._like)]

@@ -32,6 +32,13 @@ opening 10,000 streams (their states, ids and bookkeeping), over the state's own
 
     python benchmarks/bench_serve.py            # about 10 minutes
     python benchmarks/bench_serve.py --quick    # seconds: a smoke test
+
+A fourth server, ``unpaced`` (``--no-paced``), steps a lone request's large layer on both
+cores, as a stream fed back to back would; against the shipped ``batched`` (paced) on a layer
+large enough to split, one live stream (the cost of waking the sleeping second core):
+
+    python benchmarks/bench_serve.py --servers batched,unpaced --transports wsb --streams 1 \
+        --input 40 --hidden 256 --rate 100
 """
 
 from __future__ import annotations
@@ -59,7 +66,9 @@ SERVERS = {
     "batched": [],
     "per-request": ["--no-batch"],
     "fastapi": ["--no-front", "--no-batch"],
+    "unpaced": ["--no-paced"],  # as shipped, but a lone request's large layer split in two
 }
+DEFAULT_SERVERS = "batched,per-request,fastapi"
 PEER = "fastapi"  # the ratios are against it
 
 
@@ -323,6 +332,7 @@ def _floor(model, n_streams: tuple[int, ...]) -> dict:
 
 
 def main() -> int:
+    global F, H  # --input, --hidden
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short runs, fewer streams")
     p.add_argument("--seconds", type=float, default=3.0, help="length of each measured run")
@@ -334,11 +344,22 @@ def main() -> int:
         help="comma-separated: http (POST /step), ws (JSON messages), wsb (binary messages)",
     )
     p.add_argument(
-        "--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}"
+        "--servers",
+        default=DEFAULT_SERVERS,
+        help=f"comma-separated, of {', '.join(SERVERS)} ({DEFAULT_SERVERS})",
     )
+    p.add_argument(
+        "--streams", default=None, help="comma-separated stream counts (1,100,1000; quick 1,10,50)"
+    )
+    p.add_argument("--input", type=int, default=F, help=f"the LSTM's input size ({F})")
+    p.add_argument("--hidden", type=int, default=H, help=f"the LSTM's hidden size ({H})")
     p.add_argument("--pin", action="store_true", help="servers on one core, client on another")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-serve", help="output folder")
     args = p.parse_args()
+    F, H = args.input, args.hidden
+    unknown = set(args.servers.split(",")) - set(SERVERS)
+    if unknown:
+        raise SystemExit(f"bench_serve: --servers: unknown {sorted(unknown)} (of {list(SERVERS)})")
     sys.path.insert(0, str(ROOT / "src"))
     import resource
 
@@ -349,6 +370,8 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     counts = (1, 10, 50) if args.quick else (1, 100, 1000)
+    if args.streams:
+        counts = tuple(int(n) for n in args.streams.split(","))
     seconds = 1.0 if args.quick else args.seconds
     repeats = 1 if args.quick else args.repeats
     held = 500 if args.quick else 10_000
@@ -357,7 +380,7 @@ def main() -> int:
     load_before = os.getloadavg()
     cores = sorted(os.sched_getaffinity(0)) if two else []
     model = rnnkit.LSTM(F, H, seed=0)
-    floor = _floor(model, counts[1:])
+    floor = _floor(model, tuple(n for n in counts if n > 1))
     try:
         import uvloop
 
@@ -375,7 +398,7 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = rnnkit.save(model, Path(tmp) / "lstm128.safetensors")
+        checkpoint = rnnkit.save(model, Path(tmp) / f"lstm{H}.safetensors")
         servers = {
             name: _start(checkpoint, extra, cores[0] if two else None)
             for name, extra in SERVERS.items()
@@ -449,6 +472,7 @@ def main() -> int:
         "seconds": seconds,
         "repeats": repeats,
         "rate_hz": args.rate,
+        "model": f"LSTM({F}, {H}), one layer",
         "client": f"raw HTTP/1.1 keep-alive or websockets on {loop_name}, "
         "one connection per stream",
         "cores": f"servers on core {cores[0]}, client on core {cores[1]}"
@@ -489,7 +513,8 @@ def _table(results: dict) -> str:
     s = results["settings"]
     lines = [
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['system']}; numpy {m['numpy']}, "
-        f"rnnkit commit {m['rnnkit_commit']}; {s['cores']}; {s['client']}; "
+        f"rnnkit commit {m['rnnkit_commit']}; {s.get('model', 'LSTM(16, 128)')}; "
+        f"{s['cores']}; {s['client']}; "
         f"{s['seconds']} s per run, median of {s['repeats']}, "
         f"paced streams at {s['rate_hz']:g} Hz; "
         f"load average (1 min) {s['load_average'][0][0]:.1f} before, "
@@ -516,9 +541,9 @@ def _table(results: dict) -> str:
             )
     lines += [
         "",
-        f"In-process floor (no HTTP): `Stream.step` {floor['Stream.step_us']:.1f} us; "
-        + ", ".join(
-            f"`StreamPool.step` of {k.split('_')[1]} streams {v:.2f} us per stream"
+        f"In-process floor (no HTTP): `Stream.step` {floor['Stream.step_us']:.1f} us"
+        + "".join(
+            f"; `StreamPool.step` of {k.split('_')[1]} streams {v:.2f} us per stream"
             for k, v in floor.items()
             if k.startswith("StreamPool")
         )

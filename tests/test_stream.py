@@ -341,3 +341,28 @@ def test_lines_from_a_pipe_are_paced_and_from_a_file_back_to_back(tmp_path):
     from_pipe = subprocess.run([sys.executable, "-c", code], input=b"1 2 3\n", capture_output=True)
     assert from_file.stdout.decode().strip() == "True", from_file.stderr.decode()
     assert from_pipe.stdout.decode().strip() == "False", from_pipe.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("flag", "paced"), [([], True), (["--no-paced"], False), (["--paced"], True)]
+)
+def test_rnnkit_stream_paced_option_overrides_what_stdin_suggests(
+    monkeypatch, tmp_path, flag, paced
+):
+    # under pytest stdin is no regular file, so the default is paced; the option decides
+    import rnnkit.tasks.streaming as streaming
+    from rnnkit.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(checkpoint, quantize=None, paced=False):
+        seen["paced"] = paced
+        raise Stop
+
+    monkeypatch.setattr(streaming, "LineServer", capture)
+    with pytest.raises(Stop):
+        main(["stream", str(tmp_path / "model.safetensors"), *flag])
+    assert seen["paced"] is paced

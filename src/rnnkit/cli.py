@@ -210,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="store the weights as int8 (per-row scale) or bfloat16 (default: as saved)",
     )
+    stream.add_argument(
+        "--paced",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="step every line on one core, for lines that come at the pace of the world (a "
+        "sensor): between them a second core's thread falls asleep and is slow to wake; "
+        "--no-paced: share a large layer between the cores, for lines back to back (default: "
+        "paced unless stdin is a regular file)",
+    )
 
     from .serve.config import ServeConfig
 
@@ -604,7 +613,8 @@ def _stream(args: argparse.Namespace) -> dict[str, Any]:
         return stream_audio(args.checkpoint, args.audio, args.realtime, sys.stdout)
     # lines from a pipe or a terminal may come live, at the pace of a sensor: each step then on
     # one core (`Stream`); a file redirected to stdin comes back to back
-    server = LineServer(args.checkpoint, args.quantize, paced=not _stdin_is_a_file())
+    paced = not _stdin_is_a_file() if args.paced is None else args.paced
+    server = LineServer(args.checkpoint, args.quantize, paced=paced)
     if args.state:
         _load_stream_state(server, args)
     if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8: unknown, not a traceback

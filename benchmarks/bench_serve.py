@@ -369,7 +369,7 @@ def main() -> int:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    counts = (1, 10, 50) if args.quick else (1, 100, 1000)
+    counts: tuple[int, ...] = (1, 10, 50) if args.quick else (1, 100, 1000)
     if args.streams:
         counts = tuple(int(n) for n in args.streams.split(","))
     seconds = 1.0 if args.quick else args.seconds

@@ -209,3 +209,28 @@ def test_single_input_on_a_state_of_several_streams_is_refused():
     stream.state = layer.initial_state(3)
     with pytest.raises(ValueError, match="holds 3 streams"):
         stream.step(np.ones(3, np.float32))
+
+
+def test_a_fresh_compilation_of_the_split_step_prints_no_numba_warning(tmp_path):
+    """numba's pedantic IR warning about the inlined helpers is silenced, also when numba bolds
+    its text with ANSI codes (colorama installed): a user's first `rnnkit stream` is quiet."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(rnnkit.__file__).resolve().parent.parent
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(src)}
+    code = (
+        "import numpy as np, rnnkit\n"
+        "s = rnnkit.Stream(rnnkit.LSTM(40, 256, seed=0), False)\n"
+        "for _ in range(3): y = s.step(np.ones(40, np.float32))\n"
+        "print(y.shape)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(256,)"
+    assert "NumbaIRAssumptionWarning" not in run.stderr, run.stderr[:500]
+    assert any(tmp_path.rglob("*.nbi")), "the compilation did not go through the fresh cache"

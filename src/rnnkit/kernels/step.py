@@ -395,7 +395,8 @@ def _quiet_inlined_variables(dispatcher):
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore",
-                message=r"variable '_(prepare|rows_of)__locals__",
+                # numba bolds the text with ANSI codes when colorama is installed
+                message=r"(\x1b\[[0-9;]*m)*variable '_(prepare|rows_of)__locals__",
                 category=NumbaIRAssumptionWarning,
             )
             return compile_signature(sig)

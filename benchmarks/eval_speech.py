@@ -929,10 +929,10 @@ def main() -> None:
         )
     ap.add_argument(
         "--pooling",
-        choices=("mean", "max", "meanmax"),
+        choices=("mean", "max", "meanmax", "attention"),
         default=None,
         help="leave one speaker out: the classifier's pooling over time, as 'rnnkit train "
-        "classify --pooling' (its audio default; the PyTorch side has these three)",
+        "classify --pooling' (its audio default; the PyTorch side has these four)",
     )
     ctc_types: dict[str, Callable[[str], Any]] = {
         "units": str,

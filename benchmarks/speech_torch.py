@@ -1,7 +1,7 @@
 """The PyTorch side of `make eval-speech`'s speaker-independence folds: the audio classifier
 `rnnkit train classify` trains in the evaluation (GRU or LSTM over MFCC frames, bidirectional,
-max, mean or mean-and-max pooling over the valid steps, dropout, linear) in torch.nn, trained
-the way rnnkit's `Trainer` trains it.
+max, mean, mean-and-max or attention pooling over the valid steps, dropout, linear) in
+torch.nn, trained the way rnnkit's `Trainer` trains it.
 
 Same feature frames (rnnkit's front end, from the fold file), same validation split, same
 batches, optimizer, schedule, budget, patience and best-weights rule: the training loop is
@@ -43,8 +43,8 @@ class Net(nn.Module):
 
     def __init__(self, features: int, classes: int, p: dict) -> None:
         super().__init__()
-        if p["pooling"] not in ("mean", "max", "meanmax"):
-            raise SystemExit("speech_torch: only mean, max or meanmax pooling")
+        if p["pooling"] not in ("mean", "max", "meanmax", "attention"):
+            raise SystemExit("speech_torch: only mean, max, meanmax or attention pooling")
         self.pooling = p["pooling"]
         self.rnn = CELLS[p["cell"]](
             features,
@@ -57,6 +57,10 @@ class Net(nn.Module):
         self.dropout = nn.Dropout(p["dropout"])
         pooled = 2 * width if self.pooling == "meanmax" else width  # mean and max side by side
         self.linear = nn.Linear(pooled, classes)
+        if self.pooling == "attention":  # rnnkit's AttentionPool: v . tanh(W h_t + b), softmax
+            size = p.get("attention_size", 64)
+            self.score = nn.Linear(width, size)  # uniform +-1/sqrt(width), as rnnkit's
+            self.v = nn.Parameter(torch.empty(size).uniform_(-(size**-0.5), size**-0.5))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
@@ -65,6 +69,10 @@ class Net(nn.Module):
         steps = torch.arange(out.shape[0])[:, None]
         pad = (steps >= lengths[None, :])[:, :, None]
         top = out.masked_fill(pad, -math.inf).amax(0)
+        if self.pooling == "attention":  # weights over the valid steps only
+            e = torch.tanh(self.score(out)) @ self.v  # (T, B)
+            a = torch.softmax(e.masked_fill(pad[:, :, 0], -math.inf), dim=0)
+            return self.linear(self.dropout((a[:, :, None] * out).sum(0)))
         pooled = {"mean": mean, "max": top}.get(self.pooling)
         if pooled is None:  # meanmax: (B, 2 D*H)
             pooled = torch.cat([mean, top], dim=1)

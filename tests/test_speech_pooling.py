@@ -1,6 +1,7 @@
 """``pooling="meanmax"`` (``--pooling meanmax``): the mean and the maximum over the valid
 steps side by side; the classifier trains, saves and loads with it, and the PyTorch side of
-the speech evaluation (`benchmarks/speech_torch.py`) computes the same network."""
+the speech evaluation (`benchmarks/speech_torch.py`) computes the same network (with each of
+the four poolings, attention among them)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,13 @@ def _speech_torch():
     return module
 
 
-@pytest.mark.parametrize("pooling", ["meanmax", "max", "mean"])
+@pytest.mark.parametrize("pooling", ["meanmax", "max", "mean", "attention"])
 def test_the_pytorch_side_is_the_same_network(pooling):
     st = _speech_torch()
     X, y = frames(40, np.random.default_rng(1))
-    clf = SequenceClassifier(cell="gru", hidden_size=5, pooling=pooling, epochs=1, seed=2)
+    clf = SequenceClassifier(
+        cell="gru", hidden_size=5, pooling=pooling, attention_size=7, epochs=1, seed=2
+    )
     clf.fit(X, y)
     p = {
         "cell": "gru",
@@ -68,10 +71,16 @@ def test_the_pytorch_side_is_the_same_network(pooling):
         "bidirectional": True,
         "pooling": pooling,
         "dropout": clf.dropout,
+        "attention_size": 7,
     }
     net = st.Net(4, 3, p)
     net.rnn.load_state_dict(rnnkit.to_torch(clf.model_[0]).state_dict())
     linear = clf.model_[-1].params
     net.linear.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in linear.items()})
+    if pooling == "attention":  # the scores' layer and vector
+        (pool,) = [m for m in clf.model_ if type(m).__name__ == "AttentionPool"]
+        net.score.weight.data = torch.from_numpy(pool.params["weight"].copy())
+        net.score.bias.data = torch.from_numpy(pool.params["bias"].copy())
+        net.v.data = torch.from_numpy(pool.params["v"].copy())
     got = st.sentiment_torch.predict_proba(net, X)
     np.testing.assert_allclose(got, clf.predict_proba(X), rtol=0, atol=1e-5)

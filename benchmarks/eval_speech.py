@@ -15,7 +15,7 @@ recordings) recognised by classification and by CTC transcription, also live.
    ``--tta-pick confident`` keeps each recording's most confident view instead, and every
    pick is scored beside from the same models (``picks``). ``--dump-proba DIR`` keeps each
    side's probabilities per member and view. ``--pooling meanmax``: mean and max pooling
-   side by side (both sides).
+   side by side; ``--pooling attention``: rnnkit's `AttentionPool` (both sides).
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit

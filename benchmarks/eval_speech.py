@@ -65,7 +65,7 @@ THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-LOSO_AUGMENT = ("speed",)  # classification alone (transcription has its own speed option)
+LOSO_AUGMENT = ("speed", "noise_snr")  # classification alone (transcription: its own options)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
 MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience", "pooling")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps", "tta_pick")
@@ -379,6 +379,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         audio_front,
         augmentation,
         estimator,
+        noise_of,
         test_time,
     )
 
@@ -413,16 +414,17 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     flat = np.concatenate(feats)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
+    noise = noise_of(cfg.noise_snr)
     factors = tta_factors(
         **{k[4:]: v for k, v in test_time(cfg, audio=True).items() if k != "tta_pick"}
     )
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
-    if vtlp or speed:  # every recording warped afresh for each epoch, both sides read the same
+    if vtlp or speed or noise:  # every recording warped afresh each epoch, both sides read it
         samples = [read_wav(p, front.rate) for p in paths]
         epochs = int(np.ceil(args.loso_epochs))
         warped: list[np.ndarray] = []
         starts: list[np.ndarray] = []
-        epoch_features = WarpedEpochs(samples, front, vtlp, args.seed, speed)  # as the command's
+        epoch_features = WarpedEpochs(samples, front, vtlp, args.seed, speed, noise)  # as the CLI
         for e in range(epochs):
             feats_e = epoch_features(e)
             done = int(np.sum([len(w) for w in warped]))
@@ -904,6 +906,12 @@ def main() -> None:
         default=None,
         help="leave one speaker out: speed perturbation, as 'rnnkit train classify --speed' "
         "(its audio default)",
+    )
+    ap.add_argument(
+        "--noise-snr",
+        default=None,
+        help="leave one speaker out: white noise at a fresh SNR in LO,HI dB per recording and "
+        "epoch, as 'rnnkit train classify --noise-snr' (none)",
     )
     ap.add_argument(
         "--features",

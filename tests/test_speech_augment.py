@@ -188,6 +188,8 @@ def test_cli_rejects_bad_augmentation_values_in_one_line(tmp_path, capsys):
         (["--vtlp", "0.1"], "--vtlp: augments audio; --train holds text"),
         (["--speed", "0.6"], "argument --speed: expected a number in [0, 0.5), got '0.6'"),
         (["--speed", "0.1"], "--speed: augments audio; --train holds text"),
+        (["--noise-snr", "30,5"], "argument --noise-snr: expected LO,HI: two decibel values"),
+        (["--noise-snr", "10,30"], "--noise-snr: adds noise to audio; --train holds text"),
     ):
         try:
             code = main(base + args)

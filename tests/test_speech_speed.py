@@ -124,3 +124,38 @@ def test_speed_is_on_for_audio_by_default_and_off_for_text():
     assert augmentation(ClassifyConfig(), audio=True)["speed"] == AUDIO_AUGMENT["speed"] > 0
     assert augmentation(ClassifyConfig(), audio=False)["speed"] == 0
     assert augmentation(ClassifyConfig(speed=0.0), audio=True)["speed"] == 0
+
+
+def test_train_classify_adds_noise_to_each_epochs_recordings_when_asked(tmp_path, capsys):
+    """``--noise-snr LO,HI``: the epochs' recordings are noisy at SNRs in the range (alone,
+    without VTLP or speed), and the setting is recorded in the model; off by default."""
+    import rnnkit.tasks.classify as classify
+
+    seen = []
+
+    class Spy(WarpedEpochs):
+        def __call__(self, epoch):
+            seen.append((self.noise, super().__call__(epoch)))
+            return seen[-1][1]
+
+    two_pitch_folders(tmp_path / "train")
+    model = tmp_path / "m.safetensors"
+    base = ["train", "classify", "--train", str(tmp_path / "train"), "--epochs", "2",
+            "--hidden", "8", "--vtlp", "0", "--speed", "0", "--out", str(model)]  # fmt: skip
+    real = classify.WarpedEpochs
+    classify.WarpedEpochs = Spy
+    try:
+        assert main(base + ["--noise-snr", "10,20"]) == 0, capsys.readouterr().err
+        noisy = list(seen)
+        extra = json.loads((safetensors_metadata(model) or {})["extra"])
+        assert extra["run"]["noise_snr"] == "10,20"
+        seen.clear()
+        assert main(base + ["--tta-warps", "1"]) == 0, capsys.readouterr().err
+    finally:
+        classify.WarpedEpochs = real
+    assert not seen  # without VTLP, speed or noise the plain features are used
+    assert [n for n, _ in noisy] == [(10.0, 20.0)] * 2  # both epochs
+    first, second = noisy[0][1][0], noisy[1][1][0]
+    assert first.shape == second.shape and not np.allclose(first, second)  # fresh noise
+    extra = json.loads((safetensors_metadata(model) or {})["extra"])
+    assert extra["run"]["noise_snr"] is None

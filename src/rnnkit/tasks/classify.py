@@ -72,6 +72,36 @@ def vtlp_spread(text: str) -> float:
     return value
 
 
+def snr_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` (decibels, LO <= HI) as a pair of floats."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+        raise argparse.ArgumentTypeError(
+            f"expected LO,HI: two decibel values with LO <= HI (e.g. 5,30), got {text!r}"
+        )
+    return lo, hi
+
+
+def snr_text(text: str) -> str:
+    """``LO,HI`` checked (`snr_range`), kept as given: the config holds the text."""
+    snr_range(text)
+    return text
+
+
+def noise_of(text: str | None) -> tuple[float, float] | None:
+    """``--noise-snr``'s ``(lo, hi)``, None when off; a one-line error when malformed."""
+    if text is None:
+        return None
+    try:
+        return snr_range(str(text))
+    except argparse.ArgumentTypeError as e:
+        raise InputError(f"--noise-snr: {e}") from None
+
+
 def odd_positive_int(text: str) -> int:
     value = positive_int(text)
     if value % 2 == 0:
@@ -154,6 +184,14 @@ class ClassifyConfig:
         "before VTLP; 0: none",
         type=vtlp_spread,
         default_help=f"{AUDIO_AUGMENT['speed']:g} for audio",
+    )
+    noise_snr: str | None = option(
+        None,
+        help="audio, training only: white noise added to each recording every epoch at a "
+        "fresh signal-to-noise ratio uniform in LO,HI decibels (of the recording's mean "
+        "power), after speed perturbation and before featurisation",
+        type=snr_text,
+        default_help="none",
     )
     time_masks: int | None = option(
         None,
@@ -381,9 +419,12 @@ def train_classify(
     clf = estimator(cfg, audio=front is not None)
     augment = augmentation(cfg, front is not None)
     X_epoch = None
-    if front is not None and (augment["vtlp"] or augment["speed"]):
+    noise = noise_of(cfg.noise_snr)
+    if noise and front is None:
+        raise InputError("--noise-snr: adds noise to audio; --train holds text (drop it)")
+    if front is not None and (augment["vtlp"] or augment["speed"] or noise):
         samples = [read_wav(p, front.rate, "--train") for p in paths]
-        X_epoch = WarpedEpochs(samples, front, augment["vtlp"], cfg.seed, augment["speed"])
+        X_epoch = WarpedEpochs(samples, front, augment["vtlp"], cfg.seed, augment["speed"], noise)
     extra = {"frontend": asdict(front)} if front is not None else {}
     clf.fit(
         X,

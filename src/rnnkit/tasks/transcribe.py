@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..audio.augment import LevelShifted, WarpedEpochs, check_noise_snr
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of, wav_paths
@@ -28,7 +26,7 @@ from ..estimators.transcriber import Transcriber, check_lengths
 from ..files import check_output
 from ..io.checkpoint import load, load_checkpoint
 from ..training import plot_path
-from .classify import vtlp_spread
+from .classify import noise_of, snr_text, vtlp_spread
 
 # the defaults of --vtlp and the masks: on, chosen on the strings of a training speaker held
 # out of training (README, "Transcription of the unseen speaker")
@@ -47,36 +45,6 @@ TRANSCRIBE_SPEED = 0.0
 # the command's budget and selection (the Python `Transcriber` keeps 20 epochs and the loss):
 # the validation loss on a new voice is noisy from epoch to epoch (README, "Transcription")
 TRANSCRIBE_EPOCHS = 40.0
-
-
-def snr_range(text: str) -> tuple[float, float]:
-    """``LO,HI`` (decibels, LO <= HI) as a pair of floats."""
-    parts = text.split(",")
-    try:
-        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
-    except ValueError:
-        lo = hi = None
-    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
-        raise argparse.ArgumentTypeError(
-            f"expected LO,HI: two decibel values with LO <= HI (e.g. 5,30), got {text!r}"
-        )
-    return lo, hi
-
-
-def snr_text(text: str) -> str:
-    """``LO,HI`` checked (`snr_range`), kept as given: the config holds the text."""
-    snr_range(text)
-    return text
-
-
-def noise_of(text: str | None) -> tuple[float, float] | None:
-    """``--noise-snr``'s ``(lo, hi)``, None when off; a one-line error when malformed."""
-    if text is None:
-        return None
-    try:
-        return snr_range(str(text))
-    except argparse.ArgumentTypeError as e:
-        raise InputError(f"--noise-snr: {e}") from None
 
 
 def odd_int(text: str) -> int:

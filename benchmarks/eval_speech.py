@@ -435,7 +435,8 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             arrays["warped_offsets"] = np.stack(starts)  # (epochs, N + 1)
         else:
             arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
-        log(f"VTLP {vtlp}, speed {speed}: {epochs} epochs of warped features")
+        noisy = f", noise {noise[0]:g}-{noise[1]:g} dB SNR" if noise else ""
+        log(f"VTLP {vtlp}, speed {speed}{noisy}: {epochs} epochs of warped features")
     if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
         samples = [read_wav(p, front.rate) for p in paths]
         arrays["views"] = np.stack(

@@ -65,7 +65,7 @@ THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-LOSO_AUGMENT = ("speed", "noise_snr")  # classification alone (transcription: its own options)
+LOSO_AUGMENT = ("speed", "noise_snr", "noise_color")  # classification alone (CTC: its own)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
 MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience", "pooling")
 TTA_OPTIONS = ("tta_vtlp", "tta_warps", "tta_pick")
@@ -378,6 +378,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         ClassifyConfig,
         audio_front,
         augmentation,
+        colour_of,
         estimator,
         noise_of,
         test_time,
@@ -415,6 +416,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
     noise = noise_of(cfg.noise_snr)
+    colour = colour_of(cfg.noise_color, noise)
     factors = tta_factors(
         **{k[4:]: v for k, v in test_time(cfg, audio=True).items() if k != "tta_pick"}
     )
@@ -424,7 +426,9 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         epochs = int(np.ceil(args.loso_epochs))
         warped: list[np.ndarray] = []
         starts: list[np.ndarray] = []
-        epoch_features = WarpedEpochs(samples, front, vtlp, args.seed, speed, noise)  # as the CLI
+        epoch_features = WarpedEpochs(
+            samples, front, vtlp, args.seed, speed, noise, colour
+        )  # as the CLI
         for e in range(epochs):
             feats_e = epoch_features(e)
             done = int(np.sum([len(w) for w in warped]))
@@ -436,6 +440,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         else:
             arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
         noisy = f", noise {noise[0]:g}-{noise[1]:g} dB SNR" if noise else ""
+        noisy += f", coloured f^-({colour[0]:g}-{colour[1]:g})" if colour else ""
         log(f"VTLP {vtlp}, speed {speed}{noisy}: {epochs} epochs of warped features")
     if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
         samples = [read_wav(p, front.rate) for p in paths]
@@ -913,6 +918,12 @@ def main() -> None:
         default=None,
         help="leave one speaker out: white noise at a fresh SNR in LO,HI dB per recording and "
         "epoch, as 'rnnkit train classify --noise-snr' (none)",
+    )
+    ap.add_argument(
+        "--noise-color",
+        default=None,
+        help="leave one speaker out, with --noise-snr: the noise coloured, power ~ f^-B with "
+        "B uniform in LO,HI, as 'rnnkit train classify --noise-color' (white)",
     )
     ap.add_argument(
         "--features",

@@ -29,6 +29,12 @@ adds to each (speed-changed) waveform white Gaussian noise of standard deviation
 epoch (from its own stream, ``(seed, NOISE_STREAM, epoch)``, so the other factors stay
 put), before featurisation. ``rms(x)`` is the whole utterance's (gaps and the noise it already
 holds included): a quiet voice under a fixed noise, as a new speaker may be recorded.
+With ``colour=(lo, hi)`` the noise is coloured instead: its power spectrum falls as
+``f^-beta``, ``beta`` uniform in ``[lo, hi]`` per utterance and epoch (0 white, 1 pink, 2
+brown; `coloured_noise`), at the same total power, so the same SNR; rooms and microphones
+mostly hum low (FSDD's own noise floors fall 15-20 dB from 0-300 Hz to 3-4 kHz), which white
+noise does not imitate. The exponents come from their own stream, ``(seed, COLOUR_STREAM,
+epoch)``, so white noise (``colour=None``) draws what it drew before.
 
 **Masks** (SpecAugment, Park et al., 2019), on a padded time-major batch ``(T, B, F)`` of
 normalised features (so 0 is the utterance's mean): per sequence, ``time_masks`` runs of
@@ -62,6 +68,8 @@ SPEED_STREAM = 11  # the speed factors' random stream, apart from the VTLP facto
 SPEED_STEPS = 100  # speed factors are multiples of 1 / SPEED_STEPS
 LEVEL_STREAM = 11  # the levels' random stream (`LevelShifted`)
 NOISE_STREAM = 13  # the added noise's random stream (`WarpedEpochs` with ``noise``)
+COLOUR_STREAM = 17  # the noise's spectral exponents (`WarpedEpochs` with ``colour``)
+COLOUR_FLOOR = 0.005  # coloured noise is flat below this fraction of the rate (40 Hz at 8 kHz)
 
 
 def vtlp_warp(hz: np.ndarray, alpha: float, top: float) -> np.ndarray:
@@ -141,12 +149,48 @@ def check_noise_snr(snr: Any, where: str) -> tuple[float, float] | None:
     return float(snr[0]), float(snr[1])
 
 
-def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """``x`` plus white Gaussian noise ``snr_db`` decibels below its mean power (the module
-    docstring); ``x`` itself unchanged, silence stays silence."""
+def coloured_noise(n: int, beta: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of Gaussian noise whose power spectrum falls as ``f^-beta`` (0 white,
+    1 pink, 2 brown), of unit mean power: white noise shaped by ``f^(-beta / 2)`` in the
+    frequency domain, below ``COLOUR_FLOOR`` of the sampling rate held flat and the mean
+    removed (so brown noise does not wander off)."""
+    white = rng.standard_normal(n)
+    if beta == 0.0 or n < 2:
+        return white
+    f = np.fft.rfftfreq(n)
+    gain = np.maximum(f, COLOUR_FLOOR) ** (-beta / 2.0)
+    gain[0] = 0.0
+    y = np.fft.irfft(np.fft.rfft(white) * gain, n)
+    power = float(np.mean(y * y))
+    return y / np.sqrt(power) if power > 0 else white
+
+
+def check_noise_colour(colour: Any, where: str) -> tuple[float, float] | None:
+    """``colour`` (None, or ``(lo, hi)`` spectral exponents with ``0 <= lo <= hi <= 3``) as a
+    tuple of floats, else a one-line error naming ``where``."""
+    if colour is None:
+        return None
+    ok = isinstance(colour, (tuple, list)) and len(colour) == 2
+    ok = ok and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in colour
+    )
+    if not ok or not 0 <= colour[0] <= colour[1] <= 3:
+        raise InputError(
+            f"{where}: noise colour must be None or (lo, hi), spectral exponents with "
+            f"0 <= lo <= hi <= 3 (0 white, 1 pink, 2 brown; e.g. (0, 2)), got {colour!r}"
+        )
+    return float(colour[0]), float(colour[1])
+
+
+def add_noise(
+    x: np.ndarray, snr_db: float, rng: np.random.Generator, beta: float = 0.0
+) -> np.ndarray:
+    """``x`` plus Gaussian noise ``snr_db`` decibels below its mean power (the module
+    docstring), white or, with ``beta``, coloured (`coloured_noise`); ``x`` itself unchanged,
+    silence stays silence."""
     x = np.asarray(x, dtype=np.float64)
     sigma = float(np.sqrt(np.mean(x * x))) * 10.0 ** (-snr_db / 20.0) if len(x) else 0.0
-    return x + sigma * rng.standard_normal(len(x))
+    return x + sigma * coloured_noise(len(x), float(beta), rng)
 
 
 class WarpedEpochs:
@@ -155,8 +199,9 @@ class WarpedEpochs:
     ``(T_i, front.size)`` features, utterance ``i`` warped by ``warp_factors(...)[i]``.
     Lengths do not change with the warp or the noise; with ``speed`` (module docstring) they
     do. ``noise``: ``(lo, hi)`` decibels, white noise at a random SNR in that range (module
-    docstring); None: none. ``front`` is a `rnnkit.audio.FrontEnd` (anything with
-    ``features(samples, warp=)``)."""
+    docstring); None: none. ``colour``: ``(lo, hi)``, the noise coloured with a spectral
+    exponent drawn in that range (module docstring); None: white. ``front`` is a
+    `rnnkit.audio.FrontEnd` (anything with ``features(samples, warp=)``)."""
 
     def __init__(
         self,
@@ -166,12 +211,16 @@ class WarpedEpochs:
         seed: int = 0,
         speed: float = 0.0,
         noise: tuple[float, float] | None = None,
+        colour: tuple[float, float] | None = None,
     ):
         self.samples = list(samples)
         self.front = front
         self.vtlp = check_vtlp(vtlp, "WarpedEpochs")
         self.speed = check_speed(speed, "WarpedEpochs")
         self.noise = check_noise_snr(noise, "WarpedEpochs")
+        self.colour = check_noise_colour(colour, "WarpedEpochs")
+        if self.colour is not None and self.noise is None:
+            raise InputError("WarpedEpochs: colour colours the added noise; give noise too")
         self.seed = seed
 
     def factors(self, epoch: int) -> np.ndarray:
@@ -186,13 +235,23 @@ class WarpedEpochs:
         if self.noise is not None:
             rng = np.random.default_rng([self.seed, NOISE_STREAM, epoch])
             snrs = rng.uniform(self.noise[0], self.noise[1], len(played))
-            played = [add_noise(x, float(snr), rng) for x, snr in zip(played, snrs, strict=True)]
+            betas = np.zeros(len(played))
+            if self.colour is not None:
+                betas = np.random.default_rng([self.seed, COLOUR_STREAM, epoch]).uniform(
+                    self.colour[0], self.colour[1], len(played)
+                )
+            played = [
+                add_noise(x, float(snr), rng, float(b))
+                for x, snr, b in zip(played, snrs, betas, strict=True)
+            ]
         return [self.front.features(x, warp=float(a)) for x, a in zip(played, alphas, strict=True)]
 
     def subset(self, index: Sequence[int]) -> WarpedEpochs:
         """The same, for the recordings ``index`` picks (factors drawn over those alone)."""
         picked = [self.samples[int(i)] for i in index]
-        return WarpedEpochs(picked, self.front, self.vtlp, self.seed, self.speed, self.noise)
+        return WarpedEpochs(
+            picked, self.front, self.vtlp, self.seed, self.speed, self.noise, self.colour
+        )
 
 
 class LevelShifted:

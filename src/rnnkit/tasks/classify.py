@@ -102,6 +102,41 @@ def noise_of(text: str | None) -> tuple[float, float] | None:
         raise InputError(f"--noise-snr: {e}") from None
 
 
+def colour_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` spectral exponents (``0 <= LO <= HI <= 3``) as a pair of floats."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None or hi is None or not 0 <= lo <= hi <= 3:
+        raise argparse.ArgumentTypeError(
+            "expected LO,HI: two spectral exponents with 0 <= LO <= HI <= 3 (0 white, 1 pink, "
+            f"2 brown; e.g. 0,2), got {text!r}"
+        )
+    return lo, hi
+
+
+def colour_text(text: str) -> str:
+    """``LO,HI`` checked (`colour_range`), kept as given: the config holds the text."""
+    colour_range(text)
+    return text
+
+
+def colour_of(text: str | None, noise: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``--noise-color``'s ``(lo, hi)``, None when off; one-line errors when malformed or
+    given without ``--noise-snr``."""
+    if text is None:
+        return None
+    try:
+        colour = colour_range(str(text))
+    except argparse.ArgumentTypeError as e:
+        raise InputError(f"--noise-color: {e}") from None
+    if noise is None:
+        raise InputError("--noise-color: colours the added noise; give --noise-snr LO,HI too")
+    return colour
+
+
 def odd_positive_int(text: str) -> int:
     value = positive_int(text)
     if value % 2 == 0:
@@ -192,6 +227,14 @@ class ClassifyConfig:
         "power), after speed perturbation and before featurisation",
         type=snr_text,
         default_help="none",
+    )
+    noise_color: str | None = option(
+        None,
+        help="audio, training only, with --noise-snr: the noise coloured, its power falling "
+        "as f^-B with B uniform in LO,HI per recording and epoch (0 white, 1 pink, 2 brown; "
+        "rooms and microphones hum low)",
+        type=colour_text,
+        default_help="white",
     )
     time_masks: int | None = option(
         None,
@@ -422,9 +465,12 @@ def train_classify(
     noise = noise_of(cfg.noise_snr)
     if noise and front is None:
         raise InputError("--noise-snr: adds noise to audio; --train holds text (drop it)")
+    colour = colour_of(cfg.noise_color, noise)
     if front is not None and (augment["vtlp"] or augment["speed"] or noise):
         samples = [read_wav(p, front.rate, "--train") for p in paths]
-        X_epoch = WarpedEpochs(samples, front, augment["vtlp"], cfg.seed, augment["speed"], noise)
+        X_epoch = WarpedEpochs(
+            samples, front, augment["vtlp"], cfg.seed, augment["speed"], noise, colour
+        )
     extra = {"frontend": asdict(front)} if front is not None else {}
     clf.fit(
         X,

@@ -67,7 +67,16 @@ VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
 LOSO_AUGMENT = ("speed", "noise_snr", "noise_color")  # classification alone (CTC: its own)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
-MODEL_OPTIONS = ("hidden", "layers", "dropout", "label_smoothing", "mixup", "patience", "pooling")
+MODEL_OPTIONS = (
+    "hidden",
+    "layers",
+    "dropout",
+    "label_smoothing",
+    "mixup",
+    "ema",
+    "patience",
+    "pooling",
+)
 TTA_OPTIONS = ("tta_vtlp", "tta_warps", "tta_pick")
 CTC_OPTIONS = (
     "units",

@@ -115,7 +115,9 @@ def train(net: Net, data: dict, p: dict, epoch_inputs=None, mask=None) -> dict:
     """The `Trainer` loop: a step per bucketed batch, validation every epoch, patience, the
     best weights kept; the budget in epochs or minutes. Augmentation as rnnkit's
     `ClassifyObjective` does it: ``epoch_inputs(e)``, the training sequences of epoch ``e``
-    (same lengths); ``mask(x, lengths, step)``, the padded batch masked."""
+    (same lengths); ``mask(x, lengths, step)``, the padded batch masked. With ``p["ema"]``
+    (the `Trainer`'s ``TrainConfig.ema``): a moving average of the weights, updated after each
+    step by ``min(ema, (1 + t) / (10 + t))`` at step ``t``, is what is validated and kept."""
     seqs, y = data["train"]
     lengths = np.array([len(s) for s in seqs])
     per_epoch = -(-len(seqs) // p["batch_size"])
@@ -136,6 +138,27 @@ def train(net: Net, data: dict, p: dict, epoch_inputs=None, mask=None) -> dict:
         if p["minutes"] is not None:
             parts.append((time.perf_counter() - start) / (60 * p["minutes"]))
         return max(parts) >= 1.0
+
+    ema = float(p.get("ema") or 0.0)
+    averaged = {k: v.detach().clone() for k, v in net.named_parameters()} if ema else None
+
+    def swap() -> None:  # the average into the network and the trained weights out, or back
+        if averaged is None:
+            return
+        with torch.no_grad():
+            for k, v in net.named_parameters():
+                raw = v.detach().clone()
+                v.copy_(averaged[k])
+                averaged[k] = raw
+
+    def validate() -> tuple[float, dict | None]:  # the average's, as `_averaged_weights`
+        swap()
+        try:
+            val = evaluate()
+            state = copy.deepcopy(net.state_dict()) if val < best else None
+        finally:
+            swap()
+        return val, state
 
     evaluated_at = -1
     marks: list[tuple[int, float]] = []
@@ -183,22 +206,27 @@ def train(net: Net, data: dict, p: dict, epoch_inputs=None, mask=None) -> dict:
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), p["clip"])
         opt.step()
+        if averaged is not None:
+            decay = min(ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for k, v in net.named_parameters():
+                    averaged[k] += (1 - decay) * (v.detach() - averaged[k])
         train_seconds += time.perf_counter() - t0
         examples += len(index)
         marks.append((examples, train_seconds))
         step += 1
         if step % per_epoch == 0:
-            val, evaluated_at = evaluate(), step
-            if val < best:
-                best, best_state, since_best = val, copy.deepcopy(net.state_dict()), 0
+            (val, state), evaluated_at = validate(), step
+            if state is not None:
+                best, best_state, since_best = val, state, 0
             else:
                 since_best += 1
             if p["patience"] is not None and since_best >= p["patience"]:
                 break
     if evaluated_at != step:
-        val = evaluate()
-        if val < best:
-            best, best_state = val, copy.deepcopy(net.state_dict())
+        val, state = validate()
+        if state is not None:
+            best, best_state = val, state
     if best_state is not None:
         net.load_state_dict(best_state)
     return {

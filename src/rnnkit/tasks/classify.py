@@ -158,6 +158,13 @@ def mixup_alpha(text: str) -> float:
     return value
 
 
+def ema_decay(text: str) -> float:
+    value = nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a decay in [0, 1), got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """One ``rnnkit train classify`` run; each field is also its option."""
@@ -203,6 +210,13 @@ class ClassifyConfig:
         help="training only: mixup, each batch mixed with itself in another order (features "
         "and loss) by a weight drawn from Beta(A, A) every step (Zhang et al. 2018); 0: none",
         type=mixup_alpha,
+    )
+    ema: float = option(
+        0.0,
+        help="training only: validate and keep a moving average of the weights, of decay EMA "
+        "per step (0.998: about the last 500 steps; Polyak averaging); 0: the weights "
+        "themselves",
+        type=ema_decay,
     )
     vtlp: float | None = option(
         None,
@@ -403,6 +417,7 @@ def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
         class_weight="balanced" if cfg.balanced else None,
         label_smoothing=cfg.label_smoothing,
         mixup=cfg.mixup,
+        ema=cfg.ema,
         batch_size=cfg.batch,
         lr=cfg.lr,
         time_masks=augment["time_masks"],

@@ -15,7 +15,9 @@ voice's settings.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import math
 import shutil
 import subprocess
 import tempfile
@@ -73,6 +75,16 @@ TRIM_DB = 50.0  # a frame is silence below the loudest frame's RMS by this much 
 # onsets of the synthesisers at 8 kHz: espeak-ng's "th" of three at -37 dB, flite's "s" at -48)
 
 
+def tempo_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.5 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"expected a factor in [0.5, 2], got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class VoicesConfig:
     """One ``rnnkit data voices`` run; each field is also its option."""
@@ -84,6 +96,14 @@ class VoicesConfig:
     engines: str = option(
         "espeak-ng,flite",
         help="the synthesisers to draw voices from, comma-separated (espeak-ng, flite)",
+    )
+    tempo: float = option(
+        1.0,
+        help="how many times as fast the voices speak: espeak-ng's words a minute (drawn from "
+        "120-190) multiplied by it and flite's duration stretch (0.85-1.35) divided by it; the "
+        "rest of each voice is drawn as with 1 (FSDD's speakers' clips last 0.35-0.52 s on "
+        "average, the voices' at 1 about 0.6 s)",
+        type=tempo_factor,
     )
 
 
@@ -110,20 +130,23 @@ def letters(k: int) -> str:
             return out
 
 
-def draw_voice(rng: np.random.Generator, engines: list[str], index: int) -> dict[str, Any]:
-    """One voice's settings: its engine and name, the engine's settings, level and noise."""
+def draw_voice(
+    rng: np.random.Generator, engines: list[str], index: int, tempo: float = 1.0
+) -> dict[str, Any]:
+    """One voice's settings: its engine and name, the engine's settings, level and noise;
+    ``tempo`` scales its rate after the draws (the same draws for every tempo)."""
     engine = engines[int(rng.integers(len(engines)))]
     voice: dict[str, Any] = {"name": PREFIX[engine] + letters(index), "engine": engine}
     if engine == "espeak-ng":
         voice["accent"] = ACCENTS[int(rng.integers(len(ACCENTS)))]
         voice["variant"] = VARIANTS[int(rng.integers(len(VARIANTS)))]
         voice["pitch"] = round(float(rng.uniform(20, 80)), 1)  # -p, 0-99 (50 its default)
-        voice["speed"] = round(float(rng.uniform(120, 190)), 1)  # -s, words a minute (175)
+        voice["speed"] = round(float(rng.uniform(120, 190)) * tempo, 1)  # -s, words a minute
     else:
         name = sorted(FLITE)[int(rng.integers(len(FLITE)))]
         voice["flite_voice"] = name
         voice["f0"] = round(float(rng.uniform(*FLITE[name])), 1)  # int_f0_target_mean, Hz
-        voice["stretch"] = round(float(rng.uniform(0.85, 1.35)), 3)  # duration_stretch
+        voice["stretch"] = round(float(rng.uniform(0.85, 1.35)) / tempo, 3)  # duration_stretch
     voice["level_db"] = round(
         float(rng.uniform(-44, -22)), 1
     )  # RMS, dB of full scale (FSDD's span)
@@ -194,7 +217,7 @@ def generate(cfg: VoicesConfig, log: Any = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rnnkit-voices-") as tmp:
         for v in range(cfg.voices):
             rng = np.random.default_rng([cfg.seed, v])
-            voice = draw_voice(rng, engines, v)
+            voice = draw_voice(rng, engines, v, cfg.tempo)
             voices.append(voice)
             for digit, word in enumerate(WORDS):
                 for t in range(cfg.takes):
@@ -215,6 +238,7 @@ def generate(cfg: VoicesConfig, log: Any = None) -> dict[str, Any]:
         "out": str(out),
         "voices": cfg.voices,
         "takes": cfg.takes,
+        "tempo": cfg.tempo,
         "files": len(rows) - 1,
         "engines": {e: sum(v["engine"] == e for v in voices) for e in engines},
         "seconds_median": float(np.median(durations)),

@@ -4,6 +4,7 @@ the same for the same seed; a missing synthesiser is a one-line error; ``data fs
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -140,3 +141,31 @@ def test_extra_strings_are_training_strings_and_leave_the_others_as_they_were(tm
     assert all(Path(p).is_file() and len(t.split()) >= 2 for p, t, _ in rows)
     with pytest.raises(InputError, match="--extra-strings: expected --extra-recordings"):
         prepare(FsddConfig(out=str(tmp_path / "x"), extra_strings=2, **common))
+
+
+@pytest.mark.parametrize("engine", ["espeak-ng", "flite"])
+def test_tempo_speeds_the_same_voices_up_and_leaves_the_rest_as_drawn(tmp_path, engine):
+    def run(tempo: float, out: Path) -> dict:
+        cfg = VoicesConfig(out=str(out), voices=2, takes=2, engines=engine, seed=5, tempo=tempo)
+        return generate(cfg)
+
+    plain, fast = run(1.0, tmp_path / "plain"), run(1.4, tmp_path / "fast")
+    assert fast["tempo"] == 1.4 and plain["tempo"] == 1.0
+    assert fast["seconds_median"] < 0.85 * plain["seconds_median"]  # shorter clips
+    rows = [list(csv.DictReader((tmp_path / d / "voices.csv").open())) for d in ("plain", "fast")]
+    for a, b in zip(*rows, strict=True):  # the same voices; only the rate differs
+        rate = "speed" if engine == "espeak-ng" else "stretch"
+        for key in a:
+            if key != rate:
+                assert a[key] == b[key], key
+        ratio = float(b[rate]) / float(a[rate])
+        assert ratio == pytest.approx(1.4 if rate == "speed" else 1 / 1.4, rel=2e-3)
+
+
+def test_bad_tempo_is_a_one_line_error(tmp_path, capsys):
+    for value in ("3", "0", "fast"):
+        with pytest.raises(SystemExit) as info:
+            main(["data", "voices", "--out", str(tmp_path), "--tempo", value])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "argument --tempo: expected a factor in [0.5, 2]" in err, err

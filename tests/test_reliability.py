@@ -439,6 +439,12 @@ CASES = [
         "--mixup: expected a number in [0, 10], got '11'",
     ),
     Case(
+        "classify: --ema out of range",
+        lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ema", "1"],
+        2,
+        "--ema: expected a number in [0, 1), got '1'",
+    ),
+    Case(
         "classify: --ensemble 0",
         lambda f, c: [*_classify(f, f.text("l.csv", LABELLED)), "--ensemble", "0"],
         2,
@@ -950,6 +956,12 @@ CASES = [
         lambda f, c: ["data", "voices", "--engines", "festival", "--out", str(f.root / "v")],
         2,
         "unknown engine 'festival'",
+    ),
+    Case(
+        "voices: --tempo out of range",
+        lambda f, c: ["data", "voices", "--tempo", "3", "--out", str(f.root / "v")],
+        2,
+        "--tempo: expected a factor in [0.5, 2], got '3'",
     ),
     Case(
         "train transcribe: --level -6",

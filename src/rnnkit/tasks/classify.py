@@ -158,13 +158,6 @@ def mixup_alpha(text: str) -> float:
     return value
 
 
-def ema_decay(text: str) -> float:
-    value = nonneg_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a decay in [0, 1), got {text!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class ClassifyConfig:
     """One ``rnnkit train classify`` run; each field is also its option."""
@@ -216,7 +209,7 @@ class ClassifyConfig:
         help="training only: validate and keep a moving average of the weights, of decay EMA "
         "per step (0.998: about the last 500 steps; Polyak averaging); 0: the weights "
         "themselves",
-        type=ema_decay,
+        type=smoothing,  # the same check: a number in [0, 1)
     )
     vtlp: float | None = option(
         None,

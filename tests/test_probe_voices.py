@@ -1,0 +1,55 @@
+"""benchmarks/probe_voices.py: each speaker's mean clip length and pitch, from files named
+``label_speaker_index.wav``."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 8000
+
+
+def _probe():
+    spec = importlib.util.spec_from_file_location(
+        "probe_voices", ROOT / "benchmarks" / "probe_voices.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _voiced(hz: float, seconds: float) -> np.ndarray:
+    """A buzz at ``hz`` (a few harmonics, as a voice has), in int16."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = sum(np.sin(2 * np.pi * k * hz * t) / k for k in range(1, 5))
+    return (x / np.abs(x).max() * 20000).astype(np.int16)
+
+
+def test_lengths_and_pitches_per_speaker(tmp_path, capsys):
+    from scipy.io import wavfile
+
+    for index, seconds in enumerate([0.3, 0.5]):
+        wavfile.write(tmp_path / f"1_low_{index}.wav", RATE, _voiced(110.0, seconds))
+        wavfile.write(tmp_path / f"2_high_{index}.wav", RATE, _voiced(220.0, seconds + 0.2))
+    _probe().main([str(tmp_path)])
+    rows = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["low"][2] == "2" and rows["high"][2] == "2"
+    assert float(rows["low"][3]) == pytest.approx(0.4, abs=0.01)
+    assert float(rows["high"][3]) == pytest.approx(0.6, abs=0.01)
+    assert float(rows["low"][5]) == pytest.approx(110, rel=0.03)
+    assert float(rows["high"][5]) == pytest.approx(220, rel=0.03)
+
+
+def test_a_name_without_a_speaker_is_a_one_line_error(tmp_path):
+    from scipy.io import wavfile
+
+    wavfile.write(tmp_path / "one.wav", RATE, _voiced(110.0, 0.3))
+    with pytest.raises(SystemExit, match=r"one\.wav: expected a name label_speaker_index\.wav"):
+        _probe().main([str(tmp_path)])
+    with pytest.raises(SystemExit, match="not a directory"):
+        _probe().main([str(tmp_path / "missing")])

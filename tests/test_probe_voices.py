@@ -3,24 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from by_path import benchmark
+
 RATE = 8000
 
 
 def _probe():
-    spec = importlib.util.spec_from_file_location(
-        "probe_voices", ROOT / "benchmarks" / "probe_voices.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("probe_voices")
 
 
 def _voiced(hz: float, seconds: float) -> np.ndarray:

@@ -4,12 +4,12 @@ one-line errors for bad settings."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from by_path import load_by_path
 from rnnkit.audio import FrontEnd
 from rnnkit.audio.augment import (
     TIME_RATIO,
@@ -107,10 +107,7 @@ def test_masks_hit_the_configured_widths_and_only_valid_steps():
 
 def test_the_torch_side_loads_the_same_masks_by_path():
     path = Path(__file__).resolve().parent.parent / "src" / "rnnkit" / "audio" / "augment.py"
-    spec = importlib.util.spec_from_file_location("augment_by_path", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_by_path(path, "augment_by_path")
     x = np.random.default_rng(0).standard_normal((30, 4, 26)).astype(np.float32)
     lengths = np.array([30, 25, 20, 15])
     np.testing.assert_array_equal(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from by_path import benchmark
 from rnnkit.ctc_decode import ctc_beam_decode, ctc_greedy_decode, ctc_lexicon_beam_decode
 from rnnkit.errors import InputError
 from rnnkit.estimators.transcriber import Transcriber
@@ -135,14 +136,7 @@ def test_utterance_normalisation_is_offline_only():
 
 def _eval_speech() -> Any:
     """benchmarks/eval_speech.py as a module (it is a script, not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_speech.py"
-    spec = importlib.util.spec_from_file_location("eval_speech", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("eval_speech")
 
 
 def test_eval_speech_validates_on_the_speaker_after_the_test_speaker(tmp_path):

@@ -5,18 +5,14 @@ the four poolings, attention among them)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import rnnkit
+from by_path import benchmark
 from rnnkit.estimators.classifier import SequenceClassifier
 from rnnkit.io.checkpoint import load
 
-ROOT = Path(__file__).resolve().parent.parent
 torch = pytest.importorskip("torch")
 
 
@@ -46,14 +42,7 @@ def test_meanmax_feeds_twice_the_width_to_the_output(fitted, tmp_path):
 
 
 def _speech_torch():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "speech_torch", ROOT / "benchmarks" / "speech_torch.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("speech_torch")
 
 
 @pytest.mark.parametrize("pooling", ["meanmax", "max", "mean", "attention"])

@@ -5,12 +5,10 @@ sides score every pick from the same per-view probabilities."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from by_path import benchmark
 from rnnkit.audio import FrontEnd, read_wav
 from rnnkit.audio.tta import pick_views, warped_proba
 from rnnkit.cli import main
@@ -19,8 +17,6 @@ from rnnkit.estimators.classifier import SequenceClassifier
 from rnnkit.io.checkpoint import load, load_checkpoint
 from rnnkit.tasks.classify import audio_proba
 from test_speech_tta import RATE, tone_folders
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_confident_keeps_each_recordings_lowest_entropy_view():
@@ -107,13 +103,7 @@ def test_the_default_pick_is_the_mean(model, tmp_path):
 
 
 def _eval_speech():
-    spec = importlib.util.spec_from_file_location(
-        "eval_speech", ROOT / "benchmarks" / "eval_speech.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark("eval_speech")
 
 
 def test_the_evaluation_scores_every_pick_from_the_same_views():

@@ -3,7 +3,6 @@ a step on a tiny batch, and its beam search with beam 1 is greedy search."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from by_path import load_by_path  # noqa: E402
 from rnnkit.data.pairs import BOS, EOS, PAD  # noqa: E402
 
 PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "translate_torch.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("translate_torch", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TT = _module()
+TT = load_by_path(PATH)
 SRC = [np.array([5, 6, 7, EOS]), np.array([4, EOS]), np.array([8, 9, 5, 6, 7, EOS])]
 TGT = [np.array([5, 6, EOS]), np.array([7, 8, 9, 10, EOS]), np.array([4, EOS])]
 

@@ -37,11 +37,16 @@ def test_lengths_and_pitches_per_speaker(tmp_path, capsys):
     assert float(rows["high"][5]) == pytest.approx(220, rel=0.03)
 
 
-def test_a_name_without_a_speaker_is_a_one_line_error(tmp_path):
+def test_bad_names_files_and_directories_are_one_line_errors(tmp_path):
     from scipy.io import wavfile
 
     wavfile.write(tmp_path / "one.wav", RATE, _voiced(110.0, 0.3))
     with pytest.raises(SystemExit, match=r"one\.wav: expected a name label_speaker_index\.wav"):
         _probe().main([str(tmp_path)])
+    (tmp_path / "one.wav").unlink()
+    (tmp_path / "1_bad_0.wav").write_text("not audio")
+    with pytest.raises(SystemExit, match=r"1_bad_0\.wav") as error:
+        _probe().main([str(tmp_path)])
+    assert "\n" not in str(error.value)
     with pytest.raises(SystemExit, match="not a directory"):
         _probe().main([str(tmp_path / "missing")])

@@ -3,20 +3,15 @@ a step on a tiny batch, and its beam search with beam 1 is greedy search."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from by_path import load_by_path  # noqa: E402
+from by_path import benchmark  # noqa: E402
 from rnnkit.data.pairs import BOS, EOS, PAD  # noqa: E402
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "translate_torch.py"
-
-
-TT = load_by_path(PATH)
+TT = benchmark("translate_torch")
 SRC = [np.array([5, 6, 7, EOS]), np.array([4, EOS]), np.array([8, 9, 5, 6, 7, EOS])]
 TGT = [np.array([5, 6, EOS]), np.array([7, 8, 9, 10, EOS]), np.array([4, EOS])]
 

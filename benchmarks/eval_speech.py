@@ -74,6 +74,7 @@ MODEL_OPTIONS = (
     "label_smoothing",
     "mixup",
     "ema",
+    "weight_decay",
     "patience",
     "pooling",
 )

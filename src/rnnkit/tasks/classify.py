@@ -307,6 +307,7 @@ class ClassifyConfig:
     )
     batch: int = option(32, help="examples per batch", type=positive_int)
     lr: float = option(3e-3, help="peak learning rate of AdamW", type=positive_float)
+    weight_decay: float = option(0.0, help="AdamW's decoupled weight decay", type=nonneg_float)
     epochs: float | None = option(
         None, help="budget in passes over the data", type=positive_float, default_help="10"
     )
@@ -413,6 +414,7 @@ def estimator(cfg: ClassifyConfig, audio: bool = False) -> SequenceClassifier:
         ema=cfg.ema,
         batch_size=cfg.batch,
         lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
         time_masks=augment["time_masks"],
         time_mask_width=augment["time_mask_width"],
         feature_masks=augment["feature_masks"],

@@ -16,6 +16,9 @@ recordings) recognised by classification and by CTC transcription, also live.
    pick is scored beside from the same models (``picks``). ``--dump-proba DIR`` keeps each
    side's probabilities per member and view. ``--pooling meanmax``: mean and max pooling
    side by side; ``--pooling attention``: rnnkit's `AttentionPool` (both sides).
+   ``--same-start``: the PyTorch side starts each member from rnnkit's initial weights and
+   draws rnnkit's dropout masks (`write_starts`), so that only the engine differs;
+   ``--speakers a,b``: those test speakers' folds alone.
 3. Transcription of digit strings (2-7 clips of one speaker joined by short silences) of a
    speaker never heard in training: ``rnnkit train transcribe`` (unidirectional GRU, CTC over
    characters, augmented), word error rate greedy, with a beam of 8, and kept to the digit
@@ -174,7 +177,7 @@ def rnnkit_side(fold: Path, params_path: Path) -> None:
     members = []
     for seed in ensemble_seeds(params):
         t0 = time.perf_counter()
-        p = {k: v for k, v in params.items() if k != "ensemble"} | {"seed": seed}
+        p = {k: v for k, v in params.items() if k not in SIDE_KEYS} | {"seed": seed}
         clf = SequenceClassifier(**p).fit(X, y, Xv, yv, X_epoch=X_epoch)
         members.append(
             {
@@ -238,6 +241,40 @@ def dump_views(npz: dict, side: str, members: list[dict], yt: np.ndarray, yv: np
         y_test=yt,
         y_valid=yv,
     )
+
+
+SIDE_KEYS = ("ensemble", "torch_start")  # the evaluation's keys in PARAMS, not the estimator's
+
+
+def write_starts(params: dict, features: int, classes: int, folder: Path) -> None:
+    """``--same-start``: each member's initial weights as rnnkit draws them (the network
+    `SequenceClassifier` builds for its seed), under the names of `speech_torch.Net`'s
+    state dict, and the state of its dropout's random generator, in FOLDER/start-SEED.npz;
+    the PyTorch side starts from them (`speech_torch.start_from`). Imports rnnkit (the
+    evaluation's own process, never a timed side)."""
+    from rnnkit.estimators.classifier import SequenceClassifier
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in ensemble_seeds(params):
+        clf = SequenceClassifier(**{k: v for k, v in params.items() if k not in SIDE_KEYS})
+        clf.set_params(seed=seed)
+        clf.input_, clf.n_inputs_, clf.classes_ = "features", features, np.arange(classes)
+        arrays: dict[str, Any] = {}
+        for module in clf._network().children.values():
+            kind = type(module).__name__
+            if kind == "Dropout":
+                assert module.rng is not None
+                arrays["dropout_state"] = json.dumps(module.rng.bit_generator.state)
+            elif kind == "Linear":
+                arrays |= {f"linear.{k}": v for k, v in module.params.items()}
+            elif kind == "AttentionPool":  # Net: score (weight, bias) and v
+                arrays |= {"score.weight": module.params["weight"]}
+                arrays |= {"score.bias": module.params["bias"], "v": module.params["v"]}
+            elif kind in ("GRU", "LSTM", "RNN"):  # the names are PyTorch's already
+                arrays |= {f"rnn.{k}": v for k, v in module.params.items()}
+            elif module.params:
+                raise SystemExit(f"eval-speech: --same-start has no PyTorch name for {kind}")
+        np.savez(folder / f"start-{seed}.npz", **arrays)
 
 
 def ensemble_seeds(params: dict) -> list[int]:
@@ -406,6 +443,9 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     speakers = np.array([Path(p).stem.split("_")[1] for p in paths])
     y = np.array([int(label) for label in labels])
     names = sorted(set(speakers[:real].tolist()))  # the folds: FSDD's speakers alone
+    unknown = sorted(set(args.speakers or ()) - set(names))
+    if unknown:
+        raise SystemExit(f"eval-speech: --speakers {unknown} are not among {names}")
     synthetic = np.arange(real, len(paths))
     if set(speakers[synthetic].tolist()) & set(names):
         raise SystemExit(f"eval-speech: --synthetic {args.synthetic} has FSDD's speaker names")
@@ -462,10 +502,15 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     np.savez(features, **arrays)  # type: ignore[arg-type]
     params = estimator(cfg, audio=True).set_params(verbose=False).get_params()
     params["ensemble"] = args.ensemble  # members of seeds seed, seed + 1, ... (both sides)
+    if args.same_start:
+        write_starts(params, int(flat.shape[1]), int(y.max()) + 1, tmp / "starts")
+        params["torch_start"] = str(tmp / "starts")
     params_path = tmp / "params.json"
     params_path.write_text(json.dumps(params))
     folds = {}
     for k, speaker in enumerate(names):
+        if args.speakers and speaker not in args.speakers:
+            continue
         if args.validate == "speaker":
             validator = names[(k + 1) % len(names)]
             train = np.flatnonzero((speakers[:real] != speaker) & (speakers[:real] != validator))
@@ -504,6 +549,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         "speed": speed,
         "tta_factors": factors.tolist(),
         "validate": args.validate,
+        "same_start": args.same_start,  # the PyTorch side from rnnkit's initial weights
         "synthetic": None if args.synthetic is None else str(args.synthetic),
         "synthetic_recordings": len(synthetic),
         "folds": folds,
@@ -1056,6 +1102,19 @@ def main() -> None:
         "('rnnkit data fsdd --extra-recordings DIR --extra-strings N'; the validation and test "
         f"strings stay the same files); 0: none ({SYNTHETIC_STRINGS} with --synthetic, the "
         "validated recipe; else 0)",
+    )
+    ap.add_argument(
+        "--same-start",
+        action="store_true",
+        help="leave one speaker out: the PyTorch side starts each member from rnnkit's initial "
+        "weights and draws rnnkit's dropout masks, so that only the engine differs (off: each "
+        "side draws its own)",
+    )
+    ap.add_argument(
+        "--speakers",
+        type=lambda text: [t for t in text.split(",") if t],
+        default=None,
+        help="leave one speaker out: these test speakers' folds alone, comma-separated (all)",
     )
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)

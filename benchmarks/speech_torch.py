@@ -10,7 +10,9 @@ speed-perturbed) features of each epoch, and the masks of `rnnkit/audio/augment.
 path, so rnnkit is not imported) drawn from the same seeds as rnnkit's; at test time, the same
 warped views of each recording (test-time VTLP), their probabilities made one as rnnkit's
 side makes them (`eval_speech.ensemble_result`: averaged, or the most confident view's with
-``--tta-pick confident``). Only the engine differs. Prints one JSON line.
+``--tta-pick confident``). The initial weights and dropout masks are PyTorch's own draws,
+or with ``eval_speech.py --same-start`` rnnkit's (`start_from`): then only the engine
+differs. Prints one JSON line.
 
     python benchmarks/speech_torch.py FOLD.npz PARAMS.json
 """
@@ -54,7 +56,7 @@ class Net(nn.Module):
             bidirectional=p["bidirectional"],
         )
         width = p["hidden_size"] * (2 if p["bidirectional"] else 1)
-        self.dropout = nn.Dropout(p["dropout"])
+        self.dropout: nn.Module = nn.Dropout(p["dropout"])  # or NumpyDropout (start_from)
         pooled = 2 * width if self.pooling == "meanmax" else width  # mean and max side by side
         self.linear = nn.Linear(pooled, classes)
         if self.pooling == "attention":  # rnnkit's AttentionPool: v . tanh(W h_t + b), softmax
@@ -77,6 +79,36 @@ class Net(nn.Module):
         if pooled is None:  # meanmax: (B, 2 D*H)
             pooled = torch.cat([mean, top], dim=1)
         return self.linear(self.dropout(pooled))  # (B, C)
+
+
+class NumpyDropout(nn.Module):
+    """rnnkit's `Dropout` in torch: the same masks from the same generator state (``rng``:
+    the state of rnnkit's generator, `numpy.random.Generator.bit_generator.state`), one draw
+    of the pooled batch's shape per training step, kept with probability 1 - p and scaled."""
+
+    def __init__(self, p: float, rng: dict) -> None:
+        super().__init__()
+        self.p = p
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = rng
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = np.float32(1.0 - self.p)
+        mask = (self.rng.random(tuple(x.shape)) < keep).astype(np.float32) / keep
+        return x * torch.from_numpy(mask)
+
+
+def start_from(net: Net, path: Path) -> None:
+    """The member's start written by `eval_speech.write_starts`: rnnkit's initial weights
+    (all of them: a missing or extra name is an error) and its dropout draws."""
+    arrays = np.load(path)
+    state = {k: torch.from_numpy(arrays[k].copy()) for k in arrays.files if k != "dropout_state"}
+    net.load_state_dict(state, strict=True)
+    if "dropout_state" in arrays.files:
+        assert isinstance(net.dropout, nn.Dropout)  # a start is loaded once
+        net.dropout = NumpyDropout(net.dropout.p, json.loads(str(arrays["dropout_state"])))
 
 
 def split(npz, name: str, flat: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -130,6 +162,8 @@ def main() -> None:
         torch.manual_seed(p["seed"])
         epoch_inputs, mask = augmentation(npz, p)
         net = Net(int(npz["flat"].shape[1]), int(npz["y"].max()) + 1, p)
+        if p.get("torch_start"):  # --same-start: rnnkit's initial weights and dropout draws
+            start_from(net, Path(p["torch_start"]) / f"start-{p['seed']}.npz")
         t0 = time.perf_counter()
         result = sentiment_torch.train(net, data, p, epoch_inputs, mask)  # type: ignore[arg-type]
         result["fit_seconds"] = time.perf_counter() - t0

@@ -68,7 +68,12 @@ THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-LOSO_AUGMENT = ("speed", "noise_snr", "noise_color")  # classification alone (CTC: its own)
+LOSO_AUGMENT = (
+    "speed",
+    "noise_snr",
+    "noise_color",
+    "reverb",
+)  # classification alone (CTC: its own)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
 MODEL_OPTIONS = (
     "hidden",
@@ -428,6 +433,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         colour_of,
         estimator,
         noise_of,
+        reverb_of,
         test_time,
     )
 
@@ -467,17 +473,18 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
     noise = noise_of(cfg.noise_snr)
     colour = colour_of(cfg.noise_color, noise)
+    reverb = reverb_of(cfg.reverb)
     factors = tta_factors(
         **{k[4:]: v for k, v in test_time(cfg, audio=True).items() if k != "tta_pick"}
     )
     arrays: dict[str, Any] = {"flat": flat, "offsets": offsets, "y": y}
-    if vtlp or speed or noise:  # every recording warped afresh each epoch, both sides read it
+    if vtlp or speed or noise or reverb:  # every recording warped afresh each epoch (both sides)
         samples = [read_wav(p, front.rate) for p in paths]
         epochs = int(np.ceil(args.loso_epochs))
         warped: list[np.ndarray] = []
         starts: list[np.ndarray] = []
         epoch_features = WarpedEpochs(
-            samples, front, vtlp, args.seed, speed, noise, colour
+            samples, front, vtlp, args.seed, speed, noise, colour, reverb
         )  # as the CLI
         for e in range(epochs):
             feats_e = epoch_features(e)
@@ -491,6 +498,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             arrays["warped"] = np.stack(warped)  # (epochs, frames, F)
         noisy = f", noise {noise[0]:g}-{noise[1]:g} dB SNR" if noise else ""
         noisy += f", coloured f^-({colour[0]:g}-{colour[1]:g})" if colour else ""
+        noisy += f", rooms of RT60 {reverb[0]:g}-{reverb[1]:g} s" if reverb else ""
         log(f"VTLP {vtlp}, speed {speed}{noisy}: {epochs} epochs of warped features")
     if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
         samples = [read_wav(p, front.rate) for p in paths]
@@ -980,6 +988,12 @@ def main() -> None:
         default=None,
         help="leave one speaker out, with --noise-snr: the noise coloured, power ~ f^-B with "
         "B uniform in LO,HI, as 'rnnkit train classify --noise-color' (white)",
+    )
+    ap.add_argument(
+        "--reverb",
+        default=None,
+        help="leave one speaker out: each training recording in a fresh synthetic room every "
+        "epoch, RT60 uniform in LO,HI seconds, as 'rnnkit train classify --reverb' (none)",
     )
     ap.add_argument(
         "--features",

@@ -36,6 +36,16 @@ mostly hum low (FSDD's own noise floors fall 15-20 dB from 0-300 Hz to 3-4 kHz),
 noise does not imitate. The exponents come from their own stream, ``(seed, COLOUR_STREAM,
 epoch)``, so white noise (``colour=None``) draws what it drew before.
 
+**Reverberation** (a synthetic room). `WarpedEpochs` with ``reverb=(lo, hi)`` convolves each
+(speed-changed) waveform, before the noise, with a room impulse response drawn per utterance
+and epoch (`room_response`): the direct sound, then Gaussian noise whose amplitude decays by
+60 dB in ``rt60`` seconds (Polack's statistical model of a diffuse tail), ``rt60`` uniform in
+``[lo, hi]``, at a direct-to-reverberant energy ratio uniform in `REVERB_DRR` dB (a talker
+near the microphone). The result keeps the utterance's length and mean power. Unlike a
+microphone's fixed colouring, which the per-utterance cepstral mean removes, a tail longer
+than the analysis window smears each frame into the next ones. Its own stream, ``(seed,
+REVERB_STREAM, epoch)``.
+
 **Masks** (SpecAugment, Park et al., 2019), on a padded time-major batch ``(T, B, F)`` of
 normalised features (so 0 is the utterance's mean): per sequence, ``time_masks`` runs of
 ``t ~ U{0..time_width}`` steps (at most `TIME_RATIO` of its length) and ``feature_masks`` runs
@@ -69,6 +79,9 @@ SPEED_STEPS = 100  # speed factors are multiples of 1 / SPEED_STEPS
 LEVEL_STREAM = 11  # the levels' random stream (`LevelShifted`)
 NOISE_STREAM = 13  # the added noise's random stream (`WarpedEpochs` with ``noise``)
 COLOUR_STREAM = 17  # the noise's spectral exponents (`WarpedEpochs` with ``colour``)
+REVERB_STREAM = 19  # the rooms' random stream (`WarpedEpochs` with ``reverb``)
+REVERB_DRR = (0.0, 10.0)  # direct-to-reverberant energy ratio, dB: a talker near the microphone
+REVERB_MAX = 2.0  # the longest reverberation time accepted, seconds
 COLOUR_FLOOR = 0.005  # coloured noise is flat below this fraction of the rate (40 Hz at 8 kHz)
 
 
@@ -193,6 +206,47 @@ def add_noise(
     return x + sigma * coloured_noise(len(x), float(beta), rng)
 
 
+def check_reverb(rt60: Any, where: str) -> tuple[float, float] | None:
+    """``rt60`` (None, or ``(lo, hi)`` seconds with ``0 < lo <= hi <= REVERB_MAX``) as a tuple
+    of floats, else a one-line error naming ``where``."""
+    if rt60 is None:
+        return None
+    ok = isinstance(rt60, (tuple, list)) and len(rt60) == 2
+    ok = ok and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in rt60
+    )
+    if not ok or not 0 < rt60[0] <= rt60[1] <= REVERB_MAX:
+        raise InputError(
+            f"{where}: reverb must be None or (lo, hi), reverberation times in seconds with "
+            f"0 < lo <= hi <= {REVERB_MAX:g} (e.g. (0.1, 0.5)), got {rt60!r}"
+        )
+    return float(rt60[0]), float(rt60[1])
+
+
+def room_response(rt60: float, drr_db: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A room's impulse response at ``rate`` Hz (module docstring): 1 (the direct sound), then
+    ``rt60 * rate`` samples of Gaussian noise decaying by 60 dB over ``rt60`` seconds, of
+    total energy ``10^(-drr_db / 10)``."""
+    n = max(2, int(round(rt60 * rate)))
+    t = np.arange(1, n) / rate
+    tail = rng.standard_normal(n - 1) * np.exp(-3.0 * np.log(10.0) * t / rt60)
+    tail *= np.sqrt(10.0 ** (-drr_db / 10.0) / float(np.sum(tail * tail)))
+    return np.concatenate([[1.0], tail])
+
+
+def reverberate(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``x`` convolved with ``h``, cut to ``x``'s length and brought back to its mean power;
+    silence stays silence."""
+    from scipy.signal import fftconvolve
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        return x
+    y = fftconvolve(x, h)[: len(x)]
+    power, before = float(np.mean(y * y)), float(np.mean(x * x))
+    return y * np.sqrt(before / power) if power > 0 else y
+
+
 class WarpedEpochs:
     """The training recordings featurised afresh for each epoch with VTLP (and speed
     perturbation, and added noise): ``WarpedEpochs(samples, front, 0.1)(epoch)`` is a list of
@@ -212,6 +266,7 @@ class WarpedEpochs:
         speed: float = 0.0,
         noise: tuple[float, float] | None = None,
         colour: tuple[float, float] | None = None,
+        reverb: tuple[float, float] | None = None,
     ):
         self.samples = list(samples)
         self.front = front
@@ -221,6 +276,7 @@ class WarpedEpochs:
         self.colour = check_noise_colour(colour, "WarpedEpochs")
         if self.colour is not None and self.noise is None:
             raise InputError("WarpedEpochs: colour colours the added noise; give noise too")
+        self.reverb = check_reverb(reverb, "WarpedEpochs")
         self.seed = seed
 
     def factors(self, epoch: int) -> np.ndarray:
@@ -232,6 +288,8 @@ class WarpedEpochs:
     def __call__(self, epoch: int) -> list[np.ndarray]:
         alphas, rhos = self.factors(epoch), self.speeds(epoch)
         played = [speed_change(x, float(r)) for x, r in zip(self.samples, rhos, strict=True)]
+        if self.reverb is not None:
+            played = self.rooms(played, epoch)
         if self.noise is not None:
             rng = np.random.default_rng([self.seed, NOISE_STREAM, epoch])
             snrs = rng.uniform(self.noise[0], self.noise[1], len(played))
@@ -246,11 +304,30 @@ class WarpedEpochs:
             ]
         return [self.front.features(x, warp=float(a)) for x, a in zip(played, alphas, strict=True)]
 
+    def rooms(self, played: list[np.ndarray], epoch: int) -> list[np.ndarray]:
+        """Each waveform of ``epoch`` in its own room (``reverb``; module docstring)."""
+        assert self.reverb is not None
+        rng = np.random.default_rng([self.seed, REVERB_STREAM, epoch])
+        rt60s = rng.uniform(self.reverb[0], self.reverb[1], len(played))
+        drrs = rng.uniform(REVERB_DRR[0], REVERB_DRR[1], len(played))
+        rate = int(self.front.rate)
+        return [
+            reverberate(x, room_response(float(t), float(d), rate, rng))
+            for x, t, d in zip(played, rt60s, drrs, strict=True)
+        ]
+
     def subset(self, index: Sequence[int]) -> WarpedEpochs:
         """The same, for the recordings ``index`` picks (factors drawn over those alone)."""
         picked = [self.samples[int(i)] for i in index]
         return WarpedEpochs(
-            picked, self.front, self.vtlp, self.seed, self.speed, self.noise, self.colour
+            picked,
+            self.front,
+            self.vtlp,
+            self.seed,
+            self.speed,
+            self.noise,
+            self.colour,
+            self.reverb,
         )
 
 

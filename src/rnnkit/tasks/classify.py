@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -72,100 +73,67 @@ def vtlp_spread(text: str) -> float:
     return value
 
 
-def snr_range(text: str) -> tuple[float, float]:
-    """``LO,HI`` (decibels, LO <= HI) as a pair of floats."""
-    parts = text.split(",")
-    try:
-        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
-    except ValueError:
-        lo = hi = None
-    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
-        raise argparse.ArgumentTypeError(
-            f"expected LO,HI: two decibel values with LO <= HI (e.g. 5,30), got {text!r}"
-        )
-    return lo, hi
+@dataclass(frozen=True)
+class Span:
+    """An option's ``LO,HI``: two numbers that ``ok(lo, hi)`` allows; ``expected`` says in
+    words what is allowed, for the one-line error. The config keeps the text as given."""
+
+    option: str
+    ok: Callable[[float, float], bool]
+    expected: str
+
+    def parse(self, text: str) -> tuple[float, float]:
+        """``LO,HI`` as a pair of floats; `argparse.ArgumentTypeError` when not allowed."""
+        parts = str(text).split(",")
+        try:
+            lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+        except ValueError:
+            lo = hi = None
+        if lo is None or hi is None or not self.ok(lo, hi):
+            raise argparse.ArgumentTypeError(f"expected LO,HI: {self.expected}, got {text!r}")
+        return lo, hi
+
+    def text(self, text: str) -> str:
+        """The option's argparse type: checked, kept as given."""
+        self.parse(text)
+        return text
+
+    def of(self, text: str | None) -> tuple[float, float] | None:
+        """The config's text as ``(lo, hi)``, None when off; a one-line error naming the
+        option when malformed."""
+        if text is None:
+            return None
+        try:
+            return self.parse(text)
+        except argparse.ArgumentTypeError as e:
+            raise InputError(f"{self.option}: {e}") from None
 
 
-def snr_text(text: str) -> str:
-    """``LO,HI`` checked (`snr_range`), kept as given: the config holds the text."""
-    snr_range(text)
-    return text
-
-
-def noise_of(text: str | None) -> tuple[float, float] | None:
-    """``--noise-snr``'s ``(lo, hi)``, None when off; a one-line error when malformed."""
-    if text is None:
-        return None
-    try:
-        return snr_range(str(text))
-    except argparse.ArgumentTypeError as e:
-        raise InputError(f"--noise-snr: {e}") from None
-
-
-def colour_range(text: str) -> tuple[float, float]:
-    """``LO,HI`` spectral exponents (``0 <= LO <= HI <= 3``) as a pair of floats."""
-    parts = text.split(",")
-    try:
-        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
-    except ValueError:
-        lo = hi = None
-    if lo is None or hi is None or not 0 <= lo <= hi <= 3:
-        raise argparse.ArgumentTypeError(
-            "expected LO,HI: two spectral exponents with 0 <= LO <= HI <= 3 (0 white, 1 pink, "
-            f"2 brown; e.g. 0,2), got {text!r}"
-        )
-    return lo, hi
-
-
-def colour_text(text: str) -> str:
-    """``LO,HI`` checked (`colour_range`), kept as given: the config holds the text."""
-    colour_range(text)
-    return text
+NOISE_SNR = Span(
+    "--noise-snr",
+    lambda lo, hi: bool(np.isfinite(lo) and np.isfinite(hi)) and lo <= hi,
+    "two decibel values with LO <= HI (e.g. 5,30)",
+)
+NOISE_COLOUR = Span(
+    "--noise-color",
+    lambda lo, hi: 0 <= lo <= hi <= 3,
+    "two spectral exponents with 0 <= LO <= HI <= 3 (0 white, 1 pink, 2 brown; e.g. 0,2)",
+)
+REVERB = Span(
+    "--reverb",
+    lambda lo, hi: 0 < lo <= hi <= REVERB_MAX,
+    f"reverberation times in seconds with 0 < LO <= HI <= {REVERB_MAX:g} (e.g. 0.1,0.5)",
+)
+snr_text, noise_of, reverb_of = NOISE_SNR.text, NOISE_SNR.of, REVERB.of
 
 
 def colour_of(text: str | None, noise: tuple[float, float] | None) -> tuple[float, float] | None:
     """``--noise-color``'s ``(lo, hi)``, None when off; one-line errors when malformed or
     given without ``--noise-snr``."""
-    if text is None:
-        return None
-    try:
-        colour = colour_range(str(text))
-    except argparse.ArgumentTypeError as e:
-        raise InputError(f"--noise-color: {e}") from None
-    if noise is None:
+    colour = NOISE_COLOUR.of(text)
+    if colour is not None and noise is None:
         raise InputError("--noise-color: colours the added noise; give --noise-snr LO,HI too")
     return colour
-
-
-def reverb_range(text: str) -> tuple[float, float]:
-    """``LO,HI`` reverberation times in seconds (``0 < LO <= HI <= 2``) as a pair of floats."""
-    parts = text.split(",")
-    try:
-        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (None, None)
-    except ValueError:
-        lo = hi = None
-    if lo is None or hi is None or not 0 < lo <= hi <= REVERB_MAX:
-        raise argparse.ArgumentTypeError(
-            f"expected LO,HI reverberation times in seconds with 0 < LO <= HI <= "
-            f"{REVERB_MAX:g} (e.g. 0.1,0.5), got {text!r}"
-        )
-    return lo, hi
-
-
-def reverb_text(text: str) -> str:
-    """``LO,HI`` checked (`reverb_range`), kept as given: the config holds the text."""
-    reverb_range(text)
-    return text
-
-
-def reverb_of(text: str | None) -> tuple[float, float] | None:
-    """``--reverb``'s ``(lo, hi)``, None when off; a one-line error when malformed."""
-    if text is None:
-        return None
-    try:
-        return reverb_range(str(text))
-    except argparse.ArgumentTypeError as e:
-        raise InputError(f"--reverb: {e}") from None
 
 
 def odd_positive_int(text: str) -> int:
@@ -263,7 +231,7 @@ class ClassifyConfig:
         help="audio, training only: white noise added to each recording every epoch at a "
         "fresh signal-to-noise ratio uniform in LO,HI decibels (of the recording's mean "
         "power), after speed perturbation and before featurisation",
-        type=snr_text,
+        type=NOISE_SNR.text,
         default_help="none",
     )
     noise_color: str | None = option(
@@ -271,7 +239,7 @@ class ClassifyConfig:
         help="audio, training only, with --noise-snr: the noise coloured, its power falling "
         "as f^-B with B uniform in LO,HI per recording and epoch (0 white, 1 pink, 2 brown; "
         "rooms and microphones hum low)",
-        type=colour_text,
+        type=NOISE_COLOUR.text,
         default_help="white",
     )
     reverb: str | None = option(
@@ -279,7 +247,7 @@ class ClassifyConfig:
         help="audio, training only: each recording every epoch in a fresh synthetic room, "
         "its reverberation time uniform in LO,HI seconds (the direct sound 0-10 dB above the "
         "tail), after speed perturbation and before the noise",
-        type=reverb_text,
+        type=REVERB.text,
         default_help="none",
     )
     time_masks: int | None = option(

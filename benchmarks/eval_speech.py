@@ -259,6 +259,11 @@ def write_starts(params: dict, features: int, classes: int, folder: Path) -> Non
     evaluation's own process, never a timed side)."""
     from rnnkit.estimators.classifier import SequenceClassifier
 
+    if params.get("num_layers", 1) > 1 and params.get("dropout", 0) > 0:
+        raise SystemExit(
+            "eval-speech: --same-start cannot give PyTorch the recurrent layers' own dropout "
+            "between layers (torch draws it); use --layers 1 or --dropout 0"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for seed in ensemble_seeds(params):
         clf = SequenceClassifier(**{k: v for k, v in params.items() if k not in SIDE_KEYS})
@@ -558,6 +563,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         "tta_factors": factors.tolist(),
         "validate": args.validate,
         "same_start": args.same_start,  # the PyTorch side from rnnkit's initial weights
+        "speakers": args.speakers,  # the folds run (None: all)
         "synthetic": None if args.synthetic is None else str(args.synthetic),
         "synthetic_recordings": len(synthetic),
         "folds": folds,

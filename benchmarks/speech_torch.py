@@ -95,8 +95,8 @@ class NumpyDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = np.float32(1.0 - self.p)
-        mask = (self.rng.random(tuple(x.shape)) < keep).astype(np.float32) / keep
+        keep = 1.0 - self.p  # compared in float64 and divided in float32, as rnnkit does
+        mask = (self.rng.random(tuple(x.shape)) < keep).astype(np.float32) / np.float32(keep)
         return x * torch.from_numpy(mask)
 
 

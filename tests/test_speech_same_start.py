@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+import rnnkit
 from by_path import benchmark
 from rnnkit.estimators.classifier import SequenceClassifier
 
@@ -68,3 +69,27 @@ def test_the_sides_differ_without_the_same_start(tmp_path):
     st.sentiment_torch.train(net, {"train": (X, y), "valid": (Xv, yv)}, p)
     theirs = st.sentiment_torch.predict_proba(net, Xv)
     assert np.abs(theirs - ours.predict_proba(Xv)).max() > 1e-3
+
+
+def test_dropout_other_than_a_half_draws_the_same_masks():
+    """rnnkit keeps a unit when its draw is below 1 - p in float64: so does `NumpyDropout`."""
+    st = benchmark("speech_torch")
+    for p in (0.1, 0.3):
+        ours = rnnkit.layers.Dropout(p, seed=9)
+        x = np.ones((64, 50), dtype=np.float32)
+        expected = [ours.forward_train(x)[0] for _ in range(3)]
+        theirs = st.NumpyDropout(p, np.random.default_rng(9).bit_generator.state)
+        theirs.train()
+        got = [theirs(torch.from_numpy(x)).numpy() for _ in range(3)]
+        for a, b in zip(expected, got, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_several_layers_with_dropout_are_refused(tmp_path):
+    """The recurrent layers' own dropout between layers is drawn by torch: not the same."""
+    es = benchmark("eval_speech")
+    params = SequenceClassifier(num_layers=2, dropout=0.3).get_params() | {"ensemble": 1}
+    with pytest.raises(SystemExit, match="--layers 1 or --dropout 0"):
+        es.write_starts(params, 6, 4, tmp_path)
+    es.write_starts(params | {"dropout": 0.0}, 6, 4, tmp_path)  # no dropout: the same model
+    assert (tmp_path / f"start-{params['seed']}.npz").exists()

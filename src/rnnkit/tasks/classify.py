@@ -460,6 +460,14 @@ def train_classify(
     valid = read_labelled(cfg.valid, *columns, what="--valid") if cfg.valid else None
     test = read_labelled(cfg.test, *columns, what="--test") if cfg.test else None
     front = audio_front(cfg, data.audio)
+    augment = augmentation(cfg, front is not None)  # checked before any training (--cv too)
+    noise = noise_of(cfg.noise_snr)
+    if noise and front is None:
+        raise InputError("--noise-snr: adds noise to audio; --train holds text (drop it)")
+    colour = colour_of(cfg.noise_color, noise)
+    reverb = reverb_of(cfg.reverb)
+    if reverb and front is None:
+        raise InputError("--reverb: puts audio in a room; --train holds text (drop it)")
     X = inputs_of(data, front, "--train")
     paths = list(data.texts)
     folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []
@@ -477,15 +485,7 @@ def train_classify(
             check_known_labels(part, classes, what)
     # verbose: it logs the data's size and classes once they are checked
     clf = estimator(cfg, audio=front is not None)
-    augment = augmentation(cfg, front is not None)
     X_epoch = None
-    noise = noise_of(cfg.noise_snr)
-    if noise and front is None:
-        raise InputError("--noise-snr: adds noise to audio; --train holds text (drop it)")
-    colour = colour_of(cfg.noise_color, noise)
-    reverb = reverb_of(cfg.reverb)
-    if reverb and front is None:
-        raise InputError("--reverb: puts audio in a room; --train holds text (drop it)")
     if front is not None and (augment["vtlp"] or augment["speed"] or noise or reverb):
         samples = [read_wav(p, front.rate, "--train") for p in paths]
         X_epoch = WarpedEpochs(

@@ -68,12 +68,7 @@ THREADS = "2"
 SEED = 0
 VALIDATION = 0.1
 AUGMENT_OPTIONS = ("vtlp", "time_masks", "time_mask_width", "feature_masks", "feature_mask_width")
-LOSO_AUGMENT = (
-    "speed",
-    "noise_snr",
-    "noise_color",
-    "reverb",
-)  # classification alone (CTC: its own)
+LOSO_AUGMENT = ("speed", "noise_snr", "noise_color", "reverb")  # classify's (CTC: its own)
 LOSO_FRONT = ("features", "cepstra")  # classification alone: train classify's
 MODEL_OPTIONS = (
     "hidden",

@@ -169,6 +169,22 @@ def _manifest(f: Files, name: str, rows: str) -> list[str]:
     ]
 
 
+def _classify_audio(f: Files) -> list[str]:
+    """``train classify`` on a folder per label of WAV files."""
+    for name in ("w/low/a.wav", "w/low/b.wav", "w/high/a.wav", "w/high/b.wav"):
+        _wav(f, name)
+    out = str(f.root / "c.safetensors")
+    return ["train", "classify", "--train", str(f.root / "w"), "--epochs", "1", "--out", out]
+
+
+def _classify_text(f: Files) -> list[str]:
+    """``train classify`` on a CSV of texts."""
+    rows = "text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(6))
+    out = str(f.root / "c.safetensors")
+    return ["train", "classify", "--train", str(f.text("c.csv", rows)), "--epochs", "1",
+            "--out", out]  # fmt: skip
+
+
 # -- the table -------------------------------------------------------------------------------------
 @dataclass
 class Case:
@@ -1006,6 +1022,25 @@ CASES = [
         lambda f, c: [*_manifest(f, "m.csv", "path,transcript\na.wav,one\n"), "--noise-snr", "10"],
         2,
         "--noise-snr: expected LO,HI",
+    ),
+    Case(
+        "train classify: --reverb 0,1",
+        lambda f, c: [*_classify_audio(f), "--reverb", "0,1"],
+        2,
+        "--reverb: expected LO,HI: reverberation times in seconds with 0 < LO <= HI <= 2",
+    ),
+    Case(
+        "train classify: --reverb on text",
+        lambda f, c: [*_classify_text(f), "--reverb", "0.1,0.3"],
+        2,
+        "--reverb: puts audio in a room; --train holds text (drop it)",
+        intact=("c.csv",),
+    ),
+    Case(
+        "train classify: a negative --weight-decay",
+        lambda f, c: [*_classify_audio(f), "--weight-decay", "-1"],
+        2,
+        "--weight-decay: expected a finite number >= 0, got '-1'",
     ),
     Case(
         "train transcribe: --ensemble 0",

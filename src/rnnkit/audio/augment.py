@@ -145,21 +145,27 @@ def speed_change(x: np.ndarray, rho: float) -> np.ndarray:
     return np.asarray(resample_poly(x, SPEED_STEPS // g, k // g), dtype=np.float64)
 
 
+def checked_pair(
+    value: Any, where: str, what: str, ok: Callable[[float, float], bool]
+) -> tuple[float, float] | None:
+    """``value`` (None, or ``(lo, hi)``: two finite numbers that ``ok(lo, hi)`` allows) as a
+    tuple of floats, else the one-line error ``"{where}: {what}, got {value!r}"``."""
+    if value is None:
+        return None
+    fine = isinstance(value, (tuple, list)) and len(value) == 2
+    fine = fine and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value
+    )
+    if not fine or not ok(float(value[0]), float(value[1])):
+        raise InputError(f"{where}: {what}, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
 def check_noise_snr(snr: Any, where: str) -> tuple[float, float] | None:
     """``snr`` (None, or ``(lo, hi)`` decibels with ``lo <= hi``, both finite) as a tuple of
     floats, else a one-line error naming ``where``."""
-    if snr is None:
-        return None
-    ok = isinstance(snr, (tuple, list)) and len(snr) == 2
-    ok = ok and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in snr
-    )
-    if not ok or snr[0] > snr[1]:
-        raise InputError(
-            f"{where}: noise_snr must be None or (lo, hi), two finite decibel values with "
-            f"lo <= hi (e.g. (5, 30)), got {snr!r}"
-        )
-    return float(snr[0]), float(snr[1])
+    what = "noise_snr must be None or (lo, hi), two finite decibel values with lo <= hi"
+    return checked_pair(snr, where, what + " (e.g. (5, 30))", lambda lo, hi: lo <= hi)
 
 
 def coloured_noise(n: int, beta: float, rng: np.random.Generator) -> np.ndarray:
@@ -181,18 +187,11 @@ def coloured_noise(n: int, beta: float, rng: np.random.Generator) -> np.ndarray:
 def check_noise_colour(colour: Any, where: str) -> tuple[float, float] | None:
     """``colour`` (None, or ``(lo, hi)`` spectral exponents with ``0 <= lo <= hi <= 3``) as a
     tuple of floats, else a one-line error naming ``where``."""
-    if colour is None:
-        return None
-    ok = isinstance(colour, (tuple, list)) and len(colour) == 2
-    ok = ok and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in colour
+    what = (
+        "noise colour must be None or (lo, hi), spectral exponents with 0 <= lo <= hi <= 3 "
+        "(0 white, 1 pink, 2 brown; e.g. (0, 2))"
     )
-    if not ok or not 0 <= colour[0] <= colour[1] <= 3:
-        raise InputError(
-            f"{where}: noise colour must be None or (lo, hi), spectral exponents with "
-            f"0 <= lo <= hi <= 3 (0 white, 1 pink, 2 brown; e.g. (0, 2)), got {colour!r}"
-        )
-    return float(colour[0]), float(colour[1])
+    return checked_pair(colour, where, what, lambda lo, hi: 0 <= lo <= hi <= 3)
 
 
 def add_noise(
@@ -209,18 +208,16 @@ def add_noise(
 def check_reverb(rt60: Any, where: str) -> tuple[float, float] | None:
     """``rt60`` (None, or ``(lo, hi)`` seconds with ``0 < lo <= hi <= REVERB_MAX``) as a tuple
     of floats, else a one-line error naming ``where``."""
-    if rt60 is None:
-        return None
-    ok = isinstance(rt60, (tuple, list)) and len(rt60) == 2
-    ok = ok and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in rt60
+    what = (
+        "reverb must be None or (lo, hi), reverberation times in seconds with "
+        f"0 < lo <= hi <= {REVERB_MAX:g} (e.g. (0.1, 0.5))"
     )
-    if not ok or not 0 < rt60[0] <= rt60[1] <= REVERB_MAX:
-        raise InputError(
-            f"{where}: reverb must be None or (lo, hi), reverberation times in seconds with "
-            f"0 < lo <= hi <= {REVERB_MAX:g} (e.g. (0.1, 0.5)), got {rt60!r}"
-        )
-    return float(rt60[0]), float(rt60[1])
+    return checked_pair(rt60, where, what, reverb_allowed)
+
+
+def reverb_allowed(lo: float, hi: float) -> bool:
+    """Whether ``(lo, hi)`` seconds is a reverberation-time range `WarpedEpochs` takes."""
+    return 0 < lo <= hi <= REVERB_MAX
 
 
 def room_response(rt60: float, drr_db: float, rate: int, rng: np.random.Generator) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.augment import REVERB_MAX, WarpedEpochs
+from ..audio.augment import REVERB_MAX, WarpedEpochs, reverb_allowed
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
 from ..audio.tta import TTA_PICKS, tta_factors, warped_proba
@@ -121,7 +121,7 @@ NOISE_COLOUR = Span(
 )
 REVERB = Span(
     "--reverb",
-    lambda lo, hi: 0 < lo <= hi <= REVERB_MAX,
+    reverb_allowed,
     f"reverberation times in seconds with 0 < LO <= HI <= {REVERB_MAX:g} (e.g. 0.1,0.5)",
 )
 snr_text, noise_of, reverb_of = NOISE_SNR.text, NOISE_SNR.of, REVERB.of

@@ -416,6 +416,26 @@ def classify_usual(fsdd: Path, out: Path, epochs: float, tta: dict | None = None
     }
 
 
+def speaker_normalised(feats: list[np.ndarray], groups: np.ndarray, mode: str) -> list[np.ndarray]:
+    """Unnormalised features ``(T_i, F)`` normalised per speaker (``groups[i]``, the speaker of
+    recording ``i``): ``cmvn``, each feature's mean and standard deviation over all frames of
+    the speaker's recordings (Kaldi's per-speaker CMVN); ``cvn``, each recording's own mean
+    removed (as per-utterance normalisation) and the standard deviation pooled over the
+    speaker's recordings. Uses the speaker's audio, never its labels."""
+    out: list[np.ndarray] = [np.empty(0, np.float32)] * len(feats)
+    for g in np.unique(groups):
+        index = np.flatnonzero(groups == g)
+        parts = [feats[i].astype(np.float64) for i in index]
+        if mode == "cvn":
+            parts = [f - f.mean(axis=0) for f in parts]
+        frames = np.concatenate(parts)
+        mean = frames.mean(axis=0) if mode == "cmvn" else 0.0
+        std = np.maximum(frames.std(axis=0), 1e-5)
+        for i, f in zip(index, parts, strict=True):
+            out[i] = ((f - mean) / std).astype(np.float32)
+    return out
+
+
 def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     """Leave one speaker out: rnnkit and PyTorch, interleaved, per fold. ``--validate split``:
     a stratified 10 % of the training speakers' recordings for early stopping (the measured
@@ -467,7 +487,15 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     )
     front = audio_front(cfg, audio=True)  # --features, else the command's audio default
     assert front is not None
-    feats = featurise(paths, front)
+    by_speaker = args.speaker_norm != "none"
+    if by_speaker:  # features as read, then normalised per speaker (`speaker_normalised`)
+        front = dataclasses.replace(front, norm="none")
+        log(f"--speaker-norm {args.speaker_norm}: features normalised per speaker")
+
+    def normalised(feats: list[np.ndarray]) -> list[np.ndarray]:
+        return speaker_normalised(feats, speakers, args.speaker_norm) if by_speaker else feats
+
+    feats = normalised(featurise(paths, front))
     flat = np.concatenate(feats)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
     vtlp, speed = (augmentation(cfg, audio=True)[k] for k in ("vtlp", "speed"))
@@ -487,7 +515,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
             samples, front, vtlp, args.seed, speed, noise, colour, reverb
         )  # as the CLI
         for e in range(epochs):
-            feats_e = epoch_features(e)
+            feats_e = normalised(epoch_features(e))
             done = int(np.sum([len(w) for w in warped]))
             starts.append(done + np.cumsum([0] + [len(f) for f in feats_e]))
             warped.append(np.concatenate(feats_e))
@@ -503,7 +531,10 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
     if len(factors) > 1:  # test-time VTLP: every recording under each factor, both sides
         samples = [read_wav(p, front.rate) for p in paths]
         arrays["views"] = np.stack(
-            [np.concatenate([front.features(x, warp=float(a)) for x in samples]) for a in factors]
+            [
+                np.concatenate(normalised([front.features(x, warp=float(a)) for x in samples]))
+                for a in factors
+            ]
         )  # (K, frames, F)
         log(f"test-time VTLP: views at warps {np.round(factors, 4).tolist()}")
     features = tmp / "features.npz"
@@ -561,6 +592,7 @@ def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:
         "speakers": args.speakers,  # the folds run (None: all)
         "synthetic": None if args.synthetic is None else str(args.synthetic),
         "synthetic_recordings": len(synthetic),
+        "speaker_norm": args.speaker_norm,
         "folds": folds,
     }
 
@@ -1130,6 +1162,15 @@ def main() -> None:
         type=lambda text: [t for t in text.split(",") if t],
         default=None,
         help="leave one speaker out: these test speakers' folds alone, comma-separated (all)",
+    )
+    ap.add_argument(
+        "--speaker-norm",
+        choices=("none", "cmvn", "cvn"),
+        default="none",
+        help="leave one speaker out: features normalised per speaker instead of per recording, "
+        "from the speaker's own recordings (the test speaker's too: its audio, not its labels); "
+        "cmvn: mean and deviation pooled over the speaker; cvn: each recording's mean removed, "
+        "the deviation pooled (none)",
     )
     ap.add_argument("--tag", default="", help="leave one speaker out alone: loso-TAG.json (none)")
     ap.add_argument("--side", default=None, help=argparse.SUPPRESS)

@@ -422,17 +422,18 @@ def speaker_normalised(feats: list[np.ndarray], groups: np.ndarray, mode: str) -
     the speaker's recordings (Kaldi's per-speaker CMVN); ``cvn``, each recording's own mean
     removed (as per-utterance normalisation) and the standard deviation pooled over the
     speaker's recordings. Uses the speaker's audio, never its labels."""
+    if mode == "cmvn":  # what `train classify --speaker-norm` does
+        from rnnkit.audio.norm import speaker_cmvn
+
+        return speaker_cmvn(feats, groups.tolist())
     out: list[np.ndarray] = [np.empty(0, np.float32)] * len(feats)
     for g in np.unique(groups):
         index = np.flatnonzero(groups == g)
         parts = [feats[i].astype(np.float64) for i in index]
-        if mode == "cvn":
-            parts = [f - f.mean(axis=0) for f in parts]
-        frames = np.concatenate(parts)
-        mean = frames.mean(axis=0) if mode == "cmvn" else 0.0
-        std = np.maximum(frames.std(axis=0), 1e-5)
+        parts = [f - f.mean(axis=0) for f in parts]
+        std = np.maximum(np.concatenate(parts).std(axis=0), 1e-5)
         for i, f in zip(index, parts, strict=True):
-            out[i] = ((f - mean) / std).astype(np.float32)
+            out[i] = (f / std).astype(np.float32)
     return out
 
 

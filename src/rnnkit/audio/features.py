@@ -21,6 +21,10 @@ A frame of output is ``[C_t, d_t, dd_t]`` (``deltas=2``): 39 numbers for 13 coef
 Per-utterance normalisation (``norm="utterance"``) subtracts each feature's mean over the
 recording and divides by its standard deviation; it needs the whole recording, so a live stream
 uses ``norm="none"`` and the model's own fixed statistics (`rnnkit.estimators.transcriber`).
+Per-speaker normalisation (``norm="speaker"``, Kaldi's per-speaker CMVN) uses each feature's
+mean and standard deviation over all frames of one speaker's recordings instead
+(`rnnkit.audio.norm`); ``features`` then gives the frames unnormalised and
+`rnnkit.audio.files.featurise` groups the recordings by speaker.
 
 Frame by frame, a delta needs ``N`` frames after its own: `StreamingFeatures` gives frame
 ``t`` once frame ``t + N * deltas`` is in (40 ms late at the defaults), and `flush` pads the
@@ -68,6 +72,9 @@ def mel_filterbank(
     return bank
 
 
+NORMS = ("utterance", "speaker", "none")  # FrontEnd.norm
+
+
 @dataclass(frozen=True)
 class FrontEnd:
     """How a recording becomes feature frames (the module docstring's recipe); saved with every
@@ -85,12 +92,14 @@ class FrontEnd:
     delta_width: int = 2
     low: float = 0.0
     high: float | None = None  # None: rate / 2
-    norm: str = "utterance"  # or "none"
+    norm: str = "utterance"  # or "none", or "speaker" (`speaker_cmvn` over many recordings)
     hamming: bool = field(default=True)
 
     def __post_init__(self) -> None:
-        if self.norm not in ("utterance", "none"):
-            raise InputError(f"FrontEnd: norm must be 'utterance' or 'none', got {self.norm!r}")
+        if self.norm not in NORMS:
+            raise InputError(
+                f"FrontEnd: norm must be 'utterance', 'speaker' or 'none', got {self.norm!r}"
+            )
         if self.deltas not in (0, 1, 2):
             raise InputError(f"FrontEnd: deltas must be 0, 1 or 2, got {self.deltas}")
         if self.frame_length > self.n_fft:

@@ -10,6 +10,7 @@ import numpy as np
 from ..data.text import visible_files
 from ..errors import InputError
 from .features import FrontEnd
+from .norm import speaker_cmvn
 from .wav import read_wav
 
 AUDIO_SUFFIXES = (".wav",)
@@ -36,10 +37,23 @@ def wav_paths(names: Sequence[str], what: str = "audio") -> list[str]:
 
 
 def featurise(
-    paths: Sequence[str | Path], front: FrontEnd, what: str = "audio"
+    paths: Sequence[str | Path],
+    front: FrontEnd,
+    what: str = "audio",
+    speakers: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
-    """``(T_i, front.size)`` float32 features of each file (resampled to ``front.rate``)."""
-    return [front.features(read_wav(p, front.rate, what)) for p in paths]
+    """``(T_i, front.size)`` float32 features of each file (resampled to ``front.rate``); with
+    ``front.norm == "speaker"`` normalised over each speaker's files (`speaker_cmvn`;
+    ``speakers`` None: all the files are one speaker's)."""
+    feats = [front.features(read_wav(p, front.rate, what)) for p in paths]
+    return by_speaker(feats, front, speakers)
+
+
+def by_speaker(
+    feats: list[np.ndarray], front: FrontEnd, speakers: Sequence[str] | None
+) -> list[np.ndarray]:
+    """``feats`` normalised per speaker when ``front.norm == "speaker"``, else as they are."""
+    return speaker_cmvn(feats, speakers) if front.norm == "speaker" else feats
 
 
 def front_end_of(config: dict) -> FrontEnd:

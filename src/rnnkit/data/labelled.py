@@ -10,7 +10,8 @@ Audio (`rnnkit.audio`) comes in the same two shapes: a folder with one subfolder
 ``.wav`` files (Keras' ``audio_dataset_from_directory``), or a CSV/TSV manifest with a ``path``
 column (relative paths are read from the manifest's folder; DeepSpeech's ``wav_filename`` and
 NeMo's ``audio_filepath`` name it too) and the label column. Then
-``texts`` holds the files' paths and ``audio`` is true.
+``texts`` holds the files' paths and ``audio`` is true; a manifest's ``speaker`` column, if it
+has one, is read into ``speakers`` (per-speaker normalisation, `rnnkit.audio.norm`).
 
 Labels are compared in Unicode's composed form (NFC): a folder named ``zwölf`` on macOS, which
 stores names decomposed (``o`` and a combining diaeresis), is the same label as ``zwölf`` typed
@@ -46,6 +47,7 @@ class Labelled:
     where: list[str]
     source: str
     audio: bool = False
+    speakers: list[str] | None = None  # an audio manifest's 'speaker' column, if it has one
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -58,6 +60,7 @@ class Labelled:
             [self.where[i] for i in pick],
             self.source,
             self.audio,
+            None if self.speakers is None else [self.speakers[i] for i in pick],
         )
 
 
@@ -80,7 +83,7 @@ def read_labelled(
     else:
         data = _read_table(path, text_column, label_column, what, naming, label)
     labels = [unicodedata.normalize("NFC", label) for label in data.labels]
-    return Labelled(data.texts, labels, data.where, data.source, data.audio)
+    return Labelled(data.texts, labels, data.where, data.source, data.audio, data.speakers)
 
 
 def _delimiter(path: Path, header: str) -> str:
@@ -129,7 +132,8 @@ def _read_table(
         )
         ti = header.index(AUDIO_COLUMN if audio else text_column)
         li = header.index(label_column)
-        texts, labels, where = [], [], []
+        si = header.index(SPEAKER_COLUMN) if audio and SPEAKER_COLUMN in header else None
+        texts, labels, where, speakers = [], [], [], []
         for row in reader:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -148,6 +152,14 @@ def _read_table(
             if audio:
                 file = _audio_file(path, row[ti].strip(), f"{what}: {name} line {line}")
                 texts.append(file)
+                if si is not None:
+                    speaker = row[si].strip()
+                    if not speaker:
+                        raise InputError(
+                            f"{what}: {name} line {line} has an empty {SPEAKER_COLUMN!r}; "
+                            "expected the recording's speaker (or drop the column)"
+                        )
+                    speakers.append(speaker)
             else:
                 texts.append(row[ti])
             labels.append(label)
@@ -158,10 +170,11 @@ def _read_table(
         ) from None
     if not texts:
         raise InputError(f"{what}: {name} has a header but no examples")
-    return Labelled(texts, labels, where, str(path), audio)
+    return Labelled(texts, labels, where, str(path), audio, speakers if si is not None else None)
 
 
 AUDIO_COLUMN = "path"  # the column of a manifest of audio files
+SPEAKER_COLUMN = "speaker"  # an audio manifest's optional column: who speaks (Kaldi's utt2spk)
 # what other tools call it: DeepSpeech/Coqui (wav_filename), NeMo (audio_filepath), others
 AUDIO_ALIASES = ("wav_filename", "audio_filepath", "audio_path", "filepath", "file_path")
 

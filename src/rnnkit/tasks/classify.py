@@ -22,7 +22,8 @@ import numpy as np
 from ..audio.augment import REVERB_MAX, WarpedEpochs, reverb_allowed
 from ..audio.features import FrontEnd
 from ..audio.files import featurise, front_end_of
-from ..audio.tta import TTA_PICKS, tta_factors, warped_proba
+from ..audio.norm import speaker_cmvn
+from ..audio.tta import TTA_PICKS, tta_factors, view_proba, warped_proba
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.dialect import column_index, csv_rows, delimiter_of
@@ -290,6 +291,14 @@ class ClassifyConfig:
         type=positive_int,
         default_help=f"{FrontEnd().n_mfcc} for audio",
     )
+    speaker_norm: bool = option(
+        False,
+        help="audio: normalise the features over each speaker's recordings (each feature's "
+        "mean and deviation over all of a speaker's frames; Kaldi's per-speaker CMVN) instead "
+        "of over each recording; needs a manifest with a 'speaker' column for --train; "
+        "evaluate reads --test's 'speaker' column, and takes the files as one speaker without "
+        "it, as predict always does; saved in the model",
+    )
     tta_vtlp: float | None = option(
         None,
         help="audio, prediction: test-time VTLP, each recording also read with its mel "
@@ -380,8 +389,14 @@ def audio_front(cfg: ClassifyConfig, audio: bool) -> FrontEnd | None:
         for name in ("features", "cepstra"):
             if getattr(cfg, name) is not None:
                 raise InputError(f"--{name}: chooses audio features; --train holds text (drop it)")
+        if cfg.speaker_norm:
+            raise InputError(
+                "--speaker-norm: normalises audio features; --train holds text (drop it)"
+            )
         return None
     front = AUDIO_FEATURES[cfg.features or AUDIO_FEATURES_DEFAULT]
+    if cfg.speaker_norm:
+        front = replace(front, norm="speaker")
     if cfg.cepstra is None:
         return front
     if not front.n_mfcc:
@@ -468,6 +483,11 @@ def train_classify(
     reverb = reverb_of(cfg.reverb)
     if reverb and front is None:
         raise InputError("--reverb: puts audio in a room; --train holds text (drop it)")
+    if front is not None and front.norm == "speaker" and data.speakers is None:
+        raise InputError(
+            f"--speaker-norm: normalises over each speaker's recordings; --train {data.source!r} "
+            "names no speakers (expected a manifest with a 'speaker' column: path,label,speaker)"
+        )
     X = inputs_of(data, front, "--train")
     paths = list(data.texts)
     folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []
@@ -485,12 +505,14 @@ def train_classify(
             check_known_labels(part, classes, what)
     # verbose: it logs the data's size and classes once they are checked
     clf = estimator(cfg, audio=front is not None)
-    X_epoch = None
+    X_epoch: Callable[[int], list[np.ndarray]] | None = None
     if front is not None and (augment["vtlp"] or augment["speed"] or noise or reverb):
         samples = [read_wav(p, front.rate, "--train") for p in paths]
-        X_epoch = WarpedEpochs(
+        epochs = WarpedEpochs(
             samples, front, augment["vtlp"], cfg.seed, augment["speed"], noise, colour, reverb
         )
+        # with --speaker-norm each epoch's copies are normalised over each speaker's
+        X_epoch = SpeakerEpochs(epochs, data.speakers) if front.norm == "speaker" else epochs
     extra = {"frontend": asdict(front)} if front is not None else {}
     clf.fit(
         X,
@@ -535,7 +557,19 @@ def inputs_of(data: Labelled, front: FrontEnd | None, what: str) -> list[Any]:
             f"{what}: {data.source!r} holds text; the model reads audio (expected a folder per "
             "label of .wav files, or a manifest with a 'path' column)"
         )
-    return featurise(data.texts, front, what) if front is not None else data.texts
+    return featurise(data.texts, front, what, data.speakers) if front is not None else data.texts
+
+
+@dataclass(frozen=True)
+class SpeakerEpochs:
+    """Epoch ``e``'s augmented features (``epochs(e)``, unnormalised) normalised over each
+    speaker's recordings of that epoch (`rnnkit.audio.norm.speaker_cmvn`)."""
+
+    epochs: WarpedEpochs
+    speakers: list[str] | None
+
+    def __call__(self, epoch: int) -> list[np.ndarray]:
+        return speaker_cmvn(self.epochs(epoch), self.speakers)
 
 
 def cross_validate(
@@ -588,17 +622,29 @@ def front_end(path: str) -> FrontEnd | None:
 
 
 def audio_proba(
-    clf: SequenceClassifier, front: FrontEnd, files: list[str], what: str
+    clf: SequenceClassifier,
+    front: FrontEnd,
+    files: list[str],
+    what: str,
+    speakers: list[str] | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(N, C)`` of WAV files: with the model's test-time VTLP
     (``tta_vtlp``, ``tta_warps``; `rnnkit.audio.tta`) made one over the warped views as
     ``tta_pick`` says (their mean, or the most confident view's), else of the plain features
-    (a model saved before test-time VTLP existed: plain)."""
+    (a model saved before test-time VTLP existed: plain). A model trained with
+    ``--speaker-norm`` normalises each view over each speaker's files (``speakers``; None:
+    the files are one speaker's)."""
     factors = tta_factors(clf.tta_vtlp, clf.tta_warps)
     if len(factors) == 1:
-        return clf.predict_proba(featurise(files, front, what))
+        return clf.predict_proba(featurise(files, front, what, speakers))
     recordings = [read_wav(p, front.rate, what) for p in files]
-    return warped_proba(clf.predict_proba, recordings, front, factors.tolist(), clf.tta_pick)
+    if front.norm != "speaker":
+        return warped_proba(clf.predict_proba, recordings, front, factors.tolist(), clf.tta_pick)
+    views = [
+        speaker_cmvn([front.features(x, warp=float(a)) for x in recordings], speakers)
+        for a in factors
+    ]
+    return view_proba(clf.predict_proba, views, clf.tta_pick)
 
 
 def predicted_audio(
@@ -606,12 +652,14 @@ def predicted_audio(
 ) -> np.ndarray:
     """The likeliest class of each recording of ``data`` (`audio_proba`)."""
     inputs_of(data, front, what)  # the one-line error for text given to an audio model
-    return clf.classes_[np.argmax(audio_proba(clf, front, list(data.texts), what), axis=1)]
+    proba = audio_proba(clf, front, list(data.texts), what, data.speakers)
+    return clf.classes_[np.argmax(proba, axis=1)]
 
 
 def predict_audio(clf: SequenceClassifier, front: FrontEnd, files: list[str]) -> np.ndarray:
     """Class probabilities ``(N, C)`` of WAV files (`audio_proba`); a folder's files are given
-    by `rnnkit.audio.files.wav_paths`."""
+    by `rnnkit.audio.files.wav_paths`. A model trained with ``--speaker-norm`` takes them as
+    one speaker's recordings."""
     if not files:
         raise InputError("predict: an audio classifier needs .wav files to label; got none")
     return audio_proba(clf, front, files, "predict")

@@ -94,12 +94,13 @@ eval-speech-quick: $(VENV)/.installed-test
 
 ## eval-speech-voices: leave one speaker out (ensembles of 3) and the offline transcriber with
 ## 20 synthetic voices (espeak-ng and flite: apt-get install espeak-ng flite) among the training
-## speakers and, for the classifier, white noise at 15-40 dB SNR on every training recording:
-## the recipe adopted on the held-out training speaker (about 1.5 hours, 1 thread)
+## speakers and, for the classifier, white noise at 15-40 dB SNR on every training recording
+## and the features normalised per speaker (per-speaker CMVN, since 2026-12-06): the recipe
+## adopted on the held-out training speaker (about 1.5 hours, 1 thread)
 eval-speech-voices: $(VENV)/.installed-test
 	test -f runs/voices/manifest.csv || $(VENV)/bin/rnnkit data voices --out runs/voices --voices 20 --takes 5 --seed 0
 	EVAL_SPEECH_THREADS=1 $(PY) benchmarks/eval_speech.py --parts loso,transcribe --ensemble 3 \
-	    --noise-snr 15,40 \
+	    --noise-snr 15,40 --speaker-norm cmvn \
 	    --synthetic runs/voices --ctc-synthetic-strings 30 --ctc-bidirectional 1 --stream 0 \
 	    --out runs/eval-speech-voices
 

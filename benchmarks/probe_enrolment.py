@@ -6,6 +6,7 @@ the speaker had given only K recordings together. Prints the accuracy per K (1: 
 recording by itself, the per-recording normalisation; all: the speaker's every recording).
 
     python benchmarks/probe_enrolment.py MODEL --test TEST.csv [--sizes 1,5,10,20,50,all]
+        [--reference MODEL_TRAINED_WITHOUT_IT]
 
 It uses the library as `rnnkit evaluate` does (`rnnkit.tasks.classify.audio_proba`, with the
 model's test-time VTLP), with the groups as the speaker column; the features of each recording
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 
+THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -55,6 +58,17 @@ def groups_of(speakers: list[str], size: int | None, seed: int) -> list[str]:
     return out
 
 
+def cpu() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the platform's machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="a model from 'rnnkit train classify --speaker-norm'")
@@ -62,6 +76,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=sizes_of, default=sizes_of("1,2,5,10,20,50,all"))
     ap.add_argument("--seed", type=int, default=0, help="the order the groups are cut in (0)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--reference",
+        default=None,
+        help="a model trained alike without --speaker-norm, scored on the same files (none)",
+    )
     args = ap.parse_args()
     try:
         clf, front = load_classifier(args.model), front_end(args.model)
@@ -74,7 +93,8 @@ def main() -> None:
         raise SystemExit(f"probe_enrolment: {exc}") from None
     labels = np.asarray(data.labels)
     print(
-        f"where: {platform.processor() or platform.machine()}, python {platform.python_version()}"
+        f"where: {cpu()}, python {platform.python_version()}, threads "
+        + ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in THREADS)
     )
     print(f"{len(labels)} recordings of {len(set(data.speakers))} speakers")
     print("recordings per group | accuracy | per speaker")
@@ -92,6 +112,14 @@ def main() -> None:
             f"{size or 'all':>20} | {right.mean() * 100:7.1f} % | "
             + ", ".join(f"{s} {a * 100:.1f}" for s, a in per.items())
         )
+    if args.reference is not None:
+        ref, ref_front = load_classifier(args.reference), front_end(args.reference)
+        if ref_front is None:
+            raise SystemExit(f"probe_enrolment: {args.reference!r} is not an audio classifier")
+        proba = audio_proba(ref, ref_front, list(data.texts), "--test", data.speakers)
+        right = ref.classes_[proba.argmax(axis=1)].astype(str) == labels
+        rows.append({"size": "reference", "accuracy": float(right.mean())})
+        print(f"{'reference (' + ref_front.norm + ')':>20} | {right.mean() * 100:7.1f} %")
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -7,6 +7,7 @@ VTLP and the augmented copies of every training epoch."""
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -18,9 +19,15 @@ from rnnkit.audio.files import featurise
 from rnnkit.audio.wav import read_wav
 from rnnkit.cli import main
 from rnnkit.data.labelled import read_labelled
-from rnnkit.errors import InputError
+from rnnkit.errors import InputError, RnnkitWarning
 from rnnkit.io.checkpoint import load
-from rnnkit.tasks.classify import SpeakerEpochs, audio_proba, front_end
+from rnnkit.tasks.classify import (
+    MIN_SPEAKER_RECORDINGS,
+    SpeakerEpochs,
+    audio_proba,
+    check_speaker_groups,
+    front_end,
+)
 
 RATE = 8000
 
@@ -157,3 +164,20 @@ def test_bad_input_is_one_line_naming_what_is_missing(tmp_path, capsys):
         read_labelled(manifest, what="--train")
     with pytest.raises(InputError, match="norm must be 'utterance', 'speaker' or 'none'"):
         FrontEnd(norm="global")
+
+
+def test_too_few_recordings_of_a_speaker_is_a_one_line_warning(tmp_path, capsys):
+    manifest = write_speakers(tmp_path / "data")
+    code, model = train(tmp_path, manifest, "--tta-warps", "1")
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    two = sorted(str(p) for p in (tmp_path / "data").glob("*_ann_*.wav"))[:2]
+    assert main(["predict", str(model), *two]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "takes the 2 file(s) given as one speaker's" in err[0]
+    with pytest.warns(RnnkitWarning, match=r"1 speaker\(s\) have fewer than 10 recordings"):
+        check_speaker_groups(["a"] * MIN_SPEAKER_RECORDINGS + ["b"] * 3, 13, "--test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_speaker_groups(["a"] * MIN_SPEAKER_RECORDINGS, MIN_SPEAKER_RECORDINGS, "--test")
+        check_speaker_groups(None, MIN_SPEAKER_RECORDINGS, "predict")

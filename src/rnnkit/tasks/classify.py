@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,7 +38,7 @@ from ..data.labelled import (
     stratified_split,
 )
 from ..data.text import decode_utf8, lines_of
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, RnnkitWarning
 from ..estimators.classifier import SequenceClassifier
 from ..files import check_output
 from ..io.checkpoint import load, load_checkpoint
@@ -634,6 +636,8 @@ def audio_proba(
     (a model saved before test-time VTLP existed: plain). A model trained with
     ``--speaker-norm`` normalises each view over each speaker's files (``speakers``; None:
     the files are one speaker's)."""
+    if front.norm == "speaker":
+        check_speaker_groups(speakers, len(files), what)
     factors = tta_factors(clf.tta_vtlp, clf.tta_warps)
     if len(factors) == 1:
         return clf.predict_proba(featurise(files, front, what, speakers))
@@ -645,6 +649,31 @@ def audio_proba(
         for a in factors
     ]
     return view_proba(clf.predict_proba, views, clf.tta_pick)
+
+
+MIN_SPEAKER_RECORDINGS = 10  # fewer per speaker, and per-speaker statistics are unsteady (README)
+
+
+def check_speaker_groups(speakers: list[str] | None, n: int, what: str) -> None:
+    """A warning when a model normalised per speaker is given a speaker (``speakers``; None:
+    all ``n`` files one speaker's) with fewer than `MIN_SPEAKER_RECORDINGS` recordings."""
+    counts = Counter(speakers) if speakers is not None else Counter({"": n})
+    few = sorted(c for c in counts.values() if c < MIN_SPEAKER_RECORDINGS)
+    if not few:
+        return
+    if speakers is None:
+        text = f"takes the {n} file(s) given as one speaker's, fewer than {MIN_SPEAKER_RECORDINGS}"
+    else:
+        text = (
+            f"{len(few)} speaker(s) have fewer than {MIN_SPEAKER_RECORDINGS} recordings (the "
+            f"fewest {few[0]})"
+        )
+    warnings.warn(
+        f"{what}: the model normalises over each speaker's recordings and {text}: the "
+        "statistics are unsteady and accuracy lower; give a speaker's recordings together",
+        RnnkitWarning,
+        stacklevel=3,
+    )
 
 
 def predicted_audio(

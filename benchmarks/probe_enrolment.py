@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from rnnkit.data.labelled import read_labelled  # noqa: E402
-from rnnkit.errors import InputError  # noqa: E402
+from rnnkit.errors import InputError, RnnkitWarning  # noqa: E402
 from rnnkit.tasks.classify import audio_proba, front_end, load_classifier  # noqa: E402
 
 
@@ -92,6 +93,7 @@ def main() -> None:
     except InputError as exc:
         raise SystemExit(f"probe_enrolment: {exc}") from None
     labels = np.asarray(data.labels)
+    warnings.simplefilter("ignore", RnnkitWarning)  # the small groups are the point here
     print(
         f"where: {cpu()}, python {platform.python_version()}, threads "
         + ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in THREADS)

@@ -7,7 +7,9 @@ VTLP and the augmented copies of every training epoch."""
 from __future__ import annotations
 
 import csv
+import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,9 +20,10 @@ from rnnkit.audio.features import FrontEnd
 from rnnkit.audio.files import featurise
 from rnnkit.audio.wav import read_wav
 from rnnkit.cli import main
-from rnnkit.data.labelled import read_labelled
+from rnnkit.data.labelled import read_labelled, stratified_split
 from rnnkit.errors import InputError, RnnkitWarning
 from rnnkit.io.checkpoint import load
+from rnnkit.tasks import classify
 from rnnkit.tasks.classify import (
     MIN_SPEAKER_RECORDINGS,
     SpeakerEpochs,
@@ -89,7 +92,7 @@ def test_featurise_normalises_over_each_speakers_files():
     assert not np.allclose(one[0], out[0], atol=1e-3)
 
 
-def test_training_and_evaluation_group_by_the_speaker_column(tmp_path, capsys):
+def test_training_and_evaluation_group_by_the_speaker_column(tmp_path, capsys, monkeypatch):
     manifest = write_speakers(tmp_path / "data")
     code, model = train(tmp_path, manifest, "--test", str(manifest), "--json")
     assert code == 0, capsys.readouterr().err
@@ -107,13 +110,21 @@ def test_training_and_evaluation_group_by_the_speaker_column(tmp_path, capsys):
         np.testing.assert_allclose(both[index], alone, rtol=1e-5, atol=1e-6)
     lumped = audio_proba(clf, front, files, "--test", None)
     assert not np.allclose(both, lumped, atol=1e-4)
-    # evaluate reads the same column: the accuracy train classify reported for --test
+    # evaluate groups by the same column (what it hands the model is watched)
+    seen = []
+
+    def watched(*args, **kwargs):
+        seen.append(args[4] if len(args) > 4 else kwargs.get("speakers"))
+        return audio_proba(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "audio_proba", watched)
     code = main(["evaluate", str(model), "--test", str(manifest), "--json"])
     assert code == 0, capsys.readouterr().err
-    import json
-
+    assert seen == [speakers]
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["accuracy"] == pytest.approx(json.loads(trained)["test_accuracy"])
+    grouped = clf.classes_[both.argmax(axis=1)] == np.asarray(data.labels)
+    assert evaluated["accuracy"] == pytest.approx(float(grouped.mean()))
 
 
 def test_plain_features_too_and_predict_takes_its_files_as_one_speaker(tmp_path, capsys):
@@ -129,6 +140,49 @@ def test_plain_features_too_and_predict_takes_its_files_as_one_speaker(tmp_path,
     assert len(lines) == len(ann)
     labels = [line.split("\t")[1] for line in lines]
     assert labels == clf.classes_[by_column.argmax(axis=1)].tolist()
+    printed = np.array([float(line.split("\t")[2]) for line in lines])
+    np.testing.assert_allclose(printed, by_column.max(axis=1), atol=6e-5)
+    per_recording = audio_proba(clf, replace(front, norm="utterance"), ann, "predict")
+    assert np.abs(per_recording.max(axis=1) - printed).max() > 1e-3  # normalisation mattered
+
+
+def test_train_classify_normalises_every_augmented_epoch_per_speaker(tmp_path, capsys, monkeypatch):
+    manifest = write_speakers(tmp_path / "data")
+    epochs = []
+    original = classify.SpeakerEpochs.__call__
+
+    def watched(self, epoch):
+        feats = original(self, epoch)
+        epochs.append((feats, list(self.speakers)))
+        return feats
+
+    monkeypatch.setattr(classify.SpeakerEpochs, "__call__", watched)
+    code, _ = train(tmp_path, manifest, "--tta-warps", "1")
+    assert code == 0, capsys.readouterr().err
+    assert epochs  # the augmented epochs went through it
+    feats, speakers = epochs[0]
+    assert len(feats) == len(speakers) and sorted(set(speakers)) == ["ann", "bob"]
+    for s in ("ann", "bob"):
+        frames = np.concatenate([f for f, t in zip(feats, speakers, strict=True) if t == s])
+        np.testing.assert_allclose(frames.astype(float).mean(axis=0), 0.0, atol=1e-4)
+
+
+def test_the_held_out_tenth_keeps_its_speakers_whole_statistics(tmp_path, capsys):
+    """Without --valid, the validation recordings are normalised with their whole speaker's
+    statistics (as early stopping saw them), not over the tenth alone: no small-group warning,
+    and the reported accuracy is the one of that grouping."""
+    manifest = write_speakers(tmp_path / "data", per_label=10)
+    code, model = train(tmp_path, manifest, "--tta-warps", "1", "--json")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "fewer than" not in captured.err
+    reported = json.loads(captured.out.strip().splitlines()[-1])["val_accuracy"]
+    data = read_labelled(manifest)
+    _, valid_i = stratified_split(data.labels, 0.1, 0)
+    clf, front = load(str(model)), front_end(str(model))
+    proba = audio_proba(clf, front, list(data.texts), "--valid", data.speakers)[valid_i]
+    right = clf.classes_[proba.argmax(axis=1)] == np.asarray(data.labels)[valid_i]
+    assert reported == pytest.approx(float(right.mean()))
 
 
 def test_each_training_epoch_is_normalised_over_each_speakers_copies(tmp_path):
@@ -164,9 +218,17 @@ def test_bad_input_is_one_line_naming_what_is_missing(tmp_path, capsys):
         read_labelled(manifest, what="--train")
     with pytest.raises(InputError, match="norm must be 'utterance', 'speaker' or 'none'"):
         FrontEnd(norm="global")
+    manifest = write_speakers(tmp_path / "ok")
+    code, _ = train(tmp_path, manifest, "--valid", str(no_column))
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "--valid" in err and "'speaker' column" in err
+    code, _ = train(tmp_path, manifest, "--label-column", "speaker")
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "--label-column" in err
 
 
 def test_too_few_recordings_of_a_speaker_is_a_one_line_warning(tmp_path, capsys):
+    """And a --test without a speaker column is said to be taken as one speaker."""
     manifest = write_speakers(tmp_path / "data")
     code, model = train(tmp_path, manifest, "--tta-warps", "1")
     assert code == 0, capsys.readouterr().err
@@ -177,6 +239,8 @@ def test_too_few_recordings_of_a_speaker_is_a_one_line_warning(tmp_path, capsys)
     assert len(err) == 1 and "takes the 2 file(s) given as one speaker's" in err[0]
     with pytest.warns(RnnkitWarning, match=r"1 speaker\(s\) have fewer than 10 recordings"):
         check_speaker_groups(["a"] * MIN_SPEAKER_RECORDINGS + ["b"] * 3, 13, "--test")
+    with pytest.warns(RnnkitWarning, match="has no 'speaker' column: its 12 file"):
+        check_speaker_groups(None, 12, "--test")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_speaker_groups(["a"] * MIN_SPEAKER_RECORDINGS, MIN_SPEAKER_RECORDINGS, "--test")

@@ -30,6 +30,7 @@ from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.dialect import column_index, csv_rows, delimiter_of
 from ..data.labelled import (
+    SPEAKER_COLUMN,
     Labelled,
     check_classes,
     check_known_labels,
@@ -485,16 +486,14 @@ def train_classify(
     reverb = reverb_of(cfg.reverb)
     if reverb and front is None:
         raise InputError("--reverb: puts audio in a room; --train holds text (drop it)")
-    if front is not None and front.norm == "speaker" and data.speakers is None:
-        raise InputError(
-            f"--speaker-norm: normalises over each speaker's recordings; --train {data.source!r} "
-            "names no speakers (expected a manifest with a 'speaker' column: path,label,speaker)"
-        )
+    if front is not None and front.norm == "speaker":
+        check_speakers_named(cfg, (data, "--train"), (valid, "--valid"))
     X = inputs_of(data, front, "--train")
     paths = list(data.texts)
     folds = stratified_folds(data.labels, cfg.cv, cfg.seed) if cfg.cv else []
     X_valid = inputs_of(valid, front, "--valid") if valid is not None else None
     cv = cross_validate(cfg, X, data, folds, X_valid, valid, log) if folds else {}
+    whole, valid_i = data, None  # with --speaker-norm the held-out 10 % keep whole's grouping
     if valid is None:  # a stratified 10 % held out
         train_i, valid_i = stratified_split(data.labels, 0.1, cfg.seed)
         X, X_valid = [X[i] for i in train_i], [X[i] for i in valid_i]
@@ -527,10 +526,15 @@ def train_classify(
         force=force,
         X_epoch=X_epoch,
     )
+    if front is None:
+        val_accuracy = clf.score(X_valid, valid.labels)
+    elif front.norm == "speaker" and valid_i is not None:  # as X_valid: over whole speakers
+        proba = audio_proba(clf, front, list(whole.texts), "--valid", whole.speakers)[valid_i]
+        val_accuracy = float(np.mean(clf.classes_[proba.argmax(axis=1)] == valid.labels))
+    else:
+        val_accuracy = float(np.mean(predicted_audio(clf, front, valid, "--valid") == valid.labels))
     metrics: dict[str, Any] = {
-        "val_accuracy": clf.score(X_valid, valid.labels)
-        if front is None
-        else float(np.mean(predicted_audio(clf, front, valid, "--valid") == valid.labels)),
+        "val_accuracy": val_accuracy,
         "best_val_loss": clf.best_val_loss_,
         "steps": clf.n_steps_,
         "stopped": clf.stopped_,
@@ -545,6 +549,23 @@ def train_classify(
         scores = report(test.labels, predicted, classes)
         metrics |= {"test_accuracy": scores["accuracy"], "test_macro_f1": scores["macro_f1"]}
     return metrics
+
+
+def check_speakers_named(cfg: ClassifyConfig, *parts: tuple[Labelled | None, str]) -> None:
+    """--speaker-norm needs each training and validation recording's speaker (a manifest's
+    'speaker' column), and a label that is not the speaker (evaluate would group by it)."""
+    if cfg.label_column == SPEAKER_COLUMN:
+        raise InputError(
+            f"--speaker-norm: groups recordings by their {SPEAKER_COLUMN!r} column, which is "
+            "the label here (--label-column); a speaker classifier cannot use it (drop it)"
+        )
+    for part, what in parts:
+        if part is not None and part.speakers is None:
+            raise InputError(
+                f"--speaker-norm: normalises over each speaker's recordings; {what} "
+                f"{part.source!r} names no speakers (expected a manifest with a "
+                f"{SPEAKER_COLUMN!r} column: path,label,{SPEAKER_COLUMN})"
+            )
 
 
 def inputs_of(data: Labelled, front: FrontEnd | None, what: str) -> list[Any]:
@@ -657,6 +678,13 @@ MIN_SPEAKER_RECORDINGS = 10  # fewer per speaker, and per-speaker statistics are
 def check_speaker_groups(speakers: list[str] | None, n: int, what: str) -> None:
     """A warning when a model normalised per speaker is given a speaker (``speakers``; None:
     all ``n`` files one speaker's) with fewer than `MIN_SPEAKER_RECORDINGS` recordings."""
+    if speakers is None and what != "predict":
+        warnings.warn(
+            f"{what}: the model normalises over each speaker's recordings and {what} has no "
+            f"{SPEAKER_COLUMN!r} column: its {n} file(s) are taken as one speaker's",
+            RnnkitWarning,
+            stacklevel=3,
+        )
     counts = Counter(speakers) if speakers is not None else Counter({"": n})
     few = sorted(c for c in counts.values() if c < MIN_SPEAKER_RECORDINGS)
     if not few:

@@ -177,6 +177,15 @@ def _classify_audio(f: Files) -> list[str]:
     return ["train", "classify", "--train", str(f.root / "w"), "--epochs", "1", "--out", out]
 
 
+def _classify_manifest(f: Files, rows: str) -> list[str]:
+    """``train classify`` on a manifest of WAV files (``a.wav``, ``b.wav``)."""
+    for name in ("a.wav", "b.wav"):
+        _wav(f, name)
+    out = str(f.root / "c.safetensors")
+    return ["train", "classify", "--train", str(f.text("m.csv", rows)), "--epochs", "1",
+            "--out", out]  # fmt: skip
+
+
 def _classify_text(f: Files) -> list[str]:
     """``train classify`` on a CSV of texts."""
     rows = "text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(6))
@@ -1035,6 +1044,37 @@ CASES = [
         2,
         "--reverb: puts audio in a room; --train holds text (drop it)",
         intact=("c.csv",),
+    ),
+    Case(
+        "train classify: --speaker-norm on a folder per label (no speakers)",
+        lambda f, c: [*_classify_audio(f), "--speaker-norm"],
+        2,
+        "names no speakers (expected a manifest with a 'speaker' column: path,label,speaker)",
+    ),
+    Case(
+        "train classify: --speaker-norm on text",
+        lambda f, c: [*_classify_text(f), "--speaker-norm"],
+        2,
+        "--speaker-norm: normalises audio features; --train holds text (drop it)",
+        intact=("c.csv",),
+    ),
+    Case(
+        "train classify: --speaker-norm with the speaker as the label",
+        lambda f, c: [
+            *_classify_manifest(f, "path,label,speaker\na.wav,x,ann\nb.wav,y,bob\n"),
+            "--speaker-norm",
+            "--label-column",
+            "speaker",
+        ],
+        2,
+        "--speaker-norm: groups recordings by their 'speaker' column, which is the label here",
+    ),
+    Case(
+        "train classify: a manifest row with an empty speaker",
+        lambda f, c: _classify_manifest(f, "path,label,speaker\na.wav,x,ann\nb.wav,y,\n"),
+        2,
+        "line 3 has an empty 'speaker'; expected the recording's speaker (or drop the column)",
+        intact=("m.csv",),
     ),
     Case(
         "train classify: a negative --weight-decay",

@@ -422,19 +422,11 @@ def speaker_normalised(feats: list[np.ndarray], groups: np.ndarray, mode: str) -
     the speaker's recordings (Kaldi's per-speaker CMVN); ``cvn``, each recording's own mean
     removed (as per-utterance normalisation) and the standard deviation pooled over the
     speaker's recordings. Uses the speaker's audio, never its labels."""
-    if mode == "cmvn":  # what `train classify --speaker-norm` does
-        from rnnkit.audio.norm import speaker_cmvn
+    from rnnkit.audio.norm import speaker_cmvn  # what `train classify --speaker-norm` does
 
-        return speaker_cmvn(feats, groups.tolist())
-    out: list[np.ndarray] = [np.empty(0, np.float32)] * len(feats)
-    for g in np.unique(groups):
-        index = np.flatnonzero(groups == g)
-        parts = [feats[i].astype(np.float64) for i in index]
-        parts = [f - f.mean(axis=0) for f in parts]
-        std = np.maximum(np.concatenate(parts).std(axis=0), 1e-5)
-        for i, f in zip(index, parts, strict=True):
-            out[i] = (f / std).astype(np.float32)
-    return out
+    if mode == "cvn":  # each recording's own mean out first: the pooled mean is then 0
+        feats = [f.astype(np.float64) - f.astype(np.float64).mean(axis=0) for f in feats]
+    return speaker_cmvn(feats, groups.tolist())
 
 
 def speaker_folds(fsdd: Path, args: argparse.Namespace, tmp: Path, log) -> dict:

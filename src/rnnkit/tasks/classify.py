@@ -23,9 +23,9 @@ import numpy as np
 
 from ..audio.augment import REVERB_MAX, WarpedEpochs, reverb_allowed
 from ..audio.features import FrontEnd
-from ..audio.files import featurise, front_end_of
+from ..audio.files import by_speaker, featurise, front_end_of
 from ..audio.norm import speaker_cmvn
-from ..audio.tta import TTA_PICKS, tta_factors, view_proba, warped_proba
+from ..audio.tta import TTA_PICKS, tta_factors, view_proba
 from ..audio.wav import read_wav
 from ..config import nonneg_float, nonneg_int, option, positive_float, positive_int, probability
 from ..data.dialect import column_index, csv_rows, delimiter_of
@@ -529,7 +529,9 @@ def train_classify(
     if front is None:
         val_accuracy = clf.score(X_valid, valid.labels)
     elif front.norm == "speaker" and valid_i is not None:  # as X_valid: over whole speakers
-        proba = audio_proba(clf, front, list(whole.texts), "--valid", whole.speakers)[valid_i]
+        views = audio_views(clf, front, list(whole.texts), "--valid", whole.speakers)
+        held = [[view[i] for i in valid_i] for view in views]
+        proba = view_proba(clf.predict_proba, held, clf.tta_pick)
         val_accuracy = float(np.mean(clf.classes_[proba.argmax(axis=1)] == valid.labels))
     else:
         val_accuracy = float(np.mean(predicted_audio(clf, front, valid, "--valid") == valid.labels))
@@ -659,17 +661,30 @@ def audio_proba(
     the files are one speaker's)."""
     if front.norm == "speaker":
         check_speaker_groups(speakers, len(files), what)
+    return view_proba(
+        clf.predict_proba, audio_views(clf, front, files, what, speakers), clf.tta_pick
+    )
+
+
+def audio_views(
+    clf: SequenceClassifier,
+    front: FrontEnd,
+    files: list[str],
+    what: str,
+    speakers: list[str] | None = None,
+) -> list[list[np.ndarray]]:
+    """What the model reads of each file, one list per test-time view: the plain features
+    alone, or those under each of the model's warps (`rnnkit.audio.tta.warped_views`, view by
+    view); each view normalised per speaker for a ``--speaker-norm`` model
+    (`rnnkit.audio.files.by_speaker`)."""
     factors = tta_factors(clf.tta_vtlp, clf.tta_warps)
     if len(factors) == 1:
-        return clf.predict_proba(featurise(files, front, what, speakers))
+        return [featurise(files, front, what, speakers)]
     recordings = [read_wav(p, front.rate, what) for p in files]
-    if front.norm != "speaker":
-        return warped_proba(clf.predict_proba, recordings, front, factors.tolist(), clf.tta_pick)
-    views = [
-        speaker_cmvn([front.features(x, warp=float(a)) for x in recordings], speakers)
+    return [
+        by_speaker([front.features(x, warp=float(a)) for x in recordings], front, speakers)
         for a in factors
     ]
-    return view_proba(clf.predict_proba, views, clf.tta_pick)
 
 
 MIN_SPEAKER_RECORDINGS = 10  # fewer per speaker, and per-speaker statistics are unsteady (README)
@@ -678,13 +693,6 @@ MIN_SPEAKER_RECORDINGS = 10  # fewer per speaker, and per-speaker statistics are
 def check_speaker_groups(speakers: list[str] | None, n: int, what: str) -> None:
     """A warning when a model normalised per speaker is given a speaker (``speakers``; None:
     all ``n`` files one speaker's) with fewer than `MIN_SPEAKER_RECORDINGS` recordings."""
-    if speakers is None and what != "predict":
-        warnings.warn(
-            f"{what}: the model normalises over each speaker's recordings and {what} has no "
-            f"{SPEAKER_COLUMN!r} column: its {n} file(s) are taken as one speaker's",
-            RnnkitWarning,
-            stacklevel=3,
-        )
     counts = Counter(speakers) if speakers is not None else Counter({"": n})
     few = sorted(c for c in counts.values() if c < MIN_SPEAKER_RECORDINGS)
     if not few:
@@ -709,6 +717,13 @@ def predicted_audio(
 ) -> np.ndarray:
     """The likeliest class of each recording of ``data`` (`audio_proba`)."""
     inputs_of(data, front, what)  # the one-line error for text given to an audio model
+    if front.norm == "speaker" and data.speakers is None:
+        warnings.warn(
+            f"{what}: the model normalises over each speaker's recordings and {what} has no "
+            f"{SPEAKER_COLUMN!r} column: its {len(data)} file(s) are taken as one speaker's",
+            RnnkitWarning,
+            stacklevel=2,
+        )
     proba = audio_proba(clf, front, list(data.texts), what, data.speakers)
     return clf.classes_[np.argmax(proba, axis=1)]
 
